@@ -1,0 +1,29 @@
+/**
+ * The public face of the broker core, as the composition root (src/app.ts) and
+ * tests see it. The implementation lives in broker.ts.
+ */
+import type { Conn } from "../runtime/types.ts";
+
+export interface BrokerOptions {
+  brokerId: number;
+  /** ms a new connection may take to send CONNECT. */
+  connectTimeout: number;
+  /** Largest packet accepted, bytes. */
+  maximumPacketSize: number;
+  /** Unacknowledged QoS 1/2 deliveries per client. */
+  maxInflight: number;
+  /** Queued deliveries per client (offline or waiting for inflight room). */
+  maxQueuedMessages: number;
+  /** The original mqttx's ignore-client-self-pub. */
+  ignoreClientSelfPub: boolean;
+  shareTopic: { enable: boolean; strategy: "round" | "random" | "hash" };
+}
+
+export interface BrokerCore {
+  /** Serve one connection until it closes. Never throws. */
+  handleConnection(conn: Conn): void;
+  /** Number of connected (CONNACKed) clients. */
+  readonly connectedCount: number;
+  /** Disconnect every client (5.0: DISCONNECT 0x8B) and stop timers. */
+  close(): Promise<void>;
+}

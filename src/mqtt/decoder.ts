@@ -1,0 +1,194 @@
+/**
+ * Incremental packet framing: feed it whatever the socket delivers, get whole
+ * packets back in order. A packet lying within one chunk is decoded in place
+ * (payloads are views of the chunk); only a packet split across chunks is
+ * copied, into one buffer of its exact size (or a doubling one while it keeps
+ * arriving in small pieces).
+ */
+import { decodePacket, PACKET_NAMES } from "./decode_packet.ts";
+import { MqttSyntaxError } from "./errors.ts";
+import type { Packet, ProtocolVersion } from "./packet.ts";
+import { Reader } from "./reader.ts";
+
+const EMPTY = new Uint8Array(0);
+
+/** Largest remaining length (1.5.5) plus the largest fixed header. */
+export const MAX_PACKET_SIZE = 268435455 + 5;
+
+export interface DecoderOptions {
+  /** Largest whole packet (fixed header included) accepted, bytes. */
+  maximumPacketSize?: number;
+}
+
+export class PacketDecoder {
+  /**
+   * Protocol level used for non-CONNECT packets. Undefined until a CONNECT
+   * with a supported level is decoded, then set from it (so later packets in
+   * the same chunk decode with the right version). The broker may also set it.
+   *
+   * A CONNECT with a valid protocol name but an unsupported level is returned,
+   * not thrown: its protocolVersion is then the raw level byte (or 0 when a
+   * known level comes with the other version's name, e.g. "MQTT" + 3), and
+   * the rest is read as 3.1.1 as far as possible. The broker answers CONNACK
+   * 0x01 (3.x format) and closes [MQTT-3.1.2-2].
+   */
+  version: ProtocolVersion | undefined = undefined;
+  maximumPacketSize: number;
+
+  private readonly reader = new Reader();
+  /**
+   * Bytes of an incomplete packet: first a view of the chunk it started in
+   * (no copy), then, once a third chunk is involved, an owned buffer grown by
+   * doubling, so tiny chunks cost amortized O(1) per byte, not a view each.
+   */
+  private pending: Uint8Array = EMPTY;
+  private pendingOwned = false;
+  private pendingLen = 0;
+  /** Total size of the pending packet, -1 while its fixed header is incomplete. */
+  private pendingTotal = -1;
+  /** Fixed header length of the last header parsed. */
+  private headerLen = 0;
+  private failed = false;
+
+  constructor(opts: DecoderOptions = {}) {
+    this.maximumPacketSize = opts.maximumPacketSize ?? MAX_PACKET_SIZE;
+  }
+
+  /**
+   * Decode as many complete packets as the buffered bytes hold, calling
+   * onPacket for each, in order; keep a partial packet for the next call.
+   * Throws MqttSyntaxError on malformed input, after which the decoder is
+   * unusable. The decoder keeps views of `chunk`: do not reuse its buffer.
+   * onPacket must not throw (if it does, the decoder is unusable too).
+   */
+  feed(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
+    if (this.failed) {
+      throw new MqttSyntaxError("Cannot decode: the stream failed earlier", 0x81);
+    }
+    try {
+      this.run(chunk, onPacket);
+    } catch (e) {
+      this.failed = true;
+      throw e;
+    }
+  }
+
+  private run(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
+    const len = chunk.length;
+    let pos = 0;
+    if (this.pendingLen > 0) {
+      if (this.pendingTotal < 0) {
+        // The fixed header (at most 5 bytes) was split: join the few bytes needed.
+        const head = new Uint8Array(this.pendingLen + Math.min(len, 5));
+        head.set(this.pending.subarray(0, this.pendingLen));
+        head.set(chunk.subarray(0, 5), this.pendingLen);
+        const total = this.header(head, 0, head.length);
+        if (total < 0) {
+          this.keep(head, -1);
+          return;
+        }
+        pos = this.headerLen - this.pendingLen;
+        this.keep(head.subarray(0, this.headerLen), total);
+      }
+      const need = this.pendingTotal - this.pendingLen;
+      if (len - pos < need) {
+        this.append(chunk.subarray(pos));
+        return;
+      }
+      this.append(chunk.subarray(pos, pos + need));
+      const whole = this.pending;
+      pos += need;
+      this.keep(EMPTY, -1);
+      this.pendingLen = 0;
+      this.header(whole, 0, whole.length);
+      this.decode(whole, 0, whole.length, onPacket);
+    }
+    while (pos < len) {
+      const total = this.header(chunk, pos, len);
+      if (total < 0 || pos + total > len) {
+        this.keep(chunk.subarray(pos), total);
+        return;
+      }
+      this.decode(chunk, pos, pos + total, onPacket);
+      pos += total;
+    }
+  }
+
+  /** Start a pending packet with a view of `bytes` (not copied). */
+  private keep(bytes: Uint8Array, total: number): void {
+    this.pending = bytes;
+    this.pendingOwned = false;
+    this.pendingLen = bytes.length;
+    this.pendingTotal = total;
+  }
+
+  /** Add bytes to the pending packet (whose total size is known). */
+  private append(bytes: Uint8Array): void {
+    const total = this.pendingTotal;
+    const len = this.pendingLen + bytes.length;
+    if (!this.pendingOwned || len > this.pending.length) {
+      // Completing in one go allocates exactly; otherwise grow by doubling.
+      const cap = len === total ? total : Math.min(total, Math.max(256, len * 2));
+      const buf = new Uint8Array(cap);
+      buf.set(this.pending.subarray(0, this.pendingLen));
+      this.pending = buf;
+      this.pendingOwned = true;
+    }
+    this.pending.set(bytes, this.pendingLen);
+    this.pendingLen = len;
+  }
+
+  /**
+   * Parse the fixed header at buf[pos]: returns the whole packet's size, or
+   * -1 if the header is incomplete. Sets headerLen.
+   */
+  private header(buf: Uint8Array, pos: number, end: number): number {
+    let value = 0, mult = 1;
+    for (let i = pos + 1; i < pos + 5; i++) {
+      if (i >= end) return -1;
+      const b = buf[i];
+      value += (b & 0x7f) * mult;
+      if ((b & 0x80) === 0) {
+        this.headerLen = i + 1 - pos;
+        const total = this.headerLen + value;
+        if (total > this.maximumPacketSize) {
+          // Checked before buffering the body.
+          throw new MqttSyntaxError(
+            `Cannot decode ${PACKET_NAMES[buf[pos] >> 4]}: packet of ${total} bytes exceeds ` +
+              `the maximum packet size ${this.maximumPacketSize}`,
+            0x95,
+            0,
+          );
+        }
+        return total;
+      }
+      mult *= 128;
+    }
+    // A 5th length byte is malformed (1.5.5).
+    throw new MqttSyntaxError(
+      `Cannot decode ${PACKET_NAMES[buf[pos] >> 4]}: remaining length is longer than 4 bytes`,
+      0x81,
+      4,
+    );
+  }
+
+  private decode(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    onPacket: (packet: Packet) => void,
+  ): void {
+    const r = this.reader;
+    r.buf = buf;
+    r.start = start;
+    r.pos = start + this.headerLen;
+    r.end = end;
+    const packet = decodePacket(r, buf[start], this.version);
+    r.buf = EMPTY; // don't keep the chunk alive
+    if (packet.type === 1 && this.version === undefined) {
+      const v = packet.protocolVersion;
+      if (v === 3 || v === 4 || v === 5) this.version = v;
+    }
+    onPacket(packet);
+  }
+}

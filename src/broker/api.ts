@@ -17,6 +17,8 @@ export interface BrokerOptions {
   /** The original mqttx's ignore-client-self-pub. */
   ignoreClientSelfPub: boolean;
   shareTopic: { enable: boolean; strategy: "round" | "random" | "hash" };
+  /** Where the core writes its few log lines (default: none). */
+  log?: (line: string) => void;
 }
 
 export interface BrokerCore {

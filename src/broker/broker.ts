@@ -1,0 +1,299 @@
+import type { Conn } from "../runtime/types.ts";
+import type { Packet, QoS, Will } from "../mqtt/packet.ts";
+import { MemoryStore } from "../store/memory.ts";
+import type { Store } from "../store/types.ts";
+import type { BrokerCore, BrokerOptions } from "./api.ts";
+import { Connection, type PacketSink } from "./connection.ts";
+import { deliver, type DeliveryLimits, Qos0Cache } from "./delivery.ts";
+import { type Message } from "./message.ts";
+import { NEVER_EXPIRES, Session, type Subscription } from "./session.ts";
+import { SharePicker } from "./shared.ts";
+import { TopicIndex } from "./topic_index.ts";
+import { dispatch } from "./handlers/dispatch.ts";
+
+/** Per-delivery aggregate when one client has several matching subscriptions. */
+interface Aggregate {
+  qos: QoS;
+  retainAsPublished: boolean;
+  subscriptionIds: number[] | undefined;
+}
+
+/**
+ * The runtime-free broker: sessions, the subscription index, routing,
+ * retained messages and wills. Connections feed it packets; handlers in
+ * ./handlers/ implement each packet's rules.
+ */
+export class Broker implements BrokerCore, PacketSink {
+  readonly options: BrokerOptions;
+  readonly store: Store;
+  readonly sessions = new Map<string, Session>();
+  readonly index = new TopicIndex<Subscription>();
+  readonly connections = new Set<Connection>();
+  readonly limits: DeliveryLimits;
+  readonly sharePicker: SharePicker;
+  /** Counters for $SYS and tests. */
+  readonly stats = { received: 0, sent: 0, maxConnected: 0 };
+  private connected = 0;
+  private closed = false;
+  // Scratch structures reused by every route() call: routing is synchronous.
+  private readonly direct = new Map<Session, Subscription | Aggregate>();
+  private readonly groups = new Map<string, Subscription[]>();
+  private readonly qos0Cache = new Qos0Cache();
+
+  constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
+    this.options = options;
+    this.store = store;
+    this.limits = options;
+    this.sharePicker = new SharePicker(options.shareTopic.strategy);
+  }
+
+  get connectedCount(): number {
+    return this.connected;
+  }
+
+  handleConnection(conn: Conn): void {
+    if (this.closed) {
+      conn.close();
+      return;
+    }
+    const c = new Connection(
+      this,
+      conn,
+      this.options.maximumPacketSize,
+      this.options.connectTimeout,
+    );
+    this.connections.add(c);
+    c.start();
+  }
+
+  handlePacket(conn: Connection, packet: Packet): void | Promise<void> {
+    return dispatch(this, conn, packet);
+  }
+
+  log(line: string): void {
+    this.options.log?.(line);
+  }
+
+  markDisconnected(): void {
+    this.connected--;
+  }
+
+  /** Called by the CONNECT handler once CONNACK (success) is sent. */
+  markConnected(): void {
+    this.connected++;
+    if (this.connected > this.stats.maxConnected) this.stats.maxConnected = this.connected;
+  }
+
+  /**
+   * Accept an application message: keep it as retained if asked, then route
+   * it to every matching subscription. Returns how many sessions got it.
+   */
+  publish(message: Message): number | Promise<number> {
+    this.stats.received++;
+    if (message.retain) {
+      // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
+      const stored = this.store.setRetained(
+        message.topic,
+        message.payload.length === 0 ? undefined : message,
+      );
+      if (stored) return stored.then(() => this.route(message));
+    }
+    return this.route(message);
+  }
+
+  /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
+  route(message: Message): number {
+    const direct = this.direct;
+    const groups = this.groups;
+    const ignoreSelf = this.options.ignoreClientSelfPub;
+    this.index.match(message.topic, (sub) => {
+      // No Local: not back to the publisher [MQTT-3.8.3-3].
+      if ((sub.noLocal || ignoreSelf) && message.from === sub.session.clientId && !sub.group) {
+        return;
+      }
+      if (sub.group) {
+        const key = sub.group + "\0" + sub.matchFilter;
+        const members = groups.get(key);
+        if (members) members.push(sub);
+        else groups.set(key, [sub]);
+        return;
+      }
+      const seen = direct.get(sub.session);
+      if (!seen) {
+        direct.set(sub.session, sub);
+        return;
+      }
+      // Overlapping subscriptions: deliver once at the highest QoS; 5.0 lists every identifier.
+      const agg: Aggregate = "session" in seen
+        ? {
+          qos: seen.qos,
+          retainAsPublished: seen.retainAsPublished,
+          subscriptionIds: seen.subscriptionId ? [seen.subscriptionId] : undefined,
+        }
+        : seen;
+      if (sub.qos > agg.qos) agg.qos = sub.qos;
+      agg.retainAsPublished ||= sub.retainAsPublished;
+      if (sub.subscriptionId) (agg.subscriptionIds ??= []).push(sub.subscriptionId);
+      direct.set(sub.session, agg);
+    });
+    let count = 0;
+    const cache = this.qos0Cache;
+    cache.reset(message);
+    for (const [session, s] of direct) {
+      const qos = Math.min(message.qos, s.qos) as QoS; // [MQTT-3.8.4-6]
+      // The RETAIN flag is cleared on normal delivery unless Retain As Published [MQTT-3.3.1-9].
+      const retain = s.retainAsPublished && message.retain;
+      const ids = "session" in s
+        ? (s.subscriptionId ? [s.subscriptionId] : undefined)
+        : s.subscriptionIds;
+      deliver(session, message, qos, retain, ids, this.limits, cache);
+      count++;
+    }
+    direct.clear();
+    if (groups.size > 0) {
+      for (const [key, members] of groups) {
+        const sub = this.sharePicker.pick(key, members, message.from);
+        if (sub.noLocal && message.from === sub.session.clientId) continue;
+        const qos = Math.min(message.qos, sub.qos) as QoS;
+        const retain = sub.retainAsPublished && message.retain;
+        const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
+        deliver(sub.session, message, qos, retain, ids, this.limits, cache);
+        count++;
+      }
+      groups.clear();
+    }
+    this.stats.sent += count;
+    return count;
+  }
+
+  /** The key a subscription has in the index: one entry per client per filter (and share group). */
+  indexKey(session: Session, group: string | undefined): string {
+    return group === undefined ? session.clientId : group + "\0" + session.clientId;
+  }
+
+  addSubscription(sub: Subscription): Subscription | undefined {
+    const previous = sub.session.subscriptions.get(sub.filter);
+    sub.session.subscriptions.set(sub.filter, sub);
+    this.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
+    return previous;
+  }
+
+  removeSubscription(session: Session, filter: string): boolean {
+    const sub = session.subscriptions.get(filter);
+    if (!sub) return false;
+    session.subscriptions.delete(filter);
+    this.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
+    return true;
+  }
+
+  /** End a session for good: its subscriptions, queue and timers go [MQTT-3.1.2-6]. */
+  destroySession(session: Session): void {
+    for (const filter of [...session.subscriptions.keys()]) {
+      this.removeSubscription(session, filter);
+    }
+    clearTimeout(session.expiryTimer);
+    if (session.willTimer !== undefined) {
+      clearTimeout(session.willTimer);
+      session.willTimer = undefined;
+    }
+    session.inflight.clear();
+    session.queue.length = 0;
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
+  /** Publish a will message [MQTT-3.1.2-8]. */
+  publishWill(clientId: string, will: Will): void {
+    const props = will.properties;
+    const expiry = props?.messageExpiryInterval;
+    const message: Message = {
+      topic: will.topic,
+      payload: will.payload,
+      qos: will.qos,
+      retain: will.retain,
+      properties: forwardedWillProperties(props),
+      expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
+      from: clientId,
+    };
+    const r = this.publish(message);
+    if (r instanceof Promise) r.catch((e) => this.log(`will of ${clientId}: ${e}`));
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.connections.delete(conn);
+    const session = conn.session;
+    if (!session || session.connection !== conn) return; // taken over, or never connected
+    session.connection = undefined;
+    conn.session = undefined;
+    if (conn.connected) this.connected--;
+    const will = session.will;
+    session.will = undefined;
+    if (will && conn.publishWillOnClose) {
+      const delay = Math.min(will.properties?.willDelayInterval ?? 0, session.expiryInterval);
+      if (delay > 0 && !this.closed) {
+        // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
+        session.willTimer = setTimeout(() => {
+          session.willTimer = undefined;
+          this.publishWill(session.clientId, will);
+        }, delay * 1000);
+        session.pendingWill = will;
+      } else {
+        this.publishWill(session.clientId, will);
+      }
+    }
+    if (session.expiryInterval === 0) {
+      this.expireSession(session);
+    } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
+      session.expiryTimer = setTimeout(
+        () => this.expireSession(session),
+        session.expiryInterval * 1000,
+      );
+    }
+  }
+
+  /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */
+  private expireSession(session: Session): void {
+    if (session.willTimer !== undefined && session.pendingWill) {
+      clearTimeout(session.willTimer);
+      session.willTimer = undefined;
+      this.publishWill(session.clientId, session.pendingWill);
+    }
+    session.pendingWill = undefined;
+    this.destroySession(session);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const waits: Promise<void>[] = [];
+    for (const c of this.connections) {
+      waits.push(
+        new Promise<void>((resolve) => {
+          const check = setInterval(() => {
+            if (!this.connections.has(c)) {
+              clearInterval(check);
+              resolve();
+            }
+          }, 5);
+          setTimeout(() => {
+            clearInterval(check);
+            resolve();
+          }, 1000);
+        }),
+      );
+      c.publishWillOnClose = false;
+      c.close(0x8b); // Server shutting down
+    }
+    await Promise.all(waits);
+    for (const s of this.sessions.values()) {
+      clearTimeout(s.expiryTimer);
+      if (s.willTimer !== undefined) clearTimeout(s.willTimer);
+    }
+    await this.store.close();
+  }
+}
+
+function forwardedWillProperties(props: Will["properties"]) {
+  if (!props) return undefined;
+  const { willDelayInterval: _d, messageExpiryInterval: _e, ...rest } = props;
+  return Object.keys(rest).length > 0 ? rest : undefined;
+}

@@ -1,0 +1,224 @@
+import type { Conn } from "../runtime/types.ts";
+import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
+import { PacketDecoder } from "../mqtt/decoder.ts";
+import { encode } from "../mqtt/encoder.ts";
+import { MqttSyntaxError } from "../mqtt/errors.ts";
+import type { Session } from "./session.ts";
+
+/** What a Connection needs from the broker (keeps this file free of broker internals). */
+export interface PacketSink {
+  handlePacket(conn: Connection, packet: Packet): void | Promise<void>;
+  connectionClosed(conn: Connection): void;
+  log(line: string): void;
+}
+
+/** Output above this many unsent bytes makes the connection "congested": QoS 0 is dropped. */
+const CONGESTED_BYTES = 4 * 1024 * 1024;
+/** How long close() waits for queued output (e.g. a DISCONNECT) before cutting the socket. */
+const CLOSE_FLUSH_MS = 1000;
+
+/**
+ * One network connection: decodes incoming bytes into packets in order,
+ * batches outgoing bytes into one write per tick, runs the keep-alive and
+ * CONNECT timers. Protocol decisions belong to the handlers.
+ */
+export class Connection {
+  readonly conn: Conn;
+  readonly decoder: PacketDecoder;
+  /** Protocol level; 4 until CONNECT says otherwise. */
+  version: ProtocolVersion = 4;
+  clientId = "";
+  session: Session | undefined;
+  /** True once CONNACK (success) was sent. */
+  connected = false;
+  /** No more input is processed once closing. */
+  closing = false;
+  /** Publish the will when the connection ends (cleared by DISCONNECT) [MQTT-3.1.2-8]. */
+  publishWillOnClose = true;
+  /** 5.0 limits the client announced. */
+  clientReceiveMaximum = 65535;
+  clientMaximumPacketSize = 0;
+  /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
+  readonly topicAliases = new Map<number, string>();
+  /** Counters for $SYS and tests. */
+  droppedQos0 = 0;
+
+  private readonly sink: PacketSink;
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private writing = false;
+  private flushScheduled = false;
+  private writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  private lastActivity = Date.now();
+  private keepAliveMs = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private finished = false;
+  private drained: (() => void)[] = [];
+
+  constructor(sink: PacketSink, conn: Conn, maximumPacketSize: number, connectTimeoutMs: number) {
+    this.sink = sink;
+    this.conn = conn;
+    this.decoder = new PacketDecoder({ maximumPacketSize });
+    // A client that never sends CONNECT must not hold a socket forever.
+    this.timer = setTimeout(() => this.close(), connectTimeoutMs);
+  }
+
+  get remoteAddr(): string {
+    return this.conn.remoteAddr;
+  }
+
+  start(): void {
+    this.readLoop();
+  }
+
+  /** Encode and queue one packet for this connection's protocol level. */
+  send(packet: Packet): void {
+    this.sendBytes(encode(packet, this.version));
+  }
+
+  /** Queue bytes; they go out in one write at the end of the current tick. */
+  sendBytes(bytes: Uint8Array): void {
+    if (this.finished) return;
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (!this.flushScheduled && !this.writing) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** A slow reader: QoS 0 messages to it are dropped rather than buffered without bound. */
+  get congested(): boolean {
+    return this.outBytes > CONGESTED_BYTES;
+  }
+
+  /** Start the keep-alive watchdog: 1.5 × the client's interval [MQTT-3.1.2-24]. */
+  setKeepAlive(seconds: number): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.keepAliveMs = seconds * 1500;
+    if (this.keepAliveMs > 0) this.armKeepAlive(this.keepAliveMs);
+  }
+
+  /**
+   * Stop processing input and close. With a 5.0 reason code the server sends
+   * DISCONNECT first [MQTT-4.13.2-1]; 3.x has no server DISCONNECT.
+   */
+  close(reasonCode?: number, reasonString?: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.timer);
+    if (reasonCode !== undefined && this.version === 5 && this.connected) {
+      this.send({
+        type: 14,
+        reasonCode,
+        properties: reasonString ? { reasonString } : undefined,
+      });
+    }
+    this.whenDrained(CLOSE_FLUSH_MS).then(() => this.conn.close());
+  }
+
+  private armKeepAlive(delay: number): void {
+    this.timer = setTimeout(() => {
+      const idle = Date.now() - this.lastActivity;
+      if (idle >= this.keepAliveMs) this.close(0x8d); // Keep Alive timeout
+      else this.armKeepAlive(this.keepAliveMs - idle);
+    }, delay);
+  }
+
+  private async readLoop(): Promise<void> {
+    const reader = this.conn.readable.getReader();
+    const packets: Packet[] = [];
+    const collect = (p: Packet) => packets.push(p);
+    try {
+      while (!this.closing) {
+        const { value, done } = await reader.read();
+        if (done || this.closing) break;
+        this.lastActivity = Date.now();
+        packets.length = 0;
+        this.decoder.feed(value, collect);
+        for (let i = 0; i < packets.length && !this.closing; i++) {
+          const pending = this.sink.handlePacket(this, packets[i]);
+          if (pending) await pending;
+        }
+      }
+    } catch (err) {
+      if (err instanceof MqttSyntaxError) {
+        this.sink.log(`closing ${this.describe()}: ${err.message}`);
+        this.close(err.reasonCode, err.message);
+      } else if (!this.closing) {
+        // A socket error (reset) or a bug in a handler: this connection only.
+        this.sink.log(`closing ${this.describe()}: ${String(err)}`);
+        this.close(0x80);
+      }
+    } finally {
+      reader.releaseLock?.();
+      if (!this.closing) this.close();
+      this.finish();
+    }
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.sink.connectionClosed(this);
+  }
+
+  private flush = (): void => {
+    this.flushScheduled = false;
+    if (this.writing || this.out.length === 0) return;
+    const chunk = this.out.length === 1 ? this.out[0] : concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    this.writing = true;
+    this.writer ??= this.conn.writable.getWriter();
+    this.writer.write(chunk).then(
+      () => {
+        this.writing = false;
+        if (this.out.length > 0) this.flush();
+        else this.resolveDrained();
+      },
+      () => {
+        // The peer is gone: drop output, end the connection.
+        this.writing = false;
+        this.out = [];
+        this.outBytes = 0;
+        this.resolveDrained();
+        this.closing = true;
+        this.conn.close();
+      },
+    );
+  };
+
+  private whenDrained(limitMs: number): Promise<void> {
+    if (!this.writing && this.out.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, limitMs);
+      this.drained.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private resolveDrained(): void {
+    const waiting = this.drained;
+    this.drained = [];
+    for (const f of waiting) f();
+  }
+
+  describe(): string {
+    return this.clientId ? `client ${this.clientId} (${this.remoteAddr})` : this.remoteAddr;
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,166 @@
+import type { Properties, PublishPacket, QoS } from "../mqtt/packet.ts";
+import { encode, encodedLength } from "../mqtt/encoder.ts";
+import type { Connection } from "./connection.ts";
+import { isExpired, type Message, ownPayload, remainingExpiry } from "./message.ts";
+import type { Outgoing, Session } from "./session.ts";
+
+/**
+ * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
+ * through the inflight window and the bounded queue.
+ */
+export interface DeliveryLimits {
+  maxInflight: number;
+  maxQueuedMessages: number;
+}
+
+/** Reusable encodings of one QoS 0 PUBLISH for all subscribers of one publish call. */
+export class Qos0Cache {
+  private readonly bytes: (Uint8Array | undefined)[] = [undefined, undefined, undefined, undefined];
+  message: Message | undefined;
+
+  reset(message: Message): void {
+    this.message = message;
+    this.bytes.fill(undefined);
+  }
+
+  get(conn: Connection, retain: boolean, now: number): Uint8Array {
+    const slot = (conn.version === 5 ? 2 : 0) + (retain ? 1 : 0);
+    const cached = this.bytes[slot];
+    if (cached) return cached;
+    const b = encode(
+      publishPacket(this.message!, 0, retain, undefined, false, undefined, now),
+      conn.version,
+    );
+    this.bytes[slot] = b;
+    return b;
+  }
+}
+
+export function deliver(
+  session: Session,
+  message: Message,
+  qos: QoS,
+  retain: boolean,
+  subscriptionIds: number[] | undefined,
+  limits: DeliveryLimits,
+  cache?: Qos0Cache,
+): void {
+  const conn = session.connection;
+  const online = conn !== undefined && conn.connected && !conn.closing;
+  if (qos === 0) {
+    // QoS 0 is not queued for offline clients, and dropped for congested ones.
+    if (!online) return;
+    if (conn.congested) {
+      conn.droppedQos0++;
+      return;
+    }
+    const now = Date.now();
+    if (isExpired(message, now)) return;
+    if (cache && !subscriptionIds) {
+      const bytes = cache.get(conn, retain, now);
+      if (fits(conn, bytes.length)) conn.sendBytes(bytes);
+      return;
+    }
+    sendPublish(conn, publishPacket(message, 0, retain, undefined, false, subscriptionIds, now));
+    return;
+  }
+  if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
+    sendNew(session, conn, { message, qos, retain, subscriptionIds, released: false });
+    return;
+  }
+  if (session.queue.length >= limits.maxQueuedMessages) {
+    session.dropped++;
+    return;
+  }
+  session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds });
+}
+
+/** Send queued deliveries while the inflight window has room. */
+export function drainQueue(session: Session, limits: DeliveryLimits): void {
+  const conn = session.connection;
+  if (!conn || !conn.connected || conn.closing) return;
+  const max = window(conn, limits);
+  const now = Date.now();
+  let taken = 0;
+  while (taken < session.queue.length && session.inflight.size < max) {
+    const q = session.queue[taken++];
+    if (isExpired(q.message, now)) continue; // [MQTT-3.3.2-5]
+    sendNew(session, conn, { ...q, released: false });
+  }
+  if (taken > 0) session.queue.splice(0, taken);
+}
+
+/** After a session resumes: resend unacknowledged PUBLISH with DUP, and PUBREL [MQTT-4.4.0-1]. */
+export function resendInflight(session: Session, conn: Connection): void {
+  const now = Date.now();
+  for (const [packetId, o] of session.inflight) {
+    if (o.released) {
+      conn.send({ type: 6, packetId });
+    } else {
+      sendPublish(
+        conn,
+        publishPacket(o.message, o.qos, o.retain, packetId, true, o.subscriptionIds, now),
+      );
+    }
+  }
+}
+
+function sendNew(session: Session, conn: Connection, o: Outgoing): void {
+  const packetId = session.nextPacketId();
+  const sent = sendPublish(
+    conn,
+    publishPacket(o.message, o.qos, o.retain, packetId, false, o.subscriptionIds, Date.now()),
+  );
+  // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
+  if (sent) {
+    ownPayload(o.message); // kept until acknowledged
+    session.inflight.set(packetId, o);
+  }
+}
+
+function sendPublish(conn: Connection, packet: PublishPacket): boolean {
+  if (conn.version === 5 && conn.clientMaximumPacketSize > 0) {
+    if (encodedLength(packet, 5) > conn.clientMaximumPacketSize) return false;
+  }
+  conn.send(packet);
+  return true;
+}
+
+function fits(conn: Connection, length: number): boolean {
+  return conn.version !== 5 || conn.clientMaximumPacketSize === 0 ||
+    length <= conn.clientMaximumPacketSize;
+}
+
+function window(conn: Connection, limits: DeliveryLimits): number {
+  // Never more unacknowledged QoS 1/2 than the client's Receive Maximum [MQTT-3.3.4-7].
+  return Math.min(limits.maxInflight, conn.clientReceiveMaximum);
+}
+
+function publishPacket(
+  message: Message,
+  qos: QoS,
+  retain: boolean,
+  packetId: number | undefined,
+  dup: boolean,
+  subscriptionIds: number[] | undefined,
+  now: number,
+): PublishPacket {
+  let properties: Properties | undefined = message.properties;
+  const expiry = remainingExpiry(message, now);
+  if (expiry !== undefined || subscriptionIds) {
+    properties = { ...properties };
+    // The remaining lifetime is forwarded [MQTT-3.3.2-6].
+    if (expiry !== undefined) properties.messageExpiryInterval = expiry;
+    if (subscriptionIds) properties.subscriptionIdentifier = subscriptionIds;
+  }
+  return {
+    type: 3,
+    topic: message.topic,
+    payload: message.payload,
+    qos,
+    retain,
+    dup,
+    packetId,
+    properties,
+  };
+}

@@ -1,0 +1,52 @@
+import type { PubackPacket, PubcompPacket, PubrecPacket, PubrelPacket } from "../../mqtt/packet.ts";
+import type { Broker } from "../broker.ts";
+import type { Connection } from "../connection.ts";
+import { drainQueue } from "../delivery.ts";
+
+/** PUBACK completes an outgoing QoS 1 delivery [MQTT-4.3.2-1]. */
+export function handlePuback(broker: Broker, conn: Connection, p: PubackPacket): void {
+  const session = conn.session!;
+  const o = session.inflight.get(p.packetId);
+  if (o && o.qos === 1) {
+    session.inflight.delete(p.packetId);
+    drainQueue(session, broker.limits);
+  }
+}
+
+/** PUBREC: the client has the QoS 2 message; answer PUBREL [MQTT-4.3.3-1]. */
+export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket): void {
+  const session = conn.session!;
+  const o = session.inflight.get(p.packetId);
+  if (!o || o.qos !== 2) {
+    conn.send({ type: 6, packetId: p.packetId, reasonCode: conn.version === 5 ? 0x92 : undefined });
+    return;
+  }
+  if ((p.reasonCode ?? 0) >= 0x80) {
+    // 5.0: the client refused it; the delivery ends here [MQTT-4.3.3-4].
+    session.inflight.delete(p.packetId);
+    drainQueue(session, broker.limits);
+    return;
+  }
+  o.released = true;
+  conn.send({ type: 6, packetId: p.packetId });
+}
+
+/** PUBCOMP completes an outgoing QoS 2 delivery. */
+export function handlePubcomp(broker: Broker, conn: Connection, p: PubcompPacket): void {
+  const session = conn.session!;
+  const o = session.inflight.get(p.packetId);
+  if (o && o.qos === 2) {
+    session.inflight.delete(p.packetId);
+    drainQueue(session, broker.limits);
+  }
+}
+
+/** PUBREL releases an incoming QoS 2 packet id; answer PUBCOMP [MQTT-4.3.3-11]. */
+export function handlePubrel(conn: Connection, p: PubrelPacket): void {
+  const known = conn.session!.incomingQos2.delete(p.packetId);
+  conn.send({
+    type: 7,
+    packetId: p.packetId,
+    reasonCode: conn.version === 5 && !known ? 0x92 : undefined,
+  });
+}

@@ -1,0 +1,119 @@
+import type { ConnectPacket, Properties } from "../../mqtt/packet.ts";
+import { topicNameError } from "../../mqtt/topic.ts";
+import type { Broker } from "../broker.ts";
+import type { Connection } from "../connection.ts";
+import { drainQueue, resendInflight } from "../delivery.ts";
+import { NEVER_EXPIRES, Session } from "../session.ts";
+
+/** Topic aliases a 5.0 client may use towards us. */
+export const TOPIC_ALIAS_MAXIMUM = 100;
+
+/** CONNECT: protocol level, client id, session takeover/resume, CONNACK, then resend. */
+export function handleConnect(broker: Broker, conn: Connection, p: ConnectPacket): void {
+  if (conn.connected || conn.session) {
+    conn.close(0x82); // A second CONNECT is a protocol violation [MQTT-3.1.0-2]
+    return;
+  }
+  const version = p.protocolVersion as number;
+  if (version !== 3 && version !== 4 && version !== 5) {
+    // Unacceptable protocol level: CONNACK 0x01, then close [MQTT-3.1.2-2].
+    conn.version = 4;
+    conn.send({ type: 2, sessionPresent: false, reasonCode: 0x01 });
+    conn.close();
+    return;
+  }
+  conn.version = p.protocolVersion;
+  const v5 = version === 5;
+  const refuse = (v3Code: number, v5Code: number) => {
+    conn.send({ type: 2, sessionPresent: false, reasonCode: v5 ? v5Code : v3Code });
+    conn.close();
+  };
+
+  let clientId = p.clientId;
+  let assigned = false;
+  if (clientId === "") {
+    // Only 3.1.1 with clean session, and 5.0, may leave the id to us [MQTT-3.1.3-6/7/8].
+    if (version === 3 || (version === 4 && !p.clean)) return refuse(0x02, 0x85);
+    clientId = `mqttx-${broker.options.brokerId}-${crypto.randomUUID()}`;
+    assigned = true;
+  }
+  if (p.will && topicNameError(p.will.topic)) return refuse(0x02, 0x90);
+
+  const props = p.properties;
+  if (v5) {
+    if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) {
+      return refuse(0x02, 0x82); // [MQTT-3.1.2-..] zero is a protocol error
+    }
+    conn.clientReceiveMaximum = props?.receiveMaximum ?? 65535;
+    conn.clientMaximumPacketSize = props?.maximumPacketSize ?? 0;
+  }
+  const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
+
+  // Take over a connected client with the same id [MQTT-3.1.4-2].
+  let session = broker.sessions.get(clientId);
+  const old = session?.connection;
+  if (session && old) {
+    session.connection = undefined;
+    old.session = undefined;
+    if (old.connected) broker.markDisconnected();
+    const will = session.will;
+    session.will = undefined;
+    // A 5.0 will with a delay is not sent when the session continues [MQTT-3.1.3-9].
+    const continues = !p.clean && (will?.properties?.willDelayInterval ?? 0) > 0;
+    if (will && old.publishWillOnClose && !continues) broker.publishWill(clientId, will);
+    old.publishWillOnClose = false;
+    old.close(0x8e); // Session taken over
+  }
+  let sessionPresent = false;
+  if (session && p.clean) {
+    broker.destroySession(session); // Clean Session / Clean Start discards it [MQTT-3.1.2-6]
+    session = undefined;
+  }
+  if (session) {
+    sessionPresent = true; // [MQTT-3.2.2-2]
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    if (session.willTimer !== undefined) {
+      clearTimeout(session.willTimer); // resumed in time: the delayed will is not sent
+      session.willTimer = undefined;
+      session.pendingWill = undefined;
+    }
+    session.expiryInterval = expiry;
+  } else {
+    session = new Session(clientId, expiry);
+    broker.sessions.set(clientId, session);
+  }
+  // The will lives as long as the connection: do not pin the CONNECT's socket chunk.
+  session.will = p.will && { ...p.will, payload: p.will.payload.slice() };
+  session.connection = conn;
+  conn.session = session;
+  conn.clientId = clientId;
+
+  const ack: Properties | undefined = v5
+    ? connackProperties(broker, assigned ? clientId : undefined)
+    : undefined;
+  conn.send({ type: 2, sessionPresent, reasonCode: 0, properties: ack });
+  conn.connected = true;
+  broker.markConnected();
+  conn.setKeepAlive(p.keepAlive);
+  if (sessionPresent) {
+    resendInflight(session, conn);
+    drainQueue(session, broker.limits);
+  }
+}
+
+/** What the broker tells a 5.0 client about itself [MQTT-3.2.2-..]. */
+function connackProperties(broker: Broker, assignedClientIdentifier?: string): Properties {
+  const o = broker.options;
+  const props: Properties = {
+    receiveMaximum: Math.min(o.maxInflight, 65535),
+    maximumPacketSize: o.maximumPacketSize,
+    topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
+    retainAvailable: 1,
+    wildcardSubscriptionAvailable: 1,
+    subscriptionIdentifierAvailable: 1,
+    sharedSubscriptionAvailable: o.shareTopic.enable ? 1 : 0,
+  };
+  if (assignedClientIdentifier) props.assignedClientIdentifier = assignedClientIdentifier;
+  return props;
+}

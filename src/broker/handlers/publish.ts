@@ -1,0 +1,86 @@
+import type { PublishPacket } from "../../mqtt/packet.ts";
+import type { Broker } from "../broker.ts";
+import type { Connection } from "../connection.ts";
+import { forwardedProperties, type Message } from "../message.ts";
+import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** An incoming PUBLISH: resolve 5.0 topic aliases, route, acknowledge per QoS. */
+export function handlePublish(
+  broker: Broker,
+  conn: Connection,
+  p: PublishPacket,
+): void | Promise<void> {
+  const session = conn.session!;
+  let topic = p.topic;
+  const props = p.properties;
+  const v5 = conn.version === 5;
+  if (v5 && props) {
+    const alias = props.topicAlias;
+    if (alias !== undefined) {
+      if (alias === 0 || alias > TOPIC_ALIAS_MAXIMUM) return conn.close(0x94); // [MQTT-3.3.2-9]
+      if (topic === "") {
+        const known = conn.topicAliases.get(alias);
+        if (known === undefined) return conn.close(0x82); // unknown alias [MQTT-3.3.4-..]
+        topic = known;
+      } else {
+        conn.topicAliases.set(alias, topic);
+      }
+    }
+    if (props.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
+      // Payload Format Invalid: refuse this message, keep the connection [MQTT-3.3.2-4].
+      if (p.qos === 1) conn.send({ type: 4, packetId: p.packetId!, reasonCode: 0x99 });
+      else if (p.qos === 2) conn.send({ type: 5, packetId: p.packetId!, reasonCode: 0x99 });
+      return;
+    }
+  }
+
+  if (p.qos === 2) {
+    if (session.incomingQos2.has(p.packetId!)) {
+      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
+      conn.send({ type: 5, packetId: p.packetId! });
+      return;
+    }
+    if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
+      return conn.close(0x93); // Receive Maximum exceeded [MQTT-3.3.4-9]
+    }
+  }
+
+  const expiry = v5 ? props?.messageExpiryInterval : undefined;
+  const message: Message = {
+    topic,
+    payload: p.payload,
+    qos: p.qos,
+    retain: p.retain,
+    properties: v5 ? forwardedProperties(props) : undefined,
+    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
+    from: session.clientId,
+  };
+  const routed = broker.publish(message);
+  if (p.qos === 0) {
+    if (routed instanceof Promise) return routed.then(() => {});
+    return;
+  }
+  const ack = (count: number) => {
+    // 5.0: 0x10 tells the publisher nobody matched.
+    const reasonCode = v5 && count === 0 ? 0x10 : undefined;
+    if (p.qos === 1) {
+      conn.send({ type: 4, packetId: p.packetId!, reasonCode }); // [MQTT-4.3.2-2]
+    } else {
+      session.incomingQos2.add(p.packetId!);
+      conn.send({ type: 5, packetId: p.packetId!, reasonCode }); // [MQTT-4.3.3-2]
+    }
+  };
+  if (routed instanceof Promise) return routed.then(ack);
+  ack(routed);
+}
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    utf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,70 @@
+import type { SubscribePacket } from "../../mqtt/packet.ts";
+import { parseShared, topicFilterError } from "../../mqtt/topic.ts";
+import type { Broker } from "../broker.ts";
+import type { Connection } from "../connection.ts";
+import { deliver } from "../delivery.ts";
+import { isExpired, type Message } from "../message.ts";
+import type { Subscription } from "../session.ts";
+
+/** SUBSCRIBE: validate each filter, store it, SUBACK, then send matching retained messages. */
+export function handleSubscribe(
+  broker: Broker,
+  conn: Connection,
+  p: SubscribePacket,
+): void | Promise<void> {
+  const session = conn.session!;
+  const v5 = conn.version === 5;
+  const subscriptionId = v5 ? p.properties?.subscriptionIdentifier?.[0] : undefined;
+  const reasonCodes: number[] = [];
+  const retainedFor: Subscription[] = [];
+  for (const req of p.subscriptions) {
+    const filter = req.topicFilter;
+    if (topicFilterError(filter)) {
+      reasonCodes.push(v5 ? 0x8f : 0x80); // Topic Filter invalid
+      continue;
+    }
+    const shared = parseShared(filter);
+    if (shared && !broker.options.shareTopic.enable) {
+      reasonCodes.push(v5 ? 0x9e : 0x80); // Shared Subscriptions not supported
+      continue;
+    }
+    if (shared && req.noLocal) return conn.close(0x82); // [MQTT-3.8.3-4]
+    const sub: Subscription = {
+      session,
+      filter,
+      matchFilter: shared ? shared.filter : filter,
+      group: shared?.group,
+      qos: req.qos,
+      noLocal: v5 && !!req.noLocal,
+      retainAsPublished: v5 && !!req.retainAsPublished,
+      retainHandling: v5 ? (req.retainHandling ?? 0) : 0,
+      subscriptionId,
+    };
+    // A subscription to the same filter replaces the old one [MQTT-3.8.4-3].
+    const existed = broker.addSubscription(sub) !== undefined;
+    reasonCodes.push(req.qos); // granted QoS [MQTT-3.9.3-..]
+    // Retained messages: never on shared subscriptions; 5.0 Retain Handling 1/2.
+    if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) {
+      retainedFor.push(sub);
+    }
+  }
+  conn.send({ type: 9, packetId: p.packetId, reasonCodes });
+  if (retainedFor.length === 0) return;
+  const sends = retainedFor.map((sub) => {
+    const found = broker.store.matchRetained(sub.matchFilter);
+    return found instanceof Promise
+      ? found.then((ms) => sendRetained(broker, sub, ms))
+      : sendRetained(broker, sub, found);
+  });
+  if (sends.some((s) => s instanceof Promise)) return Promise.all(sends).then(() => {});
+}
+
+function sendRetained(broker: Broker, sub: Subscription, messages: Message[]): void {
+  const now = Date.now();
+  for (const m of messages) {
+    if (isExpired(m, now)) continue;
+    const qos = Math.min(m.qos, sub.qos) as 0 | 1 | 2;
+    const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
+    deliver(sub.session, m, qos, true, ids, broker.limits); // RETAIN set [MQTT-3.3.1-8]
+  }
+}

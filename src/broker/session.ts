@@ -1,0 +1,79 @@
+import type { QoS, Will } from "../mqtt/packet.ts";
+import type { Message } from "./message.ts";
+import type { Connection } from "./connection.ts";
+
+/** One subscription of one session, as stored in the topic index. */
+export interface Subscription {
+  readonly session: Session;
+  /** The filter as the client sent it, incl. a `$share/group/` prefix. */
+  readonly filter: string;
+  /** The filter used for matching (without the share prefix). */
+  readonly matchFilter: string;
+  readonly group?: string;
+  readonly qos: QoS;
+  readonly noLocal: boolean;
+  readonly retainAsPublished: boolean;
+  readonly retainHandling: 0 | 1 | 2;
+  readonly subscriptionId?: number;
+}
+
+/** A QoS 1/2 delivery the client has not completed yet. */
+export interface Outgoing {
+  readonly message: Message;
+  readonly qos: 1 | 2;
+  readonly retain: boolean;
+  readonly subscriptionIds?: number[];
+  /** qos 2 after PUBREC: we sent PUBREL and wait for PUBCOMP. */
+  released: boolean;
+}
+
+/** A delivery waiting for inflight room or for the client to come back. */
+export interface Queued {
+  readonly message: Message;
+  readonly qos: 1 | 2;
+  readonly retain: boolean;
+  readonly subscriptionIds?: number[];
+}
+
+/** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
+export const NEVER_EXPIRES = 0xffffffff;
+
+/**
+ * The server side of an MQTT session [MQTT-3.1.2-4]: it outlives connections
+ * when the client asked for a persistent session.
+ */
+export class Session {
+  readonly clientId: string;
+  /** Seconds; 0 ends the session with the connection. */
+  expiryInterval: number;
+  readonly subscriptions = new Map<string, Subscription>();
+  /** Outgoing QoS 1/2 by packet id, in send order (Map keeps insertion order). */
+  readonly inflight = new Map<number, Outgoing>();
+  readonly queue: Queued[] = [];
+  /** Incoming QoS 2 packet ids received but not yet released [MQTT-4.3.3-2]. */
+  readonly incomingQos2 = new Set<number>();
+  connection: Connection | undefined;
+  will: Will | undefined;
+  /** 5.0 will waiting for its Will Delay Interval, and its timer. */
+  pendingWill: Will | undefined;
+  willTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Fires when a disconnected session's expiry interval runs out. */
+  expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Messages dropped because the queue was full (reported by $SYS later). */
+  dropped = 0;
+  private lastPacketId = 0;
+
+  constructor(clientId: string, expiryInterval: number) {
+    this.clientId = clientId;
+    this.expiryInterval = expiryInterval;
+  }
+
+  /** Next free packet id (1..65535), skipping ids still in flight [MQTT-2.3.1-4]. */
+  nextPacketId(): number {
+    for (let i = 0; i < 65535; i++) {
+      this.lastPacketId = this.lastPacketId === 65535 ? 1 : this.lastPacketId + 1;
+      if (!this.inflight.has(this.lastPacketId)) return this.lastPacketId;
+    }
+    throw new Error("no free packet identifier"); // unreachable while inflight <= 65535
+  }
+}

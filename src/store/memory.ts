@@ -1,0 +1,27 @@
+import { type Message, ownPayload } from "../broker/message.ts";
+import { RetainedIndex } from "../broker/retained_index.ts";
+import type { Store } from "./types.ts";
+
+/** The in-memory store (enable-test-mode): nothing survives a restart, nothing else is needed. */
+export class MemoryStore implements Store {
+  private readonly retained = new RetainedIndex<Message>();
+
+  setRetained(topic: string, message: Message | undefined): void {
+    if (message) this.retained.set(topic, ownPayload(message));
+    else this.retained.delete(topic);
+  }
+
+  matchRetained(filter: string): Message[] {
+    const out: Message[] = [];
+    this.retained.match(filter, (_topic, m) => out.push(m));
+    return out;
+  }
+
+  retainedCount(): number {
+    return this.retained.size;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

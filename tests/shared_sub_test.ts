@@ -1,0 +1,90 @@
+// Shared subscriptions $share/{group}/{filter}: one member per group per message.
+import { afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
+import type { Broker } from "../src/broker/broker.ts";
+
+afterEach(closeAll);
+
+async function member(b: Broker, id: string, filter = "$share/g/job/#") {
+  const { client } = await PacketClient.connect(b, { clientId: id });
+  client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: filter, qos: 0 }] });
+  await client.expect(9);
+  return client;
+}
+
+async function drain(c: PacketClient): Promise<string[]> {
+  await c.expectNothing(60).catch(() => {});
+  return c.pending().splice(0).map((p) => (p.type === 3 ? str(p.payload) : "?"));
+}
+
+describe("shared subscriptions", () => {
+  test("round: each message goes to exactly one member, in turn", async () => {
+    const b = newBroker();
+    const m1 = await member(b, "m1");
+    const m2 = await member(b, "m2");
+    const plain = await member(b, "plain", "job/#");
+    const { client: p } = await PacketClient.connect(b, { clientId: "p" });
+    for (let i = 0; i < 6; i++) {
+      p.send({
+        type: 3,
+        topic: "job/x",
+        payload: text(String(i)),
+        qos: 0,
+        retain: false,
+        dup: false,
+      });
+    }
+    p.send({ type: 12 });
+    await p.expect(13);
+    const a = await drain(m1);
+    const c = await drain(m2);
+    assert.equal(a.length, 3);
+    assert.equal(c.length, 3);
+    assert.deepEqual([...a, ...c].sort(), ["0", "1", "2", "3", "4", "5"]);
+    assert.equal((await drain(plain)).length, 6);
+  });
+
+  test("hash: one publisher's messages stick to one member", async () => {
+    const b = newBroker({ shareTopic: { enable: true, strategy: "hash" } });
+    const m1 = await member(b, "m1");
+    const m2 = await member(b, "m2");
+    const { client: p } = await PacketClient.connect(b, { clientId: "sticky" });
+    for (let i = 0; i < 6; i++) {
+      p.send({
+        type: 3,
+        topic: "job/x",
+        payload: text(String(i)),
+        qos: 0,
+        retain: false,
+        dup: false,
+      });
+    }
+    p.send({ type: 12 });
+    await p.expect(13);
+    const counts = [(await drain(m1)).length, (await drain(m2)).length].sort();
+    assert.deepEqual(counts, [0, 6]);
+  });
+
+  test("invalid share names are refused", async () => {
+    const b = newBroker();
+    const { client } = await PacketClient.connect(b, { clientId: "s" });
+    client.send({
+      type: 8,
+      packetId: 1,
+      subscriptions: [
+        { topicFilter: "$share/a+/x", qos: 0 },
+        { topicFilter: "$share//x", qos: 0 },
+        { topicFilter: "$share/g", qos: 0 },
+      ],
+    });
+    assert.deepEqual((await client.expect(9)).reasonCodes, [0x80, 0x80, 0x80]);
+  });
+
+  test("share-topic.enable false refuses shared filters", async () => {
+    const b = newBroker({ shareTopic: { enable: false, strategy: "round" } });
+    const { client } = await PacketClient.connect(b, { clientId: "s", protocolVersion: 5 });
+    client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "$share/g/x", qos: 0 }] });
+    assert.deepEqual((await client.expect(9)).reasonCodes, [0x9e]);
+  });
+});

@@ -3,6 +3,7 @@
  * tests see it. The implementation lives in broker.ts.
  */
 import type { Conn } from "../runtime/types.ts";
+import type { BrokerHooks } from "./hooks.ts";
 
 export interface BrokerOptions {
   brokerId: number;
@@ -17,6 +18,8 @@ export interface BrokerOptions {
   /** The original mqttx's ignore-client-self-pub. */
   ignoreClientSelfPub: boolean;
   shareTopic: { enable: boolean; strategy: "round" | "random" | "hash" };
+  /** Extension points (auth, ACL, $SYS, bridges), run in order. */
+  hooks?: BrokerHooks[];
   /** Where the core writes its few log lines (default: none). */
   log?: (line: string) => void;
 }

@@ -10,6 +10,8 @@ import { NEVER_EXPIRES, Session, type Subscription } from "./session.ts";
 import { SharePicker } from "./shared.ts";
 import { TopicIndex } from "./topic_index.ts";
 import { dispatch } from "./handlers/dispatch.ts";
+import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
+import type { ConnectPacket } from "../mqtt/packet.ts";
 
 /** Per-delivery aggregate when one client has several matching subscriptions. */
 interface Aggregate {
@@ -31,6 +33,7 @@ export class Broker implements BrokerCore, PacketSink {
   readonly connections = new Set<Connection>();
   readonly limits: DeliveryLimits;
   readonly sharePicker: SharePicker;
+  readonly hooks: BrokerHooks[];
   /** Counters for $SYS and tests. */
   readonly stats = { received: 0, sent: 0, maxConnected: 0 };
   private connected = 0;
@@ -45,6 +48,57 @@ export class Broker implements BrokerCore, PacketSink {
     this.store = store;
     this.limits = options;
     this.sharePicker = new SharePicker(options.shareTopic.strategy);
+    this.hooks = options.hooks ?? [];
+  }
+
+  /** Run the authenticate chain: the first hook with an opinion decides. */
+  authenticate(
+    client: ClientInfo,
+    connect: ConnectPacket,
+  ): AuthDecision | undefined | Promise<AuthDecision | undefined> {
+    const hooks = this.hooks.filter((h) => h.authenticate);
+    const step = (i: number): AuthDecision | undefined | Promise<AuthDecision | undefined> => {
+      for (; i < hooks.length; i++) {
+        const d = hooks[i].authenticate!(client, connect);
+        if (d instanceof Promise) {
+          const next = i + 1;
+          return d.then((r) => (r ? r : step(next)));
+        }
+        if (d) return d;
+      }
+      return undefined;
+    };
+    return step(0);
+  }
+
+  mayPublish(client: ClientInfo, topic: string, qos: QoS, retain: boolean): boolean {
+    for (const h of this.hooks) {
+      if (h.authorizePublish && !h.authorizePublish(client, topic, qos, retain)) return false;
+    }
+    return true;
+  }
+
+  maySubscribe(client: ClientInfo, filter: string, qos: QoS): boolean {
+    for (const h of this.hooks) {
+      if (h.authorizeSubscribe && !h.authorizeSubscribe(client, filter, qos)) return false;
+    }
+    return true;
+  }
+
+  /** Tell every hook that has `name`; a throwing hook is logged, never fatal. */
+  notify<K extends "onConnected" | "onDisconnected" | "onSubscribed" | "onPublished">(
+    name: K,
+    ...args: Parameters<NonNullable<BrokerHooks[K]>>
+  ): void {
+    for (const h of this.hooks) {
+      const f = h[name] as ((...a: unknown[]) => void) | undefined;
+      if (!f) continue;
+      try {
+        f.apply(h, args);
+      } catch (e) {
+        this.log(`hook ${name} failed: ${e}`);
+      }
+    }
   }
 
   get connectedCount(): number {
@@ -74,8 +128,10 @@ export class Broker implements BrokerCore, PacketSink {
     this.options.log?.(line);
   }
 
-  markDisconnected(): void {
+  /** A connected client's connection is gone (or taken over). */
+  markDisconnected(conn: Connection): void {
     this.connected--;
+    if (conn.client) this.notify("onDisconnected", conn.client);
   }
 
   /** Called by the CONNECT handler once CONNACK (success) is sent. */
@@ -90,6 +146,16 @@ export class Broker implements BrokerCore, PacketSink {
    */
   publish(message: Message): number | Promise<number> {
     this.stats.received++;
+    if (this.hooks.length > 0) {
+      this.notify(
+        "onPublished",
+        message.topic,
+        message.payload,
+        message.qos,
+        message.retain,
+        message.from,
+      );
+    }
     if (message.retain) {
       // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
       const stored = this.store.setRetained(
@@ -224,7 +290,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (!session || session.connection !== conn) return; // taken over, or never connected
     session.connection = undefined;
     conn.session = undefined;
-    if (conn.connected) this.connected--;
+    if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;
     if (will && conn.publishWillOnClose) {

@@ -4,6 +4,7 @@ import { PacketDecoder } from "../mqtt/decoder.ts";
 import { encode } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import type { Session } from "./session.ts";
+import type { ClientInfo } from "./hooks.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -29,6 +30,8 @@ export class Connection {
   version: ProtocolVersion = 4;
   clientId = "";
   session: Session | undefined;
+  /** Set at CONNECT: identity and rights, as hooks see them. */
+  client: ClientInfo | undefined;
   /** True once CONNACK (success) was sent. */
   connected = false;
   /** No more input is processed once closing. */

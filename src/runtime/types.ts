@@ -7,6 +7,8 @@ export interface Conn {
   readonly writable: WritableStream<Uint8Array>;
   /** "ip:port" of the peer, for logs and $SYS presence events. */
   readonly remoteAddr: string;
+  /** The verified TLS client certificate, when the listener asked for one. */
+  readonly peerCertificate?: { subject: string; commonName?: string; fingerprint256?: string };
   /** Close both directions now; safe to call twice. */
   close(): void;
 }

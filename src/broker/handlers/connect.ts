@@ -3,14 +3,22 @@ import { topicNameError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import { drainQueue, resendInflight } from "../delivery.ts";
+import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 
 /** Topic aliases a 5.0 client may use towards us. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
 
-/** CONNECT: protocol level, client id, session takeover/resume, CONNACK, then resend. */
-export function handleConnect(broker: Broker, conn: Connection, p: ConnectPacket): void {
-  if (conn.connected || conn.session) {
+/**
+ * CONNECT: protocol level, client id, authentication, session takeover or
+ * resume, CONNACK, then resend what the session still owes the client.
+ */
+export function handleConnect(
+  broker: Broker,
+  conn: Connection,
+  p: ConnectPacket,
+): void | Promise<void> {
+  if (conn.connected || conn.session || conn.client) {
     conn.close(0x82); // A second CONNECT is a protocol violation [MQTT-3.1.0-2]
     return;
   }
@@ -24,26 +32,68 @@ export function handleConnect(broker: Broker, conn: Connection, p: ConnectPacket
   }
   conn.version = p.protocolVersion;
   const v5 = version === 5;
-  const refuse = (v3Code: number, v5Code: number) => {
-    conn.send({ type: 2, sessionPresent: false, reasonCode: v5 ? v5Code : v3Code });
-    conn.close();
-  };
 
   let clientId = p.clientId;
   let assigned = false;
   if (clientId === "") {
     // Only 3.1.1 with clean session, and 5.0, may leave the id to us [MQTT-3.1.3-6/7/8].
-    if (version === 3 || (version === 4 && !p.clean)) return refuse(0x02, 0x85);
+    if (version === 3 || (version === 4 && !p.clean)) return refuse(conn, 0x85);
     clientId = `mqttx-${broker.options.brokerId}-${crypto.randomUUID()}`;
     assigned = true;
   }
-  if (p.will && topicNameError(p.will.topic)) return refuse(0x02, 0x90);
+  if (p.will && topicNameError(p.will.topic)) return refuse(conn, 0x90);
 
+  const client: ClientInfo = {
+    clientId,
+    username: p.username,
+    remoteAddr: conn.remoteAddr,
+    protocolVersion: p.protocolVersion,
+    certificate: conn.conn.peerCertificate,
+  };
+  conn.client = client;
+  const decision = broker.authenticate(client, p);
+  if (decision instanceof Promise) {
+    return decision.then(
+      (d) => accept(broker, conn, p, client, d, assigned),
+      (e) => {
+        broker.log(`authentication of ${clientId} failed: ${e}`);
+        refuse(conn, 0x80);
+      },
+    );
+  }
+  accept(broker, conn, p, client, decision, assigned);
+}
+
+function refuse(conn: Connection, reasonCode: number, reasonString?: string): void {
+  const v5 = conn.version === 5;
+  conn.send({
+    type: 2,
+    sessionPresent: false,
+    reasonCode: v5 ? reasonCode : connackV3Code(reasonCode),
+    properties: v5 && reasonString ? { reasonString } : undefined,
+  });
+  conn.close();
+}
+
+function accept(
+  broker: Broker,
+  conn: Connection,
+  p: ConnectPacket,
+  client: ClientInfo,
+  decision: AuthDecision | undefined,
+  assigned: boolean,
+): void {
+  if (conn.closing) return; // the socket went away while authentication ran
+  if (decision && !decision.ok) return refuse(conn, decision.reasonCode, decision.reasonString);
+  if (decision?.ok) {
+    if (decision.username !== undefined) Object.assign(client, { username: decision.username });
+    client.authorizedSub = decision.authorizedSub;
+    client.authorizedPub = decision.authorizedPub;
+  }
+  const clientId = client.clientId;
+  const v5 = conn.version === 5;
   const props = p.properties;
   if (v5) {
-    if (props?.receiveMaximum === 0 || props?.maximumPacketSize === 0) {
-      return refuse(0x02, 0x82); // [MQTT-3.1.2-..] zero is a protocol error
-    }
     conn.clientReceiveMaximum = props?.receiveMaximum ?? 65535;
     conn.clientMaximumPacketSize = props?.maximumPacketSize ?? 0;
   }
@@ -55,7 +105,7 @@ export function handleConnect(broker: Broker, conn: Connection, p: ConnectPacket
   if (session && old) {
     session.connection = undefined;
     old.session = undefined;
-    if (old.connected) broker.markDisconnected();
+    if (old.connected) broker.markDisconnected(old);
     const will = session.will;
     session.will = undefined;
     // A 5.0 will with a delay is not sent when the session continues [MQTT-3.1.3-9].
@@ -84,7 +134,11 @@ export function handleConnect(broker: Broker, conn: Connection, p: ConnectPacket
     broker.sessions.set(clientId, session);
   }
   // The will lives as long as the connection: do not pin the CONNECT's socket chunk.
-  session.will = p.will && { ...p.will, payload: p.will.payload.slice() };
+  // A will the client may not publish is not stored.
+  const will = p.will && broker.mayPublish(client, p.will.topic, p.will.qos, p.will.retain)
+    ? { ...p.will, payload: p.will.payload.slice() }
+    : undefined;
+  session.will = will;
   session.connection = conn;
   conn.session = session;
   conn.clientId = clientId;
@@ -96,13 +150,14 @@ export function handleConnect(broker: Broker, conn: Connection, p: ConnectPacket
   conn.connected = true;
   broker.markConnected();
   conn.setKeepAlive(p.keepAlive);
+  broker.notify("onConnected", client);
   if (sessionPresent) {
     resendInflight(session, conn);
     drainQueue(session, broker.limits);
   }
 }
 
-/** What the broker tells a 5.0 client about itself [MQTT-3.2.2-..]. */
+/** What the broker tells a 5.0 client about itself and its limits. */
 function connackProperties(broker: Broker, assignedClientIdentifier?: string): Properties {
   const o = broker.options;
   const props: Properties = {

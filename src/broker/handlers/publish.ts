@@ -36,6 +36,17 @@ export function handlePublish(
     }
   }
 
+  if (!broker.mayPublish(conn.client!, topic, p.qos, p.retain)) {
+    // Not authorized: dropped, the connection stays (5.0 tells why with 0x87).
+    const reasonCode = v5 ? 0x87 : undefined;
+    if (p.qos === 1) conn.send({ type: 4, packetId: p.packetId!, reasonCode });
+    else if (p.qos === 2) {
+      if (!v5) session.incomingQos2.add(p.packetId!); // 3.1.1 still completes the flow
+      conn.send({ type: 5, packetId: p.packetId!, reasonCode });
+    }
+    return;
+  }
+
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].

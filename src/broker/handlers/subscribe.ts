@@ -29,6 +29,10 @@ export function handleSubscribe(
       continue;
     }
     if (shared && req.noLocal) return conn.close(0x82); // [MQTT-3.8.3-4]
+    if (!broker.maySubscribe(conn.client!, filter, req.qos)) {
+      reasonCodes.push(v5 ? 0x87 : 0x80); // Not authorized
+      continue;
+    }
     const sub: Subscription = {
       session,
       filter,
@@ -49,6 +53,13 @@ export function handleSubscribe(
     }
   }
   conn.send({ type: 9, packetId: p.packetId, reasonCodes });
+  if (broker.hooks.length > 0) {
+    p.subscriptions.forEach((req, i) => {
+      if (reasonCodes[i] < 0x80) {
+        broker.notify("onSubscribed", conn.client!, req.topicFilter, req.qos);
+      }
+    });
+  }
   if (retainedFor.length === 0) return;
   const sends = retainedFor.map((sub) => {
     const found = broker.store.matchRetained(sub.matchFilter);

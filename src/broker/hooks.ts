@@ -1,0 +1,73 @@
+import type { ConnectPacket, ProtocolVersion, QoS } from "../mqtt/packet.ts";
+
+/** Who is on the other end of a connection, as hooks see it. */
+export interface ClientInfo {
+  readonly clientId: string;
+  readonly username?: string;
+  readonly remoteAddr: string;
+  readonly protocolVersion: ProtocolVersion;
+  /** TLS client certificate, when the transport verified one. */
+  readonly certificate?: PeerCertificate;
+  /** Per-client topic rights from authentication (original mqttx authorizedSub/authorizedPub). */
+  authorizedSub?: string[];
+  authorizedPub?: string[];
+}
+
+export interface PeerCertificate {
+  readonly subject: string;
+  readonly commonName?: string;
+  readonly fingerprint256?: string;
+}
+
+/**
+ * The answer of an authentication hook: accept (optionally with topic
+ * rights), refuse with a 5.0 reason code (mapped to a 3.1.1 return code), or
+ * undefined to let the next hook decide.
+ */
+export type AuthDecision =
+  | { ok: true; username?: string; authorizedSub?: string[]; authorizedPub?: string[] }
+  | { ok: false; reasonCode: number; reasonString?: string };
+
+/**
+ * Extension points, each optional, run as a chain in order: the first
+ * refusal wins. Anything embedding the broker (auth, ACL, $SYS, bridges)
+ * plugs in here rather than editing the handlers.
+ */
+export interface BrokerHooks {
+  /** Decide on a CONNECT. Undefined from every hook means accepted. */
+  authenticate?(
+    client: ClientInfo,
+    connect: ConnectPacket,
+  ): AuthDecision | undefined | Promise<AuthDecision | undefined>;
+  /** May this client publish to `topic`? Also asked for the will at CONNECT. */
+  authorizePublish?(client: ClientInfo, topic: string, qos: QoS, retain: boolean): boolean;
+  /** May this client subscribe to `filter` (as sent, incl. `$share/group/`)? */
+  authorizeSubscribe?(client: ClientInfo, filter: string, qos: QoS): boolean;
+  /** After CONNACK success. */
+  onConnected?(client: ClientInfo): void;
+  /** After a connected client's connection ended. */
+  onDisconnected?(client: ClientInfo): void;
+  /** After SUBACK, for each granted filter (e.g. $SYS answers right after a subscribe). */
+  onSubscribed?(client: ClientInfo, filter: string, qos: QoS): void;
+  /** Once per message accepted for routing (counters, bridges). */
+  onPublished?(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, from?: string): void;
+}
+
+/** 3.1.1 CONNACK return code for a 5.0 refusal reason. */
+export function connackV3Code(reasonCode: number): number {
+  switch (reasonCode) {
+    case 0x84:
+      return 0x01; // unacceptable protocol version
+    case 0x85:
+      return 0x02; // identifier rejected
+    case 0x86:
+      return 0x04; // bad user name or password
+    case 0x88:
+    case 0x89:
+    case 0x97:
+    case 0x9f:
+      return 0x03; // server unavailable / busy / quota / rate
+    default:
+      return 0x05; // not authorized
+  }
+}

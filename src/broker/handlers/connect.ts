@@ -31,7 +31,6 @@ export function handleConnect(
     return;
   }
   conn.version = p.protocolVersion;
-  const v5 = version === 5;
 
   let clientId = p.clientId;
   let assigned = false;

@@ -4,7 +4,17 @@ import { PacketDecoder } from "../mqtt/decoder.ts";
 import { encode } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import type { Session } from "./session.ts";
-import type { ClientInfo } from "./hooks.ts";
+import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
+import type { ConnectPacket } from "../mqtt/packet.ts";
+
+/** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
+export interface AuthState {
+  readonly authenticator: EnhancedAuthenticator;
+  session: EnhancedAuthSession | undefined;
+  /** The CONNECT waiting for the exchange to finish; undefined during re-authentication. */
+  connect: ConnectPacket | undefined;
+  assigned: boolean;
+}
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -30,6 +40,8 @@ export class Connection {
   version: ProtocolVersion = 4;
   clientId = "";
   session: Session | undefined;
+  /** Enhanced authentication of this connection, when it used one. */
+  auth: AuthState | undefined;
   /** Set at CONNECT: identity and rights, as hooks see them. */
   client: ClientInfo | undefined;
   /** True once CONNACK (success) was sent. */

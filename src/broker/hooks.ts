@@ -29,6 +29,32 @@ export type AuthDecision =
   | { ok: false; reasonCode: number; reasonString?: string };
 
 /**
+ * One step of MQTT 5.0 enhanced authentication (AUTH packet exchange, 4.12):
+ * send more challenge data, succeed (with the same kind of decision as
+ * `authenticate`), or fail with a reason code.
+ */
+export type AuthStep =
+  | { kind: "continue"; data?: Uint8Array }
+  | { kind: "success"; data?: Uint8Array; decision?: AuthDecision & { ok: true } }
+  | { kind: "fail"; reasonCode: number; reasonString?: string };
+
+/** A server side of one authentication method, e.g. SCRAM-SHA-256. */
+export interface EnhancedAuthenticator {
+  /** The Authentication Method name, compared exactly. */
+  readonly method: string;
+  /**
+   * Begin an exchange for this connection (at CONNECT, or a 5.0
+   * re-authentication). The returned session object sees every later AUTH.
+   */
+  start(client: ClientInfo): EnhancedAuthSession;
+}
+
+export interface EnhancedAuthSession {
+  /** Client data from CONNECT or AUTH (may be absent); answer with the next step. */
+  step(data: Uint8Array | undefined): AuthStep | Promise<AuthStep>;
+}
+
+/**
  * Extension points, each optional, run as a chain in order: the first
  * refusal wins. Anything embedding the broker (auth, ACL, $SYS, bridges)
  * plugs in here rather than editing the handlers.
@@ -39,6 +65,8 @@ export interface BrokerHooks {
     client: ClientInfo,
     connect: ConnectPacket,
   ): AuthDecision | undefined | Promise<AuthDecision | undefined>;
+  /** Enhanced authentication methods this hook provides (5.0 AUTH). */
+  authenticators?: EnhancedAuthenticator[];
   /** May this client publish to `topic`? Also asked for the will at CONNECT. */
   authorizePublish?(client: ClientInfo, topic: string, qos: QoS, retain: boolean): boolean;
   /** May this client subscribe to `filter` (as sent, incl. `$share/group/`)? */

@@ -5,6 +5,7 @@ import type { Connection } from "../connection.ts";
 import { drainQueue, resendInflight } from "../delivery.ts";
 import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
+import { startEnhancedAuth } from "./auth.ts";
 
 /** Topic aliases a 5.0 client may use towards us. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
@@ -50,6 +51,8 @@ export function handleConnect(
     certificate: conn.conn.peerCertificate,
   };
   conn.client = client;
+  const method = p.properties?.authenticationMethod;
+  if (method !== undefined) return startEnhancedAuth(broker, conn, p, client, method, assigned);
   const decision = broker.authenticate(client, p);
   if (decision instanceof Promise) {
     return decision.then(
@@ -63,7 +66,7 @@ export function handleConnect(
   accept(broker, conn, p, client, decision, assigned);
 }
 
-function refuse(conn: Connection, reasonCode: number, reasonString?: string): void {
+export function refuse(conn: Connection, reasonCode: number, reasonString?: string): void {
   const v5 = conn.version === 5;
   conn.send({
     type: 2,
@@ -74,13 +77,14 @@ function refuse(conn: Connection, reasonCode: number, reasonString?: string): vo
   conn.close();
 }
 
-function accept(
+export function accept(
   broker: Broker,
   conn: Connection,
   p: ConnectPacket,
   client: ClientInfo,
   decision: AuthDecision | undefined,
   assigned: boolean,
+  authProps?: Properties,
 ): void {
   if (conn.closing) return; // the socket went away while authentication ran
   if (decision && !decision.ok) return refuse(conn, decision.reasonCode, decision.reasonString);
@@ -143,7 +147,7 @@ function accept(
   conn.clientId = clientId;
 
   const ack: Properties | undefined = v5
-    ? connackProperties(broker, assigned ? clientId : undefined)
+    ? { ...connackProperties(broker, assigned ? clientId : undefined), ...authProps }
     : undefined;
   conn.send({ type: 2, sessionPresent, reasonCode: 0, properties: ack });
   conn.connected = true;

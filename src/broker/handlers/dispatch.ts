@@ -7,10 +7,13 @@ import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from "./acks.
 import { handleSubscribe } from "./subscribe.ts";
 import { handleUnsubscribe } from "./unsubscribe.ts";
 import { handleDisconnect } from "./disconnect.ts";
+import { handleAuth } from "./auth.ts";
 
 /** One switch from packet type to handler; the first packet must be CONNECT [MQTT-3.1.0-1]. */
 export function dispatch(broker: Broker, conn: Connection, packet: Packet): void | Promise<void> {
   if (packet.type === 1) return handleConnect(broker, conn, packet);
+  // AUTH may flow before CONNACK, during an enhanced authentication exchange.
+  if (packet.type === 15) return handleAuth(broker, conn, packet);
   if (!conn.connected) {
     conn.close(); // [MQTT-3.1.0-1]
     return;

@@ -18,6 +18,19 @@ export interface BrokerOptions {
   /** The original mqttx's ignore-client-self-pub. */
   ignoreClientSelfPub: boolean;
   shareTopic: { enable: boolean; strategy: "round" | "random" | "hash" };
+  /** Longest keep-alive a client may use, seconds (0 = any). 5.0 clients are told via Server Keep Alive. */
+  maxKeepAlive?: number;
+  /**
+   * 5.0 Response Information prefix sent when a client asks for it; "{clientId}"
+   * is replaced. Empty = not offered.
+   */
+  responseInformation?: string;
+  /** 5.0 Topic Alias Maximum we accept from clients (0 = none). */
+  topicAliasMaximum?: number;
+  /** Use topic aliases towards 5.0 clients that allow them. */
+  outgoingTopicAliases?: boolean;
+  /** Where clients should go instead (5.0 Server Reference on shutdown: 0x9C, or 0x9D if moved). */
+  serverReference?: { reference: string; permanent: boolean };
   /** Extension points (auth, ACL, $SYS, bridges), run in order. */
   hooks?: BrokerHooks[];
   /** Where the core writes its few log lines (default: none). */

@@ -347,7 +347,9 @@ export class Broker implements BrokerCore, PacketSink {
         }),
       );
       c.publishWillOnClose = false;
-      c.close(0x8b); // Server shutting down
+      const ref = this.options.serverReference;
+      if (ref) c.close(ref.permanent ? 0x9d : 0x9c, undefined, { serverReference: ref.reference });
+      else c.close(0x8b); // Server shutting down
     }
     await Promise.all(waits);
     for (const s of this.sessions.values()) {

@@ -5,7 +5,7 @@ import { encode } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
-import type { ConnectPacket } from "../mqtt/packet.ts";
+import type { ConnectPacket, Properties } from "../mqtt/packet.ts";
 
 /** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
 export interface AuthState {
@@ -55,6 +55,9 @@ export class Connection {
   clientMaximumPacketSize = 0;
   /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
   readonly topicAliases = new Map<number, string>();
+  /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
+  outAliasMaximum = 0;
+  readonly outAliases = new Map<string, number>();
   /** Counters for $SYS and tests. */
   droppedQos0 = 0;
 
@@ -119,16 +122,13 @@ export class Connection {
    * Stop processing input and close. With a 5.0 reason code the server sends
    * DISCONNECT first [MQTT-4.13.2-1]; 3.x has no server DISCONNECT.
    */
-  close(reasonCode?: number, reasonString?: string): void {
+  close(reasonCode?: number, reasonString?: string, properties?: Properties): void {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.timer);
     if (reasonCode !== undefined && this.version === 5 && this.connected) {
-      this.send({
-        type: 14,
-        reasonCode,
-        properties: reasonString ? { reasonString } : undefined,
-      });
+      const props = reasonString ? { ...properties, reasonString } : properties;
+      this.send({ type: 14, reasonCode, properties: props });
     }
     this.whenDrained(CLOSE_FLUSH_MS).then(() => this.conn.close());
   }

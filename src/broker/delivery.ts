@@ -56,7 +56,7 @@ export function deliver(
     }
     const now = Date.now();
     if (isExpired(message, now)) return;
-    if (cache && !subscriptionIds) {
+    if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
       if (fits(conn, bytes.length)) conn.sendBytes(bytes);
       return;
@@ -119,6 +119,7 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
 }
 
 function sendPublish(conn: Connection, packet: PublishPacket): boolean {
+  if (conn.outAliasMaximum > 0) packet = withTopicAlias(conn, packet);
   if (conn.version === 5 && conn.clientMaximumPacketSize > 0) {
     if (encodedLength(packet, 5) > conn.clientMaximumPacketSize) return false;
   }
@@ -163,4 +164,16 @@ function publishPacket(
     packetId,
     properties,
   };
+}
+
+/** Replace a repeated topic by its alias; give new topics an alias while there is room. */
+function withTopicAlias(conn: Connection, packet: PublishPacket): PublishPacket {
+  const known = conn.outAliases.get(packet.topic);
+  if (known !== undefined) {
+    return { ...packet, topic: "", properties: { ...packet.properties, topicAlias: known } };
+  }
+  if (conn.outAliases.size >= conn.outAliasMaximum) return packet;
+  const alias = conn.outAliases.size + 1;
+  conn.outAliases.set(packet.topic, alias);
+  return { ...packet, properties: { ...packet.properties, topicAlias: alias } };
 }

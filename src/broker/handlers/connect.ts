@@ -7,7 +7,7 @@ import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 
-/** Topic aliases a 5.0 client may use towards us. */
+/** Topic aliases a 5.0 client may use towards us, unless configured. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
 
 /**
@@ -99,6 +99,7 @@ export function accept(
   if (v5) {
     conn.clientReceiveMaximum = props?.receiveMaximum ?? 65535;
     conn.clientMaximumPacketSize = props?.maximumPacketSize ?? 0;
+    if (broker.options.outgoingTopicAliases) conn.outAliasMaximum = props?.topicAliasMaximum ?? 0;
   }
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 
@@ -146,13 +147,21 @@ export function accept(
   conn.session = session;
   conn.clientId = clientId;
 
+  // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
+  const max = broker.options.maxKeepAlive ?? 0;
+  const keepAlive = max > 0 && (p.keepAlive === 0 || p.keepAlive > max) && v5 ? max : p.keepAlive;
   const ack: Properties | undefined = v5
     ? { ...connackProperties(broker, assigned ? clientId : undefined), ...authProps }
     : undefined;
+  if (ack && keepAlive !== p.keepAlive) ack.serverKeepAlive = keepAlive;
+  const info = broker.options.responseInformation;
+  if (ack && info && props?.requestResponseInformation === 1) {
+    ack.responseInformation = info.replaceAll("{clientId}", clientId);
+  }
   conn.send({ type: 2, sessionPresent, reasonCode: 0, properties: ack });
   conn.connected = true;
   broker.markConnected();
-  conn.setKeepAlive(p.keepAlive);
+  conn.setKeepAlive(keepAlive);
   broker.notify("onConnected", client);
   if (sessionPresent) {
     resendInflight(session, conn);
@@ -166,7 +175,7 @@ function connackProperties(broker: Broker, assignedClientIdentifier?: string): P
   const props: Properties = {
     receiveMaximum: Math.min(o.maxInflight, 65535),
     maximumPacketSize: o.maximumPacketSize,
-    topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
+    topicAliasMaximum: o.topicAliasMaximum ?? TOPIC_ALIAS_MAXIMUM,
     retainAvailable: 1,
     wildcardSubscriptionAvailable: 1,
     subscriptionIdentifierAvailable: 1,

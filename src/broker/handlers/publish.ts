@@ -17,9 +17,12 @@ export function handlePublish(
   const props = p.properties;
   const v5 = conn.version === 5;
   if (v5 && props) {
+    // A client never sends Subscription Identifiers [MQTT-3.3.4-6].
+    if (props.subscriptionIdentifier) return conn.close(0x82);
     const alias = props.topicAlias;
     if (alias !== undefined) {
-      if (alias === 0 || alias > TOPIC_ALIAS_MAXIMUM) return conn.close(0x94); // [MQTT-3.3.2-9]
+      const max = broker.options.topicAliasMaximum ?? TOPIC_ALIAS_MAXIMUM;
+      if (alias === 0 || alias > max) return conn.close(0x94); // [MQTT-3.3.2-9]
       if (topic === "") {
         const known = conn.topicAliases.get(alias);
         if (known === undefined) return conn.close(0x82); // unknown alias [MQTT-3.3.4-..]

@@ -11,7 +11,11 @@ export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 export interface MqttxConfig {
   version: string;
   brokerId: number;
-  /** Keep-alive used when a client's CONNECT asks for 0? No: the original's default channel heartbeat. ms */
+  /**
+   * ms. How long a new connection may take to send CONNECT before it is closed.
+   * (In the original this was the default channel idle heartbeat, replaced by
+   * the client's own keep-alive once CONNECT names one.)
+   */
   heartbeat: number;
   host: string;
   soBacklog: number;
@@ -28,6 +32,37 @@ export interface MqttxConfig {
   maxInflight: number;
   /** (ours) Messages queued for one client (offline or over maxInflight); past it QoS 0 is dropped first. */
   maxQueuedMessages: number;
+  /** (ours) Longest keep-alive a client may ask for, seconds; 0 = no limit. */
+  maxKeepAlive: number;
+  /** (ours) MQTT 5.0 server options. */
+  mqtt5: {
+    topicAliasMaximum: number;
+    outgoingTopicAliases: boolean;
+    /** Response Information prefix; "{clientId}" is replaced. Empty = not offered. */
+    responseInformation: string;
+    /** Server Reference sent on shutdown (0x9C, or 0x9D when serverMoved). */
+    serverReference?: string;
+    serverMoved: boolean;
+  };
+  /** (ours) Extra listeners beside socket/websocket, e.g. TLS on 8883 next to TCP on 1883. */
+  listeners: {
+    type: "tcp" | "tls" | "ws" | "wss";
+    port: number;
+    host?: string;
+    path?: string;
+  }[];
+  /** (ours) Static topic rules (like Mosquitto's acl_file), first match wins. */
+  acl: {
+    enable: boolean;
+    defaultPolicy: "allow" | "deny";
+    rules: {
+      permission: "allow" | "deny";
+      action: "publish" | "subscribe" | "both";
+      topic: string;
+      username?: string;
+      clientId?: string;
+    }[];
+  };
   redis: {
     /** (ours) redis://host:port/db used when enable-test-mode is false. */
     url: string;
@@ -57,6 +92,8 @@ export interface MqttxConfig {
     certFile?: string;
     keyFile?: string;
     caFile?: string;
+    /** (ours) Use the client certificate's subject CN as the username. */
+    useCnAsUsername: boolean;
   };
   socket: { enable: boolean; port: number };
   websocket: { enable: boolean; port: number; path: string };
@@ -73,6 +110,21 @@ export interface MqttxConfig {
     }[];
   };
   auth: {
+    /** (ours) Clients without credentials may connect when no other rule refuses them. */
+    allowAnonymous: boolean;
+    /** When the HTTP service times out or fails: refuse (true) or let the other rules decide. */
+    isMandatory: boolean;
+    /** (ours) Built-in users; passwords as written by `mqttx passwd`. */
+    users: {
+      username: string;
+      password: string;
+      authorizedSub: string[];
+      authorizedPub: string[];
+    }[];
+    /** (ours) File of `username:hash` lines written by `mqttx passwd`. */
+    passwordFile?: string;
+    /** (ours) CONNECT attempts per source address per minute before refusing (0 = no limit). */
+    connectRatePerMinute: number;
     url?: string;
     /** ms */
     readTimeout: number;

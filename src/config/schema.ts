@@ -1,0 +1,304 @@
+/**
+ * The configuration items: their defaults (`defaultConfig`) and the rules the
+ * loader checks them against (`SCHEMA`). Field names are the camelCase names
+ * of `MqttxConfig`; the file may spell them kebab-case or camelCase.
+ */
+import { topicFilterError, topicNameError } from "../mqtt/topic.ts";
+import type { MqttxConfig } from "./types.ts";
+
+/** The seed defaults; `config.example.yml` sets exactly these. A fresh object each call. */
+export function defaultConfig(): MqttxConfig {
+  return {
+    version: "unknown",
+    brokerId: 1,
+    heartbeat: 60_000,
+    host: "0.0.0.0",
+    soBacklog: 512,
+    enableTopicSubPubSecure: false,
+    enableInnerCache: true,
+    // Original: false (needs Redis). Ours: true so the broker runs with nothing else.
+    enableTestMode: true,
+    serializeStrategy: "JSON",
+    // Original: true. Ours: false, because the MQTT spec delivers a client's own messages.
+    ignoreClientSelfPub: false,
+    maxBytesInMessage: 8092,
+    maxInflight: 100,
+    maxQueuedMessages: 1000,
+    maxKeepAlive: 0,
+    mqtt5: {
+      topicAliasMaximum: 100,
+      outgoingTopicAliases: false,
+      responseInformation: "",
+      serverMoved: false,
+    },
+    listeners: [],
+    acl: { enable: false, defaultPolicy: "allow", rules: [] },
+    redis: {
+      url: "redis://127.0.0.1:6379",
+      clusterSessionHashKey: "mqttx:session:key",
+      topicPrefix: "mqttx:topic:",
+      retainMessagePrefix: "mqttx:retain:",
+      pubMsgSetPrefix: "mqttx:client:pubmsg:",
+      pubRelMsgSetPrefix: "mqttx:client:pubrelmsg:",
+      topicSetKey: "mqttx:alltopic",
+      messageIdPrefix: "mqttx:messageId:",
+      clientTopicSetPrefix: "mqttx:client:topicset:",
+      msgPayLoadKey: "mqttx:msg:payload",
+      msgPayLoadClientsSetKey: "mqttx:msg:payload:clients:",
+    },
+    cluster: { innerCacheConsistencyKey: "mqttx:cache_consistence", enable: false, type: "redis" },
+    ssl: {
+      enable: false,
+      keyStoreLocation: "classpath:tls/mqttx.keystore",
+      keyStorePassword: "123456",
+      keyStoreType: "pkcs12",
+      clientAuth: "NONE",
+      useCnAsUsername: false,
+    },
+    socket: { enable: true, port: 1883 },
+    websocket: { enable: false, port: 8083, path: "/mqtt" },
+    shareTopic: { enable: true, shareSubStrategy: "round" },
+    sysTopic: { enable: false, interval: 60_000 },
+    messageBridge: { enable: false, topics: [], kafkaBrokers: [] },
+    rateLimiter: { enable: false, topicRateLimits: [] },
+    auth: {
+      allowAnonymous: true,
+      isMandatory: false,
+      users: [],
+      connectRatePerMinute: 0,
+      readTimeout: 3_000,
+      connectTimeout: 3_000,
+    },
+  };
+}
+
+/** Returns a reason when a string value is unacceptable. */
+export type Check = (value: string) => string | undefined;
+
+export type Field =
+  | { kind: "string"; check?: Check; optional?: boolean }
+  | { kind: "int"; min: number; max: number }
+  | { kind: "bool" }
+  | { kind: "duration" }
+  /** `values` in canonical case; the file's spelling is matched case-insensitively. */
+  | { kind: "enum"; values: readonly string[]; fromBool?: { true: string; false: string } }
+  | { kind: "strings"; check?: Check }
+  | {
+    kind: "records";
+    item: Section;
+    required: readonly string[];
+    defaults: Record<string, unknown>;
+  }
+  | { kind: "section"; fields: Section };
+
+export type Section = Record<string, Field>;
+
+const MAX_INT = 2_147_483_647;
+const str: Field = { kind: "string" };
+const bool: Field = { kind: "bool" };
+const duration: Field = { kind: "duration" };
+const port: Field = { kind: "int", min: 0, max: 65535 };
+const positive: Field = { kind: "int", min: 1, max: MAX_INT };
+
+const noWildcard: Check = (t) => {
+  const why = topicNameError(t);
+  return why && `topic ${JSON.stringify(t)} ${why} (a topic name, not a filter, is needed)`;
+};
+
+const filter: Check = (f) => {
+  const why = topicFilterError(f.replaceAll("%c", "c").replaceAll("%u", "u"));
+  return why && `topic filter ${JSON.stringify(f)} ${why}`;
+};
+
+const redisUrl: Check = (u) => {
+  if (!URL.canParse(u) || !/^rediss?:$/.test(new URL(u).protocol)) {
+    return `expected a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(u)}`;
+  }
+  return undefined;
+};
+
+const urlPath: Check = (p) =>
+  p.startsWith("/") ? undefined : `expected a path starting with "/", got ${JSON.stringify(p)}`;
+
+const httpUrl: Check = (u) => {
+  if (!URL.canParse(u) || !/^https?:$/.test(new URL(u).protocol)) {
+    return `expected an http(s) URL, got ${JSON.stringify(u)}`;
+  }
+  return undefined;
+};
+
+/** Every key under `mqttx:`; the shape mirrors MqttxConfig. */
+export const SCHEMA: Section = {
+  version: str,
+  brokerId: { kind: "int", min: 0, max: MAX_INT },
+  heartbeat: duration,
+  host: str,
+  soBacklog: positive,
+  enableTopicSubPubSecure: bool,
+  enableInnerCache: bool,
+  enableTestMode: bool,
+  serializeStrategy: { kind: "enum", values: ["JSON", "KRYO"] },
+  ignoreClientSelfPub: bool,
+  // 268435455 is the largest remaining length MQTT can express.
+  maxBytesInMessage: { kind: "int", min: 1, max: 268_435_455 },
+  // Packet identifiers are 16-bit, so no more can be in flight.
+  maxInflight: { kind: "int", min: 1, max: 65535 },
+  maxQueuedMessages: { kind: "int", min: 0, max: MAX_INT },
+  maxKeepAlive: { kind: "int", min: 0, max: 65535 },
+  mqtt5: {
+    kind: "section",
+    fields: {
+      topicAliasMaximum: { kind: "int", min: 0, max: 65535 },
+      outgoingTopicAliases: bool,
+      responseInformation: str,
+      serverReference: { kind: "string", optional: true },
+      serverMoved: bool,
+    },
+  },
+  listeners: {
+    kind: "records",
+    item: {
+      type: { kind: "enum", values: ["tcp", "tls", "ws", "wss"] },
+      port,
+      host: { kind: "string", optional: true },
+      path: { kind: "string", optional: true, check: urlPath },
+    },
+    required: ["type", "port"],
+    defaults: {},
+  },
+  acl: {
+    kind: "section",
+    fields: {
+      enable: bool,
+      defaultPolicy: { kind: "enum", values: ["allow", "deny"] },
+      rules: {
+        kind: "records",
+        item: {
+          permission: { kind: "enum", values: ["allow", "deny"] },
+          action: { kind: "enum", values: ["publish", "subscribe", "both"] },
+          topic: { kind: "string", check: filter },
+          username: { kind: "string", optional: true },
+          clientId: { kind: "string", optional: true },
+        },
+        required: ["permission", "topic"],
+        defaults: { action: "both" },
+      },
+    },
+  },
+  redis: {
+    kind: "section",
+    fields: {
+      url: { kind: "string", check: redisUrl },
+      clusterSessionHashKey: str,
+      topicPrefix: str,
+      retainMessagePrefix: str,
+      pubMsgSetPrefix: str,
+      pubRelMsgSetPrefix: str,
+      topicSetKey: str,
+      messageIdPrefix: str,
+      clientTopicSetPrefix: str,
+      msgPayLoadKey: str,
+      msgPayLoadClientsSetKey: str,
+    },
+  },
+  cluster: {
+    kind: "section",
+    fields: {
+      innerCacheConsistencyKey: str,
+      enable: bool,
+      type: { kind: "enum", values: ["redis", "kafka"] },
+    },
+  },
+  ssl: {
+    kind: "section",
+    fields: {
+      enable: bool,
+      keyStoreLocation: str,
+      keyStorePassword: str,
+      keyStoreType: str,
+      clientAuth: {
+        kind: "enum",
+        values: ["NONE", "OPTIONAL", "REQUIRE"],
+        fromBool: { true: "REQUIRE", false: "NONE" },
+      },
+      certFile: { kind: "string", optional: true },
+      keyFile: { kind: "string", optional: true },
+      caFile: { kind: "string", optional: true },
+      useCnAsUsername: bool,
+    },
+  },
+  socket: { kind: "section", fields: { enable: bool, port } },
+  websocket: {
+    kind: "section",
+    fields: { enable: bool, port, path: { kind: "string", check: urlPath } },
+  },
+  shareTopic: {
+    kind: "section",
+    fields: {
+      enable: bool,
+      shareSubStrategy: { kind: "enum", values: ["round", "random", "hash"] },
+    },
+  },
+  sysTopic: { kind: "section", fields: { enable: bool, interval: duration } },
+  messageBridge: {
+    kind: "section",
+    fields: {
+      enable: bool,
+      topics: { kind: "strings", check: noWildcard },
+      kafkaBrokers: { kind: "strings" },
+    },
+  },
+  rateLimiter: {
+    kind: "section",
+    fields: {
+      enable: bool,
+      topicRateLimits: {
+        kind: "records",
+        item: {
+          topic: { kind: "string", check: filter },
+          capacity: positive,
+          replenishRate: positive,
+          tokenConsumedPerAcquire: positive,
+        },
+        required: ["topic", "capacity", "replenishRate"],
+        defaults: { tokenConsumedPerAcquire: 1 },
+      },
+    },
+  },
+  auth: {
+    kind: "section",
+    fields: {
+      allowAnonymous: bool,
+      isMandatory: bool,
+      users: {
+        kind: "records",
+        item: {
+          username: str,
+          password: str,
+          authorizedSub: { kind: "strings" },
+          authorizedPub: { kind: "strings" },
+        },
+        required: ["username", "password"],
+        defaults: { authorizedSub: [], authorizedPub: [] },
+      },
+      passwordFile: { kind: "string", optional: true },
+      connectRatePerMinute: { kind: "int", min: 0, max: MAX_INT },
+      url: { kind: "string", optional: true, check: httpUrl },
+      readTimeout: duration,
+      connectTimeout: duration,
+    },
+  },
+};
+
+/** `maxBytesInMessage` → `max-bytes-in-message`: how keys are shown in messages. */
+export function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+/**
+ * Spring's relaxed binding, simplified: `web-socket`, `webSocket`,
+ * `websocket` and `WEB_SOCKET` are all the same key.
+ */
+export function normalizeKey(key: string): string {
+  return key.replace(/[-_]/g, "").toLowerCase();
+}

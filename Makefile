@@ -1,0 +1,60 @@
+# mqttx: `make run` starts the broker, `make test` runs every test on Deno and Bun.
+# deno and bun come from npm (devDependencies); a system deno/bun wins when present.
+export PATH := $(PATH):$(CURDIR)/node_modules/.bin
+
+CONFIG ?= config.example.yml
+SRC_DIRS := src tests
+
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean
+
+# npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
+deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package-lock.json package.json
+	npm ci
+	@touch $@
+
+run: deps
+	deno run -A src/main.ts --config $(CONFIG)
+
+run-bun: deps
+	bun src/main_bun.ts --config $(CONFIG)
+
+# Both runtimes always run; the target fails if either failed.
+test: deps
+	@status=0; \
+	$(MAKE) --no-print-directory test-deno || status=1; \
+	$(MAKE) --no-print-directory test-bun || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see above)"; fi; \
+	exit $$status
+
+test-deno: deps
+	deno test -A $(SRC_DIRS)
+
+test-bun: deps
+	bun test $(addprefix ./,$(SRC_DIRS))
+
+# The core must never name a runtime: only src/runtime/ and the entry files may.
+check: deps
+	deno fmt --check
+	deno lint
+	deno check $(SRC_DIRS)
+	@if grep -rnE '(^|[^A-Za-z0-9_.])(Deno|Bun)\.' src --include='*.ts' \
+	    | grep -vE '^src/(runtime/|main\.ts:|main_bun\.ts:)' \
+	    | grep -vE '^[^:]+:[0-9]+:[[:space:]]*(//|\*|/\*)'; then \
+	  echo "check: Deno./Bun. used outside src/runtime/ and the entry files"; exit 1; \
+	fi
+
+fmt: deps
+	deno fmt
+
+# Needs network on first use: deno downloads its runtime (denort) for the target.
+compile: deps
+	deno compile -A --output dist/mqttx src/main.ts
+
+# Works offline: bun embeds itself.
+compile-bun: deps
+	bun build --compile src/main_bun.ts --outfile dist/mqttx
+
+clean:
+	rm -rf dist

@@ -3,14 +3,16 @@
  * listeners of the runtime it is given. Runtime-free: the entry files pass the
  * Runtime in.
  */
-import type { BrokerCore, BrokerOptions } from "./broker/api.ts";
+import type { BrokerOptions } from "./broker/api.ts";
 import { Broker } from "./broker/broker.ts";
+import type { BrokerHooks } from "./broker/hooks.ts";
+import { buildPlugins, type Plugin } from "./plugins.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Listener, Runtime } from "./runtime/types.ts";
 
 export interface RunningApp {
   ports: { socket?: number; websocket?: number };
-  broker: BrokerCore;
+  broker: Broker;
   /** Stop accepting, then disconnect every client. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -61,11 +63,22 @@ export async function startApp(
   }
   if (config.ssl.enable) log("warning: ssl.enable is set but TLS is not supported yet; ignored");
 
-  const broker = new Broker(brokerOptions(config, log));
+  // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
+  const hooks: BrokerHooks[] = [];
+  const broker = new Broker({ ...brokerOptions(config, log), hooks });
   const listeners: Listener[] = [];
   const ports: RunningApp["ports"] = {};
   const version = opts.version ?? config.version;
+  let plugins: Plugin[] = [];
   try {
+    plugins = await buildPlugins({
+      config,
+      broker,
+      log,
+      readTextFile: (path) => runtime.readTextFile(path),
+      version,
+    });
+    for (const p of plugins) hooks.push(p.hooks);
     if (config.socket.enable) {
       const l = await runtime.listen(
         { hostname: config.host, port: config.socket.port },
@@ -81,6 +94,8 @@ export async function startApp(
       log(`mqttx ${version} started with no listener enabled (socket.enable is false)`);
     }
   } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await stopPlugins(plugins);
     await broker.close();
     throw e;
   }
@@ -92,11 +107,16 @@ export async function startApp(
     stop() {
       stopping ??= (async () => {
         await Promise.all(listeners.map((l) => l.close()));
+        await stopPlugins(plugins);
         await broker.close();
       })();
       return stopping;
     },
   };
+}
+
+async function stopPlugins(plugins: Plugin[]): Promise<void> {
+  for (const p of plugins) await p.stop?.();
 }
 
 function hostForUrl(host: string): string {

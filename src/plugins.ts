@@ -28,5 +28,9 @@ export interface Plugin {
 export function buildPlugins(_ctx: PluginContext): Promise<Plugin[]> {
   const plugins: Plugin[] = [];
   // Order matters: authentication first, then authorization, then observers.
+  // --- authentication (src/auth/) ---
+  // --- topic authorization and ACL (src/acl/) ---
+  // --- rate limits (src/ratelimit/) ---
+  // --- $SYS (src/sys/) ---
   return Promise.resolve(plugins);
 }

@@ -5,7 +5,7 @@ import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import { deliver, type DeliveryLimits, Qos0Cache } from "./delivery.ts";
-import { type Message } from "./message.ts";
+import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, Session, type Subscription } from "./session.ts";
 import { SharePicker } from "./shared.ts";
 import { TopicIndex } from "./topic_index.ts";
@@ -306,6 +306,8 @@ export class Broker implements BrokerCore, PacketSink {
         this.publishWill(session.clientId, will);
       }
     }
+    // In-flight messages now wait for a reconnect: stop pinning socket chunks.
+    for (const o of session.inflight.values()) ownPayload(o.message);
     if (session.expiryInterval === 0) {
       this.expireSession(session);
     } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {

@@ -1,8 +1,9 @@
 import type { Conn } from "../runtime/types.ts";
 import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
-import { encode } from "../mqtt/encoder.ts";
+import { encodedLength, encodeInto } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
+import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
 import type { ConnectPacket, Properties } from "../mqtt/packet.ts";
@@ -62,7 +63,12 @@ export class Connection {
   droppedQos0 = 0;
 
   private readonly sink: PacketSink;
-  private out: Uint8Array[] = [];
+  /**
+   * Output is encoded straight into a pooled buffer, written once per tick,
+   * then returned to the pool: no per-packet allocation, no concatenation,
+   * and no buffer held while idle.
+   */
+  private out: Uint8Array = EMPTY;
   private outBytes = 0;
   private writing = false;
   private flushScheduled = false;
@@ -91,14 +97,33 @@ export class Connection {
 
   /** Encode and queue one packet for this connection's protocol level. */
   send(packet: Packet): void {
-    this.sendBytes(encode(packet, this.version));
+    if (this.finished) return;
+    const n = encodedLength(packet, this.version);
+    this.reserve(n);
+    this.outBytes = encodeInto(packet, this.version, this.out, this.outBytes);
+    this.scheduleFlush();
   }
 
-  /** Queue bytes; they go out in one write at the end of the current tick. */
+  /** Queue already encoded bytes (a PUBLISH shared by many subscribers). */
   sendBytes(bytes: Uint8Array): void {
     if (this.finished) return;
-    this.out.push(bytes);
+    this.reserve(bytes.length);
+    this.out.set(bytes, this.outBytes);
     this.outBytes += bytes.length;
+    this.scheduleFlush();
+  }
+
+  private reserve(n: number): void {
+    const need = this.outBytes + n;
+    if (need <= this.out.length) return;
+    const grown = takeBuffer(Math.max(need, this.out.length * 2));
+    grown.set(this.out.subarray(0, this.outBytes));
+    giveBuffer(this.out);
+    this.out = grown;
+  }
+
+  private scheduleFlush(): void {
+    // One write per tick: everything handled in this turn goes out together.
     if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
       queueMicrotask(this.flush);
@@ -182,22 +207,24 @@ export class Connection {
 
   private flush = (): void => {
     this.flushScheduled = false;
-    if (this.writing || this.out.length === 0) return;
-    const chunk = this.out.length === 1 ? this.out[0] : concat(this.out, this.outBytes);
-    this.out = [];
+    if (this.writing || this.outBytes === 0) return;
+    const full = this.out;
+    const chunk = full.subarray(0, this.outBytes);
+    // The transport owns this buffer until the write settles.
+    this.out = EMPTY;
     this.outBytes = 0;
     this.writing = true;
     this.writer ??= this.conn.writable.getWriter();
     this.writer.write(chunk).then(
       () => {
         this.writing = false;
-        if (this.out.length > 0) this.flush();
+        giveBuffer(full);
+        if (this.outBytes > 0) this.flush();
         else this.resolveDrained();
       },
       () => {
         // The peer is gone: drop output, end the connection.
         this.writing = false;
-        this.out = [];
         this.outBytes = 0;
         this.resolveDrained();
         this.closing = true;
@@ -207,7 +234,7 @@ export class Connection {
   };
 
   private whenDrained(limitMs: number): Promise<void> {
-    if (!this.writing && this.out.length === 0) return Promise.resolve();
+    if (!this.writing && this.outBytes === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, limitMs);
       this.drained.push(() => {
@@ -226,14 +253,4 @@ export class Connection {
   describe(): string {
     return this.clientId ? `client ${this.clientId} (${this.remoteAddr})` : this.remoteAddr;
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -112,10 +112,9 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
     publishPacket(o.message, o.qos, o.retain, packetId, false, o.subscriptionIds, Date.now()),
   );
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
-  if (sent) {
-    ownPayload(o.message); // kept until acknowledged
-    session.inflight.set(packetId, o);
-  }
+  // In flight messages keep their view of the socket chunk: acknowledgements
+  // come within round trips, and max-inflight bounds what one client can pin.
+  if (sent) session.inflight.set(packetId, o);
 }
 
 function sendPublish(conn: Connection, packet: PublishPacket): boolean {

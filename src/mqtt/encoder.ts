@@ -15,18 +15,32 @@ const sizer = new Sizer();
 const writer = new Writer();
 
 export function encode(packet: Packet, version: ProtocolVersion): Uint8Array {
-  if (packet.type === 3) return encodePublish(packet, version);
-  sizer.n = 0;
-  writeBody(sizer, packet, version);
-  const rem = sizer.n;
-  const out = new Uint8Array(1 + vbiLength(rem) + rem);
-  writer.buf = out;
-  writer.pos = 0;
+  const out = new Uint8Array(encodedLength(packet, version));
+  encodeInto(packet, version, out, 0);
+  return out;
+}
+
+/**
+ * Encode into `buf` at `offset` (the caller made room for encodedLength bytes)
+ * and return the offset after the packet. Lets a connection batch packets in
+ * one output buffer without allocating per packet.
+ */
+export function encodeInto(
+  packet: Packet,
+  version: ProtocolVersion,
+  buf: Uint8Array,
+  offset: number,
+): number {
+  if (packet.type === 3) return encodePublishInto(packet, version, buf, offset);
+  const rem = bodyLength(packet, version);
+  writer.buf = buf;
+  writer.pos = offset;
   writer.u8(firstByte(packet));
   writer.vbi(rem);
   writeBody(writer, packet, version);
+  const end = writer.pos;
   writer.buf = EMPTY;
-  return out;
+  return end;
 }
 
 /** Length in bytes encode() would produce (to respect a client's Maximum Packet Size). */
@@ -52,7 +66,12 @@ function publishRemaining(p: PublishPacket, v: ProtocolVersion): number {
   return rem;
 }
 
-function encodePublish(p: PublishPacket, v: ProtocolVersion): Uint8Array {
+function encodePublishInto(
+  p: PublishPacket,
+  v: ProtocolVersion,
+  out: Uint8Array,
+  offset: number,
+): number {
   const topicLen = utf8Length(p.topic);
   let rem = 2 + topicLen + p.payload.length + (p.qos > 0 ? 2 : 0);
   let propsLen = 0;
@@ -60,10 +79,9 @@ function encodePublish(p: PublishPacket, v: ProtocolVersion): Uint8Array {
     propsLen = propertiesLength(p.properties);
     rem += vbiLength(propsLen) + propsLen;
   }
-  const out = new Uint8Array(1 + vbiLength(rem) + rem);
   const w = writer;
   w.buf = out;
-  w.pos = 0;
+  w.pos = offset;
   w.u8(firstByte(p));
   w.vbi(rem);
   let pos = w.pos;
@@ -85,7 +103,7 @@ function encodePublish(p: PublishPacket, v: ProtocolVersion): Uint8Array {
   }
   out.set(p.payload, pos);
   w.buf = EMPTY;
-  return out;
+  return pos + p.payload.length;
 }
 
 function firstByte(p: Packet): number {

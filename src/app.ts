@@ -8,11 +8,25 @@ import { Broker } from "./broker/broker.ts";
 import type { BrokerHooks } from "./broker/hooks.ts";
 import { buildPlugins, type Plugin } from "./plugins.ts";
 import type { MqttxConfig } from "./config/types.ts";
-import type { Listener, Runtime } from "./runtime/types.ts";
+import type { Runtime } from "./runtime/types.ts";
+import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
+import { certificateUsernameHook } from "./transport/cert_username.ts";
 
 export interface RunningApp {
-  ports: { socket?: number; websocket?: number };
+  /**
+   * Bound ports: `socket`/`websocket` are the single-port items (TLS when
+   * ssl.enable), `tls`/`wss` the first listener of that kind, `listeners` all.
+   */
+  ports: {
+    socket?: number;
+    websocket?: number;
+    tls?: number;
+    wss?: number;
+    listeners: BoundListener[];
+  };
   broker: Broker;
+  /** Re-read the TLS certificate (what SIGHUP does); true when it was taken. */
+  reloadCertificates(): Promise<boolean>;
   /** Stop accepting, then disconnect every client. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -24,6 +38,8 @@ export interface AppOptions {
   log?: (line: string) => void;
   /** Shown in the start line (the CLI passes its VERSION). */
   version?: string;
+  /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
+  certWatchInterval?: number;
 }
 
 export function brokerOptions(config: MqttxConfig, log?: (line: string) => void): BrokerOptions {
@@ -58,16 +74,12 @@ export async function startApp(
         "set enable-test-mode: true to run with the in-memory store",
     );
   }
-  if (config.websocket.enable) {
-    log("warning: websocket.enable is set but WebSocket is not supported yet; ignored");
-  }
-  if (config.ssl.enable) log("warning: ssl.enable is set but TLS is not supported yet; ignored");
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
   const broker = new Broker({ ...brokerOptions(config, log), hooks });
-  const listeners: Listener[] = [];
-  const ports: RunningApp["ports"] = {};
+  let listeners: Listeners | undefined;
+  const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
   let plugins: Plugin[] = [];
   try {
@@ -78,23 +90,32 @@ export async function startApp(
       readTextFile: (path) => runtime.readTextFile(path),
       version,
     });
+    // The certificate's CN becomes the username before any plugin sees the client.
+    if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
     for (const p of plugins) hooks.push(p.hooks);
-    if (config.socket.enable) {
-      const l = await runtime.listen(
-        { hostname: config.host, port: config.socket.port },
-        (conn) => broker.handleConnection(conn),
-      );
-      listeners.push(l);
-      ports.socket = l.port;
-      log(
-        `mqttx ${version} listening on mqtt://${hostForUrl(config.host)}:${l.port} ` +
-          `(${runtime.name}, in-memory store)`,
-      );
-    } else {
+    listeners = await startListeners({
+      runtime,
+      config,
+      onConn: (conn) => broker.handleConnection(conn),
+      log,
+      certWatchInterval: opts.certWatchInterval,
+    });
+    const bound = listeners.bound;
+    ports.listeners = bound;
+    // The single-port items come first, in this order (see listenerSpecs).
+    let at = 0;
+    if (config.socket.enable) ports.socket = bound[at++].port;
+    if (config.websocket.enable) ports.websocket = bound[at++].port;
+    ports.tls = bound.find((b) => b.type === "tls")?.port;
+    ports.wss = bound.find((b) => b.type === "wss")?.port;
+    for (const b of bound) {
+      log(`mqttx ${version} listening on ${b.url} (${runtime.name}, in-memory store)`);
+    }
+    if (bound.length === 0) {
       log(`mqttx ${version} started with no listener enabled (socket.enable is false)`);
     }
   } catch (e) {
-    await Promise.all(listeners.map((l) => l.close()));
+    await listeners?.close();
     await stopPlugins(plugins);
     await broker.close();
     throw e;
@@ -104,9 +125,10 @@ export async function startApp(
   return {
     ports,
     broker,
+    reloadCertificates: () => listeners?.reloadCertificates() ?? Promise.resolve(false),
     stop() {
       stopping ??= (async () => {
-        await Promise.all(listeners.map((l) => l.close()));
+        await listeners?.close();
         await stopPlugins(plugins);
         await broker.close();
       })();
@@ -117,8 +139,4 @@ export async function startApp(
 
 async function stopPlugins(plugins: Plugin[]): Promise<void> {
   for (const p of plugins) await p.stop?.();
-}
-
-function hostForUrl(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
 }

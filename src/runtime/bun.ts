@@ -12,7 +12,18 @@
  * - `socket.end()` flushes, closes, and fires `close` at once.
  */
 import process from "node:process";
-import type { Conn, Listener, ListenOptions, Runtime } from "./types.ts";
+import { writeFile } from "node:fs/promises";
+import type {
+  Conn,
+  Listener,
+  ListenOptions,
+  Runtime,
+  TlsCredentials,
+  TlsListener,
+  TlsListenOptions,
+} from "./types.ts";
+import { type NodeStylePeerCertificate, peerCertificate } from "./certs.ts";
+import { listenBunWebSocket } from "./websocket_bun.ts";
 
 interface BunSocket {
   data: ConnState;
@@ -23,6 +34,9 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
+  /** TLS sockets only. */
+  authorized?: boolean;
+  getPeerCertificate?(): NodeStylePeerCertificate | undefined | null;
 }
 interface BunServer {
   port: number;
@@ -32,15 +46,24 @@ declare const Bun: {
   listen(opts: {
     hostname: string;
     port: number;
+    reusePort?: boolean;
+    tls?: {
+      cert: string;
+      key: string;
+      ca?: string;
+      requestCert?: boolean;
+      rejectUnauthorized?: boolean;
+    };
     socket: {
       open(s: BunSocket): void;
+      handshake?(s: BunSocket, success: boolean, err: Error | null): void;
       data(s: BunSocket, chunk: Uint8Array): void;
       drain(s: BunSocket): void;
       close(s: BunSocket, err?: Error): void;
       error(s: BunSocket, err: Error): void;
     };
   }): BunServer;
-  file(path: string): { text(): Promise<string> };
+  file(path: string): { text(): Promise<string>; bytes(): Promise<Uint8Array> };
 };
 
 /** Bytes the read side queues before it pauses the socket. */
@@ -56,7 +79,7 @@ interface ConnState {
 
 const closedError = () => new Error("Cannot write: connection closed");
 
-function wrap(socket: BunSocket, state: ConnState): Conn {
+function wrap(socket: BunSocket, state: ConnState, cert?: Conn["peerCertificate"]): Conn {
   const readable = new ReadableStream<Uint8Array>({
     start(controller) {
       state.controller = controller;
@@ -97,6 +120,7 @@ function wrap(socket: BunSocket, state: ConnState): Conn {
     readable,
     writable,
     remoteAddr,
+    peerCertificate: cert,
     close() {
       if (!state.closed) socket.end();
     },
@@ -144,12 +168,7 @@ function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<List
       socket: {
         open(socket) {
           socket.data = { paused: false, closed: false };
-          try {
-            socket.setNoDelay(true);
-            onConn(wrap(socket, socket.data));
-          } catch {
-            socket.end();
-          }
+          accept(socket, onConn);
         },
         data: onData,
         drain: onDrain,
@@ -157,29 +176,113 @@ function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<List
         error: (socket, err) => onClose(socket, err),
       },
     });
-    let stopped = false;
+    resolve(stopper(() => server, server.port));
+  });
+}
+
+function accept(socket: BunSocket, onConn: (conn: Conn) => void, cert?: Conn["peerCertificate"]) {
+  try {
+    socket.setNoDelay(true);
+    onConn(wrap(socket, socket.data, cert));
+  } catch {
+    socket.end();
+  }
+}
+
+function stopper(current: () => BunServer, port: number): Listener {
+  let stopped = false;
+  return {
+    port,
+    close() {
+      // stop(false): stop accepting, leave live connections to their owners.
+      if (!stopped) current().stop(false);
+      stopped = true;
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * TLS with `Bun.listen({ tls })`, which can request and verify client
+ * certificates natively (`requestCert`, `ca`; `socket.authorized`,
+ * `getPeerCertificate()`). The Conn is handed over after the handshake, when
+ * the certificate is known. Bun cannot change the certificate of a listening
+ * socket (`reload()` only swaps handlers), so `setCredentials` binds a second
+ * listener on the same port with SO_REUSEPORT, then stops the first: no
+ * moment without a listener, and open connections stay. (The cost of
+ * `reusePort`: a second mqttx of the same user on that port would share it
+ * instead of failing with EADDRINUSE.)
+ */
+function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promise<TlsListener> {
+  const bind = (credentials: TlsCredentials, port: number) =>
+    Bun.listen({
+      hostname: opts.hostname,
+      port,
+      reusePort: true,
+      tls: {
+        cert: credentials.cert,
+        key: credentials.key,
+        ca: credentials.ca,
+        requestCert: opts.clientAuth !== "NONE",
+        rejectUnauthorized: opts.clientAuth === "REQUIRE",
+      },
+      socket: {
+        open(socket) {
+          socket.data = { paused: false, closed: false };
+        },
+        handshake(socket, success) {
+          const cert = success ? checkClient(socket, opts.clientAuth) : false;
+          if (cert === false) socket.end();
+          else accept(socket, onConn, cert);
+        },
+        data: onData,
+        drain: onDrain,
+        close: onClose,
+        error: (socket, err) => onClose(socket, err),
+      },
+    });
+  return new Promise((resolve) => {
+    let server = bind(opts.credentials, opts.port);
+    const listener = stopper(() => server, server.port);
     resolve({
-      port: server.port,
-      close() {
-        // stop(false): stop accepting, leave live connections to their owners.
-        if (!stopped) server.stop(false);
-        stopped = true;
+      ...listener,
+      close: () => listener.close(),
+      setCredentials(credentials) {
+        const next = bind(credentials, server.port);
+        const old = server;
+        server = next;
+        old.stop(false);
         return Promise.resolve();
       },
     });
   });
 }
 
+/** The verified client certificate, undefined for none, false to refuse the client. */
+function checkClient(socket: BunSocket, auth: TlsListenOptions["clientAuth"]) {
+  if (auth === "NONE") return undefined;
+  const cert = socket.getPeerCertificate?.();
+  const presented = cert !== undefined && cert !== null && cert.subject !== undefined;
+  if (socket.authorized && presented) return peerCertificate(cert);
+  // OPTIONAL: no certificate is fine, a certificate that does not verify is not.
+  return auth === "OPTIONAL" && !presented ? undefined : false;
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   listen,
+  listenTls,
+  listenWebSocket: listenBunWebSocket,
   onSignal(signal, handler) {
     process.on(signal, handler);
+    return () => void process.off(signal, handler);
   },
   exit(code: number): never {
     process.exit(code);
   },
   args: () => process.argv.slice(2),
   readTextFile: (path) => Bun.file(path).text(),
+  readFile: (path) => Bun.file(path).bytes(),
+  writeTextFile: (path, data, opts) => writeFile(path, data, { mode: opts?.mode }),
   env: (name) => process.env[name],
 };

@@ -3,6 +3,8 @@
  * wrapper that adds "ip:port" and an idempotent close.
  */
 import type { Conn, Listener, ListenOptions, Runtime } from "./types.ts";
+import { listenNodeTls } from "./tls_deno.ts";
+import { listenDenoWebSocket } from "./websocket_deno.ts";
 
 function addr(a: Deno.Addr): string {
   if (a.transport !== "tcp" && a.transport !== "udp") return String(a.transport);
@@ -68,13 +70,18 @@ export const denoRuntime: Runtime = {
   name: "deno",
   // The Promise constructor turns a bind error (EADDRINUSE) into a rejection.
   listen: (opts, onConn) => new Promise((resolve) => resolve(listenSync(opts, onConn))),
+  listenTls: listenNodeTls,
+  listenWebSocket: listenDenoWebSocket,
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
+    return () => Deno.removeSignalListener(signal, handler);
   },
   exit(code: number): never {
     Deno.exit(code);
   },
   args: () => [...Deno.args],
   readTextFile: (path) => Deno.readTextFile(path),
+  readFile: (path) => Deno.readFile(path),
+  writeTextFile: (path, data, opts) => Deno.writeTextFile(path, data, { mode: opts?.mode }),
   env: (name) => Deno.env.get(name),
 };

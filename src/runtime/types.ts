@@ -25,13 +25,53 @@ export interface ListenOptions {
   port: number;
 }
 
+/** A server certificate (with its chain) and key, PEM; `ca` verifies client certificates. */
+export interface TlsCredentials {
+  cert: string;
+  key: string;
+  ca?: string;
+}
+
+/**
+ * NONE: no client certificate asked for. OPTIONAL: asked for; none is fine,
+ * one that does not verify against `ca` is refused. REQUIRE: a verified one
+ * is needed.
+ */
+export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
+
+export interface TlsListenOptions extends ListenOptions {
+  credentials: TlsCredentials;
+  clientAuth: ClientAuth;
+}
+
+export interface TlsListener extends Listener {
+  /** New connections use these credentials from now on; open ones are not touched. */
+  setCredentials(credentials: TlsCredentials): Promise<void>;
+}
+
+export interface WebSocketListenOptions extends ListenOptions {
+  /** URL path of the MQTT endpoint ("/mqtt"); other paths get 404. */
+  path: string;
+}
+
 /** What an entry file hands to the composition root. */
 export interface Runtime {
   readonly name: "deno" | "bun";
   listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<Listener>;
-  onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): void;
+  /** A TLS listener; `Conn.peerCertificate` is set when a client certificate was verified. */
+  listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promise<TlsListener>;
+  /**
+   * A plain-HTTP WebSocket listener (ws://) speaking the "mqtt" subprotocol;
+   * each upgraded WebSocket is a Conn of MQTT bytes.
+   */
+  listenWebSocket(opts: WebSocketListenOptions, onConn: (conn: Conn) => void): Promise<Listener>;
+  /** Returns a function that removes the handler again. */
+  onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   exit(code: number): never;
   args(): string[];
   readTextFile(path: string): Promise<string>;
+  readFile(path: string): Promise<Uint8Array>;
+  /** Write (replace) a text file; `mode` (e.g. 0o600) applies when the file is created. */
+  writeTextFile(path: string, data: string, opts?: { mode?: number }): Promise<void>;
   env(name: string): string | undefined;
 }

@@ -1,0 +1,157 @@
+/**
+ * ws:// listener for Bun: `Bun.serve` with its `websocket` handlers. Each
+ * ServerWebSocket becomes a Conn: binary messages are readable chunks, a write
+ * is one binary message (`send()` returning -1 means queued over the
+ * backpressure limit: the write waits for `drain`; 0 means dropped: closed).
+ * Bun echoes the first offered subprotocol unless `server.upgrade` sets the
+ * header, so it is always set, with the protocol chosen by
+ * src/transport/websocket_protocol.ts. Bun cannot pause a WebSocket's reads,
+ * so there is no read backpressure; `maxPayloadLength` (Bun's 16 MiB) bounds a
+ * message.
+ */
+import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
+import { decideUpgrade } from "../transport/websocket_protocol.ts";
+
+interface WsData {
+  remoteAddr: string;
+  controller?: ReadableStreamDefaultController<Uint8Array>;
+  closed: boolean;
+  drainWaiters: { resolve(): void; reject(e: Error): void }[];
+}
+interface BunServerWebSocket {
+  data: WsData;
+  readyState: number;
+  send(data: Uint8Array): number;
+  close(code?: number, reason?: string): void;
+}
+interface BunHttpServer {
+  port: number;
+  stop(closeActive?: boolean): void;
+  upgrade(req: Request, opts: { headers?: HeadersInit; data: WsData }): boolean;
+  requestIP(req: Request): { address: string; port: number } | null;
+}
+declare const Bun: {
+  serve(opts: {
+    hostname: string;
+    port: number;
+    fetch(req: Request, server: BunHttpServer): Response | undefined;
+    websocket: {
+      idleTimeout?: number;
+      open(ws: BunServerWebSocket): void;
+      message(ws: BunServerWebSocket, msg: string | Uint8Array): void;
+      close(ws: BunServerWebSocket, code: number, reason: string): void;
+      drain(ws: BunServerWebSocket): void;
+    };
+  }): BunHttpServer;
+};
+
+const closedError = () => new Error("Cannot write: connection closed");
+
+export function listenBunWebSocket(
+  opts: WebSocketListenOptions,
+  onConn: (conn: Conn) => void,
+): Promise<Listener> {
+  return new Promise((resolve) => {
+    const server = Bun.serve({
+      hostname: opts.hostname,
+      port: opts.port,
+      fetch(req, server) {
+        const decision = decideUpgrade(
+          { method: req.method, path: new URL(req.url).pathname, headers: req.headers },
+          opts.path,
+        );
+        if (!decision.upgrade) {
+          return new Response(decision.body, {
+            status: decision.status,
+            headers: { "content-type": "text/plain; charset=utf-8" },
+          });
+        }
+        const ip = server.requestIP(req);
+        const remoteAddr = !ip
+          ? "unknown"
+          : ip.address.includes(":")
+          ? `[${ip.address}]:${ip.port}`
+          : `${ip.address}:${ip.port}`;
+        const data: WsData = { remoteAddr, closed: false, drainWaiters: [] };
+        const headers: Record<string, string> = decision.protocol
+          ? { "Sec-WebSocket-Protocol": decision.protocol }
+          : {};
+        if (server.upgrade(req, { headers, data })) return undefined;
+        return new Response("WebSocket upgrade failed\n", { status: 400 });
+      },
+      websocket: {
+        // MQTT's keep-alive decides when an idle client is gone, as on TCP.
+        idleTimeout: 0,
+        open(ws) {
+          try {
+            onConn(wrap(ws));
+          } catch {
+            ws.close(1011);
+          }
+        },
+        message(ws, msg) {
+          const d = ws.data;
+          if (d.closed || !d.controller) return;
+          if (typeof msg === "string") {
+            ws.close(1003, "MQTT needs binary frames"); // [MQTT-6.0.0-1]
+            end(d);
+            return;
+          }
+          d.controller.enqueue(msg);
+        },
+        close(ws) {
+          end(ws.data);
+        },
+        drain(ws) {
+          const waiters = ws.data.drainWaiters.splice(0);
+          for (const w of waiters) w.resolve();
+        },
+      },
+    });
+    let stopped = false;
+    resolve({
+      port: server.port,
+      close() {
+        // stop(false): stop accepting, upgraded WebSockets stay with the broker.
+        if (!stopped) server.stop(false);
+        stopped = true;
+        return Promise.resolve();
+      },
+    });
+  });
+}
+
+function end(d: WsData): void {
+  if (d.closed) return;
+  d.closed = true;
+  for (const w of d.drainWaiters.splice(0)) w.reject(closedError());
+  try {
+    d.controller?.close();
+  } catch { /* the reader already cancelled */ }
+}
+
+function wrap(ws: BunServerWebSocket): Conn {
+  const d = ws.data;
+  const close = () => {
+    if (!d.closed) ws.close(1000);
+  };
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      d.controller = controller;
+    },
+    cancel: close,
+  });
+  const writable = new WritableStream<Uint8Array>({
+    write(chunk) {
+      if (d.closed) return Promise.reject(closedError());
+      const n = ws.send(chunk);
+      if (n === 0) return Promise.reject(closedError());
+      if (n > 0) return;
+      // -1: queued, but over the backpressure limit.
+      return new Promise<void>((resolve, reject) => d.drainWaiters.push({ resolve, reject }));
+    },
+    close,
+    abort: close,
+  });
+  return { readable, writable, remoteAddr: d.remoteAddr, close };
+}

@@ -1,0 +1,193 @@
+/**
+ * Every listener the configuration asks for, started on the runtime's
+ * adapters: `socket` (TCP, or TLS when `ssl.enable`), `websocket` (ws, or wss
+ * when `ssl.enable`) and each `listeners` item (tcp/tls/ws/wss, e.g. 1883 and
+ * 8883 side by side). wss is the runtime's TLS listener with our RFC 6455
+ * server on top (websocket_server.ts), so it gets client certificates and
+ * reloads like mqtts. Certificates are reloaded on demand (SIGHUP) and when
+ * their files change; a reload that fails keeps the old certificate.
+ * Runtime-free.
+ */
+import type { MqttxConfig } from "../config/types.ts";
+import type { Conn, Listener, Runtime, TlsCredentials, TlsListener } from "../runtime/types.ts";
+import { credentialFiles, loadTlsCredentials } from "./tls_credentials.ts";
+import { serveWebSocketOverConn } from "./websocket_server.ts";
+
+export type ListenerType = "tcp" | "tls" | "ws" | "wss";
+
+export interface ListenerSpec {
+  type: ListenerType;
+  host: string;
+  port: number;
+  /** ws/wss only. */
+  path: string;
+}
+
+export interface BoundListener {
+  type: ListenerType;
+  host: string;
+  port: number;
+  /** e.g. mqtts://0.0.0.0:8883 or ws://0.0.0.0:8083/mqtt */
+  url: string;
+}
+
+export interface Listeners {
+  bound: BoundListener[];
+  /** Re-read the certificate; true when the TLS listeners took a new one. */
+  reloadCertificates(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface ListenerContext {
+  runtime: Runtime;
+  config: MqttxConfig;
+  onConn: (conn: Conn) => void;
+  log: (line: string) => void;
+  /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
+  certWatchInterval?: number;
+}
+
+/** The listeners the config describes, in start order. */
+export function listenerSpecs(config: MqttxConfig): ListenerSpec[] {
+  const specs: ListenerSpec[] = [];
+  const tls = config.ssl.enable;
+  const path = config.websocket.path;
+  if (config.socket.enable) {
+    specs.push({ type: tls ? "tls" : "tcp", host: config.host, port: config.socket.port, path });
+  }
+  if (config.websocket.enable) {
+    specs.push({ type: tls ? "wss" : "ws", host: config.host, port: config.websocket.port, path });
+  }
+  for (const l of config.listeners) {
+    specs.push({ type: l.type, host: l.host ?? config.host, port: l.port, path: l.path ?? path });
+  }
+  return specs;
+}
+
+export function listenerUrl(type: ListenerType, host: string, port: number, path: string): string {
+  const h = host.includes(":") ? `[${host}]` : host;
+  const scheme = { tcp: "mqtt", tls: "mqtts", ws: "ws", wss: "wss" }[type];
+  return `${scheme}://${h}:${port}${type === "ws" || type === "wss" ? path : ""}`;
+}
+
+export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
+  const { runtime, config, onConn, log } = ctx;
+  const specs = listenerSpecs(config);
+  const needsTls = specs.some((s) => s.type === "tls" || s.type === "wss");
+  const readFile = (path: string) => runtime.readFile(path);
+  let credentials: TlsCredentials | undefined;
+  if (needsTls) credentials = await loadTlsCredentials(config.ssl, readFile);
+
+  const all: Listener[] = [];
+  const tlsListeners: TlsListener[] = [];
+  const bound: BoundListener[] = [];
+  const clientAuth = config.ssl.clientAuth;
+  try {
+    for (const spec of specs) {
+      const opts = { hostname: spec.host, port: spec.port };
+      let l: Listener;
+      switch (spec.type) {
+        case "tcp":
+          l = await runtime.listen(opts, onConn);
+          break;
+        case "ws":
+          l = await runtime.listenWebSocket({ ...opts, path: spec.path }, onConn);
+          break;
+        case "tls":
+        case "wss": {
+          const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat };
+          const t = await runtime.listenTls(
+            { ...opts, credentials: credentials!, clientAuth },
+            spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
+          );
+          tlsListeners.push(t);
+          l = t;
+          break;
+        }
+      }
+      all.push(l);
+      bound.push({
+        type: spec.type,
+        host: spec.host,
+        port: l.port,
+        url: listenerUrl(spec.type, spec.host, l.port, spec.path),
+      });
+    }
+  } catch (e) {
+    await Promise.all(all.map((l) => l.close()));
+    throw e;
+  }
+
+  // Reload: SIGHUP, and a change of the certificate files.
+  let reloading: Promise<boolean> | undefined;
+  const reload = async (): Promise<boolean> => {
+    let next: TlsCredentials;
+    try {
+      next = await loadTlsCredentials(config.ssl, readFile);
+      for (const t of tlsListeners) await t.setCredentials(next);
+    } catch (e) {
+      log(
+        `TLS certificate reload failed, keeping the old one: ${e instanceof Error ? e.message : e}`,
+      );
+      return false;
+    }
+    credentials = next;
+    log("TLS certificates reloaded; new connections use them");
+    return true;
+  };
+  const reloadCertificates = () => {
+    if (tlsListeners.length === 0) return Promise.resolve(false);
+    reloading ??= reload().finally(() => (reloading = undefined));
+    return reloading;
+  };
+  let removeSignal: (() => void) | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  if (tlsListeners.length > 0) {
+    removeSignal = runtime.onSignal("SIGHUP", () => void reloadCertificates());
+    const interval = ctx.certWatchInterval ?? 10_000;
+    if (interval > 0) {
+      const files = credentialFiles(config.ssl);
+      let seen = await snapshot(files, readFile);
+      let checking = false;
+      timer = setInterval(async () => {
+        if (checking) return;
+        checking = true;
+        try {
+          const now = await snapshot(files, readFile);
+          if (now !== seen) {
+            seen = now;
+            await reloadCertificates();
+          }
+        } finally {
+          checking = false;
+        }
+      }, interval);
+    }
+  }
+
+  return {
+    bound,
+    reloadCertificates,
+    async close() {
+      removeSignal?.();
+      clearInterval(timer);
+      await Promise.all(all.map((l) => l.close()));
+      await reloading;
+    },
+  };
+}
+
+/** The files' contents in one comparable string ("" for a file that cannot be read now). */
+async function snapshot(
+  files: string[],
+  readFile: (path: string) => Promise<Uint8Array>,
+): Promise<string> {
+  const parts = await Promise.all(files.map((f) =>
+    readFile(f).then((b) => {
+      let h = 0;
+      for (let i = 0; i < b.length; i++) h = (h * 31 + b[i]) | 0;
+      return `${b.length}:${h}`;
+    }, () => "")
+  ));
+  return parts.join("|");
+}

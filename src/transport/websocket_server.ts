@@ -1,0 +1,363 @@
+/**
+ * MQTT over WebSocket on top of any Conn (RFC 6455, server side): reads the
+ * HTTP upgrade request, answers it, then turns binary frames into a Conn of
+ * MQTT bytes. Used for wss:// listeners, whose TLS Conn comes from the same
+ * runtime TLS listener as mqtts:// (so client certificates and certificate
+ * reload work for WebSocket too; Deno.serve and Bun.serve cannot request or
+ * expose client certificates). Plain ws:// listeners use the runtimes' own
+ * WebSocket servers instead. Runtime-free.
+ *
+ * MQTT is a byte stream, so frame boundaries do not matter: each binary or
+ * continuation frame's payload is passed on as it arrives, unmasked in place
+ * (a packet split over frames, or several packets in one frame, both work).
+ * Text frames are refused [MQTT-6.0.0-1].
+ */
+import type { Conn } from "../runtime/types.ts";
+import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
+
+export interface WebSocketOverConnOptions {
+  /** URL path clients must ask for, e.g. "/mqtt"; other paths get 404. */
+  path: string;
+  /** ms the client has to send its upgrade request (default 10 s). */
+  handshakeTimeout?: number;
+}
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const MAX_HEAD = 16 * 1024;
+const enc = new TextEncoder();
+
+/** Serve one connection: on a good upgrade, `onConn` gets the MQTT byte Conn. Never throws. */
+export function serveWebSocketOverConn(
+  conn: Conn,
+  opts: WebSocketOverConnOptions,
+  onConn: (conn: Conn) => void,
+): void {
+  handshake(conn, opts).then((ws) => ws && onConn(ws)).catch(() => conn.close());
+}
+
+async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Conn | undefined> {
+  const reader = conn.readable.getReader();
+  const writer = conn.writable.getWriter();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), opts.handshakeTimeout ?? 10_000);
+  });
+  const head = await Promise.race([readHead(reader), timeout]).finally(() => clearTimeout(timer));
+  if (!head) {
+    conn.close();
+    return;
+  }
+  const { method, target, headers, rest } = head;
+  const get = (name: string) => headers.get(name) ?? null;
+  const decision = decideUpgrade(
+    { method, path: requestPath(target), headers: { get } },
+    opts.path,
+  );
+  const key = get("sec-websocket-key");
+  if (decision.upgrade && (!key || get("sec-websocket-version") !== "13")) {
+    await answer(writer, 400, "Bad WebSocket upgrade: needs Sec-WebSocket-Key and version 13\n", [
+      "Sec-WebSocket-Version: 13",
+    ]);
+    conn.close();
+    return;
+  }
+  if (!decision.upgrade) {
+    await answer(writer, decision.status, decision.body);
+    conn.close();
+    return;
+  }
+  const digest = await crypto.subtle.digest("SHA-1", enc.encode(key!.trim() + GUID));
+  const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+  const lines = [
+    "HTTP/1.1 101 Switching Protocols",
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Accept: ${accept}`,
+    ...(decision.protocol ? [`Sec-WebSocket-Protocol: ${decision.protocol}`] : []),
+  ];
+  await writer.write(enc.encode(lines.join("\r\n") + "\r\n\r\n"));
+  return new FrameConn(conn, reader, writer, rest);
+}
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  426: "Upgrade Required",
+  431: "Request Header Fields Too Large",
+};
+
+async function answer(
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  status: number,
+  body: string,
+  extra: string[] = [],
+): Promise<void> {
+  const bytes = enc.encode(body);
+  const head = [
+    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}`,
+    "Content-Type: text/plain; charset=utf-8",
+    `Content-Length: ${bytes.byteLength}`,
+    "Connection: close",
+    ...extra,
+  ].join("\r\n") + "\r\n\r\n";
+  await writer.write(concat(enc.encode(head), bytes)).catch(() => {});
+}
+
+interface Head {
+  method: string;
+  target: string;
+  headers: Map<string, string>;
+  /** Bytes after the head (the client's first frames). */
+  rest: Uint8Array;
+}
+
+async function readHead(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<Head | undefined> {
+  let buf: Uint8Array = new Uint8Array(0);
+  for (;;) {
+    const end = indexOfCrlfCrlf(buf);
+    if (end >= 0) {
+      const text = new TextDecoder().decode(buf.subarray(0, end));
+      const [requestLine, ...headerLines] = text.split("\r\n");
+      const [method, target] = requestLine.split(" ");
+      if (!method || !target) return undefined;
+      const headers = new Map<string, string>();
+      for (const line of headerLines) {
+        const colon = line.indexOf(":");
+        if (colon <= 0) continue;
+        const name = line.slice(0, colon).trim().toLowerCase();
+        const value = line.slice(colon + 1).trim();
+        headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
+      }
+      return { method, target, headers, rest: buf.slice(end + 4) };
+    }
+    if (buf.byteLength > MAX_HEAD) return undefined;
+    const { value, done } = await reader.read();
+    if (done) return undefined;
+    buf = concat(buf, value);
+  }
+}
+
+function indexOfCrlfCrlf(b: Uint8Array): number {
+  for (let i = 0; i + 3 < b.length; i++) {
+    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (a.byteLength === 0) return b.slice();
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+/** Close codes (RFC 6455 7.4.1). */
+const PROTOCOL_ERROR = 1002;
+const UNSUPPORTED_DATA = 1003;
+const MESSAGE_TOO_BIG = 1009;
+
+/** A Conn of MQTT bytes carried in WebSocket frames over another Conn. */
+class FrameConn implements Conn {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly remoteAddr: string;
+  readonly peerCertificate: Conn["peerCertificate"];
+  /** No more writes (we or the peer closed). */
+  private closed = false;
+  private closing = false;
+  /** Header bytes of the frame being read (at most 14). */
+  private header = new Uint8Array(0);
+  /** Payload bytes still to come in the current frame, its mask, and where in the mask we are. */
+  private remaining = 0;
+  private mask = new Uint8Array(4);
+  private maskAt = 0;
+  private opcode = 0;
+  /** Payload of a control frame being collected. */
+  private control: Uint8Array[] = [];
+  /** Inside a fragmented binary message (continuation frames expected). */
+  private inMessage = false;
+  private inFrame = false;
+
+  constructor(
+    private readonly inner: Conn,
+    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
+    private readonly writer: WritableStreamDefaultWriter<Uint8Array>,
+    rest: Uint8Array,
+  ) {
+    this.remoteAddr = inner.remoteAddr;
+    this.peerCertificate = inner.peerCertificate;
+    let first: Uint8Array | undefined = rest.byteLength ? rest : undefined;
+    this.readable = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          let chunk = first;
+          first = undefined;
+          if (!chunk) {
+            const r = await this.reader.read().catch(() => ({ done: true, value: undefined }));
+            if (r.done || !r.value) {
+              this.closed = true;
+              controller.close();
+              return;
+            }
+            chunk = r.value;
+          }
+          const out: Uint8Array[] = [];
+          const end = this.feed(chunk, out);
+          for (const o of out) controller.enqueue(o);
+          if (end !== undefined) {
+            this.shutdown(end);
+            controller.close();
+            return;
+          }
+          if (out.length) return;
+        }
+      },
+      cancel: () => this.close(),
+    });
+    this.writable = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        if (this.closed) return Promise.reject(new Error("Cannot write: connection closed"));
+        return this.writer.write(frame(0x2, chunk));
+      },
+      close: () => this.close(),
+      abort: () => this.close(),
+    });
+  }
+
+  close(): void {
+    this.shutdown(1000);
+  }
+
+  /** Send a close frame with `code` (null: empty), flush, and close the transport. Once. */
+  private shutdown(code: number | null): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closed = true;
+    const payload = code === null ? new Uint8Array(0) : Uint8Array.of(code >> 8, code & 0xff);
+    this.writer.write(frame(0x8, payload)).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flushed = this.writer.close().catch(() => {});
+    const limit = new Promise<void>((r) => (timer = setTimeout(r, 2000)));
+    Promise.race([flushed, limit]).finally(() => {
+      clearTimeout(timer);
+      this.inner.close();
+    });
+  }
+
+  /**
+   * Decode frames from `chunk`, pushing MQTT bytes to `out`. Returns a close
+   * code (or null: close without a code) when the connection must end.
+   */
+  private feed(chunk: Uint8Array, out: Uint8Array[]): number | null | undefined {
+    let at = 0;
+    while (at < chunk.length) {
+      if (!this.inFrame) {
+        // Collect a frame header: 2 bytes, then the extended length and the mask key.
+        const need = this.header.length < 2 ? 2 : headerSize(this.header[1]);
+        const take = Math.min(need - this.header.length, chunk.length - at);
+        this.header = concat(this.header, chunk.slice(at, at + take));
+        at += take;
+        if (this.header.length < 2 || this.header.length < headerSize(this.header[1])) continue;
+        const end = this.startFrame();
+        if (end !== undefined) return end;
+        if (this.remaining === 0) {
+          const done = this.endFrame();
+          if (done !== undefined) return done;
+        }
+        continue;
+      }
+      const n = Math.min(this.remaining, chunk.length - at);
+      const piece = chunk.slice(at, at + n);
+      for (let i = 0; i < n; i++) piece[i] ^= this.mask[(this.maskAt + i) & 3];
+      this.maskAt = (this.maskAt + n) & 3;
+      this.remaining -= n;
+      at += n;
+      if (this.opcode >= 0x8) this.control.push(piece);
+      else out.push(piece);
+      if (this.remaining === 0) {
+        const done = this.endFrame();
+        if (done !== undefined) return done;
+      }
+    }
+    return undefined;
+  }
+
+  /** A full header is in `this.header`: check it and set up the payload. */
+  private startFrame(): number | undefined {
+    const h = this.header;
+    const fin = (h[0] & 0x80) !== 0;
+    const opcode = h[0] & 0x0f;
+    if ((h[0] & 0x70) !== 0 || (h[1] & 0x80) === 0) return PROTOCOL_ERROR; // RSV set / unmasked
+    let len = h[1] & 0x7f;
+    let at = 2;
+    if (len === 126) {
+      len = (h[2] << 8) | h[3];
+      at = 4;
+    } else if (len === 127) {
+      if (h[2] | h[3] | h[4] | h[5]) return MESSAGE_TOO_BIG; // 4 GiB and more
+      len = ((h[6] << 24) >>> 0) + (h[7] << 16) + (h[8] << 8) + h[9];
+      at = 10;
+    }
+    this.mask = h.slice(at, at + 4);
+    this.maskAt = 0;
+    this.remaining = len;
+    this.inFrame = true;
+    this.opcode = opcode;
+    if (opcode >= 0x8) {
+      if (!fin || len > 125) return PROTOCOL_ERROR; // control frames are short and whole
+      if (opcode > 0xa) return PROTOCOL_ERROR;
+      this.control = [];
+      return undefined;
+    }
+    if (opcode === 0x1) return UNSUPPORTED_DATA; // text: MQTT needs binary [MQTT-6.0.0-1]
+    if (opcode === 0x0 && !this.inMessage) return PROTOCOL_ERROR;
+    if (opcode === 0x2 && this.inMessage) return PROTOCOL_ERROR;
+    if (opcode !== 0x0 && opcode !== 0x2) return PROTOCOL_ERROR;
+    this.inMessage = !fin;
+    return undefined;
+  }
+
+  /** The current frame's payload is complete. */
+  private endFrame(): number | null | undefined {
+    this.header = new Uint8Array(0);
+    this.inFrame = false;
+    const op = this.opcode;
+    if (op < 0x8) return undefined;
+    const payload = this.control.reduce(concat, new Uint8Array(0));
+    this.control = [];
+    if (op === 0x9) this.writer.write(frame(0xa, payload)).catch(() => {}); // ping → pong
+    if (op === 0x8) return payload.length >= 2 ? (payload[0] << 8) | payload[1] : null;
+    return undefined;
+  }
+}
+
+/** Size of a client frame header from its second byte: 2, +2/+8 for the length, +4 for the mask. */
+function headerSize(b1: number): number {
+  const len = b1 & 0x7f;
+  return 2 + (len === 126 ? 2 : len === 127 ? 8 : 0) + ((b1 & 0x80) ? 4 : 0);
+}
+
+/** One unmasked server frame with FIN set. */
+function frame(opcode: number, payload: Uint8Array): Uint8Array {
+  const n = payload.byteLength;
+  const size = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const out = new Uint8Array(size + n);
+  out[0] = 0x80 | opcode;
+  if (n < 126) out[1] = n;
+  else if (n < 65536) {
+    out[1] = 126;
+    out[2] = n >> 8;
+    out[3] = n & 0xff;
+  } else {
+    out[1] = 127; // bytes 2..5 stay 0: one write is far below 4 GiB
+    out[6] = (n >>> 24) & 0xff;
+    out[7] = (n >> 16) & 0xff;
+    out[8] = (n >> 8) & 0xff;
+    out[9] = n & 0xff;
+  }
+  out.set(payload, size);
+  return out;
+}

@@ -9,15 +9,20 @@ import { ConfigError, parseConfig } from "./config/load.ts";
 import { defaultConfig } from "./config/schema.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
+import { passwdCommand } from "./auth/passwd.ts";
+import process from "node:process";
 
 export interface CliIo {
   out(line: string): void;
   err(line: string): void;
+  /** First line of standard input (`mqttx passwd` without a password argument). */
+  readLine?(): Promise<string | undefined>;
 }
 
 const consoleIo: CliIo = {
   out: (line) => console.log(line),
   err: (line) => console.error(line),
+  readLine: readStdinLine,
 };
 
 /** How long a clean shutdown may take before we exit anyway. */
@@ -36,6 +41,16 @@ export async function cliMain(runtime: Runtime, io: CliIo = consoleIo): Promise<
       io.err(`mqttx: ${args.message}`);
       io.err(HELP_TEXT);
       return runtime.exit(2);
+    case "passwd": {
+      const code = await passwdCommand(args, {
+        readTextFile: (path) => runtime.readTextFile(path),
+        writeTextFile: (path, data, opts) => runtime.writeTextFile(path, data, opts),
+        readLine: io.readLine ?? (() => Promise.resolve(undefined)),
+        out: io.out,
+        err: io.err,
+      });
+      return runtime.exit(code);
+    }
   }
 
   const config = await loadConfig(runtime, args.configPath, io);
@@ -101,4 +116,24 @@ async function loadConfig(
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The first line of standard input (node:process works on Deno and Bun). */
+function readStdinLine(): Promise<string | undefined> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const done = (line: string | undefined) => {
+      stdin.off("data", onData).off("end", onEnd).off("error", reject);
+      stdin.pause();
+      resolve(line);
+    };
+    const onData = (d: Uint8Array | string) => {
+      buf += typeof d === "string" ? d : new TextDecoder().decode(d);
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) done(buf.slice(0, nl));
+    };
+    const onEnd = () => done(buf === "" ? undefined : buf);
+    stdin.on("data", onData).on("end", onEnd).on("error", reject);
+  });
 }

@@ -53,3 +53,61 @@ describe("help and version", () => {
     assert.ok(HELP_TEXT.includes(VERSION));
   });
 });
+
+describe("parseArgs: passwd", () => {
+  const cases: [string[], ReturnType<typeof parseArgs>][] = [
+    [["passwd", "--hash"], { command: "passwd", action: "hash" }],
+    [["passwd", "--hash", "pw"], { command: "passwd", action: "hash", password: "pw" }],
+    [["passwd", "f", "u"], {
+      command: "passwd",
+      action: "set",
+      file: "f",
+      username: "u",
+      create: false,
+    }],
+    [["passwd", "-c", "f", "u", "pw"], {
+      command: "passwd",
+      action: "set",
+      file: "f",
+      username: "u",
+      password: "pw",
+      create: true,
+    }],
+    [["passwd", "f", "u", "--", "-pw"], {
+      command: "passwd",
+      action: "set",
+      file: "f",
+      username: "u",
+      password: "-pw",
+      create: false,
+    }],
+    [["passwd", "-D", "f", "u"], { command: "passwd", action: "delete", file: "f", username: "u" }],
+    [["passwd", "--help"], { command: "help" }],
+  ];
+  for (const [argv, want] of cases) {
+    test(JSON.stringify(argv), () => assert.deepEqual(parseArgs(argv), want));
+  }
+
+  const errors: [string[], RegExp][] = [
+    [["passwd"], /needs a password file and a username/],
+    [["passwd", "f"], /needs a password file and a username/],
+    [["passwd", "-c", "-D", "f", "u"], /cannot be combined/],
+    [["passwd", "--hash", "a", "b"], /at most one argument/],
+    [["passwd", "-D", "f", "u", "p"], /a file and a username only/],
+    [["passwd", "f", "u", "p", "q"], /unexpected argument q/],
+    [["passwd", "-x", "f", "u"], /unknown option -x/],
+  ];
+  for (const [argv, message] of errors) {
+    test(`${JSON.stringify(argv)} is an error`, () => {
+      const r = parseArgs(argv);
+      assert.equal(r.command, "error");
+      assert.match((r as { message: string }).message, message);
+    });
+  }
+
+  test("HELP_TEXT documents passwd", () => {
+    for (const s of ["mqttx passwd [-c]", "passwd -D", "passwd --hash"]) {
+      assert.ok(HELP_TEXT.includes(s), s);
+    }
+  });
+});

@@ -6,6 +6,11 @@
 import type { MqttxConfig } from "./config/types.ts";
 import type { Broker } from "./broker/broker.ts";
 import type { BrokerHooks } from "./broker/hooks.ts";
+import { createAuthPlugin } from "./auth/mod.ts";
+import { topicAuthorization } from "./acl/topic_auth.ts";
+import { staticAcl } from "./acl/acl.ts";
+import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
+import { sysTopics } from "./sys/sys_topics.ts";
 
 export interface PluginContext {
   config: MqttxConfig;
@@ -25,12 +30,31 @@ export interface Plugin {
 }
 
 /** Build every plugin the configuration asks for, in the order their hooks must run. */
-export function buildPlugins(_ctx: PluginContext): Promise<Plugin[]> {
+export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
   const plugins: Plugin[] = [];
   // Order matters: authentication first, then authorization, then observers.
   // --- authentication (src/auth/) ---
+  const auth = await createAuthPlugin(ctx.config.auth, {
+    log: ctx.log,
+    readTextFile: ctx.readTextFile,
+  });
+  if (auth) plugins.push(auth);
   // --- topic authorization and ACL (src/acl/) ---
+  // Both must allow: per-client lists from authentication, then the static rules.
+  if (ctx.config.enableTopicSubPubSecure) plugins.push({ hooks: topicAuthorization() });
+  if (ctx.config.acl.enable) plugins.push({ hooks: staticAcl(ctx.config.acl) });
   // --- rate limits (src/ratelimit/) ---
+  if (ctx.config.rateLimiter.enable && ctx.config.rateLimiter.topicRateLimits.length > 0) {
+    plugins.push({ hooks: topicRateLimiter(ctx.config.rateLimiter) });
+  }
   // --- $SYS (src/sys/) ---
-  return Promise.resolve(plugins);
+  // Always: clients may never publish to $SYS; with sys-topic.enable also the topics themselves.
+  plugins.push(sysTopics({
+    broker: ctx.broker,
+    enable: ctx.config.sysTopic.enable,
+    brokerId: ctx.config.brokerId,
+    version: ctx.version,
+    interval: ctx.config.sysTopic.interval,
+  }));
+  return plugins;
 }

@@ -1,0 +1,93 @@
+/**
+ * Static ACL (`acl.enable`, `acl.default-policy`, `acl.rules`), for deployments
+ * without an authentication service; what Mosquitto's acl_file users expect.
+ *
+ * Rules are tried in order; the first rule that applies decides, else the
+ * default policy. A rule applies to a client when its `username` / `client-id`
+ * (if given) equal the client's (anonymous clients only meet rules without a
+ * username), its action covers the operation, and its topic:
+ *
+ * - PUBLISH (and the will at CONNECT): the rule's filter matches the topic.
+ * - SUBSCRIBE, allow rule: the rule's filter covers the requested filter (every
+ *   topic the request can match is allowed), e.g. allow `a/#` applies to `a/+`.
+ * - SUBSCRIBE, deny rule: the rule's filter overlaps the requested filter (some
+ *   topic matches both), so deny `secret/#` refuses a later-allowed `#`: there is
+ *   no per-message check at delivery, so a subscription must not reach a denied topic.
+ * - `$share/{group}/{f}` is checked as the full string and as `f`: an allow rule
+ *   applies if it covers either, a deny rule if it overlaps either.
+ *
+ * `%c` and `%u` in a rule's topic stand for the client id and username; a rule
+ * using `%u` does not apply to a client without one. `#` and `+/...` never
+ * reach `$SYS/...` or other `$` topics: write `$SYS/#` rules for those.
+ */
+import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
+import type { MqttxConfig } from "../config/types.ts";
+import {
+  compile,
+  covers,
+  hasPlaceholders,
+  type Levels,
+  levels,
+  matchesTopic,
+  overlaps,
+  requestForms,
+} from "./filters.ts";
+
+export type AclConfig = MqttxConfig["acl"];
+type Rule = AclConfig["rules"][number];
+
+interface CompiledRule {
+  allow: boolean;
+  publish: boolean;
+  subscribe: boolean;
+  username?: string;
+  clientId?: string;
+  topic: string;
+  /** Pre-split when the topic has no placeholders. */
+  fixed: Levels | undefined;
+}
+
+export function staticAcl(config: AclConfig): BrokerHooks {
+  const rules = config.rules.map(compileRule);
+  const defaultAllow = config.defaultPolicy !== "deny";
+  const filterFor = (r: CompiledRule, client: ClientInfo) => r.fixed ?? compile(r.topic, client);
+  const appliesTo = (r: CompiledRule, client: ClientInfo) =>
+    (r.username === undefined || r.username === client.username) &&
+    (r.clientId === undefined || r.clientId === client.clientId);
+  return {
+    authorizePublish(client, topic) {
+      const t = levels(topic);
+      for (const r of rules) {
+        if (!r.publish || !appliesTo(r, client)) continue;
+        const f = filterFor(r, client);
+        if (f && matchesTopic(f, t)) return r.allow;
+      }
+      return defaultAllow;
+    },
+    authorizeSubscribe(client, filter) {
+      const forms = requestForms(filter);
+      for (const r of rules) {
+        if (!r.subscribe || !appliesTo(r, client)) continue;
+        const f = filterFor(r, client);
+        if (!f) continue;
+        if (r.allow ? forms.some((q) => covers(f, q)) : forms.some((q) => overlaps(f, q))) {
+          return r.allow;
+        }
+      }
+      return defaultAllow;
+    },
+  };
+}
+
+function compileRule(rule: Rule): CompiledRule {
+  const action = rule.action ?? "both";
+  return {
+    allow: rule.permission === "allow",
+    publish: action !== "subscribe",
+    subscribe: action !== "publish",
+    username: rule.username,
+    clientId: rule.clientId,
+    topic: rule.topic,
+    fixed: hasPlaceholders(rule.topic) ? undefined : levels(rule.topic),
+  };
+}

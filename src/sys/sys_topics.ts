@@ -1,0 +1,204 @@
+/**
+ * `$SYS` topics (`sys-topic.enable`, `sys-topic.interval`), as in the original
+ * mqttx. Every payload is JSON; times are local `yyyy-MM-dd HH:mm:ss`.
+ *
+ * Answered to the subscriber alone, right after its SUBACK (one message per
+ * matching topic, QoS 0, never retained):
+ *
+ *   $SYS/broker/activeConnectCount     {"activeConnectCount":3}
+ *   $SYS/broker/time                   {"timestamp":"2024-05-01 12:00:00"}
+ *   $SYS/broker/version                {"version":"0.1.0"}
+ *   $SYS/broker/maxActiveConnectCount  {"maxActiveConnectCount":7}
+ *   $SYS/broker/receivedMsg            {"receivedMsg":120}   messages accepted for routing
+ *   $SYS/broker/sendMsg                {"sendMsg":240}       deliveries routed to sessions
+ *   $SYS/broker/uptime                 {"uptime":3600}       seconds
+ *
+ * Periodic: a subscriber of `$SYS/broker/status` (or the later original's
+ * `$SYS/broker/{brokerId}/status`) gets the status right after subscribing, then
+ * every `interval`, while it stays connected and subscribed:
+ *   {"activeConnectCount":3,"maxActiveConnectCount":7,"receivedMsg":120,"sendMsg":240,
+ *    "timestamp":"2024-05-01 12:00:00","uptime":3600,"version":"0.1.0"}
+ *
+ * Presence events, published to whoever subscribes (wildcards work), QoS 0, never retained:
+ *   $SYS/broker/{brokerId}/clients/{clientId}/connected|disconnected
+ *   {"clientId":"c1","username":"u","ip":"10.0.0.5","protocolVersion":4,
+ *    "timestamp":"2024-05-01 12:00:00"}
+ *
+ * Wildcard filters get every topic they match (`$SYS/broker/+` gets all of the
+ * above that fit). `#` and `+/...` never match `$SYS` (the core's rule
+ * [MQTT-4.7.2-1]). Shared subscriptions to `$SYS` get presence events only.
+ * `$SYS` subscriptions last as long as the connection: when a client
+ * disconnects they are removed from its session (a resumed session does not
+ * have them). Clients may never publish to `$SYS` (nor leave a will there):
+ * only the broker does, through its LocalClient; that guard is on even when
+ * `sys-topic.enable` is false.
+ */
+import type { Broker } from "../broker/broker.ts";
+import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
+import { LocalClient } from "../broker/local_client.ts";
+import { type Levels, levels, matchesTopic } from "../acl/filters.ts";
+import type { Plugin } from "../plugins.ts";
+
+export interface SysTopicsOptions {
+  broker: Broker;
+  /** Publish $SYS data at all; false leaves only the publish guard. */
+  enable: boolean;
+  brokerId: number;
+  version: string;
+  /** ms between `status` pushes (at least 10). */
+  interval: number;
+}
+
+const PREFIX = "$SYS/broker/";
+
+/** True for `$SYS` and `$SYS/...`: topics only the broker publishes to. */
+export function isSysTopic(topic: string): boolean {
+  return topic === "$SYS" || topic.startsWith("$SYS/");
+}
+
+/** `yyyy-MM-dd HH:mm:ss` in local time, as the original's LocalDateTime pattern. */
+export function formatTimestamp(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** The address part of "ip:port" / "[v6]:port". */
+export function ipOf(remoteAddr: string): string {
+  if (remoteAddr.startsWith("[")) {
+    const end = remoteAddr.indexOf("]");
+    return end > 0 ? remoteAddr.slice(1, end) : remoteAddr;
+  }
+  const colon = remoteAddr.lastIndexOf(":");
+  return colon > 0 ? remoteAddr.slice(0, colon) : remoteAddr;
+}
+
+/** The publish guard alone (what runs when `sys-topic.enable` is false). */
+export function sysPublishGuard(): BrokerHooks {
+  return { authorizePublish: (_client, topic) => !isSysTopic(topic) };
+}
+
+export function sysTopics(opts: SysTopicsOptions): Plugin {
+  const guard = sysPublishGuard();
+  if (!opts.enable) return { hooks: guard };
+  const { broker, brokerId, version } = opts;
+  const local = new LocalClient(broker, "$mqttx-sys");
+  const startedAt = Date.now();
+  const uptime = () => Math.floor((Date.now() - startedAt) / 1000);
+  const now = () => formatTimestamp(new Date());
+
+  const oneShots: [string, Levels, () => unknown][] = ([
+    ["activeConnectCount", () => ({ activeConnectCount: broker.connectedCount })],
+    ["time", () => ({ timestamp: now() })],
+    ["version", () => ({ version })],
+    ["maxActiveConnectCount", () => ({ maxActiveConnectCount: broker.stats.maxConnected })],
+    ["receivedMsg", () => ({ receivedMsg: broker.stats.received })],
+    ["sendMsg", () => ({ sendMsg: broker.stats.sent })],
+    ["uptime", () => ({ uptime: uptime() })],
+  ] as const).map(([name, f]) => [PREFIX + name, levels(PREFIX + name), f]);
+  const statusTopics: [string, Levels][] = [PREFIX + "status", `${PREFIX}${brokerId}/status`]
+    .map((t) => [t, levels(t)]);
+  const status = () =>
+    JSON.stringify({
+      activeConnectCount: broker.connectedCount,
+      maxActiveConnectCount: broker.stats.maxConnected,
+      receivedMsg: broker.stats.received,
+      sendMsg: broker.stats.sent,
+      timestamp: now(),
+      uptime: uptime(),
+      version,
+    });
+
+  /** Connected clients that subscribed to a status topic, by client id. */
+  const statusSubscribers = new Set<string>();
+  let stopped = false;
+
+  /** Status topics the session's (non-shared) subscriptions still match. */
+  const subscribedStatusTopics = (clientId: string): string[] => {
+    const session = broker.sessions.get(clientId);
+    if (!session?.connection) return [];
+    const out: string[] = [];
+    for (const [topic, t] of statusTopics) {
+      for (const sub of session.subscriptions.values()) {
+        if (
+          sub.group === undefined && isSysTopic(sub.matchFilter) &&
+          matchesTopic(levels(sub.matchFilter), t)
+        ) {
+          out.push(topic);
+          break;
+        }
+      }
+    }
+    return out;
+  };
+
+  const tick = () => {
+    if (statusSubscribers.size === 0) return;
+    const payload = status();
+    for (const id of statusSubscribers) {
+      const topics = subscribedStatusTopics(id);
+      if (topics.length === 0) statusSubscribers.delete(id); // unsubscribed or gone
+      for (const topic of topics) local.sendTo(id, topic, payload);
+    }
+  };
+  const timer = setInterval(tick, Math.max(10, opts.interval));
+
+  const presence = (client: ClientInfo, event: "connected" | "disconnected") => {
+    // A topic name may not hold wildcards: such a client id gets no event.
+    if (stopped || /[+#]/.test(client.clientId)) return;
+    const payload = JSON.stringify({
+      clientId: client.clientId,
+      username: client.username ?? null,
+      ip: ipOf(client.remoteAddr),
+      protocolVersion: client.protocolVersion,
+      timestamp: now(),
+    });
+    const topic = `${PREFIX}${brokerId}/clients/${client.clientId}/${event}`;
+    // Later, never inside whatever routing or connection handling called the hook.
+    queueMicrotask(() => {
+      if (stopped) return;
+      const r = local.publish(topic, payload);
+      if (r instanceof Promise) r.catch((e) => broker.log(`$SYS ${topic}: ${e}`));
+    });
+  };
+
+  const hooks: BrokerHooks = {
+    authorizePublish: guard.authorizePublish,
+    onSubscribed(client, filter) {
+      if (!isSysTopic(filter)) return; // also skips $share/...: presence only
+      const f = levels(filter);
+      for (const [topic, t, answer] of oneShots) {
+        if (matchesTopic(f, t)) local.sendTo(client.clientId, topic, JSON.stringify(answer()));
+      }
+      let wantsStatus = false;
+      for (const [topic, t] of statusTopics) {
+        if (!matchesTopic(f, t)) continue;
+        wantsStatus = true;
+        local.sendTo(client.clientId, topic, status());
+      }
+      if (wantsStatus) statusSubscribers.add(client.clientId);
+    },
+    onConnected(client) {
+      presence(client, "connected");
+    },
+    onDisconnected(client) {
+      statusSubscribers.delete(client.clientId);
+      const session = broker.sessions.get(client.clientId);
+      if (session && !session.connection) {
+        // $SYS subscriptions end with the connection (they are never persisted).
+        for (const [filter, sub] of [...session.subscriptions]) {
+          if (isSysTopic(sub.matchFilter)) broker.removeSubscription(session, filter);
+        }
+      }
+      presence(client, "disconnected");
+    },
+  };
+  return {
+    hooks,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      statusSubscribers.clear();
+    },
+  };
+}

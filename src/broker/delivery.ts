@@ -118,10 +118,11 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
 }
 
 function sendPublish(conn: Connection, packet: PublishPacket): boolean {
-  if (conn.outAliasMaximum > 0) packet = withTopicAlias(conn, packet);
+  // Size is checked on the full topic: an alias only counts once the client received it.
   if (conn.version === 5 && conn.clientMaximumPacketSize > 0) {
     if (encodedLength(packet, 5) > conn.clientMaximumPacketSize) return false;
   }
+  if (conn.outAliasMaximum > 0) packet = withTopicAlias(conn, packet);
   conn.send(packet);
   return true;
 }

@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -55,6 +55,11 @@ compile: deps
 # Works offline: bun embeds itself.
 compile-bun: deps
 	bun build --compile src/main_bun.ts --outfile dist/mqttx
+
+# Benchmark against Mosquitto and Aedes (../shared/bench/README.md). RUNS=1 for a quick pass;
+# SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto to narrow it. Results go to bench/results/.
+bench: deps
+	deno run -A bench/run.ts
 
 clean:
 	rm -rf dist

@@ -92,7 +92,11 @@ export class Connection {
   }
 
   start(): void {
-    this.readLoop();
+    if (this.conn.start) {
+      this.conn.start({ data: (chunk) => this.onChunk(chunk), end: () => this.onEnd() });
+    } else {
+      this.readLoop();
+    }
   }
 
   /** Encode and queue one packet for this connection's protocol level. */
@@ -168,34 +172,76 @@ export class Connection {
 
   private async readLoop(): Promise<void> {
     const reader = this.conn.readable.getReader();
-    const packets: Packet[] = [];
-    const collect = (p: Packet) => packets.push(p);
     try {
       while (!this.closing) {
         const { value, done } = await reader.read();
         if (done || this.closing) break;
-        this.lastActivity = Date.now();
-        packets.length = 0;
-        this.decoder.feed(value, collect);
-        for (let i = 0; i < packets.length && !this.closing; i++) {
-          const pending = this.sink.handlePacket(this, packets[i]);
-          if (pending) await pending;
-        }
+        const pending = this.onChunk(value);
+        if (pending) await pending;
       }
     } catch (err) {
-      if (err instanceof MqttSyntaxError) {
-        this.sink.log(`closing ${this.describe()}: ${err.message}`);
-        this.close(err.reasonCode, err.message);
-      } else if (!this.closing) {
-        // A socket error (reset) or a bug in a handler: this connection only.
-        this.sink.log(`closing ${this.describe()}: ${String(err)}`);
-        this.close(0x80);
-      }
+      this.fail(err);
     } finally {
       reader.releaseLock?.();
-      if (!this.closing) this.close();
-      this.finish();
+      this.onEnd();
     }
+  }
+
+  /**
+   * Decode one chunk and handle its packets in order. A handler that must
+   * wait (authentication, a congested subscriber) returns a promise; the
+   * remaining packets wait with it and the caller stops reading meanwhile.
+   */
+  private onChunk(chunk: Uint8Array): void | Promise<void> {
+    if (this.closing) return;
+    this.lastActivity = Date.now();
+    const packets = this.packets;
+    packets.length = 0;
+    try {
+      this.decoder.feed(chunk, this.collect);
+      for (let i = 0; i < packets.length; i++) {
+        if (this.closing) return;
+        const pending = this.sink.handlePacket(this, packets[i]);
+        if (pending) return this.continueAfter(pending, packets.slice(i + 1));
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private async continueAfter(pending: Promise<void>, rest: Packet[]): Promise<void> {
+    try {
+      await pending;
+      for (const p of rest) {
+        if (this.closing) return;
+        const next = this.sink.handlePacket(this, p);
+        if (next) await next;
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private readonly packets: Packet[] = [];
+  private readonly collect = (p: Packet) => {
+    this.packets.push(p);
+  };
+
+  private fail(err: unknown): void {
+    if (err instanceof MqttSyntaxError) {
+      this.sink.log(`closing ${this.describe()}: ${err.message}`);
+      this.close(err.reasonCode, err.message);
+    } else if (!this.closing) {
+      // A socket error (reset) or a bug in a handler: this connection only.
+      this.sink.log(`closing ${this.describe()}: ${String(err)}`);
+      this.close(0x80);
+    }
+  }
+
+  /** The input ended (peer closed, or the read failed). */
+  private onEnd(): void {
+    if (!this.closing) this.close();
+    this.finish();
   }
 
   private finish(): void {
@@ -214,8 +260,21 @@ export class Connection {
     this.out = EMPTY;
     this.outBytes = 0;
     this.writing = true;
-    this.writer ??= this.conn.writable.getWriter();
-    this.writer.write(chunk).then(
+    let written: void | Promise<void>;
+    try {
+      written = this.writeOut(chunk);
+    } catch (e) {
+      written = Promise.reject(e);
+    }
+    if (!written) {
+      // Handed to the OS synchronously: the buffer is free again at once.
+      this.writing = false;
+      giveBuffer(full);
+      if (this.outBytes > 0) this.flush();
+      else this.resolveDrained();
+      return;
+    }
+    written.then(
       () => {
         this.writing = false;
         giveBuffer(full);
@@ -232,6 +291,12 @@ export class Connection {
       },
     );
   };
+
+  private writeOut(chunk: Uint8Array): void | Promise<void> {
+    if (this.conn.write) return this.conn.write(chunk);
+    this.writer ??= this.conn.writable.getWriter();
+    return this.writer.write(chunk);
+  }
 
   private whenDrained(limitMs: number): Promise<void> {
     if (!this.writing && this.outBytes === 0) return Promise.resolve();

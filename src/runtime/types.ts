@@ -1,6 +1,10 @@
 /**
  * The contract between the runtime-free core and each runtime adapter.
  * A connection is a pair of Web streams; adapters (deno.ts, bun.ts) produce it.
+ *
+ * An adapter may also offer the callback path (`start` + `write`): the core
+ * then uses it instead of the streams, which cost memory and time per
+ * connection on some runtimes. Both paths carry the same bytes.
  */
 export interface Conn {
   readonly readable: ReadableStream<Uint8Array>;
@@ -11,6 +15,24 @@ export interface Conn {
   readonly peerCertificate?: { subject: string; commonName?: string; fingerprint256?: string };
   /** Close both directions now; safe to call twice. */
   close(): void;
+  /**
+   * Callback path, input: deliver bytes to `callbacks` from now on (the
+   * streams are then never read). The receiver owns each chunk.
+   */
+  start?(callbacks: ConnCallbacks): void;
+  /**
+   * Callback path, output: send `bytes`. Return nothing when they were fully
+   * handed to the OS, or a promise that settles once they were (until then
+   * the caller keeps `bytes` untouched); reject when the peer is gone.
+   */
+  write?(bytes: Uint8Array): void | Promise<void>;
+}
+
+export interface ConnCallbacks {
+  /** Bytes arrived. A returned promise means: stop reading until it settles (backpressure). */
+  data(chunk: Uint8Array): void | Promise<void>;
+  /** The peer closed, or the socket failed. Called once. */
+  end(): void;
 }
 
 export interface Listener {

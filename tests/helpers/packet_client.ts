@@ -45,7 +45,16 @@ export class PacketClient {
   private waiters: (() => void)[] = [];
   private inputClosed = false;
 
-  constructor(broker: Broker, version: ProtocolVersion = 4) {
+  /**
+   * `mode` picks which side of the Conn contract the broker uses: the Web
+   * streams, or the callback path (`start`/`write`), with writes answered
+   * synchronously or by a promise.
+   */
+  constructor(
+    broker: Broker,
+    version: ProtocolVersion = 4,
+    mode: "streams" | "callbacks-sync" | "callbacks-async" = "streams",
+  ) {
     this.version = version;
     this.decoder.version = version;
     let ctrl!: ReadableStreamDefaultController<Uint8Array>;
@@ -69,16 +78,53 @@ export class PacketClient {
         this.wake();
       },
     };
+    if (mode !== "streams") this.useCallbacks(conn, readable, mode === "callbacks-async");
     broker.handleConnection(conn);
+  }
+
+  /** Input pumped from the same stream into `data` (honouring its backpressure promise). */
+  private useCallbacks(
+    conn: Conn,
+    readable: ReadableStream<Uint8Array>,
+    asyncWrites: boolean,
+  ): void {
+    const receive = (bytes: Uint8Array) => {
+      this.decoder.feed(bytes.slice(), (p) => this.inbox.push(p));
+      this.wake();
+    };
+    Object.assign(conn, {
+      start: async (cb: { data(c: Uint8Array): void | Promise<void>; end(): void }) => {
+        const reader = readable.getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          const wait = cb.data(value);
+          if (wait) await wait;
+        }
+        cb.end();
+      },
+      write: (bytes: Uint8Array) => {
+        if (this.closed) return Promise.reject(new Error("closed"));
+        if (!asyncWrites) return receive(bytes);
+        const copy = bytes.slice();
+        return new Promise<void>((resolve) =>
+          setTimeout(() => {
+            receive(copy);
+            resolve();
+          }, 1)
+        );
+      },
+    });
   }
 
   /** Connect and expect a successful CONNACK; returns it. */
   static async connect(
     broker: Broker,
     opts: Partial<ConnectPacket> = {},
+    mode: "streams" | "callbacks-sync" | "callbacks-async" = "streams",
   ): Promise<{ client: PacketClient; connack: Packet & { type: 2 } }> {
     const version = opts.protocolVersion ?? 4;
-    const client = new PacketClient(broker, version);
+    const client = new PacketClient(broker, version, mode);
     client.send({
       type: 1,
       protocolName: version === 3 ? "MQIsdp" : "MQTT",

@@ -13,6 +13,9 @@ import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 
+/** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
+const BACKPRESSURE_LIMIT_MS = 1000;
+
 /** Per-delivery aggregate when one client has several matching subscriptions. */
 interface Aggregate {
   qos: QoS;
@@ -42,6 +45,8 @@ export class Broker implements BrokerCore, PacketSink {
   private readonly direct = new Map<Session, Subscription | Aggregate>();
   private readonly groups = new Map<string, Subscription[]>();
   private readonly qos0Cache = new Qos0Cache();
+  /** A live session the last route() filled past its high-water mark. */
+  private full: Session | undefined;
 
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
@@ -169,6 +174,7 @@ export class Broker implements BrokerCore, PacketSink {
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
+    this.full = undefined; // only the message being routed now may slow its publisher
     const direct = this.direct;
     const groups = this.groups;
     const ignoreSelf = this.options.ignoreClientSelfPub;
@@ -212,7 +218,7 @@ export class Broker implements BrokerCore, PacketSink {
       const ids = "session" in s
         ? (s.subscriptionId ? [s.subscriptionId] : undefined)
         : s.subscriptionIds;
-      deliver(session, message, qos, retain, ids, this.limits, cache);
+      if (deliver(session, message, qos, retain, ids, this.limits, cache)) this.full = session;
       count++;
     }
     direct.clear();
@@ -223,13 +229,27 @@ export class Broker implements BrokerCore, PacketSink {
         const qos = Math.min(message.qos, sub.qos) as QoS;
         const retain = sub.retainAsPublished && message.retain;
         const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
-        deliver(sub.session, message, qos, retain, ids, this.limits, cache);
+        if (deliver(sub.session, message, qos, retain, ids, this.limits, cache)) {
+          this.full = sub.session;
+        }
         count++;
       }
       groups.clear();
     }
     this.stats.sent += count;
     return count;
+  }
+
+  /**
+   * After routing a client's message: if it filled a live subscriber's queue,
+   * a promise that settles when the publisher may go on (the caller stops
+   * reading that publisher meanwhile). Never waits on the publisher itself.
+   */
+  backpressure(publisher: Session): Promise<void> | undefined {
+    const full = this.full;
+    this.full = undefined;
+    if (!full || full === publisher || !full.connection) return undefined;
+    return full.whenRoom(BACKPRESSURE_LIMIT_MS);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -264,6 +284,7 @@ export class Broker implements BrokerCore, PacketSink {
     }
     session.inflight.clear();
     session.queue.length = 0;
+    session.wakeWriters();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -308,6 +329,7 @@ export class Broker implements BrokerCore, PacketSink {
     }
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
+    session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
       this.expireSession(session);
     } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {

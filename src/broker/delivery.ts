@@ -6,7 +6,8 @@ import type { Outgoing, Session } from "./session.ts";
 
 /**
  * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
- * through the inflight window and the bounded queue.
+ * through the inflight window and the bounded queue. `deliver` returns true
+ * when the session's queue is now so full that publishers should wait.
  */
 export interface DeliveryLimits {
   maxInflight: number;
@@ -44,35 +45,48 @@ export function deliver(
   subscriptionIds: number[] | undefined,
   limits: DeliveryLimits,
   cache?: Qos0Cache,
-): void {
+): boolean {
   const conn = session.connection;
   const online = conn !== undefined && conn.connected && !conn.closing;
   if (qos === 0) {
     // QoS 0 is not queued for offline clients, and dropped for congested ones.
-    if (!online) return;
+    if (!online) return false;
     if (conn.congested) {
       conn.droppedQos0++;
-      return;
+      return false;
     }
     const now = Date.now();
-    if (isExpired(message, now)) return;
+    if (isExpired(message, now)) return false;
     if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
       if (fits(conn, bytes.length)) conn.sendBytes(bytes);
-      return;
+      return false;
     }
     sendPublish(conn, publishPacket(message, 0, retain, undefined, false, subscriptionIds, now));
-    return;
+    return false;
   }
   if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
     sendNew(session, conn, { message, qos, retain, subscriptionIds, released: false });
-    return;
+    return false;
   }
   if (session.queue.length >= limits.maxQueuedMessages) {
     session.dropped++;
-    return;
+    return false;
   }
   session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds });
+  return online && !session.stalled && session.queue.length >= highWater(limits);
+}
+
+/**
+ * A live subscriber whose queue is this full slows its publishers down
+ * (they stop being read) instead of losing messages; an offline one does not.
+ */
+export function highWater(limits: DeliveryLimits): number {
+  return Math.max(1, limits.maxQueuedMessages >> 1);
+}
+
+function lowWater(limits: DeliveryLimits): number {
+  return limits.maxQueuedMessages >> 2;
 }
 
 /** Send queued deliveries while the inflight window has room. */
@@ -88,6 +102,10 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
     sendNew(session, conn, { ...q, released: false });
   }
   if (taken > 0) session.queue.splice(0, taken);
+  if (session.queue.length <= lowWater(limits)) {
+    session.stalled = false;
+    session.wakeWriters();
+  }
 }
 
 /** After a session resumes: resend unacknowledged PUBLISH with DUP, and PUBREL [MQTT-4.4.0-1]. */

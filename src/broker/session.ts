@@ -61,11 +61,39 @@ export class Session {
   expiryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Messages dropped because the queue was full (reported by $SYS later). */
   dropped = 0;
+  /** Did not drain in time while publishers waited: it no longer slows them down. */
+  stalled = false;
+  private waiting: (() => void)[] | undefined;
   private lastPacketId = 0;
 
   constructor(clientId: string, expiryInterval: number) {
     this.clientId = clientId;
     this.expiryInterval = expiryInterval;
+  }
+
+  /**
+   * Resolves when this session's queue has room again, the session goes
+   * offline, or `limitMs` passes (then the session counts as stalled).
+   */
+  whenRoom(limitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.stalled = true;
+        this.wakeWriters();
+      }, limitMs);
+      (this.waiting ??= []).push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Let every waiting publisher go on. */
+  wakeWriters(): void {
+    const w = this.waiting;
+    if (!w) return;
+    this.waiting = undefined;
+    for (const f of w) f();
   }
 
   /** Next free packet id (1..65535), skipping ids still in flight [MQTT-2.3.1-4]. */

@@ -73,8 +73,8 @@ export function handlePublish(
   };
   const routed = broker.publish(message);
   if (p.qos === 0) {
-    if (routed instanceof Promise) return routed.then(() => {});
-    return;
+    if (routed instanceof Promise) return routed.then(() => broker.backpressure(session));
+    return broker.backpressure(session);
   }
   const ack = (count: number) => {
     // 5.0: 0x10 tells the publisher nobody matched.
@@ -86,8 +86,15 @@ export function handlePublish(
       conn.send({ type: 5, packetId: p.packetId!, reasonCode }); // [MQTT-4.3.3-2]
     }
   };
-  if (routed instanceof Promise) return routed.then(ack);
+  if (routed instanceof Promise) {
+    return routed.then((n) => {
+      ack(n);
+      return broker.backpressure(session);
+    });
+  }
   ack(routed);
+  // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
+  return broker.backpressure(session);
 }
 
 function isUtf8(bytes: Uint8Array): boolean {

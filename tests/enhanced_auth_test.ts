@@ -118,3 +118,36 @@ describe("enhanced authentication", () => {
     await c.expectClosed();
   });
 });
+
+test("a successful re-authentication updates the client's topic rights", async () => {
+  let round = 0;
+  const rights: EnhancedAuthenticator = {
+    method: "RIGHTS",
+    start: () => ({
+      step: () => {
+        round++;
+        return {
+          kind: "success",
+          decision: { ok: true, authorizedPub: [round === 1 ? "first/#" : "second/#"] },
+        };
+      },
+    }),
+  };
+  const b = newBroker({ hooks: [{ authenticators: [rights] }] });
+  const c = new PacketClient(b, 5);
+  c.send({
+    type: 1,
+    protocolName: "MQTT",
+    protocolVersion: 5,
+    clean: true,
+    keepAlive: 0,
+    clientId: "r",
+    properties: { authenticationMethod: "RIGHTS" },
+  });
+  await c.expect(2);
+  const client = () => [...b.connections].find((x) => x.clientId === "r")!.client!;
+  assert.deepEqual(client().authorizedPub, ["first/#"]);
+  c.send({ type: 15, reasonCode: 0x19, properties: { authenticationMethod: "RIGHTS" } });
+  assert.equal((await c.expect(15)).reasonCode, 0x00);
+  assert.deepEqual(client().authorizedPub, ["second/#"]);
+});

@@ -150,7 +150,7 @@ export class Broker implements BrokerCore, PacketSink {
    * it to every matching subscription. Returns how many sessions got it.
    */
   publish(message: Message): number | Promise<number> {
-    this.stats.received++;
+    if (!message.internal) this.stats.received++;
     if (this.hooks.length > 0) {
       this.notify(
         "onPublished",

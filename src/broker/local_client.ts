@@ -58,6 +58,7 @@ export class LocalClient {
       retain: opts.retain ?? false,
       properties: opts.properties,
       from: this.clientId,
+      internal: true,
     };
   }
 }

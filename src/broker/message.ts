@@ -19,6 +19,8 @@ export interface Message {
   readonly expiresAt?: number;
   /** Client id of the publisher (No Local, ignore-client-self-pub, the `hash` share strategy). */
   readonly from?: string;
+  /** Published by the broker itself ($SYS, bridges): not counted as a received message. */
+  readonly internal?: boolean;
 }
 
 /**

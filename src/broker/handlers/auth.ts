@@ -97,6 +97,12 @@ function applyStep(broker: Broker, conn: Connection, step: AuthStep): void {
   if (connect) {
     accept(broker, conn, connect, conn.client!, step.decision, state.assigned, authProps);
   } else {
+    // Re-authentication may change the client's rights (e.g. a refreshed token).
+    const d = step.decision;
+    if (d) {
+      conn.client!.authorizedSub = d.authorizedSub;
+      conn.client!.authorizedPub = d.authorizedPub;
+    }
     conn.send({ type: 15, reasonCode: SUCCESS, properties: authProps });
   }
 }

@@ -13,6 +13,9 @@ import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 
+/** How often connection deadlines (CONNECT, keep-alive) are checked. */
+const SWEEP_MS = 250;
+
 /** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
 const BACKPRESSURE_LIMIT_MS = 1000;
 
@@ -54,6 +57,19 @@ export class Broker implements BrokerCore, PacketSink {
     this.limits = options;
     this.sharePicker = new SharePicker(options.shareTopic.strategy);
     this.hooks = options.hooks ?? [];
+    // One sweep for every connection's CONNECT and keep-alive deadlines; fine
+    // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
+    this.sweep = setInterval(
+      () => this.checkDeadlines(),
+      Math.max(10, Math.min(SWEEP_MS, options.connectTimeout >> 1)),
+    );
+  }
+
+  private readonly sweep: ReturnType<typeof setInterval>;
+
+  private checkDeadlines(): void {
+    const now = Date.now();
+    for (const c of this.connections) c.checkDeadlines(now);
   }
 
   /** Run the authenticate chain: the first hook with an opinion decides. */
@@ -354,6 +370,7 @@ export class Broker implements BrokerCore, PacketSink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.sweep);
     const waits: Promise<void>[] = [];
     for (const c of this.connections) {
       waits.push(

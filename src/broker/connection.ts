@@ -55,10 +55,10 @@ export class Connection {
   clientReceiveMaximum = 65535;
   clientMaximumPacketSize = 0;
   /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
-  readonly topicAliases = new Map<number, string>();
+  topicAliases: Map<number, string> | undefined;
   /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
   outAliasMaximum = 0;
-  readonly outAliases = new Map<string, number>();
+  outAliases: Map<string, number> | undefined;
   /** Counters for $SYS and tests. */
   droppedQos0 = 0;
 
@@ -73,18 +73,23 @@ export class Connection {
   private writing = false;
   private flushScheduled = false;
   private writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  /**
+   * Deadlines are checked by the broker's one sweep timer (a pending timer per
+   * connection would cost more memory than the rest of an idle connection).
+   */
   private lastActivity = Date.now();
   private keepAliveMs = 0;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Until CONNECT: when the connection is dropped for not sending one. */
+  private connectDeadline: number;
   private finished = false;
-  private drained: (() => void)[] = [];
+  private drained: (() => void)[] | undefined;
 
   constructor(sink: PacketSink, conn: Conn, maximumPacketSize: number, connectTimeoutMs: number) {
     this.sink = sink;
     this.conn = conn;
     this.decoder = new PacketDecoder({ maximumPacketSize });
     // A client that never sends CONNECT must not hold a socket forever.
-    this.timer = setTimeout(() => this.close(), connectTimeoutMs);
+    this.connectDeadline = Date.now() + connectTimeoutMs;
   }
 
   get remoteAddr(): string {
@@ -93,7 +98,7 @@ export class Connection {
 
   start(): void {
     if (this.conn.start) {
-      this.conn.start({ data: (chunk) => this.onChunk(chunk), end: () => this.onEnd() });
+      this.conn.start(this); // data() and end() below: no closures per connection
     } else {
       this.readLoop();
     }
@@ -130,7 +135,8 @@ export class Connection {
     // One write per tick: everything handled in this turn goes out together.
     if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
-      queueMicrotask(this.flush);
+      dirty.push(this);
+      if (dirty.length === 1) queueMicrotask(flushDirty);
     }
   }
 
@@ -139,12 +145,19 @@ export class Connection {
     return this.outBytes > CONGESTED_BYTES;
   }
 
-  /** Start the keep-alive watchdog: 1.5 × the client's interval [MQTT-3.1.2-24]. */
+  /** Watch keep-alive from now on: 1.5 × the client's interval [MQTT-3.1.2-24]. */
   setKeepAlive(seconds: number): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
     this.keepAliveMs = seconds * 1500;
-    if (this.keepAliveMs > 0) this.armKeepAlive(this.keepAliveMs);
+  }
+
+  /** Called by the broker's sweep: enforce the CONNECT and keep-alive deadlines. */
+  checkDeadlines(now: number): void {
+    if (this.closing) return;
+    if (!this.connected) {
+      if (now >= this.connectDeadline) this.close();
+    } else if (this.keepAliveMs > 0 && now - this.lastActivity >= this.keepAliveMs) {
+      this.close(0x8d); // Keep Alive timeout
+    }
   }
 
   /**
@@ -154,20 +167,11 @@ export class Connection {
   close(reasonCode?: number, reasonString?: string, properties?: Properties): void {
     if (this.closing) return;
     this.closing = true;
-    clearTimeout(this.timer);
     if (reasonCode !== undefined && this.version === 5 && this.connected) {
       const props = reasonString ? { ...properties, reasonString } : properties;
       this.send({ type: 14, reasonCode, properties: props });
     }
     this.whenDrained(CLOSE_FLUSH_MS).then(() => this.conn.close());
-  }
-
-  private armKeepAlive(delay: number): void {
-    this.timer = setTimeout(() => {
-      const idle = Date.now() - this.lastActivity;
-      if (idle >= this.keepAliveMs) this.close(0x8d); // Keep Alive timeout
-      else this.armKeepAlive(this.keepAliveMs - idle);
-    }, delay);
   }
 
   private async readLoop(): Promise<void> {
@@ -176,14 +180,14 @@ export class Connection {
       while (!this.closing) {
         const { value, done } = await reader.read();
         if (done || this.closing) break;
-        const pending = this.onChunk(value);
+        const pending = this.data(value);
         if (pending) await pending;
       }
     } catch (err) {
       this.fail(err);
     } finally {
       reader.releaseLock?.();
-      this.onEnd();
+      this.end();
     }
   }
 
@@ -192,13 +196,15 @@ export class Connection {
    * wait (authentication, a congested subscriber) returns a promise; the
    * remaining packets wait with it and the caller stops reading meanwhile.
    */
-  private onChunk(chunk: Uint8Array): void | Promise<void> {
+  data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     this.lastActivity = Date.now();
-    const packets = this.packets;
+    // Decoding and handling one chunk is synchronous, so one scratch array
+    // serves every connection; packets left for later are copied out.
+    const packets = scratch;
     packets.length = 0;
     try {
-      this.decoder.feed(chunk, this.collect);
+      this.decoder.feed(chunk, collect);
       for (let i = 0; i < packets.length; i++) {
         if (this.closing) return;
         const pending = this.sink.handlePacket(this, packets[i]);
@@ -222,11 +228,6 @@ export class Connection {
     }
   }
 
-  private readonly packets: Packet[] = [];
-  private readonly collect = (p: Packet) => {
-    this.packets.push(p);
-  };
-
   private fail(err: unknown): void {
     if (err instanceof MqttSyntaxError) {
       this.sink.log(`closing ${this.describe()}: ${err.message}`);
@@ -239,7 +240,7 @@ export class Connection {
   }
 
   /** The input ended (peer closed, or the read failed). */
-  private onEnd(): void {
+  end(): void {
     if (!this.closing) this.close();
     this.finish();
   }
@@ -247,11 +248,10 @@ export class Connection {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    clearTimeout(this.timer);
     this.sink.connectionClosed(this);
   }
 
-  private flush = (): void => {
+  flush(): void {
     this.flushScheduled = false;
     if (this.writing || this.outBytes === 0) return;
     const full = this.out;
@@ -290,7 +290,7 @@ export class Connection {
         this.conn.close();
       },
     );
-  };
+  }
 
   private writeOut(chunk: Uint8Array): void | Promise<void> {
     if (this.conn.write) return this.conn.write(chunk);
@@ -302,7 +302,7 @@ export class Connection {
     if (!this.writing && this.outBytes === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, limitMs);
-      this.drained.push(() => {
+      (this.drained ??= []).push(() => {
         clearTimeout(t);
         resolve();
       });
@@ -311,11 +311,26 @@ export class Connection {
 
   private resolveDrained(): void {
     const waiting = this.drained;
-    this.drained = [];
+    if (!waiting) return;
+    this.drained = undefined;
     for (const f of waiting) f();
   }
 
   describe(): string {
     return this.clientId ? `client ${this.clientId} (${this.remoteAddr})` : this.remoteAddr;
   }
+}
+
+/** Connections with output waiting for this tick's flush. */
+const dirty: Connection[] = [];
+
+function flushDirty(): void {
+  // A flush may add more connections (none today), so walk by index.
+  for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+  dirty.length = 0;
+}
+
+const scratch: Packet[] = [];
+function collect(p: Packet): void {
+  scratch.push(p);
 }

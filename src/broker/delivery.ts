@@ -186,12 +186,13 @@ function publishPacket(
 
 /** Replace a repeated topic by its alias; give new topics an alias while there is room. */
 function withTopicAlias(conn: Connection, packet: PublishPacket): PublishPacket {
-  const known = conn.outAliases.get(packet.topic);
+  const aliases = conn.outAliases ??= new Map();
+  const known = aliases.get(packet.topic);
   if (known !== undefined) {
     return { ...packet, topic: "", properties: { ...packet.properties, topicAlias: known } };
   }
-  if (conn.outAliases.size >= conn.outAliasMaximum) return packet;
-  const alias = conn.outAliases.size + 1;
-  conn.outAliases.set(packet.topic, alias);
+  if (aliases.size >= conn.outAliasMaximum) return packet;
+  const alias = aliases.size + 1;
+  aliases.set(packet.topic, alias);
   return { ...packet, properties: { ...packet.properties, topicAlias: alias } };
 }

@@ -46,12 +46,27 @@ export class Session {
   readonly clientId: string;
   /** Seconds; 0 ends the session with the connection. */
   expiryInterval: number;
-  readonly subscriptions = new Map<string, Subscription>();
+  // The collections are made on first use: most idle sessions never need them,
+  // and empty ones cost a few hundred bytes each per connection.
+  private _subscriptions: Map<string, Subscription> | undefined;
+  private _inflight: Map<number, Outgoing> | undefined;
+  private _queue: Queued[] | undefined;
+  private _incomingQos2: Set<number> | undefined;
+
+  get subscriptions(): Map<string, Subscription> {
+    return this._subscriptions ??= new Map();
+  }
   /** Outgoing QoS 1/2 by packet id, in send order (Map keeps insertion order). */
-  readonly inflight = new Map<number, Outgoing>();
-  readonly queue: Queued[] = [];
+  get inflight(): Map<number, Outgoing> {
+    return this._inflight ??= new Map();
+  }
+  get queue(): Queued[] {
+    return this._queue ??= [];
+  }
   /** Incoming QoS 2 packet ids received but not yet released [MQTT-4.3.3-2]. */
-  readonly incomingQos2 = new Set<number>();
+  get incomingQos2(): Set<number> {
+    return this._incomingQos2 ??= new Set();
+  }
   connection: Connection | undefined;
   will: Will | undefined;
   /** 5.0 will waiting for its Will Delay Interval, and its timer. */

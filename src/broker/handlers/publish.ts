@@ -24,11 +24,11 @@ export function handlePublish(
       const max = broker.options.topicAliasMaximum ?? TOPIC_ALIAS_MAXIMUM;
       if (alias === 0 || alias > max) return conn.close(0x94); // [MQTT-3.3.2-9]
       if (topic === "") {
-        const known = conn.topicAliases.get(alias);
+        const known = conn.topicAliases?.get(alias);
         if (known === undefined) return conn.close(0x82); // unknown alias [MQTT-3.3.4-..]
         topic = known;
       } else {
-        conn.topicAliases.set(alias, topic);
+        (conn.topicAliases ??= new Map()).set(alias, topic);
       }
     }
     if (props.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {

@@ -286,3 +286,38 @@ describe("MQTT 5.0", () => {
     await closing2;
   });
 });
+
+describe("MQTT 5.0 reason codes for reused ids and bad will payloads", () => {
+  test("QoS 1 with a packet id held by an unreleased QoS 2 message gets PUBACK 0x91", async () => {
+    const b = newBroker();
+    const { client } = await v5(b, "pid");
+    client.send(pub("q", "two", { qos: 2, packetId: 7 }));
+    await client.expect(5);
+    client.send(pub("q", "one", { qos: 1, packetId: 7 }));
+    assert.equal((await client.expect(4)).reasonCode, 0x91);
+    client.send({ type: 6, packetId: 7 });
+    assert.equal((await client.expect(7)).reasonCode ?? 0, 0);
+  });
+
+  test("a will that claims UTF-8 but is not gets CONNACK 0x99", async () => {
+    const b = newBroker();
+    const c = new PacketClient(b, 5);
+    c.send({
+      type: 1,
+      protocolName: "MQTT",
+      protocolVersion: 5,
+      clean: true,
+      keepAlive: 0,
+      clientId: "w",
+      will: {
+        topic: "w",
+        payload: new Uint8Array([0xc3, 0x28]),
+        qos: 0,
+        retain: false,
+        properties: { payloadFormatIndicator: 1 },
+      },
+    });
+    assert.equal((await c.expect(2)).reasonCode, 0x99);
+    await c.expectClosed();
+  });
+});

@@ -6,6 +6,7 @@ import { drainQueue, resendInflight } from "../delivery.ts";
 import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
+import { isUtf8 } from "./publish.ts";
 
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
@@ -42,6 +43,9 @@ export function handleConnect(
     assigned = true;
   }
   if (p.will && topicNameError(p.will.topic)) return refuse(conn, 0x90);
+  if (p.will?.properties?.payloadFormatIndicator === 1 && !isUtf8(p.will.payload)) {
+    return refuse(conn, 0x99); // Payload format invalid [MQTT-3.1.3-..]
+  }
 
   const client: ClientInfo = {
     clientId,

@@ -50,6 +50,11 @@ export function handlePublish(
     return;
   }
 
+  if (p.qos === 1 && v5 && session.incomingQos2.has(p.packetId!)) {
+    // The id still belongs to an unreleased QoS 2 message [MQTT-2.2.1-3].
+    conn.send({ type: 4, packetId: p.packetId!, reasonCode: 0x91 }); // Packet Identifier in use
+    return;
+  }
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
@@ -97,7 +102,7 @@ export function handlePublish(
   return broker.backpressure(session);
 }
 
-function isUtf8(bytes: Uint8Array): boolean {
+export function isUtf8(bytes: Uint8Array): boolean {
   try {
     utf8.decode(bytes);
     return true;

@@ -88,3 +88,53 @@ describe("shared subscriptions", () => {
     assert.deepEqual((await client.expect(9)).reasonCodes, [0x9e]);
   });
 });
+
+describe("shared subscriptions: a member that leaves", () => {
+  test("its unacknowledged QoS 1 messages go to another member", async () => {
+    const b = newBroker({ maxInflight: 2 });
+    const members = [];
+    for (const id of ["m1", "m2"]) {
+      const { client } = await PacketClient.connect(b, { clientId: id, clean: false });
+      client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "$share/g/w", qos: 1 }] });
+      await client.expect(9);
+      members.push(client);
+    }
+    const [m1, m2] = members;
+    const { client: p } = await PacketClient.connect(b, { clientId: "p" });
+    for (let i = 1; i <= 6; i++) {
+      p.send({
+        type: 3,
+        topic: "w",
+        payload: text(String(i)),
+        qos: 1,
+        retain: false,
+        dup: false,
+        packetId: i,
+      });
+      await p.expect(4);
+    }
+    // m2 acknowledges what it gets; m1 acknowledges nothing, then drops.
+    const fromM2 = new Set<string>();
+    for (;;) {
+      const m = await m2.next(300).catch(() => undefined);
+      if (!m) break;
+      if (m.type === 3) {
+        fromM2.add(str(m.payload));
+        m2.send({ type: 4, packetId: m.packetId! });
+      }
+    }
+    const heldByM1 = m1.pending().filter((x) => x.type === 3).length;
+    assert.ok(heldByM1 > 0);
+    m1.drop();
+    await m1.expectClosed();
+    for (;;) {
+      const m = await m2.next(300).catch(() => undefined);
+      if (!m) break;
+      if (m.type === 3) {
+        fromM2.add(str(m.payload));
+        m2.send({ type: 4, packetId: m.packetId! });
+      }
+    }
+    assert.deepEqual([...fromM2].sort(), ["1", "2", "3", "4", "5", "6"]);
+  });
+});

@@ -6,7 +6,7 @@ import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import { deliver, type DeliveryLimits, Qos0Cache } from "./delivery.ts";
 import { type Message, ownPayload } from "./message.ts";
-import { NEVER_EXPIRES, Session, type Subscription } from "./session.ts";
+import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { SharePicker } from "./shared.ts";
 import { TopicIndex } from "./topic_index.ts";
 import { dispatch } from "./handlers/dispatch.ts";
@@ -245,7 +245,7 @@ export class Broker implements BrokerCore, PacketSink {
         const qos = Math.min(message.qos, sub.qos) as QoS;
         const retain = sub.retainAsPublished && message.retain;
         const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
-        if (deliver(sub.session, message, qos, retain, ids, this.limits, cache)) {
+        if (deliver(sub.session, message, qos, retain, ids, this.limits, cache, key)) {
           this.full = sub.session;
         }
         count++;
@@ -343,6 +343,7 @@ export class Broker implements BrokerCore, PacketSink {
         this.publishWill(session.clientId, will);
       }
     }
+    this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
     session.wakeWriters(); // nobody waits on an offline session
@@ -354,6 +355,49 @@ export class Broker implements BrokerCore, PacketSink {
         session.expiryInterval * 1000,
       );
     }
+  }
+
+  /**
+   * A shared-subscription member went offline: its unacknowledged shared
+   * deliveries go to another online member of the same group, if there is one
+   * (MQTT 5.0 4.8.2). A QoS 2 message already released (PUBREL sent) stays:
+   * the member has it.
+   */
+  private handOverShared(session: Session): void {
+    const moving: Queued[] = [];
+    for (const [id, o] of session.inflight) {
+      if (o.share && !o.released) {
+        moving.push(o);
+        session.inflight.delete(id);
+      }
+    }
+    if (session.queue.some((q) => q.share)) {
+      const keep = session.queue.filter((q) => !q.share);
+      for (const q of session.queue) if (q.share) moving.push(q);
+      session.queue.length = 0;
+      session.queue.push(...keep);
+    }
+    for (const q of moving) {
+      const target = this.otherMember(q.share!, q.message, session);
+      if (target) {
+        const qos = Math.min(q.message.qos, target.qos) as QoS;
+        const ids = target.subscriptionId ? [target.subscriptionId] : undefined;
+        deliver(target.session, q.message, qos, q.retain, ids, this.limits, undefined, q.share);
+      } else {
+        session.queue.push(q); // nobody else is online: it waits for this member
+      }
+    }
+  }
+
+  private otherMember(share: string, message: Message, not: Session): Subscription | undefined {
+    const online: Subscription[] = [];
+    this.index.match(message.topic, (sub) => {
+      if (
+        sub.group && sub.session !== not && sub.session.connection?.connected &&
+        sub.group + "\0" + sub.matchFilter === share
+      ) online.push(sub);
+    });
+    return online.length > 0 ? this.sharePicker.pick(share, online, message.from) : undefined;
   }
 
   /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */

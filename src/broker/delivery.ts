@@ -45,6 +45,7 @@ export function deliver(
   subscriptionIds: number[] | undefined,
   limits: DeliveryLimits,
   cache?: Qos0Cache,
+  share?: string,
 ): boolean {
   const conn = session.connection;
   const online = conn !== undefined && conn.connected && !conn.closing;
@@ -66,14 +67,14 @@ export function deliver(
     return false;
   }
   if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
-    sendNew(session, conn, { message, qos, retain, subscriptionIds, released: false });
+    sendNew(session, conn, { message, qos, retain, subscriptionIds, share, released: false });
     return false;
   }
   if (session.queue.length >= limits.maxQueuedMessages) {
     session.dropped++;
     return false;
   }
-  session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds });
+  session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds, share });
   return online && !session.stalled && session.queue.length >= highWater(limits);
 }
 

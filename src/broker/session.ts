@@ -23,6 +23,8 @@ export interface Outgoing {
   readonly qos: 1 | 2;
   readonly retain: boolean;
   readonly subscriptionIds?: number[];
+  /** Set when delivered through a shared subscription: its group key ("group\0filter"). */
+  readonly share?: string;
   /** qos 2 after PUBREC: we sent PUBREL and wait for PUBCOMP. */
   released: boolean;
 }
@@ -33,6 +35,7 @@ export interface Queued {
   readonly qos: 1 | 2;
   readonly retain: boolean;
   readonly subscriptionIds?: number[];
+  readonly share?: string;
 }
 
 /** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */

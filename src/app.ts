@@ -52,6 +52,7 @@ export function brokerOptions(config: MqttxConfig, log?: (line: string) => void)
     ignoreClientSelfPub: config.ignoreClientSelfPub,
     shareTopic: { enable: config.shareTopic.enable, strategy: config.shareTopic.shareSubStrategy },
     maxKeepAlive: config.maxKeepAlive,
+    maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
     topicAliasMaximum: config.mqtt5.topicAliasMaximum,
     outgoingTopicAliases: config.mqtt5.outgoingTopicAliases,
     responseInformation: config.mqtt5.responseInformation,

@@ -321,3 +321,33 @@ describe("MQTT 5.0 reason codes for reused ids and bad will payloads", () => {
     await c.expectClosed();
   });
 });
+
+describe("MQTT 5.0 SUBACK/UNSUBACK 0x91 and 0x97", () => {
+  test("SUBSCRIBE and UNSUBSCRIBE reusing an unreleased QoS 2 id get 0x91", async () => {
+    const b = newBroker();
+    const { client } = await v5(b, "sid");
+    client.send(pub("q", "two", { qos: 2, packetId: 9 }));
+    await client.expect(5);
+    client.send({ type: 8, packetId: 9, subscriptions: [{ topicFilter: "a", qos: 0 }] });
+    assert.deepEqual((await client.expect(9)).reasonCodes, [0x91]);
+    client.send({ type: 10, packetId: 9, topicFilters: ["a"] });
+    assert.deepEqual((await client.expect(11)).reasonCodes, [0x91]);
+  });
+
+  test("max-subscriptions-per-client: SUBACK 0x97 past the quota (3.1.1: 0x80)", async () => {
+    const b = newBroker({ maxSubscriptionsPerClient: 2 });
+    const { client } = await v5(b, "quota");
+    const codes = await sub(client, [{ topicFilter: "a" }, { topicFilter: "b" }, {
+      topicFilter: "c",
+    }]);
+    assert.deepEqual(codes, [0, 0, 0x97]);
+    assert.deepEqual(await sub(client, [{ topicFilter: "a", qos: 1 }]), [1]); // replacing is fine
+    const { client: old } = await PacketClient.connect(b, { clientId: "q4" });
+    old.send({
+      type: 8,
+      packetId: 1,
+      subscriptions: ["x", "y", "z"].map((t) => ({ topicFilter: t, qos: 0 as QoS })),
+    });
+    assert.deepEqual((await old.expect(9)).reasonCodes, [0, 0, 0x80]);
+  });
+});

@@ -18,6 +18,8 @@ export interface BrokerOptions {
   /** The original mqttx's ignore-client-self-pub. */
   ignoreClientSelfPub: boolean;
   shareTopic: { enable: boolean; strategy: "round" | "random" | "hash" };
+  /** Subscriptions one client may hold (0 = no limit). */
+  maxSubscriptionsPerClient?: number;
   /** Longest keep-alive a client may use, seconds (0 = any). 5.0 clients are told via Server Keep Alive. */
   maxKeepAlive?: number;
   /**

@@ -24,6 +24,7 @@ export function defaultConfig(): MqttxConfig {
     maxBytesInMessage: 8092,
     maxInflight: 100,
     maxQueuedMessages: 1000,
+    maxSubscriptionsPerClient: 0,
     maxKeepAlive: 0,
     mqtt5: {
       topicAliasMaximum: 100,
@@ -144,6 +145,7 @@ export const SCHEMA: Section = {
   // Packet identifiers are 16-bit, so no more can be in flight.
   maxInflight: { kind: "int", min: 1, max: 65535 },
   maxQueuedMessages: { kind: "int", min: 0, max: MAX_INT },
+  maxSubscriptionsPerClient: { kind: "int", min: 0, max: MAX_INT },
   maxKeepAlive: { kind: "int", min: 0, max: 65535 },
   mqtt5: {
     kind: "section",

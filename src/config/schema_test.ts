@@ -53,6 +53,7 @@ describe("defaultConfig", () => {
       connectTimeout: 3_000,
     });
     assert.equal(c.maxKeepAlive, 0);
+    assert.equal(c.maxSubscriptionsPerClient, 0);
     assert.deepEqual(c.mqtt5, {
       topicAliasMaximum: 100,
       outgoingTopicAliases: false,

@@ -32,6 +32,8 @@ export interface MqttxConfig {
   maxInflight: number;
   /** (ours) Messages queued for one client (offline or over maxInflight); past it QoS 0 is dropped first. */
   maxQueuedMessages: number;
+  /** (ours) Subscriptions one client may hold; 0 = no limit (5.0: SUBACK 0x97 past it). */
+  maxSubscriptionsPerClient: number;
   /** (ours) Longest keep-alive a client may ask for, seconds; 0 = no limit. */
   maxKeepAlive: number;
   /** (ours) MQTT 5.0 server options. */

@@ -15,6 +15,13 @@ export function handleSubscribe(
   const session = conn.session!;
   const v5 = conn.version === 5;
   const subscriptionId = v5 ? p.properties?.subscriptionIdentifier?.[0] : undefined;
+  if (v5 && session.incomingQos2.has(p.packetId)) {
+    // The id still belongs to an unreleased QoS 2 message [MQTT-2.2.1-3].
+    const reasonCodes = p.subscriptions.map(() => 0x91); // Packet Identifier in use
+    conn.send({ type: 9, packetId: p.packetId, reasonCodes });
+    return;
+  }
+  const quota = broker.options.maxSubscriptionsPerClient ?? 0;
   const reasonCodes: number[] = [];
   const retainedFor: Subscription[] = [];
   for (const req of p.subscriptions) {
@@ -31,6 +38,10 @@ export function handleSubscribe(
     if (shared && req.noLocal) return conn.close(0x82); // [MQTT-3.8.3-4]
     if (!broker.maySubscribe(conn.client!, filter, req.qos)) {
       reasonCodes.push(v5 ? 0x87 : 0x80); // Not authorized
+      continue;
+    }
+    if (quota > 0 && session.subscriptions.size >= quota && !session.subscriptions.has(filter)) {
+      reasonCodes.push(v5 ? 0x97 : 0x80); // Quota exceeded
       continue;
     }
     const sub: Subscription = {

@@ -15,6 +15,13 @@ const EMPTY = new Uint8Array(0);
 /** Largest remaining length (1.5.5) plus the largest fixed header. */
 export const MAX_PACKET_SIZE = 268435455 + 5;
 
+/**
+ * Decoding one packet is synchronous and the reader is released before the
+ * packet is handed on, so every decoder shares one (a reader per connection
+ * would be memory held by every idle connection).
+ */
+const reader = new Reader();
+
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted, bytes. */
   maximumPacketSize?: number;
@@ -35,7 +42,6 @@ export class PacketDecoder {
   version: ProtocolVersion | undefined = undefined;
   maximumPacketSize: number;
 
-  private readonly reader = new Reader();
   /**
    * Bytes of an incomplete packet: first a view of the chunk it started in
    * (no copy), then, once a third chunk is involved, an owned buffer grown by
@@ -178,7 +184,7 @@ export class PacketDecoder {
     end: number,
     onPacket: (packet: Packet) => void,
   ): void {
-    const r = this.reader;
+    const r = reader;
     r.buf = buf;
     r.start = start;
     r.pos = start + this.headerLen;

@@ -187,3 +187,385 @@ describe("runtime adapter Conn contract", () => {
     await first.close();
   });
 });
+
+// ---------------------------------------------------------------- Bun: the callback path
+// Bun's Conn offers start/write (what the broker uses); these pin the Bun facts it relies on.
+
+const onBun = !("Deno" in globalThis);
+
+/** Everything a started Conn receives, and how often `end` came. */
+function collectCallbacks(conn: Conn, data?: (chunk: Uint8Array) => void | Promise<void>) {
+  const chunks: Uint8Array[] = [];
+  let ends = 0;
+  let resolveEnd!: () => void;
+  const ended = new Promise<void>((r) => resolveEnd = r);
+  conn.start!({
+    data(chunk) {
+      chunks.push(chunk);
+      return data?.(chunk);
+    },
+    end() {
+      ends++;
+      resolveEnd();
+    },
+  });
+  return {
+    chunks,
+    ended,
+    get ends() {
+      return ends;
+    },
+    bytes: () => Buffer.concat(chunks),
+  };
+}
+
+/** A bounded wait for `p`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Write everything with Conn.write, waiting whenever it returns a promise. */
+async function writeAll(conn: Conn, data: Uint8Array, piece: number): Promise<number> {
+  let waits = 0;
+  for (let at = 0; at < data.length; at += piece) {
+    const pending = conn.write!(data.subarray(at, at + piece));
+    if (pending) {
+      waits++;
+      await pending;
+    }
+  }
+  return waits;
+}
+
+describe("Bun adapter: callback path (start/write)", { skip: onBun ? false : "Bun only" }, () => {
+  test("offers start/write, and the chunks it delivers are fresh buffers (kept, not copied)", async () => {
+    let got!: ReturnType<typeof collectCallbacks>;
+    const listener = await serve((conn) => {
+      assert.equal(typeof conn.start, "function");
+      assert.equal(typeof conn.write, "function");
+      got = collectCallbacks(conn);
+    });
+    const client = await connect(listener.port);
+    const data = pattern(MB);
+    for (let at = 0, n = 1; at < data.length; at += n, n = (n * 7 + 13) % 9000 + 1) {
+      client.write(data.subarray(at, at + n));
+    }
+    client.end();
+    await within(got.ended, 4000, "end");
+    await listener.close();
+    // Had Bun reused a chunk's memory for a later read, the kept chunks would differ.
+    assert.ok(Buffer.compare(got.bytes(), Buffer.from(data)) === 0, "received bytes differ");
+    assert.ok(got.chunks.length > 1);
+    assert.equal(new Set(got.chunks.map((c) => c.buffer)).size, got.chunks.length);
+    assert.equal(got.ends, 1);
+  });
+
+  test("a write that returns nothing is done: the caller reuses its buffer at once", async () => {
+    let sync = 0;
+    const buf = new Uint8Array(16 * 1024);
+    const listener = await serve(async (conn) => {
+      collectCallbacks(conn);
+      for (let i = 0; i < 32; i++) {
+        buf.fill(65 + (i % 26));
+        const pending = conn.write!(buf);
+        if (pending) await pending;
+        else sync++;
+        buf.fill(0); // would corrupt the stream if Bun still referenced buf
+      }
+      conn.close();
+    });
+    const client = await connect(listener.port);
+    const got = await within(readAll(client), 4000, "peer close");
+    await listener.close();
+    assert.ok(sync > 0, "no write completed at once: the test proved nothing");
+    assert.equal(got.length, 32 * 16 * 1024);
+    for (let i = 0; i < 32; i++) {
+      const block = got.subarray(i * 16384, (i + 1) * 16384);
+      assert.ok(block.every((b) => b === 65 + (i % 26)), `block ${i} was corrupted`);
+    }
+  });
+
+  test("a slow reader gets 8 MB intact: partial writes return a promise settled on drain", async () => {
+    const data = pattern(8 * MB);
+    let done!: Promise<number>;
+    const listener = await serve((conn) => {
+      collectCallbacks(conn);
+      done = writeAll(conn, data, 2 * MB).finally(() => conn.close());
+    });
+    const client = await connect(listener.port);
+    client.pause(); // let the server's send buffer fill up
+    await sleep(100);
+    const got = readAll(client);
+    client.resume();
+    const bytes = await within(got, 10_000, "8 MB");
+    const waits = await done;
+    await listener.close();
+    assert.ok(waits > 0, "no write was partial: the test did not exercise drain");
+    assert.equal(bytes.length, data.length);
+    assert.ok(Buffer.compare(bytes, Buffer.from(data)) === 0, "received bytes differ");
+  });
+
+  test("a data promise stops delivery until it settles; order is kept (read backpressure)", async () => {
+    let busy = false;
+    let overlapped = 0;
+    let got!: ReturnType<typeof collectCallbacks>;
+    const listener = await serve((conn) => {
+      let n = 0;
+      got = collectCallbacks(conn, () => {
+        if (busy) overlapped++;
+        if (n++ % 3 !== 0) return;
+        busy = true;
+        return sleep(5).then(() => void (busy = false));
+      });
+    });
+    const client = await connect(listener.port);
+    const data = pattern(4 * MB);
+    client.end(data);
+    await within(got.ended, 10_000, "end");
+    await within(readAll(client), 4000, "peer close");
+    await listener.close();
+    assert.equal(overlapped, 0, "data was delivered while a promise was pending");
+    assert.ok(Buffer.compare(got.bytes(), Buffer.from(data)) === 0, "received bytes differ");
+    assert.equal(got.ends, 1);
+  });
+
+  test("bytes and the end that arrive before start() are delivered once it is called", async () => {
+    let conn!: Conn;
+    const listener = await serve((c) => conn = c);
+    const client = await connect(listener.port);
+    const closed = readAll(client);
+    client.end("early bytes");
+    await sleep(30);
+    const got = collectCallbacks(conn);
+    await within(got.ended, 4000, "end");
+    await within(closed, 4000, "peer close");
+    await listener.close();
+    assert.equal(got.bytes().toString(), "early bytes");
+    assert.equal(got.ends, 1);
+  });
+
+  test("a peer reset ends once; writing afterwards rejects; close() stays safe", async () => {
+    let conn!: Conn;
+    let got!: ReturnType<typeof collectCallbacks>;
+    const listener = await serve((c) => {
+      conn = c;
+      got = collectCallbacks(c);
+    });
+    const client = await connect(listener.port);
+    await sleep(20);
+    client.resetAndDestroy();
+    await within(got.ended, 4000, "end");
+    await assert.rejects(Promise.resolve(conn.write!(new Uint8Array([1, 2, 3]))), /closed/);
+    assert.doesNotThrow(() => conn.close());
+    await listener.close();
+    assert.equal(got.ends, 1);
+  });
+
+  test("a Conn started with callbacks refuses its streams (one reader only)", async () => {
+    let conn!: Conn;
+    const listener = await serve((c) => {
+      conn = c;
+      collectCallbacks(c);
+    });
+    const client = await connect(listener.port);
+    await sleep(20);
+    assert.throws(() => conn.readable, /started with callbacks/);
+    client.destroy();
+    await listener.close();
+    conn.close();
+  });
+});
+
+// ---------------------------------------------------------------- both runtimes: the callback path
+// The contract of `start`/`write` (src/runtime/types.ts), whichever adapter runs this file.
+
+describe("runtime adapter Conn callback path (start/write)", () => {
+  /** A listener whose connections are handed out with their callback methods checked. */
+  async function serveCallbacks(onConn: (conn: Required<Conn>) => void): Promise<Listener> {
+    return await serve((conn) => {
+      assert.equal(typeof conn.start, "function", "the adapter offers start()");
+      assert.equal(typeof conn.write, "function", "the adapter offers write()");
+      onConn(conn as Required<Conn>);
+    });
+  }
+
+  const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
+
+  test("echoes 1 MB sent in uneven chunks; chunks stay the receiver's; end comes once", async () => {
+    const kept: Uint8Array[] = [];
+    let ends = 0;
+    let ended!: () => void;
+    const endedOnce = new Promise<void>((r) => ended = r);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({
+        data(chunk) {
+          kept.push(chunk);
+          return conn.write(chunk);
+        },
+        end() {
+          ends++;
+          conn.close();
+          ended();
+        },
+      });
+    });
+    const client = await connect(listener.port);
+    const echoed = readAll(client);
+    const data = pattern(MB);
+    for (let at = 0, n = 1; at < data.length; at += n, n = (n * 7 + 13) % 9000 + 1) {
+      client.write(data.subarray(at, at + n));
+    }
+    client.end();
+    const got = await within(echoed, 4000, "echo");
+    await within(endedOnce, 4000, "end");
+    await sleep(20);
+    await listener.close();
+    assert.ok(Buffer.compare(got, Buffer.from(data)) === 0, "echoed bytes differ");
+    // Later reads must not have overwritten chunks handed out earlier.
+    assert.ok(Buffer.compare(concat(kept), Buffer.from(data)) === 0, "kept chunks changed");
+    assert.equal(ends, 1);
+  });
+
+  test("a pending data() promise stops delivery until it settles (read backpressure)", async () => {
+    const kept: Uint8Array[] = [];
+    let busy = false;
+    let overlapped = false;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => done = r);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({
+        data(chunk) {
+          if (busy) overlapped = true;
+          kept.push(chunk);
+          if (kept.length > 20) return;
+          busy = true;
+          return sleep(5).then(() => {
+            busy = false;
+          });
+        },
+        end() {
+          conn.close();
+          done();
+        },
+      });
+    });
+    const client = await connect(listener.port);
+    const closed = readAll(client);
+    const data = pattern(4 * MB);
+    client.end(data);
+    await within(finished, 10_000, "end");
+    await within(closed, 4000, "peer close");
+    await listener.close();
+    assert.equal(overlapped, false, "data() was called while its last promise was pending");
+    assert.ok(Buffer.compare(concat(kept), Buffer.from(data)) === 0, "bytes differ");
+  });
+
+  test("write() gets 8 MB to a slow reader intact (short writes), one write at a time", async () => {
+    let done!: Promise<void>;
+    const data = pattern(8 * MB);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({ data() {}, end() {} });
+      done = (async () => {
+        for (let at = 0; at < data.length; at += 2 * MB) {
+          await conn.write(data.subarray(at, at + 2 * MB));
+        }
+        conn.close();
+      })();
+    });
+    const client = await connect(listener.port);
+    client.pause(); // let the server's send buffer fill up
+    await sleep(100);
+    const got = readAll(client);
+    client.resume();
+    const bytes = await within(got, 10_000, "8 MB");
+    await within(done, 4000, "writes");
+    await listener.close();
+    assert.equal(bytes.length, data.length);
+    assert.ok(Buffer.compare(bytes, Buffer.from(data)) === 0, "received bytes differ");
+  });
+
+  test("a peer reset ends the input once; write() then rejects; close() is idempotent", async () => {
+    let server!: Required<Conn>;
+    let ends = 0;
+    let ended!: () => void;
+    const endedOnce = new Promise<void>((r) => ended = r);
+    const listener = await serveCallbacks((conn) => {
+      server = conn;
+      conn.start({
+        data() {},
+        end() {
+          ends++;
+          ended();
+        },
+      });
+      assert.throws(() => conn.readable, /Cannot read/);
+      assert.throws(() => conn.start({ data() {}, end() {} }), /Cannot start/);
+    });
+    const client = await connect(listener.port);
+    client.write("hello");
+    await sleep(20);
+    client.resetAndDestroy();
+    await within(endedOnce, 4000, "end");
+    const bytes = new Uint8Array(1024);
+    await assert.rejects(async () => {
+      // The first write after a reset may still be taken by the kernel; a few more may not.
+      for (let i = 0; i < 50; i++) {
+        await server.write(bytes);
+        await sleep(2);
+      }
+    });
+    server.close();
+    server.close();
+    await assert.rejects(async () => await server.write(bytes));
+    await sleep(20);
+    await listener.close();
+    assert.equal(ends, 1);
+  });
+
+  const skip = "Deno" in globalThis ? false : "the read buffer is the Deno adapter's";
+  test(
+    "Deno: a quiet connection reads into a small buffer; a burst grows it",
+    { skip },
+    async () => {
+      const sizes: number[] = [];
+      const kept: Uint8Array[] = [];
+      let release!: () => void;
+      const burstWritten = new Promise<void>((r) => release = r);
+      let done!: () => void;
+      const finished = new Promise<void>((r) => done = r);
+      const listener = await serveCallbacks((conn) => {
+        conn.start({
+          data(chunk) {
+            sizes.push(chunk.buffer.byteLength);
+            kept.push(chunk);
+            // Hold on after the first chunk until the burst sits in the socket.
+            if (kept.length === 1) return burstWritten;
+          },
+          end() {
+            conn.close();
+            done();
+          },
+        });
+      });
+      const client = await connect(listener.port);
+      const closed = readAll(client);
+      const first = pattern(10);
+      client.write(first);
+      await sleep(30);
+      const burst = pattern(MB);
+      client.end(burst, () => release());
+      await within(finished, 4000, "end");
+      await within(closed, 4000, "peer close");
+      await listener.close();
+      assert.ok(sizes[0] <= 1024, `an idle read holds ${sizes[0]} bytes`);
+      assert.ok(Math.max(...sizes) >= 16 * 1024, `reads never grew: ${sizes.slice(0, 10)}`);
+      assert.ok(Math.max(...sizes) <= 64 * 1024);
+      const expected = Buffer.concat([Buffer.from(first), Buffer.from(burst)]);
+      assert.ok(Buffer.compare(concat(kept), expected) === 0, "bytes differ");
+    },
+  );
+});

@@ -1,20 +1,26 @@
 /**
- * Bun adapter: Bun.listen hands out callback sockets; each becomes a Conn with
- * a ReadableStream fed by `data` and a WritableStream over `socket.write()`.
+ * Bun adapter: Bun.listen hands out callback sockets; each becomes a Conn
+ * whose callback path (`start`/`write`) maps straight onto Bun's `data`,
+ * `drain` and `close` handlers. The Web streams (`readable`/`writable`) are
+ * built only when someone asks for them (wss:// over TLS, tests), so an idle
+ * MQTT connection costs one small object on top of Bun's socket.
  *
  * Facts about Bun 1.4 this relies on (checked by tests/runtime_test.ts):
  * - `data` gets a fresh Buffer per call (Bun does not reuse it), so chunks are
- *   enqueued without copying.
+ *   handed on without copying.
  * - `socket.write()` returns the bytes accepted (possibly fewer than given, -1
- *   once closed) and does NOT keep the rest: we hold it and retry on `drain`.
- * - `socket.pause()`/`resume()` stop and restart reading: used for backpressure
- *   when the stream's queue is full.
+ *   once closed). What it accepted it has copied (to the kernel, or to its
+ *   cork buffer / TLS record), so the caller may reuse the buffer at once; it
+ *   does NOT keep the rest: we hold it and retry on `drain`.
+ * - `socket.pause()`/`resume()` stop and restart reading: used for backpressure.
  * - `socket.end()` flushes, closes, and fires `close` at once.
+ * - `socket.remoteAddress` is gone once closed, so it is read at accept.
  */
 import process from "node:process";
 import { writeFile } from "node:fs/promises";
 import type {
   Conn,
+  ConnCallbacks,
   Listener,
   ListenOptions,
   Runtime,
@@ -26,7 +32,8 @@ import { type NodeStylePeerCertificate, peerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
 
 interface BunSocket {
-  data: ConnState;
+  /** Set once the Conn is handed out (after the handshake, on TLS). */
+  data: BunConn | undefined;
   remoteAddress: string;
   remotePort: number;
   write(data: Uint8Array): number;
@@ -66,99 +73,223 @@ declare const Bun: {
   file(path: string): { text(): Promise<string>; bytes(): Promise<Uint8Array> };
 };
 
-/** Bytes the read side queues before it pauses the socket. */
+/** Bytes the read side queues before it pauses the socket (stream path). */
 const READ_HIGH_WATER = 64 * 1024;
 
-interface ConnState {
+const closedError = () => new Error("Cannot write: connection closed");
+
+/** BunConn.flags */
+const PAUSED = 1, CLOSED = 2, ENDED = 4;
+
+/** What only some connections need, made on first use (an idle one never does). */
+interface Extra {
+  cert?: Conn["peerCertificate"];
+  /** Stream path, once `readable` or `writable` was read. */
+  readable?: ReadableStream<Uint8Array>;
+  writable?: WritableStream<Uint8Array>;
   controller?: ReadableStreamDefaultController<Uint8Array>;
-  paused: boolean;
-  closed: boolean;
+  /** Chunks that arrived while nobody listened, or while the sink digested a promise. */
+  held?: Uint8Array[];
   /** Unsent tail of the current write, with its waiter. */
   pending?: { bytes: Uint8Array; resolve(): void; reject(e: Error): void };
 }
 
-const closedError = () => new Error("Cannot write: connection closed");
+/**
+ * One Bun socket as a Conn, kept as `socket.data` so the listener's shared
+ * handlers reach it without a closure per connection. The callback path
+ * (`start`/`write`) is the fast one; the Web streams are only built when
+ * someone reads `readable` or `writable`. An idle connection on the callback
+ * path holds this five-field object and one string.
+ */
+class BunConn implements Conn {
+  readonly remoteAddr: string;
+  private readonly socket: BunSocket;
+  /** Callback-path receiver, once `start` was called. */
+  private sink: ConnCallbacks | undefined = undefined;
+  private flags = 0;
+  private x: Extra | undefined = undefined;
 
-function wrap(socket: BunSocket, state: ConnState, cert?: Conn["peerCertificate"]): Conn {
-  const readable = new ReadableStream<Uint8Array>({
-    start(controller) {
-      state.controller = controller;
-    },
-    pull() {
-      if (state.paused && !state.closed) {
-        state.paused = false;
-        socket.resume();
-      }
-    },
-    cancel() {
-      socket.end();
-    },
-  }, { highWaterMark: READ_HIGH_WATER, size: (chunk) => chunk.byteLength });
+  constructor(socket: BunSocket, cert: Conn["peerCertificate"]) {
+    this.socket = socket;
+    if (cert) this.x = { cert };
+    // Captured now: Bun forgets the address once the socket is closed. join()
+    // makes one flat string (a template literal would keep a rope of three).
+    const a = socket.remoteAddress;
+    this.remoteAddr = [a.includes(":") ? `[${a}]` : a, socket.remotePort].join(":");
+  }
 
-  const writable = new WritableStream<Uint8Array>({
-    write(chunk) {
-      if (state.closed) return Promise.reject(closedError());
-      const n = socket.write(chunk);
-      if (n === chunk.byteLength) return;
-      if (n < 0) return Promise.reject(closedError());
+  get peerCertificate(): Conn["peerCertificate"] {
+    return this.x?.cert;
+  }
+
+  private get extra(): Extra {
+    return this.x ??= {};
+  }
+
+  start(callbacks: ConnCallbacks): void {
+    if (this.sink || this.x?.controller) throw new Error("Cannot start: the Conn is already read");
+    this.sink = callbacks;
+    // Bytes (or the end) that came before anyone listened.
+    if (this.x?.held) queueMicrotask(() => this.digested());
+    else if (this.flags & CLOSED) queueMicrotask(() => this.end());
+  }
+
+  write(bytes: Uint8Array): void | Promise<void> {
+    if (this.flags & CLOSED) return Promise.reject(closedError());
+    const first = this.x?.pending;
+    if (first) {
+      // One write at a time is expected; a second one queues behind the first.
+      const rest = first.bytes;
+      const both = new Uint8Array(rest.byteLength + bytes.byteLength);
+      both.set(rest);
+      both.set(bytes, rest.byteLength);
+      first.bytes = both;
       return new Promise<void>((resolve, reject) => {
-        state.pending = { bytes: chunk.subarray(n), resolve, reject };
+        const { resolve: r1, reject: j1 } = first;
+        first.resolve = () => (r1(), resolve());
+        first.reject = (e) => (j1(e), reject(e));
       });
-    },
-    close() {
-      socket.end();
-    },
-    abort() {
-      socket.end();
-    },
-  });
+    }
+    const n = this.socket.write(bytes);
+    // Fully taken: Bun copied the bytes (kernel or its cork buffer), the caller may reuse them.
+    if (n === bytes.byteLength) return;
+    if (n < 0) return Promise.reject(closedError());
+    return new Promise<void>((resolve, reject) => {
+      this.extra.pending = { bytes: bytes.subarray(n), resolve, reject };
+    });
+  }
 
-  const remoteAddr = socket.remoteAddress.includes(":")
-    ? `[${socket.remoteAddress}]:${socket.remotePort}`
-    : `${socket.remoteAddress}:${socket.remotePort}`;
-  return {
-    readable,
-    writable,
-    remoteAddr,
-    peerCertificate: cert,
-    close() {
-      if (!state.closed) socket.end();
-    },
-  };
-}
+  close(): void {
+    if (!(this.flags & CLOSED)) this.socket.end();
+  }
 
-function onData(socket: BunSocket, chunk: Uint8Array): void {
-  const s = socket.data;
-  if (!s.controller || s.closed) return;
-  s.controller.enqueue(chunk);
-  if ((s.controller.desiredSize ?? 1) <= 0 && !s.paused) {
-    s.paused = true;
-    socket.pause();
+  get readable(): ReadableStream<Uint8Array> {
+    const x = this.extra;
+    if (x.readable) return x.readable;
+    if (this.sink) throw new Error("Cannot read: the Conn was started with callbacks");
+    return x.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        x.controller = controller;
+        const held = x.held;
+        x.held = undefined;
+        if (held) { for (const chunk of held) controller.enqueue(chunk); }
+        if (this.flags & CLOSED) controller.close();
+      },
+      pull: () => this.resume(),
+      cancel: () => this.socket.end(),
+    }, { highWaterMark: READ_HIGH_WATER, size: (chunk) => chunk.byteLength });
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.extra.writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.socket.end(),
+      abort: () => this.socket.end(),
+    });
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.flags & CLOSED) return;
+    const x = this.x;
+    if (x?.controller) {
+      x.controller.enqueue(chunk);
+      if ((x.controller.desiredSize ?? 1) <= 0) this.pause();
+    } else if (x?.held) x.held.push(chunk);
+    else if (this.sink) this.deliver(chunk);
+    else {
+      // Nobody listens yet: hold the bytes and stop reading.
+      this.extra.held = [chunk];
+      this.pause();
+    }
+  }
+
+  /** Hand `chunk` to the sink; while it digests a promise, hold what follows and stop reading. */
+  private deliver(chunk: Uint8Array): boolean {
+    let busy: void | Promise<void>;
+    try {
+      busy = this.sink!.data(chunk);
+    } catch {
+      this.socket.end();
+      return false;
+    }
+    if (!busy) return false;
+    this.extra.held ??= [];
+    this.pause();
+    const next = () => this.digested();
+    busy.then(next, next);
+    return true;
+  }
+
+  /** The sink can take more: deliver what was held, then read again (or end). */
+  private digested(): void {
+    const x = this.x!;
+    const held = x.held!;
+    x.held = undefined;
+    for (let i = 0; i < held.length; i++) {
+      if (this.deliver(held[i])) {
+        // Busy again: the rest waits behind the new promise, ahead of newer chunks.
+        x.held!.unshift(...held.slice(i + 1));
+        return;
+      }
+    }
+    if (this.flags & CLOSED) this.end();
+    else this.resume();
+  }
+
+  private pause(): void {
+    if (this.flags & PAUSED) return;
+    this.flags |= PAUSED;
+    this.socket.pause();
+  }
+
+  private resume(): void {
+    if ((this.flags & (PAUSED | CLOSED)) !== PAUSED) return;
+    this.flags &= ~PAUSED;
+    this.socket.resume();
+  }
+
+  private end(): void {
+    if (this.flags & ENDED) return;
+    this.flags |= ENDED;
+    this.sink!.end();
+  }
+
+  onDrain(): void {
+    const p = this.x?.pending;
+    if (!p) return;
+    const n = this.socket.write(p.bytes);
+    if (n < 0) return; // `close` rejects the waiter.
+    if (n === p.bytes.byteLength) {
+      this.x!.pending = undefined;
+      p.resolve();
+    } else p.bytes = p.bytes.subarray(n);
+  }
+
+  onClose(err?: Error): void {
+    if (this.flags & CLOSED) return;
+    this.flags |= CLOSED;
+    const x = this.x;
+    const p = x?.pending;
+    if (p) {
+      x!.pending = undefined;
+      p.reject(err ?? closedError());
+    }
+    if (this.sink) {
+      // Held chunks are still delivered (like a stream's queue); `digested` ends after them.
+      if (!x?.held) this.end();
+      return;
+    }
+    try {
+      if (err) x?.controller?.error(err);
+      else x?.controller?.close();
+    } catch { /* the reader already cancelled */ }
   }
 }
 
-function onDrain(socket: BunSocket): void {
-  const p = socket.data.pending;
-  if (!p) return;
-  const n = socket.write(p.bytes);
-  if (n < 0) return; // `close` rejects the waiter.
-  if (n === p.bytes.byteLength) {
-    socket.data.pending = undefined;
-    p.resolve();
-  } else p.bytes = p.bytes.subarray(n);
-}
-
-function onClose(socket: BunSocket, err?: Error): void {
-  const s = socket.data;
-  if (s.closed) return;
-  s.closed = true;
-  s.pending?.reject(err ?? closedError());
-  s.pending = undefined;
-  try {
-    if (err) s.controller?.error(err);
-    else s.controller?.close();
-  } catch { /* the reader already cancelled */ }
-}
+// Shared by every socket of every listener: no per-connection closures.
+const onData = (socket: BunSocket, chunk: Uint8Array) => socket.data?.onData(chunk);
+const onDrain = (socket: BunSocket) => socket.data?.onDrain();
+const onClose = (socket: BunSocket, err?: Error) => socket.data?.onClose(err);
 
 function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<Listener> {
   return new Promise((resolve) => {
@@ -167,7 +298,6 @@ function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<List
       port: opts.port,
       socket: {
         open(socket) {
-          socket.data = { paused: false, closed: false };
           accept(socket, onConn);
         },
         data: onData,
@@ -183,7 +313,9 @@ function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<List
 function accept(socket: BunSocket, onConn: (conn: Conn) => void, cert?: Conn["peerCertificate"]) {
   try {
     socket.setNoDelay(true);
-    onConn(wrap(socket, socket.data, cert));
+    const conn = new BunConn(socket, cert);
+    socket.data = conn;
+    onConn(conn);
   } catch {
     socket.end();
   }
@@ -227,9 +359,7 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
         rejectUnauthorized: opts.clientAuth === "REQUIRE",
       },
       socket: {
-        open(socket) {
-          socket.data = { paused: false, closed: false };
-        },
+        open() {},
         handshake(socket, success) {
           const cert = success ? checkClient(socket, opts.clientAuth) : false;
           if (cert === false) socket.end();

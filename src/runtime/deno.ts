@@ -1,34 +1,11 @@
 /**
- * Deno adapter: Deno.Conn already exposes Web streams, so a Conn is a thin
- * wrapper that adds "ip:port" and an idempotent close.
+ * Deno adapter: Deno.listen for TCP; each accepted socket becomes a DenoConn
+ * (deno_conn.ts), which offers the callback path besides Deno's Web streams.
  */
 import type { Conn, Listener, ListenOptions, Runtime } from "./types.ts";
+import { DenoConn } from "./deno_conn.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { listenDenoWebSocket } from "./websocket_deno.ts";
-
-function addr(a: Deno.Addr): string {
-  if (a.transport !== "tcp" && a.transport !== "udp") return String(a.transport);
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
-}
-
-function wrapConn(conn: Deno.TcpConn): Conn {
-  let closed = false;
-  try {
-    conn.setNoDelay(true);
-  } catch { /* the peer may already be gone */ }
-  return {
-    readable: conn.readable,
-    writable: conn.writable,
-    remoteAddr: addr(conn.remoteAddr),
-    close() {
-      if (closed) return;
-      closed = true;
-      try {
-        conn.close();
-      } catch { /* already closed by a stream reaching its end */ }
-    },
-  };
-}
 
 function listenSync(opts: ListenOptions, onConn: (conn: Conn) => void): Listener {
   const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
@@ -45,7 +22,7 @@ function listenSync(opts: ListenOptions, onConn: (conn: Conn) => void): Listener
         continue;
       }
       try {
-        onConn(wrapConn(conn));
+        onConn(new DenoConn(conn));
       } catch {
         try {
           conn.close();

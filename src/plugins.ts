@@ -37,6 +37,7 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
   const auth = await createAuthPlugin(ctx.config.auth, {
     log: ctx.log,
     readTextFile: ctx.readTextFile,
+    certificateIdentity: ctx.config.ssl.useCnAsUsername,
   });
   if (auth) plugins.push(auth);
   // --- topic authorization and ACL (src/acl/) ---

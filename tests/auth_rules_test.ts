@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { closeAll, newBroker, PacketClient, text } from "./helpers/packet_client.ts";
 import { defaultConfig } from "../src/config/schema.ts";
 import type { MqttxConfig } from "../src/config/types.ts";
-import type { ClientInfo } from "../src/broker/hooks.ts";
+import type { BrokerHooks, ClientInfo } from "../src/broker/hooks.ts";
 import type { ConnectPacket, ProtocolVersion } from "../src/mqtt/packet.ts";
 import {
   type AuthDeps,
@@ -225,5 +225,46 @@ describe("auth: connect rate limit per source address", () => {
     assert.equal(sourceAddress("[::FFFF:10.0.0.1]:5"), "10.0.0.1");
     assert.equal(sourceAddress("[FE80::1]:5"), "fe80::1");
     assert.equal(sourceAddress("unix"), "unix");
+  });
+});
+
+describe("auth: a verified certificate as the credential (ssl.use-cn-as-username)", () => {
+  /** A broker whose connections all carry a verified certificate with this CN. */
+  async function certBroker(certificateIdentity: boolean) {
+    const plugin = await createAuthPlugin(
+      authConfig({
+        allowAnonymous: false,
+        users: [{
+          username: "device-7",
+          password: await hash("unused"),
+          authorizedSub: ["cmd/7/#"],
+          authorizedPub: ["data/7/#"],
+        }],
+      }),
+      { log: () => {}, readTextFile: () => Promise.reject(new Error("none")), certificateIdentity },
+    );
+    const connected: ClientInfo[] = [];
+    const withCert: BrokerHooks = {
+      authenticate(c) {
+        Object.assign(c, { certificate: { subject: "CN=device-7", commonName: "device-7" } });
+        return undefined;
+      },
+    };
+    const broker = newBroker({
+      hooks: [withCert, plugin!.hooks, { onConnected: (c) => void connected.push(c) }],
+    });
+    return { broker, connected };
+  }
+
+  test("on: accepted without a password, with the CN user's topic rights", TIMEOUT, async () => {
+    const { broker, connected } = await certBroker(true);
+    assert.equal(await connectCode(broker, 5), 0);
+    assert.equal(connected[0].username, "device-7");
+    assert.deepEqual(connected[0].authorizedPub, ["data/7/#"]);
+  });
+
+  test("off: the certificate alone is not a credential (anonymous refused)", TIMEOUT, async () => {
+    const { broker } = await certBroker(false);
+    assert.equal(await connectCode(broker, 5), 0x87);
   });
 });

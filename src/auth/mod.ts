@@ -17,6 +17,9 @@
  *    the HTTP service failed and is not mandatory): `allow-anonymous` false →
  *    0x87 (3.1.1: 5); true → no opinion (later hooks decide; none = accepted).
  *
+ * With `ssl.use-cn-as-username`, a client with a verified certificate is
+ * accepted as its CN before rule 2 (the certificate is the credential).
+ *
  * SCRAM-SHA-256 (MQTT 5.0 AUTH, scram.ts) is offered when built-in users exist;
  * an unknown name fails the exchange with 0x86 (no HTTP service: it needs the password);
  * it checks the rate limit when an exchange starts. A CONNECT with an
@@ -49,6 +52,12 @@ export interface AuthDeps {
   nonce?: () => string;
   /** HTTP client (tests); the global fetch by default. */
   fetch?: typeof fetch;
+  /**
+   * `ssl.use-cn-as-username`: a verified client certificate is the credential
+   * (like Mosquitto's use_identity_as_username): no password is asked, and a
+   * built-in user of the certificate's CN lends its topic rights.
+   */
+  certificateIdentity?: boolean;
 }
 
 export interface AuthPlugin {
@@ -110,6 +119,16 @@ export async function createAuthPlugin(
     authenticate(client, connect) {
       const limited = rateExceeded(client.remoteAddr);
       if (limited) return limited;
+      const cn = client.certificate?.commonName;
+      if (deps.certificateIdentity && cn) {
+        const user = users.get(cn);
+        return {
+          ok: true,
+          username: cn,
+          authorizedSub: user?.authorizedSub,
+          authorizedPub: user?.authorizedPub,
+        };
+      }
       const username = connect.username;
       if (username === undefined) return anonymous();
       const user = users.get(username);

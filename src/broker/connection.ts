@@ -39,10 +39,7 @@ export class Connection {
   readonly decoder: PacketDecoder;
   /** Protocol level; 4 until CONNECT says otherwise. */
   version: ProtocolVersion = 4;
-  clientId = "";
   session: Session | undefined;
-  /** Enhanced authentication of this connection, when it used one. */
-  auth: AuthState | undefined;
   /** Set at CONNECT: identity and rights, as hooks see them. */
   client: ClientInfo | undefined;
   /** True once CONNACK (success) was sent. */
@@ -54,13 +51,8 @@ export class Connection {
   /** 5.0 limits the client announced. */
   clientReceiveMaximum = 65535;
   clientMaximumPacketSize = 0;
-  /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
-  topicAliases: Map<number, string> | undefined;
   /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
   outAliasMaximum = 0;
-  outAliases: Map<string, number> | undefined;
-  /** Counters for $SYS and tests. */
-  droppedQos0 = 0;
 
   private readonly sink: PacketSink;
   /**
@@ -72,7 +64,6 @@ export class Connection {
   private outBytes = 0;
   private writing = false;
   private flushScheduled = false;
-  private writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   /**
    * Deadlines are checked by the broker's one sweep timer (a pending timer per
    * connection would cost more memory than the rest of an idle connection).
@@ -82,7 +73,8 @@ export class Connection {
   /** Until CONNECT: when the connection is dropped for not sending one. */
   private connectDeadline: number;
   private finished = false;
-  private drained: (() => void)[] | undefined;
+  /** Rarely used state, made on first use: an idle connection stays small. */
+  private x: ConnectionExtras | undefined;
 
   constructor(sink: PacketSink, conn: Conn, maximumPacketSize: number, connectTimeoutMs: number) {
     this.sink = sink;
@@ -90,6 +82,42 @@ export class Connection {
     this.decoder = new PacketDecoder({ maximumPacketSize });
     // A client that never sends CONNECT must not hold a socket forever.
     this.connectDeadline = Date.now() + connectTimeoutMs;
+  }
+
+  get clientId(): string {
+    return this.client?.clientId ?? "";
+  }
+
+  /** Enhanced authentication of this connection, when it used one. */
+  get auth(): AuthState | undefined {
+    return this.x?.auth;
+  }
+  set auth(v: AuthState | undefined) {
+    (this.x ??= {}).auth = v;
+  }
+
+  /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
+  get topicAliases(): Map<number, string> | undefined {
+    return this.x?.topicAliases;
+  }
+  set topicAliases(v: Map<number, string> | undefined) {
+    (this.x ??= {}).topicAliases = v;
+  }
+
+  /** 5.0 server → client aliases given so far. */
+  get outAliases(): Map<string, number> | undefined {
+    return this.x?.outAliases;
+  }
+  set outAliases(v: Map<string, number> | undefined) {
+    (this.x ??= {}).outAliases = v;
+  }
+
+  /** QoS 0 messages dropped because this client read too slowly ($SYS, tests). */
+  get droppedQos0(): number {
+    return this.x?.droppedQos0 ?? 0;
+  }
+  set droppedQos0(n: number) {
+    (this.x ??= {}).droppedQos0 = n;
   }
 
   get remoteAddr(): string {
@@ -294,15 +322,16 @@ export class Connection {
 
   private writeOut(chunk: Uint8Array): void | Promise<void> {
     if (this.conn.write) return this.conn.write(chunk);
-    this.writer ??= this.conn.writable.getWriter();
-    return this.writer.write(chunk);
+    const x = this.x ??= {};
+    x.writer ??= this.conn.writable.getWriter();
+    return x.writer.write(chunk);
   }
 
   private whenDrained(limitMs: number): Promise<void> {
     if (!this.writing && this.outBytes === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, limitMs);
-      (this.drained ??= []).push(() => {
+      ((this.x ??= {}).drained ??= []).push(() => {
         clearTimeout(t);
         resolve();
       });
@@ -310,9 +339,9 @@ export class Connection {
   }
 
   private resolveDrained(): void {
-    const waiting = this.drained;
+    const waiting = this.x?.drained;
     if (!waiting) return;
-    this.drained = undefined;
+    this.x!.drained = undefined;
     for (const f of waiting) f();
   }
 
@@ -333,4 +362,13 @@ function flushDirty(): void {
 const scratch: Packet[] = [];
 function collect(p: Packet): void {
   scratch.push(p);
+}
+
+interface ConnectionExtras {
+  auth?: AuthState;
+  topicAliases?: Map<number, string>;
+  outAliases?: Map<string, number>;
+  droppedQos0?: number;
+  writer?: WritableStreamDefaultWriter<Uint8Array>;
+  drained?: (() => void)[];
 }

@@ -6,7 +6,7 @@
  * the key. Runtime-free: the runtime's `readFile` is passed in.
  *
  * PKCS#12 is decoded with node-forge: neither Deno's TLS (rustls) nor Bun's
- * `Bun.listen` takes a `pfx`, and the runtimes' `node:crypto` cannot open one.
+ * Bun's listen() takes a `pfx`, and the runtimes' `node:crypto` cannot open one.
  * forge handles OpenSSL 3's default (PBES2, AES-256-CBC, HMAC-SHA256) and
  * Java keytool's PKCS#12 stores.
  */

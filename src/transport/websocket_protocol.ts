@@ -1,6 +1,6 @@
 /**
  * What every MQTT-over-WebSocket listener shares, whichever server runs it
- * (Deno.serve, Bun.serve, or our RFC 6455 server over a TLS Conn): the
+ * (Deno's serve(), Bun's serve(), or our RFC 6455 server over a TLS Conn): the
  * subprotocol choice and the short plain answers to requests that are not
  * an MQTT WebSocket upgrade. Runtime-free.
  */

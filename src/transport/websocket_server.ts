@@ -3,7 +3,7 @@
  * HTTP upgrade request, answers it, then turns binary frames into a Conn of
  * MQTT bytes. Used for wss:// listeners, whose TLS Conn comes from the same
  * runtime TLS listener as mqtts:// (so client certificates and certificate
- * reload work for WebSocket too; Deno.serve and Bun.serve cannot request or
+ * reload work for WebSocket too; the runtimes' HTTP servers cannot request or
  * expose client certificates). Plain ws:// listeners use the runtimes' own
  * WebSocket servers instead. Runtime-free.
  *

@@ -187,3 +187,28 @@ describe("wills", () => {
     assert.equal(str(m.payload), "gone");
   });
 });
+
+test("a delayed will is sent when a Clean Start ends its session (5.0 3.1.3.2.2)", async () => {
+  const b = newBroker();
+  const { client: s } = await PacketClient.connect(b, { clientId: "s" });
+  s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "will/#", qos: 0 }] });
+  await s.expect(9);
+  const opts = {
+    clientId: "wd",
+    protocolVersion: 5 as const,
+    clean: false,
+    will: {
+      topic: "will/t",
+      payload: text("gone"),
+      qos: 1 as const,
+      retain: false,
+      properties: { willDelayInterval: 30 },
+    },
+    properties: { sessionExpiryInterval: 60 },
+  };
+  const first = await PacketClient.connect(b, opts);
+  first.client.drop();
+  await first.client.expectClosed();
+  await PacketClient.connect(b, { ...opts, clean: true, will: undefined });
+  assert.equal(str((await s.expect(3, 1000)).payload), "gone");
+});

@@ -237,3 +237,19 @@ describe("backpressure", () => {
     assert.ok(b.sessions.get("stuck")!.dropped > 0); // bounded: the rest was dropped
   });
 });
+
+test("a session expiry past 24.8 days (beyond a setTimeout) survives a disconnect", async () => {
+  const b = newBroker();
+  const opts = {
+    clientId: "long",
+    protocolVersion: 5 as const,
+    clean: false,
+    properties: { sessionExpiryInterval: 30 * 86400 },
+  };
+  const first = await PacketClient.connect(b, opts);
+  first.client.drop();
+  await first.client.expectClosed();
+  await new Promise((r) => setTimeout(r, 50));
+  const again = await PacketClient.connect(b, opts);
+  assert.equal(again.connack.sessionPresent, true);
+});

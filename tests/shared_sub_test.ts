@@ -138,3 +138,40 @@ describe("shared subscriptions: a member that leaves", () => {
     assert.deepEqual([...fromM2].sort(), ["1", "2", "3", "4", "5", "6"]);
   });
 });
+
+test("a shared QoS 2 message in flight stays with its member [MQTT-4.8.2-4]", async () => {
+  const b = newBroker();
+  const member = async (id: string) => {
+    const { client } = await PacketClient.connect(b, { clientId: id, clean: false });
+    client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "$share/g/j", qos: 2 }] });
+    await client.expect(9);
+    return client;
+  };
+  const m1 = await member("m1");
+  const m2 = await member("m2");
+  const { client: p } = await PacketClient.connect(b, { clientId: "p" });
+  p.send({
+    type: 3,
+    topic: "j",
+    payload: text("x"),
+    qos: 2,
+    retain: false,
+    dup: false,
+    packetId: 1,
+  });
+  await p.expect(5);
+  await new Promise((r) => setTimeout(r, 50));
+  const holder = m1.pending().some((x) => x.type === 3) ? m1 : m2;
+  const other = holder === m1 ? m2 : m1;
+  holder.drop();
+  await holder.expectClosed();
+  await other.expectNothing(200);
+  // The member gets it again (DUP) when it comes back.
+  const back = await PacketClient.connect(b, {
+    clientId: holder === m1 ? "m1" : "m2",
+    clean: false,
+  });
+  const again = await back.client.expect(3);
+  assert.equal(again.dup, true);
+  assert.equal(str(again.payload), "x");
+});

@@ -6,8 +6,9 @@ import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import { deliver, type DeliveryLimits, Qos0Cache } from "./delivery.ts";
 import { type Message, ownPayload } from "./message.ts";
-import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
+import { isOnline, NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { SharePicker } from "./shared.ts";
+import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
 import { TopicIndex } from "./topic_index.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
@@ -293,9 +294,9 @@ export class Broker implements BrokerCore, PacketSink {
     for (const filter of [...session.subscriptions.keys()]) {
       this.removeSubscription(session, filter);
     }
-    clearTimeout(session.expiryTimer);
+    clearLongTimeout(session.expiryTimer);
     if (session.willTimer !== undefined) {
-      clearTimeout(session.willTimer);
+      clearLongTimeout(session.willTimer);
       session.willTimer = undefined;
     }
     session.inflight.clear();
@@ -334,7 +335,7 @@ export class Broker implements BrokerCore, PacketSink {
       const delay = Math.min(will.properties?.willDelayInterval ?? 0, session.expiryInterval);
       if (delay > 0 && !this.closed) {
         // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
-        session.willTimer = setTimeout(() => {
+        session.willTimer = setLongTimeout(() => {
           session.willTimer = undefined;
           this.publishWill(session.clientId, will);
         }, delay * 1000);
@@ -348,10 +349,10 @@ export class Broker implements BrokerCore, PacketSink {
     for (const o of session.inflight.values()) ownPayload(o.message);
     session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
-      this.expireSession(session);
+      this.endSession(session);
     } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
-      session.expiryTimer = setTimeout(
-        () => this.expireSession(session),
+      session.expiryTimer = setLongTimeout(
+        () => this.endSession(session),
         session.expiryInterval * 1000,
       );
     }
@@ -360,13 +361,14 @@ export class Broker implements BrokerCore, PacketSink {
   /**
    * A shared-subscription member went offline: its unacknowledged shared
    * deliveries go to another online member of the same group, if there is one
-   * (MQTT 5.0 4.8.2). A QoS 2 message already released (PUBREL sent) stays:
-   * the member has it.
+   * (MQTT 5.0 4.8.2): QoS 1 in flight and anything queued. A QoS 2 message in
+   * flight stays: the member may already have it, and exactly once must hold.
    */
   private handOverShared(session: Session): void {
     const moving: Queued[] = [];
     for (const [id, o] of session.inflight) {
-      if (o.share && !o.released) {
+      // QoS 2 in flight must be completed with this member [MQTT-4.8.2-4]; only QoS 1 moves.
+      if (o.share && o.qos === 1) {
         moving.push(o);
         session.inflight.delete(id);
       }
@@ -393,7 +395,7 @@ export class Broker implements BrokerCore, PacketSink {
     const online: Subscription[] = [];
     this.index.match(message.topic, (sub) => {
       if (
-        sub.group && sub.session !== not && sub.session.connection?.connected &&
+        sub.group && sub.session !== not && isOnline(sub.session) &&
         sub.group + "\0" + sub.matchFilter === share
       ) online.push(sub);
     });
@@ -401,9 +403,9 @@ export class Broker implements BrokerCore, PacketSink {
   }
 
   /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */
-  private expireSession(session: Session): void {
+  endSession(session: Session): void {
     if (session.willTimer !== undefined && session.pendingWill) {
-      clearTimeout(session.willTimer);
+      clearLongTimeout(session.willTimer);
       session.willTimer = undefined;
       this.publishWill(session.clientId, session.pendingWill);
     }
@@ -438,8 +440,8 @@ export class Broker implements BrokerCore, PacketSink {
     }
     await Promise.all(waits);
     for (const s of this.sessions.values()) {
-      clearTimeout(s.expiryTimer);
-      if (s.willTimer !== undefined) clearTimeout(s.willTimer);
+      clearLongTimeout(s.expiryTimer);
+      clearLongTimeout(s.willTimer);
     }
     await this.store.close();
   }

@@ -2,7 +2,7 @@ import type { Properties, PublishPacket, QoS } from "../mqtt/packet.ts";
 import { encode, encodedLength } from "../mqtt/encoder.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, remainingExpiry } from "./message.ts";
-import type { Outgoing, Session } from "./session.ts";
+import { isOnline, type Outgoing, type Session } from "./session.ts";
 
 /**
  * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
@@ -48,7 +48,7 @@ export function deliver(
   share?: string,
 ): boolean {
   const conn = session.connection;
-  const online = conn !== undefined && conn.connected && !conn.closing;
+  const online = conn !== undefined && isOnline(session);
   if (qos === 0) {
     // QoS 0 is not queued for offline clients, and dropped for congested ones.
     if (!online) return false;
@@ -115,12 +115,11 @@ export function resendInflight(session: Session, conn: Connection): void {
   for (const [packetId, o] of session.inflight) {
     if (o.released) {
       conn.send({ type: 6, packetId });
-    } else {
-      sendPublish(
-        conn,
-        publishPacket(o.message, o.qos, o.retain, packetId, true, o.subscriptionIds, now),
-      );
+      continue;
     }
+    const p = publishPacket(o.message, o.qos, o.retain, packetId, true, o.subscriptionIds, now);
+    // Too large for the new connection's Maximum Packet Size: discarded [MQTT-3.1.2-25].
+    if (!sendPublish(conn, p)) session.inflight.delete(packetId);
   }
 }
 

@@ -1,6 +1,13 @@
 import type { QoS, Will } from "../mqtt/packet.ts";
 import type { Message } from "./message.ts";
 import type { Connection } from "./connection.ts";
+import type { LongTimer } from "./long_timer.ts";
+
+/** Connected, and not on its way out (taken over, shutting down). */
+export function isOnline(session: Session): boolean {
+  const c = session.connection;
+  return c !== undefined && c.connected && !c.closing;
+}
 
 /** One subscription of one session, as stored in the topic index. */
 export interface Subscription {
@@ -74,9 +81,9 @@ export class Session {
   will: Will | undefined;
   /** 5.0 will waiting for its Will Delay Interval, and its timer. */
   pendingWill: Will | undefined;
-  willTimer: ReturnType<typeof setTimeout> | undefined;
+  willTimer: LongTimer | undefined;
   /** Fires when a disconnected session's expiry interval runs out. */
-  expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  expiryTimer: LongTimer | undefined;
   /** Messages dropped because the queue was full (reported by $SYS later). */
   dropped = 0;
   /** Did not drain in time while publishers waited: it no longer slows them down. */

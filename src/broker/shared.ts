@@ -1,4 +1,4 @@
-import type { Subscription } from "./session.ts";
+import { isOnline, type Subscription } from "./session.ts";
 
 export type ShareStrategy = "round" | "random" | "hash";
 
@@ -17,7 +17,7 @@ export class SharePicker {
   pick(groupKey: string, members: Subscription[], publisher: string | undefined): Subscription {
     let candidates = members;
     if (members.length > 1) {
-      const online = members.filter((m) => m.session.connection?.connected);
+      const online = members.filter((m) => isOnline(m.session));
       if (online.length > 0) candidates = online;
     }
     if (candidates.length === 1) return candidates[0];

@@ -1,4 +1,4 @@
-import { type Message, ownPayload } from "../broker/message.ts";
+import { isExpired, type Message, ownPayload } from "../broker/message.ts";
 import { RetainedIndex } from "../broker/retained_index.ts";
 import type { Store } from "./types.ts";
 
@@ -13,7 +13,13 @@ export class MemoryStore implements Store {
 
   matchRetained(filter: string): Message[] {
     const out: Message[] = [];
-    this.retained.match(filter, (_topic, m) => out.push(m));
+    const now = Date.now();
+    const expired: string[] = [];
+    this.retained.match(filter, (topic, m) => {
+      if (isExpired(m, now)) expired.push(topic); // 5.0 Message Expiry: gone, not just hidden
+      else out.push(m);
+    });
+    for (const t of expired) this.retained.delete(t);
     return out;
   }
 

@@ -6,6 +6,7 @@ import { drainQueue, resendInflight } from "../delivery.ts";
 import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
+import { clearLongTimeout } from "../long_timer.ts";
 import { isUtf8 } from "./publish.ts";
 
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
@@ -124,15 +125,17 @@ export function accept(
   }
   let sessionPresent = false;
   if (session && p.clean) {
-    broker.destroySession(session); // Clean Session / Clean Start discards it [MQTT-3.1.2-6]
+    // Clean Session / Clean Start ends it [MQTT-3.1.2-6]; a will waiting for its delay goes now
+    // (5.0 3.1.3.2.2: until the delay passes or the session ends).
+    broker.endSession(session);
     session = undefined;
   }
   if (session) {
     sessionPresent = true; // [MQTT-3.2.2-2]
-    clearTimeout(session.expiryTimer);
+    clearLongTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     if (session.willTimer !== undefined) {
-      clearTimeout(session.willTimer); // resumed in time: the delayed will is not sent
+      clearLongTimeout(session.willTimer); // resumed in time: the delayed will is not sent
       session.willTimer = undefined;
       session.pendingWill = undefined;
     }

@@ -395,3 +395,22 @@ describe("configured through the app (MQTT.js)", () => {
     assert.deepEqual(await subackCodes(c.client, ["a/b"]), [0x80]);
   });
 });
+
+describe("placeholders cannot reach shared or system topics", () => {
+  test("a client id or user name starting with $ does not expand", () => {
+    assert.equal(expand("%c/#", { clientId: "$share" }), undefined);
+    assert.equal(expand("%u/#", { clientId: "c", username: "$SYS" }), undefined);
+    assert.equal(expand("%c/#", { clientId: "dev1" }), "dev1/#");
+  });
+
+  test("a deny rule still applies when its placeholder cannot expand", () => {
+    const acl = staticAcl({
+      enable: true,
+      defaultPolicy: "allow",
+      rules: [{ permission: "deny", action: "publish", topic: "devices/%c/config" }],
+    });
+    const client = { clientId: "a/b", remoteAddr: "x", protocolVersion: 5 as const };
+    assert.equal(acl.authorizePublish!(client, "devices/evil/config", 0, false), false);
+    assert.equal(acl.authorizePublish!(client, "devices/evil/data", 0, false), true);
+  });
+});

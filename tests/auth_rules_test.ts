@@ -268,3 +268,10 @@ describe("auth: a verified certificate as the credential (ssl.use-cn-as-username
     assert.equal(await connectCode(broker, 5), 0x87);
   });
 });
+
+test("a client accepted as anonymous keeps no unverified user name", TIMEOUT, async () => {
+  // Auth is configured (a rate limit) but nothing can verify "admin": the name must not stick.
+  const { broker, connected } = await brokerWith({ connectRatePerMinute: 100 });
+  assert.equal(await connectCode(broker, 4, { username: "admin", password: text("guess") }), 0);
+  assert.equal(connected[0].username, undefined);
+});

@@ -50,7 +50,11 @@ interface CompiledRule {
 export function staticAcl(config: AclConfig): BrokerHooks {
   const rules = config.rules.map(compileRule);
   const defaultAllow = config.defaultPolicy !== "deny";
-  const filterFor = (r: CompiledRule, client: ClientInfo) => r.fixed ?? compile(r.topic, client);
+  // A deny rule whose %c/%u cannot expand (say a client id with '/') still applies, with
+  // '+' for the placeholder: failing to expand must never make the ACL more permissive.
+  const filterFor = (r: CompiledRule, client: ClientInfo) =>
+    r.fixed ?? compile(r.topic, client) ??
+      (r.allow ? undefined : compile(r.topic.replaceAll("%c", "+").replaceAll("%u", "+"), client));
   const appliesTo = (r: CompiledRule, client: ClientInfo) =>
     (r.username === undefined || r.username === client.username) &&
     (r.clientId === undefined || r.clientId === client.clientId);

@@ -108,7 +108,9 @@ export function expand(filter: string, who: PlaceholderValues): string | undefin
     const next = filter[i + 1];
     if (ch === "%" && (next === "c" || next === "u")) {
       const v = next === "c" ? who.clientId : who.username;
-      if (!v || /[/+#]/.test(v)) return undefined;
+      // A value must stay one plain level: no wildcard, no separator, and no leading `$`
+      // (a client id `$share` or `$SYS` must not reach shared or system topics).
+      if (!v || /[/+#]/.test(v) || v.startsWith("$")) return undefined;
       out += v;
       i++;
     } else {

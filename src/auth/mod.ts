@@ -103,8 +103,10 @@ export async function createAuthPlugin(
 
   const rateExceeded = (remoteAddr: string): (AuthDecision & { ok: false }) | undefined =>
     limiter && !limiter.take(remoteAddr) ? { ok: false, reasonCode: RATE_EXCEEDED } : undefined;
-  const anonymous = (): AuthDecision | undefined =>
-    auth.allowAnonymous ? undefined : { ok: false, reasonCode: NOT_AUTHORIZED };
+  // An anonymous acceptance drops any user name the client claimed: nothing verified it, so
+  // ACL rules, %u and $SYS must not see it.
+  const anonymous = (): AuthDecision =>
+    auth.allowAnonymous ? { ok: true, anonymous: true } : { ok: false, reasonCode: NOT_AUTHORIZED };
 
   const authenticators: EnhancedAuthenticator[] = !builtIn ? [] : [
     scramAuthenticator({

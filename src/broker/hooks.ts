@@ -25,7 +25,14 @@ export interface PeerCertificate {
  * undefined to let the next hook decide.
  */
 export type AuthDecision =
-  | { ok: true; username?: string; authorizedSub?: string[]; authorizedPub?: string[] }
+  | {
+    ok: true;
+    username?: string;
+    /** Accepted as anonymous: the user name the client claimed was not verified and is dropped. */
+    anonymous?: boolean;
+    authorizedSub?: string[];
+    authorizedPub?: string[];
+  }
   | { ok: false; reasonCode: number; reasonString?: string };
 
 /**

@@ -94,7 +94,10 @@ export function accept(
   if (conn.closing) return; // the socket went away while authentication ran
   if (decision && !decision.ok) return refuse(conn, decision.reasonCode, decision.reasonString);
   if (decision?.ok) {
-    if (decision.username !== undefined) Object.assign(client, { username: decision.username });
+    if (decision.anonymous) Object.assign(client, { username: undefined });
+    else if (decision.username !== undefined) {
+      Object.assign(client, { username: decision.username });
+    }
     client.authorizedSub = decision.authorizedSub;
     client.authorizedPub = decision.authorizedPub;
   }

@@ -50,6 +50,21 @@ export function parseConfig(text: string, fileName: string): MqttxConfig {
     const known = new Set(Object.keys(SCHEMA).map(normalizeKey));
     const flat = top.items.some((p) => known.has(normalizeKey(keyText(p.key) ?? "")));
     if (flat) readSection(ctx, top, SCHEMA, config, ROOT, FOREIGN_TOP_KEYS);
+    else {
+      // A misspelled root (`mqtx:`) must not load silently as the defaults: that would turn
+      // security settings off. Only the known Spring keys may stand beside nothing.
+      const stray = top.items.find((p) =>
+        !FOREIGN_TOP_KEYS.has(normalizeKey(keyText(p.key) ?? ""))
+      );
+      if (stray) {
+        throw fail(
+          ctx,
+          stray.key as Node,
+          keyText(stray.key),
+          "unknown top-level key: mqttx items go under `mqttx:`",
+        );
+      }
+    }
   }
   const result = config as unknown as MqttxConfig;
   checkCombinations(ctx, result);

@@ -18,8 +18,9 @@ function refuses(text: string, key: string | undefined, line: number, reason: Re
 }
 
 describe("parseConfig: what loads", () => {
-  test("an empty file, comments only, or no mqttx key gives the defaults", () => {
-    for (const text of ["", "# nothing\n", "mqttx:\n", "other:\n  x: 1\n"]) {
+  test("an empty file, comments only, or an empty mqttx key gives the defaults", () => {
+    // (An unknown top-level key instead is refused: see "a misspelled root key".)
+    for (const text of ["", "# nothing\n", "mqttx:\n"]) {
       assert.deepEqual(parseConfig(text, "c.yml"), defaultConfig(), JSON.stringify(text));
     }
   });
@@ -317,4 +318,15 @@ describe("parseConfig: what is refused", () => {
       );
     }
   });
+});
+
+test("a misspelled root key is refused, not loaded as the defaults", () => {
+  assert.throws(
+    () => parseConfig("mqtx:\n  auth:\n    allow-anonymous: false\n", "c.yml"),
+    (e: unknown) =>
+      e instanceof ConfigError && e.line === 1 && /mqtx/.test(e.message) &&
+      /under `mqttx:`/.test(e.message),
+  );
+  // Spring's own keys alone are still fine.
+  assert.deepEqual(parseConfig("spring:\n  application:\n    name: x\n", "c.yml"), defaultConfig());
 });

@@ -359,25 +359,39 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
         rejectUnauthorized: opts.clientAuth === "REQUIRE",
       },
       socket: {
-        open() {},
+        // A socket that never finishes the TLS handshake must not hold a descriptor forever.
+        open(socket) {
+          handshakes.set(socket, setTimeout(() => socket.end(), HANDSHAKE_TIMEOUT_MS));
+        },
         handshake(socket, success) {
+          clearTimeout(handshakes.get(socket));
+          handshakes.delete(socket);
           const cert = success ? checkClient(socket, opts.clientAuth) : false;
           if (cert === false) socket.end();
           else accept(socket, onConn, cert);
         },
         data: onData,
         drain: onDrain,
-        close: onClose,
+        close: (socket, err) => {
+          clearTimeout(handshakes.get(socket));
+          handshakes.delete(socket);
+          onClose(socket, err);
+        },
         error: (socket, err) => onClose(socket, err),
       },
     });
   return new Promise((resolve) => {
+    let stopped = false;
     let server = bind(opts.credentials, opts.port);
     const listener = stopper(() => server, server.port);
     resolve({
       ...listener,
-      close: () => listener.close(),
+      close: () => {
+        stopped = true;
+        return listener.close();
+      },
       setCredentials(credentials) {
+        if (stopped) return Promise.resolve(); // a late reload must not bind again
         const next = bind(credentials, server.port);
         const old = server;
         server = next;
@@ -387,6 +401,10 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
     });
   });
 }
+
+/** TLS sockets still in their handshake, and the timer that ends them. */
+const handshakes = new Map<BunSocket, ReturnType<typeof setTimeout>>();
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** The verified client certificate, undefined for none, false to refuse the client. */
 function checkClient(socket: BunSocket, auth: TlsListenOptions["clientAuth"]) {

@@ -120,10 +120,12 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
 
   // Reload: SIGHUP, and a change of the certificate files.
   let reloading: Promise<boolean> | undefined;
+  let closed = false;
   const reload = async (): Promise<boolean> => {
     let next: TlsCredentials;
     try {
       next = await loadTlsCredentials(config.ssl, readFile);
+      if (closed) return false; // stopped while reading: bind nothing new
       for (const t of tlsListeners) await t.setCredentials(next);
     } catch (e) {
       log(
@@ -136,7 +138,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
     return true;
   };
   const reloadCertificates = () => {
-    if (tlsListeners.length === 0) return Promise.resolve(false);
+    if (tlsListeners.length === 0 || closed) return Promise.resolve(false);
     reloading ??= reload().finally(() => (reloading = undefined));
     return reloading;
   };
@@ -163,16 +165,23 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
         }
       }, interval);
     }
+  } else {
+    // SIGHUP's default action ends the process: with nothing to reload, just say so.
+    removeSignal = runtime.onSignal(
+      "SIGHUP",
+      () => log("SIGHUP: no TLS listener, nothing to reload"),
+    );
   }
 
   return {
     bound,
     reloadCertificates,
     async close() {
+      closed = true;
       removeSignal?.();
       clearInterval(timer);
+      await reloading; // a reload under way finishes (or gives up) before the listeners go
       await Promise.all(all.map((l) => l.close()));
-      await reloading;
     },
   };
 }

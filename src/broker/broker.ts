@@ -226,8 +226,9 @@ export class Broker implements BrokerCore, PacketSink {
       direct.set(sub.session, agg);
     });
     let count = 0;
-    const cache = this.qos0Cache;
-    cache.reset(message);
+    // One encoding shared by all subscribers pays only when there are several.
+    const cache = direct.size + groups.size > 1 ? this.qos0Cache : undefined;
+    cache?.reset(message);
     for (const [session, s] of direct) {
       const qos = Math.min(message.qos, s.qos) as QoS; // [MQTT-3.8.4-6]
       // The RETAIN flag is cleared on normal delivery unless Retain As Published [MQTT-3.3.1-9].

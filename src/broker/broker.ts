@@ -49,6 +49,8 @@ export class Broker implements BrokerCore, PacketSink {
   private readonly direct = new Map<Session, Subscription | Aggregate>();
   private readonly groups = new Map<string, Subscription[]>();
   private readonly qos0Cache = new Qos0Cache();
+  /** Set by close(): called when the last connection has ended. */
+  private whenEmpty: (() => void) | undefined;
   /** A live session the last route() filled past its high-water mark. */
   private full: Session | undefined;
 
@@ -242,14 +244,10 @@ export class Broker implements BrokerCore, PacketSink {
     direct.clear();
     if (groups.size > 0) {
       for (const [key, members] of groups) {
+        // (No Local is refused on shared subscriptions at SUBSCRIBE [MQTT-3.8.3-4].)
         const sub = this.sharePicker.pick(key, members, message.from);
-        if (sub.noLocal && message.from === sub.session.clientId) continue;
-        const qos = Math.min(message.qos, sub.qos) as QoS;
         const retain = sub.retainAsPublished && message.retain;
-        const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
-        if (deliver(sub.session, message, qos, retain, ids, this.limits, cache, key)) {
-          this.full = sub.session;
-        }
+        if (this.deliverTo(sub, message, retain, cache, key)) this.full = sub.session;
         count++;
       }
       groups.clear();
@@ -268,6 +266,23 @@ export class Broker implements BrokerCore, PacketSink {
     this.full = undefined;
     if (!full || full === publisher || !full.connection) return undefined;
     return full.whenRoom(BACKPRESSURE_LIMIT_MS);
+  }
+
+  /**
+   * Deliver through one subscription: capped at its QoS [MQTT-3.8.4-6], with
+   * its identifier. True when the subscriber's queue is full enough that the
+   * publisher should wait (see `backpressure`).
+   */
+  deliverTo(
+    sub: Subscription,
+    message: Message,
+    retain: boolean,
+    cache?: Qos0Cache,
+    share?: string,
+  ): boolean {
+    const qos = Math.min(message.qos, sub.qos) as QoS;
+    const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
+    return deliver(sub.session, message, qos, retain, ids, this.limits, cache, share);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -325,6 +340,7 @@ export class Broker implements BrokerCore, PacketSink {
 
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
+    if (this.connections.size === 0) this.whenEmpty?.();
     const session = conn.session;
     if (!session || session.connection !== conn) return; // taken over, or never connected
     session.connection = undefined;
@@ -383,9 +399,7 @@ export class Broker implements BrokerCore, PacketSink {
     for (const q of moving) {
       const target = this.otherMember(q.share!, q.message, session);
       if (target) {
-        const qos = Math.min(q.message.qos, target.qos) as QoS;
-        const ids = target.subscriptionId ? [target.subscriptionId] : undefined;
-        deliver(target.session, q.message, qos, q.retain, ids, this.limits, undefined, q.share);
+        this.deliverTo(target, q.message, q.retain, undefined, q.share);
       } else {
         session.queue.push(q); // nobody else is online: it waits for this member
       }
@@ -418,28 +432,22 @@ export class Broker implements BrokerCore, PacketSink {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweep);
-    const waits: Promise<void>[] = [];
+    // Every connection gone, or 1 s: connectionClosed() settles it when the last one ends.
+    const allGone = new Promise<void>((resolve) => {
+      const limit = setTimeout(resolve, 1000);
+      this.whenEmpty = () => {
+        clearTimeout(limit);
+        resolve();
+      };
+    });
     for (const c of this.connections) {
-      waits.push(
-        new Promise<void>((resolve) => {
-          const check = setInterval(() => {
-            if (!this.connections.has(c)) {
-              clearInterval(check);
-              resolve();
-            }
-          }, 5);
-          setTimeout(() => {
-            clearInterval(check);
-            resolve();
-          }, 1000);
-        }),
-      );
       c.publishWillOnClose = false;
       const ref = this.options.serverReference;
       if (ref) c.close(ref.permanent ? 0x9d : 0x9c, undefined, { serverReference: ref.reference });
       else c.close(0x8b); // Server shutting down
     }
-    await Promise.all(waits);
+    if (this.connections.size === 0) this.whenEmpty?.();
+    await allGone;
     for (const s of this.sessions.values()) {
       clearLongTimeout(s.expiryTimer);
       clearLongTimeout(s.willTimer);

@@ -16,6 +16,7 @@
  * - `socket.end()` flushes, closes, and fires `close` at once.
  * - `socket.remoteAddress` is gone once closed, so it is read at accept.
  */
+import { hostPort } from "./address.ts";
 import process from "node:process";
 import { writeFile } from "node:fs/promises";
 import type {
@@ -28,7 +29,7 @@ import type {
   TlsListener,
   TlsListenOptions,
 } from "./types.ts";
-import { type NodeStylePeerCertificate, peerCertificate } from "./certs.ts";
+import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
 
 interface BunSocket {
@@ -112,10 +113,8 @@ class BunConn implements Conn {
   constructor(socket: BunSocket, cert: Conn["peerCertificate"]) {
     this.socket = socket;
     if (cert) this.x = { cert };
-    // Captured now: Bun forgets the address once the socket is closed. join()
-    // makes one flat string (a template literal would keep a rope of three).
-    const a = socket.remoteAddress;
-    this.remoteAddr = [a.includes(":") ? `[${a}]` : a, socket.remotePort].join(":");
+    // Captured now: Bun forgets the address once the socket is closed.
+    this.remoteAddr = hostPort(socket.remoteAddress, socket.remotePort);
   }
 
   get peerCertificate(): Conn["peerCertificate"] {
@@ -366,7 +365,9 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
         handshake(socket, success) {
           clearTimeout(handshakes.get(socket));
           handshakes.delete(socket);
-          const cert = success ? checkClient(socket, opts.clientAuth) : false;
+          const cert = success
+            ? clientCertificate(opts.clientAuth, !!socket.authorized, socket.getPeerCertificate?.())
+            : false;
           if (cert === false) socket.end();
           else accept(socket, onConn, cert);
         },
@@ -405,16 +406,6 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
 /** TLS sockets still in their handshake, and the timer that ends them. */
 const handshakes = new Map<BunSocket, ReturnType<typeof setTimeout>>();
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-
-/** The verified client certificate, undefined for none, false to refuse the client. */
-function checkClient(socket: BunSocket, auth: TlsListenOptions["clientAuth"]) {
-  if (auth === "NONE") return undefined;
-  const cert = socket.getPeerCertificate?.();
-  const presented = cert !== undefined && cert !== null && cert.subject !== undefined;
-  if (socket.authorized && presented) return peerCertificate(cert);
-  // OPTIONAL: no certificate is fine, a certificate that does not verify is not.
-  return auth === "OPTIONAL" && !presented ? undefined : false;
-}
 
 export const bunRuntime: Runtime = {
   name: "bun",

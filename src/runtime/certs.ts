@@ -17,3 +17,22 @@ export function peerCertificate(cert: NodeStylePeerCertificate): Conn["peerCerti
     fingerprint256: cert.fingerprint256,
   };
 }
+
+/**
+ * What a TLS listener does with a client, from the handshake's verdict: the
+ * verified certificate, undefined for none, or false to refuse the client.
+ * NONE asks for nothing; OPTIONAL accepts no certificate but not a bad one;
+ * REQUIRE needs a verified one.
+ */
+export function clientCertificate(
+  auth: "NONE" | "OPTIONAL" | "REQUIRE",
+  authorized: boolean,
+  cert: NodeStylePeerCertificate | null | undefined,
+): Conn["peerCertificate"] | false {
+  if (auth === "NONE") return undefined;
+  // node:tls reports "no certificate" as an empty object.
+  const presented = cert !== undefined && cert !== null && cert.subject !== undefined &&
+    Object.keys(cert).length > 0;
+  if (authorized && presented) return peerCertificate(cert);
+  return auth === "OPTIONAL" && !presented ? undefined : false;
+}

@@ -16,15 +16,16 @@
  * bytes until the returned promise settles.
  */
 import type { Conn, ConnCallbacks } from "./types.ts";
+import { hostPort } from "./address.ts";
 
 /** The read buffer of a quiet connection: what an idle client costs. */
 export const MIN_READ = 512;
 export const MAX_READ = 64 * 1024;
 
-/** "ip:port", "[ip6]:port". join() makes one flat string (a template literal keeps a rope). */
+/** "ip:port", "[ip6]:port" of a Deno address. */
 export function addr(a: Deno.Addr): string {
   if (a.transport !== "tcp" && a.transport !== "udp") return String(a.transport);
-  return [a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname, a.port].join(":");
+  return hostPort(a.hostname, a.port);
 }
 
 /** The size of the next read after one that returned `n` bytes into a buffer of `size`. */

@@ -13,9 +13,10 @@
  * `data` feeds a ReadableStream and the socket is paused while the stream's
  * queue is full; a write that the socket buffers waits for `drain`.
  */
+import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
 import type { Conn, TlsCredentials, TlsListener, TlsListenOptions } from "./types.ts";
-import { peerCertificate } from "./certs.ts";
+import { clientCertificate } from "./certs.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 
@@ -25,7 +26,7 @@ export function listenNodeTls(
 ): Promise<TlsListener> {
   const server = tls.createServer(secureContextOptions(opts.credentials, opts));
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const cert = checkClient(socket, opts.clientAuth);
+    const cert = clientCertificate(opts.clientAuth, socket.authorized, socket.getPeerCertificate());
     if (cert === false) {
       socket.destroy();
       return;
@@ -71,17 +72,6 @@ function secureContextOptions(c: TlsCredentials, opts: TlsListenOptions): tls.Tl
     requestCert: opts.clientAuth !== "NONE",
     rejectUnauthorized: opts.clientAuth === "REQUIRE",
   };
-}
-
-/** The verified client certificate, undefined for none, false to refuse the client. */
-function checkClient(socket: tls.TLSSocket, auth: TlsListenOptions["clientAuth"]) {
-  if (auth === "NONE") return undefined;
-  const cert = socket.getPeerCertificate();
-  const presented = cert !== undefined && cert !== null && Object.keys(cert).length > 0 &&
-    cert.subject !== undefined;
-  if (socket.authorized && presented) return peerCertificate(cert);
-  // OPTIONAL: no certificate is fine, a certificate that does not verify is not.
-  return auth === "OPTIONAL" && !presented ? undefined : false;
 }
 
 function wrapSocket(socket: tls.TLSSocket, cert: Conn["peerCertificate"]): Conn {
@@ -149,9 +139,7 @@ function wrapSocket(socket: tls.TLSSocket, cert: Conn["peerCertificate"]): Conn 
   return {
     readable,
     writable,
-    remoteAddr: host.includes(":")
-      ? `[${host}]:${socket.remotePort}`
-      : `${host}:${socket.remotePort}`,
+    remoteAddr: hostPort(host, socket.remotePort ?? 0),
     peerCertificate: cert,
     close() {
       if (socket.destroyed) return;

@@ -9,6 +9,7 @@
  * so there is no read backpressure; `maxPayloadLength` (Bun's 16 MiB) bounds a
  * message.
  */
+import { hostPort } from "./address.ts";
 import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
 import { decideUpgrade } from "../transport/websocket_protocol.ts";
 
@@ -67,11 +68,7 @@ export function listenBunWebSocket(
           });
         }
         const ip = server.requestIP(req);
-        const remoteAddr = !ip
-          ? "unknown"
-          : ip.address.includes(":")
-          ? `[${ip.address}]:${ip.port}`
-          : `${ip.address}:${ip.port}`;
+        const remoteAddr = ip ? hostPort(ip.address, ip.port) : "unknown";
         const data: WsData = { remoteAddr, closed: false, drainWaiters: [] };
         const headers: Record<string, string> = decision.protocol
           ? { "Sec-WebSocket-Protocol": decision.protocol }

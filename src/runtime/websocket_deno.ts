@@ -6,6 +6,7 @@
  * `protocol` and set `Sec-WebSocket-Protocol` on the response ourselves, with
  * the protocol chosen by src/transport/websocket_protocol.ts.
  */
+import { hostPort } from "./address.ts";
 import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
 import { decideUpgrade } from "../transport/websocket_protocol.ts";
 import { webSocketConn } from "./websocket_conn.ts";
@@ -45,9 +46,7 @@ export function listenDenoWebSocket(
         }
         // Read before the upgrade: afterwards the request is closed and remoteAddr throws.
         const a = info.remoteAddr;
-        const remote = a.hostname.includes(":")
-          ? `[${a.hostname}]:${a.port}`
-          : `${a.hostname}:${a.port}`;
+        const remote = hostPort(a.hostname, a.port);
         const { socket, response } = Deno.upgradeWebSocket(req);
         if (decision.protocol) response.headers.set("sec-websocket-protocol", decision.protocol);
         open++;

@@ -5,12 +5,20 @@ import { drainQueue } from "../delivery.ts";
 
 /** PUBACK completes an outgoing QoS 1 delivery [MQTT-4.3.2-1]. */
 export function handlePuback(broker: Broker, conn: Connection, p: PubackPacket): void {
+  complete(broker, conn, p.packetId, 1);
+}
+
+/** PUBCOMP completes an outgoing QoS 2 delivery. */
+export function handlePubcomp(broker: Broker, conn: Connection, p: PubcompPacket): void {
+  complete(broker, conn, p.packetId, 2);
+}
+
+/** The delivery ends: free its packet id, and let a queued message take its place. */
+function complete(broker: Broker, conn: Connection, packetId: number, qos: 1 | 2): void {
   const session = conn.session!;
-  const o = session.inflight.get(p.packetId);
-  if (o && o.qos === 1) {
-    session.inflight.delete(p.packetId);
-    drainQueue(session, broker.limits);
-  }
+  if (session.inflight.get(packetId)?.qos !== qos) return; // unknown or the other flow: ignore
+  session.inflight.delete(packetId);
+  drainQueue(session, broker.limits);
 }
 
 /** PUBREC: the client has the QoS 2 message; answer PUBREL [MQTT-4.3.3-1]. */
@@ -23,22 +31,11 @@ export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket):
   }
   if ((p.reasonCode ?? 0) >= 0x80) {
     // 5.0: the client refused it; the delivery ends here [MQTT-4.3.3-4].
-    session.inflight.delete(p.packetId);
-    drainQueue(session, broker.limits);
+    complete(broker, conn, p.packetId, 2);
     return;
   }
   o.released = true;
   conn.send({ type: 6, packetId: p.packetId });
-}
-
-/** PUBCOMP completes an outgoing QoS 2 delivery. */
-export function handlePubcomp(broker: Broker, conn: Connection, p: PubcompPacket): void {
-  const session = conn.session!;
-  const o = session.inflight.get(p.packetId);
-  if (o && o.qos === 2) {
-    session.inflight.delete(p.packetId);
-    drainQueue(session, broker.limits);
-  }
 }
 
 /** PUBREL releases an incoming QoS 2 packet id; answer PUBCOMP [MQTT-4.3.3-11]. */

@@ -2,7 +2,6 @@ import type { SubscribePacket } from "../../mqtt/packet.ts";
 import { parseShared, topicFilterError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
-import { deliver } from "../delivery.ts";
 import { isExpired, type Message } from "../message.ts";
 import type { Subscription } from "../session.ts";
 
@@ -85,8 +84,6 @@ function sendRetained(broker: Broker, sub: Subscription, messages: Message[]): v
   const now = Date.now();
   for (const m of messages) {
     if (isExpired(m, now)) continue;
-    const qos = Math.min(m.qos, sub.qos) as 0 | 1 | 2;
-    const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
-    deliver(sub.session, m, qos, true, ids, broker.limits); // RETAIN set [MQTT-3.3.1-8]
+    broker.deliverTo(sub, m, true); // RETAIN set [MQTT-3.3.1-8]
   }
 }

@@ -147,6 +147,30 @@ describe("publish / subscribe", () => {
     await s.expectNothing(80);
   });
 
+  test("a topic routed before sees later SUBSCRIBE, UNSUBSCRIBE and session end", async () => {
+    // Routing remembers the matches of recent topics: every change must show at once.
+    const b = newBroker();
+    const a = await subscriber(b, "c/1", 0, "a");
+    const { client: p } = await PacketClient.connect(b, { clientId: "pub", protocolVersion: 5 });
+    p.send(pub("c/1", "1", 0));
+    assert.equal(str((await a.expect(3)).payload), "1");
+    const plus = await subscriber(b, "c/+", 0, "plus");
+    p.send(pub("c/1", "2", 0));
+    assert.equal(str((await a.expect(3)).payload), "2");
+    assert.equal(str((await plus.expect(3)).payload), "2");
+    a.send({ type: 10, packetId: 2, topicFilters: ["c/1"] });
+    await a.expect(11);
+    p.send(pub("c/1", "3", 0));
+    assert.equal(str((await plus.expect(3)).payload), "3");
+    await a.expectNothing(50);
+    plus.send({ type: 14 }); // clean session: its subscription goes with it
+    await plus.expectClosed();
+    p.send(pub("c/1", "4", 1, 9));
+    const ack = await p.expect(4);
+    assert.equal(ack.reasonCode, 0x10); // No matching subscribers
+    await a.expectNothing(30);
+  });
+
   test("invalid topic filter gets 0x80 for that filter only", async () => {
     const b = newBroker();
     const { client } = await PacketClient.connect(b, { clientId: "s" });

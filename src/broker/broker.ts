@@ -49,6 +49,8 @@ export class Broker implements BrokerCore, PacketSink {
   private readonly direct = new Map<Session, Subscription | Aggregate>();
   private readonly groups = new Map<string, Subscription[]>();
   private readonly qos0Cache = new Qos0Cache();
+  /** Bumped per routed message: tells route() whether it met a session twice. */
+  private routeMark = 0;
   /** Set by close(): called when the last connection has ended. */
   private whenEmpty: (() => void) | undefined;
   /** A live session the last route() filled past its high-water mark. */
@@ -170,15 +172,16 @@ export class Broker implements BrokerCore, PacketSink {
    */
   publish(message: Message): number | Promise<number> {
     if (!message.internal) this.stats.received++;
-    if (this.hooks.length > 0) {
-      this.notify(
-        "onPublished",
-        message.topic,
-        message.payload,
-        message.qos,
-        message.retain,
-        message.from,
-      );
+    // Called per message: a plain loop, not notify()'s rest arguments.
+    const hooks = this.hooks;
+    for (let i = 0; i < hooks.length; i++) {
+      const h = hooks[i];
+      if (!h.onPublished) continue;
+      try {
+        h.onPublished(message.topic, message.payload, message.qos, message.retain, message.from);
+      } catch (e) {
+        this.log(`hook onPublished failed: ${e}`);
+      }
     }
     if (message.retain) {
       // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
@@ -194,25 +197,64 @@ export class Broker implements BrokerCore, PacketSink {
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
     this.full = undefined; // only the message being routed now may slow its publisher
+    const subs = this.index.matchAll(message.topic);
+    const count = this.routeEachOnce(message, subs) ?? this.routeMerged(message, subs);
+    this.stats.sent += count;
+    return count;
+  }
+
+  /**
+   * The common case without building anything: no share group among the
+   * matches and no session matched twice. Undefined when that is not so.
+   */
+  private routeEachOnce(message: Message, subs: readonly Subscription[]): number | undefined {
+    const n = subs.length;
+    if (n > 1) {
+      const mark = ++this.routeMark;
+      for (let i = 0; i < n; i++) {
+        const sub = subs[i];
+        if (sub.group || sub.session.routeMark === mark) return undefined;
+        sub.session.routeMark = mark;
+      }
+    } else if (n === 1 && subs[0].group) return undefined;
+    // One encoding shared by all subscribers pays only when there are several.
+    const cache = n > 1 ? this.qos0Cache : undefined;
+    cache?.reset(message);
+    const ignoreSelf = this.options.ignoreClientSelfPub;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const sub = subs[i];
+      // No Local: not back to the publisher [MQTT-3.8.3-3].
+      if ((sub.noLocal || ignoreSelf) && message.from === sub.session.clientId) continue;
+      if (this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache)) {
+        this.full = sub.session;
+      }
+      count++;
+    }
+    return count;
+  }
+
+  /** Overlapping subscriptions and share groups: merge per session, pick one member per group. */
+  private routeMerged(message: Message, subs: readonly Subscription[]): number {
     const direct = this.direct;
     const groups = this.groups;
     const ignoreSelf = this.options.ignoreClientSelfPub;
-    this.index.match(message.topic, (sub) => {
+    for (const sub of subs) {
       // No Local: not back to the publisher [MQTT-3.8.3-3].
       if ((sub.noLocal || ignoreSelf) && message.from === sub.session.clientId && !sub.group) {
-        return;
+        continue;
       }
       if (sub.group) {
         const key = sub.group + "\0" + sub.matchFilter;
         const members = groups.get(key);
         if (members) members.push(sub);
         else groups.set(key, [sub]);
-        return;
+        continue;
       }
       const seen = direct.get(sub.session);
       if (!seen) {
         direct.set(sub.session, sub);
-        return;
+        continue;
       }
       // Overlapping subscriptions: deliver once at the highest QoS; 5.0 lists every identifier.
       const agg: Aggregate = "session" in seen
@@ -226,9 +268,8 @@ export class Broker implements BrokerCore, PacketSink {
       agg.retainAsPublished ||= sub.retainAsPublished;
       if (sub.subscriptionId) (agg.subscriptionIds ??= []).push(sub.subscriptionId);
       direct.set(sub.session, agg);
-    });
+    }
     let count = 0;
-    // One encoding shared by all subscribers pays only when there are several.
     const cache = direct.size + groups.size > 1 ? this.qos0Cache : undefined;
     cache?.reset(message);
     for (const [session, s] of direct) {
@@ -252,7 +293,6 @@ export class Broker implements BrokerCore, PacketSink {
       }
       groups.clear();
     }
-    this.stats.sent += count;
     return count;
   }
 
@@ -408,12 +448,12 @@ export class Broker implements BrokerCore, PacketSink {
 
   private otherMember(share: string, message: Message, not: Session): Subscription | undefined {
     const online: Subscription[] = [];
-    this.index.match(message.topic, (sub) => {
+    for (const sub of this.index.matchAll(message.topic)) {
       if (
         sub.group && sub.session !== not && isOnline(sub.session) &&
         sub.group + "\0" + sub.matchFilter === share
       ) online.push(sub);
-    });
+    }
     return online.length > 0 ? this.sharePicker.pick(share, online, message.from) : undefined;
   }
 

@@ -1,12 +1,12 @@
 import type { Conn } from "../runtime/types.ts";
 import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
-import { encodedLength, encodeInto } from "../mqtt/encoder.ts";
+import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
-import type { ConnectPacket, Properties } from "../mqtt/packet.ts";
+import type { ConnectPacket, Properties, QoS } from "../mqtt/packet.ts";
 
 /** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
 export interface AuthState {
@@ -138,6 +138,47 @@ export class Connection {
     const n = encodedLength(packet, this.version);
     this.reserve(n);
     this.outBytes = encodeInto(packet, this.version, this.out, this.outBytes);
+    this.scheduleFlush();
+  }
+
+  /**
+   * Queue PUBACK/PUBREC/PUBREL/PUBCOMP without building a packet object (one
+   * or two per message on the QoS 1/2 paths). `reasonCode` only goes to 5.0.
+   */
+  sendAck(type: 4 | 5 | 6 | 7, packetId: number, reasonCode = 0): void {
+    if (this.finished) return;
+    this.reserve(ackSize(this.version, reasonCode));
+    this.outBytes = writeAck(this.out, this.outBytes, this.version, type, packetId, reasonCode);
+    this.scheduleFlush();
+  }
+
+  /** Queue a PUBLISH from its fields; `size` is publishSize() of them, which the caller checked. */
+  sendPublish(
+    size: number,
+    topic: string,
+    topicLength: number,
+    payload: Uint8Array,
+    qos: QoS,
+    retain: boolean,
+    dup: boolean,
+    packetId: number,
+    properties: Properties | undefined,
+  ): void {
+    if (this.finished) return;
+    this.reserve(size);
+    this.outBytes = writePublish(
+      this.out,
+      this.outBytes,
+      this.version,
+      topic,
+      topicLength,
+      payload,
+      qos,
+      retain,
+      dup,
+      packetId,
+      properties,
+    );
     this.scheduleFlush();
   }
 

@@ -1,5 +1,6 @@
 import type { Properties, PublishPacket, QoS } from "../mqtt/packet.ts";
-import { encode, encodedLength } from "../mqtt/encoder.ts";
+import { encode, publishSize } from "../mqtt/encoder.ts";
+import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
@@ -63,7 +64,7 @@ export function deliver(
       if (fits(conn, bytes.length)) conn.sendBytes(bytes);
       return false;
     }
-    sendPublish(conn, publishPacket(message, 0, retain, undefined, false, subscriptionIds, now));
+    sendPublish(conn, message, 0, retain, 0, false, subscriptionIds, now);
     return false;
   }
   if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
@@ -114,12 +115,21 @@ export function resendInflight(session: Session, conn: Connection): void {
   const now = Date.now();
   for (const [packetId, o] of session.inflight) {
     if (o.released) {
-      conn.send({ type: 6, packetId });
+      conn.sendAck(6, packetId);
       continue;
     }
-    const p = publishPacket(o.message, o.qos, o.retain, packetId, true, o.subscriptionIds, now);
+    const sent = sendPublish(
+      conn,
+      o.message,
+      o.qos,
+      o.retain,
+      packetId,
+      true,
+      o.subscriptionIds,
+      now,
+    );
     // Too large for the new connection's Maximum Packet Size: discarded [MQTT-3.1.2-25].
-    if (!sendPublish(conn, p)) session.inflight.delete(packetId);
+    if (!sent) session.inflight.delete(packetId);
   }
 }
 
@@ -127,7 +137,13 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
   const packetId = session.nextPacketId();
   const sent = sendPublish(
     conn,
-    publishPacket(o.message, o.qos, o.retain, packetId, false, o.subscriptionIds, Date.now()),
+    o.message,
+    o.qos,
+    o.retain,
+    packetId,
+    false,
+    o.subscriptionIds,
+    Date.now(),
   );
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
   // In flight messages keep their view of the socket chunk: acknowledgements
@@ -135,13 +151,42 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
   if (sent) session.inflight.set(packetId, o);
 }
 
-function sendPublish(conn: Connection, packet: PublishPacket): boolean {
+/**
+ * Encode one PUBLISH straight into the connection's output: no packet object
+ * per recipient unless a topic alias rewrites it. False when it is too large
+ * for the client, which then never gets it.
+ */
+function sendPublish(
+  conn: Connection,
+  message: Message,
+  qos: QoS,
+  retain: boolean,
+  packetId: number,
+  dup: boolean,
+  subscriptionIds: number[] | undefined,
+  now: number,
+): boolean {
+  const properties = publishProperties(message, subscriptionIds, now);
+  const topicLength = utf8Length(message.topic);
+  const size = publishSize(conn.version, topicLength, message.payload.length, qos, properties);
   // Size is checked on the full topic: an alias only counts once the client received it.
-  if (conn.version === 5 && conn.clientMaximumPacketSize > 0) {
-    if (encodedLength(packet, 5) > conn.clientMaximumPacketSize) return false;
+  if (!fits(conn, size)) return false;
+  if (conn.outAliasMaximum > 0) {
+    const packet: PublishPacket = {
+      type: 3,
+      topic: message.topic,
+      payload: message.payload,
+      qos,
+      retain,
+      dup,
+      packetId: qos > 0 ? packetId : undefined,
+      properties,
+    };
+    conn.send(withTopicAlias(conn, packet));
+    return true;
   }
-  if (conn.outAliasMaximum > 0) packet = withTopicAlias(conn, packet);
-  conn.send(packet);
+  const p = message.payload;
+  conn.sendPublish(size, message.topic, topicLength, p, qos, retain, dup, packetId, properties);
   return true;
 }
 
@@ -164,14 +209,6 @@ function publishPacket(
   subscriptionIds: number[] | undefined,
   now: number,
 ): PublishPacket {
-  let properties: Properties | undefined = message.properties;
-  const expiry = remainingExpiry(message, now);
-  if (expiry !== undefined || subscriptionIds) {
-    properties = { ...properties };
-    // The remaining lifetime is forwarded [MQTT-3.3.2-6].
-    if (expiry !== undefined) properties.messageExpiryInterval = expiry;
-    if (subscriptionIds) properties.subscriptionIdentifier = subscriptionIds;
-  }
   return {
     type: 3,
     topic: message.topic,
@@ -180,8 +217,25 @@ function publishPacket(
     retain,
     dup,
     packetId,
-    properties,
+    properties: publishProperties(message, subscriptionIds, now),
   };
+}
+
+/** The message's own properties, plus what this delivery adds (remaining expiry, subscription ids). */
+function publishProperties(
+  message: Message,
+  subscriptionIds: number[] | undefined,
+  now: number,
+): Properties | undefined {
+  let properties: Properties | undefined = message.properties;
+  const expiry = remainingExpiry(message, now);
+  if (expiry !== undefined || subscriptionIds) {
+    properties = { ...properties };
+    // The remaining lifetime is forwarded [MQTT-3.3.2-6].
+    if (expiry !== undefined) properties.messageExpiryInterval = expiry;
+    if (subscriptionIds) properties.subscriptionIdentifier = subscriptionIds;
+  }
+  return properties;
 }
 
 /** Replace a repeated topic by its alias; give new topics an alias while there is room. */

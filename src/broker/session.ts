@@ -90,6 +90,8 @@ export class Session {
   stalled = false;
   private waiting: (() => void)[] | undefined;
   private lastPacketId = 0;
+  /** Scratch for Broker.route: the last message that matched this session. */
+  routeMark = 0;
 
   constructor(clientId: string, expiryInterval: number) {
     this.clientId = clientId;

@@ -20,10 +20,19 @@ class Node<V> {
   }
 }
 
+/**
+ * How many topics' match results are remembered. Devices tend to publish to
+ * the same few topics over and over; past this many distinct ones the cache
+ * starts over rather than track recency.
+ */
+export const MATCH_CACHE_TOPICS = 4096;
+
 export class TopicIndex<V> {
   #root = new Node<V>();
   #size = 0;
   #nodes = 1;
+  /** topic → every value matching it; emptied by any add or remove. */
+  #cache = new Map<string, readonly V[]>();
 
   /** Number of (filter,key) entries. */
   get size(): number {
@@ -40,6 +49,7 @@ export class TopicIndex<V> {
    * Returns the previous value for (filter,key) or undefined.
    */
   add(filter: string, key: string, value: V): V | undefined {
+    this.#forget();
     let node = this.#root;
     for (const level of filter.split("/")) {
       let next: Node<V> | undefined;
@@ -68,6 +78,7 @@ export class TopicIndex<V> {
 
   /** Remove (filter,key); returns the removed value or undefined. Prunes emptied nodes. */
   remove(filter: string, key: string): V | undefined {
+    this.#forget();
     const levels = filter.split("/");
     const path: Node<V>[] = [this.#root];
     let node: Node<V> | undefined = this.#root;
@@ -140,6 +151,26 @@ export class TopicIndex<V> {
     if (child !== undefined) this.#walk(child, levels, i + 1, visit);
     // [MQTT-4.7.1-3] '+' matches exactly one level, including an empty one.
     if (node.plus !== undefined) this.#walk(node.plus, levels, i + 1, visit);
+  }
+
+  /**
+   * Every value whose filter matches `topic`, each once, from a cache of
+   * recent topics: a repeated topic costs one map lookup, no split and no
+   * walk. The array is shared: read it before the next add or remove, never
+   * change it.
+   */
+  matchAll(topic: string): readonly V[] {
+    const cached = this.#cache.get(topic);
+    if (cached !== undefined) return cached;
+    const found: V[] = [];
+    this.match(topic, (value) => found.push(value));
+    if (this.#cache.size >= MATCH_CACHE_TOPICS) this.#cache.clear();
+    this.#cache.set(topic, found);
+    return found;
+  }
+
+  #forget(): void {
+    if (this.#cache.size > 0) this.#cache.clear();
   }
 
   #newNode(): Node<V> {

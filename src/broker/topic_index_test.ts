@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { TopicIndex } from "./topic_index.ts";
+import { MATCH_CACHE_TOPICS, TopicIndex } from "./topic_index.ts";
 import { RetainedIndex } from "./retained_index.ts";
 import { topicMatches } from "../mqtt/topic.ts";
 
@@ -182,4 +182,50 @@ describe("seeded random cross-check against topicMatches", () => {
       assert.equal(index.nodeCount, 1);
     });
   }
+});
+
+describe("matchAll: the cached answer stays the trie's answer", () => {
+  test("a repeated topic returns the remembered array", () => {
+    const index = new TopicIndex<string>();
+    index.add("a/+", "c1", "v1");
+    const first = index.matchAll("a/b");
+    assert.deepEqual([...first], ["v1"]);
+    assert.equal(index.matchAll("a/b"), first);
+  });
+
+  test("add, replace and remove are seen at once", () => {
+    const index = new TopicIndex<string>();
+    index.add("a/+", "c1", "v1");
+    assert.deepEqual([...index.matchAll("a/b")], ["v1"]);
+    index.add("a/#", "c2", "v2");
+    assert.deepEqual([...index.matchAll("a/b")].sort(), ["v1", "v2"]);
+    index.add("a/+", "c1", "v1b"); // a client re-subscribing replaces its entry
+    assert.deepEqual([...index.matchAll("a/b")].sort(), ["v1b", "v2"]);
+    index.remove("a/#", "c2");
+    assert.deepEqual([...index.matchAll("a/b")], ["v1b"]);
+    index.remove("a/+", "c1");
+    assert.deepEqual([...index.matchAll("a/b")], []);
+  });
+
+  test("more distinct topics than the cache holds still match exactly", () => {
+    const index = new TopicIndex<string>();
+    index.add("t/+/x", "c", "v");
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < MATCH_CACHE_TOPICS + 10; i++) {
+        assert.deepEqual([...index.matchAll(`t/${i}/x`)], ["v"]);
+        assert.deepEqual([...index.matchAll(`t/${i}/y`)], []);
+      }
+    }
+  });
+
+  test("agrees with match() on the spec examples, and '$' topics stay apart", () => {
+    const index = new TopicIndex<number>();
+    SPEC.forEach(([filter], i) => index.add(filter, `k${i}`, i));
+    for (const [, topic] of SPEC) {
+      const walked: number[] = [];
+      index.match(topic, (v) => walked.push(v));
+      assert.deepEqual([...index.matchAll(topic)].sort(), walked.sort());
+      assert.deepEqual([...index.matchAll(topic)].sort(), walked.sort()); // from the cache
+    }
+  });
 });

@@ -7,7 +7,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CASES, pkt, str, u16 } from "./codec_table.ts";
 import { PacketDecoder } from "./decoder.ts";
-import { encode, encodedLength } from "./encoder.ts";
+import { ackSize, encode, encodedLength, publishSize, writeAck, writePublish } from "./encoder.ts";
+import { utf8Length } from "./utf8.ts";
 import type { Packet, ProtocolVersion } from "./packet.ts";
 
 function decoderFor(version: ProtocolVersion, packet?: Packet): PacketDecoder {
@@ -35,6 +36,44 @@ for (const c of CASES) {
         assert.deepEqual(encode(c.packet, v), c.bytes);
         assert.equal(encodedLength(c.packet, v), c.bytes.length);
       });
+
+      if (c.packet.type === 3) {
+        const p = c.packet;
+        test("writePublish (the delivery path) gives the same bytes", () => {
+          const n = utf8Length(p.topic);
+          const size = publishSize(v, n, p.payload.length, p.qos, p.properties);
+          assert.equal(size, c.bytes.length);
+          const out = new Uint8Array(size + 3);
+          const end = writePublish(
+            out,
+            3,
+            v,
+            p.topic,
+            n,
+            p.payload,
+            p.qos,
+            p.retain,
+            p.dup,
+            p.packetId ?? 0,
+            p.properties,
+          );
+          assert.equal(end, size + 3);
+          assert.deepEqual(out.subarray(3), c.bytes);
+        });
+      }
+      const ack = c.packet;
+      if (
+        (ack.type === 4 || ack.type === 5 || ack.type === 6 || ack.type === 7) &&
+        (v !== 5 || ack.properties === undefined)
+      ) {
+        test("writeAck (no packet object) gives the same bytes", () => {
+          const code = v === 5 ? ack.reasonCode ?? 0 : 0;
+          assert.equal(ackSize(v, code), c.bytes.length);
+          const out = new Uint8Array(8);
+          assert.equal(writeAck(out, 1, v, ack.type, ack.packetId, code), 1 + c.bytes.length);
+          assert.deepEqual(out.subarray(1, 1 + c.bytes.length), c.bytes);
+        });
+      }
 
       test("decodes one byte at a time", () => {
         const chunks = [...c.bytes].map((b) => new Uint8Array([b]));

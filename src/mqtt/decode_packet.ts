@@ -194,7 +194,7 @@ function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPac
   if (qos === 3) r.fail("QoS is 3"); // [MQTT-3.3.1-4]
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) r.fail("DUP flag set on a QoS 0 message"); // [MQTT-3.3.1-2]
-  const topic = r.utf8("topic name"); // [MQTT-3.3.2-1]
+  const topic = r.topicName("topic name"); // [MQTT-3.3.2-1]
   const p: PublishPacket = {
     type: 3,
     topic,

@@ -72,38 +72,114 @@ function encodePublishInto(
   out: Uint8Array,
   offset: number,
 ): number {
-  const topicLen = utf8Length(p.topic);
-  let rem = 2 + topicLen + p.payload.length + (p.qos > 0 ? 2 : 0);
+  const topicLength = utf8Length(p.topic);
+  return writePublish(
+    out,
+    offset,
+    v,
+    p.topic,
+    topicLength,
+    p.payload,
+    p.qos,
+    p.retain,
+    p.dup,
+    p.packetId ?? 0,
+    p.properties,
+  );
+}
+
+/**
+ * Size in bytes of a PUBLISH with these fields (`topicLength` from utf8Length):
+ * lets the delivery path check a client's Maximum Packet Size and encode
+ * without building a packet object per recipient.
+ */
+export function publishSize(
+  v: ProtocolVersion,
+  topicLength: number,
+  payloadLength: number,
+  qos: number,
+  properties: Properties | undefined,
+): number {
+  let rem = 2 + topicLength + payloadLength + (qos > 0 ? 2 : 0);
+  if (v === 5) {
+    const pl = propertiesLength(properties);
+    rem += vbiLength(pl) + pl;
+  }
+  return 1 + vbiLength(rem) + rem;
+}
+
+/** Write a PUBLISH from its fields at `offset` (room for publishSize bytes); returns the end. */
+export function writePublish(
+  out: Uint8Array,
+  offset: number,
+  v: ProtocolVersion,
+  topic: string,
+  topicLength: number,
+  payload: Uint8Array,
+  qos: number,
+  retain: boolean,
+  dup: boolean,
+  packetId: number,
+  properties: Properties | undefined,
+): number {
+  let rem = 2 + topicLength + payload.length + (qos > 0 ? 2 : 0);
   let propsLen = 0;
   if (v === 5) {
-    propsLen = propertiesLength(p.properties);
+    propsLen = propertiesLength(properties);
     rem += vbiLength(propsLen) + propsLen;
   }
   const w = writer;
   w.buf = out;
   w.pos = offset;
-  w.u8(firstByte(p));
+  w.u8(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0));
   w.vbi(rem);
   let pos = w.pos;
-  out[pos] = topicLen >> 8;
-  out[pos + 1] = topicLen;
+  out[pos] = topicLength >> 8;
+  out[pos + 1] = topicLength;
   pos += 2;
-  writeUtf8(out, pos, p.topic);
-  pos += topicLen;
-  if (p.qos > 0) {
-    out[pos] = p.packetId! >> 8;
-    out[pos + 1] = p.packetId!;
+  writeUtf8(out, pos, topic);
+  pos += topicLength;
+  if (qos > 0) {
+    out[pos] = packetId >> 8;
+    out[pos + 1] = packetId;
     pos += 2;
   }
   if (v === 5) {
     w.pos = pos;
     w.vbi(propsLen);
-    writeProperties(w, p.properties);
+    writeProperties(w, properties);
     pos = w.pos;
   }
-  out.set(p.payload, pos);
+  out.set(payload, pos);
   w.buf = EMPTY;
-  return pos + p.payload.length;
+  return pos + payload.length;
+}
+
+/** Size of PUBACK/PUBREC/PUBREL/PUBCOMP: a 5.0 reason code other than 0 adds a byte (3.4.2.1). */
+export function ackSize(v: ProtocolVersion, reasonCode: number): number {
+  return v === 5 && reasonCode !== 0 ? 5 : 4;
+}
+
+/**
+ * Write PUBACK (4), PUBREC (5), PUBREL (6) or PUBCOMP (7) without a packet
+ * object; the same bytes `encode` gives for one without properties.
+ */
+export function writeAck(
+  out: Uint8Array,
+  offset: number,
+  v: ProtocolVersion,
+  type: 4 | 5 | 6 | 7,
+  packetId: number,
+  reasonCode: number,
+): number {
+  const withCode = v === 5 && reasonCode !== 0;
+  out[offset] = type === 6 ? 0x62 : type << 4; // [MQTT-3.6.1-1]
+  out[offset + 1] = withCode ? 3 : 2;
+  out[offset + 2] = packetId >> 8;
+  out[offset + 3] = packetId;
+  if (!withCode) return offset + 4;
+  out[offset + 4] = reasonCode;
+  return offset + 5;
 }
 
 function firstByte(p: Packet): number {

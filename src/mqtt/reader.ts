@@ -5,6 +5,7 @@
  */
 import { MqttSyntaxError } from "./errors.ts";
 import { decodeUtf8 } from "./utf8.ts";
+import { decodeTopicName } from "./topic_names.ts";
 
 export class Reader {
   buf: Uint8Array = new Uint8Array(0);
@@ -75,6 +76,16 @@ export class Reader {
     const n = this.u16(what);
     this.need(n, what);
     const s = decodeUtf8(this.buf, this.pos, this.pos + n);
+    if (s === undefined) this.fail(`${what} is not valid UTF-8`);
+    this.pos += n;
+    return s;
+  }
+
+  /** A PUBLISH topic name: a UTF-8 string, decoded through the table of recent ones. */
+  topicName(what: string): string {
+    const n = this.u16(what);
+    this.need(n, what);
+    const s = decodeTopicName(this.buf, this.pos, this.pos + n);
     if (s === undefined) this.fail(`${what} is not valid UTF-8`);
     this.pos += n;
     return s;

@@ -26,7 +26,7 @@ export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket):
   const session = conn.session!;
   const o = session.inflight.get(p.packetId);
   if (!o || o.qos !== 2) {
-    conn.send({ type: 6, packetId: p.packetId, reasonCode: conn.version === 5 ? 0x92 : undefined });
+    conn.sendAck(6, p.packetId, 0x92); // Packet Identifier not found (5.0 only)
     return;
   }
   if ((p.reasonCode ?? 0) >= 0x80) {
@@ -35,15 +35,11 @@ export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket):
     return;
   }
   o.released = true;
-  conn.send({ type: 6, packetId: p.packetId });
+  conn.sendAck(6, p.packetId);
 }
 
 /** PUBREL releases an incoming QoS 2 packet id; answer PUBCOMP [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, p: PubrelPacket): void {
   const known = conn.session!.incomingQos2.delete(p.packetId);
-  conn.send({
-    type: 7,
-    packetId: p.packetId,
-    reasonCode: conn.version === 5 && !known ? 0x92 : undefined,
-  });
+  conn.sendAck(7, p.packetId, known ? 0 : 0x92);
 }

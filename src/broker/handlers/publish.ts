@@ -33,32 +33,30 @@ export function handlePublish(
     }
     if (props.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
       // Payload Format Invalid: refuse this message, keep the connection [MQTT-3.3.2-4].
-      if (p.qos === 1) conn.send({ type: 4, packetId: p.packetId!, reasonCode: 0x99 });
-      else if (p.qos === 2) conn.send({ type: 5, packetId: p.packetId!, reasonCode: 0x99 });
+      if (p.qos > 0) conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x99);
       return;
     }
   }
 
   if (!broker.mayPublish(conn.client!, topic, p.qos, p.retain)) {
     // Not authorized: dropped, the connection stays (5.0 tells why with 0x87).
-    const reasonCode = v5 ? 0x87 : undefined;
-    if (p.qos === 1) conn.send({ type: 4, packetId: p.packetId!, reasonCode });
+    if (p.qos === 1) conn.sendAck(4, p.packetId!, 0x87);
     else if (p.qos === 2) {
       if (!v5) session.incomingQos2.add(p.packetId!); // 3.1.1 still completes the flow
-      conn.send({ type: 5, packetId: p.packetId!, reasonCode });
+      conn.sendAck(5, p.packetId!, 0x87);
     }
     return;
   }
 
   if (p.qos === 1 && v5 && session.incomingQos2.has(p.packetId!)) {
     // The id still belongs to an unreleased QoS 2 message [MQTT-2.2.1-3].
-    conn.send({ type: 4, packetId: p.packetId!, reasonCode: 0x91 }); // Packet Identifier in use
+    conn.sendAck(4, p.packetId!, 0x91); // Packet Identifier in use
     return;
   }
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
-      conn.send({ type: 5, packetId: p.packetId! });
+      conn.sendAck(5, p.packetId!);
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -77,29 +75,28 @@ export function handlePublish(
     from: session.clientId,
   };
   const routed = broker.publish(message);
-  if (p.qos === 0) {
-    if (routed instanceof Promise) return routed.then(() => broker.backpressure(session));
-    return broker.backpressure(session);
-  }
-  const ack = (count: number) => {
-    // 5.0: 0x10 tells the publisher nobody matched.
-    const reasonCode = v5 && count === 0 ? 0x10 : undefined;
-    if (p.qos === 1) {
-      conn.send({ type: 4, packetId: p.packetId!, reasonCode }); // [MQTT-4.3.2-2]
-    } else {
-      session.incomingQos2.add(p.packetId!);
-      conn.send({ type: 5, packetId: p.packetId!, reasonCode }); // [MQTT-4.3.3-2]
-    }
-  };
   if (routed instanceof Promise) {
     return routed.then((n) => {
-      ack(n);
+      acknowledge(conn, p, n);
       return broker.backpressure(session);
     });
   }
-  ack(routed);
+  acknowledge(conn, p, routed);
   // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
   return broker.backpressure(session);
+}
+
+/** PUBACK or PUBREC once the message is routed to `count` sessions. */
+function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
+  if (p.qos === 0) return;
+  // 5.0: 0x10 tells the publisher nobody matched (dropped for 3.x by sendAck).
+  const reasonCode = count === 0 ? 0x10 : 0;
+  if (p.qos === 1) {
+    conn.sendAck(4, p.packetId!, reasonCode); // [MQTT-4.3.2-2]
+  } else {
+    conn.session!.incomingQos2.add(p.packetId!);
+    conn.sendAck(5, p.packetId!, reasonCode); // [MQTT-4.3.3-2]
+  }
 }
 
 export function isUtf8(bytes: Uint8Array): boolean {

@@ -190,36 +190,36 @@ function decodeConnack(r: Reader, v: ProtocolVersion): ConnackPacket {
 }
 
 function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPacket {
-  const qos = (flags >> 1) & 3;
-  if (qos === 3) r.fail("QoS is 3"); // [MQTT-3.3.1-4]
+  const level = (flags >> 1) & 3;
+  if (level === 3) r.fail("QoS is 3"); // [MQTT-3.3.1-4]
+  const qos = level as QoS;
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) r.fail("DUP flag set on a QoS 0 message"); // [MQTT-3.3.1-2]
+  const retain = (flags & 0x01) !== 0;
   const topic = r.topicName("topic name"); // [MQTT-3.3.2-1]
-  const p: PublishPacket = {
-    type: 3,
-    topic,
-    payload: EMPTY,
-    qos: qos as QoS,
-    retain: (flags & 0x01) !== 0,
-    dup,
-  };
-  if (qos > 0) p.packetId = r.packetId();
-  if (v === 5) {
-    const props = decodeProperties(r, 3);
-    if (props) p.properties = props;
-  }
+  const packetId = qos > 0 ? r.packetId() : 0;
+  const properties = v === 5 ? decodeProperties(r, 3) : undefined;
   if (topic.length === 0) {
     // 3.x needs a topic [MQTT-4.7.3-1]; 5.0 allows an empty one only with a Topic Alias (3.3.2.1).
     if (v !== 5) r.fail("topic name is empty");
-    if (p.properties?.topicAlias === undefined) {
+    if (properties?.topicAlias === undefined) {
       r.fail("topic name is empty and there is no topic alias", 0x82);
     }
   } else if (hasWildcard(topic)) {
     r.fail("topic name contains a wildcard", 0x90); // [MQTT-3.3.2-2]
   }
-  p.payload = r.buf.subarray(r.pos, r.end);
+  const payload = r.buf.subarray(r.pos, r.end);
   r.pos = r.end;
-  return p;
+  // Built whole, with only the fields it has: the most frequent packet gets
+  // no property added after creation (no hidden-class change, no extra store).
+  if (qos === 0) {
+    return properties
+      ? { type: 3, topic, payload, qos, retain, dup, properties }
+      : { type: 3, topic, payload, qos, retain, dup };
+  }
+  return properties
+    ? { type: 3, topic, payload, qos, retain, dup, packetId, properties }
+    : { type: 3, topic, payload, qos, retain, dup, packetId };
 }
 
 function decodeAck<T extends 4 | 5 | 6 | 7>(r: Reader, type: T, v: ProtocolVersion): AckPacket<T> {

@@ -24,6 +24,14 @@ export interface PacketSink {
   log(line: string): void;
 }
 
+// Bits of Connection.state.
+const CONNECTED = 1;
+const CLOSING = 2;
+const PUBLISH_WILL = 4;
+const WRITING = 8;
+const FLUSH_SCHEDULED = 16;
+const FINISHED = 32;
+
 /** Output above this many unsent bytes makes the connection "congested": QoS 0 is dropped. */
 const CONGESTED_BYTES = 4 * 1024 * 1024;
 /** How long close() waits for queued output (e.g. a DISCONNECT) before cutting the socket. */
@@ -42,12 +50,54 @@ export class Connection {
   session: Session | undefined;
   /** Set at CONNECT: identity and rights, as hooks see them. */
   client: ClientInfo | undefined;
+  /** The yes/no state below, as bits of one number: an idle connection stays small. */
+  private state = PUBLISH_WILL;
+
   /** True once CONNACK (success) was sent. */
-  connected = false;
+  get connected(): boolean {
+    return (this.state & CONNECTED) !== 0;
+  }
+  set connected(v: boolean) {
+    this.setState(CONNECTED, v);
+  }
   /** No more input is processed once closing. */
-  closing = false;
+  get closing(): boolean {
+    return (this.state & CLOSING) !== 0;
+  }
+  set closing(v: boolean) {
+    this.setState(CLOSING, v);
+  }
   /** Publish the will when the connection ends (cleared by DISCONNECT) [MQTT-3.1.2-8]. */
-  publishWillOnClose = true;
+  get publishWillOnClose(): boolean {
+    return (this.state & PUBLISH_WILL) !== 0;
+  }
+  set publishWillOnClose(v: boolean) {
+    this.setState(PUBLISH_WILL, v);
+  }
+  /** The transport has our output buffer (an asynchronous write is pending). */
+  private get writing(): boolean {
+    return (this.state & WRITING) !== 0;
+  }
+  private set writing(v: boolean) {
+    this.setState(WRITING, v);
+  }
+  /** In this tick's list of connections to flush. */
+  private get flushScheduled(): boolean {
+    return (this.state & FLUSH_SCHEDULED) !== 0;
+  }
+  private set flushScheduled(v: boolean) {
+    this.setState(FLUSH_SCHEDULED, v);
+  }
+  /** The broker was told this connection is gone. */
+  private get finished(): boolean {
+    return (this.state & FINISHED) !== 0;
+  }
+  private set finished(v: boolean) {
+    this.setState(FINISHED, v);
+  }
+  private setState(bit: number, on: boolean): void {
+    this.state = on ? this.state | bit : this.state & ~bit;
+  }
   /** 5.0 limits the client announced. */
   clientReceiveMaximum = 65535;
   clientMaximumPacketSize = 0;
@@ -62,8 +112,6 @@ export class Connection {
    */
   private out: Uint8Array = EMPTY;
   private outBytes = 0;
-  private writing = false;
-  private flushScheduled = false;
   /**
    * Deadlines are checked by the broker's one sweep timer (a pending timer per
    * connection would cost more memory than the rest of an idle connection).
@@ -72,7 +120,6 @@ export class Connection {
   private keepAliveMs = 0;
   /** Until CONNECT: when the connection is dropped for not sending one. */
   private connectDeadline: number;
-  private finished = false;
   /** Rarely used state, made on first use: an idle connection stays small. */
   private x: ConnectionExtras | undefined;
 

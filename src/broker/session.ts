@@ -45,6 +45,15 @@ export interface Queued {
   readonly share?: string;
 }
 
+interface SessionExtras {
+  pendingWill?: Will;
+  willTimer?: LongTimer;
+  expiryTimer?: LongTimer;
+  dropped?: number;
+  stalled?: boolean;
+  waiting?: (() => void)[];
+}
+
 /** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
 export const NEVER_EXPIRES = 0xffffffff;
 
@@ -79,19 +88,52 @@ export class Session {
   }
   connection: Connection | undefined;
   will: Will | undefined;
-  /** 5.0 will waiting for its Will Delay Interval, and its timer. */
-  pendingWill: Will | undefined;
-  willTimer: LongTimer | undefined;
-  /** Fires when a disconnected session's expiry interval runs out. */
-  expiryTimer: LongTimer | undefined;
-  /** Messages dropped because the queue was full (reported by $SYS later). */
-  dropped = 0;
-  /** Did not drain in time while publishers waited: it no longer slows them down. */
-  stalled = false;
-  private waiting: (() => void)[] | undefined;
   private lastPacketId = 0;
   /** Scratch for Broker.route: the last message that matched this session. */
   routeMark = 0;
+  /** Rarely used state, made on first use: an idle session stays small. */
+  private x: SessionExtras | undefined;
+
+  /** 5.0 will waiting for its Will Delay Interval, and its timer. */
+  get pendingWill(): Will | undefined {
+    return this.x?.pendingWill;
+  }
+  set pendingWill(v: Will | undefined) {
+    (this.x ??= {}).pendingWill = v;
+  }
+  get willTimer(): LongTimer | undefined {
+    return this.x?.willTimer;
+  }
+  set willTimer(v: LongTimer | undefined) {
+    (this.x ??= {}).willTimer = v;
+  }
+  /** Fires when a disconnected session's expiry interval runs out. */
+  get expiryTimer(): LongTimer | undefined {
+    return this.x?.expiryTimer;
+  }
+  set expiryTimer(v: LongTimer | undefined) {
+    (this.x ??= {}).expiryTimer = v;
+  }
+  /** Messages dropped because the queue was full (reported by $SYS later). */
+  get dropped(): number {
+    return this.x?.dropped ?? 0;
+  }
+  set dropped(n: number) {
+    (this.x ??= {}).dropped = n;
+  }
+  /** Did not drain in time while publishers waited: it no longer slows them down. */
+  get stalled(): boolean {
+    return this.x?.stalled ?? false;
+  }
+  set stalled(v: boolean) {
+    if (v || this.x) (this.x ??= {}).stalled = v;
+  }
+  private get waiting(): (() => void)[] | undefined {
+    return this.x?.waiting;
+  }
+  private set waiting(v: (() => void)[] | undefined) {
+    if (v || this.x) (this.x ??= {}).waiting = v;
+  }
 
   constructor(clientId: string, expiryInterval: number) {
     this.clientId = clientId;

@@ -104,7 +104,9 @@ interface Extra {
  * path holds this five-field object and one string.
  */
 class BunConn implements Conn {
-  readonly remoteAddr: string;
+  /** Kept as the peer's (shared) IP string and its port; joined only when asked. */
+  private readonly ip: string;
+  private readonly port: number;
   private readonly socket: BunSocket;
   /** Callback-path receiver, once `start` was called. */
   private sink: ConnCallbacks | undefined = undefined;
@@ -115,7 +117,12 @@ class BunConn implements Conn {
     this.socket = socket;
     if (cert) this.x = { cert };
     // Captured now: Bun forgets the address once the socket is closed.
-    this.remoteAddr = hostPort(socket.remoteAddress, socket.remotePort);
+    this.ip = sharedIp(socket.remoteAddress);
+    this.port = socket.remotePort;
+  }
+
+  get remoteAddr(): string {
+    return hostPort(this.ip, this.port);
   }
 
   get peerCertificate(): Conn["peerCertificate"] {
@@ -284,6 +291,19 @@ class BunConn implements Conn {
       else x?.controller?.close();
     } catch { /* the reader already cancelled */ }
   }
+}
+
+/**
+ * One string per distinct peer IP: many connections from one gateway (or a
+ * load test) then share it instead of holding an "ip:port" each.
+ */
+const ips = new Map<string, string>();
+function sharedIp(ip: string): string {
+  const known = ips.get(ip);
+  if (known !== undefined) return known;
+  if (ips.size >= 4096) ips.clear(); // bounded: an IP past this is merely not shared
+  ips.set(ip, ip);
+  return ip;
 }
 
 // Shared by every socket of every listener: no per-connection closures.

@@ -1,9 +1,15 @@
-import type { ConnectPacket, Properties } from "../../mqtt/packet.ts";
+import type { ConnectPacket, Properties, ProtocolVersion } from "../../mqtt/packet.ts";
+import type { Conn } from "../../runtime/types.ts";
 import { topicNameError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import { drainQueue, resendInflight } from "../delivery.ts";
-import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
+import {
+  type AuthDecision,
+  type ClientInfo,
+  connackV3Code,
+  type PeerCertificate,
+} from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 import { clearLongTimeout } from "../long_timer.ts";
@@ -48,13 +54,12 @@ export function handleConnect(
     return refuse(conn, 0x99); // Payload format invalid [MQTT-3.1.3-..]
   }
 
-  const client: ClientInfo = {
+  const client: ClientInfo = new ConnectedClient(
     clientId,
-    username: p.username,
-    remoteAddr: conn.remoteAddr,
-    protocolVersion: p.protocolVersion,
-    certificate: conn.conn.peerCertificate,
-  };
+    p.username,
+    p.protocolVersion,
+    conn.conn,
+  );
   conn.client = client;
   const method = p.properties?.authenticationMethod;
   if (method !== undefined) return startEnhancedAuth(broker, conn, p, client, method, assigned);
@@ -192,4 +197,26 @@ function connackProperties(broker: Broker, assignedClientIdentifier?: string): P
   };
   if (assignedClientIdentifier) props.assignedClientIdentifier = assignedClientIdentifier;
   return props;
+}
+
+/**
+ * A connection's ClientInfo. The address is read from the transport when a
+ * hook asks: an idle client does not keep an "ip:port" string of its own.
+ */
+class ConnectedClient implements ClientInfo {
+  readonly certificate: PeerCertificate | undefined;
+  authorizedSub?: string[];
+  authorizedPub?: string[];
+  constructor(
+    readonly clientId: string,
+    readonly username: string | undefined,
+    readonly protocolVersion: ProtocolVersion,
+    private readonly transport: Conn,
+  ) {
+    this.certificate = transport.peerCertificate;
+  }
+
+  get remoteAddr(): string {
+    return this.transport.remoteAddr;
+  }
 }

@@ -489,6 +489,29 @@ describe("runtime adapter Conn callback path (start/write)", () => {
     assert.ok(Buffer.compare(bytes, Buffer.from(data)) === 0, "received bytes differ");
   });
 
+  test("write(bytes, length) sends only the first length bytes, short writes included", async () => {
+    let done!: Promise<void>;
+    const data = pattern(4 * MB);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({ data() {}, end() {} });
+      done = (async () => {
+        await conn.write(data, 5); // a small prefix
+        await conn.write(data.subarray(5), 3 * MB); // big: the slow reader forces short writes
+        conn.close();
+      })();
+    });
+    const client = await connect(listener.port);
+    client.pause();
+    await sleep(100);
+    const got = readAll(client);
+    client.resume();
+    const bytes = await within(got, 10_000, "3 MB");
+    await within(done, 4000, "writes");
+    await listener.close();
+    assert.equal(bytes.length, 5 + 3 * MB);
+    assert.ok(Buffer.compare(bytes, Buffer.from(data.subarray(0, 5 + 3 * MB))) === 0);
+  });
+
   test("a peer reset ends the input once; write() then rejects; close() is idempotent", async () => {
     let server!: Required<Conn>;
     let ends = 0;

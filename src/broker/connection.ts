@@ -371,14 +371,14 @@ export class Connection {
     this.flushScheduled = false;
     if (this.writing || this.outBytes === 0) return;
     const full = this.out;
-    const chunk = full.subarray(0, this.outBytes);
+    const length = this.outBytes;
     // The transport owns this buffer until the write settles.
     this.out = EMPTY;
     this.outBytes = 0;
     this.writing = true;
     let written: void | Promise<void>;
     try {
-      written = this.writeOut(chunk);
+      written = this.writeOut(full, length);
     } catch (e) {
       written = Promise.reject(e);
     }
@@ -408,11 +408,11 @@ export class Connection {
     );
   }
 
-  private writeOut(chunk: Uint8Array): void | Promise<void> {
-    if (this.conn.write) return this.conn.write(chunk);
+  private writeOut(buffer: Uint8Array, length: number): void | Promise<void> {
+    if (this.conn.write) return this.conn.write(buffer, length);
     const x = this.x ??= {};
     x.writer ??= this.conn.writable.getWriter();
-    return x.writer.write(chunk);
+    return x.writer.write(buffer.subarray(0, length));
   }
 
   private whenDrained(limitMs: number): Promise<void> {

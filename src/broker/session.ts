@@ -2,6 +2,7 @@ import type { QoS, Will } from "../mqtt/packet.ts";
 import type { Message } from "./message.ts";
 import type { Connection } from "./connection.ts";
 import type { LongTimer } from "./long_timer.ts";
+import { InflightWindow } from "./inflight.ts";
 
 /** Connected, and not on its way out (taken over, shutting down). */
 export function isOnline(session: Session): boolean {
@@ -68,16 +69,16 @@ export class Session {
   // The collections are made on first use: most idle sessions never need them,
   // and empty ones cost a few hundred bytes each per connection.
   private _subscriptions: Map<string, Subscription> | undefined;
-  private _inflight: Map<number, Outgoing> | undefined;
+  private _inflight: InflightWindow<Outgoing> | undefined;
   private _queue: Queued[] | undefined;
   private _incomingQos2: Set<number> | undefined;
 
   get subscriptions(): Map<string, Subscription> {
     return this._subscriptions ??= new Map();
   }
-  /** Outgoing QoS 1/2 by packet id, in send order (Map keeps insertion order). */
-  get inflight(): Map<number, Outgoing> {
-    return this._inflight ??= new Map();
+  /** Outgoing QoS 1/2 by packet id, in send order. */
+  get inflight(): InflightWindow<Outgoing> {
+    return this._inflight ??= new InflightWindow();
   }
   get queue(): Queued[] {
     return this._queue ??= [];

@@ -37,7 +37,7 @@ interface BunSocket {
   data: BunConn | undefined;
   remoteAddress: string;
   remotePort: number;
-  write(data: Uint8Array): number;
+  write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   end(): void;
   pause(): void;
   resume(): void;
@@ -141,15 +141,15 @@ class BunConn implements Conn {
     else if (this.flags & CLOSED) queueMicrotask(() => this.end());
   }
 
-  write(bytes: Uint8Array): void | Promise<void> {
+  write(bytes: Uint8Array, length = bytes.byteLength): void | Promise<void> {
     if (this.flags & CLOSED) return Promise.reject(closedError());
     const first = this.x?.pending;
     if (first) {
       // One write at a time is expected; a second one queues behind the first.
       const rest = first.bytes;
-      const both = new Uint8Array(rest.byteLength + bytes.byteLength);
+      const both = new Uint8Array(rest.byteLength + length);
       both.set(rest);
-      both.set(bytes, rest.byteLength);
+      both.set(bytes.subarray(0, length), rest.byteLength);
       first.bytes = both;
       return new Promise<void>((resolve, reject) => {
         const { resolve: r1, reject: j1 } = first;
@@ -157,12 +157,12 @@ class BunConn implements Conn {
         first.reject = (e) => (j1(e), reject(e));
       });
     }
-    const n = this.socket.write(bytes);
+    const n = this.socket.write(bytes, 0, length);
     // Fully taken: Bun copied the bytes (kernel or its cork buffer), the caller may reuse them.
-    if (n === bytes.byteLength) return;
+    if (n === length) return;
     if (n < 0) return Promise.reject(closedError());
     return new Promise<void>((resolve, reject) => {
-      this.extra.pending = { bytes: bytes.subarray(n), resolve, reject };
+      this.extra.pending = { bytes: bytes.subarray(n, length), resolve, reject };
     });
   }
 

@@ -94,9 +94,9 @@ export class DenoConn implements Conn {
     callbacks.end();
   }
 
-  write(bytes: Uint8Array): void | Promise<void> {
+  write(bytes: Uint8Array, length = bytes.length): void | Promise<void> {
     if (this.closed) return Promise.reject(new Error("Cannot write: connection closed"));
-    return this.writeAll(bytes);
+    return this.writeAll(length === bytes.length ? bytes : bytes.subarray(0, length));
   }
 
   private async writeAll(bytes: Uint8Array): Promise<void> {

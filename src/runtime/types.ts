@@ -21,11 +21,13 @@ export interface Conn {
    */
   start?(callbacks: ConnCallbacks): void;
   /**
-   * Callback path, output: send `bytes`. Return nothing when they were fully
-   * handed to the OS, or a promise that settles once they were (until then
-   * the caller keeps `bytes` untouched); reject when the peer is gone.
+   * Callback path, output: send the first `length` bytes of `bytes` (all of
+   * them when omitted: the core passes its output buffer and a length rather
+   * than make a view per write). Return nothing when they were fully handed
+   * to the OS, or a promise that settles once they were (until then the
+   * caller keeps `bytes` untouched); reject when the peer is gone.
    */
-  write?(bytes: Uint8Array): void | Promise<void>;
+  write?(bytes: Uint8Array, length?: number): void | Promise<void>;
 }
 
 export interface ConnCallbacks {

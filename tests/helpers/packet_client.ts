@@ -103,8 +103,9 @@ export class PacketClient {
         }
         cb.end();
       },
-      write: (bytes: Uint8Array) => {
+      write: (whole: Uint8Array, length = whole.length) => {
         if (this.closed) return Promise.reject(new Error("closed"));
+        const bytes = whole.subarray(0, length);
         if (!asyncWrites) return receive(bytes);
         const copy = bytes.slice();
         return new Promise<void>((resolve) =>

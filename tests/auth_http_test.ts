@@ -32,6 +32,8 @@ let downUrl = "";
 const seen: Seen[] = [];
 /** Responses the "slow" route holds back until the test ends. */
 const held: http.ServerResponse[] = [];
+/** Responses the "flood" route leaves unfinished. */
+const flooding: http.ServerResponse[] = [];
 
 before(async () => {
   server = http.createServer((req, res) => {
@@ -58,6 +60,12 @@ before(async () => {
         case "/slow":
           held.push(res);
           return;
+        case "/flood":
+          // 200, then more body than the broker reads, and never the end of it.
+          res.writeHead(200, { "content-type": "application/json" });
+          res.write("[" + " ".repeat(2 * 1024 * 1024));
+          flooding.push(res);
+          return;
         default:
           res.writeHead(404).end();
       }
@@ -78,6 +86,7 @@ const plugins: AuthPlugin[] = [];
 afterEach(async () => {
   for (const p of plugins.splice(0)) p.stop();
   for (const r of held.splice(0)) r.writeHead(200).end();
+  for (const r of flooding.splice(0)) r.end();
   seen.length = 0;
   await closeAll();
 });
@@ -142,6 +151,23 @@ describe("auth: HTTP service", () => {
     assert.equal(await connectCode(broker, 4, bob), 0);
     assert.equal(connected[0].authorizedSub, undefined);
   });
+
+  test(
+    "a body past 1 MiB is not read to its end: accepted at once, without lists",
+    TIMEOUT,
+    async () => {
+      // Mandatory and a long read-timeout: waiting for the end would refuse, after 10 s.
+      const { broker, connected } = await brokerWith({
+        url: `${base}/flood`,
+        isMandatory: true,
+        readTimeout: 10_000,
+      });
+      const started = Date.now();
+      assert.equal(await connectCode(broker, 5, bob), 0);
+      assert.ok(Date.now() - started < 5000, "answered without waiting for the body to end");
+      assert.equal(connected[0].authorizedSub, undefined);
+    },
+  );
 
   test("another status refuses: 0x86, 3.1.1 return code 4", TIMEOUT, async () => {
     const { broker, connected } = await brokerWith({ url: `${base}/refuse` });

@@ -48,9 +48,12 @@ export class HttpAuthService {
         signal: ctrl.signal,
         redirect: "manual",
       });
-      const body = await res.text(); // always read: it frees the connection
-      if (res.status !== 200) return { kind: "refuse", status: res.status };
-      return { kind: "accept", ...rights(body) };
+      if (res.status !== 200) {
+        await res.body?.cancel(); // not read: frees the connection
+        return { kind: "refuse", status: res.status };
+      }
+      // An oversized body is not read to its end: accepted, without topic lists.
+      return { kind: "accept", ...rights(await readBody(res, MAX_BODY) ?? "") };
     } catch (e) {
       const reason = ctrl.signal.aborted ? ctrl.signal.reason : e;
       return { kind: "error", message: reason instanceof Error ? reason.message : String(reason) };
@@ -67,8 +70,37 @@ export class HttpAuthService {
   }
 }
 
+/** The body as text, or undefined once it passes `max` bytes (the rest is not read). */
+async function readBody(res: Response, max: number): Promise<string | undefined> {
+  if (!res.body) return "";
+  if (Number(res.headers.get("content-length")) > max) {
+    await res.body.cancel();
+    return undefined;
+  }
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 function rights(body: string): { authorizedSub?: string[]; authorizedPub?: string[] } {
-  if (body.length > MAX_BODY || body.trim() === "") return {};
+  if (body.trim() === "") return {};
   let json: unknown;
   try {
     json = JSON.parse(body);

@@ -13,7 +13,7 @@ import {
   formatCredential,
   hashPassword,
 } from "../src/auth/mod.ts";
-import { sourceAddress } from "../src/auth/rate_limit.ts";
+import { ConnectRateLimiter, rateKey, sourceAddress } from "../src/auth/rate_limit.ts";
 import { parsePasswordFile } from "../src/auth/users.ts";
 
 afterEach(closeAll);
@@ -225,6 +225,35 @@ describe("auth: connect rate limit per source address", () => {
     assert.equal(sourceAddress("[::FFFF:10.0.0.1]:5"), "10.0.0.1");
     assert.equal(sourceAddress("[FE80::1]:5"), "fe80::1");
     assert.equal(sourceAddress("unix"), "unix");
+  });
+
+  test("IPv6 sources are counted per /64 network, IPv4 per address", () => {
+    assert.equal(rateKey("[2001:db8:1:2:3:4:5:6]:1"), "2001:db8:1:2::/64");
+    assert.equal(rateKey("[2001:0DB8:0001:0002::9]:2"), "2001:db8:1:2::/64");
+    assert.equal(rateKey("[2001:db8::1]:3"), "2001:db8:0:0::/64");
+    assert.equal(rateKey("[::1]:4"), "0:0:0:0::/64");
+    assert.equal(rateKey("[64:ff9b::1.2.3.4]:5"), "64:ff9b:0:0::/64");
+    assert.equal(rateKey("[::ffff:10.0.0.1]:5"), "10.0.0.1");
+    assert.equal(rateKey("10.0.0.1:7"), "10.0.0.1");
+    assert.equal(rateKey("[fe80::1%eth0]:8"), "fe80:0:0:0::/64");
+    assert.equal(rateKey("[1:2:3]:9"), "1:2:3"); // unreadable: counted as written
+
+    // Rotating addresses inside one /64 does not buy more attempts.
+    const limiter = new ConnectRateLimiter(2, () => 0);
+    assert.equal(limiter.take("[2001:db8:1:2::a]:1"), true);
+    assert.equal(limiter.take("[2001:db8:1:2::b]:1"), true);
+    assert.equal(limiter.take("[2001:db8:1:2::c]:1"), false);
+    assert.equal(limiter.take("[2001:db8:1:3::c]:1"), true); // another network
+  });
+
+  test("many distinct sources: limits still hold after the table is swept", () => {
+    let now = 0;
+    const limiter = new ConnectRateLimiter(1, () => now);
+    for (let i = 0; i < 25_000; i++) limiter.take(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:1`);
+    assert.equal(limiter.take("10.0.0.5:2"), false); // still spent: not swept away
+    now += 60_000;
+    for (let i = 0; i < 25_000; i++) limiter.take(`11.${i >> 16}.${(i >> 8) & 255}.${i & 255}:1`);
+    assert.equal(limiter.take("10.0.0.5:2"), true); // refilled (and possibly forgotten)
   });
 });
 

@@ -10,7 +10,7 @@
  * forge handles OpenSSL 3's default (PBES2, AES-256-CBC, HMAC-SHA256) and
  * Java keytool's PKCS#12 stores.
  */
-import forge from "node-forge";
+import type forgeTypes from "node-forge";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { MqttxConfig } from "../config/types.ts";
 import type { TlsCredentials } from "../runtime/types.ts";
@@ -130,7 +130,10 @@ async function readKeyStore(
   }
   const path = keyStorePath(ssl.keyStoreLocation);
   const bytes = await readBytes(readFile, "ssl.key-store-location", path);
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  // Loaded only for a PKCS#12 key store: a broker without one does not pay
+  // for node-forge at start-up nor keep it in memory.
+  const forge = (await import("node-forge")).default as typeof forgeTypes;
+  let p12: forgeTypes.pkcs12.Pkcs12Pfx;
   try {
     const der = forge.util.createBuffer(bytesToBinary(bytes));
     p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(der), ssl.keyStorePassword);
@@ -166,15 +169,15 @@ async function readKeyStore(
   const leafIndex = Math.max(0, certBags.findIndex((b) => b.attributes?.localKeyId?.[0] === keyId));
   const ordered = [certBags[leafIndex], ...certBags.filter((_, i) => i !== leafIndex)];
   const cert = ordered.map((b) =>
-    b.cert ? forge.pki.certificateToPem(b.cert) : derPem("CERTIFICATE", b.asn1!)
+    b.cert ? forge.pki.certificateToPem(b.cert) : derPem(forge, "CERTIFICATE", b.asn1!)
   ).join("");
   const keyAsn1 = keyBag.key
     ? forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(keyBag.key))
     : keyBag.asn1!;
-  return { cert, key: derPem("PRIVATE KEY", keyAsn1) };
+  return { cert, key: derPem(forge, "PRIVATE KEY", keyAsn1) };
 }
 
-function derPem(type: string, node: forge.asn1.Asn1): string {
+function derPem(forge: typeof forgeTypes, type: string, node: forgeTypes.asn1.Asn1): string {
   return forge.pem.encode({ type, body: forge.asn1.toDer(node).getBytes() });
 }
 

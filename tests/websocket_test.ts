@@ -12,6 +12,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
 import { mustRun } from "./helpers/harness.ts";
+import { webSocketMessageLimit } from "../src/transport/listeners.ts";
 import {
   makePki,
   opensslAvailable,
@@ -380,6 +381,35 @@ for (const kind of KINDS) {
       ws.send(0x1, new TextEncoder().encode("not binary"));
       await ws.until(() => ws.closed || ws.frames.some((f) => f.opcode === 0x8), "close");
     });
+
+    // Bun buffers a whole message before handing it over: its size is bounded there (the
+    // wss:// server streams frames, and Deno's ws:// has no such setting).
+    const bunWs = !kind.secure && !("Deno" in globalThis);
+    if (bunWs) {
+      test(
+        "Bun ws://: a message over the limit (1 MiB, or max-bytes-in-message) closes: 1009",
+        T,
+        async () => {
+          const a = await start(kind);
+          const ws = await RawWs.open(portOf(a), kind.secure);
+          ws.send(0x2, connectPacket({ clientId: `big-${uid()}`, clean: true, keepAlive: 30 }));
+          await ws.packets([2]);
+          // Valid MQTT all the way (PINGREQs), only too much of it in one message.
+          const pings = new Uint8Array(webSocketMessageLimit(8092) + 2);
+          for (let i = 0; i < pings.length; i += 2) pings[i] = 0xc0;
+          // One message in 60 KiB fragments (this test client only writes short frames).
+          const step = 60 * 1024;
+          for (let at = 0; at < pings.length; at += step) {
+            ws.send(at === 0 ? 0x2 : 0x0, pings.subarray(at, at + step), at + step >= pings.length);
+          }
+          await ws.until(() => ws.closed || ws.frames.some((f) => f.opcode === 0x8), "close");
+          const close = ws.frames.find((f) => f.opcode === 0x8);
+          if (close) assert.equal((close.payload[0] << 8) | close.payload[1], 1009);
+          assert.equal(webSocketMessageLimit(8092), 1024 * 1024);
+          assert.equal(webSocketMessageLimit(4 * 1024 * 1024), 4 * 1024 * 1024);
+        },
+      );
+    }
 
     test("another path gets 404", T, async () => {
       const a = await start(kind);

@@ -76,6 +76,11 @@ export interface TlsListener extends Listener {
 export interface WebSocketListenOptions extends ListenOptions {
   /** URL path of the MQTT endpoint ("/mqtt"); other paths get 404. */
   path: string;
+  /**
+   * Largest WebSocket message accepted (a larger one closes the connection
+   * with 1009), where the runtime buffers whole messages and lets us set it.
+   */
+  maxMessageBytes?: number;
 }
 
 /** What an entry file hands to the composition root. */

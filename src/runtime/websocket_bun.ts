@@ -6,8 +6,8 @@
  * Bun echoes the first offered subprotocol unless `server.upgrade` sets the
  * header, so it is always set, with the protocol chosen by
  * src/transport/websocket_protocol.ts. Bun cannot pause a WebSocket's reads,
- * so there is no read backpressure; `maxPayloadLength` (Bun's 16 MiB) bounds a
- * message.
+ * so there is no read backpressure; `maxPayloadLength` (from
+ * `maxMessageBytes`, else Bun's 16 MiB) bounds what one message can buffer.
  */
 import { hostPort } from "./address.ts";
 import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
@@ -38,6 +38,7 @@ declare const Bun: {
     fetch(req: Request, server: BunHttpServer): Response | undefined;
     websocket: {
       idleTimeout?: number;
+      maxPayloadLength?: number;
       open(ws: BunServerWebSocket): void;
       message(ws: BunServerWebSocket, msg: string | Uint8Array): void;
       close(ws: BunServerWebSocket, code: number, reason: string): void;
@@ -79,6 +80,7 @@ export function listenBunWebSocket(
       websocket: {
         // MQTT's keep-alive decides when an idle client is gone, as on TCP.
         idleTimeout: 0,
+        maxPayloadLength: opts.maxMessageBytes,
         open(ws) {
           try {
             onConn(wrap(ws));

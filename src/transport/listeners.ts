@@ -91,7 +91,11 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
           l = await runtime.listen(opts, onConn);
           break;
         case "ws":
-          l = await runtime.listenWebSocket({ ...opts, path: spec.path }, onConn);
+          l = await runtime.listenWebSocket({
+            ...opts,
+            path: spec.path,
+            maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
+          }, onConn);
           break;
         case "tls":
         case "wss": {
@@ -199,4 +203,14 @@ async function snapshot(
     }, () => "")
   ));
   return parts.join("|");
+}
+
+/**
+ * The largest WebSocket message a ws:// listener buffers. A message normally
+ * carries one MQTT packet, which max-bytes-in-message bounds; clients may
+ * batch a few, hence the 1 MiB floor. (wss:// streams frames into the MQTT
+ * decoder and buffers no message; Deno's ws:// has no such setting.)
+ */
+export function webSocketMessageLimit(maxBytesInMessage: number): number {
+  return Math.max(maxBytesInMessage, 1024 * 1024);
 }

@@ -3,6 +3,7 @@ import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
 import type { Broker } from "../src/broker/broker.ts";
+import { encode } from "../src/mqtt/encoder.ts";
 
 afterEach(closeAll);
 
@@ -67,6 +68,31 @@ describe("sessions", () => {
     }
     assert.deepEqual(got, ["one", "two", "three"]);
     await again.client.expectNothing(100);
+  });
+
+  test("a queued message owns its payload: the socket chunk it came in may be reused", async () => {
+    // The broker copies a payload range out of its chunk only when the message is kept.
+    const b = newBroker();
+    const first = await persistent(b, "own", "own/#");
+    first.client.send({ type: 14 });
+    await first.client.expectClosed();
+    const { client: p } = await PacketClient.connect(b, { clientId: "pub-own" });
+    const chunk = encode({
+      type: 3,
+      topic: "own/x",
+      payload: text("kept intact"),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: 3,
+    }, 4);
+    p.sendRaw(chunk);
+    await p.expect(4);
+    chunk.fill(0x21); // what a transport reusing its read buffer would do
+    const again = await persistent(b, "own");
+    const m = await again.client.expect(3);
+    assert.equal(str(m.payload), "kept intact");
+    assert.equal(m.topic, "own/x");
   });
 
   test("unacknowledged deliveries are resent with DUP on resume, PUBREL for released ones", async () => {

@@ -126,7 +126,7 @@ export class Connection {
   constructor(sink: PacketSink, conn: Conn, maximumPacketSize: number, connectTimeoutMs: number) {
     this.sink = sink;
     this.conn = conn;
-    this.decoder = new PacketDecoder({ maximumPacketSize });
+    this.decoder = new PacketDecoder({ maximumPacketSize, payloadRanges: true });
     // A client that never sends CONNECT must not hold a socket forever.
     this.connectDeadline = Date.now() + connectTimeoutMs;
   }
@@ -199,12 +199,17 @@ export class Connection {
     this.scheduleFlush();
   }
 
-  /** Queue a PUBLISH from its fields; `size` is publishSize() of them, which the caller checked. */
+  /**
+   * Queue a PUBLISH from its fields; `size` is publishSize() of them, which
+   * the caller checked. The payload is source[payloadStart, +payloadLength).
+   */
   sendPublish(
     size: number,
     topic: string,
     topicLength: number,
-    payload: Uint8Array,
+    source: Uint8Array,
+    payloadStart: number,
+    payloadLength: number,
     qos: QoS,
     retain: boolean,
     dup: boolean,
@@ -219,7 +224,9 @@ export class Connection {
       this.version,
       topic,
       topicLength,
-      payload,
+      source,
+      payloadStart,
+      payloadLength,
       qos,
       retain,
       dup,

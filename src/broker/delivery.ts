@@ -2,7 +2,7 @@ import type { Properties, PublishPacket, QoS } from "../mqtt/packet.ts";
 import { encode, publishSize } from "../mqtt/encoder.ts";
 import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
-import { isExpired, type Message, ownPayload, remainingExpiry } from "./message.ts";
+import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
 
 /**
@@ -168,7 +168,18 @@ function sendPublish(
 ): boolean {
   const properties = publishProperties(message, subscriptionIds, now);
   const topicLength = utf8Length(message.topic);
-  const size = publishSize(conn.version, topicLength, message.payload.length, qos, properties);
+  // A RangeMessage's bytes are copied from its chunk: no view of them is made.
+  let source: Uint8Array, start: number, length: number;
+  if (message instanceof RangeMessage) {
+    source = message.source;
+    start = message.sourceStart;
+    length = message.payloadLength;
+  } else {
+    source = message.payload;
+    start = 0;
+    length = source.length;
+  }
+  const size = publishSize(conn.version, topicLength, length, qos, properties);
   // Size is checked on the full topic: an alias only counts once the client received it.
   if (!fits(conn, size)) return false;
   if (conn.outAliasMaximum > 0) {
@@ -185,8 +196,19 @@ function sendPublish(
     conn.send(withTopicAlias(conn, packet));
     return true;
   }
-  const p = message.payload;
-  conn.sendPublish(size, message.topic, topicLength, p, qos, retain, dup, packetId, properties);
+  conn.sendPublish(
+    size,
+    message.topic,
+    topicLength,
+    source,
+    start,
+    length,
+    qos,
+    retain,
+    dup,
+    packetId,
+    properties,
+  );
   return true;
 }
 

@@ -24,6 +24,50 @@ export interface Message {
 }
 
 /**
+ * A client's message whose payload is still a range of the socket chunk it
+ * arrived in (from a RangePublish): deliveries copy the range straight into
+ * each subscriber's output, and a view is made only if something reads
+ * `payload` (a hook, the retained store, a QoS 0 encoding shared by several
+ * subscribers). See src/mqtt/publish_range.ts for why.
+ */
+export class RangeMessage implements Message {
+  /** The payload is source[sourceStart, +payloadLength). */
+  source: Uint8Array;
+  sourceStart: number;
+  owned?: boolean;
+  private view: Uint8Array | undefined = undefined;
+
+  constructor(
+    readonly topic: string,
+    source: Uint8Array,
+    sourceStart: number,
+    readonly payloadLength: number,
+    readonly qos: QoS,
+    readonly retain: boolean,
+    readonly properties: Properties | undefined,
+    readonly expiresAt: number | undefined,
+    readonly from: string | undefined,
+  ) {
+    this.source = source;
+    this.sourceStart = sourceStart;
+  }
+
+  get payload(): Uint8Array {
+    return this.view ??= this.source.subarray(
+      this.sourceStart,
+      this.sourceStart + this.payloadLength,
+    );
+  }
+
+  /** ownPayload() stores a copy: the chunk is let go. */
+  set payload(bytes: Uint8Array) {
+    this.view = bytes;
+    this.source = bytes;
+    this.sourceStart = 0;
+  }
+}
+
+/**
  * Copy the payload out of the socket chunk it was decoded from, once, before
  * the message outlives the current tick (retained, queued, in flight), so a
  * small message does not pin a large chunk in memory.

@@ -9,6 +9,7 @@ import { CASES, pkt, str, u16 } from "./codec_table.ts";
 import { PacketDecoder } from "./decoder.ts";
 import { ackSize, encode, encodedLength, publishSize, writeAck, writePublish } from "./encoder.ts";
 import { utf8Length } from "./utf8.ts";
+import { RangePublish } from "./publish_range.ts";
 import type { Packet, ProtocolVersion } from "./packet.ts";
 
 function decoderFor(version: ProtocolVersion, packet?: Packet): PacketDecoder {
@@ -51,6 +52,8 @@ for (const c of CASES) {
             p.topic,
             n,
             p.payload,
+            0,
+            p.payload.length,
             p.qos,
             p.retain,
             p.dup,
@@ -59,6 +62,25 @@ for (const c of CASES) {
           );
           assert.equal(end, size + 3);
           assert.deepEqual(out.subarray(3), c.bytes);
+        });
+      }
+      if (c.packet.type === 3) {
+        const p = c.packet;
+        test("range mode (the broker's): same fields, payload made on demand", () => {
+          for (const chunks of [[c.bytes], [...c.bytes].map((b) => new Uint8Array([b]))]) {
+            const d = new PacketDecoder({ payloadRanges: true });
+            d.version = v;
+            const [got] = decodeChunks(d, chunks);
+            assert.ok(got instanceof RangePublish);
+            assert.equal(got.topic, p.topic);
+            assert.equal(got.qos, p.qos);
+            assert.equal(got.retain, p.retain);
+            assert.equal(got.dup, p.dup);
+            assert.equal(got.packetId, p.packetId);
+            assert.deepEqual(got.properties, p.properties);
+            assert.equal(got.end - got.start, p.payload.length);
+            assert.deepEqual([...got.payload], [...p.payload]);
+          }
         });
       }
       const ack = c.packet;
@@ -179,4 +201,27 @@ test("encodedLength matches a PUBLISH with a 4-byte remaining length", () => {
   assert.equal(encodedLength(publish, 5), bytes.length);
   assert.deepEqual([...bytes.subarray(0, 5)], [0x30, 0xa6, 0x96, 0x80, 0x01]);
   assert.deepEqual(decodeChunks(decoderFor(5), [bytes]), [publish]);
+});
+
+test("writePublish copies a payload range, small (byte loop) or large, at any offset", () => {
+  for (const size of [0, 1, 100, 512, 513, 3000]) {
+    const payload = Uint8Array.from({ length: size }, (_, i) => (i * 7 + 3) & 0xff);
+    const source = new Uint8Array(size + 50);
+    source.set(payload, 37);
+    const packet: Packet = {
+      type: 3,
+      topic: "r/x",
+      payload,
+      qos: 1,
+      retain: true,
+      dup: false,
+      packetId: 9,
+    };
+    for (const v of [4, 5] as const) {
+      const size0 = publishSize(v, 3, size, 1, undefined);
+      const out = new Uint8Array(size0);
+      writePublish(out, 0, v, "r/x", 3, source, 37, size, 1, true, false, 9, undefined);
+      assert.deepEqual(out, encode(packet, v), `payload of ${size} bytes, level ${v}`);
+    }
+  }
 });

@@ -4,6 +4,7 @@
  * see decoder.ts for framing.
  */
 import { MqttSyntaxError } from "./errors.ts";
+import { RangePublish } from "./publish_range.ts";
 import type {
   AckPacket,
   AuthPacket,
@@ -207,6 +208,21 @@ function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPac
     }
   } else if (hasWildcard(topic)) {
     r.fail("topic name contains a wildcard", 0x90); // [MQTT-3.3.2-2]
+  }
+  if (r.ranges) {
+    const source = r.buf, start = r.pos;
+    r.pos = r.end;
+    return new RangePublish(
+      topic,
+      qos,
+      retain,
+      dup,
+      qos > 0 ? packetId : undefined,
+      properties,
+      source,
+      start,
+      r.end,
+    );
   }
   const payload = r.buf.subarray(r.pos, r.end);
   r.pos = r.end;

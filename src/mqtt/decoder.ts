@@ -25,6 +25,8 @@ const reader = new Reader();
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted, bytes. */
   maximumPacketSize?: number;
+  /** Decode PUBLISH as RangePublish (payload made on demand): the broker's mode. */
+  payloadRanges?: boolean;
 }
 
 export class PacketDecoder {
@@ -56,8 +58,11 @@ export class PacketDecoder {
   private headerLen = 0;
   private failed = false;
 
+  private readonly payloadRanges: boolean;
+
   constructor(opts: DecoderOptions = {}) {
     this.maximumPacketSize = opts.maximumPacketSize ?? MAX_PACKET_SIZE;
+    this.payloadRanges = opts.payloadRanges ?? false;
   }
 
   /**
@@ -189,6 +194,7 @@ export class PacketDecoder {
     r.start = start;
     r.pos = start + this.headerLen;
     r.end = end;
+    r.ranges = this.payloadRanges;
     const packet = decodePacket(r, buf[start], this.version);
     r.buf = EMPTY; // don't keep the chunk alive
     if (packet.type === 1 && this.version === undefined) {

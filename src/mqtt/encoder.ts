@@ -80,6 +80,8 @@ function encodePublishInto(
     p.topic,
     topicLength,
     p.payload,
+    0,
+    p.payload.length,
     p.qos,
     p.retain,
     p.dup,
@@ -108,21 +110,26 @@ export function publishSize(
   return 1 + vbiLength(rem) + rem;
 }
 
-/** Write a PUBLISH from its fields at `offset` (room for publishSize bytes); returns the end. */
+/**
+ * Write a PUBLISH from its fields at `offset` (room for publishSize bytes);
+ * returns the end. The payload is source[payloadStart, +payloadLength).
+ */
 export function writePublish(
   out: Uint8Array,
   offset: number,
   v: ProtocolVersion,
   topic: string,
   topicLength: number,
-  payload: Uint8Array,
+  source: Uint8Array,
+  payloadStart: number,
+  payloadLength: number,
   qos: number,
   retain: boolean,
   dup: boolean,
   packetId: number,
   properties: Properties | undefined,
 ): number {
-  let rem = 2 + topicLength + payload.length + (qos > 0 ? 2 : 0);
+  let rem = 2 + topicLength + payloadLength + (qos > 0 ? 2 : 0);
   let propsLen = 0;
   if (v === 5) {
     propsLen = propertiesLength(properties);
@@ -150,9 +157,18 @@ export function writePublish(
     writeProperties(w, properties);
     pos = w.pos;
   }
-  out.set(payload, pos);
+  copyRange(out, pos, source, payloadStart, payloadLength);
   w.buf = EMPTY;
-  return pos + payload.length;
+  return pos + payloadLength;
+}
+
+/** Below this a byte loop beats making a view to copy from (see publish_range.ts). */
+const COPY_BY_LOOP = 512;
+
+function copyRange(out: Uint8Array, pos: number, src: Uint8Array, start: number, n: number): void {
+  if (start === 0 && n === src.length) out.set(src, pos);
+  else if (n <= COPY_BY_LOOP) { for (let i = 0; i < n; i++) out[pos + i] = src[start + i]; }
+  else out.set(src.subarray(start, start + n), pos);
 }
 
 /** Size of PUBACK/PUBREC/PUBREL/PUBCOMP: a 5.0 reason code other than 0 adds a byte (3.4.2.1). */

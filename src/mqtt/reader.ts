@@ -15,6 +15,8 @@ export class Reader {
   end = 0;
   /** Packet name used in error messages ("SUBSCRIBE"). */
   name = "";
+  /** PUBLISH payloads as ranges of `buf` (RangePublish) rather than views. */
+  ranges = false;
 
   fail(message: string, reasonCode = 0x81): never {
     throw new MqttSyntaxError(

@@ -1,7 +1,8 @@
 import type { PublishPacket } from "../../mqtt/packet.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
-import { forwardedProperties, type Message } from "../message.ts";
+import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
+import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -65,15 +66,29 @@ export function handlePublish(
   }
 
   const expiry = v5 ? props?.messageExpiryInterval : undefined;
-  const message: Message = {
-    topic,
-    payload: p.payload,
-    qos: p.qos,
-    retain: p.retain,
-    properties: v5 ? forwardedProperties(props) : undefined,
-    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
-    from: session.clientId,
-  };
+  const properties = v5 ? forwardedProperties(props) : undefined;
+  const expiresAt = expiry !== undefined ? Date.now() + expiry * 1000 : undefined;
+  const message: Message = p instanceof RangePublish
+    ? new RangeMessage(
+      topic,
+      p.source,
+      p.start,
+      p.end - p.start,
+      p.qos,
+      p.retain,
+      properties,
+      expiresAt,
+      session.clientId,
+    )
+    : {
+      topic,
+      payload: p.payload,
+      qos: p.qos,
+      retain: p.retain,
+      properties,
+      expiresAt,
+      from: session.clientId,
+    };
   const routed = broker.publish(message);
   if (routed instanceof Promise) {
     return routed.then((n) => {

@@ -168,7 +168,7 @@ describe("sessions", () => {
     client.send({ type: 14 });
     await client.expectClosed();
     assert.equal(b.sessions.has("tmp"), false);
-    assert.equal(b.index.size, 0);
+    assert.equal(b.router.index.size, 0);
   });
 
   test("the offline queue is bounded by max-queued-messages", async () => {

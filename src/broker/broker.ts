@@ -4,12 +4,11 @@ import { MemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
-import { deliver, type DeliveryLimits, Qos0Cache } from "./delivery.ts";
+import type { DeliveryLimits } from "./delivery.ts";
 import { type Message, ownPayload } from "./message.ts";
-import { isOnline, NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
-import { SharePicker } from "./shared.ts";
+import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
+import { Router } from "./router.ts";
 import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
-import { TopicIndex } from "./topic_index.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
@@ -20,13 +19,6 @@ const SWEEP_MS = 250;
 /** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
 const BACKPRESSURE_LIMIT_MS = 1000;
 
-/** Per-delivery aggregate when one client has several matching subscriptions. */
-interface Aggregate {
-  qos: QoS;
-  retainAsPublished: boolean;
-  subscriptionIds: number[] | undefined;
-}
-
 /**
  * The runtime-free broker: sessions, the subscription index, routing,
  * retained messages and wills. Connections feed it packets; handlers in
@@ -36,31 +28,23 @@ export class Broker implements BrokerCore, PacketSink {
   readonly options: BrokerOptions;
   readonly store: Store;
   readonly sessions = new Map<string, Session>();
-  readonly index = new TopicIndex<Subscription>();
   readonly connections = new Set<Connection>();
   readonly limits: DeliveryLimits;
-  readonly sharePicker: SharePicker;
+  /** The subscription index and the routing of one message through it. */
+  readonly router: Router;
   readonly hooks: BrokerHooks[];
   /** Counters for $SYS and tests. */
   readonly stats = { received: 0, sent: 0, maxConnected: 0 };
   private connected = 0;
   private closed = false;
-  // Scratch structures reused by every route() call: routing is synchronous.
-  private readonly direct = new Map<Session, Subscription | Aggregate>();
-  private readonly groups = new Map<string, Subscription[]>();
-  private readonly qos0Cache = new Qos0Cache();
-  /** Bumped per routed message: tells route() whether it met a session twice. */
-  private routeMark = 0;
   /** Set by close(): called when the last connection has ended. */
   private whenEmpty: (() => void) | undefined;
-  /** A live session the last route() filled past its high-water mark. */
-  private full: Session | undefined;
 
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
     this.store = store;
     this.limits = options;
-    this.sharePicker = new SharePicker(options.shareTopic.strategy);
+    this.router = new Router(options);
     this.hooks = options.hooks ?? [];
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
@@ -196,103 +180,8 @@ export class Broker implements BrokerCore, PacketSink {
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
-    this.full = undefined; // only the message being routed now may slow its publisher
-    const subs = this.index.matchAll(message.topic);
-    const count = this.routeEachOnce(message, subs) ?? this.routeMerged(message, subs);
+    const count = this.router.route(message);
     this.stats.sent += count;
-    return count;
-  }
-
-  /**
-   * The common case without building anything: no share group among the
-   * matches and no session matched twice. Undefined when that is not so.
-   */
-  private routeEachOnce(message: Message, subs: readonly Subscription[]): number | undefined {
-    const n = subs.length;
-    if (n > 1) {
-      const mark = ++this.routeMark;
-      for (let i = 0; i < n; i++) {
-        const sub = subs[i];
-        if (sub.group || sub.session.routeMark === mark) return undefined;
-        sub.session.routeMark = mark;
-      }
-    } else if (n === 1 && subs[0].group) return undefined;
-    // One encoding shared by all subscribers pays only when there are several.
-    const cache = n > 1 ? this.qos0Cache : undefined;
-    cache?.reset(message);
-    const ignoreSelf = this.options.ignoreClientSelfPub;
-    let count = 0;
-    for (let i = 0; i < n; i++) {
-      const sub = subs[i];
-      // No Local: not back to the publisher [MQTT-3.8.3-3].
-      if ((sub.noLocal || ignoreSelf) && message.from === sub.session.clientId) continue;
-      if (this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache)) {
-        this.full = sub.session;
-      }
-      count++;
-    }
-    return count;
-  }
-
-  /** Overlapping subscriptions and share groups: merge per session, pick one member per group. */
-  private routeMerged(message: Message, subs: readonly Subscription[]): number {
-    const direct = this.direct;
-    const groups = this.groups;
-    const ignoreSelf = this.options.ignoreClientSelfPub;
-    for (const sub of subs) {
-      // No Local: not back to the publisher [MQTT-3.8.3-3].
-      if ((sub.noLocal || ignoreSelf) && message.from === sub.session.clientId && !sub.group) {
-        continue;
-      }
-      if (sub.group) {
-        const key = sub.group + "\0" + sub.matchFilter;
-        const members = groups.get(key);
-        if (members) members.push(sub);
-        else groups.set(key, [sub]);
-        continue;
-      }
-      const seen = direct.get(sub.session);
-      if (!seen) {
-        direct.set(sub.session, sub);
-        continue;
-      }
-      // Overlapping subscriptions: deliver once at the highest QoS; 5.0 lists every identifier.
-      const agg: Aggregate = "session" in seen
-        ? {
-          qos: seen.qos,
-          retainAsPublished: seen.retainAsPublished,
-          subscriptionIds: seen.subscriptionId ? [seen.subscriptionId] : undefined,
-        }
-        : seen;
-      if (sub.qos > agg.qos) agg.qos = sub.qos;
-      agg.retainAsPublished ||= sub.retainAsPublished;
-      if (sub.subscriptionId) (agg.subscriptionIds ??= []).push(sub.subscriptionId);
-      direct.set(sub.session, agg);
-    }
-    let count = 0;
-    const cache = direct.size + groups.size > 1 ? this.qos0Cache : undefined;
-    cache?.reset(message);
-    for (const [session, s] of direct) {
-      const qos = Math.min(message.qos, s.qos) as QoS; // [MQTT-3.8.4-6]
-      // The RETAIN flag is cleared on normal delivery unless Retain As Published [MQTT-3.3.1-9].
-      const retain = s.retainAsPublished && message.retain;
-      const ids = "session" in s
-        ? (s.subscriptionId ? [s.subscriptionId] : undefined)
-        : s.subscriptionIds;
-      if (deliver(session, message, qos, retain, ids, this.limits, cache)) this.full = session;
-      count++;
-    }
-    direct.clear();
-    if (groups.size > 0) {
-      for (const [key, members] of groups) {
-        // (No Local is refused on shared subscriptions at SUBSCRIBE [MQTT-3.8.3-4].)
-        const sub = this.sharePicker.pick(key, members, message.from);
-        const retain = sub.retainAsPublished && message.retain;
-        if (this.deliverTo(sub, message, retain, cache, key)) this.full = sub.session;
-        count++;
-      }
-      groups.clear();
-    }
     return count;
   }
 
@@ -302,27 +191,15 @@ export class Broker implements BrokerCore, PacketSink {
    * reading that publisher meanwhile). Never waits on the publisher itself.
    */
   backpressure(publisher: Session): Promise<void> | undefined {
-    const full = this.full;
-    this.full = undefined;
+    const full = this.router.full;
+    this.router.full = undefined;
     if (!full || full === publisher || !full.connection) return undefined;
     return full.whenRoom(BACKPRESSURE_LIMIT_MS);
   }
 
-  /**
-   * Deliver through one subscription: capped at its QoS [MQTT-3.8.4-6], with
-   * its identifier. True when the subscriber's queue is full enough that the
-   * publisher should wait (see `backpressure`).
-   */
-  deliverTo(
-    sub: Subscription,
-    message: Message,
-    retain: boolean,
-    cache?: Qos0Cache,
-    share?: string,
-  ): boolean {
-    const qos = Math.min(message.qos, sub.qos) as QoS;
-    const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
-    return deliver(sub.session, message, qos, retain, ids, this.limits, cache, share);
+  /** Deliver through one subscription (see Router.deliverTo). */
+  deliverTo(sub: Subscription, message: Message, retain: boolean): boolean {
+    return this.router.deliverTo(sub, message, retain);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -333,7 +210,7 @@ export class Broker implements BrokerCore, PacketSink {
   addSubscription(sub: Subscription): Subscription | undefined {
     const previous = sub.session.subscriptions.get(sub.filter);
     sub.session.subscriptions.set(sub.filter, sub);
-    this.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
+    this.router.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
     return previous;
   }
 
@@ -341,7 +218,7 @@ export class Broker implements BrokerCore, PacketSink {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
-    this.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
+    this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
     return true;
   }
 
@@ -437,24 +314,13 @@ export class Broker implements BrokerCore, PacketSink {
       session.queue.push(...keep);
     }
     for (const q of moving) {
-      const target = this.otherMember(q.share!, q.message, session);
+      const target = this.router.otherMember(q.share!, q.message, session);
       if (target) {
-        this.deliverTo(target, q.message, q.retain, undefined, q.share);
+        this.router.deliverTo(target, q.message, q.retain, undefined, q.share);
       } else {
         session.queue.push(q); // nobody else is online: it waits for this member
       }
     }
-  }
-
-  private otherMember(share: string, message: Message, not: Session): Subscription | undefined {
-    const online: Subscription[] = [];
-    for (const sub of this.index.matchAll(message.topic)) {
-      if (
-        sub.group && sub.session !== not && isOnline(sub.session) &&
-        sub.group + "\0" + sub.matchFilter === share
-      ) online.push(sub);
-    }
-    return online.length > 0 ? this.sharePicker.pick(share, online, message.from) : undefined;
   }
 
   /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */

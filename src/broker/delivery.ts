@@ -146,7 +146,7 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
     Date.now(),
   );
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
-  // In flight messages keep their view of the socket chunk: acknowledgements
+  // In flight messages keep their range of the socket chunk: acknowledgements
   // come within round trips, and max-inflight bounds what one client can pin.
   if (sent) session.inflight.set(packetId, o);
 }
@@ -183,17 +183,10 @@ function sendPublish(
   // Size is checked on the full topic: an alias only counts once the client received it.
   if (!fits(conn, size)) return false;
   if (conn.outAliasMaximum > 0) {
-    const packet: PublishPacket = {
-      type: 3,
-      topic: message.topic,
-      payload: message.payload,
-      qos,
-      retain,
-      dup,
-      packetId: qos > 0 ? packetId : undefined,
-      properties,
-    };
-    conn.send(withTopicAlias(conn, packet));
+    const id = qos > 0 ? packetId : undefined;
+    conn.send(
+      withTopicAlias(conn, publishPacket(message, qos, retain, id, dup, subscriptionIds, now)),
+    );
     return true;
   }
   conn.sendPublish(

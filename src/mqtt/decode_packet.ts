@@ -44,7 +44,6 @@ export const PACKET_NAMES = [
   "AUTH",
 ];
 
-const EMPTY = new Uint8Array(0);
 const V3_SUBACK_CODES: ReadonlySet<number> = new Set([0, 1, 2, 0x80]);
 
 /**

@@ -45,7 +45,11 @@ export function encodeInto(
 
 /** Length in bytes encode() would produce (to respect a client's Maximum Packet Size). */
 export function encodedLength(packet: Packet, version: ProtocolVersion): number {
-  const rem = packet.type === 3 ? publishRemaining(packet, version) : bodyLength(packet, version);
+  if (packet.type === 3) {
+    const p = packet;
+    return publishSize(version, utf8Length(p.topic), p.payload.length, p.qos, p.properties);
+  }
+  const rem = bodyLength(packet, version);
   return 1 + vbiLength(rem) + rem;
 }
 
@@ -55,15 +59,6 @@ function bodyLength(packet: Packet, version: ProtocolVersion): number {
   sizer.n = 0;
   writeBody(sizer, packet, version);
   return sizer.n;
-}
-
-function publishRemaining(p: PublishPacket, v: ProtocolVersion): number {
-  let rem = 2 + utf8Length(p.topic) + p.payload.length + (p.qos > 0 ? 2 : 0);
-  if (v === 5) {
-    const pl = propertiesLength(p.properties);
-    rem += vbiLength(pl) + pl;
-  }
-  return rem;
 }
 
 function encodePublishInto(

@@ -1,0 +1,170 @@
+/**
+ * Routing one message: the subscription index, and delivery through it to
+ * every matching subscription, once per client at its highest QoS and to one
+ * member per share group. Synchronous, so the scratch structures are shared.
+ */
+import type { QoS } from "../mqtt/packet.ts";
+import type { BrokerOptions } from "./api.ts";
+import { deliver, Qos0Cache } from "./delivery.ts";
+import type { Message } from "./message.ts";
+import { isOnline, type Session, type Subscription } from "./session.ts";
+import { SharePicker } from "./shared.ts";
+import { TopicIndex } from "./topic_index.ts";
+
+/** Per-delivery aggregate when one client has several matching subscriptions. */
+interface Aggregate {
+  qos: QoS;
+  retainAsPublished: boolean;
+  subscriptionIds: number[] | undefined;
+}
+
+/** A share group's key: one group per (group name, filter). */
+export function shareKey(sub: Subscription): string {
+  return sub.group + "\0" + sub.matchFilter;
+}
+
+export class Router {
+  readonly index = new TopicIndex<Subscription>();
+  readonly sharePicker: SharePicker;
+  /** A live session the last route() filled past its high-water mark. */
+  full: Session | undefined;
+  private readonly options: BrokerOptions;
+  private readonly direct = new Map<Session, Subscription | Aggregate>();
+  private readonly groups = new Map<string, Subscription[]>();
+  private readonly qos0Cache = new Qos0Cache();
+  /** Bumped per routed message: tells route() whether it met a session twice. */
+  private routeMark = 0;
+
+  constructor(options: BrokerOptions) {
+    this.options = options;
+    this.sharePicker = new SharePicker(options.shareTopic.strategy);
+  }
+
+  /** Deliver to every matching subscription; returns how many deliveries were made. */
+  route(message: Message): number {
+    this.full = undefined; // only the message being routed now may slow its publisher
+    const subs = this.index.matchAll(message.topic);
+    return this.routeEachOnce(message, subs) ?? this.routeMerged(message, subs);
+  }
+
+  /**
+   * Deliver through one subscription: capped at its QoS [MQTT-3.8.4-6], with
+   * its identifier. True when the subscriber's queue is full enough that the
+   * publisher should wait (see Broker.backpressure).
+   */
+  deliverTo(
+    sub: Subscription,
+    message: Message,
+    retain: boolean,
+    cache?: Qos0Cache,
+    share?: string,
+  ): boolean {
+    const qos = Math.min(message.qos, sub.qos) as QoS;
+    const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
+    return deliver(sub.session, message, qos, retain, ids, this.options, cache, share);
+  }
+
+  /** An online member of share group `share`, other than `not`, for this message. */
+  otherMember(share: string, message: Message, not: Session): Subscription | undefined {
+    const online: Subscription[] = [];
+    for (const sub of this.index.matchAll(message.topic)) {
+      if (sub.group && sub.session !== not && isOnline(sub.session) && shareKey(sub) === share) {
+        online.push(sub);
+      }
+    }
+    return online.length > 0 ? this.sharePicker.pick(share, online, message.from) : undefined;
+  }
+
+  /** No Local and ignore-client-self-pub: not back to the publisher [MQTT-3.8.3-3]. */
+  private skipsOwn(sub: Subscription, message: Message): boolean {
+    return (sub.noLocal || this.options.ignoreClientSelfPub) &&
+      message.from === sub.session.clientId;
+  }
+
+  /**
+   * The common case without building anything: no share group among the
+   * matches and no session matched twice. Undefined when that is not so.
+   */
+  private routeEachOnce(message: Message, subs: readonly Subscription[]): number | undefined {
+    const n = subs.length;
+    if (n > 1) {
+      const mark = ++this.routeMark;
+      for (let i = 0; i < n; i++) {
+        const sub = subs[i];
+        if (sub.group || sub.session.routeMark === mark) return undefined;
+        sub.session.routeMark = mark;
+      }
+    } else if (n === 1 && subs[0].group) return undefined;
+    // One encoding shared by all subscribers pays only when there are several.
+    const cache = n > 1 ? this.qos0Cache : undefined;
+    cache?.reset(message);
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const sub = subs[i];
+      if (this.skipsOwn(sub, message)) continue;
+      if (this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache)) {
+        this.full = sub.session;
+      }
+      count++;
+    }
+    return count;
+  }
+
+  /** Overlapping subscriptions and share groups: merge per session, pick one member per group. */
+  private routeMerged(message: Message, subs: readonly Subscription[]): number {
+    const direct = this.direct;
+    const groups = this.groups;
+    for (const sub of subs) {
+      if (sub.group) {
+        // (No Local is refused on shared subscriptions at SUBSCRIBE [MQTT-3.8.3-4].)
+        const key = shareKey(sub);
+        const members = groups.get(key);
+        if (members) members.push(sub);
+        else groups.set(key, [sub]);
+        continue;
+      }
+      if (this.skipsOwn(sub, message)) continue;
+      const seen = direct.get(sub.session);
+      if (!seen) {
+        direct.set(sub.session, sub);
+        continue;
+      }
+      // Overlapping subscriptions: deliver once at the highest QoS; 5.0 lists every identifier.
+      const agg: Aggregate = "session" in seen
+        ? {
+          qos: seen.qos,
+          retainAsPublished: seen.retainAsPublished,
+          subscriptionIds: seen.subscriptionId ? [seen.subscriptionId] : undefined,
+        }
+        : seen;
+      if (sub.qos > agg.qos) agg.qos = sub.qos;
+      agg.retainAsPublished ||= sub.retainAsPublished;
+      if (sub.subscriptionId) (agg.subscriptionIds ??= []).push(sub.subscriptionId);
+      direct.set(sub.session, agg);
+    }
+    let count = 0;
+    const cache = direct.size + groups.size > 1 ? this.qos0Cache : undefined;
+    cache?.reset(message);
+    for (const [session, s] of direct) {
+      const qos = Math.min(message.qos, s.qos) as QoS; // [MQTT-3.8.4-6]
+      // The RETAIN flag is cleared on normal delivery unless Retain As Published [MQTT-3.3.1-9].
+      const retain = s.retainAsPublished && message.retain;
+      const ids = "session" in s
+        ? (s.subscriptionId ? [s.subscriptionId] : undefined)
+        : s.subscriptionIds;
+      if (deliver(session, message, qos, retain, ids, this.options, cache)) this.full = session;
+      count++;
+    }
+    direct.clear();
+    if (groups.size > 0) {
+      for (const [key, members] of groups) {
+        const sub = this.sharePicker.pick(key, members, message.from);
+        const retain = sub.retainAsPublished && message.retain;
+        if (this.deliverTo(sub, message, retain, cache, key)) this.full = sub.session;
+        count++;
+      }
+      groups.clear(); // only when used: clearing a Map makes it a new table
+    }
+    return count;
+  }
+}

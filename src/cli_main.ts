@@ -10,6 +10,7 @@ import { defaultConfig } from "./config/schema.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { passwdCommand } from "./auth/passwd.ts";
+import { lowerHelperThreads } from "./runtime/helper_threads.ts";
 import process from "node:process";
 
 export interface CliIo {
@@ -89,7 +90,10 @@ export async function cliMain(runtime: Runtime, io: CliIo = consoleIo): Promise<
   if (stopping) {
     stopping = false;
     shutdown("earlier signal");
+    return;
   }
+  // After start-up, so the threads JIT compilation of start-up made are found at once.
+  lowerHelperThreads(runtime.helperThreads, process.platform);
 }
 
 async function loadConfig(

@@ -449,4 +449,6 @@ export const bunRuntime: Runtime = {
   readFile: (path) => Bun.file(path).bytes(),
   writeTextFile: (path, data, opts) => writeFile(path, data, { mode: opts?.mode }),
   env: (name) => process.env[name],
+  // JavaScriptCore's compiler threads, mimalloc's page scavenger, JSC's start-up warm-up.
+  helperThreads: ["JITWorker", "mi-scavenger", "JSCWarmUp"],
 };

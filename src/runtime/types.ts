@@ -103,4 +103,9 @@ export interface Runtime {
   /** Write (replace) a text file; `mode` (e.g. 0o600) applies when the file is created. */
   writeTextFile(path: string, data: string, opts?: { mode?: number }): Promise<void>;
   env(name: string): string | undefined;
+  /**
+   * Names (as Linux shows them) of the runtime's helper threads that may run
+   * at a lower priority than the event loop (see helper_threads.ts).
+   */
+  readonly helperThreads: readonly string[];
 }

@@ -22,6 +22,10 @@ export const MAX_PACKET_SIZE = 268435455 + 5;
  */
 const reader = new Reader();
 
+const OWNED = 1;
+const FAILED = 2;
+const RANGES = 4;
+
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted, bytes. */
   maximumPacketSize?: number;
@@ -50,19 +54,20 @@ export class PacketDecoder {
    * doubling, so tiny chunks cost amortized O(1) per byte, not a view each.
    */
   private pending: Uint8Array = EMPTY;
-  private pendingOwned = false;
   private pendingLen = 0;
   /** Total size of the pending packet, -1 while its fixed header is incomplete. */
   private pendingTotal = -1;
   /** Fixed header length of the last header parsed. */
   private headerLen = 0;
-  private failed = false;
-
-  private readonly payloadRanges: boolean;
+  /**
+   * OWNED (pending is our buffer, not a view), FAILED, RANGES (payloadRanges):
+   * one field instead of three, as every idle connection has a decoder.
+   */
+  private flags = 0;
 
   constructor(opts: DecoderOptions = {}) {
     this.maximumPacketSize = opts.maximumPacketSize ?? MAX_PACKET_SIZE;
-    this.payloadRanges = opts.payloadRanges ?? false;
+    if (opts.payloadRanges) this.flags = RANGES;
   }
 
   /**
@@ -73,13 +78,13 @@ export class PacketDecoder {
    * onPacket must not throw (if it does, the decoder is unusable too).
    */
   feed(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
-    if (this.failed) {
+    if (this.flags & FAILED) {
       throw new MqttSyntaxError("Cannot decode: the stream failed earlier", 0x81);
     }
     try {
       this.run(chunk, onPacket);
     } catch (e) {
-      this.failed = true;
+      this.flags |= FAILED;
       throw e;
     }
   }
@@ -128,7 +133,7 @@ export class PacketDecoder {
   /** Start a pending packet with a view of `bytes` (not copied). */
   private keep(bytes: Uint8Array, total: number): void {
     this.pending = bytes;
-    this.pendingOwned = false;
+    this.flags &= ~OWNED;
     this.pendingLen = bytes.length;
     this.pendingTotal = total;
   }
@@ -137,13 +142,13 @@ export class PacketDecoder {
   private append(bytes: Uint8Array): void {
     const total = this.pendingTotal;
     const len = this.pendingLen + bytes.length;
-    if (!this.pendingOwned || len > this.pending.length) {
+    if (!(this.flags & OWNED) || len > this.pending.length) {
       // Completing in one go allocates exactly; otherwise grow by doubling.
       const cap = len === total ? total : Math.min(total, Math.max(256, len * 2));
       const buf = new Uint8Array(cap);
       buf.set(this.pending.subarray(0, this.pendingLen));
       this.pending = buf;
-      this.pendingOwned = true;
+      this.flags |= OWNED;
     }
     this.pending.set(bytes, this.pendingLen);
     this.pendingLen = len;
@@ -194,7 +199,7 @@ export class PacketDecoder {
     r.start = start;
     r.pos = start + this.headerLen;
     r.end = end;
-    r.ranges = this.payloadRanges;
+    r.ranges = (this.flags & RANGES) !== 0;
     const packet = decodePacket(r, buf[start], this.version);
     r.buf = EMPTY; // don't keep the chunk alive
     if (packet.type === 1 && this.version === undefined) {

@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -60,6 +60,10 @@ compile-bun: deps
 # SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto to narrow it. Results go to bench/results/.
 bench: deps
 	deno run -A bench/run.ts
+
+# Broker memory under S2 QoS 1 with a subscriber that reads slowly (bench/slow_subscriber.ts).
+bench-slow: deps
+	deno run -A bench/slow_subscriber.ts
 
 clean:
 	rm -rf dist

@@ -17,9 +17,23 @@ import {
   type ScenarioInfo,
   writeReports,
 } from "./report.ts";
+import {
+  type Broker,
+  BROKERS,
+  BUILD,
+  cpuTicks,
+  firstConnack,
+  live,
+  PATH,
+  portInUse,
+  readProc,
+  ROOT,
+  rssKb,
+  sleep,
+  spawnPinned,
+  stop,
+} from "./brokers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const BUILD = `${ROOT}/bench/.build`;
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const list = (k: string) => env(k)?.split(",").map((s) => s.trim()).filter(Boolean);
 
@@ -78,179 +92,6 @@ const SCENARIOS: ScenarioInfo[] = [
     "kbPerConn",
   ),
 ];
-
-// ------------------------------------------------------------ brokers
-
-interface Broker {
-  name: string;
-  /** Why it cannot run here (and how to get it), or null. */
-  missing(): Promise<string | null>;
-  /** The command line for a broker listening on 127.0.0.1:port. */
-  command(port: number): Promise<string[]>;
-}
-
-const PATH = [`${ROOT}/node_modules/.bin`, ...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin"];
-
-async function which(cmd: string): Promise<string | null> {
-  for (const dir of PATH) {
-    const st = await Deno.stat(`${dir}/${cmd}`).catch(() => null);
-    if (st?.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${dir}/${cmd}`;
-  }
-  return null;
-}
-
-const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
-
-async function need(bin: string, hint: string, file?: string, fileHint?: string) {
-  if (!(await which(bin))) return `${bin} not found: ${hint}`;
-  if (file && !(await exists(`${ROOT}/${file}`))) return `${file} not found${fileHint ?? ""}`;
-  return null;
-}
-
-/** mqttx defaults, except: in-memory store, plain TCP on 127.0.0.1 only, no $SYS. */
-async function mqttxConfig(port: number): Promise<string> {
-  const path = `${BUILD}/mqttx-${port}.yml`;
-  await Deno.writeTextFile(
-    path,
-    `mqttx:\n  host: 127.0.0.1\n  enable-test-mode: true\n  socket:\n    enable: true\n` +
-      `    port: ${port}\n  websocket:\n    enable: false\n  sys-topic:\n    enable: false\n`,
-  );
-  return path;
-}
-
-const BROKERS: Broker[] = [
-  {
-    name: "mqttx-deno",
-    missing: () => need("deno", "run `npm ci` at the repo root", "src/main.ts"),
-    command: async (port) => [
-      (await which("deno"))!,
-      ...["run", "-A", "src/main.ts", "--config", await mqttxConfig(port)],
-    ],
-  },
-  {
-    name: "mqttx-bun",
-    missing: () => need("bun", "run `npm ci` at the repo root", "src/main_bun.ts"),
-    command: async (port) => [
-      (await which("bun"))!,
-      ...["src/main_bun.ts", "--config", await mqttxConfig(port)],
-    ],
-  },
-  {
-    name: "mosquitto",
-    missing: () => need("mosquitto", "`sudo apt-get install mosquitto` (2.0.11 was the baseline)"),
-    command: async (port) => {
-      const conf = `${BUILD}/mosquitto-${port}.conf`;
-      const text = await Deno.readTextFile(`${ROOT}/bench/mosquitto.conf`);
-      await Deno.writeTextFile(conf, text.replace(/^listener \d+/m, `listener ${port}`));
-      return [(await which("mosquitto"))!, "-c", conf];
-    },
-  },
-  {
-    name: "aedes",
-    missing: () =>
-      need(
-        "node",
-        "install Node.js (20 was the baseline)",
-        "bench/node_modules/aedes/package.json",
-        ": `npm install --prefix bench` (aedes 1.2.0, pinned in bench/package.json)",
-      ),
-    command: async (port) => [(await which("node"))!, "bench/aedes-server.mjs", `${port}`],
-  },
-];
-
-// ------------------------------------------------------------ processes and probes
-
-const live = new Set<Deno.ChildProcess>();
-const ULIMIT = 'ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"';
-
-/** Runs `cmd` pinned to `cpu` with 20000 file descriptors; output to `log`, or piped. */
-function spawnPinned(cpu: number, cmd: string[], log?: string): Deno.ChildProcess {
-  const redirect = log ? 'exec >"$BENCH_LOG" 2>&1; ' : "";
-  const child = new Deno.Command("bash", {
-    // bash and taskset exec, so the child's pid is the broker's (or the load generator's)
-    args: ["-c", `${ULIMIT}; ${redirect}exec taskset -c ${cpu} "$@"`, "bench", ...cmd],
-    cwd: ROOT,
-    env: { BENCH_LOG: log ?? "", PATH: PATH.join(":") },
-    stdin: "null",
-    stdout: log ? "null" : "piped",
-    stderr: log ? "null" : "piped",
-  }).spawn();
-  live.add(child);
-  child.status.finally(() => live.delete(child));
-  return child;
-}
-
-/** SIGTERM, then SIGKILL if the process is still there after 3 s. */
-async function stop(child: Deno.ChildProcess): Promise<void> {
-  const kill = (sig: Deno.Signal) => {
-    try {
-      child.kill(sig);
-    } catch { /* already gone */ }
-  };
-  kill("SIGTERM");
-  const timer = setTimeout(() => kill("SIGKILL"), 3000);
-  await child.status;
-  clearTimeout(timer);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// CONNECT (MQTT 3.1.1, clean session, keep-alive 60, client id "bench-probe") and DISCONNECT
-const CONNECT = new Uint8Array([
-  ...[0x10, 23, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 60, 0, 11],
-  ...new TextEncoder().encode("bench-probe"),
-]);
-const DISCONNECT = new Uint8Array([0xe0, 0]);
-
-/** Connects with a raw socket until a CONNACK comes back; resolves with the ms since `t0`. */
-async function firstConnack(port: number, t0: number, exited: () => boolean): Promise<number> {
-  while (performance.now() < t0 + 30_000) {
-    if (exited()) throw new Error("broker exited during start-up (see its log)");
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
-    if (!conn) {
-      await sleep(5);
-      continue;
-    }
-    const buf = new Uint8Array(4);
-    const timer = setTimeout(() => conn.close(), 5000);
-    const n = await conn.write(CONNECT).then(() => conn.read(buf)).catch(() => null);
-    clearTimeout(timer);
-    const t = performance.now() - t0;
-    await conn.write(DISCONNECT).catch(() => {});
-    try {
-      conn.close();
-    } catch { /* closed by the timer */ }
-    if (n && n >= 2 && buf[0] === 0x20) return t;
-    await sleep(20);
-  }
-  throw new Error("no CONNACK within 30 s");
-}
-
-async function portInUse(port: number): Promise<boolean> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
-  conn?.close();
-  return conn !== null;
-}
-
-const readProc = (path: string) => Deno.readTextFile(path).catch(() => "");
-
-async function rssKb(pid: number): Promise<number | null> {
-  const m = (await readProc(`/proc/${pid}/status`)).match(/^VmRSS:\s+(\d+)/m);
-  return m ? Number(m[1]) : null;
-}
-
-/** Clock ticks: the process's user+system, CPU 1's user+nice+system, and CPU 1's total. */
-async function cpuTicks(pid: number) {
-  const stat = await readProc(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const cpu1 = ((await readProc("/proc/stat")).match(/^cpu1 (.*)$/m)?.[1] ?? "").trim()
-    .split(/\s+/).map(Number);
-  return {
-    broker: Number(f[11]) + Number(f[12]),
-    busy: cpu1[0] + cpu1[1] + cpu1[2],
-    total: cpu1.slice(0, 8).reduce((a, b) => a + b, 0), // user..steal
-  };
-}
 
 const loadavg = async () => Number((await readProc("/proc/loadavg")).split(" ")[0]);
 

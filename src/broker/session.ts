@@ -63,10 +63,9 @@ export const NEVER_EXPIRES = 0xffffffff;
  * when the client asked for a persistent session.
  */
 export class Session {
-  // `declare`: set in the constructor only (see Connection: smaller objects on JSC).
-  declare readonly clientId: string;
+  readonly clientId: string;
   /** Seconds; 0 ends the session with the connection. */
-  declare expiryInterval: number;
+  expiryInterval: number;
   // The collections are made on first use: most idle sessions never need them,
   // and empty ones cost a few hundred bytes each per connection.
   private _subscriptions: Map<string, Subscription> | undefined;

@@ -105,10 +105,9 @@ interface Extra {
  */
 class BunConn implements Conn {
   /** Kept as the peer's (shared) IP string and its port; joined only when asked. */
-  // `declare`: set in the constructor only (see Connection: smaller objects on JSC).
-  declare private readonly ip: string;
-  declare private readonly port: number;
-  declare private readonly socket: BunSocket;
+  private readonly ip: string;
+  private readonly port: number;
+  private readonly socket: BunSocket;
   /** Callback-path receiver, once `start` was called. */
   private sink: ConnCallbacks | undefined = undefined;
   private flags = 0;

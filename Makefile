@@ -54,11 +54,11 @@ compile: deps
 
 # Works offline: bun embeds itself.
 compile-bun: deps
-	bun build --compile src/main_bun.ts --outfile dist/mqttx
+	bun build --compile --bytecode --format=esm src/main_bun.ts --outfile dist/mqttx
 
 # Benchmark against Mosquitto and Aedes (../shared/bench/README.md). RUNS=1 for a quick pass;
 # SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto to narrow it. Results go to bench/results/.
-bench: deps
+bench: compile-bun
 	deno run -A bench/run.ts
 
 # Broker memory under S2 QoS 1 with a subscriber that reads slowly (bench/slow_subscriber.ts).

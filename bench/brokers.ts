@@ -67,6 +67,15 @@ export const BROKERS: Broker[] = [
     ],
   },
   {
+    // The single binary users download (`make compile-bun`, which `make bench` runs first).
+    name: "mqttx-bin",
+    missing: () =>
+      exists(`${ROOT}/dist/mqttx`).then((ok) =>
+        ok ? null : "dist/mqttx not found: run `make compile-bun`"
+      ),
+    command: async (port) => [`${ROOT}/dist/mqttx`, "--config", await mqttxConfig(port)],
+  },
+  {
     name: "mosquitto",
     missing: () => need("mosquitto", "`sudo apt-get install mosquitto` (2.0.11 was the baseline)"),
     command: async (port) => {

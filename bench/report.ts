@@ -111,7 +111,9 @@ export const METRICS: Record<MetricId, Metric> = {
   idleRss: { label: "idle RSS KB", higherIsBetter: false, get: (r) => r.idleRssKb, fmt: int },
 };
 export const BASELINES = ["mosquitto", "aedes"];
-export const MQTTX = ["mqttx-deno", "mqttx-bun"];
+export const MQTTX = ["mqttx-deno", "mqttx-bun", "mqttx-bin"];
+/** The mqttx variants a report ran (older reports have no mqttx-bin). */
+const mqttxIn = (file: BenchFile) => MQTTX.filter((m) => file.brokers.includes(m));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -228,10 +230,11 @@ export function renderMarkdown(file: BenchFile): string {
   for (const s of file.skipped) L.push(`- Skipped **${s.broker}**: ${s.why}`);
 
   L.push("", "## Ratio mqttx / best of Mosquitto and Aedes", "");
-  L.push(...header(["metric", "best baseline", ...MQTTX.map((m) => `${m} ÷ best`)]));
+  const mq = mqttxIn(file);
+  L.push(...header(["metric", "best baseline", ...mq.map((m) => `${m} ÷ best`)]));
   for (const line of ratioLines(file)) {
     const best = line.best ? `${line.best.broker} ${line.metric.fmt(line.best.value)}` : "–";
-    const ratios = MQTTX.map((m) => line.ratios[m]?.toFixed(2) ?? "–");
+    const ratios = mq.map((m) => line.ratios[m]?.toFixed(2) ?? "–");
     L.push(row([`${line.label} ${line.metric.higherIsBetter ? "↑" : "↓"}`, best, ...ratios]));
   }
   L.push("", "↑ higher is better; ↓ lower is better (there a ratio below 1 means mqttx wins).", "");
@@ -311,15 +314,21 @@ export function renderMarkdown(file: BenchFile): string {
 /** Horizontal bars on a log scale around 1: the score of each mqttx runtime against the best baseline. */
 export function renderSvg(file: BenchFile): string {
   const lines = ratioLines(file);
-  const colors: Record<string, string> = { "mqttx-deno": "#2a9d8f", "mqttx-bun": "#e9a23b" };
-  const [rowH, barH, left, width, top] = [34, 12, 250, 800, 64];
+  const colors: Record<string, string> = {
+    "mqttx-deno": "#2a9d8f",
+    "mqttx-bun": "#e9a23b",
+    "mqttx-bin": "#8a5a9e",
+  };
+  const mq = mqttxIn(file);
+  const [barH, left, width, top] = [12, 250, 800, 64];
+  const rowH = 8 + mq.length * (barH + 2);
   const plotW = width - left - 60, height = top + lines.length * rowH + 40;
   // score > 1 always means "mqttx is better", whatever the metric's direction
   const score = (l: RatioLine, m: string) => {
     const r = l.ratios[m];
     return r === null || r <= 0 ? null : l.metric.higherIsBetter ? r : 1 / r;
   };
-  const all = lines.flatMap((l) => MQTTX.map((m) => score(l, m) ?? 1));
+  const all = lines.flatMap((l) => mq.map((m) => score(l, m) ?? 1));
   // log scale from at least 0.1× to 2×, at most 0.01× to 100×; longer bars are cut at the edge
   const lo = Math.max(0.01, Math.min(0.1, ...all)), hi = Math.min(100, Math.max(2, ...all));
   const x = (v: number) =>
@@ -341,7 +350,7 @@ export function renderSvg(file: BenchFile): string {
       ` fill="#555"`,
     ),
   ];
-  MQTTX.forEach((m, j) => {
+  mq.forEach((m, j) => {
     out.push(
       `<rect x="${width - 130}" y="${8 + j * 16}" width="10" height="10" fill="${colors[m]}"/>`,
     );
@@ -358,7 +367,7 @@ export function renderSvg(file: BenchFile): string {
   lines.forEach((l, i) => {
     const y = top + i * rowH;
     out.push(text(left - 50, y + rowH / 2, l.label, ` text-anchor="end"`));
-    MQTTX.forEach((m, j) => {
+    mq.forEach((m, j) => {
       const s = score(l, m), by = y + 4 + j * (barH + 2);
       if (s === null) return out.push(text(x(1) + 4, by + barH - 2, `${m}: n/a`, ` fill="#999"`));
       const x0 = Math.min(x(1), x(s)), w = Math.max(1, Math.abs(x(s) - x(1)));

@@ -25,8 +25,10 @@ export interface RunningApp {
     listeners: BoundListener[];
   };
   broker: Broker;
-  /** Re-read the TLS certificate (what SIGHUP does); true when it was taken. */
+  /** Re-read the TLS certificate (part of what SIGHUP does); true when it was taken. */
   reloadCertificates(): Promise<boolean>;
+  /** What SIGHUP does: the TLS certificate and the password file, read again. */
+  reload(): Promise<void>;
   /** Stop accepting, then disconnect every client. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -122,13 +124,28 @@ export async function startApp(
     throw e;
   }
 
+  const started = listeners;
+  const reloaders = plugins.filter((p) => p.reload);
+  const reload = async () => {
+    if (!started.hasTls && reloaders.length === 0) {
+      log("SIGHUP: nothing to reload (no TLS listener, no password file)");
+      return;
+    }
+    await started.reloadCertificates();
+    for (const p of reloaders) await p.reload!();
+  };
+  // SIGHUP's default action ends the process: it is always handled, if only to say so.
+  const removeSighup = runtime.onSignal("SIGHUP", () => void reload());
+
   let stopping: Promise<void> | undefined;
   return {
     ports,
     broker,
-    reloadCertificates: () => listeners?.reloadCertificates() ?? Promise.resolve(false),
+    reloadCertificates: () => started.reloadCertificates(),
+    reload,
     stop() {
       stopping ??= (async () => {
+        removeSighup();
         await listeners?.close();
         await stopPlugins(plugins);
         await broker.close();

@@ -23,10 +23,12 @@ export interface PluginContext {
   version: string;
 }
 
-/** A feature that needs to stop timers or connections at shutdown. */
+/** A feature that needs to stop timers or connections at shutdown, or reloads on SIGHUP. */
 export interface Plugin {
   hooks: BrokerHooks;
   stop?(): void | Promise<void>;
+  /** What SIGHUP does for this feature (e.g. re-read a file); true when something changed. */
+  reload?(): Promise<boolean>;
 }
 
 /** Build every plugin the configuration asks for, in the order their hooks must run. */

@@ -148,3 +148,61 @@ describe("mqttx passwd as a process", () => {
     assert.equal(await verifyPassword(parseCredential(out.trim())!, "piped secret"), true);
   });
 });
+
+describe("password file reload (SIGHUP)", () => {
+  test(
+    "new users are taken, removed ones refused, connected clients stay; a bad file changes nothing",
+    TIMEOUT,
+    async () => {
+      const { startApp } = await import("../src/app.ts");
+      const mqtt = (await import("mqtt")).default;
+      const file = path.join(dir, "reload-passwd");
+      assert.equal((await mqttx(["passwd", "-c", file, "alice", "a1"])).code, 0);
+      const config = defaultConfig();
+      config.host = "127.0.0.1";
+      config.socket.port = 0;
+      config.auth.allowAnonymous = false;
+      config.auth.passwordFile = file;
+      const logs: string[] = [];
+      const app = await startApp(await testRuntime(), config, { log: (l) => logs.push(l) });
+      const url = `mqtt://127.0.0.1:${app.ports.socket}`;
+      const open: import("mqtt").MqttClient[] = [];
+      const connects = async (username: string, password: string) => {
+        try {
+          const c = await mqtt.connectAsync(url, { username, password, reconnectPeriod: 0 });
+          open.push(c);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      try {
+        assert.equal(await connects("alice", "a1"), true);
+        const alice = open[0];
+        assert.equal(await connects("bob", "b1"), false);
+
+        assert.equal((await mqttx(["passwd", file, "bob", "b1"])).code, 0);
+        assert.equal((await mqttx(["passwd", "-D", file, "alice"])).code, 0);
+        assert.equal(await connects("bob", "b1"), false, "nothing changes before the reload");
+        await app.reload();
+        assert.match(logs.join("\n"), /auth\.password-file reloaded \(1 users\)/);
+        assert.equal(await connects("bob", "b1"), true);
+        assert.equal(await connects("alice", "a1"), false);
+        // alice's connection from before the reload still works
+        const got = new Promise<string>((r) => alice.on("message", (_t, p) => r(String(p))));
+        await alice.subscribeAsync("reload/t", { qos: 1 });
+        await alice.publishAsync("reload/t", "still here", { qos: 1 });
+        assert.equal(await got, "still here");
+
+        fs.writeFileSync(file, "carol:plain-text-password\n");
+        await app.reload();
+        assert.match(logs.at(-1)!, /keeping the users read before/);
+        assert.equal(await connects("bob", "b1"), true, "the last good file still counts");
+        assert.equal(await connects("carol", "plain-text-password"), false);
+      } finally {
+        for (const c of open) await c.endAsync(true);
+        await app.stop();
+      }
+    },
+  );
+});

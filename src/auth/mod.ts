@@ -63,6 +63,8 @@ export interface AuthDeps {
 export interface AuthPlugin {
   hooks: BrokerHooks;
   stop(): void;
+  /** Re-reads `auth.password-file` (there only when one is set); true when the new one was taken. */
+  reload?(): Promise<boolean>;
 }
 
 /** True when some `auth.*` key asks for checks; false means "accept everyone". */
@@ -81,13 +83,15 @@ export async function createAuthPlugin(
   deps: AuthDeps,
 ): Promise<AuthPlugin | undefined> {
   if (!authConfigured(auth)) return undefined;
-  const file = auth.passwordFile === undefined ? undefined : {
-    path: auth.passwordFile,
-    text: await deps.readTextFile(auth.passwordFile).catch((e) => {
-      throw new Error(`auth.password-file: cannot read ${auth.passwordFile}: ${e?.message ?? e}`);
+  const readFile = async (path: string) => ({
+    path,
+    text: await deps.readTextFile(path).catch((e) => {
+      throw new Error(`auth.password-file: cannot read ${path}: ${e?.message ?? e}`);
     }),
-  };
-  const users = UserTable.from(auth.users, file, deps.now);
+  });
+  const file = auth.passwordFile === undefined ? undefined : await readFile(auth.passwordFile);
+  // Replaced whole by a reload; the hooks below read it at each CONNECT.
+  let users = UserTable.from(auth.users, file, deps.now);
   if (auth.url !== undefined && !/^https?:$/.test(urlProtocol(auth.url))) {
     throw new Error(`auth.url must be an http:// or https:// URL, got ${JSON.stringify(auth.url)}`);
   }
@@ -173,7 +177,19 @@ export async function createAuthPlugin(
         .then((): AuthDecision => ({ ok: false, reasonCode: BAD_CREDENTIALS }));
     },
   };
-  return { hooks, stop: () => http?.stop() };
+  const passwordFile = auth.passwordFile;
+  /** SIGHUP: read the password file again. A bad file keeps the users there were. */
+  const reload = passwordFile === undefined ? undefined : async (): Promise<boolean> => {
+    try {
+      users = UserTable.from(auth.users, await readFile(passwordFile), deps.now);
+    } catch (e) {
+      deps.log(`${e instanceof Error ? e.message : e}; keeping the users read before`);
+      return false;
+    }
+    deps.log(`auth.password-file reloaded (${users.size} users); connected clients stay`);
+    return true;
+  };
+  return { hooks, stop: () => http?.stop(), reload };
 }
 
 function urlProtocol(url: string): string {

@@ -33,6 +33,8 @@ export interface BoundListener {
 
 export interface Listeners {
   bound: BoundListener[];
+  /** True when there is a TLS listener (mqtts or wss) whose certificate can be reloaded. */
+  hasTls: boolean;
   /** Re-read the certificate; true when the TLS listeners took a new one. */
   reloadCertificates(): Promise<boolean>;
   close(): Promise<void>;
@@ -122,7 +124,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
     throw e;
   }
 
-  // Reload: SIGHUP, and a change of the certificate files.
+  // Reload: on demand (the app's SIGHUP), and on a change of the certificate files.
   let reloading: Promise<boolean> | undefined;
   let closed = false;
   const reload = async (): Promise<boolean> => {
@@ -146,10 +148,8 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
     reloading ??= reload().finally(() => (reloading = undefined));
     return reloading;
   };
-  let removeSignal: (() => void) | undefined;
   let timer: ReturnType<typeof setInterval> | undefined;
   if (tlsListeners.length > 0) {
-    removeSignal = runtime.onSignal("SIGHUP", () => void reloadCertificates());
     const interval = ctx.certWatchInterval ?? 10_000;
     if (interval > 0) {
       const files = credentialFiles(config.ssl);
@@ -169,20 +169,14 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
         }
       }, interval);
     }
-  } else {
-    // SIGHUP's default action ends the process: with nothing to reload, just say so.
-    removeSignal = runtime.onSignal(
-      "SIGHUP",
-      () => log("SIGHUP: no TLS listener, nothing to reload"),
-    );
   }
 
   return {
     bound,
+    hasTls: tlsListeners.length > 0,
     reloadCertificates,
     async close() {
       closed = true;
-      removeSignal?.();
       clearInterval(timer);
       await reloading; // a reload under way finishes (or gives up) before the listeners go
       await Promise.all(all.map((l) => l.close()));

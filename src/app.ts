@@ -85,6 +85,13 @@ export async function startApp(
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
   let plugins: Plugin[] = [];
+  // SIGHUP's default action ends the process, so it is handled from before any port is logged (a
+  // signal sent as soon as the port is known must find the handler), if only to say so.
+  let reload: (() => Promise<void>) | undefined = undefined; // set once started
+  const removeSighup = runtime.onSignal("SIGHUP", () => {
+    if (reload) void reload();
+    else log("SIGHUP: still starting, nothing reloaded");
+  });
   try {
     plugins = await buildPlugins({
       config,
@@ -118,6 +125,7 @@ export async function startApp(
       log(`mqttx ${version} started with no listener enabled (socket.enable is false)`);
     }
   } catch (e) {
+    removeSighup();
     await listeners?.close();
     await stopPlugins(plugins);
     await broker.close();
@@ -126,7 +134,7 @@ export async function startApp(
 
   const started = listeners;
   const reloaders = plugins.filter((p) => p.reload);
-  const reload = async () => {
+  const reloadAll = async () => {
     if (!started.hasTls && reloaders.length === 0) {
       log("SIGHUP: nothing to reload (no TLS listener, no password file)");
       return;
@@ -134,15 +142,14 @@ export async function startApp(
     await started.reloadCertificates();
     for (const p of reloaders) await p.reload!();
   };
-  // SIGHUP's default action ends the process: it is always handled, if only to say so.
-  const removeSighup = runtime.onSignal("SIGHUP", () => void reload());
+  reload = reloadAll;
 
   let stopping: Promise<void> | undefined;
   return {
     ports,
     broker,
     reloadCertificates: () => started.reloadCertificates(),
-    reload,
+    reload: reloadAll,
     stop() {
       stopping ??= (async () => {
         removeSighup();

@@ -134,22 +134,22 @@ export async function startApp(
 
   const started = listeners;
   const reloaders = plugins.filter((p) => p.reload);
-  const reloadAll = async () => {
-    if (!started.hasTls && reloaders.length === 0) {
+  const hasTls = started.bound.some((b) => b.type === "tls" || b.type === "wss");
+  reload = async () => {
+    if (!hasTls && reloaders.length === 0) {
       log("SIGHUP: nothing to reload (no TLS listener, no password file)");
       return;
     }
     await started.reloadCertificates();
     for (const p of reloaders) await p.reload!();
   };
-  reload = reloadAll;
 
   let stopping: Promise<void> | undefined;
   return {
     ports,
     broker,
     reloadCertificates: () => started.reloadCertificates(),
-    reload: reloadAll,
+    reload,
     stop() {
       stopping ??= (async () => {
         removeSighup();

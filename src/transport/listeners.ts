@@ -33,8 +33,6 @@ export interface BoundListener {
 
 export interface Listeners {
   bound: BoundListener[];
-  /** True when there is a TLS listener (mqtts or wss) whose certificate can be reloaded. */
-  hasTls: boolean;
   /** Re-read the certificate; true when the TLS listeners took a new one. */
   reloadCertificates(): Promise<boolean>;
   close(): Promise<void>;
@@ -173,7 +171,6 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
 
   return {
     bound,
-    hasTls: tlsListeners.length > 0,
     reloadCertificates,
     async close() {
       closed = true;

@@ -103,16 +103,19 @@ export function accept(
     else if (decision.username !== undefined) {
       Object.assign(client, { username: decision.username });
     }
-    client.authorizedSub = decision.authorizedSub;
-    client.authorizedPub = decision.authorizedPub;
+    // Only when given: ConnectedClient has no room for them otherwise (it stays small).
+    if (decision.authorizedSub) client.authorizedSub = decision.authorizedSub;
+    if (decision.authorizedPub) client.authorizedPub = decision.authorizedPub;
   }
   const clientId = client.clientId;
   const v5 = conn.version === 5;
   const props = p.properties;
   if (v5) {
-    conn.clientReceiveMaximum = props?.receiveMaximum ?? 65535;
-    conn.clientMaximumPacketSize = props?.maximumPacketSize ?? 0;
-    if (broker.options.outgoingTopicAliases) conn.outAliasMaximum = props?.topicAliasMaximum ?? 0;
+    conn.setClientLimits(
+      props?.receiveMaximum ?? 65535,
+      props?.maximumPacketSize ?? 0,
+      broker.options.outgoingTopicAliases ? props?.topicAliasMaximum ?? 0 : 0,
+    );
   }
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 

@@ -195,3 +195,33 @@ export async function cpuTicks(pid: number) {
     total: cpu1.slice(0, 8).reduce((a, b) => a + b, 0), // user..steal
   };
 }
+
+export async function sh(cmd: string[]): Promise<{ ok: boolean; text: string }> {
+  try {
+    const out = await new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      cwd: ROOT,
+      env: { PATH: PATH.join(":") },
+      stdin: "null",
+    }).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { ok: out.success, text: decode(out.stdout) + decode(out.stderr) };
+  } catch (e) {
+    return { ok: false, text: String(e) };
+  }
+}
+
+/** LOADGEN names the binary itself or the folder with its Makefile (default ../shared/bench). */
+export async function buildLoadgen(): Promise<string> {
+  const given = Deno.env.get("LOADGEN")?.trim() || `${ROOT}/../shared/bench`;
+  const st = await Deno.stat(given).catch(() => null);
+  if (st?.isFile) return given;
+  if (!st?.isDirectory) throw new Error(`LOADGEN=${given} is neither the binary nor its folder`);
+  const inPlace = await sh(["make", "-s", "-C", given]);
+  if (inPlace.ok) return `${given}/mqtt-loadgen`;
+  // shared/ may be read-only (CI): build into bench/.build instead
+  const bin = `${BUILD}/mqtt-loadgen`;
+  const local = await sh(["make", "-s", "-C", given, `BIN=${bin}`]);
+  if (!local.ok) throw new Error(`cannot build mqtt-loadgen:\n${inPlace.text}\n${local.text}`);
+  return bin;
+}

@@ -21,14 +21,15 @@ import {
   type Broker,
   BROKERS,
   BUILD,
+  buildLoadgen,
   cpuTicks,
   firstConnack,
   live,
-  PATH,
   portInUse,
   readProc,
   ROOT,
   rssKb,
+  sh,
   sleep,
   spawnPinned,
   stop,
@@ -202,36 +203,6 @@ function summary(r: RunRecord): string {
 }
 
 // ------------------------------------------------------------ setup and main loop
-
-async function sh(cmd: string[]): Promise<{ ok: boolean; text: string }> {
-  try {
-    const out = await new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      cwd: ROOT,
-      env: { PATH: PATH.join(":") },
-      stdin: "null",
-    }).output();
-    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-    return { ok: out.success, text: decode(out.stdout) + decode(out.stderr) };
-  } catch (e) {
-    return { ok: false, text: String(e) };
-  }
-}
-
-/** LOADGEN names the binary itself or the folder with its Makefile (default ../shared/bench). */
-async function buildLoadgen(): Promise<string> {
-  const given = env("LOADGEN") ?? `${ROOT}/../shared/bench`;
-  const st = await Deno.stat(given).catch(() => null);
-  if (st?.isFile) return given;
-  if (!st?.isDirectory) throw new Error(`LOADGEN=${given} is neither the binary nor its folder`);
-  const inPlace = await sh(["make", "-s", "-C", given]);
-  if (inPlace.ok) return `${given}/mqtt-loadgen`;
-  // shared/ may be read-only (CI): build into bench/.build instead
-  const bin = `${BUILD}/mqtt-loadgen`;
-  const local = await sh(["make", "-s", "-C", given, `BIN=${bin}`]);
-  if (!local.ok) throw new Error(`cannot build mqtt-loadgen:\n${inPlace.text}\n${local.text}`);
-  return bin;
-}
 
 async function describeMachine(): Promise<BenchFile["machine"]> {
   const mem = Number((await readProc("/proc/meminfo")).match(/MemTotal:\s+(\d+)/)?.[1] ?? 0);

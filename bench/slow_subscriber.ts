@@ -7,10 +7,13 @@
  *   deno run -A bench/slow_subscriber.ts
  *   BROKERS=mqttx-bun,mosquitto SECONDS=30 deno run -A bench/slow_subscriber.ts
  *
- * Writes bench/results/<date>-slow-subscriber.md (BENCH_OUT to change the folder).
+ * Writes bench/results/<date>-slow-subscriber.md (BENCH_OUT to change the folder). LOADGEN as
+ * for bench/run.ts.
  */
 import {
   BROKERS,
+  BUILD,
+  buildLoadgen,
   firstConnack,
   live,
   portInUse,
@@ -25,7 +28,6 @@ const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const SECONDS = Number(env("SECONDS") ?? 20);
 const OUT = env("BENCH_OUT") ?? `${ROOT}/bench/results`;
 const wanted = env("BROKERS")?.split(",") ?? ["mqttx-deno", "mqttx-bun", "mosquitto", "aedes"];
-const LOADGEN = env("LOADGEN") ?? `${ROOT}/../shared/bench/mqtt-loadgen`;
 const READ_BYTES = 4096;
 const READ_EVERY_MS = 20;
 
@@ -105,13 +107,13 @@ interface Row {
   published: string;
 }
 
-async function runBroker(name: string, port: number): Promise<Row | string> {
+async function runBroker(name: string, port: number, loadgen: string): Promise<Row | string> {
   const broker = BROKERS.find((b) => b.name === name);
   if (!broker) return `unknown broker ${name}`;
   const missing = await broker.missing();
   if (missing) return missing;
   if (await portInUse(port)) return `port ${port} is in use`;
-  const child = spawnPinned(1, await broker.command(port), `${ROOT}/bench/.build/${name}.log`);
+  const child = spawnPinned(1, await broker.command(port), `${BUILD}/${name}.log`);
   let exited = false;
   child.status.then(() => exited = true);
   try {
@@ -122,7 +124,7 @@ async function runBroker(name: string, port: number): Promise<Row | string> {
     await sleep(200);
     const lg = new Deno.Command("taskset", {
       args: [
-        ...["-c", "0", LOADGEN, "--port", `${port}`, "--pub", "100", "--sub", "0"],
+        ...["-c", "0", loadgen, "--port", `${port}`, "--pub", "100", "--sub", "0"],
         ...["--topic", "bench/%i", "--qos", "1", "--size", "64", "--duration", `${SECONDS}`],
         ...["--timeout", `${SECONDS + 60}`, "--quiet"],
       ],
@@ -160,9 +162,11 @@ async function main() {
   const date = new Date().toISOString().slice(0, 16).replace("T", "_").replace(":", "");
   const rows: Row[] = [];
   const skipped: string[] = [];
+  await Deno.mkdir(BUILD, { recursive: true }); // broker configs and logs
+  const loadgen = await buildLoadgen();
   let port = Number(env("BENCH_PORT") ?? 18950);
   for (const name of wanted) {
-    const r = await runBroker(name, port++);
+    const r = await runBroker(name, port++, loadgen);
     if (typeof r === "string") {
       skipped.push(`${name}: ${r}`);
       console.log(`${name}: skipped (${r})`);

@@ -40,8 +40,8 @@ export interface BrokerOptions {
 }
 
 export interface BrokerCore {
-  /** Serve one connection until it closes. Never throws. */
-  handleConnection(conn: Conn): void;
+  /** Serve one connection until it closes. Never throws. `listener` tags it for /metrics. */
+  handleConnection(conn: Conn, listener?: number): void;
   /** Number of connected (CONNACKed) clients. */
   readonly connectedCount: number;
   /** Disconnect every client (5.0: DISCONNECT 0x8B) and stop timers. */

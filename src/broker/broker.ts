@@ -12,6 +12,7 @@ import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
+import { BrokerStats } from "./stats.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
@@ -33,8 +34,10 @@ export class Broker implements BrokerCore, PacketSink {
   /** The subscription index and the routing of one message through it. */
   readonly router: Router;
   readonly hooks: BrokerHooks[];
-  /** Counters for $SYS and tests. */
-  readonly stats = { received: 0, sent: 0, maxConnected: 0 };
+  /** Counters for $SYS, /metrics and tests. */
+  readonly stats = new BrokerStats();
+  /** Open connections per listener (the index the composition root gave handleConnection). */
+  readonly connectionsByListener: number[] = [];
   private connected = 0;
   private closed = false;
   /** Set by close(): called when the last connection has ended. */
@@ -115,7 +118,8 @@ export class Broker implements BrokerCore, PacketSink {
     return this.connected;
   }
 
-  handleConnection(conn: Conn): void {
+  /** `listener`: which listener it came from (counted per listener for /metrics). */
+  handleConnection(conn: Conn, listener = 0): void {
     if (this.closed) {
       conn.close();
       return;
@@ -126,6 +130,8 @@ export class Broker implements BrokerCore, PacketSink {
       this.options.maximumPacketSize,
       this.options.connectTimeout,
     );
+    c.listener = listener;
+    this.connectionsByListener[listener] = (this.connectionsByListener[listener] ?? 0) + 1;
     this.connections.add(c);
     c.start();
   }
@@ -257,6 +263,7 @@ export class Broker implements BrokerCore, PacketSink {
 
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
+    this.connectionsByListener[conn.listener]--;
     if (this.connections.size === 0) this.whenEmpty?.();
     const session = conn.session;
     if (!session || session.connection !== conn) return; // taken over, or never connected

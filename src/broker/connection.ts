@@ -7,6 +7,7 @@ import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
 import type { ConnectPacket, Properties, QoS } from "../mqtt/packet.ts";
+import type { BrokerStats } from "./stats.ts";
 
 /** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
 export interface AuthState {
@@ -22,6 +23,8 @@ export interface PacketSink {
   handlePacket(conn: Connection, packet: Packet): void | Promise<void>;
   connectionClosed(conn: Connection): void;
   log(line: string): void;
+  /** Counters (bytes in and out, deliveries, drops): plain fields, incremented in place. */
+  readonly stats: BrokerStats;
 }
 
 // Bits of Connection.state.
@@ -31,6 +34,8 @@ const PUBLISH_WILL = 4;
 const WRITING = 8;
 const FLUSH_SCHEDULED = 16;
 const FINISHED = 32;
+/** Bits from here up hold the index of the listener the connection came in on. */
+const LISTENER_SHIFT = 8;
 
 /** Output above this many unsent bytes makes the connection "congested": QoS 0 is dropped. */
 const CONGESTED_BYTES = 4 * 1024 * 1024;
@@ -97,6 +102,17 @@ export class Connection {
   }
   private set finished(v: boolean) {
     this.setState(FINISHED, v);
+  }
+  /** Index of the listener it came in on (kept in `state`: an idle connection stays small). */
+  get listener(): number {
+    return this.state >>> LISTENER_SHIFT;
+  }
+  set listener(index: number) {
+    this.state = (this.state & ((1 << LISTENER_SHIFT) - 1)) | (index << LISTENER_SHIFT);
+  }
+  /** The broker's counters. */
+  get stats(): BrokerStats {
+    return this.sink.stats;
   }
   private setState(bit: number, on: boolean): void {
     this.state = on ? this.state | bit : this.state & ~bit;
@@ -293,6 +309,11 @@ export class Connection {
     return this.outBytes > CONGESTED_BYTES;
   }
 
+  /** The keep-alive in force, seconds (0: none). */
+  get keepAlive(): number {
+    return this.keepAliveMs / 1500;
+  }
+
   /** Watch keep-alive from now on: 1.5 × the client's interval [MQTT-3.1.2-24]. */
   setKeepAlive(seconds: number): void {
     this.keepAliveMs = seconds * 1500;
@@ -347,6 +368,7 @@ export class Connection {
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     this.lastActivity = Date.now();
+    this.sink.stats.networkIn += chunk.length;
     // Decoding and handling one chunk is synchronous, so one scratch array
     // serves every connection; packets left for later are copied out.
     scratchCount = 0;
@@ -414,6 +436,7 @@ export class Connection {
     this.out = EMPTY;
     this.outBytes = 0;
     this.writing = true;
+    this.sink.stats.networkOut += length;
     let written: void | Promise<void>;
     try {
       written = this.writeOut(full, length);

@@ -58,10 +58,16 @@ export function deliver(
       return false;
     }
     const now = Date.now();
-    if (isExpired(message, now)) return false;
+    if (isExpired(message, now)) {
+      conn.stats.dropped.expired++;
+      return false;
+    }
     if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
-      if (fits(conn, bytes.length)) conn.sendBytes(bytes);
+      if (fits(conn, bytes.length)) {
+        conn.sendBytes(bytes);
+        countSent(conn, 0, payloadLength(message));
+      } else conn.stats.dropped.tooLarge++;
       return false;
     }
     sendPublish(conn, message, 0, retain, 0, false, subscriptionIds, now);
@@ -100,7 +106,10 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
   let taken = 0;
   while (taken < session.queue.length && session.inflight.size < max) {
     const q = session.queue[taken++];
-    if (isExpired(q.message, now)) continue; // [MQTT-3.3.2-5]
+    if (isExpired(q.message, now)) { // [MQTT-3.3.2-5]
+      conn.stats.dropped.expired++;
+      continue;
+    }
     sendNew(session, conn, { ...q, released: false });
   }
   if (taken > 0) session.queue.splice(0, taken);
@@ -181,7 +190,11 @@ function sendPublish(
   }
   const size = publishSize(conn.version, topicLength, length, qos, properties);
   // Size is checked on the full topic: an alias only counts once the client received it.
-  if (!fits(conn, size)) return false;
+  if (!fits(conn, size)) {
+    conn.stats.dropped.tooLarge++;
+    return false;
+  }
+  countSent(conn, qos, length);
   if (conn.outAliasMaximum > 0) {
     const id = qos > 0 ? packetId : undefined;
     conn.send(
@@ -203,6 +216,17 @@ function sendPublish(
     properties,
   );
   return true;
+}
+
+/** One PUBLISH written to a client (typed-array slots: nothing allocated). */
+function countSent(conn: Connection, qos: QoS, payloadBytes: number): void {
+  const stats = conn.stats;
+  stats.publishOut[qos]++;
+  stats.publishOutBytes[qos] += payloadBytes;
+}
+
+function payloadLength(message: Message): number {
+  return message instanceof RangeMessage ? message.payloadLength : message.payload.length;
 }
 
 function fits(conn: Connection, length: number): boolean {

@@ -31,6 +31,7 @@ import type {
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
+import { serveBunHttp } from "./http_bun.ts";
 
 interface BunSocket {
   /** Set once the Conn is handed out (after the handshake, on TLS). */
@@ -437,6 +438,7 @@ export const bunRuntime: Runtime = {
   listen,
   listenTls,
   listenWebSocket: listenBunWebSocket,
+  serveHttp: serveBunHttp,
   onSignal(signal, handler) {
     process.on(signal, handler);
     return () => void process.off(signal, handler);

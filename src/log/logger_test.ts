@@ -34,6 +34,7 @@ describe("logger", () => {
       username: undefined,
     });
     assert.equal(lines.length, 1);
+    // deno-lint-ignore no-control-regex
     assert.ok(!/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(lines[0]), lines[0]);
     assert.deepEqual(JSON.parse(lines[0]), {
       time: "2026-01-02T03:04:05.678Z",

@@ -53,7 +53,7 @@ function draw(id, series) {
   for (const s of series) {
     g.strokeStyle = s.color; g.lineWidth = 2; g.beginPath();
     s.data.forEach((v, i) => {
-      const x = (i / (N - 1)) * c.width, y = c.height - 2 - (v / max) * (c.height - 16);
+      const x = c.width - ((s.data.length - 1 - i) / (N - 1)) * c.width, y = c.height - 2 - (v / max) * (c.height - 16);
       i ? g.lineTo(x, y) : g.moveTo(x, y);
     });
     g.stroke();

@@ -53,6 +53,10 @@ export interface AppOptions {
   version?: string;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
+  /** A program embedding the broker: its hooks run before the configured plugins'. */
+  hooks?: BrokerHooks[];
+  /** Reload on SIGHUP (default true; an embedding program may keep the signal for itself). */
+  handleSighup?: boolean;
 }
 
 export function brokerOptions(config: MqttxConfig, log?: (line: string) => void): BrokerOptions {
@@ -110,7 +114,7 @@ export async function startApp(
   // SIGHUP's default action ends the process, so it is handled from before any port is logged (a
   // signal sent as soon as the port is known must find the handler), if only to say so.
   let reload: (() => Promise<void>) | undefined = undefined; // set once started
-  const removeSighup = runtime.onSignal("SIGHUP", () => {
+  const removeSighup = opts.handleSighup === false ? () => {} : runtime.onSignal("SIGHUP", () => {
     if (reload) void reload();
     else log("SIGHUP: still starting, nothing reloaded");
   });
@@ -150,6 +154,7 @@ export async function startApp(
     });
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
+    if (opts.hooks) hooks.push(...opts.hooks);
     for (const p of plugins) hooks.push(p.hooks);
     if (logger.enabled("debug")) hooks.push(clientEventLog(logger));
     listeners = await startListeners({

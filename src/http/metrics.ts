@@ -8,7 +8,7 @@
 import type { Broker } from "../broker/broker.ts";
 import type { BoundListener } from "../transport/listeners.ts";
 import type { LoopDelayMonitor } from "./loop_delay.ts";
-import { PromText } from "./prom_text.ts";
+import { type Labels, PromText } from "./prom_text.ts";
 import process from "node:process";
 
 /** Writes some metric families into a scrape. May be async (e.g. a store count). */
@@ -54,15 +54,16 @@ export function brokerCollector(src: BrokerMetricsSource): MetricsCollector {
     out.family("mqttx_build_info", "gauge", "Version and runtime of this broker.", [
       [{ version: src.version, runtime: src.runtime }, 1],
     ]);
-    out.family(
-      "mqttx_connections",
-      "gauge",
-      "Open network connections, by listener.",
-      src.listeners().map((l, i) => [
-        { listener: l.url, type: l.type },
-        broker.connectionsByListener[i] ?? 0,
-      ]),
-    );
+    const bound = src.listeners();
+    const connections: [Labels, number][] = bound.map((l, i) => [
+      { listener: l.url, type: l.type },
+      broker.connectionsByListener[i] ?? 0,
+    ]);
+    // Connections an embedding program attached itself (src/mod.ts).
+    broker.connectionsByListener.forEach((n, i) => {
+      if (i >= bound.length) connections.push([{ listener: "attached", type: "stream" }, n]);
+    });
+    out.family("mqttx_connections", "gauge", "Open connections, by listener.", connections);
     out.family("mqttx_clients_connected", "gauge", "Clients past CONNACK.", broker.connectedCount);
     out.family(
       "mqttx_clients_connected_max",

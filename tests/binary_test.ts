@@ -14,6 +14,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
 import { mustRun } from "./helpers/harness.ts";
+import { parsePrometheus, prometheusParserAvailable, sample } from "./helpers/ops.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -63,7 +64,8 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     const config = path.join(dir, "mqttx.yml");
     fs.writeFileSync(
       config,
-      "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n",
+      "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n" +
+        "http:\n  enable: true\n  port: 0\n  token: bin-token\n",
     );
     const proc = spawn(binary, ["--config", config], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -73,11 +75,16 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     let out = "";
     proc.stderr!.on("data", (d) => out += d);
     const exit = exited(proc);
+    let httpPort = 0;
     const port = await new Promise<number>((resolve, reject) => {
       proc.stdout!.on("data", (d) => {
         out += d;
         const m = out.match(/listening on mqtt:\/\/127\.0\.0\.1:(\d+)/);
-        if (m) resolve(Number(m[1]));
+        const h = out.match(/HTTP endpoint on http:\/\/127\.0\.0\.1:(\d+)\//);
+        if (m && h) {
+          httpPort = Number(h[1]);
+          resolve(Number(m[1]));
+        }
       });
       exit.then(() => reject(new Error(`binary exited early: ${out}`)));
     });
@@ -89,6 +96,23 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     await client.subscribeAsync("bin/test", { qos: 1 });
     await client.publishAsync("bin/test", "hello from the binary", { qos: 1 });
     assert.equal(await got, "bin/test hello from the binary");
+
+    // The operations endpoint of the binary: ready, healthy, metrics that parse, the API.
+    const http = `http://127.0.0.1:${httpPort}`;
+    assert.equal((await fetch(`${http}/ready`)).status, 200);
+    assert.equal((await fetch(`${http}/health`)).status, 200);
+    const scrape = await (await fetch(`${http}/metrics`)).text();
+    if (prometheusParserAvailable() || mustRun()) {
+      const s = parsePrometheus(scrape);
+      assert.equal(sample(s, "mqttx_messages_received_total", { qos: "1" }), 1);
+      assert.equal(sample(s, "mqttx_clients_connected"), 1);
+    }
+    assert.equal((await fetch(`${http}/api/v1/clients`)).status, 401);
+    const list = await fetch(`${http}/api/v1/clients`, {
+      headers: { authorization: "Bearer bin-token" },
+    });
+    assert.equal((await list.json()).total, 1);
+    assert.match(await (await fetch(`${http}/`)).text(), /<title>mqttx<\/title>/);
     await client.endAsync();
     client = undefined;
 
@@ -120,6 +144,7 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     ]);
     clearTimeout(timer);
     assert.equal(code, 0, out);
+    await assert.rejects(fetch(`http://127.0.0.1:${httpPort}/ready`), "the endpoint is gone");
   } finally {
     if (client) await client.endAsync(true);
     if (child && child.exitCode === null && child.signalCode === null) {

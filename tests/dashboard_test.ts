@@ -5,46 +5,28 @@
  * screenshot goes to test-output/dashboard.png (MQTTX_TEST_OUTPUT to move
  * it). Skips without chromium unless MQTTX_REQUIRE_INTEGRATION=1.
  */
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { CHROMIUM, chromiumFlags } from "./helpers/chromium.ts";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { env, mustRun } from "./helpers/harness.ts";
-import { Clients, uid, withTimeout } from "./helpers/mqttjs.ts";
-import { type OpsApp, startOpsApp, TOKEN } from "./helpers/ops.ts";
+import { uid, withTimeout } from "./helpers/mqttjs.ts";
+import { TOKEN, useOpsApp } from "./helpers/ops.ts";
 
-const CHROMIUM = ["chromium", "chromium-browser", "google-chrome"].find((c) =>
-  spawnSync(c, ["--version"], { stdio: "ignore" }).error === undefined
-);
 const skip = !CHROMIUM && !mustRun() ? "chromium not on PATH" : false;
 const OUT = env("MQTTX_TEST_OUTPUT") ??
   join(new URL("..", import.meta.url).pathname, "test-output");
 
-let app: OpsApp | undefined;
-let url = "";
-const clients = new Clients(() => url);
-
-afterEach(async () => {
-  await clients.closeAll();
-  await app?.stop();
-  app = undefined;
-});
+const { clients, start } = useOpsApp();
 
 /** Run headless Chromium on `page` with extra flags; resolves with its stdout. */
 async function chromium(page: string, flags: string[]): Promise<string> {
   const profile = mkdtempSync(join(tmpdir(), "mqttx-dash-"));
   const child = spawn(CHROMIUM!, [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    `--user-data-dir=${profile}`,
+    ...chromiumFlags(profile),
     // Let the page's timers and fetches run before the DOM is dumped / the shot taken.
     "--virtual-time-budget=6000",
     "--window-size=1100,700",
@@ -72,8 +54,7 @@ describe("dashboard in headless Chromium", { skip }, () => {
   test("shows the connected clients from the API and draws the charts", {
     timeout: 120_000,
   }, async () => {
-    app = await startOpsApp();
-    url = app.mqttUrl;
+    const app = await start();
     const id = `dash-${uid()}`;
     await clients.connect({ clientId: id, username: "dash-user" });
     const page = `${app.base}/#token=${TOKEN}`;

@@ -3,16 +3,16 @@
  * backend and shutdown; /metrics parsed by the official Prometheus parser
  * (python3-prometheus-client) with values checked against known traffic.
  */
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mustRun } from "./helpers/harness.ts";
-import { Clients, publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+import { publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
 import {
-  type OpsApp,
   parsePrometheus,
   prometheusParserAvailable,
   sample,
   startOpsApp,
+  useOpsApp,
 } from "./helpers/ops.ts";
 import { opsHandler } from "../src/http/ops.ts";
 import { HealthRegistry } from "../src/http/health.ts";
@@ -23,21 +23,7 @@ import { defaultConfig } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log/logger.ts";
 
 const TIMEOUT = { timeout: 30_000 };
-let app: OpsApp | undefined;
-let url = "";
-const clients = new Clients(() => url);
-
-afterEach(async () => {
-  await clients.closeAll();
-  await app?.stop();
-  app = undefined;
-});
-
-async function start(over = {}) {
-  app = await startOpsApp(over);
-  url = app.mqttUrl;
-  return app;
-}
+const { clients, start } = useOpsApp();
 
 describe("/ready and /health", () => {
   test("503 while starting: the handler reports the app state", TIMEOUT, async () => {

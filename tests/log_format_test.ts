@@ -3,24 +3,15 @@
  * object; at debug, client connects and disconnects carry the client id and
  * address; at warn, the start lines are gone.
  */
-import { afterEach, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startTestApp, type TestApp } from "./helpers/certs.ts";
-import { Clients, uid, withTimeout } from "./helpers/mqttjs.ts";
+import { useOpsApp } from "./helpers/ops.ts";
+import { uid, withTimeout } from "./helpers/mqttjs.ts";
 
-let app: TestApp | undefined;
-let url = "";
-const clients = new Clients(() => url);
-
-afterEach(async () => {
-  await clients.closeAll();
-  await app?.stop();
-  app = undefined;
-});
+const { clients, start } = useOpsApp();
 
 test("json lines with time, level, event, client id and address", { timeout: 30_000 }, async () => {
-  app = await startTestApp({ log: { level: "debug", format: "json" } });
-  url = `mqtt://127.0.0.1:${app.app.ports.socket}`;
+  const app = await start({ log: { level: "debug", format: "json" } });
   const id = `json-${uid()}`;
   const c = await clients.connect({ clientId: id, username: "u1" });
   await new Promise<void>((done) => c.client.end(false, () => done()));
@@ -48,6 +39,6 @@ test("json lines with time, level, event, client id and address", { timeout: 30_
 });
 
 test("log.level warn leaves out the info lines", { timeout: 30_000 }, async () => {
-  app = await startTestApp({ log: { level: "warn", format: "text" } });
+  const app = await start({ log: { level: "warn", format: "text" } });
   assert.deepEqual(app.log, []);
 });

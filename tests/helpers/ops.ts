@@ -3,11 +3,13 @@
  * ephemeral ports, authorized fetches, and the official Prometheus parser
  * (Debian's python3-prometheus-client) run on a scrape.
  */
+import { afterEach } from "node:test";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { MqttxConfig } from "../../src/config/types.ts";
 import { startTestApp, type TestApp } from "./certs.ts";
 import type { DeepPartial } from "./harness.ts";
+import { Clients } from "./mqttjs.ts";
 
 export const TOKEN = "test-token-0123456789";
 
@@ -33,6 +35,32 @@ export async function startOpsApp(over: DeepPartial<MqttxConfig> = {}): Promise<
         ...init,
         headers: { authorization: `Bearer ${TOKEN}`, ...init.headers },
       }),
+  };
+}
+
+/**
+ * One broker per test with MQTT.js clients on it, both closed after each test:
+ * `const ops = useOpsApp();` at the top of a test file, then `await ops.start()`.
+ */
+export function useOpsApp(): {
+  clients: Clients;
+  start(over?: DeepPartial<MqttxConfig>): Promise<OpsApp>;
+} {
+  let app: OpsApp | undefined;
+  let url = "";
+  const clients = new Clients(() => url);
+  afterEach(async () => {
+    await clients.closeAll();
+    await app?.stop();
+    app = undefined;
+  });
+  return {
+    clients,
+    async start(over = {}) {
+      app = await startOpsApp(over);
+      url = app.mqttUrl;
+      return app;
+    },
   };
 }
 

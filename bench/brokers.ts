@@ -14,6 +14,8 @@ export interface Broker {
   missing(): Promise<string | null>;
   /** The command line for a broker listening on 127.0.0.1:port. */
   command(port: number): Promise<string[]>;
+  /** Run only when BROKERS names it exactly (variants measuring one feature's cost). */
+  optIn?: boolean;
 }
 
 export const PATH = [
@@ -83,6 +85,7 @@ export const BROKERS: Broker[] = [
   {
     // The single binary with the HTTP endpoint on and /metrics scraped once a second.
     name: "mqttx-bin-http",
+    optIn: true,
     missing: () =>
       exists(`${ROOT}/dist/mqttx`).then((ok) =>
         ok ? null : "dist/mqttx not found: run `make compile-bun`"

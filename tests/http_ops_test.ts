@@ -21,6 +21,7 @@ import { Broker } from "../src/broker/broker.ts";
 import { brokerOptions } from "../src/app.ts";
 import { defaultConfig } from "../src/config/schema.ts";
 import { silentLogger } from "../src/log/logger.ts";
+import { ConfigError, parseConfig } from "../src/config/load.ts";
 
 const TIMEOUT = { timeout: 30_000 };
 const { clients, start } = useOpsApp();
@@ -100,6 +101,20 @@ describe("/ready and /health", () => {
       await assert.rejects(fetch(`${a.base}/ready`)); // the endpoint went last
     },
   );
+
+  test("a config file with a non-loopback host and no token: error naming key and line", () => {
+    const yml = "mqttx:\n  http:\n    enable: true\n    host: 0.0.0.0\n";
+    assert.throws(() => parseConfig(yml, "c.yml"), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.key, "mqttx.http.token");
+      assert.equal(e.line, 4);
+      assert.match(e.message, /^c\.yml:4: mqttx\.http\.token: http\.host is "0\.0\.0\.0"/);
+      return true;
+    });
+    // With a token, or on a loopback host, it is fine.
+    parseConfig(yml + "    token: t0ken\n", "c.yml");
+    parseConfig("mqttx:\n  http:\n    enable: true\n    host: ::1\n", "c.yml");
+  });
 
   test("refuses a non-loopback host without a token, naming http.token", TIMEOUT, async () => {
     await assert.rejects(

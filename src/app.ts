@@ -139,8 +139,9 @@ export async function startApp(
         version,
         runtimeName: runtime.name,
       });
+      const h = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
       logger.info("http.listening", {
-        msg: `mqttx ${version} HTTP endpoint on http://${config.http.host}:${ops.port}/`,
+        msg: `mqttx ${version} HTTP endpoint on http://${h}:${ops.port}/`,
       });
     }
     plugins = await buildPlugins({

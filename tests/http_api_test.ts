@@ -72,6 +72,7 @@ describe("admin API", () => {
     assert.equal(one.queued, 0);
     assert.deepEqual(one.subscriptions, [{ filter: "x/+", qos: 1 }, { filter: "y/#", qos: 1 }]);
     assert.equal((await a.api("/api/v1/clients/nobody")).status, 404);
+    assert.equal((await a.api("/api/v1/clients/bad%E0%A4%A")).status, 400);
 
     const subs = await (await a.api(`/api/v1/subscriptions?clientid=${tag}-b`)).json();
     assert.equal(subs.total, 2);

@@ -33,7 +33,8 @@ export function apiHandler(ctx: ApiContext): (req: Request, path: string) => Pro
     const method = req.method;
     if (path === "/api/v1/clients" && method === "GET") return json(listClients(ctx.broker, q));
     if (path.startsWith("/api/v1/clients/")) {
-      const id = decodeURIComponent(path.slice("/api/v1/clients/".length));
+      const id = decodePart(path.slice("/api/v1/clients/".length));
+      if (id === undefined) return badRequest("malformed %-encoding in the client id");
       if (method === "GET") {
         const session = ctx.broker.sessions.get(id);
         return session ? json(clientDetail(session)) : notFound(`no client ${id}`);
@@ -52,7 +53,8 @@ export function apiHandler(ctx: ApiContext): (req: Request, path: string) => Pro
       return json(page(q, all, (m) => ({ topic: m.topic, qos: m.qos, ...payloadJson(m.payload) })));
     }
     if (path.startsWith("/api/v1/retained/") && method === "DELETE") {
-      const topic = decodeURIComponent(path.slice("/api/v1/retained/".length));
+      const topic = decodePart(path.slice("/api/v1/retained/".length));
+      if (topic === undefined) return badRequest("malformed %-encoding in the topic");
       const why = topicNameError(topic);
       if (why) return badRequest(`topic ${JSON.stringify(topic)} ${why}`);
       await ctx.broker.store.setRetained(topic, undefined);
@@ -178,6 +180,14 @@ function page<T, R>(q: URLSearchParams, rows: T[], map: (row: T) => R) {
     limit,
     data: rows.slice(start, start + limit).map(map),
   };
+}
+
+function decodePart(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
 }
 
 function clampInt(s: string | null, fallback: number, min: number, max: number): number {

@@ -4,6 +4,7 @@ import type { Connection } from "../connection.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
+import { ackWhenHeld, hasHeldAcks } from "./held_ack.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -90,6 +91,24 @@ export function handlePublish(
       from: session.clientId,
     };
   const routed = broker.publish(message);
+  const held = broker.held;
+  if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
+    // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
+    broker.held = undefined;
+    if (p.qos === 2) session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+    const count = routed instanceof Promise ? routed : Promise.resolve(routed);
+    if (p.qos > 0) {
+      ackWhenHeld(
+        conn,
+        held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
+        () => count.then((n) => acknowledge(conn, p, n)),
+        (e) => refuse(conn, p, e),
+      );
+    }
+    return routed instanceof Promise
+      ? routed.then(() => broker.backpressure(session))
+      : broker.backpressure(session);
+  }
   if (routed instanceof Promise) {
     return routed.then((n) => {
       acknowledge(conn, p, n);
@@ -111,6 +130,16 @@ function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
   } else {
     conn.session!.incomingQos2.add(p.packetId!);
     conn.sendAck(5, p.packetId!, reasonCode); // [MQTT-4.3.3-2]
+  }
+}
+
+/** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
+function refuse(conn: Connection, p: PublishPacket, reason: unknown): void {
+  if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
+  if (conn.version === 5) {
+    conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
+  } else {
+    conn.close(0x80, `message on ${p.topic} not kept: ${reason}`);
   }
 }
 

@@ -80,6 +80,11 @@ export async function kafkaBridge(
     kafka.consumer({
       groupId: c.groupId,
       retry: { restartOnFailure: () => Promise.resolve(true) },
+      // Kafka's former defaults: a restarted broker gets its partitions back within ~10 s.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 3_000,
+      // A fetch waits at most 1 s for records (and shutdown for that fetch).
+      maxWaitTimeInMs: 1_000,
     }),
     c.fromKafka.map((e) => ({ ...e, qos: e.qos as 0 | 1 | 2 })),
     local,

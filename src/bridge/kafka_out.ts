@@ -151,7 +151,7 @@ export class KafkaOut {
           backoff = 100;
           this.setState("up");
         } catch (e) {
-          if ((e as { retriable?: boolean }).retriable === false && this.connected) {
+          if (refusedForGood(e)) {
             // Kafka refused these records for good (e.g. too large): retrying cannot help.
             this.buffer.splice(0, batch.length);
             this.failed += batch.length;
@@ -229,6 +229,29 @@ function byTopic(batch: OutRecord[]): TopicMessages[] {
     else out.set(r.topic, [r.message]);
   }
   return [...out].map(([topic, messages]) => ({ topic, messages }));
+}
+
+/**
+ * A Kafka protocol error that retrying cannot fix (record too large, topic not
+ * authorized, ...), possibly wrapped by kafkajs's retrier. Connection errors and
+ * exhausted retries of retriable errors are not: those records wait for Kafka.
+ */
+function refusedForGood(e: unknown): boolean {
+  for (
+    let x = e as KafkaError | undefined, i = 0;
+    x && i < 5;
+    x = x.originalError ?? x.cause, i++
+  ) {
+    if (x.name === "KafkaJSProtocolError" && x.retriable === false) return true;
+  }
+  return false;
+}
+
+interface KafkaError {
+  name?: string;
+  retriable?: boolean;
+  originalError?: KafkaError;
+  cause?: KafkaError;
 }
 
 export function describe(e: unknown): string {

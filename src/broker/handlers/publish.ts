@@ -5,6 +5,7 @@ import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
 import { ackWhenHeld, hasHeldAcks } from "./held_ack.ts";
+import { escapeForLog } from "../../log/escape.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -102,7 +103,7 @@ export function handlePublish(
         conn,
         held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
         () => count.then((n) => acknowledge(conn, p, n)),
-        (e) => refuse(conn, p, e),
+        (e) => refuse(broker, conn, p, e),
       );
     }
     return routed instanceof Promise
@@ -134,12 +135,17 @@ function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
 }
 
 /** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
-function refuse(conn: Connection, p: PublishPacket, reason: unknown): void {
+function refuse(broker: Broker, conn: Connection, p: PublishPacket, reason: unknown): void {
   if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
   if (conn.version === 5) {
     conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
-  } else {
-    conn.close(0x80, `message on ${p.topic} not kept: ${reason}`);
+  } else if (!conn.closing) {
+    broker.log(
+      `closing ${escapeForLog(conn.clientId)}: a QoS ${p.qos} message was not kept (${
+        escapeForLog(String(reason))
+      }); 3.1.1 cannot refuse it, so the client sends it again after reconnecting`,
+    );
+    conn.close();
   }
 }
 

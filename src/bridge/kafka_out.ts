@@ -7,6 +7,7 @@
  * acknowledgement (the persistPublish hook's promise).
  */
 import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import type { Message as KafkaMessage, Producer, TopicMessages } from "kafkajs";
 import type { Message } from "../broker/message.ts";
 import { escapeForLog } from "../log/escape.ts";
@@ -38,6 +39,10 @@ interface OutRecord {
 export type LinkState = "connecting" | "up" | "down";
 
 const MAX_BACKOFF_MS = 10_000;
+/** A yield to I/O that takes longer means the event loop has MQTT work waiting. */
+const BUSY_MS = 1;
+/** At most this many yields in a row before a batch goes anyway (bounds the added latency). */
+const MAX_YIELDS = 2000;
 
 export class KafkaOut {
   readonly routes: TopicRoutes;
@@ -134,6 +139,7 @@ export class KafkaOut {
     let backoff = 100;
     try {
       while (this.buffer.length > 0) {
+        await this.idleMoment();
         const batch = this.buffer.slice(0, this.o.batchSize);
         try {
           if (!this.connected) {
@@ -172,6 +178,20 @@ export class KafkaOut {
       }
     } finally {
       this.sending = false;
+    }
+  }
+
+  /**
+   * Socket input first: kafkajs encodes a batch on the broker's thread (milliseconds), and MQTT
+   * clients must not wait behind it. Yield to pending I/O; while that keeps the event loop busy
+   * (a yield takes over BUSY_MS) and the buffer is under half full, keep yielding: the buffer
+   * absorbs the burst and Kafka catches up when the loop has time. Past half full, send anyway.
+   */
+  private async idleMoment(): Promise<void> {
+    for (let i = 0; i < MAX_YIELDS; i++) {
+      const t0 = performance.now();
+      await yieldToIo();
+      if (performance.now() - t0 < BUSY_MS || this.buffer.length >= this.o.bufferSize / 2) return;
     }
   }
 
@@ -257,5 +277,7 @@ interface KafkaError {
 export function describe(e: unknown): string {
   return escapeForLog(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 }
+
+const yieldToIo = () => new Promise<void>((r) => setImmediate(r));
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

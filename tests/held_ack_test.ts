@@ -61,6 +61,27 @@ describe("persistPublish holds acknowledgements", () => {
     assert.equal(h.seen.filter((m) => m.topic === "held/2").length, 1);
   });
 
+  test("a QoS 2 resend after a reconnect waits for the held first copy, routed once", async () => {
+    const h = holdingHook();
+    const b = newBroker({ hooks: [h.hooks] });
+    const { client: s } = await PacketClient.connect(b, { clientId: "s2" });
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "held/#", qos: 0 }] });
+    await s.expect(9);
+    const first = await PacketClient.connect(b, { clientId: "q2", clean: false });
+    first.client.send(pub("held/q2", 2, 5));
+    assert.equal((await s.expect(3)).topic, "held/q2");
+    await first.client.expectNothing(100);
+    first.client.drop();
+    await first.client.expectClosed();
+    const { client: again } = await PacketClient.connect(b, { clientId: "q2", clean: false });
+    again.send({ ...pub("held/q2", 2, 5), dup: true } as Packet);
+    await again.expectNothing(150); // Kafka (or the store) has not taken it yet
+    h.release();
+    assert.equal((await again.expect(5)).packetId, 5);
+    await s.expectNothing(100);
+    assert.equal(h.seen.length, 1);
+  });
+
   test("refused: 5.0 gets reason 0x80, 3.1.1 is disconnected to send it again", async () => {
     const h = holdingHook();
     const b = newBroker({ hooks: [h.hooks] });

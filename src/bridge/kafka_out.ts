@@ -79,7 +79,11 @@ export class KafkaOut {
       this.dropped++;
       if (!this.dropping) {
         this.dropping = true;
-        this.o.log(`kafka bridge: buffer full (${this.o.bufferSize} records), dropping new ones`);
+        this.o.log(
+          this.stopped
+            ? "kafka bridge: shutting down, dropping new records"
+            : `kafka bridge: buffer full (${this.o.bufferSize} records), dropping new ones`,
+        );
         this.o.onChange?.();
       }
       if (hold) return Promise.reject(new Error("Kafka bridge buffer full"));

@@ -5,6 +5,7 @@
  * chain, so nothing here runs for a broker without such a hook.
  */
 import type { Connection } from "../connection.ts";
+import type { Session } from "../session.ts";
 
 interface Chain {
   tail: Promise<void>;
@@ -36,4 +37,23 @@ export function ackWhenHeld(
   c.tail = c.tail.then(() => mine).then(ack, refuse).finally(() => {
     if (--c.pending === 0 && chains.get(conn) === c) chains.delete(conn);
   });
+}
+
+/** QoS 2 messages whose PUBREC is still held, per session: a resend (even after a reconnect) waits too. */
+const heldIds = new WeakMap<Session, Map<number, Promise<void>>>();
+
+export function holdQos2(session: Session, packetId: number, held: Promise<void>): void {
+  let ids = heldIds.get(session);
+  if (!ids) heldIds.set(session, ids = new Map());
+  ids.set(packetId, held);
+  const done = () => {
+    if (ids.get(packetId) !== held) return;
+    ids.delete(packetId);
+    if (ids.size === 0) heldIds.delete(session);
+  };
+  held.then(done, done);
+}
+
+export function heldQos2(session: Session, packetId: number): Promise<void> | undefined {
+  return heldIds.get(session)?.get(packetId);
 }

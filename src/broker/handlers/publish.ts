@@ -4,7 +4,7 @@ import type { Connection } from "../connection.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
-import { ackWhenHeld, hasHeldAcks } from "./held_ack.ts";
+import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
 import { escapeForLog } from "../../log/escape.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -58,8 +58,17 @@ export function handlePublish(
   }
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
-      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
-      conn.sendAck(5, p.packetId!);
+      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2];
+      // if a hook still holds the first copy, the PUBREC waits for it as the first one does.
+      const held = broker.holding ? heldQos2(session, p.packetId!) : undefined;
+      if (held || (broker.holding && hasHeldAcks(conn))) {
+        ackWhenHeld(
+          conn,
+          held,
+          () => conn.sendAck(5, p.packetId!),
+          (e) => refuse(broker, conn, p, e),
+        );
+      } else conn.sendAck(5, p.packetId!);
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -96,7 +105,10 @@ export function handlePublish(
   if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
     // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
     broker.held = undefined;
-    if (p.qos === 2) session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+    if (p.qos === 2) {
+      session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+      if (held) holdQos2(session, p.packetId!, held);
+    }
     const count = routed instanceof Promise ? routed : Promise.resolve(routed);
     if (p.qos > 0) {
       ackWhenHeld(
@@ -129,7 +141,8 @@ function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
   if (p.qos === 1) {
     conn.sendAck(4, p.packetId!, reasonCode); // [MQTT-4.3.2-2]
   } else {
-    conn.session!.incomingQos2.add(p.packetId!);
+    // A held acknowledgement may come after the connection ended (session gone from it).
+    conn.session?.incomingQos2.add(p.packetId!);
     conn.sendAck(5, p.packetId!, reasonCode); // [MQTT-4.3.3-2]
   }
 }

@@ -42,7 +42,13 @@ describe("kafka bridge: MQTT → Kafka", OPTS, () => {
 
   before(async () => {
     assert.ok(available, "gcc + librdkafka-dev, kcat and mosquitto clients are needed");
-    mock = await startMockKafka(["bridge.a:3", "iot.plant.p1.t", "fixed-all", "other.a"]);
+    mock = await startMockKafka([
+      "bridge.a:3",
+      "iot.plant.p1.t",
+      "fixed-all",
+      "other.a",
+      "keyed:2",
+    ]);
     b = await startBridge(mock.bootstrap, {
       topics: [
         { topic: "bridge/#" },
@@ -114,6 +120,23 @@ describe("kafka bridge: MQTT → Kafka", OPTS, () => {
     const fixed = await mock.waitFor("fixed-all", 1);
     assert.deepEqual(fixed.map((r) => r.payload), ["f"]);
     assert.deepEqual(await mock.read("other.a"), [], "an unbridged topic stays out of Kafka");
+  });
+
+  test("key: topic keys records by their MQTT topic", OPTS, async () => {
+    const kb = await startBridge(mock.bootstrap, {
+      topics: [{ topic: "keyed/#", kafkaTopic: "keyed" }],
+      key: "topic",
+    });
+    const own = new Clients(() => kb.url);
+    try {
+      const c = await own.connect({ clientId: "dev-k", protocolVersion: 5 });
+      await publish(c.client, "keyed/x", "k1", { qos: 1 });
+      const records = await mock.waitFor("keyed", 1);
+      assert.deepEqual(records.map((r) => [r.key, r.payload]), [["keyed/x", "k1"]]);
+    } finally {
+      await own.closeAll();
+      await kb.stop();
+    }
   });
 
   test("MQTT subscribers still get bridged messages", OPTS, async () => {

@@ -278,6 +278,12 @@ describe("parseConfig: what is refused", () => {
       /wildcard/,
     );
     refuses(
+      "mqttx:\n  message-bridge:\n    enable: true\n",
+      "mqttx.message-bridge.kafka-brokers",
+      3,
+      /at least one Kafka broker/,
+    );
+    refuses(
       "mqttx:\n  message-bridge:\n    kafka-brokers: [localhost]\n",
       "mqttx.message-bridge.kafka-brokers[0]",
       3,

@@ -6,9 +6,9 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mustRun } from "./helpers/harness.ts";
-import { Clients, sleep } from "./helpers/mqttjs.ts";
-import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
-import { type BridgeBroker, bridgeStatus, startBridge } from "./helpers/kafka_bridge.ts";
+import { sleep } from "./helpers/mqttjs.ts";
+import { kafkaAvailable, startMockKafka } from "./helpers/kafka_mock.ts";
+import { BridgeFixture, bridgeStatus, startBridge } from "./helpers/kafka_bridge.ts";
 
 const available = kafkaAvailable();
 const OPTS = {
@@ -17,20 +17,13 @@ const OPTS = {
 };
 
 describe("kafka bridge: Kafka → MQTT", OPTS, () => {
-  let mock: MockKafka | undefined;
-  let b: BridgeBroker | undefined;
-  const clients = new Clients(() => b!.url);
-
-  afterEach(async () => {
-    await clients.closeAll();
-    await b?.stop();
-    await mock?.stop();
-    b = mock = undefined;
-  });
+  const f = new BridgeFixture();
+  const clients = f.clients;
+  afterEach(() => f.reset());
   after(() => clients.closeAll());
 
   const bridge = () =>
-    startBridge(mock!.bootstrap, {
+    startBridge(f.mock!.bootstrap, {
       groupId: "mqttx-test",
       // The outbound side also covers cmd/#: records from Kafka must not go back to Kafka.
       topics: [{ topic: "cmd/#", kafkaTopic: "commands" }],
@@ -39,22 +32,22 @@ describe("kafka bridge: Kafka → MQTT", OPTS, () => {
 
   test("records reach subscribers; offsets committed after routing", OPTS, async () => {
     assert.ok(available, "gcc + librdkafka-dev and kcat are needed");
-    mock = await startMockKafka(["commands:2"]);
-    b = await bridge();
+    f.mock = await startMockKafka(["commands:2"]);
+    f.b = await bridge();
     const sub = await clients.connect({ clientId: "dev-sub" });
     await sub.client.subscribeAsync("cmd/#", { qos: 1 });
     await bridgeStatus(clients, (s) => s.consumer === "joined", "joined", 60_000);
-    await mock.produce("commands", "dev1", "on");
+    await f.mock!.produce("commands", "dev1", "on");
     const got = await sub.inbox.payload("on", "cmd/dev1", 30_000);
     assert.equal(got.qos, 1);
-    await mock.produce("commands", "bad/+", "nowhere"); // no valid MQTT topic: skipped, counted
+    await f.mock!.produce("commands", "bad/+", "nowhere"); // no valid MQTT topic: skipped, counted
     await bridgeStatus(clients, (s) => s.unroutable === 1 && s.fromKafka === 1, "1 unroutable");
-    assert.equal((await mock.read("commands")).length, 2, "nothing bridged back into Kafka");
+    assert.equal((await f.mock!.read("commands")).length, 2, "nothing bridged back into Kafka");
 
     await clients.closeAll();
-    await b.stop();
-    await mock.produce("commands", "dev2", "while-down");
-    b = await bridge();
+    await f.b!.stop();
+    await f.mock!.produce("commands", "dev2", "while-down");
+    f.b = await bridge();
     const sub2 = await clients.connect({ clientId: "dev-sub2" });
     await sub2.client.subscribeAsync("cmd/#", { qos: 1 });
     // A group without committed offsets would start at the end and miss this record.

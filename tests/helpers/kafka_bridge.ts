@@ -5,8 +5,8 @@
 import type { RunningApp } from "../../src/app.ts";
 import type { MessageBridgeConfig } from "../../src/config/types.ts";
 import { testRuntime } from "./harness.ts";
-import type { Clients } from "./mqttjs.ts";
-import { subscribe, withTimeout } from "./mqttjs.ts";
+import { Clients, subscribe, withTimeout } from "./mqttjs.ts";
+import type { MockKafka } from "./kafka_mock.ts";
 
 export interface BridgeBroker {
   app: RunningApp;
@@ -79,5 +79,19 @@ export async function bridgeStatus(
     throw new Error(`bridge status never ${what}; last ${JSON.stringify(last)}`);
   } finally {
     c.client.end(true);
+  }
+}
+
+/** A test's mock cluster, bridge broker and MQTT.js clients; `reset()` (afterEach) ends them all. */
+export class BridgeFixture {
+  mock: MockKafka | undefined;
+  b: BridgeBroker | undefined;
+  readonly clients = new Clients(() => this.b!.url);
+
+  async reset(): Promise<void> {
+    await this.clients.closeAll();
+    await this.b?.stop();
+    await this.mock?.stop();
+    this.b = this.mock = undefined;
   }
 }

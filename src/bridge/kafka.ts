@@ -37,14 +37,7 @@ export async function kafkaBridge(
   const kafkajs = await import("kafkajs");
   const { Kafka, Partitioners, CompressionTypes, logLevel } = kafkajs;
   const kafka = new Kafka({
-    clientId: c.clientId,
-    brokers: c.kafkaBrokers,
-    ssl: await tlsOptions(c, ctx),
-    sasl: c.sasl.mechanism === "none" ? undefined : {
-      mechanism: c.sasl.mechanism,
-      username: c.sasl.username,
-      password: c.sasl.password,
-    } as SASLOptions,
+    ...await connectionOptions(c, ctx.readTextFile),
     // The bridge logs once per state change itself; kafkajs would log every failed attempt.
     logLevel: logLevel.NOTHING,
     connectionTimeout: 3_000,
@@ -134,16 +127,25 @@ export async function kafkaBridge(
   };
 }
 
-async function tlsOptions(
+/** Where and how to connect: bootstrap servers, client id, TLS (PEM files read here) and SASL. */
+export async function connectionOptions(
   c: MessageBridgeConfig,
-  ctx: KafkaBridgeContext,
-): Promise<KafkaConfig["ssl"]> {
-  if (!c.tls.enable) return undefined;
-  const read = (p: string | undefined) => (p === undefined ? undefined : ctx.readTextFile(p));
-  const [ca, cert, key] = await Promise.all([
-    read(c.tls.caFile),
-    read(c.tls.certFile),
-    read(c.tls.keyFile),
-  ]);
-  return { ca: ca ? [ca] : undefined, cert, key, rejectUnauthorized: c.tls.rejectUnauthorized };
+  readTextFile: (path: string) => Promise<string>,
+): Promise<Pick<KafkaConfig, "clientId" | "brokers" | "ssl" | "sasl">> {
+  let ssl: KafkaConfig["ssl"];
+  if (c.tls.enable) {
+    const read = (p: string | undefined) => (p === undefined ? undefined : readTextFile(p));
+    const [ca, cert, key] = await Promise.all([
+      read(c.tls.caFile),
+      read(c.tls.certFile),
+      read(c.tls.keyFile),
+    ]);
+    ssl = { ca: ca ? [ca] : undefined, cert, key, rejectUnauthorized: c.tls.rejectUnauthorized };
+  }
+  const sasl = c.sasl.mechanism === "none" ? undefined : {
+    mechanism: c.sasl.mechanism,
+    username: c.sasl.username,
+    password: c.sasl.password,
+  } as SASLOptions;
+  return { clientId: c.clientId, brokers: c.kafkaBrokers, ssl, sasl };
 }

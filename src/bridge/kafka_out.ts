@@ -49,6 +49,8 @@ export class KafkaOut {
   private buffer: OutRecord[] = [];
   private sending = false;
   private stopped = false;
+  /** Set by stop(): when the shutdown flush gives up. */
+  private deadline = Infinity;
   private linger: ReturnType<typeof setTimeout> | undefined;
   private connected = false;
   private dropping = false;
@@ -170,8 +172,9 @@ export class KafkaOut {
             continue;
           }
           this.setState("down", e);
-          if (this.stopped) return;
-          await sleep(backoff);
+          const left = this.deadline - Date.now();
+          if (left <= 0) return; // shutting down, out of time
+          await sleep(Math.min(backoff, left));
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
         if (this.dropping && this.buffer.length < this.o.bufferSize) {
@@ -196,6 +199,7 @@ export class KafkaOut {
       const t0 = performance.now();
       await yieldToIo();
       if (performance.now() - t0 < BUSY_MS || this.buffer.length >= this.o.bufferSize / 2) return;
+      if (this.stopped) return; // shutdown: the flush has a deadline
     }
   }
 
@@ -227,7 +231,7 @@ export class KafkaOut {
   async stop(limitMs: number): Promise<void> {
     this.stopped = true;
     if (this.linger) clearTimeout(this.linger), (this.linger = undefined);
-    const deadline = Date.now() + limitMs;
+    const deadline = this.deadline = Date.now() + limitMs;
     if (this.buffer.length > 0 && !this.sending) void this.pump();
     while (this.buffer.length > 0 && Date.now() < deadline) await sleep(20);
     const left = this.buffer.splice(0);

@@ -65,5 +65,10 @@ bench: compile-bun
 bench-slow: deps
 	deno run -A bench/slow_subscriber.ts
 
+# The Kafka bridge's cost and throughput against librdkafka's mock cluster (bench/kafka_bridge.ts).
+.PHONY: bench-kafka
+bench-kafka: deps
+	deno run -A bench/kafka_bridge.ts
+
 clean:
 	rm -rf dist

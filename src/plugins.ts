@@ -13,6 +13,7 @@ import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
 import { sysTopics } from "./sys/sys_topics.ts";
 import type { HealthRegistry } from "./http/health.ts";
 import type { MetricsRegistry } from "./http/metrics.ts";
+import { kafkaBridge } from "./bridge/kafka.ts";
 
 export interface PluginContext {
   config: MqttxConfig;
@@ -65,5 +66,16 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
     version: ctx.version,
     interval: ctx.config.sysTopic.interval,
   }));
+  // --- Kafka bridge (src/bridge/) ---
+  if (ctx.config.messageBridge.enable) {
+    plugins.push(
+      await kafkaBridge(ctx.config.messageBridge, {
+        broker: ctx.broker,
+        log: ctx.log,
+        readTextFile: ctx.readTextFile,
+        sys: ctx.config.sysTopic.enable,
+      }),
+    );
+  }
   return plugins;
 }

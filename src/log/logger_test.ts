@@ -58,7 +58,7 @@ describe("logger", () => {
   });
 
   test("escapeForLog makes control characters visible", () => {
-    assert.equal(escapeForLog("a\tb\r\n\\c\u007f\u2029"), "a\\tb\\r\\n\\\\c\\x7f\\u2029");
+    assert.equal(escapeForLog("a\tb\r\nc\u007f\u2029"), "a\\tb\\r\\nc\\x7f\\u2029");
     assert.equal(escapeForLog("plain id-1/ü"), "plain id-1/ü");
   });
 });

@@ -74,6 +74,8 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
         log: ctx.log,
         readTextFile: ctx.readTextFile,
         sys: ctx.config.sysTopic.enable,
+        health: ctx.health,
+        metrics: ctx.metrics,
       }),
     );
   }

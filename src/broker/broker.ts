@@ -5,6 +5,7 @@ import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
+import { DropLog, newDropCounters } from "./drops.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
@@ -15,9 +16,6 @@ import type { ConnectPacket } from "../mqtt/packet.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
-
-/** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
-const BACKPRESSURE_LIMIT_MS = 1000;
 
 /**
  * The runtime-free broker: sessions, the subscription index, routing,
@@ -33,8 +31,8 @@ export class Broker implements BrokerCore, PacketSink {
   /** The subscription index and the routing of one message through it. */
   readonly router: Router;
   readonly hooks: BrokerHooks[];
-  /** Counters for $SYS and tests. */
-  readonly stats = { received: 0, sent: 0, maxConnected: 0 };
+  /** Counters for $SYS and tests; `dropped` counts undelivered messages by reason. */
+  readonly stats = { received: 0, sent: 0, maxConnected: 0, dropped: newDropCounters() };
   private connected = 0;
   private closed = false;
   /** Set by close(): called when the last connection has ended. */
@@ -43,8 +41,13 @@ export class Broker implements BrokerCore, PacketSink {
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
     this.store = store;
-    this.limits = options;
-    this.router = new Router(options);
+    this.limits = {
+      maxInflight: options.maxInflight,
+      maxQueuedMessages: options.maxQueuedMessages,
+      dropped: this.stats.dropped,
+      dropLog: new DropLog(options.log),
+    };
+    this.router = new Router(options, this.limits);
     this.hooks = options.hooks ?? [];
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
@@ -185,21 +188,9 @@ export class Broker implements BrokerCore, PacketSink {
     return count;
   }
 
-  /**
-   * After routing a client's message: if it filled a live subscriber's queue,
-   * a promise that settles when the publisher may go on (the caller stops
-   * reading that publisher meanwhile). Never waits on the publisher itself.
-   */
-  backpressure(publisher: Session): Promise<void> | undefined {
-    const full = this.router.full;
-    this.router.full = undefined;
-    if (!full || full === publisher || !full.connection) return undefined;
-    return full.whenRoom(BACKPRESSURE_LIMIT_MS);
-  }
-
   /** Deliver through one subscription (see Router.deliverTo). */
-  deliverTo(sub: Subscription, message: Message, retain: boolean): boolean {
-    return this.router.deliverTo(sub, message, retain);
+  deliverTo(sub: Subscription, message: Message, retain: boolean): void {
+    this.router.deliverTo(sub, message, retain);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -234,7 +225,6 @@ export class Broker implements BrokerCore, PacketSink {
     }
     session.inflight.clear();
     session.queue.length = 0;
-    session.wakeWriters();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -281,7 +271,6 @@ export class Broker implements BrokerCore, PacketSink {
     this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
-    session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
       this.endSession(session);
     } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {

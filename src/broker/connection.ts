@@ -184,14 +184,6 @@ export class Connection {
     return this.x?.outAliasMaximum ?? 0;
   }
 
-  /** QoS 0 messages dropped because this client read too slowly ($SYS, tests). */
-  get droppedQos0(): number {
-    return this.x?.droppedQos0 ?? 0;
-  }
-  set droppedQos0(n: number) {
-    (this.x ??= {}).droppedQos0 = n;
-  }
-
   get remoteAddr(): string {
     return this.conn.remoteAddr;
   }
@@ -515,7 +507,6 @@ interface ConnectionExtras {
   auth?: AuthState;
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
-  droppedQos0?: number;
   writer?: WritableStreamDefaultWriter<Uint8Array>;
   drained?: (() => void)[];
 }

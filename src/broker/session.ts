@@ -51,8 +51,7 @@ interface SessionExtras {
   willTimer?: LongTimer;
   expiryTimer?: LongTimer;
   dropped?: number;
-  stalled?: boolean;
-  waiting?: (() => void)[];
+  lastDropLog?: number;
 }
 
 /** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
@@ -115,55 +114,24 @@ export class Session {
   set expiryTimer(v: LongTimer | undefined) {
     (this.x ??= {}).expiryTimer = v;
   }
-  /** Messages dropped because the queue was full (reported by $SYS later). */
+  /** Messages this session lost because it could not keep up (its queue or output was full). */
   get dropped(): number {
     return this.x?.dropped ?? 0;
   }
   set dropped(n: number) {
     (this.x ??= {}).dropped = n;
   }
-  /** Did not drain in time while publishers waited: it no longer slows them down. */
-  get stalled(): boolean {
-    return this.x?.stalled ?? false;
+  /** When its drops were last logged (ms; 0 = never). */
+  get lastDropLog(): number {
+    return this.x?.lastDropLog ?? 0;
   }
-  set stalled(v: boolean) {
-    if (v || this.x) (this.x ??= {}).stalled = v;
-  }
-  private get waiting(): (() => void)[] | undefined {
-    return this.x?.waiting;
-  }
-  private set waiting(v: (() => void)[] | undefined) {
-    if (v || this.x) (this.x ??= {}).waiting = v;
+  set lastDropLog(t: number) {
+    (this.x ??= {}).lastDropLog = t;
   }
 
   constructor(clientId: string, expiryInterval: number) {
     this.clientId = clientId;
     this.expiryInterval = expiryInterval;
-  }
-
-  /**
-   * Resolves when this session's queue has room again, the session goes
-   * offline, or `limitMs` passes (then the session counts as stalled).
-   */
-  whenRoom(limitMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.stalled = true;
-        this.wakeWriters();
-      }, limitMs);
-      (this.waiting ??= []).push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Let every waiting publisher go on. */
-  wakeWriters(): void {
-    const w = this.waiting;
-    if (!w) return;
-    this.waiting = undefined;
-    for (const f of w) f();
   }
 
   /** Next free packet id (1..65535), skipping ids still in flight [MQTT-2.3.1-4]. */

@@ -181,7 +181,7 @@ export function accept(
   conn.setKeepAlive(keepAlive);
   broker.notify("onConnected", client);
   if (sessionPresent) {
-    resendInflight(session, conn);
+    resendInflight(session, conn, broker.limits);
     drainQueue(session, broker.limits);
   }
 }

@@ -89,16 +89,10 @@ export function handlePublish(
       expiresAt,
       from: session.clientId,
     };
+  // A slow subscriber never holds the publisher back: it loses its own excess (delivery.ts).
   const routed = broker.publish(message);
-  if (routed instanceof Promise) {
-    return routed.then((n) => {
-      acknowledge(conn, p, n);
-      return broker.backpressure(session);
-    });
-  }
+  if (routed instanceof Promise) return routed.then((n) => acknowledge(conn, p, n));
   acknowledge(conn, p, routed);
-  // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
-  return broker.backpressure(session);
 }
 
 /** PUBACK or PUBREC once the message is routed to `count` sessions. */

@@ -6,6 +6,7 @@ import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
 import { DropLog, newDropCounters } from "./drops.ts";
+import { ReadRights } from "./read_rights.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
@@ -41,14 +42,15 @@ export class Broker implements BrokerCore, PacketSink {
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
     this.store = store;
+    this.hooks = options.hooks ?? [];
     this.limits = {
       maxInflight: options.maxInflight,
       maxQueuedMessages: options.maxQueuedMessages,
       dropped: this.stats.dropped,
       dropLog: new DropLog(options.log),
+      readRights: new ReadRights(this.hooks),
     };
     this.router = new Router(options, this.limits);
-    this.hooks = options.hooks ?? [];
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
     this.sweep = setInterval(

@@ -6,6 +6,7 @@ import { MqttSyntaxError } from "../mqtt/errors.ts";
 import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
+import type { ReadRightsCache } from "./read_rights.ts";
 import type { ConnectPacket, Properties, QoS } from "../mqtt/packet.ts";
 
 /** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
@@ -182,6 +183,14 @@ export class Connection {
   /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
   get outAliasMaximum(): number {
     return this.x?.outAliasMaximum ?? 0;
+  }
+
+  /** Read rights answered for this connection's client (see read_rights.ts); reset when they change. */
+  get readRights(): ReadRightsCache | undefined {
+    return this.x?.readRights;
+  }
+  set readRights(v: ReadRightsCache | undefined) {
+    if (v || this.x) (this.x ??= {}).readRights = v;
   }
 
   get remoteAddr(): string {
@@ -508,5 +517,6 @@ interface ConnectionExtras {
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
   writer?: WritableStreamDefaultWriter<Uint8Array>;
+  readRights?: ReadRightsCache;
   drained?: (() => void)[];
 }

@@ -5,6 +5,7 @@ import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
+import type { ReadRights } from "./read_rights.ts";
 
 /**
  * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
@@ -17,6 +18,8 @@ export interface DeliveryLimits {
   /** Where undelivered messages are counted (the broker's stats.dropped). */
   readonly dropped: DropCounters;
   readonly dropLog?: DropLog;
+  /** The receiving client's read rights, checked as each message goes out. */
+  readonly readRights: ReadRights;
 }
 
 /** Reusable encodings of one QoS 0 PUBLISH for all subscribers of one publish call. */
@@ -54,6 +57,8 @@ export function deliver(
 ): void {
   const conn = session.connection;
   const online = conn !== undefined && isOnline(session);
+  // Rights are checked where messages go out (queued ones when they leave the queue).
+  if (online && !mayRead(conn, message, qos, share, limits)) return;
   if (qos === 0) {
     // QoS 0 is not queued for offline clients; for a reader whose output backlog is
     // full it is that client's own loss.
@@ -88,6 +93,18 @@ export function deliver(
   session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds, share });
 }
 
+function mayRead(
+  conn: Connection,
+  message: Message,
+  qos: QoS,
+  share: string | undefined,
+  limits: DeliveryLimits,
+): boolean {
+  if (limits.readRights.allows(conn, message.topic, qos, share)) return true;
+  limits.dropped.notAuthorized++;
+  return false;
+}
+
 function queueFull(session: Session, limits: DeliveryLimits): void {
   session.dropped++;
   limits.dropped.queueFull++;
@@ -107,6 +124,7 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
       limits.dropped.expired++;
       continue;
     }
+    if (!mayRead(conn, q.message, q.qos, q.share, limits)) continue;
     sendNew(session, conn, { ...q, released: false }, limits);
   }
   if (taken > 0) session.queue.splice(0, taken);
@@ -118,6 +136,11 @@ export function resendInflight(session: Session, conn: Connection, limits: Deliv
   for (const [packetId, o] of session.inflight) {
     if (o.released) {
       conn.sendAck(6, packetId);
+      continue;
+    }
+    // A session resumed by another user (allow-cross-user-session) does not get what it may not read.
+    if (!mayRead(conn, o.message, o.qos, o.share, limits)) {
+      session.inflight.delete(packetId);
       continue;
     }
     const sent = sendPublish(

@@ -63,6 +63,8 @@ export const NEVER_EXPIRES = 0xffffffff;
  */
 export class Session {
   readonly clientId: string;
+  /** The user name that owns it: another user may not resume or take it over. */
+  username: string | undefined;
   /** Seconds; 0 ends the session with the connection. */
   expiryInterval: number;
   // The collections are made on first use: most idle sessions never need them,
@@ -129,8 +131,9 @@ export class Session {
     (this.x ??= {}).lastDropLog = t;
   }
 
-  constructor(clientId: string, expiryInterval: number) {
+  constructor(clientId: string, expiryInterval: number, username?: string) {
     this.clientId = clientId;
+    this.username = username;
     this.expiryInterval = expiryInterval;
   }
 

@@ -19,6 +19,8 @@ export interface TestBroker {
   url: string;
   /** True when running against MQTTX_TEST_EXTERNAL. */
   external: boolean;
+  /** The broker core (its stats), when it runs in this process. */
+  core?: import("../../src/broker/broker.ts").Broker;
   stop(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startBroker(overrides: DeepPartial<MqttxConfig> = {}): Pro
     port,
     url: `mqtt://127.0.0.1:${port}`,
     external: false,
+    core: app.broker,
     stop: () => app.stop(),
   };
 }

@@ -211,6 +211,7 @@ export class Broker implements BrokerCore, PacketSink {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
+    session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
     return true;
   }
@@ -254,6 +255,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (!session || session.connection !== conn) return; // taken over, or never connected
     session.connection = undefined;
     conn.session = undefined;
+    session.replay = undefined; // a retained replay lasts as long as its connection
     if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;

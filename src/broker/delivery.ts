@@ -78,7 +78,9 @@ export function deliver(
     sendPublish(conn, message, 0, retain, 0, false, subscriptionIds, now, limits);
     return;
   }
-  if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
+  if (
+    online && session.queue.length === 0 && session.inflight.size < inflightWindow(conn, limits)
+  ) {
     sendNew(
       session,
       conn,
@@ -115,7 +117,7 @@ function queueFull(session: Session, limits: DeliveryLimits): void {
 export function drainQueue(session: Session, limits: DeliveryLimits): void {
   const conn = session.connection;
   if (!conn || !conn.connected || conn.closing) return;
-  const max = window(conn, limits);
+  const max = inflightWindow(conn, limits);
   const now = Date.now();
   let taken = 0;
   while (taken < session.queue.length && session.inflight.size < max) {
@@ -128,6 +130,8 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
     sendNew(session, conn, { ...q, released: false }, limits);
   }
   if (taken > 0) session.queue.splice(0, taken);
+  // Retained messages still to be sent on a SUBSCRIBE come after the queue.
+  if (session.queue.length === 0) session.replay?.pump();
 }
 
 /** After a session resumes: resend unacknowledged PUBLISH with DUP, and PUBREL [MQTT-4.4.0-1]. */
@@ -241,7 +245,7 @@ function fits(conn: Connection, length: number): boolean {
     length <= conn.clientMaximumPacketSize;
 }
 
-function window(conn: Connection, limits: DeliveryLimits): number {
+export function inflightWindow(conn: Connection, limits: DeliveryLimits): number {
   // Never more unacknowledged QoS 1/2 than the client's Receive Maximum [MQTT-3.3.4-7].
   return Math.min(limits.maxInflight, conn.clientReceiveMaximum);
 }

@@ -46,7 +46,14 @@ export interface Queued {
   readonly share?: string;
 }
 
+/** Retained messages being streamed after a SUBSCRIBE (retained_replay.ts). */
+export interface ReplayPump {
+  pump(): void;
+  cancel(filter: string): void;
+}
+
 interface SessionExtras {
+  replay?: ReplayPump;
   pendingWill?: Will;
   willTimer?: LongTimer;
   expiryTimer?: LongTimer;
@@ -122,6 +129,13 @@ export class Session {
   }
   set dropped(n: number) {
     (this.x ??= {}).dropped = n;
+  }
+  /** Retained messages still to be sent for this connection's subscribes. */
+  get replay(): ReplayPump | undefined {
+    return this.x?.replay;
+  }
+  set replay(v: ReplayPump | undefined) {
+    if (v || this.x) (this.x ??= {}).replay = v;
   }
   /** When its drops were last logged (ms; 0 = never). */
   get lastDropLog(): number {

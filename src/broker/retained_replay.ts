@@ -15,7 +15,7 @@ import { isExpired, type Message } from "./message.ts";
 import { isOnline, type Session, type Subscription } from "./session.ts";
 
 /** Unsent output (bytes) above which a QoS 0 replay waits for the connection to drain. */
-const OUTPUT_LIMIT = 256 * 1024;
+const OUTPUT_LIMIT = 64 * 1024;
 
 interface Cursor {
   readonly sub: Subscription;

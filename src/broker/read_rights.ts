@@ -22,6 +22,9 @@ type Check = (client: ClientInfo, filter: string, qos: QoS) => boolean;
 export interface ReadRightsCache {
   plain: Map<string, boolean>;
   shared: Map<string, Map<string, boolean>> | undefined;
+  /** The last plain answer: a connection often gets one topic many times in a row. */
+  lastTopic: string | undefined;
+  lastOk: boolean;
 }
 
 export class ReadRights {
@@ -42,28 +45,41 @@ export class ReadRights {
     if (this.open) return true;
     const client = conn.client;
     if (!client) return false;
-    const cached = conn.readRights ??= { plain: new Map(), shared: undefined };
+    const cached = conn.readRights ??= {
+      plain: new Map(),
+      shared: undefined,
+      lastTopic: undefined,
+      lastOk: false,
+    };
+    if (share === undefined && cached.lastTopic === topic) return cached.lastOk;
     let cache = cached.plain;
     if (share !== undefined) {
       const shared = cached.shared ??= new Map();
       cache = shared.get(share) ?? new Map();
       if (cache.size === 0) shared.set(share, cache);
     }
-    const known = cache.get(topic);
-    if (known !== undefined) return known;
+    let ok = cache.get(topic);
+    if (ok === undefined) {
+      ok = this.ask(client, topic, qos, share);
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(topic, ok);
+    }
+    if (share === undefined) {
+      cached.lastTopic = topic;
+      cached.lastOk = ok;
+    }
+    return ok;
+  }
+
+  /** The hooks' answer, uncached. */
+  private ask(client: ClientInfo, topic: string, qos: QoS, share: string | undefined): boolean {
     const filter = share === undefined
       ? topic
       : `$share/${share.slice(0, share.indexOf("\0"))}/${topic}`;
-    let ok = true;
     for (const check of this.checks) {
-      if (!check(client, filter, qos)) {
-        ok = false;
-        break;
-      }
+      if (!check(client, filter, qos)) return false;
     }
-    if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(topic, ok);
-    return ok;
+    return true;
   }
 
   private refresh(): void {

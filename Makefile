@@ -71,5 +71,10 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) deno run -A tests/fuzz/fuzz.ts
 
+# The Kafka bridge's cost and throughput against librdkafka's mock cluster (bench/kafka_bridge.ts).
+.PHONY: bench-kafka
+bench-kafka: deps
+	deno run -A bench/kafka_bridge.ts
+
 clean:
 	rm -rf dist

@@ -9,8 +9,7 @@ import { covers, expand, levels, matchesTopic, requestForms } from "../src/acl/f
 import { topicAuthorization } from "../src/acl/topic_auth.ts";
 import { type AclConfig, staticAcl } from "../src/acl/acl.ts";
 import { startBroker, type TestBroker } from "./helpers/harness.ts";
-import type { MqttClient } from "mqtt";
-import { Clients, publish, uid, withTimeout } from "./helpers/mqttjs.ts";
+import { Clients, publish, subackCodes, uid, withTimeout } from "./helpers/mqttjs.ts";
 
 afterEach(closeAll);
 
@@ -319,20 +318,6 @@ describe("static ACL", () => {
     assert.equal((await c.expect(3)).topic, "x/x");
   });
 });
-
-/** SUBACK codes as MQTT.js reports them (it rejects when any filter was refused). */
-function subackCodes(client: MqttClient, filters: string[]): Promise<number[]> {
-  return withTimeout(
-    client.subscribeAsync(filters, { qos: 1 }).then(
-      (grants) => grants.map((g) => g.qos as number),
-      (e: { packet?: { granted?: (number | { qos: number })[] } }) => {
-        if (!e.packet?.granted) throw e;
-        return e.packet.granted.map((g) => typeof g === "number" ? g : g.qos);
-      },
-    ),
-    `SUBACK for ${filters}`,
-  );
-}
 
 describe("configured through the app (MQTT.js)", () => {
   let broker: TestBroker | undefined;

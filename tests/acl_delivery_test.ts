@@ -1,26 +1,21 @@
 // ACL deny rules refuse only the filters they cover; broader filters are accepted and the denied
 // topics are filtered out where messages are delivered (issue 14.7), with a real config.
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { startBroker, type TestBroker } from "./helpers/harness.ts";
-import { Clients, publish, subackCodes, subscribe, uid } from "./helpers/mqttjs.ts";
+import { brokerPerTest, startBroker } from "./helpers/harness.ts";
+import { publish, subackCodes, subscribe, uid } from "./helpers/mqttjs.ts";
 
 const TIMEOUT = { timeout: 30_000 };
 
-let broker: TestBroker | undefined;
-const clients = new Clients(() => broker!.url);
-afterEach(async () => {
-  await clients.closeAll();
-  await broker?.stop();
-  broker = undefined;
-});
+const app = brokerPerTest();
+const clients = app.clients;
 
 describe("ACL deny rules and wildcard subscribers", () => {
   test(
     "deny subscribe test/nosubscribe: # is accepted and never gets that topic",
     TIMEOUT,
     async () => {
-      broker = await startBroker({
+      const broker = app.broker = await startBroker({
         acl: {
           enable: true,
           defaultPolicy: "allow",
@@ -52,7 +47,7 @@ describe("ACL deny rules and wildcard subscribers", () => {
   );
 
   test("a user-specific allow before the deny keeps that user's access", TIMEOUT, async () => {
-    broker = await startBroker({
+    const broker = app.broker = await startBroker({
       acl: {
         enable: true,
         defaultPolicy: "allow",

@@ -1,23 +1,17 @@
 // Every matching retained message is delivered on SUBSCRIBE, streamed through the session's flow
 // control with memory bounded, however many there are (issue 14.2).
-import { afterEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
+import { newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
 import type { Broker } from "../src/broker/broker.ts";
-import { startBroker, type TestBroker } from "./helpers/harness.ts";
-import { Clients, subscribe } from "./helpers/mqttjs.ts";
+import { brokerPerTest, startBroker } from "./helpers/harness.ts";
+import { subscribe } from "./helpers/mqttjs.ts";
 import type { QoS } from "../src/mqtt/packet.ts";
 
 const TIMEOUT = { timeout: 120_000 };
 
-let broker: TestBroker | undefined;
-const clients = new Clients(() => broker!.url);
-afterEach(async () => {
-  await clients.closeAll();
-  await broker?.stop();
-  broker = undefined;
-  await closeAll();
-});
+const app = brokerPerTest();
+const clients = app.clients;
 
 /**
  * `count` retained messages q/0 .. q/{count-1}, stored through the broker's own publish path;
@@ -83,7 +77,7 @@ describe("retained messages on SUBSCRIBE", () => {
   });
 
   test("MQTT.js, QoS 1: 5,000 retained, every one delivered exactly once", TIMEOUT, async () => {
-    broker = await startBroker();
+    const broker = app.broker = await startBroker();
     if (broker.external) return;
     await retain(broker.core!, 5000, 1);
     const c = await clients.connect({ clientId: "r1", protocolVersion: 4 });
@@ -99,7 +93,7 @@ describe("retained messages on SUBSCRIBE", () => {
     "MQTT.js, QoS 0: 100,000 retained (10 MB) to a fast reader, every one delivered",
     TIMEOUT,
     async () => {
-      broker = await startBroker();
+      const broker = app.broker = await startBroker();
       if (broker.external) return;
       // More than the 4 MiB of unsent output past which QoS 0 to a client is dropped.
       await retain(broker.core!, 100_000, 0, 100);

@@ -1,16 +1,16 @@
 // Rights follow the user, not the client id: a persistent session belongs to the user name that
 // made it, a resumed session keeps only what its user may subscribe to, and every message is
 // checked against the receiving client's read rights as it goes out (issue 14.6).
-import { after, afterEach, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { formatCredential, hashPassword } from "../src/auth/credential.ts";
-import { startBroker, type TestBroker } from "./helpers/harness.ts";
-import { Clients, publish, subscribe, uid } from "./helpers/mqttjs.ts";
+import { brokerPerTest, startBroker, type TestBroker } from "./helpers/harness.ts";
+import { publish, subscribe, uid } from "./helpers/mqttjs.ts";
 import type { IClientOptions } from "mqtt";
-import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
+import { newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
 import { staticAcl } from "../src/acl/acl.ts";
 
 const TIMEOUT = { timeout: 30_000 };
@@ -39,14 +39,8 @@ async function securedBroker(allowCrossUserSession = false): Promise<TestBroker>
   });
 }
 
-let broker: TestBroker | undefined;
-const clients = new Clients(() => broker!.url);
-afterEach(async () => {
-  await clients.closeAll();
-  await broker?.stop();
-  broker = undefined;
-  await closeAll();
-});
+const app = brokerPerTest();
+const clients = app.clients;
 
 const as = (user: string, opts: IClientOptions): IClientOptions => ({
   username: user,
@@ -83,7 +77,7 @@ describe("a persistent session belongs to its user", () => {
       `3.1.1/5.0 (v${protocolVersion}): bob cannot resume or take over alice's session`,
       TIMEOUT,
       async () => {
-        broker = await securedBroker();
+        const broker = app.broker = await securedBroker();
         if (broker.external) return;
         const id = `alice-${uid()}`;
         await aliceAway(id, protocolVersion);
@@ -119,7 +113,7 @@ describe("a persistent session belongs to its user", () => {
     "allow-cross-user-session: bob may resume it, but gets none of alice's secrets",
     TIMEOUT,
     async () => {
-      broker = await securedBroker(true);
+      const broker = app.broker = await securedBroker(true);
       if (broker.external) return;
       const id = `alice-${uid()}`;
       await aliceAway(id, 4);

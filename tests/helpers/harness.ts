@@ -9,6 +9,9 @@
  */
 import type { MqttxConfig } from "../../src/config/types.ts";
 import type { Runtime } from "../../src/runtime/types.ts";
+import { afterEach } from "node:test";
+import { Clients } from "./mqttjs.ts";
+import { closeAll } from "./packet_client.ts";
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
@@ -81,4 +84,23 @@ function merge<T>(base: T, over: DeepPartial<T>): T {
     } else if (v !== undefined) out[k] = v;
   }
   return out as T;
+}
+
+/**
+ * For a test file whose tests each start a broker: `app.broker` is set by the test
+ * (`app.broker = await startBroker(...)`); `app.clients` are MQTT.js clients on it. After each
+ * test the clients end, the broker stops, and in-memory brokers of packet_client.ts close.
+ */
+export function brokerPerTest(): { broker: TestBroker | undefined; clients: Clients } {
+  const app: { broker: TestBroker | undefined; clients: Clients } = {
+    broker: undefined,
+    clients: new Clients(() => app.broker!.url),
+  };
+  afterEach(async () => {
+    await app.clients.closeAll();
+    await app.broker?.stop();
+    app.broker = undefined;
+    await closeAll();
+  });
+  return app;
 }

@@ -4,20 +4,7 @@
  * incremented in place: nothing is allocated per message (the text is built
  * only when someone scrapes).
  */
-
-/** Messages the broker did not deliver, by reason (the shape the helpers agreed on). */
-export interface DropCounters {
-  /** A subscriber's queue (max-queued-messages) was full. */
-  queueFull: number;
-  /** Larger than the receiving 5.0 client's Maximum Packet Size [MQTT-3.1.2-25]. */
-  tooLarge: number;
-  /** 5.0 Message Expiry Interval ran out before delivery [MQTT-3.3.2-5]. */
-  expired: number;
-  /** Refused by an authorization hook. */
-  notAuthorized: number;
-  /** Refused by a rate-limiter.topic-rate-limits bucket. */
-  rateLimited: number;
-}
+import { type DropCounters, newDropCounters } from "./drops.ts";
 
 export class BrokerStats {
   /** Application messages accepted for routing (not the broker's own). */
@@ -27,13 +14,8 @@ export class BrokerStats {
   maxConnected = 0;
   /** CONNECTs refused for bad credentials, not authorized or a bad authentication method. */
   authFailures = 0;
-  readonly dropped: DropCounters = {
-    queueFull: 0,
-    tooLarge: 0,
-    expired: 0,
-    notAuthorized: 0,
-    rateLimited: 0,
-  };
+  /** Undelivered messages by reason (counted where they are dropped; see drops.ts). */
+  readonly dropped: DropCounters = newDropCounters();
   /** PUBLISH packets received from clients, by QoS, and their payload bytes. */
   readonly publishIn = new Float64Array(3);
   readonly publishInBytes = new Float64Array(3);

@@ -12,6 +12,7 @@ import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
@@ -117,6 +118,7 @@ export class Broker implements BrokerCore, PacketSink {
 
   handleConnection(conn: Conn): void {
     if (this.closed) {
+      this.log(`closing ${conn.remoteAddr}: the broker is shutting down`);
       conn.close();
       return;
     }
@@ -252,7 +254,9 @@ export class Broker implements BrokerCore, PacketSink {
       from: clientId,
     };
     const r = this.publish(message);
-    if (r instanceof Promise) r.catch((e) => this.log(`will of ${clientId}: ${e}`));
+    if (r instanceof Promise) {
+      r.catch((e) => this.log(`will of ${escapeForLog(clientId)}: ${e}`));
+    }
   }
 
   connectionClosed(conn: Connection): void {

@@ -39,6 +39,8 @@ interface BunSocket {
   remotePort: number;
   write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   end(): void;
+  /** `true`: end the write side only (TCP FIN); reading goes on. */
+  shutdown(halfClose?: boolean): void;
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
@@ -168,6 +170,10 @@ class BunConn implements Conn {
 
   close(): void {
     if (!(this.flags & CLOSED)) this.socket.end();
+  }
+
+  endWrite(): void {
+    if (!(this.flags & CLOSED)) this.socket.shutdown(true);
   }
 
   get readable(): ReadableStream<Uint8Array> {

@@ -144,7 +144,11 @@ function wrapSocket(socket: tls.TLSSocket, cert: Conn["peerCertificate"]): Conn 
     close() {
       if (socket.destroyed) return;
       // Flush what is written, then close both directions.
-      socket.end(() => socket.destroy());
+      if (socket.writableEnded) socket.destroy();
+      else socket.end(() => socket.destroy());
+    },
+    endWrite() {
+      if (!socket.destroyed) socket.end();
     },
   };
 }

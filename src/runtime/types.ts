@@ -16,6 +16,12 @@ export interface Conn {
   /** Close both directions now; safe to call twice. */
   close(): void;
   /**
+   * Optional half-close: send what is queued, then end our side (TCP FIN)
+   * while input keeps arriving, so the peer can read our last packets. The
+   * caller calls `close()` once the input ended or it stops waiting.
+   */
+  endWrite?(): void;
+  /**
    * Callback path, input: deliver bytes to `callbacks` from now on (the
    * streams are then never read). The receiver owns each chunk.
    */

@@ -38,6 +38,7 @@ import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import { LocalClient } from "../broker/local_client.ts";
 import { type Levels, levels, matchesTopic } from "../acl/filters.ts";
 import type { Plugin } from "../plugins.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 export interface SysTopicsOptions {
   broker: Broker;
@@ -158,7 +159,7 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     queueMicrotask(() => {
       if (stopped) return;
       const r = local.publish(topic, payload);
-      if (r instanceof Promise) r.catch((e) => broker.log(`$SYS ${topic}: ${e}`));
+      if (r instanceof Promise) r.catch((e) => broker.log(`$SYS ${escapeForLog(topic)}: ${e}`));
     });
   };
 

@@ -14,6 +14,8 @@ import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 import { clearLongTimeout } from "../long_timer.ts";
 import { isUtf8 } from "./publish.ts";
+import { reasonName } from "../../mqtt/reason_codes.ts";
+import { escapeForLog } from "../../log/escape.ts";
 
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
@@ -36,7 +38,7 @@ export function handleConnect(
     // Unacceptable protocol level: CONNACK 0x01, then close [MQTT-3.1.2-2].
     conn.version = 4;
     conn.send({ type: 2, sessionPresent: false, reasonCode: 0x01 });
-    conn.close();
+    conn.drop(`CONNECT refused: unsupported protocol level ${version}`);
     return;
   }
   conn.version = p.protocolVersion;
@@ -68,7 +70,7 @@ export function handleConnect(
     return decision.then(
       (d) => accept(broker, conn, p, client, d, assigned),
       (e) => {
-        broker.log(`authentication of ${clientId} failed: ${e}`);
+        broker.log(`authentication of ${escapeForLog(clientId)} failed: ${e}`);
         refuse(conn, 0x80);
       },
     );
@@ -84,7 +86,8 @@ export function refuse(conn: Connection, reasonCode: number, reasonString?: stri
     reasonCode: v5 ? reasonCode : connackV3Code(reasonCode),
     properties: v5 && reasonString ? { reasonString } : undefined,
   });
-  conn.close();
+  const why = reasonName(reasonCode) + (reasonString ? `: ${reasonString}` : "");
+  conn.drop(`CONNECT refused (${why})`);
 }
 
 export function accept(

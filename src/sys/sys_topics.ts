@@ -44,7 +44,7 @@ export interface SysTopicsOptions {
   broker: Broker;
   /** Publish $SYS data at all; false leaves only the publish guard. */
   enable: boolean;
-  brokerId: number;
+  brokerId: string | number;
   version: string;
   /** ms between `status` pushes (at least 10). */
   interval: number;

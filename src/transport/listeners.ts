@@ -84,30 +84,11 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   const clientAuth = config.ssl.clientAuth;
   try {
     for (const spec of specs) {
-      const opts = { hostname: spec.host, port: spec.port };
       let l: Listener;
-      switch (spec.type) {
-        case "tcp":
-          l = await runtime.listen(opts, onConn);
-          break;
-        case "ws":
-          l = await runtime.listenWebSocket({
-            ...opts,
-            path: spec.path,
-            maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
-          }, onConn);
-          break;
-        case "tls":
-        case "wss": {
-          const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat };
-          const t = await runtime.listenTls(
-            { ...opts, credentials: credentials!, clientAuth },
-            spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
-          );
-          tlsListeners.push(t);
-          l = t;
-          break;
-        }
+      try {
+        l = await listenOne(spec);
+      } catch (e) {
+        throw listenError(spec, e);
       }
       all.push(l);
       bound.push({
@@ -120,6 +101,30 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   } catch (e) {
     await Promise.all(all.map((l) => l.close()));
     throw e;
+  }
+
+  async function listenOne(spec: ListenerSpec): Promise<Listener> {
+    const opts = { hostname: spec.host, port: spec.port };
+    switch (spec.type) {
+      case "tcp":
+        return await runtime.listen(opts, onConn);
+      case "ws":
+        return await runtime.listenWebSocket({
+          ...opts,
+          path: spec.path,
+          maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
+        }, onConn);
+      case "tls":
+      case "wss": {
+        const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat };
+        const t = await runtime.listenTls(
+          { ...opts, credentials: credentials!, clientAuth },
+          spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
+        );
+        tlsListeners.push(t);
+        return t;
+      }
+    }
   }
 
   // Reload: on demand (the app's SIGHUP), and on a change of the certificate files.
@@ -179,6 +184,16 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
       await Promise.all(all.map((l) => l.close()));
     },
   };
+}
+
+/** "tcp listener 127.0.0.1:1883 (mqtt://...): port in use", whatever the runtime's wording. */
+function listenError(spec: ListenerSpec, e: unknown): Error {
+  const text = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: string } | undefined)?.code;
+  const inUse = code === "EADDRINUSE" || /in use|EADDRINUSE/i.test(text);
+  const where = `${spec.type} listener ${listenerUrl(spec.type, spec.host, spec.port, spec.path)}` +
+    ` (host ${spec.host}, port ${spec.port})`;
+  return new Error(`${where}: ${inUse ? "port in use" : "cannot listen"} (${text})`);
 }
 
 /** The files' contents in one comparable string ("" for a file that cannot be read now). */

@@ -31,6 +31,7 @@ import type {
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 interface BunSocket {
   /** Set once the Conn is handed out (after the handshake, on TLS). */
@@ -391,15 +392,21 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
         binaryType: "uint8array",
         // A socket that never finishes the TLS handshake must not hold a descriptor forever.
         open(socket) {
-          handshakes.set(socket, setTimeout(() => socket.end(), HANDSHAKE_TIMEOUT_MS));
+          handshakes.set(
+            socket,
+            setTimeout(() => refuse(socket, "no TLS handshake in time"), HANDSHAKE_TIMEOUT_MS),
+          );
         },
-        handshake(socket, success) {
+        handshake(socket, success, err) {
           clearTimeout(handshakes.get(socket));
           handshakes.delete(socket);
-          const cert = success
-            ? clientCertificate(opts.clientAuth, !!socket.authorized, socket.getPeerCertificate?.())
-            : false;
-          if (cert === false) socket.end();
+          if (!success) return refuse(socket, `TLS handshake failed (${err?.message ?? "?"})`);
+          const cert = clientCertificate(
+            opts.clientAuth,
+            !!socket.authorized,
+            socket.getPeerCertificate?.(),
+          );
+          if (cert === false) refuse(socket, "client certificate refused");
           else accept(socket, onConn, cert);
         },
         data: onData,
@@ -412,6 +419,12 @@ function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promis
         error: (socket, err) => onClose(socket, err),
       },
     });
+  const refuse = (socket: BunSocket, why: string) => {
+    opts.log?.(
+      `closing ${hostPort(socket.remoteAddress, socket.remotePort)}: ${escapeForLog(why)}`,
+    );
+    socket.end();
+  };
   return new Promise((resolve) => {
     let stopped = false;
     let server = bind(opts.credentials, opts.port);

@@ -72,6 +72,8 @@ export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 export interface TlsListenOptions extends ListenOptions {
   credentials: TlsCredentials;
   clientAuth: ClientAuth;
+  /** Told why a connection was closed before it became a Conn (handshake, certificate). */
+  log?: (line: string) => void;
 }
 
 export interface TlsListener extends Listener {

@@ -118,7 +118,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
       case "wss": {
         const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat };
         const t = await runtime.listenTls(
-          { ...opts, credentials: credentials!, clientAuth },
+          { ...opts, credentials: credentials!, clientAuth, log },
           spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
         );
         tlsListeners.push(t);

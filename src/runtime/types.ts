@@ -86,7 +86,7 @@ export interface WebSocketListenOptions extends ListenOptions {
   path: string;
   /**
    * Largest WebSocket message accepted (a larger one closes the connection
-   * with 1009), where the runtime buffers whole messages and lets us set it.
+   * with 1009), where the runtime buffers whole messages (Bun's ws://).
    */
   maxMessageBytes?: number;
 }

@@ -4,8 +4,13 @@
  * MQTT bytes. Used for wss:// listeners, whose TLS Conn comes from the same
  * runtime TLS listener as mqtts:// (so client certificates and certificate
  * reload work for WebSocket too; the runtimes' HTTP servers cannot request or
- * expose client certificates). Plain ws:// listeners use the runtimes' own
- * WebSocket servers instead. Runtime-free.
+ * expose client certificates), and for ws:// on Deno (see runtime/deno.ts).
+ * Bun's ws:// uses Bun.serve. Runtime-free.
+ *
+ * Frames are read only as fast as the MQTT side takes them, so a client the
+ * broker holds back is held back by TCP: nothing piles up here. A protocol
+ * error ends the MQTT side's reads with an error naming it (the broker logs
+ * it) and the close frame carries the code.
  *
  * MQTT is a byte stream, so frame boundaries do not matter: each binary or
  * continuation frame's payload is passed on as it arrives, unmasked in place
@@ -180,6 +185,8 @@ class FrameConn implements Conn {
   /** Inside a fragmented binary message (continuation frames expected). */
   private inMessage = false;
   private inFrame = false;
+  /** Why the last frame was refused (the close code says how). */
+  private failure = "";
 
   constructor(
     private readonly inner: Conn,
@@ -209,7 +216,9 @@ class FrameConn implements Conn {
           for (const o of out) controller.enqueue(o);
           if (end !== undefined) {
             this.shutdown(end);
-            controller.close();
+            if (this.failure) {
+              controller.error(new Error(`WebSocket ${this.failure} (closed ${end})`));
+            } else controller.close(); // the peer's close frame
             return;
           }
           if (out.length) return;
@@ -290,14 +299,15 @@ class FrameConn implements Conn {
     const h = this.header;
     const fin = (h[0] & 0x80) !== 0;
     const opcode = h[0] & 0x0f;
-    if ((h[0] & 0x70) !== 0 || (h[1] & 0x80) === 0) return PROTOCOL_ERROR; // RSV set / unmasked
+    if ((h[0] & 0x70) !== 0) return this.refuse(PROTOCOL_ERROR, "frame with RSV bits set");
+    if ((h[1] & 0x80) === 0) return this.refuse(PROTOCOL_ERROR, "unmasked client frame"); // 5.1
     let len = h[1] & 0x7f;
     let at = 2;
     if (len === 126) {
       len = (h[2] << 8) | h[3];
       at = 4;
     } else if (len === 127) {
-      if (h[2] | h[3] | h[4] | h[5]) return MESSAGE_TOO_BIG; // 4 GiB and more
+      if (h[2] | h[3] | h[4] | h[5]) return this.refuse(MESSAGE_TOO_BIG, "frame of 4 GiB or more");
       len = ((h[6] << 24) >>> 0) + (h[7] << 16) + (h[8] << 8) + h[9];
       at = 10;
     }
@@ -307,17 +317,28 @@ class FrameConn implements Conn {
     this.inFrame = true;
     this.opcode = opcode;
     if (opcode >= 0x8) {
-      if (!fin || len > 125) return PROTOCOL_ERROR; // control frames are short and whole
-      if (opcode > 0xa) return PROTOCOL_ERROR;
+      // Control frames are short and whole.
+      if (!fin || len > 125) return this.refuse(PROTOCOL_ERROR, "fragmented or long control frame");
+      if (opcode > 0xa) return this.refuse(PROTOCOL_ERROR, `unknown opcode ${opcode}`);
       this.control = [];
       return undefined;
     }
-    if (opcode === 0x1) return UNSUPPORTED_DATA; // text: MQTT needs binary [MQTT-6.0.0-1]
-    if (opcode === 0x0 && !this.inMessage) return PROTOCOL_ERROR;
-    if (opcode === 0x2 && this.inMessage) return PROTOCOL_ERROR;
-    if (opcode !== 0x0 && opcode !== 0x2) return PROTOCOL_ERROR;
+    // [MQTT-6.0.0-1]
+    if (opcode === 0x1) return this.refuse(UNSUPPORTED_DATA, "text frame (MQTT needs binary)");
+    if (opcode === 0x0 && !this.inMessage) {
+      return this.refuse(PROTOCOL_ERROR, "continuation frame outside a message");
+    }
+    if (opcode === 0x2 && this.inMessage) {
+      return this.refuse(PROTOCOL_ERROR, "new message inside a fragmented one");
+    }
+    if (opcode !== 0x0 && opcode !== 0x2) return this.refuse(PROTOCOL_ERROR, `opcode ${opcode}`);
     this.inMessage = !fin;
     return undefined;
+  }
+
+  private refuse(code: number, why: string): number {
+    this.failure = why;
+    return code;
   }
 
   /** The current frame's payload is complete. */

@@ -59,7 +59,10 @@ export const denoRuntime: Runtime = {
   listen,
   listenTls: listenNodeTls,
   listenWebSocket: (opts, onConn) =>
-    listen(opts, (conn) => serveWebSocketOverConn(conn, { path: opts.path }, onConn)),
+    listen(
+      opts,
+      (conn) => serveWebSocketOverConn(conn, { path: opts.path, log: opts.log }, onConn),
+    ),
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);

@@ -53,6 +53,8 @@ export interface Listener {
 export interface ListenOptions {
   hostname: string;
   port: number;
+  /** Told why a connection was closed before it became a Conn (handshake, certificate). */
+  log?: (line: string) => void;
 }
 
 /** A server certificate (with its chain) and key, PEM; `ca` verifies client certificates. */
@@ -72,8 +74,6 @@ export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 export interface TlsListenOptions extends ListenOptions {
   credentials: TlsCredentials;
   clientAuth: ClientAuth;
-  /** Told why a connection was closed before it became a Conn (handshake, certificate). */
-  log?: (line: string) => void;
 }
 
 export interface TlsListener extends Listener {

@@ -104,7 +104,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   }
 
   async function listenOne(spec: ListenerSpec): Promise<Listener> {
-    const opts = { hostname: spec.host, port: spec.port };
+    const opts = { hostname: spec.host, port: spec.port, log };
     switch (spec.type) {
       case "tcp":
         return await runtime.listen(opts, onConn);
@@ -116,9 +116,9 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
         }, onConn);
       case "tls":
       case "wss": {
-        const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat };
+        const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat, log };
         const t = await runtime.listenTls(
-          { ...opts, credentials: credentials!, clientAuth, log },
+          { ...opts, credentials: credentials!, clientAuth },
           spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
         );
         tlsListeners.push(t);

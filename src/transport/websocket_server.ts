@@ -19,12 +19,15 @@
  */
 import type { Conn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 export interface WebSocketOverConnOptions {
   /** URL path clients must ask for, e.g. "/mqtt"; other paths get 404. */
   path: string;
   /** ms the client has to send its upgrade request (default 10 s). */
   handshakeTimeout?: number;
+  /** Told why a connection was closed before its upgrade. */
+  log?: (line: string) => void;
 }
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -37,7 +40,9 @@ export function serveWebSocketOverConn(
   opts: WebSocketOverConnOptions,
   onConn: (conn: Conn) => void,
 ): void {
-  handshake(conn, opts).then((ws) => ws && onConn(ws)).catch(() => conn.close());
+  handshake(conn, opts).then((ws) => ws && onConn(ws)).catch((e) => {
+    refused(conn, opts, `WebSocket upgrade failed (${e instanceof Error ? e.message : e})`);
+  });
 }
 
 async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Conn | undefined> {
@@ -49,7 +54,7 @@ async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Co
   });
   const head = await Promise.race([readHead(reader), timeout]).finally(() => clearTimeout(timer));
   if (!head) {
-    conn.close();
+    refused(conn, opts, "no WebSocket upgrade request in time (or a bad one)");
     return;
   }
   const { method, target, headers, rest } = head;
@@ -63,12 +68,12 @@ async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Co
     await answer(writer, 400, "Bad WebSocket upgrade: needs Sec-WebSocket-Key and version 13\n", [
       "Sec-WebSocket-Version: 13",
     ]);
-    conn.close();
+    refused(conn, opts, "HTTP 400: upgrade without Sec-WebSocket-Key or version 13");
     return;
   }
   if (!decision.upgrade) {
     await answer(writer, decision.status, decision.body);
-    conn.close();
+    refused(conn, opts, `HTTP ${decision.status}: ${decision.body.trim()}`);
     return;
   }
   const digest = await crypto.subtle.digest("SHA-1", enc.encode(key!.trim() + GUID));
@@ -82,6 +87,11 @@ async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Co
   ];
   await writer.write(enc.encode(lines.join("\r\n") + "\r\n\r\n"));
   return new FrameConn(conn, reader, writer, rest);
+}
+
+function refused(conn: Conn, opts: WebSocketOverConnOptions, why: string): void {
+  opts.log?.(`closing ${conn.remoteAddr}: ${escapeForLog(why)}`);
+  conn.close();
 }
 
 const REASONS: Record<number, string> = {

@@ -5,20 +5,12 @@ import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../m
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
-import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
-import type { ConnectPacket, Properties, QoS } from "../mqtt/packet.ts";
+import type { ClientInfo } from "./hooks.ts";
+import type { Properties, QoS } from "../mqtt/packet.ts";
 import { ConnectionState } from "./connection_state.ts";
+export type { AuthState } from "./connection_state.ts";
 import { reasonName } from "../mqtt/reason_codes.ts";
 import { escapeForLog } from "../log/escape.ts";
-
-/** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
-export interface AuthState {
-  readonly authenticator: EnhancedAuthenticator;
-  session: EnhancedAuthSession | undefined;
-  /** The CONNECT waiting for the exchange to finish; undefined during re-authentication. */
-  connect: ConnectPacket | undefined;
-  assigned: boolean;
-}
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -74,8 +66,6 @@ export class Connection extends ConnectionState {
   private keepAliveMs = 0;
   /** Until CONNECT: when the connection is dropped for not sending one. */
   declare private connectDeadline: number;
-  /** Rarely used state, made on first use: an idle connection stays small. */
-  private x: ConnectionExtras | undefined;
 
   constructor(sink: PacketSink, conn: Conn, maximumPacketSize: number, connectTimeoutMs: number) {
     super();
@@ -88,65 +78,6 @@ export class Connection extends ConnectionState {
 
   get clientId(): string {
     return this.client?.clientId ?? "";
-  }
-
-  /** Enhanced authentication of this connection, when it used one. */
-  get auth(): AuthState | undefined {
-    return this.x?.auth;
-  }
-  set auth(v: AuthState | undefined) {
-    (this.x ??= {}).auth = v;
-  }
-
-  /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
-  get topicAliases(): Map<number, string> | undefined {
-    return this.x?.topicAliases;
-  }
-  set topicAliases(v: Map<number, string> | undefined) {
-    (this.x ??= {}).topicAliases = v;
-  }
-
-  /** 5.0 server → client aliases given so far. */
-  get outAliases(): Map<string, number> | undefined {
-    return this.x?.outAliases;
-  }
-  set outAliases(v: Map<string, number> | undefined) {
-    (this.x ??= {}).outAliases = v;
-  }
-
-  /**
-   * 5.0 limits the client announced at CONNECT. Kept in the extras, and only
-   * when one differs from the default: most clients announce none.
-   */
-  setClientLimits(
-    receiveMaximum: number,
-    maximumPacketSize: number,
-    outAliasMaximum: number,
-  ): void {
-    if (receiveMaximum === 65535 && maximumPacketSize === 0 && outAliasMaximum === 0) return;
-    const x = this.x ??= {};
-    x.receiveMaximum = receiveMaximum;
-    x.maximumPacketSize = maximumPacketSize;
-    x.outAliasMaximum = outAliasMaximum;
-  }
-  get clientReceiveMaximum(): number {
-    return this.x?.receiveMaximum ?? 65535;
-  }
-  /** 0: no limit. */
-  get clientMaximumPacketSize(): number {
-    return this.x?.maximumPacketSize ?? 0;
-  }
-  /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
-  get outAliasMaximum(): number {
-    return this.x?.outAliasMaximum ?? 0;
-  }
-
-  /** QoS 0 messages dropped because this client read too slowly ($SYS, tests). */
-  get droppedQos0(): number {
-    return this.x?.droppedQos0 ?? 0;
-  }
-  set droppedQos0(n: number) {
-    (this.x ??= {}).droppedQos0 = n;
   }
 
   get remoteAddr(): string {
@@ -510,17 +441,4 @@ function takeScratch(from: number, to: number): Packet[] {
     scratch[i] = undefined;
   }
   return rest;
-}
-
-interface ConnectionExtras {
-  receiveMaximum?: number;
-  maximumPacketSize?: number;
-  outAliasMaximum?: number;
-  auth?: AuthState;
-  topicAliases?: Map<number, string>;
-  outAliases?: Map<string, number>;
-  droppedQos0?: number;
-  writer?: WritableStreamDefaultWriter<Uint8Array>;
-  drained?: (() => void)[];
-  linger?: ReturnType<typeof setTimeout>;
 }

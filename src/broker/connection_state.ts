@@ -1,7 +1,20 @@
 /**
- * The yes/no state of a Connection, as bits of one number: an idle
+ * What a Connection holds besides its hot path: the yes/no state as bits of
+ * one number, and the rarely used state (5.0 limits and aliases, enhanced
+ * authentication, drain waiters) in an object made on first use, so an idle
  * connection stays small. Connection extends this.
  */
+import type { EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
+import type { ConnectPacket } from "../mqtt/packet.ts";
+
+/** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
+export interface AuthState {
+  readonly authenticator: EnhancedAuthenticator;
+  session: EnhancedAuthSession | undefined;
+  /** The CONNECT waiting for the exchange to finish; undefined during re-authentication. */
+  connect: ConnectPacket | undefined;
+  assigned: boolean;
+}
 
 const CONNECTED = 1;
 const CLOSING = 2;
@@ -13,6 +26,67 @@ const LINGERING = 64;
 
 export class ConnectionState {
   private state = PUBLISH_WILL;
+  /** Rarely used state, made on first use. */
+  protected x: ConnectionExtras | undefined = undefined;
+
+  /** Enhanced authentication of this connection, when it used one. */
+  get auth(): AuthState | undefined {
+    return this.x?.auth;
+  }
+  set auth(v: AuthState | undefined) {
+    (this.x ??= {}).auth = v;
+  }
+
+  /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
+  get topicAliases(): Map<number, string> | undefined {
+    return this.x?.topicAliases;
+  }
+  set topicAliases(v: Map<number, string> | undefined) {
+    (this.x ??= {}).topicAliases = v;
+  }
+
+  /** 5.0 server → client aliases given so far. */
+  get outAliases(): Map<string, number> | undefined {
+    return this.x?.outAliases;
+  }
+  set outAliases(v: Map<string, number> | undefined) {
+    (this.x ??= {}).outAliases = v;
+  }
+
+  /**
+   * 5.0 limits the client announced at CONNECT. Kept in the extras, and only
+   * when one differs from the default: most clients announce none.
+   */
+  setClientLimits(
+    receiveMaximum: number,
+    maximumPacketSize: number,
+    outAliasMaximum: number,
+  ): void {
+    if (receiveMaximum === 65535 && maximumPacketSize === 0 && outAliasMaximum === 0) return;
+    const x = this.x ??= {};
+    x.receiveMaximum = receiveMaximum;
+    x.maximumPacketSize = maximumPacketSize;
+    x.outAliasMaximum = outAliasMaximum;
+  }
+  get clientReceiveMaximum(): number {
+    return this.x?.receiveMaximum ?? 65535;
+  }
+  /** 0: no limit. */
+  get clientMaximumPacketSize(): number {
+    return this.x?.maximumPacketSize ?? 0;
+  }
+  /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
+  get outAliasMaximum(): number {
+    return this.x?.outAliasMaximum ?? 0;
+  }
+
+  /** QoS 0 messages dropped because this client read too slowly ($SYS, tests). */
+  get droppedQos0(): number {
+    return this.x?.droppedQos0 ?? 0;
+  }
+  set droppedQos0(n: number) {
+    (this.x ??= {}).droppedQos0 = n;
+  }
 
   /** True once CONNACK (success) was sent. */
   get connected(): boolean {
@@ -66,4 +140,17 @@ export class ConnectionState {
   private setState(bit: number, on: boolean): void {
     this.state = on ? this.state | bit : this.state & ~bit;
   }
+}
+
+export interface ConnectionExtras {
+  receiveMaximum?: number;
+  maximumPacketSize?: number;
+  outAliasMaximum?: number;
+  auth?: AuthState;
+  topicAliases?: Map<number, string>;
+  outAliases?: Map<string, number>;
+  droppedQos0?: number;
+  writer?: WritableStreamDefaultWriter<Uint8Array>;
+  drained?: (() => void)[];
+  linger?: ReturnType<typeof setTimeout>;
 }

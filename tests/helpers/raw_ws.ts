@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { withTimeout } from "./mqttjs.ts";
+import { waitUntil, withTimeout } from "./mqttjs.ts";
 
 export interface Frame {
   fin: boolean;
@@ -134,17 +134,8 @@ export class RawWs {
     );
   }
 
-  async until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
-    if (pred()) return;
-    let done!: () => void;
-    const ready = new Promise<void>((r) => (done = r));
-    const check = () => pred() && done();
-    this.waiters.add(check);
-    try {
-      await withTimeout(ready, what, ms);
-    } finally {
-      this.waiters.delete(check);
-    }
+  until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+    return waitUntil(this.waiters, pred, what, ms);
   }
 
   /** Waits until the MQTT bytes received start with these packet types (high nibbles). */

@@ -40,7 +40,7 @@ interface BunSocket {
   remotePort: number;
   write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   end(): void;
-  /** `true`: end the write side only (TCP FIN); reading goes on. */
+  /** Without an argument: end the write side (TCP FIN); reading goes on. */
   shutdown(halfClose?: boolean): void;
   pause(): void;
   resume(): void;
@@ -174,7 +174,8 @@ class BunConn implements Conn {
   }
 
   endWrite(): void {
-    if (!(this.flags & CLOSED)) this.socket.shutdown(true);
+    // shutdown() sends FIN and keeps reading; shutdown(true) ends the socket at once (Bun 1.4).
+    if (!(this.flags & CLOSED)) this.socket.shutdown();
   }
 
   get readable(): ReadableStream<Uint8Array> {

@@ -107,6 +107,44 @@ describe("mqttx command line", () => {
     }
   });
 
+  test("a port in use exits non-zero naming the listener, host and port", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const t = tempFile("busy.yml", `mqttx:\n  host: 127.0.0.1\n  socket:\n    port: ${port}\n`);
+    try {
+      const r = await run(["--config", t.file]);
+      assert.notEqual(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`tcp listener .*127\\.0\\.0\\.1:${port}.*port in use`));
+    } finally {
+      t.cleanup();
+      blocker.close();
+    }
+  });
+
+  test("an original mqttx 1.2.3 config starts and names its ignored keys once", async () => {
+    const t = tempFile(
+      "application.yml",
+      'spring:\n  redis:\n    host: localhost\nmqttx:\n  broker-id: "001"\n' +
+        "  host: 127.0.0.1\n  http-client-connect-timeout: 10s\n  socket:\n    port: 0\n" +
+        "  sharable-payload:\n    threshold-in-message: 128\n  auth:\n    timeout: 3s\n",
+    );
+    const r = start(["--config", t.file]);
+    try {
+      await waitFor(r, /listening on mqtt:\/\/127\.0\.0\.1:\d+/);
+      const ignored = r.stdout().split("\n").filter((l) => l.includes("ignoring keys"));
+      assert.equal(ignored.length, 1, r.stdout());
+      assert.match(ignored[0], /http-client-connect-timeout.*sharable-payload/);
+      // Not child.kill(): Deno's node:child_process then reports the signal, not the exit code.
+      process.kill(r.child.pid!, "SIGTERM");
+      assert.equal((await r.exit).code, 0, r.stderr());
+    } finally {
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
+      await r.exit;
+      t.cleanup();
+    }
+  });
+
   test("a missing config file exits 2 naming the file", async () => {
     const missing = path.join(os.tmpdir(), "mqttx-no-such-dir", "nope.yml");
     const r = await run(["--config", missing]);

@@ -20,6 +20,7 @@
 import type { Conn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
 import { escapeForLog } from "../log/escape.ts";
+import { ConnIo } from "./conn_io.ts";
 
 export interface WebSocketOverConnOptions {
   /** URL path clients must ask for, e.g. "/mqtt"; other paths get 404. */
@@ -46,13 +47,12 @@ export function serveWebSocketOverConn(
 }
 
 async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Conn | undefined> {
-  const reader = conn.readable.getReader();
-  const writer = conn.writable.getWriter();
+  const io = new ConnIo(conn);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), opts.handshakeTimeout ?? 10_000);
   });
-  const head = await Promise.race([readHead(reader), timeout]).finally(() => clearTimeout(timer));
+  const head = await Promise.race([readHead(io), timeout]).finally(() => clearTimeout(timer));
   if (!head) {
     refused(conn, opts, "no WebSocket upgrade request in time (or a bad one)");
     return;
@@ -65,14 +65,14 @@ async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Co
   );
   const key = get("sec-websocket-key");
   if (decision.upgrade && (!key || get("sec-websocket-version") !== "13")) {
-    await answer(writer, 400, "Bad WebSocket upgrade: needs Sec-WebSocket-Key and version 13\n", [
+    await answer(io, 400, "Bad WebSocket upgrade: needs Sec-WebSocket-Key and version 13\n", [
       "Sec-WebSocket-Version: 13",
     ]);
     refused(conn, opts, "HTTP 400: upgrade without Sec-WebSocket-Key or version 13");
     return;
   }
   if (!decision.upgrade) {
-    await answer(writer, decision.status, decision.body);
+    await answer(io, decision.status, decision.body);
     refused(conn, opts, `HTTP ${decision.status}: ${decision.body.trim()}`);
     return;
   }
@@ -85,8 +85,8 @@ async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Co
     `Sec-WebSocket-Accept: ${accept}`,
     ...(decision.protocol ? [`Sec-WebSocket-Protocol: ${decision.protocol}`] : []),
   ];
-  await writer.write(enc.encode(lines.join("\r\n") + "\r\n\r\n"));
-  return new FrameConn(conn, reader, writer, rest);
+  await io.write(enc.encode(lines.join("\r\n") + "\r\n\r\n"));
+  return new FrameConn(conn, io, rest);
 }
 
 function refused(conn: Conn, opts: WebSocketOverConnOptions, why: string): void {
@@ -102,7 +102,7 @@ const REASONS: Record<number, string> = {
 };
 
 async function answer(
-  writer: WritableStreamDefaultWriter<Uint8Array>,
+  io: ConnIo,
   status: number,
   body: string,
   extra: string[] = [],
@@ -115,7 +115,8 @@ async function answer(
     "Connection: close",
     ...extra,
   ].join("\r\n") + "\r\n\r\n";
-  await writer.write(concat(enc.encode(head), bytes)).catch(() => {});
+  await io.write(concat(enc.encode(head), bytes)).catch(() => {});
+  await io.flush();
 }
 
 interface Head {
@@ -126,9 +127,7 @@ interface Head {
   rest: Uint8Array;
 }
 
-async function readHead(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): Promise<Head | undefined> {
+async function readHead(io: ConnIo): Promise<Head | undefined> {
   let buf: Uint8Array = new Uint8Array(0);
   for (;;) {
     const end = indexOfCrlfCrlf(buf);
@@ -148,8 +147,8 @@ async function readHead(
       return { method, target, headers, rest: buf.slice(end + 4) };
     }
     if (buf.byteLength > MAX_HEAD) return undefined;
-    const { value, done } = await reader.read();
-    if (done) return undefined;
+    const value = await io.read();
+    if (!value) return undefined;
     buf = concat(buf, value);
   }
 }
@@ -200,8 +199,7 @@ class FrameConn implements Conn {
 
   constructor(
     private readonly inner: Conn,
-    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
-    private readonly writer: WritableStreamDefaultWriter<Uint8Array>,
+    private readonly io: ConnIo,
     rest: Uint8Array,
   ) {
     this.remoteAddr = inner.remoteAddr;
@@ -213,13 +211,12 @@ class FrameConn implements Conn {
           let chunk = first;
           first = undefined;
           if (!chunk) {
-            const r = await this.reader.read().catch(() => ({ done: true, value: undefined }));
-            if (r.done || !r.value) {
+            chunk = await this.io.read();
+            if (!chunk) {
               this.closed = true;
               controller.close();
               return;
             }
-            chunk = r.value;
           }
           const out: Uint8Array[] = [];
           const end = this.feed(chunk, out);
@@ -239,7 +236,7 @@ class FrameConn implements Conn {
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) => {
         if (this.closed) return Promise.reject(new Error("Cannot write: connection closed"));
-        return this.writer.write(frame(0x2, chunk));
+        return this.io.write(frame(0x2, chunk));
       },
       close: () => this.close(),
       abort: () => this.close(),
@@ -256,9 +253,9 @@ class FrameConn implements Conn {
     this.closing = true;
     this.closed = true;
     const payload = code === null ? new Uint8Array(0) : Uint8Array.of(code >> 8, code & 0xff);
-    this.writer.write(frame(0x8, payload)).catch(() => {});
+    this.io.write(frame(0x8, payload)).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const flushed = this.writer.close().catch(() => {});
+    const flushed = this.io.flush();
     const limit = new Promise<void>((r) => (timer = setTimeout(r, 2000)));
     Promise.race([flushed, limit]).finally(() => {
       clearTimeout(timer);
@@ -359,7 +356,7 @@ class FrameConn implements Conn {
     if (op < 0x8) return undefined;
     const payload = this.control.reduce(concat, new Uint8Array(0));
     this.control = [];
-    if (op === 0x9) this.writer.write(frame(0xa, payload)).catch(() => {}); // ping → pong
+    if (op === 0x9) this.io.write(frame(0xa, payload)).catch(() => {}); // ping → pong
     if (op === 0x8) return payload.length >= 2 ? (payload[0] << 8) | payload[1] : null;
     return undefined;
   }

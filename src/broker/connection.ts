@@ -176,6 +176,17 @@ export class Connection extends ConnectionState {
     }
   }
 
+  /** Output encoded but not yet handed to the transport, bytes. */
+  get unsentBytes(): number {
+    return this.outBytes;
+  }
+
+  /** Call `f` once everything queued so far was written (or the write failed). */
+  afterOutput(f: () => void): void {
+    if (!this.writing && this.outBytes === 0) return f();
+    ((this.x ??= {}).drained ??= []).push(f);
+  }
+
   /** A slow reader: QoS 0 messages to it are dropped rather than buffered without bound. */
   get congested(): boolean {
     return this.outBytes > CONGESTED_BYTES;

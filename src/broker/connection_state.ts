@@ -6,6 +6,7 @@
  */
 import type { EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
+import type { ReadRightsCache } from "./read_rights.ts";
 
 /** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
 export interface AuthState {
@@ -80,12 +81,12 @@ export class ConnectionState {
     return this.x?.outAliasMaximum ?? 0;
   }
 
-  /** QoS 0 messages dropped because this client read too slowly ($SYS, tests). */
-  get droppedQos0(): number {
-    return this.x?.droppedQos0 ?? 0;
+  /** Read rights answered for this connection's client (see read_rights.ts); reset when they change. */
+  get readRights(): ReadRightsCache | undefined {
+    return this.x?.readRights;
   }
-  set droppedQos0(n: number) {
-    (this.x ??= {}).droppedQos0 = n;
+  set readRights(v: ReadRightsCache | undefined) {
+    if (v || this.x) (this.x ??= {}).readRights = v;
   }
 
   /** True once CONNACK (success) was sent. */
@@ -149,7 +150,7 @@ export interface ConnectionExtras {
   auth?: AuthState;
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
-  droppedQos0?: number;
+  readRights?: ReadRightsCache;
   writer?: WritableStreamDefaultWriter<Uint8Array>;
   drained?: (() => void)[];
   linger?: ReturnType<typeof setTimeout>;

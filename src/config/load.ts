@@ -94,6 +94,9 @@ function readConfig(ctx: Ctx): MqttxConfig {
   return result;
 }
 
+/** A field that holds a value (not a section, nor a key accepted for compatibility only). */
+type ValueField = Exclude<Field, { kind: "section" | "ignored" | "alias" }>;
+
 interface Ctx {
   file: string;
   doc: Document;
@@ -156,7 +159,7 @@ function readSection(
 function readValue(
   ctx: Ctx,
   node: Node,
-  field: Exclude<Field, { kind: "section" | "ignored" | "alias" }>,
+  field: ValueField,
   path: string,
 ) {
   const bad = (reason: string) => fail(ctx, node, path, reason);
@@ -256,11 +259,21 @@ function readRecords(
   node: Node,
   field: Extract<Field, { kind: "records" }>,
   path: string,
-) {
+): Record<string, unknown>[] {
+  const short = field.shorthand;
+  if (short !== undefined && !isSeq(node)) {
+    const item = field.item[short] as ValueField;
+    return readStrings(ctx, node, (s) => item.kind === "string" ? item.check?.(s) : undefined, path)
+      .map((s) => ({ ...field.defaults, [short]: s }));
+  }
   if (!isSeq(node)) throw fail(ctx, node, path, `expected a list, got ${describe(node)}`);
-  return node.items.map((raw, i) => {
+  return node.items.map((raw, i): Record<string, unknown> => {
     const itemPath = `${path}[${i}]`;
     const item = resolve(ctx, raw as Node | null);
+    if (short !== undefined && item !== null && isScalar(item)) {
+      const f = field.item[short] as ValueField;
+      return { ...field.defaults, [short]: readValue(ctx, item, f, itemPath) };
+    }
     if (item === null || !isMap(item)) {
       throw fail(
         ctx,
@@ -281,6 +294,15 @@ function readRecords(
 }
 
 function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
+  const bridge = c.messageBridge;
+  if (bridge.enable && bridge.kafkaBrokers.length === 0) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.message-bridge.kafka-brokers`,
+      line: lineOfPath(ctx, ["message-bridge", "enable"]),
+      reason: "`message-bridge.enable` is true, so at least one Kafka broker (host:port) is needed",
+    });
+  }
   // A certificate is useless without its private key, and the other way round.
   if ((c.ssl.certFile === undefined) !== (c.ssl.keyFile === undefined)) {
     const missing = c.ssl.certFile === undefined ? "cert-file" : "key-file";

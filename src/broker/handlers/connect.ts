@@ -78,7 +78,13 @@ export function handleConnect(
   accept(broker, conn, p, client, decision, assigned);
 }
 
-export function refuse(conn: Connection, reasonCode: number, reasonString?: string): void {
+/** CONNACK with an error, then close; the log says `why` (else the reason code and string). */
+export function refuse(
+  conn: Connection,
+  reasonCode: number,
+  reasonString?: string,
+  why?: string,
+): void {
   const v5 = conn.version === 5;
   conn.send({
     type: 2,
@@ -86,8 +92,8 @@ export function refuse(conn: Connection, reasonCode: number, reasonString?: stri
     reasonCode: v5 ? reasonCode : connackV3Code(reasonCode),
     properties: v5 && reasonString ? { reasonString } : undefined,
   });
-  const why = reasonName(reasonCode) + (reasonString ? `: ${reasonString}` : "");
-  conn.drop(`CONNECT refused (${why})`);
+  const code = reasonName(reasonCode) + (reasonString ? `: ${reasonString}` : "");
+  conn.drop(`CONNECT refused (${code})${why ? `: ${why}` : ""}`);
 }
 
 export function accept(
@@ -122,8 +128,14 @@ export function accept(
   }
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 
-  // Take over a connected client with the same id [MQTT-3.1.4-2].
   let session = broker.sessions.get(clientId);
+  // A client id held by another user's session (connected or offline) is not theirs to resume,
+  // take over or end: that would hand them its queued and future messages.
+  if (session && session.username !== client.username && !broker.options.allowCrossUserSession) {
+    // Not authorized (3.1.1: 5)
+    return refuse(conn, 0x87, undefined, "its session belongs to another user");
+  }
+  // Take over a connected client with the same id [MQTT-3.1.4-2].
   const old = session?.connection;
   if (session && old) {
     session.connection = undefined;
@@ -154,8 +166,10 @@ export function accept(
       session.pendingWill = undefined;
     }
     session.expiryInterval = expiry;
+    session.username = client.username;
+    recheckSubscriptions(broker, session, client);
   } else {
-    session = new Session(clientId, expiry);
+    session = new Session(clientId, expiry, client.username);
     broker.sessions.set(clientId, session);
   }
   // The will lives as long as the connection: do not pin the CONNECT's socket chunk.
@@ -184,8 +198,27 @@ export function accept(
   conn.setKeepAlive(keepAlive);
   broker.notify("onConnected", client);
   if (sessionPresent) {
-    resendInflight(session, conn);
+    resendInflight(session, conn, broker.limits);
     drainQueue(session, broker.limits);
+  }
+}
+
+/**
+ * A resumed session keeps only the subscriptions its (new) user may still make: rights can
+ * change between connections, and another user may resume it (allow-cross-user-session).
+ */
+function recheckSubscriptions(broker: Broker, session: Session, client: ClientInfo): void {
+  let removed = 0;
+  for (const sub of [...session.subscriptions.values()]) {
+    if (broker.maySubscribe(client, sub.filter, sub.qos)) continue;
+    broker.removeSubscription(session, sub.filter);
+    removed++;
+  }
+  if (removed > 0) {
+    broker.log(
+      `client ${escapeForLog(client.clientId)}: ${removed} subscription(s) of its resumed ` +
+        `session removed, not allowed for user ${escapeForLog(client.username ?? "(none)")}`,
+    );
   }
 }
 

@@ -72,6 +72,18 @@ function waitFor(r: Run, re: RegExp): Promise<RegExpMatchArray> {
   });
 }
 
+/** SIGTERM, then exit code 0. (Not child.kill(): Deno's node:child_process then reports the signal.) */
+async function stopsCleanly(r: Run): Promise<void> {
+  process.kill(r.child.pid!, "SIGTERM");
+  assert.equal((await r.exit).code, 0, r.stderr());
+}
+
+/** The child is gone (SIGKILL if it still runs). */
+async function killed(r: Run): Promise<void> {
+  if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
+  await r.exit;
+}
+
 describe("mqttx command line", () => {
   test("--help prints the help text and exits 0", async () => {
     const r = await run(["--help"]);
@@ -135,12 +147,9 @@ describe("mqttx command line", () => {
       const ignored = r.stdout().split("\n").filter((l) => l.includes("ignoring keys"));
       assert.equal(ignored.length, 1, r.stdout());
       assert.match(ignored[0], /http-client-connect-timeout.*sharable-payload/);
-      // Not child.kill(): Deno's node:child_process then reports the signal, not the exit code.
-      process.kill(r.child.pid!, "SIGTERM");
-      assert.equal((await r.exit).code, 0, r.stderr());
+      await stopsCleanly(r);
     } finally {
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
-      await r.exit;
+      await killed(r);
       t.cleanup();
     }
   });
@@ -165,11 +174,9 @@ describe("mqttx command line", () => {
       await waitFor(r, /listening on mqtt:/);
       process.kill(r.child.pid!, "SIGHUP");
       await waitFor(r, /auth\.password-file reloaded \(0 users\)/);
-      process.kill(r.child.pid!, "SIGTERM");
-      assert.equal((await r.exit).code, 0, r.stderr());
+      await stopsCleanly(r);
     } finally {
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
-      await r.exit;
+      await killed(r);
       t.cleanup();
       pw.cleanup();
     }

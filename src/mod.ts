@@ -44,7 +44,7 @@ export type { MqttxConfig } from "./config/types.ts";
 export type { Conn, Runtime } from "./runtime/types.ts";
 export type { ConnectPacket, QoS } from "./mqtt/packet.ts";
 export type { HealthSource } from "./http/health.ts";
-export { webSocketConn } from "./runtime/websocket_conn.ts";
+export { webSocketConn } from "./websocket_conn.ts";
 export { streamConn } from "./stream_conn.ts";
 
 /** Any part of the configuration; the rest keeps its default (config.example.yml). */

@@ -71,6 +71,11 @@ export class DenoConn implements Conn {
     } catch { /* already closed */ }
   }
 
+  endWrite(): void {
+    if (this.closed) return;
+    this.conn.closeWrite().catch(() => {/* already closed */});
+  }
+
   start(callbacks: ConnCallbacks): void {
     if (this.reading !== 0) throw new Error("Cannot start: the Conn is already read");
     this.reading = 1;

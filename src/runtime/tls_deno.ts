@@ -16,7 +16,8 @@
 import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
 import type { Conn, TlsCredentials, TlsListener, TlsListenOptions } from "./types.ts";
-import { clientCertificate } from "./certs.ts";
+import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 
@@ -25,9 +26,17 @@ export function listenNodeTls(
   onConn: (conn: Conn) => void,
 ): Promise<TlsListener> {
   const server = tls.createServer(secureContextOptions(opts.credentials, opts));
+  const log = opts.log ?? (() => {});
+  let cas = parseCaBundle(opts.credentials.ca);
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const cert = clientCertificate(opts.clientAuth, socket.authorized, socket.getPeerCertificate());
+    const peer = socket.getPeerCertificate();
+    // rustls refuses certificates without v3 extensions; check those against the CA ourselves.
+    const authorized = socket.authorized ||
+      (opts.clientAuth !== "NONE" && peer?.raw !== undefined && issuedByCa(peer.raw, cas));
+    const cert = clientCertificate(opts.clientAuth, authorized, peer);
     if (cert === false) {
+      const why = socket.authorizationError ?? "none presented";
+      log(`closing ${remote(socket)}: client certificate refused (${escapeForLog(String(why))})`);
       socket.destroy();
       return;
     }
@@ -39,7 +48,9 @@ export function listenNodeTls(
     }
   });
   // A failed handshake (bad or missing client certificate, plain TCP client) ends that socket only.
-  server.on("tlsClientError", () => {});
+  server.on("tlsClientError", (e: Error, socket: tls.TLSSocket) => {
+    log(`closing ${remote(socket)}: TLS handshake failed (${escapeForLog(e.message)})`);
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({ host: opts.hostname, port: opts.port }, () => {
@@ -51,6 +62,7 @@ export function listenNodeTls(
         port,
         setCredentials(credentials) {
           server.setSecureContext(secureContextOptions(credentials, opts));
+          cas = parseCaBundle(credentials.ca);
           return Promise.resolve();
         },
         close() {
@@ -64,13 +76,19 @@ export function listenNodeTls(
   });
 }
 
+function remote(socket: tls.TLSSocket): string {
+  return hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+}
+
 function secureContextOptions(c: TlsCredentials, opts: TlsListenOptions): tls.TlsOptions {
   return {
     cert: c.cert,
     key: c.key,
     ca: c.ca,
     requestCert: opts.clientAuth !== "NONE",
-    rejectUnauthorized: opts.clientAuth === "REQUIRE",
+    // Checked after the handshake (clientCertificate), where a certificate rustls cannot
+    // verify (X.509 v1) gets our own check; Deno's rejectUnauthorized hangs such a client up.
+    rejectUnauthorized: false,
   };
 }
 
@@ -135,16 +153,19 @@ function wrapSocket(socket: tls.TLSSocket, cert: Conn["peerCertificate"]): Conn 
     },
   });
 
-  const host = socket.remoteAddress ?? "unknown";
   return {
     readable,
     writable,
-    remoteAddr: hostPort(host, socket.remotePort ?? 0),
+    remoteAddr: remote(socket),
     peerCertificate: cert,
     close() {
       if (socket.destroyed) return;
       // Flush what is written, then close both directions.
-      socket.end(() => socket.destroy());
+      if (socket.writableEnded) socket.destroy();
+      else socket.end(() => socket.destroy());
+    },
+    endWrite() {
+      if (!socket.destroyed) socket.end();
     },
   };
 }

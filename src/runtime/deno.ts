@@ -1,52 +1,15 @@
 /**
- * Deno adapter: Deno.listen for TCP; each accepted socket becomes a DenoConn
- * (deno_conn.ts), which offers the callback path besides Deno's Web streams.
+ * Deno adapter: plain TCP and TLS on Deno's `node:net`/`node:tls` (deno_node_net.ts says why
+ * not `Deno.listen`), WebSocket on `Deno.serve`.
  */
-import type { Conn, Listener, ListenOptions, Runtime } from "./types.ts";
-import { DenoConn } from "./deno_conn.ts";
+import type { Runtime } from "./types.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { listenDenoWebSocket } from "./websocket_deno.ts";
-
-function listenSync(opts: ListenOptions, onConn: (conn: Conn) => void): Listener {
-  const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (stopped || e instanceof Deno.errors.BadResource) return;
-        // A failed accept (e.g. EMFILE, peer reset) must not stop the server.
-        await new Promise((r) => setTimeout(r, 10));
-        continue;
-      }
-      try {
-        onConn(new DenoConn(conn));
-      } catch {
-        try {
-          conn.close();
-        } catch { /* ignore */ }
-      }
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      if (stopped) return;
-      stopped = true;
-      try {
-        listener.close();
-      } catch { /* already closed */ }
-      await loop;
-    },
-  };
-}
+import { listenNodeNet } from "./deno_node_net.ts";
 
 export const denoRuntime: Runtime = {
   name: "deno",
-  // The Promise constructor turns a bind error (EADDRINUSE) into a rejection.
-  listen: (opts, onConn) => new Promise((resolve) => resolve(listenSync(opts, onConn))),
+  listen: listenNodeNet,
   listenTls: listenNodeTls,
   listenWebSocket: listenDenoWebSocket,
   onSignal(signal, handler) {

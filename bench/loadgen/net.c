@@ -284,8 +284,9 @@ static void on_packet(struct client *c, const uint8_t *pkt, size_t body_at, size
     if (c->role != ROLE_SUB || c->state != CS_READY) break;
     on_publish(c, pkt[0] & 0x0f, b, blen);
     return;
-  case 4: /* PUBACK */
-    if (c->role != ROLE_PUB || O.qos != 1 || !c->inflight) break;
+  case 4: /* PUBACK ends QoS 1 */
+  case 7: /* PUBCOMP ends QoS 2 */
+    if (c->role != ROLE_PUB || O.qos != (type == 4 ? 1 : 2) || !c->inflight) break;
     c->inflight--;
     on_acked(c, 1);
     return;
@@ -296,11 +297,6 @@ static void on_packet(struct client *c, const uint8_t *pkt, size_t body_at, size
   case 6: /* PUBREL (we are the receiver of a QoS 2 message) */
     if (c->role != ROLE_SUB) break;
     mqtt_ack(c, 0x70, pid);
-    return;
-  case 7: /* PUBCOMP */
-    if (c->role != ROLE_PUB || O.qos != 2 || !c->inflight) break;
-    c->inflight--;
-    on_acked(c, 1);
     return;
   case 13: /* PINGRESP */
     if (c->role == ROLE_PUB && O.qos == 0 && c->fence_n) {

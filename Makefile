@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-deps
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow fuzz bench-deps
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -76,6 +76,17 @@ bench-deps: deps
 	if wants mosquitto; then need mosquitto mosquitto; fi; \
 	if wants aedes; then need node nodejs; \
 	  [ -f bench/node_modules/aedes/package.json ] || npm ci --prefix bench; fi
+
+# Stateful fuzzer against a real broker process (tests/fuzz/fuzz.ts); not part of `make test`.
+# FUZZ_SECONDS (default 60), FUZZ_RUNTIME=deno|bun, FUZZ_SEED to replay a failing run.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) deno run -A tests/fuzz/fuzz.ts
+
+# The Kafka bridge's cost and throughput against librdkafka's mock cluster (bench/kafka_bridge.ts).
+.PHONY: bench-kafka
+bench-kafka: deps
+	deno run -A bench/kafka_bridge.ts
 
 clean:
 	rm -rf dist

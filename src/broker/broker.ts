@@ -5,6 +5,8 @@ import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
+import { DropLog, newDropCounters } from "./drops.ts";
+import { ReadRights } from "./read_rights.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
@@ -15,9 +17,6 @@ import type { ConnectPacket } from "../mqtt/packet.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
-
-/** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
-const BACKPRESSURE_LIMIT_MS = 1000;
 
 /**
  * The runtime-free broker: sessions, the subscription index, routing,
@@ -33,8 +32,8 @@ export class Broker implements BrokerCore, PacketSink {
   /** The subscription index and the routing of one message through it. */
   readonly router: Router;
   readonly hooks: BrokerHooks[];
-  /** Counters for $SYS and tests. */
-  readonly stats = { received: 0, sent: 0, maxConnected: 0 };
+  /** Counters for $SYS and tests; `dropped` counts undelivered messages by reason. */
+  readonly stats = { received: 0, sent: 0, maxConnected: 0, dropped: newDropCounters() };
   private connected = 0;
   private closed = false;
   /** Set by close(): called when the last connection has ended. */
@@ -43,9 +42,15 @@ export class Broker implements BrokerCore, PacketSink {
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
     this.store = store;
-    this.limits = options;
-    this.router = new Router(options);
     this.hooks = options.hooks ?? [];
+    this.limits = {
+      maxInflight: options.maxInflight,
+      maxQueuedMessages: options.maxQueuedMessages,
+      dropped: this.stats.dropped,
+      dropLog: new DropLog(options.log),
+      readRights: new ReadRights(this.hooks),
+    };
+    this.router = new Router(options, this.limits);
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
     this.sweep = setInterval(
@@ -158,8 +163,10 @@ export class Broker implements BrokerCore, PacketSink {
     if (!message.internal) this.stats.received++;
     // Called per message: a plain loop, not notify()'s rest arguments.
     const hooks = this.hooks;
+    this.held = undefined;
     for (let i = 0; i < hooks.length; i++) {
       const h = hooks[i];
+      if (h.persistPublish) this.hold(h, message);
       if (!h.onPublished) continue;
       try {
         h.onPublished(message.topic, message.payload, message.qos, message.retain, message.from);
@@ -178,6 +185,29 @@ export class Broker implements BrokerCore, PacketSink {
     return this.route(message);
   }
 
+  /**
+   * Set by publish() when a persistPublish hook holds the message's acknowledgement, for the
+   * caller to take at once (the PUBLISH handler); anyone else leaves it to be overwritten.
+   */
+  held: Promise<void> | undefined = undefined;
+  /** True once any acknowledgement was held: from then on PUBLISH checks for held ones to queue behind. */
+  holding = false;
+
+  private hold(h: BrokerHooks, message: Message): void {
+    let p: void | Promise<void>;
+    try {
+      p = h.persistPublish!(message);
+    } catch (e) {
+      this.log(`hook persistPublish failed: ${e}`);
+      p = Promise.reject(e);
+    }
+    if (!p) return;
+    this.holding = true;
+    // Whoever takes it handles a refusal; a will or local publish has nobody to tell.
+    p.catch(() => {});
+    this.held = this.held ? Promise.all([this.held, p]).then(() => {}) : p;
+  }
+
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
     const count = this.router.route(message);
@@ -185,21 +215,9 @@ export class Broker implements BrokerCore, PacketSink {
     return count;
   }
 
-  /**
-   * After routing a client's message: if it filled a live subscriber's queue,
-   * a promise that settles when the publisher may go on (the caller stops
-   * reading that publisher meanwhile). Never waits on the publisher itself.
-   */
-  backpressure(publisher: Session): Promise<void> | undefined {
-    const full = this.router.full;
-    this.router.full = undefined;
-    if (!full || full === publisher || !full.connection) return undefined;
-    return full.whenRoom(BACKPRESSURE_LIMIT_MS);
-  }
-
   /** Deliver through one subscription (see Router.deliverTo). */
-  deliverTo(sub: Subscription, message: Message, retain: boolean): boolean {
-    return this.router.deliverTo(sub, message, retain);
+  deliverTo(sub: Subscription, message: Message, retain: boolean): void {
+    this.router.deliverTo(sub, message, retain);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -218,6 +236,7 @@ export class Broker implements BrokerCore, PacketSink {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
+    session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
     return true;
   }
@@ -234,7 +253,6 @@ export class Broker implements BrokerCore, PacketSink {
     }
     session.inflight.clear();
     session.queue.length = 0;
-    session.wakeWriters();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -262,6 +280,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (!session || session.connection !== conn) return; // taken over, or never connected
     session.connection = undefined;
     conn.session = undefined;
+    session.replay = undefined; // a retained replay lasts as long as its connection
     if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;
@@ -281,7 +300,6 @@ export class Broker implements BrokerCore, PacketSink {
     this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
-    session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
       this.endSession(session);
     } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {

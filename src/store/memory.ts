@@ -23,6 +23,13 @@ export class MemoryStore implements Store {
     return out;
   }
 
+  *retainedCursor(filter: string): Generator<Message> {
+    for (const [topic, m] of this.retained.matching(filter)) {
+      if (isExpired(m, Date.now())) this.retained.delete(topic); // gone, not just hidden
+      else yield m;
+    }
+  }
+
   retainedCount(): number {
     return this.retained.size;
   }

@@ -9,6 +9,11 @@ export interface RetainedStore {
   setRetained(topic: string, message: Message | undefined): void | Promise<void>;
   /** Retained messages whose topic matches `filter` (wildcards allowed). */
   matchRetained(filter: string): Message[] | Promise<Message[]>;
+  /**
+   * The same, one at a time, without building the list (SUBSCRIBE streams from it); expired
+   * messages may be left for the caller to skip. Optional: else `matchRetained` is used.
+   */
+  retainedCursor?(filter: string): Iterator<Message>;
   /** Number of retained messages (for $SYS). */
   retainedCount(): number | Promise<number>;
   close(): Promise<void>;

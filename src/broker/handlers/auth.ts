@@ -102,6 +102,7 @@ function applyStep(broker: Broker, conn: Connection, step: AuthStep): void {
     if (d) {
       conn.client!.authorizedSub = d.authorizedSub;
       conn.client!.authorizedPub = d.authorizedPub;
+      conn.readRights = undefined; // answers for the old rights
     }
     conn.send({ type: 15, reasonCode: SUCCESS, properties: authProps });
   }

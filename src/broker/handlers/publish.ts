@@ -4,6 +4,8 @@ import type { Connection } from "../connection.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
+import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
+import { escapeForLog } from "../../log/escape.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -56,8 +58,17 @@ export function handlePublish(
   }
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
-      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
-      conn.sendAck(5, p.packetId!);
+      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2];
+      // if a hook still holds the first copy, the PUBREC waits for it as the first one does.
+      const held = broker.holding ? heldQos2(session, p.packetId!) : undefined;
+      if (held || (broker.holding && hasHeldAcks(conn))) {
+        ackWhenHeld(
+          conn,
+          held,
+          () => conn.sendAck(5, p.packetId!),
+          (e) => refuse(broker, conn, p, e),
+        );
+      } else conn.sendAck(5, p.packetId!);
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -89,16 +100,29 @@ export function handlePublish(
       expiresAt,
       from: session.clientId,
     };
+  // A slow subscriber never holds the publisher back: it loses its own excess (delivery.ts).
   const routed = broker.publish(message);
-  if (routed instanceof Promise) {
-    return routed.then((n) => {
-      acknowledge(conn, p, n);
-      return broker.backpressure(session);
-    });
+  const held = broker.held;
+  if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
+    // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
+    broker.held = undefined;
+    if (p.qos === 2) {
+      session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+      if (held) holdQos2(session, p.packetId!, held);
+    }
+    const count = routed instanceof Promise ? routed : Promise.resolve(routed);
+    if (p.qos > 0) {
+      ackWhenHeld(
+        conn,
+        held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
+        () => count.then((n) => acknowledge(conn, p, n)),
+        (e) => refuse(broker, conn, p, e),
+      );
+    }
+    return routed instanceof Promise ? routed.then(() => {}) : undefined;
   }
+  if (routed instanceof Promise) return routed.then((n) => acknowledge(conn, p, n));
   acknowledge(conn, p, routed);
-  // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
-  return broker.backpressure(session);
 }
 
 /** PUBACK or PUBREC once the message is routed to `count` sessions. */
@@ -109,8 +133,24 @@ function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
   if (p.qos === 1) {
     conn.sendAck(4, p.packetId!, reasonCode); // [MQTT-4.3.2-2]
   } else {
-    conn.session!.incomingQos2.add(p.packetId!);
+    // A held acknowledgement may come after the connection ended (session gone from it).
+    conn.session?.incomingQos2.add(p.packetId!);
     conn.sendAck(5, p.packetId!, reasonCode); // [MQTT-4.3.3-2]
+  }
+}
+
+/** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
+function refuse(broker: Broker, conn: Connection, p: PublishPacket, reason: unknown): void {
+  if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
+  if (conn.version === 5) {
+    conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
+  } else if (!conn.closing) {
+    broker.log(
+      `closing ${escapeForLog(conn.clientId)}: a QoS ${p.qos} message was not kept (${
+        escapeForLog(String(reason))
+      }); 3.1.1 cannot refuse it, so the client sends it again after reconnecting`,
+    );
+    conn.close();
   }
 }
 

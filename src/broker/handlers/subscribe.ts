@@ -2,7 +2,8 @@ import type { SubscribePacket } from "../../mqtt/packet.ts";
 import { parseShared, topicFilterError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
-import { isExpired, type Message } from "../message.ts";
+import type { Message } from "../message.ts";
+import { RetainedReplays } from "../retained_replay.ts";
 import type { Subscription } from "../session.ts";
 
 /** SUBSCRIBE: validate each filter, store it, SUBACK, then send matching retained messages. */
@@ -71,19 +72,20 @@ export function handleSubscribe(
     });
   }
   if (retainedFor.length === 0) return;
+  // Every matching retained message, streamed through the session's flow control.
+  const store = broker.store;
   const sends = retainedFor.map((sub) => {
-    const found = broker.store.matchRetained(sub.matchFilter);
+    if (store.retainedCursor) {
+      return replay(broker, sub, store.retainedCursor(sub.matchFilter));
+    }
+    const found = store.matchRetained(sub.matchFilter);
     return found instanceof Promise
-      ? found.then((ms) => sendRetained(broker, sub, ms))
-      : sendRetained(broker, sub, found);
+      ? found.then((ms) => replay(broker, sub, ms[Symbol.iterator]()))
+      : replay(broker, sub, found[Symbol.iterator]());
   });
   if (sends.some((s) => s instanceof Promise)) return Promise.all(sends).then(() => {});
 }
 
-function sendRetained(broker: Broker, sub: Subscription, messages: Message[]): void {
-  const now = Date.now();
-  for (const m of messages) {
-    if (isExpired(m, now)) continue;
-    broker.deliverTo(sub, m, true); // RETAIN set [MQTT-3.3.1-8]
-  }
+function replay(broker: Broker, sub: Subscription, source: Iterator<Message>): void {
+  RetainedReplays.start(sub.session, sub, source, broker.limits);
 }

@@ -15,27 +15,55 @@ const READ_HIGH_WATER = 64 * 1024;
 const CLOSE_FLUSH_MS = 2000;
 const closedError = () => new Error("Cannot write: connection closed");
 
+// Listeners shared by all sockets (EventEmitter calls them with `this` = the socket): an idle
+// connection holds no closures of its own.
+const CONN = Symbol("NodeSocketConn");
+type OwnedSocket = Socket & { [CONN]: NodeSocketConn };
+function onEnd(this: OwnedSocket) {
+  this[CONN].inputEnded();
+}
+function onData(this: OwnedSocket, chunk: Uint8Array) {
+  this[CONN].received(chunk);
+}
+function ignore() {} // errors end in "close"
+
 export class NodeSocketConn implements Conn {
   readonly remoteAddr: string;
   readonly peerCertificate: Conn["peerCertificate"];
   private readonly socket: Socket;
   private sink: ConnCallbacks | undefined = undefined;
   private ended = false;
-  private streams: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream } = {};
+  private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
 
   constructor(socket: Socket, cert?: Conn["peerCertificate"]) {
     this.socket = socket;
     this.peerCertificate = cert;
     this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
-    // The input ends once, whichever comes first; errors also end in "close".
-    const end = () => {
-      if (this.ended) return;
-      this.ended = true;
-      this.sink?.end();
-    };
-    socket.on("end", end);
-    socket.on("close", end);
-    socket.on("error", () => {});
+    (socket as OwnedSocket)[CONN] = this;
+    // The input ends once, whichever comes first.
+    socket.on("end", onEnd);
+    socket.on("close", onEnd);
+    socket.on("error", ignore);
+  }
+
+  /** "end" or "close" came. */
+  inputEnded(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.sink?.end();
+  }
+
+  /** A chunk for the started receiver; a pending promise pauses the socket until it settles. */
+  received(chunk: Uint8Array): void {
+    // A plain view: Buffer#slice shares memory where Uint8Array#slice copies.
+    const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const pending = this.sink!.data(view);
+    if (pending) {
+      const socket = this.socket;
+      socket.pause();
+      const resume = () => socket.resume();
+      pending.then(resume, resume);
+    }
   }
 
   close(): void {
@@ -54,17 +82,7 @@ export class NodeSocketConn implements Conn {
   start(callbacks: ConnCallbacks): void {
     if (this.sink) throw new Error("Cannot start: the Conn is already read");
     this.sink = callbacks;
-    const socket = this.socket;
-    const resume = () => socket.resume();
-    socket.on("data", (chunk: Uint8Array) => {
-      // A plain view: Buffer#slice shares memory where Uint8Array#slice copies.
-      const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      const pending = callbacks.data(view);
-      if (pending) {
-        socket.pause();
-        pending.then(resume, resume);
-      }
-    });
+    this.socket.on("data", onData);
     if (this.ended) queueMicrotask(() => callbacks.end());
   }
 
@@ -87,10 +105,11 @@ export class NodeSocketConn implements Conn {
   }
 
   get readable(): ReadableStream<Uint8Array> {
-    if (this.streams.readable) return this.streams.readable;
+    const streams = this.streams ??= {};
+    if (streams.readable) return streams.readable;
     if (this.sink) throw new Error("Cannot read: the Conn was started with callbacks");
     let wake: (() => void) | undefined;
-    return this.streams.readable = new ReadableStream<Uint8Array>({
+    return streams.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.start({
           data(chunk) {
@@ -116,7 +135,7 @@ export class NodeSocketConn implements Conn {
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return this.streams.writable ??= new WritableStream<Uint8Array>({
+    return (this.streams ??= {}).writable ??= new WritableStream<Uint8Array>({
       write: (chunk) => this.write(chunk),
       close: () => new Promise<void>((resolve) => this.socket.end(resolve)),
       abort: () => this.close(),

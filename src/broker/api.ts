@@ -6,7 +6,7 @@ import type { Conn } from "../runtime/types.ts";
 import type { BrokerHooks } from "./hooks.ts";
 
 export interface BrokerOptions {
-  brokerId: number;
+  brokerId: string | number;
   /** ms a new connection may take to send CONNECT. */
   connectTimeout: number;
   /** Largest packet accepted, bytes. */
@@ -45,8 +45,8 @@ export interface BrokerOptions {
 }
 
 export interface BrokerCore {
-  /** Serve one connection until it closes. Never throws. */
-  handleConnection(conn: Conn): void;
+  /** Serve one connection until it closes. Never throws. `listener` tags it for /metrics. */
+  handleConnection(conn: Conn, listener?: number): void;
   /** Number of connected (CONNACKed) clients. */
   readonly connectedCount: number;
   /** Disconnect every client (5.0: DISCONNECT 0x8B) and stop timers. */

@@ -1,17 +1,26 @@
 /**
  * Deno adapter: plain TCP and TLS on Deno's `node:net`/`node:tls` (deno_node_net.ts says why
- * not `Deno.listen`), WebSocket on `Deno.serve`.
+ * not `Deno.listen`); each socket is a NodeSocketConn (node_socket_conn.ts).
+ *
+ * ws:// is the project's RFC 6455 server (transport/websocket_server.ts) on
+ * a TCP listener, as wss:// is on TLS. Not `Deno.serve` + `upgradeWebSocket`:
+ * it cannot pause reading (a held-back client's input grew without bound),
+ * buffers whole messages with no size setting (64 MiB frames), accepts
+ * unmasked client frames (RFC 6455 5.1: close 1002), and left the socket of
+ * a peer that ignores the close frame open; none of that can be configured.
  */
 import type { Runtime } from "./types.ts";
-import { listenNodeTls } from "./tls_deno.ts";
-import { listenDenoWebSocket } from "./websocket_deno.ts";
 import { listenNodeNet } from "./deno_node_net.ts";
+import { listenNodeTls } from "./tls_deno.ts";
+import { serveDenoHttp } from "./http_deno.ts";
 
 export const denoRuntime: Runtime = {
   name: "deno",
   listen: listenNodeNet,
   listenTls: listenNodeTls,
-  listenWebSocket: listenDenoWebSocket,
+  // No listenWebSocket: Deno's own WebSocket can neither pause reads, bound a message, nor
+  // refuse an unmasked frame, so ws:// is the project's server over listen() (transport/).
+  serveHttp: serveDenoHttp,
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);

@@ -46,6 +46,10 @@ export class NodeSocketConn implements Conn {
     socket.on("error", ignore);
   }
 
+  endWrite(): void {
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
   /** "end" or "close" came. */
   inputEnded(): void {
     if (this.ended) return;

@@ -11,19 +11,29 @@
  *
  * The TLS socket becomes a Conn as plain TCP sockets do (node_socket_conn.ts).
  */
+import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
 import { NodeSocketConn } from "./node_socket_conn.ts";
 import type { Conn, TlsCredentials, TlsListener, TlsListenOptions } from "./types.ts";
-import { clientCertificate } from "./certs.ts";
+import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 export function listenNodeTls(
   opts: TlsListenOptions,
   onConn: (conn: Conn) => void,
 ): Promise<TlsListener> {
   const server = tls.createServer(secureContextOptions(opts.credentials, opts));
+  const log = opts.log ?? (() => {});
+  let cas = parseCaBundle(opts.credentials.ca);
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const cert = clientCertificate(opts.clientAuth, socket.authorized, socket.getPeerCertificate());
+    const peer = socket.getPeerCertificate();
+    // rustls refuses certificates without v3 extensions; check those against the CA ourselves.
+    const authorized = socket.authorized ||
+      (opts.clientAuth !== "NONE" && peer?.raw !== undefined && issuedByCa(peer.raw, cas));
+    const cert = clientCertificate(opts.clientAuth, authorized, peer);
     if (cert === false) {
+      const why = socket.authorizationError ?? "none presented";
+      log(`closing ${remote(socket)}: client certificate refused (${escapeForLog(String(why))})`);
       socket.destroy();
       return;
     }
@@ -35,7 +45,9 @@ export function listenNodeTls(
     }
   });
   // A failed handshake (bad or missing client certificate, plain TCP client) ends that socket only.
-  server.on("tlsClientError", () => {});
+  server.on("tlsClientError", (e: Error, socket: tls.TLSSocket) => {
+    log(`closing ${remote(socket)}: TLS handshake failed (${escapeForLog(e.message)})`);
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({ host: opts.hostname, port: opts.port }, () => {
@@ -47,6 +59,7 @@ export function listenNodeTls(
         port,
         setCredentials(credentials) {
           server.setSecureContext(secureContextOptions(credentials, opts));
+          cas = parseCaBundle(credentials.ca);
           return Promise.resolve();
         },
         close() {
@@ -60,12 +73,18 @@ export function listenNodeTls(
   });
 }
 
+function remote(socket: tls.TLSSocket): string {
+  return hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+}
+
 function secureContextOptions(c: TlsCredentials, opts: TlsListenOptions): tls.TlsOptions {
   return {
     cert: c.cert,
     key: c.key,
     ca: c.ca,
     requestCert: opts.clientAuth !== "NONE",
-    rejectUnauthorized: opts.clientAuth === "REQUIRE",
+    // Checked after the handshake (clientCertificate), where a certificate rustls cannot
+    // verify (X.509 v1) gets our own check; Deno's rejectUnauthorized hangs such a client up.
+    rejectUnauthorized: false,
   };
 }

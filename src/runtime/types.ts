@@ -16,6 +16,12 @@ export interface Conn {
   /** Close both directions now; safe to call twice. */
   close(): void;
   /**
+   * Optional half-close: send what is queued, then end our side (TCP FIN)
+   * while input keeps arriving, so the peer can read our last packets. The
+   * caller calls `close()` once the input ended or it stops waiting.
+   */
+  endWrite?(): void;
+  /**
    * Callback path, input: deliver bytes to `callbacks` from now on (the
    * streams are then never read). The receiver owns each chunk.
    */
@@ -47,6 +53,8 @@ export interface Listener {
 export interface ListenOptions {
   hostname: string;
   port: number;
+  /** Told why a connection was closed before it became a Conn (handshake, certificate). */
+  log?: (line: string) => void;
 }
 
 /** A server certificate (with its chain) and key, PEM; `ca` verifies client certificates. */
@@ -78,10 +86,13 @@ export interface WebSocketListenOptions extends ListenOptions {
   path: string;
   /**
    * Largest WebSocket message accepted (a larger one closes the connection
-   * with 1009), where the runtime buffers whole messages and lets us set it.
+   * with 1009), where the runtime buffers whole messages (Bun's ws://).
    */
   maxMessageBytes?: number;
 }
+
+/** Answers one HTTP request (the operations endpoint, src/http/): runtime-free code. */
+export type HttpHandler = (req: Request) => Response | Promise<Response>;
 
 /** What an entry file hands to the composition root. */
 export interface Runtime {
@@ -91,9 +102,15 @@ export interface Runtime {
   listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promise<TlsListener>;
   /**
    * A plain-HTTP WebSocket listener (ws://) speaking the "mqtt" subprotocol;
-   * each upgraded WebSocket is a Conn of MQTT bytes.
+   * each upgraded WebSocket is a Conn of MQTT bytes. Optional: without it
+   * (Deno), ws:// is the project's own server over `listen` (transport/).
    */
-  listenWebSocket(opts: WebSocketListenOptions, onConn: (conn: Conn) => void): Promise<Listener>;
+  listenWebSocket?(opts: WebSocketListenOptions, onConn: (conn: Conn) => void): Promise<Listener>;
+  /**
+   * A plain HTTP server on the runtime's own (`Deno.serve`, `Bun.serve`).
+   * close() stops it and ends its open requests.
+   */
+  serveHttp(opts: ListenOptions, handler: HttpHandler): Promise<Listener>;
   /** Returns a function that removes the handler again. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   exit(code: number): never;

@@ -5,7 +5,6 @@ import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
 import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
-import { escapeForLog } from "../../log/escape.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -16,6 +15,9 @@ export function handlePublish(
   p: PublishPacket,
 ): void | Promise<void> {
   const session = conn.session!;
+  const stats = broker.stats;
+  stats.publishIn[p.qos]++;
+  stats.publishInBytes[p.qos] += p instanceof RangePublish ? p.end - p.start : p.payload.length;
   let topic = p.topic;
   const props = p.properties;
   const v5 = conn.version === 5;
@@ -66,7 +68,7 @@ export function handlePublish(
           conn,
           held,
           () => conn.sendAck(5, p.packetId!),
-          (e) => refuse(broker, conn, p, e),
+          (e) => refuse(conn, p, e),
         );
       } else conn.sendAck(5, p.packetId!);
       return;
@@ -116,7 +118,7 @@ export function handlePublish(
         conn,
         held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
         () => count.then((n) => acknowledge(conn, p, n)),
-        (e) => refuse(broker, conn, p, e),
+        (e) => refuse(conn, p, e),
       );
     }
     return routed instanceof Promise ? routed.then(() => {}) : undefined;
@@ -140,17 +142,15 @@ function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
 }
 
 /** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
-function refuse(broker: Broker, conn: Connection, p: PublishPacket, reason: unknown): void {
+function refuse(conn: Connection, p: PublishPacket, reason: unknown): void {
   if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
   if (conn.version === 5) {
     conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
-  } else if (!conn.closing) {
-    broker.log(
-      `closing ${escapeForLog(conn.clientId)}: a QoS ${p.qos} message was not kept (${
-        escapeForLog(String(reason))
-      }); 3.1.1 cannot refuse it, so the client sends it again after reconnecting`,
+  } else {
+    conn.drop(
+      `a QoS ${p.qos} message was not kept (${String(reason)}); 3.1.1 cannot refuse it, ` +
+        "so the client sends it again after reconnecting",
     );
-    conn.close();
   }
 }
 

@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow fuzz
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow fuzz bench-deps
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -56,14 +56,26 @@ compile: deps
 compile-bun: deps
 	bun build --compile --bytecode --format=esm src/main_bun.ts --outfile dist/mqttx
 
-# Benchmark against Mosquitto and Aedes (../shared/bench/README.md). RUNS=1 for a quick pass;
+# Benchmark against Mosquitto and Aedes (bench/README.md) with the project's load generator
+# (bench/loadgen, C; LOADGEN=shared for ../shared/bench). RUNS=1 for a quick pass;
 # SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto to narrow it. Results go to bench/results/.
-bench: compile-bun
+bench: compile-bun bench-deps
 	deno run -A bench/run.ts
 
 # Broker memory under S2 QoS 1 with a subscriber that reads slowly (bench/slow_subscriber.ts).
-bench-slow: deps
+bench-slow: deps bench-deps
 	deno run -A bench/slow_subscriber.ts
+
+# Aedes from npm (pinned in bench/package.json); Mosquitto, Node and a C compiler are Debian
+# packages: named when missing (a baseline left out of BROKERS is not needed).
+bench-deps: deps
+	@wants() { case ",$${BROKERS:-$$1}," in *,$$1,*) return 0;; *) return 1;; esac; }; \
+	need() { command -v $$1 >/dev/null || [ -x /usr/sbin/$$1 ] || \
+	  { echo "make bench: $$1 not found: sudo apt-get install $$2"; exit 1; }; }; \
+	need make make; command -v cc >/dev/null || need gcc gcc; \
+	if wants mosquitto; then need mosquitto mosquitto; fi; \
+	if wants aedes; then need node nodejs; \
+	  [ -f bench/node_modules/aedes/package.json ] || npm ci --prefix bench; fi
 
 # Stateful fuzzer against a real broker process (tests/fuzz/fuzz.ts); not part of `make test`.
 # FUZZ_SECONDS (default 60), FUZZ_RUNTIME=deno|bun, FUZZ_SEED to replay a failing run.

@@ -234,17 +234,32 @@ export async function sh(cmd: string[]): Promise<{ ok: boolean; text: string }> 
   }
 }
 
-/** LOADGEN names the binary itself or the folder with its Makefile (default ../shared/bench). */
+/**
+ * The load generator: the project's own (bench/loadgen, built into bench/.build) unless LOADGEN
+ * names another: `shared` (../shared/bench, the neutral cross-check), a binary, or a folder whose
+ * Makefile builds `mqtt-loadgen` or `mqttx-loadgen`.
+ */
 export async function buildLoadgen(): Promise<string> {
-  const given = Deno.env.get("LOADGEN")?.trim() || `${ROOT}/../shared/bench`;
-  const st = await Deno.stat(given).catch(() => null);
-  if (st?.isFile) return given;
-  if (!st?.isDirectory) throw new Error(`LOADGEN=${given} is neither the binary nor its folder`);
-  const inPlace = await sh(["make", "-s", "-C", given]);
-  if (inPlace.ok) return `${given}/mqtt-loadgen`;
-  // shared/ may be read-only (CI): build into bench/.build instead
-  const bin = `${BUILD}/mqtt-loadgen`;
-  const local = await sh(["make", "-s", "-C", given, `BIN=${bin}`]);
-  if (!local.ok) throw new Error(`cannot build mqtt-loadgen:\n${inPlace.text}\n${local.text}`);
+  const given = Deno.env.get("LOADGEN")?.trim() || "own";
+  if (given === "own") {
+    const bin = `${BUILD}/mqttx-loadgen`;
+    await Deno.mkdir(BUILD, { recursive: true });
+    if (!(await which("cc")) && !(await which("gcc"))) {
+      throw new Error("no C compiler to build bench/loadgen: `sudo apt-get install gcc`");
+    }
+    const out = await sh(["make", "-s", "-C", `${ROOT}/bench/loadgen`, `BIN=${bin}`]);
+    if (!out.ok) throw new Error(`cannot build bench/loadgen:\n${out.text}`);
+    return bin;
+  }
+  const dir = given === "shared" ? `${ROOT}/../shared/bench` : given;
+  const st = await Deno.stat(dir).catch(() => null);
+  if (st?.isFile) return dir;
+  if (!st?.isDirectory) {
+    throw new Error(`LOADGEN=${given}: ${dir} is neither a binary nor a folder`);
+  }
+  // the folder may be read-only (CI): build into bench/.build
+  const bin = `${BUILD}/mqtt-loadgen-${given === "shared" ? "shared" : "other"}`;
+  const out = await sh(["make", "-s", "-C", dir, `BIN=${bin}`]);
+  if (!out.ok) throw new Error(`cannot build the load generator in ${dir}:\n${out.text}`);
   return bin;
 }

@@ -4,13 +4,15 @@
  *   deno run -A bench/report.ts bench/results/2025-01-01_1200.json
  */
 
-/** The `RESULT {...}` line of mqtt-loadgen (only the fields we read are typed). */
+/** The `RESULT {...}` line of the load generator (only the fields we read are typed). */
 export interface LoadgenResult {
   mode: "pubsub" | "connect-only";
   conn_ok: number;
   conn_fail: number;
   conn_ms: { p50: number; p99: number };
   pub_rate?: number;
+  pub_sent?: number;
+  pub_acked?: number;
   recv?: number;
   recv_expected?: number;
   recv_window_rate?: number;
@@ -65,6 +67,8 @@ export interface BenchFile {
   machine: { nproc: number; cpu: string; kernel: string; memGiB: number };
   versions: Record<string, string>;
   runs: number;
+  /** The load generator's file name (mqttx-loadgen: bench/loadgen); older reports lack it. */
+  loadgen?: string;
   brokers: string[];
   skipped: { broker: string; why: string }[];
   scenarios: ScenarioInfo[];
@@ -208,6 +212,46 @@ function ratioLines(file: BenchFile): RatioLine[] {
   });
 }
 
+const lgName = (file: BenchFile) => file.loadgen ?? "mqtt-loadgen";
+
+/**
+ * Fan-in overloads the one subscriber: what each broker delivered of what it was sent by the
+ * end of the run (window + drain), and what it dropped or still held (published − delivered).
+ */
+function deliveredAndDropped(file: BenchFile, scenario: string): string[] {
+  const L = [
+    "Whole run (10 s window + drain): messages the publishers sent, the subscriber received",
+    "(inside the window, and in all), and the difference (dropped, or still queued when the",
+    "drain gave up).",
+    "",
+    ...header([
+      "broker",
+      "published",
+      "delivered in the window",
+      "delivered",
+      "dropped",
+      "dropped %",
+    ]),
+  ];
+  const sent = (r: RunRecord) => r.result?.recv_expected;
+  const got = (r: RunRecord) => r.result?.recv;
+  const lost = (r: RunRecord) => (sent(r) ?? NaN) - (got(r) ?? NaN);
+  const share = (r: RunRecord) => 100 * lost(r) / (sent(r) ?? NaN);
+  for (const b of file.brokers) {
+    const rs = records(file, b, scenario);
+    if (!rs.length) continue;
+    L.push(row([
+      b,
+      cell(rs, sent, int),
+      cell(rs, (r) => r.result?.recv_window as number | undefined, int),
+      cell(rs, got, int),
+      cell(rs, lost, int),
+      cell(rs, share, (v) => v.toFixed(1)),
+    ]));
+  }
+  return [...L, ""];
+}
+
 export function renderMarkdown(file: BenchFile): string {
   const { machine: m } = file;
   const loads = file.records.flatMap((r) => [r.loadavgBefore, r.loadavgAfter])
@@ -217,7 +261,7 @@ export function renderMarkdown(file: BenchFile): string {
   L.push(
     `- Machine: ${m.nproc} CPUs, ${m.cpu}, ${m.memGiB} GiB, Linux ${m.kernel}.`,
     `- Versions: ${Object.entries(file.versions).map(([k, v]) => `${k} ${v}`).join(", ")}.`,
-    "- Method: ../shared/bench/README.md — broker pinned to CPU 1, mqtt-loadgen to CPU 0, " +
+    `- Method: bench/README.md — broker pinned to CPU 1, ${lgName(file)} to CPU 0, ` +
       `a fresh broker per run, ${file.runs} run(s) each; cells are median [min–max].`,
   );
   if (loads.length && other.length) {
@@ -240,7 +284,7 @@ export function renderMarkdown(file: BenchFile): string {
   L.push("", "↑ higher is better; ↓ lower is better (there a ratio below 1 means mqttx wins).", "");
 
   for (const s of file.scenarios) {
-    L.push(`## ${s.id}: ${s.title}`, "", "`mqtt-loadgen " + s.args.join(" ") + "`", "");
+    L.push(`## ${s.id}: ${s.title}`, "", "`" + `${lgName(file)} ${s.args.join(" ")}` + "`", "");
     const c = (recs: RunRecord[], get: Get, fmt = int) => cell(recs, get, fmt);
     if (s.metric === "kbPerConn") {
       L.push(...header([
@@ -291,6 +335,7 @@ export function renderMarkdown(file: BenchFile): string {
       ));
     }
     L.push("");
+    if (s.id.startsWith("S2")) L.push(...deliveredAndDropped(file, s.id));
   }
 
   L.push("## Start-up and idle memory (every fresh broker of this report)", "");

@@ -1,12 +1,13 @@
 /**
- * `make bench`: runs the scenarios of ../shared/bench/README.md against mqttx (Deno and Bun),
+ * `make bench`: runs the scenarios of bench/README.md against mqttx (Deno and Bun),
  * Mosquitto and Aedes, a fresh broker per run, and writes bench/results/<date>.{json,md,svg}.
  *
  *   deno run -A bench/run.ts
  *   RUNS=1 SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto deno run -A bench/run.ts
  *
  * Environment: RUNS (3), SCENARIOS, BROKERS (comma lists; "S1" selects S1-qos0/1/2),
- * LOADGEN (mqtt-loadgen binary or its source folder; ../shared/bench), BENCH_PORT (18900),
+ * LOADGEN (own: bench/loadgen; `shared`: ../shared/bench; or a binary or its source folder),
+ * BENCH_PORT (18900),
  * BENCH_OUT (bench/results).
  */
 import {
@@ -172,7 +173,7 @@ function judge(
 ): [RunRecord["status"], string] {
   if (exited) return ["failed", `broker exited (code ${exited.code}) during the run`];
   if (!r) return ["failed", `no RESULT line (exit ${code})`];
-  if (r.timeout) return ["failed", "mqtt-loadgen --timeout hit"];
+  if (r.timeout) return ["failed", "load generator --timeout hit"];
   if (code === 0) return ["ok", ""];
   const why = ["conn_fail", "sub_fail", "lost", "dup", "dropped", "proto_err"]
     .filter((k) => typeof r[k] === "number" && (r[k] as number) > 0)
@@ -227,7 +228,7 @@ async function versions(loadgen: string, brokers: string[]): Promise<Record<stri
     v.aedes = JSON.parse(pkg).version;
     v.node = await version("node", "--version");
   }
-  v["mqtt-loadgen"] = await version(loadgen, "--help");
+  v[loadgen.replace(/^.*\//, "")] = await version(loadgen, "--help");
   return v;
 }
 
@@ -271,6 +272,7 @@ async function main() {
     machine: await describeMachine(),
     versions: await versions(loadgen, names),
     runs,
+    loadgen: loadgen.replace(/^.*\//, ""),
     brokers: names,
     skipped,
     scenarios,
@@ -291,7 +293,7 @@ async function main() {
   const total = scenarios.length * runs * brokers.length;
   console.log(
     `${total} runs: ${names.join(", ")} × ${scenarios.map((s) => s.id).join(", ")} × ${runs}` +
-      `; mqtt-loadgen ${loadgen}`,
+      `; load generator ${loadgen}`,
   );
   let i = 0;
   // within each round the brokers take turns, so drifting background load hits them alike

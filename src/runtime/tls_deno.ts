@@ -9,17 +9,14 @@
  * supported API that does both: `requestCert`/`ca`/`rejectUnauthorized` with
  * `getPeerCertificate()`, and `server.setSecureContext()` for reloads.
  *
- * The node socket (a Duplex) becomes a Conn the same way bun.ts does it:
- * `data` feeds a ReadableStream and the socket is paused while the stream's
- * queue is full; a write that the socket buffers waits for `drain`.
+ * The TLS socket becomes a Conn as plain TCP sockets do (node_socket_conn.ts).
  */
 import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
+import { NodeSocketConn } from "./node_socket_conn.ts";
 import type { Conn, TlsCredentials, TlsListener, TlsListenOptions } from "./types.ts";
 import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
 import { escapeForLog } from "../log/escape.ts";
-
-const READ_HIGH_WATER = 64 * 1024;
 
 export function listenNodeTls(
   opts: TlsListenOptions,
@@ -42,7 +39,7 @@ export function listenNodeTls(
     }
     try {
       socket.setNoDelay(true);
-      onConn(wrapSocket(socket, cert));
+      onConn(new NodeSocketConn(socket, cert));
     } catch {
       socket.destroy();
     }
@@ -89,83 +86,5 @@ function secureContextOptions(c: TlsCredentials, opts: TlsListenOptions): tls.Tl
     // Checked after the handshake (clientCertificate), where a certificate rustls cannot
     // verify (X.509 v1) gets our own check; Deno's rejectUnauthorized hangs such a client up.
     rejectUnauthorized: false,
-  };
-}
-
-function wrapSocket(socket: tls.TLSSocket, cert: Conn["peerCertificate"]): Conn {
-  let closed = false;
-  let paused = false;
-  let drainWaiter: { resolve(): void; reject(e: Error): void } | undefined;
-  const closedError = () => new Error("Cannot write: connection closed");
-
-  const readable = new ReadableStream<Uint8Array>({
-    start(controller) {
-      socket.on("data", (chunk: Uint8Array) => {
-        if (closed) return;
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 1) <= 0 && !paused) {
-          paused = true;
-          socket.pause();
-        }
-      });
-      const end = (err?: Error) => {
-        if (closed) return;
-        closed = true;
-        drainWaiter?.reject(err ?? closedError());
-        drainWaiter = undefined;
-        try {
-          if (err) controller.error(err);
-          else controller.close();
-        } catch { /* the reader already cancelled */ }
-      };
-      socket.on("end", () => end());
-      socket.on("close", () => end());
-      socket.on("error", (e: Error) => end(e));
-    },
-    pull() {
-      if (paused && !closed) {
-        paused = false;
-        socket.resume();
-      }
-    },
-    cancel() {
-      socket.destroy();
-    },
-  }, { highWaterMark: READ_HIGH_WATER, size: (chunk) => chunk.byteLength });
-
-  socket.on("drain", () => {
-    const w = drainWaiter;
-    drainWaiter = undefined;
-    w?.resolve();
-  });
-
-  const writable = new WritableStream<Uint8Array>({
-    write(chunk) {
-      if (closed || socket.destroyed) return Promise.reject(closedError());
-      if (socket.write(chunk)) return;
-      return new Promise<void>((resolve, reject) => (drainWaiter = { resolve, reject }));
-    },
-    close() {
-      socket.end();
-    },
-    abort() {
-      socket.destroy();
-    },
-  });
-
-  return {
-    readable,
-    writable,
-    remoteAddr: remote(socket),
-    peerCertificate: cert,
-    close() {
-      if (socket.destroyed) return;
-      // Flush what is written, then close both directions.
-      if (socket.writableEnded) socket.destroy();
-      else socket.end(() => socket.destroy());
-    },
-    endWrite() {
-      if (!socket.destroyed) socket.end();
-    },
   };
 }

@@ -1,0 +1,41 @@
+/**
+ * Plain TCP for Deno on its `node:net` (a supported Deno API, like `Deno.listen`).
+ *
+ * Why not `Deno.listen` + `conn.read(buf)`: an idle connection must keep one read pending to
+ * learn of data, and that pending op, its promises and its buffer cost about 3.6 KB per
+ * connection (10,000 idle sockets, Deno 2.9), where a `node:net` socket waits for data without
+ * one; QoS 1 ingest also costs less broker CPU per message. Numbers: bench/README.md, "Deno".
+ */
+import * as net from "node:net";
+import { NodeSocketConn } from "./node_socket_conn.ts";
+import type { Conn, Listener, ListenOptions } from "./types.ts";
+
+export function listenNodeNet(
+  opts: ListenOptions,
+  onConn: (conn: Conn) => void,
+): Promise<Listener> {
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+    try {
+      onConn(new NodeSocketConn(socket));
+    } catch {
+      socket.destroy();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: opts.hostname, port: opts.port }, () => {
+      server.off("error", reject);
+      server.on("error", () => {}); // a failed accept must not stop the server
+      let closed = false;
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        close() {
+          // Stop accepting; live connections stay with their owners.
+          if (!closed) server.close();
+          closed = true;
+          return Promise.resolve();
+        },
+      });
+    });
+  });
+}

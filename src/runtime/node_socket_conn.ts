@@ -1,0 +1,148 @@
+/**
+ * A `node:net`/`node:tls` socket (as Deno provides them) as a Conn: the callback path
+ * (`start` + `write`) that the broker uses, and Web streams built on it when asked for.
+ *
+ * Input: `data` chunks go to the receiver; while its returned promise is pending the socket is
+ * paused (backpressure). Output: the socket gets a copy; a write returns nothing while the
+ * socket's own buffer is under its high-water mark, else a promise that settles on `drain`. Plain TCP listens with `allowHalfOpen`, so
+ * output still flows after the peer ended its side; `close()` ends both.
+ */
+import type { Socket } from "node:net";
+import { hostPort } from "./address.ts";
+import type { Conn, ConnCallbacks } from "./types.ts";
+
+const READ_HIGH_WATER = 64 * 1024;
+const CLOSE_FLUSH_MS = 2000;
+const closedError = () => new Error("Cannot write: connection closed");
+
+// Listeners shared by all sockets (EventEmitter calls them with `this` = the socket): an idle
+// connection holds no closures of its own.
+const CONN = Symbol("NodeSocketConn");
+type OwnedSocket = Socket & { [CONN]: NodeSocketConn };
+function onEnd(this: OwnedSocket) {
+  this[CONN].inputEnded();
+}
+function onData(this: OwnedSocket, chunk: Uint8Array) {
+  this[CONN].received(chunk);
+}
+function ignore() {} // errors end in "close"
+
+export class NodeSocketConn implements Conn {
+  readonly remoteAddr: string;
+  readonly peerCertificate: Conn["peerCertificate"];
+  private readonly socket: Socket;
+  private sink: ConnCallbacks | undefined = undefined;
+  private ended = false;
+  private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
+
+  constructor(socket: Socket, cert?: Conn["peerCertificate"]) {
+    this.socket = socket;
+    this.peerCertificate = cert;
+    this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+    (socket as OwnedSocket)[CONN] = this;
+    // The input ends once, whichever comes first.
+    socket.on("end", onEnd);
+    socket.on("close", onEnd);
+    socket.on("error", ignore);
+  }
+
+  endWrite(): void {
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  /** "end" or "close" came. */
+  inputEnded(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.sink?.end();
+  }
+
+  /** A chunk for the started receiver; a pending promise pauses the socket until it settles. */
+  received(chunk: Uint8Array): void {
+    // A plain view: Buffer#slice shares memory where Uint8Array#slice copies.
+    const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const pending = this.sink!.data(view);
+    if (pending) {
+      const socket = this.socket;
+      socket.pause();
+      const resume = () => socket.resume();
+      pending.then(resume, resume);
+    }
+  }
+
+  close(): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (socket.writableLength === 0) return void socket.destroy();
+    // Bytes a write already returned for are still queued in the socket: send them first, but
+    // a peer that does not read gets CLOSE_FLUSH_MS, not forever.
+    const timer = setTimeout(() => socket.destroy(), CLOSE_FLUSH_MS);
+    socket.end(() => {
+      clearTimeout(timer);
+      socket.destroy();
+    });
+  }
+
+  start(callbacks: ConnCallbacks): void {
+    if (this.sink) throw new Error("Cannot start: the Conn is already read");
+    this.sink = callbacks;
+    this.socket.on("data", onData);
+    if (this.ended) queueMicrotask(() => callbacks.end());
+  }
+
+  write(bytes: Uint8Array, length = bytes.byteLength): void | Promise<void> {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return Promise.reject(closedError());
+    // The socket keeps what it is given until sent, and the caller reuses its buffer: a copy.
+    if (socket.write(bytes.slice(0, length))) return;
+    // Over the socket's high-water mark: the caller waits for "drain" (or the end).
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        socket.off("drain", done);
+        socket.off("close", done);
+        if (socket.destroyed) reject(closedError());
+        else resolve();
+      };
+      socket.on("drain", done);
+      socket.on("close", done);
+    });
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    const streams = this.streams ??= {};
+    if (streams.readable) return streams.readable;
+    if (this.sink) throw new Error("Cannot read: the Conn was started with callbacks");
+    let wake: (() => void) | undefined;
+    return streams.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.start({
+          data(chunk) {
+            controller.enqueue(chunk);
+            if ((controller.desiredSize ?? 1) > 0) return;
+            return new Promise<void>((resolve) => wake = resolve);
+          },
+          end() {
+            try {
+              controller.close();
+            } catch { /* the reader cancelled */ }
+            wake?.();
+          },
+        });
+      },
+      pull: () => {
+        const w = wake;
+        wake = undefined;
+        w?.();
+      },
+      cancel: () => this.close(),
+    }, { highWaterMark: READ_HIGH_WATER, size: (chunk) => chunk.byteLength });
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return (this.streams ??= {}).writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => new Promise<void>((resolve) => this.socket.end(resolve)),
+      abort: () => this.close(),
+    });
+  }
+}

@@ -12,6 +12,8 @@ export type { AuthState } from "./connection_state.ts";
 import { reasonName } from "../mqtt/reason_codes.ts";
 import { escapeForLog } from "../log/escape.ts";
 import type { BrokerStats } from "./stats.ts";
+import { BYTES_PER_TURN, STILL_WAITING, type TurnTaker, waitForTurn } from "./input_turns.ts";
+import { flushThisTick } from "./tick_flush.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -40,7 +42,7 @@ const LINGER_MS = 2000;
  * batches outgoing bytes into one write per tick, runs the keep-alive and
  * CONNECT timers. Protocol decisions belong to the handlers.
  */
-export class Connection extends ConnectionState {
+export class Connection extends ConnectionState implements TurnTaker {
   // `declare`: set only in the constructor. A field also declared in the class
   // body is written twice, and JavaScriptCore sizes each object by the writes
   // (with the 5.0 limits moved to the extras: 160 -> 113 B by bun:jsc's estimate).
@@ -179,8 +181,7 @@ export class Connection extends ConnectionState {
     // One write per tick: everything handled in this turn goes out together.
     if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
-      dirty[dirtyCount++] = this;
-      if (dirtyCount === 1) queueMicrotask(flushDirty);
+      flushThisTick(this);
     }
   }
 
@@ -292,25 +293,31 @@ export class Connection extends ConnectionState {
    * Decode one chunk and handle its packets in order. A handler that must
    * wait (authentication, a congested subscriber) returns a promise; the
    * remaining packets wait with it and the caller stops reading meanwhile.
+   * So does input past this turn's budget (BYTES_PER_TURN, input_turns.ts).
    */
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     this.lastActivity = Date.now();
     this.sink.stats.networkIn += chunk.length;
+    return this.handleInput(chunk, 0);
+  }
+
+  private handleInput(chunk: Uint8Array, start: number): void | Promise<void> {
     // Decoding and handling one chunk is synchronous, so one scratch array
     // serves every connection; packets left for later are copied out.
     scratchCount = 0;
     let n = 0, i = 0;
     try {
-      this.decoder.feed(chunk, collect);
+      const stop = this.decoder.feed(chunk, collect, start, BYTES_PER_TURN);
       n = scratchCount;
       for (; i < n; i++) {
         const packet = scratch[i]!;
         scratch[i] = undefined; // hold no packet (nor its chunk) past this call
         if (this.closing) return;
         const pending = this.sink.handlePacket(this, packet);
-        if (pending) return this.continueAfter(pending, takeScratch(i + 1, n));
+        if (pending) return this.continueAfter(pending, takeScratch(i + 1, n), chunk, stop);
       }
+      if (stop < chunk.length) return this.leaveForLater(chunk, stop);
       // The peer does not take our replies: stop reading it until it does.
       if (this.outBytes + this.writeBytes > READ_PAUSE_BYTES) return this.outputTaken();
     } catch (err) {
@@ -326,7 +333,12 @@ export class Connection extends ConnectionState {
     return new Promise((resolve) => ((this.x ??= {}).drained ??= []).push(resolve));
   }
 
-  private async continueAfter(pending: Promise<void>, rest: Packet[]): Promise<void> {
+  private async continueAfter(
+    pending: Promise<void>,
+    rest: Packet[],
+    chunk: Uint8Array,
+    stop: number,
+  ): Promise<void> {
     try {
       await pending;
       for (const p of rest) {
@@ -334,9 +346,37 @@ export class Connection extends ConnectionState {
         const next = this.sink.handlePacket(this, p);
         if (next) await next;
       }
+      if (stop < chunk.length && !this.closing) await this.handleInput(chunk, stop);
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  /**
+   * The budget of this turn is spent: keep chunk[pos..] for a later turn.
+   * The promise (one per wait, not per chunk) settles when it was handled.
+   */
+  private leaveForLater(chunk: Uint8Array, pos: number): Promise<void> {
+    const x = this.x ??= {};
+    x.rest = chunk;
+    x.restPos = pos;
+    waitForTurn(this);
+    // Called from resumeInput: the transport already waits on the first promise.
+    if (x.wake) return STILL_WAITING;
+    return new Promise((resolve) => x.wake = resolve);
+  }
+
+  /** This connection's next turn: handle more of the input left over. */
+  resumeInput(): void {
+    const x = this.x!;
+    const chunk = x.rest!;
+    x.rest = undefined;
+    const r = this.closing ? undefined : this.handleInput(chunk, x.restPos!);
+    if (r === STILL_WAITING) return;
+    const wake = x.wake!;
+    x.wake = undefined;
+    if (r) r.then(wake, wake);
+    else wake();
   }
 
   private fail(err: unknown): void {
@@ -441,23 +481,9 @@ export class Connection extends ConnectionState {
   }
 }
 
-/** Connections with output waiting for this tick's flush. */
-// Both scratch lists below are used by count and never truncated: setting an
+// The scratch list below is used by count and never truncated: setting an
 // array's length to 0 drops its backing store, and the next push allocates a
 // new one (measured: ~300 B per message on the QoS 1 path).
-const dirty: (Connection | undefined)[] = [];
-let dirtyCount = 0;
-
-function flushDirty(): void {
-  // A flush may add more connections (none today), so walk by index.
-  for (let i = 0; i < dirtyCount; i++) {
-    const c = dirty[i]!;
-    dirty[i] = undefined;
-    c.flush();
-  }
-  dirtyCount = 0;
-}
-
 const scratch: (Packet | undefined)[] = [];
 let scratchCount = 0;
 function collect(p: Packet): void {

@@ -163,4 +163,9 @@ export interface ConnectionExtras {
   writer?: WritableStreamDefaultWriter<Uint8Array>;
   drained?: (() => void)[];
   linger?: ReturnType<typeof setTimeout>;
+  /** Input left for a later turn (input_turns.ts): the chunk, and where to go on in it. */
+  rest?: Uint8Array;
+  restPos?: number;
+  /** Settles the promise the transport waits on while input is left for later. */
+  wake?: () => void;
 }

@@ -76,22 +76,38 @@ export class PacketDecoder {
    * Throws MqttSyntaxError on malformed input, after which the decoder is
    * unusable. The decoder keeps views of `chunk`: do not reuse its buffer.
    * onPacket must not throw (if it does, the decoder is unusable too).
+   *
+   * With `limit`, stops at the first packet boundary at least `limit` bytes
+   * past `start` and returns where it stopped in `chunk` (then nothing is
+   * kept: feed the rest again, from there, before any newer chunk); returns
+   * chunk.length once all of it was taken.
+   * A `start` above 0 is only for such a rest.
    */
-  feed(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
+  feed(
+    chunk: Uint8Array,
+    onPacket: (packet: Packet) => void,
+    start = 0,
+    limit = Infinity,
+  ): number {
     if (this.flags & FAILED) {
       throw new MqttSyntaxError("Cannot decode: the stream failed earlier", 0x81);
     }
     try {
-      this.run(chunk, onPacket);
+      return this.run(chunk, onPacket, start, limit);
     } catch (e) {
       this.flags |= FAILED;
       throw e;
     }
   }
 
-  private run(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
+  private run(
+    chunk: Uint8Array,
+    onPacket: (packet: Packet) => void,
+    start: number,
+    limit: number,
+  ): number {
     const len = chunk.length;
-    let pos = 0;
+    let pos = start;
     if (this.pendingLen > 0) {
       if (this.pendingTotal < 0) {
         // The fixed header (at most 5 bytes) was split: join the few bytes needed.
@@ -101,7 +117,7 @@ export class PacketDecoder {
         const total = this.header(head, 0, head.length);
         if (total < 0) {
           this.keep(head, -1);
-          return;
+          return len;
         }
         pos = this.headerLen - this.pendingLen;
         this.keep(head.subarray(0, this.headerLen), total);
@@ -109,7 +125,7 @@ export class PacketDecoder {
       const need = this.pendingTotal - this.pendingLen;
       if (len - pos < need) {
         this.append(chunk.subarray(pos));
-        return;
+        return len;
       }
       this.append(chunk.subarray(pos, pos + need));
       const whole = this.pending;
@@ -120,14 +136,16 @@ export class PacketDecoder {
       this.decode(whole, 0, whole.length, onPacket);
     }
     while (pos < len) {
+      if (pos - start >= limit) return pos;
       const total = this.header(chunk, pos, len);
       if (total < 0 || pos + total > len) {
         this.keep(chunk.subarray(pos), total);
-        return;
+        return len;
       }
       this.decode(chunk, pos, pos + total, onPacket);
       pos += total;
     }
+    return len;
   }
 
   /** Start a pending packet with a view of `bytes` (not copied). */

@@ -1,0 +1,58 @@
+// PacketDecoder.feed with a byte budget: stops at a packet boundary, and the rest fed again from
+// there gives the same packets in the same order.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PacketDecoder } from "./decoder.ts";
+import { encode } from "./encoder.ts";
+import type { Packet } from "./packet.ts";
+
+const publish = (i: number): Packet => ({
+  type: 3,
+  topic: "t/" + i,
+  payload: new Uint8Array(i % 7),
+  qos: 1,
+  retain: false,
+  dup: false,
+  packetId: i,
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) all.set(p, (at += p.length) - p.length);
+  return all;
+}
+
+test("feed with a budget stops at a packet boundary past it and resumes there", () => {
+  const sizes: number[] = [];
+  const parts = [];
+  for (let i = 1; i <= 50; i++) {
+    const bytes = encode(publish(i), 4);
+    sizes.push(bytes.length);
+    parts.push(bytes);
+  }
+  // A split packet at the end: its head arrives with this chunk, its tail with the next.
+  const last = encode(publish(51), 4);
+  const chunk = concat([...parts, last.subarray(0, 3)]);
+  const d = new PacketDecoder();
+  d.version = 4;
+  const ids: number[] = [];
+  const onPacket = (p: Packet) => ids.push((p as { packetId: number }).packetId);
+  let pos = 0, calls = 0;
+  while (pos < chunk.length) {
+    const before = ids.length;
+    const stop = d.feed(chunk, onPacket, pos, 40);
+    calls++;
+    assert.ok(ids.length > before || stop === chunk.length, "each call makes progress");
+    if (stop < chunk.length) {
+      // At a boundary: the bytes consumed are exactly the packets decoded, at least the budget.
+      const used = sizes.slice(before, ids.length).reduce((a, b) => a + b, 0);
+      assert.equal(stop - pos, used);
+      assert.ok(used >= 40 && used - sizes[ids.length - 1] < 40);
+    }
+    pos = stop;
+  }
+  assert.ok(calls > 5);
+  d.feed(last.subarray(3), onPacket);
+  assert.deepEqual(ids, Array.from({ length: 51 }, (_, i) => i + 1));
+});

@@ -125,8 +125,11 @@ export class MemorySessionStore implements SessionStore {
       return;
     }
     if (c.kind === "delete") {
+      const s = sessions.get(clientId);
+      if (!s) return;
       sessions.delete(clientId);
-      for (const id of c.messageIds) ref(id, -1);
+      for (const id of s.queue.keys()) ref(id, -1);
+      for (const f of s.inflight.values()) ref(f.messageId, -1);
       return;
     }
     const s = sessions.get(clientId);
@@ -154,12 +157,10 @@ export class MemorySessionStore implements SessionStore {
         break;
       }
       case "complete":
-        s.inflight.delete(c.packetId);
-        ref(c.messageId, -1);
+        if (s.inflight.delete(c.packetId)) ref(c.messageId, -1);
         break;
       case "drop":
-        s.queue.delete(c.messageId);
-        ref(c.messageId, -1);
+        if (s.queue.delete(c.messageId)) ref(c.messageId, -1);
         break;
       case "incoming":
         if (c.add) s.incomingQos2.add(c.packetId);

@@ -56,6 +56,33 @@ const ADJUST_REFS = `for i, k in ipairs(KEYS) do
 end
 return #KEYS`;
 
+/**
+ * Delete a session (KEYS: its keys, queue and in-flight first) and drop the
+ * reference each of its entries held on a message (ARGV[1]: the message key
+ * prefix). It reads the entries Redis has, not what the broker believes.
+ * The message keys are outside the client's hash tag: single Redis only.
+ */
+const DELETE_SESSION = `local function unref(id)
+  local k = ARGV[1] .. id
+  local n = redis.call('HINCRBY', k, 'n', -1)
+  if n <= 0 then redis.call('DEL', k) end
+end
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do unref(id) end
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do unref(cjson.decode(v).m) end
+redis.call('DEL', unpack(KEYS))
+return 1`;
+
+/**
+ * Remove field ARGV[1] of hash KEYS[1] (and from set KEYS[2]); only if it was
+ * there, drop a reference on message ARGV[2]: an acknowledgement seen twice
+ * never takes a reference another session holds.
+ */
+const REMOVE_ENTRY = `if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if KEYS[2] then redis.call('SREM', KEYS[2], ARGV[1]) end
+local n = redis.call('HINCRBY', ARGV[2], 'n', -1)
+if n <= 0 then redis.call('DEL', ARGV[2]) end
+return 1`;
+
 type Command = (string | Buffer)[];
 // deno-lint-ignore no-explicit-any
 type Client = any;
@@ -237,9 +264,18 @@ export class RedisSessionStore implements SessionStore {
 
   write(batch: SessionBatch): Promise<void> {
     const keys = this.redis.keys;
+    const adjust = (ids: string[], deltas: number[]): Command => [
+      "EVAL",
+      ADJUST_REFS,
+      String(ids.length),
+      ...ids.map((id) => keys.message(id)),
+      ...deltas.map(String),
+    ];
+    // Order: the messages, the references the batch adds, then the changes
+    // (whose removals drop references at once), then a sweep of carried
+    // messages nothing references. A removal never meets a count the batch
+    // has yet to add.
     const commands: Command[] = [];
-    const refs = new Map<string, number>();
-    const ref = (id: string, n: number) => refs.set(id, (refs.get(id) ?? 0) + n);
     for (const m of batch.messages) {
       commands.push([
         "HSET",
@@ -249,20 +285,25 @@ export class RedisSessionStore implements SessionStore {
         "p",
         bytes(m.payload),
       ]);
-      ref(m.id, 0); // a carried message nobody references is not kept
     }
+    const adds = new Map<string, number>();
+    for (const changes of batch.changes.values()) {
+      for (const c of changes) {
+        const id = c.kind === "enqueue"
+          ? c.delivery.messageId
+          : c.kind === "send" && !c.fromQueue
+          ? c.inflight.messageId
+          : undefined;
+        if (id !== undefined) adds.set(id, (adds.get(id) ?? 0) + 1);
+      }
+    }
+    if (adds.size > 0) commands.push(adjust([...adds.keys()], [...adds.values()]));
     for (const [clientId, changes] of batch.changes) {
-      for (const c of changes) this.commandsFor(clientId, c, commands, ref);
+      for (const c of changes) this.commandsFor(clientId, c, commands);
     }
-    if (refs.size > 0) {
-      const ids = [...refs.keys()];
-      commands.push([
-        "EVAL",
-        ADJUST_REFS,
-        String(ids.length),
-        ...ids.map((id) => keys.message(id)),
-        ...ids.map((id) => String(refs.get(id))),
-      ]);
+    if (batch.messages.length > 0) {
+      const ids = batch.messages.map((m) => m.id);
+      commands.push(adjust(ids, ids.map(() => 0)));
     }
     return this.redis.exec(commands);
   }
@@ -338,12 +379,8 @@ export class RedisSessionStore implements SessionStore {
     return this.redis.close();
   }
 
-  private commandsFor(
-    clientId: string,
-    c: SessionChange,
-    out: Command[],
-    ref: (id: string, n: number) => void,
-  ): void {
+  /** The commands of one change (reference additions are counted by `write`). */
+  private commandsFor(clientId: string, c: SessionChange, out: Command[]): void {
     const keys = this.redis.keys;
     switch (c.kind) {
       case "meta": {
@@ -364,12 +401,10 @@ export class RedisSessionStore implements SessionStore {
           c.delivery.messageId,
           encodeDelivery(c.delivery, false),
         ]);
-        ref(c.delivery.messageId, 1);
         break;
       case "send": {
         const f = c.inflight;
         if (c.fromQueue) out.push(["HDEL", keys.queue(clientId), f.messageId]);
-        else ref(f.messageId, 1);
         out.push(
           ["HSET", keys.inflight(clientId), String(f.packetId), encodeDelivery(f, true)],
           ["SET", keys.packetId(clientId), String(f.packetId)],
@@ -382,23 +417,34 @@ export class RedisSessionStore implements SessionStore {
         out.push(["SADD", keys.released(clientId), String(c.packetId)]);
         break;
       case "complete":
-        out.push(
-          ["HDEL", keys.inflight(clientId), String(c.packetId)],
-          ["SREM", keys.released(clientId), String(c.packetId)],
-        );
-        ref(c.messageId, -1);
+        out.push([
+          "EVAL",
+          REMOVE_ENTRY,
+          "2",
+          keys.inflight(clientId),
+          keys.released(clientId),
+          String(c.packetId),
+          keys.message(c.messageId),
+        ]);
         break;
       case "drop":
-        out.push(["HDEL", keys.queue(clientId), c.messageId]);
-        ref(c.messageId, -1);
+        out.push([
+          "EVAL",
+          REMOVE_ENTRY,
+          "1",
+          keys.queue(clientId),
+          c.messageId,
+          keys.message(c.messageId),
+        ]);
         break;
       case "incoming":
         out.push([c.add ? "SADD" : "SREM", keys.incoming(clientId), String(c.packetId)]);
         break;
-      case "delete":
-        out.push(["DEL", ...keys.allOf(clientId)]);
-        for (const id of c.messageIds) ref(id, -1);
+      case "delete": {
+        const all = keys.allOf(clientId);
+        out.push(["EVAL", DELETE_SESSION, String(all.length), ...all, keys.message("")]);
         break;
+      }
     }
   }
 }

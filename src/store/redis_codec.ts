@@ -60,13 +60,13 @@ export class RedisKeys {
   packetId(clientId: string): string {
     return `${this.p.messageIdPrefix}{${clientId}}`;
   }
-  /** Every key of one client. */
+  /** Every key of one client: the queue and in-flight hashes first. */
   allOf(clientId: string): string[] {
     return [
-      this.session(clientId),
-      this.subscriptions(clientId),
       this.queue(clientId),
       this.inflight(clientId),
+      this.session(clientId),
+      this.subscriptions(clientId),
       this.released(clientId),
       this.incoming(clientId),
       this.packetId(clientId),

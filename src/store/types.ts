@@ -152,14 +152,11 @@ export type SessionChange =
   }
   /**
    * The session ends (expired, clean start, taken over by a clean one): every key
-   * of it goes, and a reference is dropped for each listed message id (one per
-   * queued or in-flight entry it held).
+   * of it goes, and each queued or in-flight entry it held drops its reference.
+   * The store finds those entries itself, so a session whose earlier writes
+   * were lost is still deleted without leaking messages.
    */
-  | {
-    readonly kind: "delete";
-    readonly clientId: string;
-    readonly messageIds: readonly string[];
-  };
+  | { readonly kind: "delete"; readonly clientId: string };
 
 /** The changes of one tick. Build it with `SessionBatchBuilder` (src/store/batch.ts). */
 export interface SessionBatch {

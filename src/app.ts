@@ -11,6 +11,9 @@ import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
+import { RedisStore } from "./store/redis.ts";
+import type { StoredState } from "./store/types.ts";
+import { restoreSessions } from "./broker/restore.ts";
 
 export interface RunningApp {
   /**
@@ -71,16 +74,22 @@ export async function startApp(
   opts: AppOptions = {},
 ): Promise<RunningApp> {
   const log = opts.quiet ? () => {} : (opts.log ?? ((line: string) => console.log(line)));
+  // enable-test-mode: false keeps sessions and retained messages in Redis (src/store/redis.ts).
+  let redis: RedisStore | undefined;
+  let stored: StoredState | undefined;
   if (!config.enableTestMode) {
-    throw new Error(
-      "enable-test-mode: false needs the Redis store, which is not built yet; " +
-        "set enable-test-mode: true to run with the in-memory store",
-    );
+    redis = await RedisStore.open({ ...config.redis, log });
+    try {
+      stored = await redis.sessions.load();
+    } catch (e) {
+      await redis.close();
+      throw e;
+    }
   }
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, log), hooks });
+  const broker = new Broker({ ...brokerOptions(config, log), hooks }, redis);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -103,6 +112,13 @@ export async function startApp(
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
     for (const p of plugins) hooks.push(p.hooks);
+    if (stored) {
+      const n = restoreSessions(broker, stored);
+      log(
+        `redis: ${n.sessions} sessions restored (${n.queued} queued, ${n.inflight} in flight` +
+          `, ${n.expired} expired), ${redis!.retainedCount()} retained messages`,
+      );
+    }
     listeners = await startListeners({
       runtime,
       config,
@@ -119,7 +135,8 @@ export async function startApp(
     ports.tls = bound.find((b) => b.type === "tls")?.port;
     ports.wss = bound.find((b) => b.type === "wss")?.port;
     for (const b of bound) {
-      log(`mqttx ${version} listening on ${b.url} (${runtime.name}, in-memory store)`);
+      const store = redis ? "redis store" : "in-memory store";
+      log(`mqttx ${version} listening on ${b.url} (${runtime.name}, ${store})`);
     }
     if (bound.length === 0) {
       log(`mqttx ${version} started with no listener enabled (socket.enable is false)`);

@@ -9,6 +9,7 @@ import type { DeliveryLimits } from "./delivery.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
+import { SessionJournal } from "./journal.ts";
 import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
@@ -34,6 +35,8 @@ export class Broker implements BrokerCore, PacketSink {
   /** The subscription index and the routing of one message through it. */
   readonly router: Router;
   readonly hooks: BrokerHooks[];
+  /** Writes persistent sessions to the session store; absent in the in-memory mode. */
+  readonly journal: SessionJournal | undefined;
   /** Counters for $SYS and tests. */
   readonly stats = { received: 0, sent: 0, maxConnected: 0 };
   private connected = 0;
@@ -47,6 +50,9 @@ export class Broker implements BrokerCore, PacketSink {
     this.limits = options;
     this.router = new Router(options);
     this.hooks = options.hooks ?? [];
+    this.journal = store.sessions
+      ? new SessionJournal(store.sessions, (id) => this.sessions.get(id), (l) => this.log(l))
+      : undefined;
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
     this.sweep = setInterval(
@@ -214,6 +220,7 @@ export class Broker implements BrokerCore, PacketSink {
     const previous = sub.session.subscriptions.get(sub.filter);
     sub.session.subscriptions.set(sub.filter, sub);
     this.router.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
+    sub.session.journal?.subscribed(sub);
     return previous;
   }
 
@@ -222,11 +229,13 @@ export class Broker implements BrokerCore, PacketSink {
     if (!sub) return false;
     session.subscriptions.delete(filter);
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
+    session.journal?.unsubscribed(session, filter);
     return true;
   }
 
   /** End a session for good: its subscriptions, queue and timers go [MQTT-3.1.2-6]. */
   destroySession(session: Session): void {
+    session.journal?.deleted(session); // before the removals below, which it need not write
     for (const filter of [...session.subscriptions.keys()]) {
       this.removeSubscription(session, filter);
     }
@@ -268,18 +277,12 @@ export class Broker implements BrokerCore, PacketSink {
     if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;
+    let willAt: number | undefined;
     if (will && conn.publishWillOnClose) {
       const delay = Math.min(will.properties?.willDelayInterval ?? 0, session.expiryInterval);
-      if (delay > 0 && !this.closed) {
-        // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
-        session.willTimer = setLongTimeout(() => {
-          session.willTimer = undefined;
-          this.publishWill(session.clientId, will);
-        }, delay * 1000);
-        session.pendingWill = will;
-      } else {
-        this.publishWill(session.clientId, will);
-      }
+      // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
+      if (delay > 0 && !this.closed) willAt = this.delayWill(session, will, delay * 1000);
+      else this.publishWill(session.clientId, will);
     }
     this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
@@ -287,12 +290,31 @@ export class Broker implements BrokerCore, PacketSink {
     session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
       this.endSession(session);
-    } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
-      session.expiryTimer = setLongTimeout(
-        () => this.endSession(session),
-        session.expiryInterval * 1000,
-      );
+      return;
     }
+    let expiresAt: number | undefined;
+    if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
+      expiresAt = this.expireLater(session, session.expiryInterval * 1000);
+    }
+    session.journal?.metaChanged(session, { expiresAt, willAt });
+  }
+
+  /** Publish `will` after `ms` unless the session resumes first; returns when (ms since epoch). */
+  delayWill(session: Session, will: Will, ms: number): number {
+    session.pendingWill = will;
+    session.willTimer = setLongTimeout(() => {
+      session.willTimer = undefined;
+      session.pendingWill = undefined;
+      this.publishWill(session.clientId, will);
+      session.journal?.metaChanged(session, { willAt: undefined });
+    }, ms);
+    return Date.now() + ms;
+  }
+
+  /** End the offline `session` after `ms`; returns when (ms since epoch). */
+  expireLater(session: Session, ms: number): number {
+    session.expiryTimer = setLongTimeout(() => this.endSession(session), ms);
+    return Date.now() + ms;
   }
 
   /**
@@ -303,16 +325,22 @@ export class Broker implements BrokerCore, PacketSink {
    */
   private handOverShared(session: Session): void {
     const moving: Queued[] = [];
+    const journal = session.journal;
     for (const [id, o] of session.inflight) {
       // QoS 2 in flight must be completed with this member [MQTT-4.8.2-4]; only QoS 1 moves.
       if (o.share && o.qos === 1) {
         moving.push(o);
         session.inflight.delete(id);
+        journal?.completed(session, id, o.message);
       }
     }
     if (session.queue.some((q) => q.share)) {
       const keep = session.queue.filter((q) => !q.share);
-      for (const q of session.queue) if (q.share) moving.push(q);
+      for (const q of session.queue) {
+        if (!q.share) continue;
+        moving.push(q);
+        journal?.dropped(session, q.message);
+      }
       session.queue.length = 0;
       session.queue.push(...keep);
     }
@@ -322,6 +350,7 @@ export class Broker implements BrokerCore, PacketSink {
         this.router.deliverTo(target, q.message, q.retain, undefined, q.share);
       } else {
         session.queue.push(q); // nobody else is online: it waits for this member
+        journal?.queued(session, q);
       }
     }
   }
@@ -360,6 +389,10 @@ export class Broker implements BrokerCore, PacketSink {
     for (const s of this.sessions.values()) {
       clearLongTimeout(s.expiryTimer);
       clearLongTimeout(s.willTimer);
+    }
+    if (this.journal) {
+      await this.journal.settled();
+      this.journal.close();
     }
     await this.store.close();
   }

@@ -3,6 +3,7 @@ import type { Message } from "./message.ts";
 import type { Connection } from "./connection.ts";
 import type { LongTimer } from "./long_timer.ts";
 import { InflightWindow } from "./inflight.ts";
+import type { SessionJournal } from "./journal.ts";
 
 /** Connected, and not on its way out (taken over, shutting down). */
 export function isOnline(session: Session): boolean {
@@ -53,6 +54,7 @@ interface SessionExtras {
   dropped?: number;
   stalled?: boolean;
   waiting?: (() => void)[];
+  journal?: SessionJournal;
 }
 
 /** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
@@ -89,7 +91,8 @@ export class Session {
   }
   connection: Connection | undefined;
   will: Will | undefined;
-  private lastPacketId = 0;
+  /** The last packet id used (kept across restarts by the session store). */
+  lastPacketId = 0;
   /** Scratch for Broker.route: the last message that matched this session. */
   routeMark = 0;
   /** Rarely used state, made on first use: an idle session stays small. */
@@ -114,6 +117,13 @@ export class Session {
   }
   set expiryTimer(v: LongTimer | undefined) {
     (this.x ??= {}).expiryTimer = v;
+  }
+  /** Set while the session is persistent and a session store keeps it: its changes go there. */
+  get journal(): SessionJournal | undefined {
+    return this.x?.journal;
+  }
+  set journal(v: SessionJournal | undefined) {
+    if (v || this.x) (this.x ??= {}).journal = v;
   }
   /** Messages dropped because the queue was full (reported by $SYS later). */
   get dropped(): number {

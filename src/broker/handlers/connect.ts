@@ -163,6 +163,7 @@ export function accept(
   session.will = will;
   session.connection = conn;
   conn.session = session;
+  broker.journal?.opened(session, client.username, conn.version);
 
   // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
   const max = broker.options.maxKeepAlive ?? 0;

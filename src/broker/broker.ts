@@ -182,7 +182,15 @@ export class Broker implements BrokerCore, PacketSink {
         message.topic,
         message.payload.length === 0 ? undefined : message,
       );
-      if (stored) return stored.then(() => this.route(message));
+      if (stored) {
+        // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
+        // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
+        return stored.then(() => this.route(message), (e) => {
+          const routed = this.route(message);
+          if (message.qos > 0) throw e;
+          return routed;
+        });
+      }
     }
     return this.route(message);
   }

@@ -11,7 +11,7 @@ import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
-import { RedisStore } from "./store/redis.ts";
+import type { RedisStore } from "./store/redis.ts";
 import type { StoredState } from "./store/types.ts";
 import { restoreSessions } from "./broker/restore.ts";
 
@@ -78,6 +78,8 @@ export async function startApp(
   let redis: RedisStore | undefined;
   let stored: StoredState | undefined;
   if (!config.enableTestMode) {
+    // Loaded only here: the in-memory mode does not pay for the Redis client at start.
+    const { RedisStore } = await import("./store/redis.ts");
     redis = await RedisStore.open({ ...config.redis, log });
     try {
       stored = await redis.sessions.load();

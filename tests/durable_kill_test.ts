@@ -2,14 +2,15 @@
  * Acknowledged means kept, with real processes: a broker on the Redis store is
  * killed with SIGKILL while thousands of QoS 1 and QoS 2 messages flow to an
  * offline persistent subscriber, then started again. Every acknowledged
- * message must reach the subscriber, QoS 2 ones exactly once. The figures are
+ * message must reach the subscriber, QoS 2 ones exactly once, and the retained
+ * message must still be there. The figures are
  * printed for the record (README, issue notes).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { BrokerProcess } from "./helpers/broker_process.ts";
 import { freePort, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
-import { Clients, sleep, subscribe, withTimeout } from "./helpers/mqttjs.ts";
+import { Clients, publish, sleep, subscribe, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
 const N = 4000;
@@ -45,6 +46,7 @@ describe("kill -9 on the Redis store", () => {
     await withTimeout(sub.client.endAsync(), "subscriber disconnect");
 
     const pub = await clients.connect({ clientId: "kill-pub", clean: true });
+    await publish(pub.client, "kill-retained/a", "kept", { qos: 1, retain: true });
     const acked = new Set<string>();
     let killed = false;
     // At most WINDOW unacknowledged at a time, so the kill lands mid-stream.
@@ -93,5 +95,11 @@ describe("kill -9 on the Redis store", () => {
     );
     assert.deepEqual(lost.slice(0, 10), [], "acknowledged but never delivered");
     assert.equal(dup2, 0, "a QoS 2 message delivered twice");
+    // The retained message is there too.
+    const late = await clients.connect({ clientId: "kill-late", clean: true });
+    await subscribe(late.client, "kill-retained/#", { qos: 1 });
+    await late.inbox.until((m) => m.length === 1, "the retained message");
+    assert.equal(late.inbox.messages[0].payload, "kept");
+    assert.equal(late.inbox.messages[0].retain, true);
   });
 });

@@ -10,7 +10,7 @@ import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
-import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
+import { SessionDeadlines } from "./deadlines.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
@@ -37,6 +37,8 @@ export class Broker implements BrokerCore, PacketSink {
   readonly hooks: BrokerHooks[];
   /** Writes persistent sessions to the session store; absent in the in-memory mode. */
   readonly journal: SessionJournal | undefined;
+  /** Offline sessions' expiry and delayed wills, checked by the sweep. */
+  readonly deadlines = new SessionDeadlines();
   /** Counters for $SYS and tests. */
   readonly stats = { received: 0, sent: 0, maxConnected: 0 };
   private connected = 0;
@@ -66,6 +68,7 @@ export class Broker implements BrokerCore, PacketSink {
   private checkDeadlines(): void {
     const now = Date.now();
     for (const c of this.connections) c.checkDeadlines(now);
+    this.deadlines.sweep(now, (s) => this.publishDelayedWill(s), (s) => this.endSession(s));
   }
 
   /** Run the authenticate chain: the first hook with an opinion decides. */
@@ -247,11 +250,8 @@ export class Broker implements BrokerCore, PacketSink {
     for (const filter of [...session.subscriptions.keys()]) {
       this.removeSubscription(session, filter);
     }
-    clearLongTimeout(session.expiryTimer);
-    if (session.willTimer !== undefined) {
-      clearLongTimeout(session.willTimer);
-      session.willTimer = undefined;
-    }
+    this.deadlines.clearExpiry(session);
+    this.deadlines.clearWill(session);
     session.inflight.clear();
     session.queue.length = 0;
     session.wakeWriters();
@@ -310,19 +310,25 @@ export class Broker implements BrokerCore, PacketSink {
   /** Publish `will` after `ms` unless the session resumes first; returns when (ms since epoch). */
   delayWill(session: Session, will: Will, ms: number): number {
     session.pendingWill = will;
-    session.willTimer = setLongTimeout(() => {
-      session.willTimer = undefined;
-      session.pendingWill = undefined;
-      this.publishWill(session.clientId, will);
-      session.journal?.metaChanged(session, { willAt: undefined });
-    }, ms);
-    return Date.now() + ms;
+    const at = Date.now() + ms;
+    this.deadlines.setWill(session, at);
+    return at;
+  }
+
+  /** A will's delay has passed [MQTT-3.1.3-9]. */
+  private publishDelayedWill(session: Session): void {
+    const will = session.pendingWill;
+    session.pendingWill = undefined;
+    if (!will) return;
+    this.publishWill(session.clientId, will);
+    session.journal?.metaChanged(session, { willAt: undefined });
   }
 
   /** End the offline `session` after `ms`; returns when (ms since epoch). */
   expireLater(session: Session, ms: number): number {
-    session.expiryTimer = setLongTimeout(() => this.endSession(session), ms);
-    return Date.now() + ms;
+    const at = Date.now() + ms;
+    this.deadlines.setExpiry(session, at);
+    return at;
   }
 
   /**
@@ -365,9 +371,7 @@ export class Broker implements BrokerCore, PacketSink {
 
   /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */
   endSession(session: Session): void {
-    if (session.willTimer !== undefined && session.pendingWill) {
-      clearLongTimeout(session.willTimer);
-      session.willTimer = undefined;
+    if (this.deadlines.clearWill(session) && session.pendingWill) {
       this.publishWill(session.clientId, session.pendingWill);
     }
     session.pendingWill = undefined;
@@ -394,10 +398,6 @@ export class Broker implements BrokerCore, PacketSink {
     }
     if (this.connections.size === 0) this.whenEmpty?.();
     await allGone;
-    for (const s of this.sessions.values()) {
-      clearLongTimeout(s.expiryTimer);
-      clearLongTimeout(s.willTimer);
-    }
     if (this.journal) {
       await this.journal.settled();
       this.journal.close();

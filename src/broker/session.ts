@@ -1,7 +1,6 @@
 import type { QoS, Will } from "../mqtt/packet.ts";
 import type { Message } from "./message.ts";
 import type { Connection } from "./connection.ts";
-import type { LongTimer } from "./long_timer.ts";
 import { InflightWindow } from "./inflight.ts";
 import type { SessionJournal } from "./journal.ts";
 
@@ -49,8 +48,6 @@ export interface Queued {
 
 interface SessionExtras {
   pendingWill?: Will;
-  willTimer?: LongTimer;
-  expiryTimer?: LongTimer;
   dropped?: number;
   stalled?: boolean;
   waiting?: (() => void)[];
@@ -98,25 +95,12 @@ export class Session {
   /** Rarely used state, made on first use: an idle session stays small. */
   private x: SessionExtras | undefined;
 
-  /** 5.0 will waiting for its Will Delay Interval, and its timer. */
+  /** 5.0 will waiting for its Will Delay Interval (its deadline: Broker.deadlines). */
   get pendingWill(): Will | undefined {
     return this.x?.pendingWill;
   }
   set pendingWill(v: Will | undefined) {
     (this.x ??= {}).pendingWill = v;
-  }
-  get willTimer(): LongTimer | undefined {
-    return this.x?.willTimer;
-  }
-  set willTimer(v: LongTimer | undefined) {
-    (this.x ??= {}).willTimer = v;
-  }
-  /** Fires when a disconnected session's expiry interval runs out. */
-  get expiryTimer(): LongTimer | undefined {
-    return this.x?.expiryTimer;
-  }
-  set expiryTimer(v: LongTimer | undefined) {
-    (this.x ??= {}).expiryTimer = v;
   }
   /** Set while the session is persistent and a session store keeps it: its changes go there. */
   get journal(): SessionJournal | undefined {

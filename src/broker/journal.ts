@@ -14,6 +14,7 @@
  */
 import { SessionBatchBuilder } from "../store/batch.ts";
 import { MessageIds } from "../store/ids.ts";
+import { messageData } from "../store/retained.ts";
 import type {
   SessionChange,
   SessionMeta,
@@ -358,17 +359,7 @@ function storedSubscription(sub: Subscription): StoredSubscription {
 }
 
 function storedMessage(m: Message, id: string): StoredMessage {
-  const s: { -readonly [K in keyof StoredMessage]: StoredMessage[K] } = {
-    id,
-    topic: m.topic,
-    payload: m.payload,
-    qos: m.qos,
-    retain: m.retain,
-  };
-  if (m.properties !== undefined) s.properties = m.properties;
-  if (m.expiresAt !== undefined) s.expiresAt = m.expiresAt;
-  if (m.from !== undefined) s.from = m.from;
-  return s;
+  return { id, ...messageData(m) };
 }
 
 function storedWill(w: Will): StoredWill {

@@ -171,31 +171,35 @@ export class SessionJournal {
    * Send an acknowledgement once everything written so far is stored, after
    * any earlier acknowledgement of this connection [MQTT-4.6.0-2]. When the
    * store fails, the connection is closed instead (the client resends).
+   * Returns the promise of that when it has to wait (a handler may return it
+   * to stop reading the connection meanwhile).
    */
-  acknowledge(conn: Connection, send: () => void): void {
+  acknowledge(conn: Connection, send: () => void): Promise<void> | undefined {
     const durable = this.open?.promise;
     const previous = this.acks.get(conn);
-    const publisher = conn.session;
-    const behind = publisher !== undefined && this.dirty.has(publisher.clientId);
+    const session = conn.session;
+    const behind = session !== undefined && this.dirty.has(session.clientId);
     if (!durable && !previous && !behind) {
       send();
-      return;
+      return undefined;
     }
-    const wait = behind ? Promise.reject(new Error("session not stored")) : durable;
-    const next = (previous ?? Promise.resolve()).then(() => wait).then(
-      () => {
-        if (!conn.closing) send();
-      },
-      (e) => {
-        if (conn.closing) return;
-        this.log(`closing ${conn.describe()}: cannot store its message (${errorText(e)})`);
-        conn.close(0x80);
-      },
-    );
+    const next = (previous ?? Promise.resolve())
+      .then(() => (behind ? Promise.reject(new Error("session not stored")) : durable))
+      .then(
+        () => {
+          if (!conn.closing) send();
+        },
+        (e) => {
+          if (conn.closing) return;
+          this.log(`closing ${conn.describe()}: cannot store its session (${errorText(e)})`);
+          conn.close(0x80);
+        },
+      );
     this.acks.set(conn, next);
     next.then(() => {
       if (this.acks.get(conn) === next) this.acks.delete(conn);
     });
+    return next;
   }
 
   /** Resolves when everything written so far is stored (or failed). */

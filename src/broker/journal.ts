@@ -53,6 +53,9 @@ export class SessionJournal {
   private readonly acks = new Map<Connection, Promise<void>>();
   private failing = false;
   private retry: ReturnType<typeof setTimeout> | undefined;
+  private retryMs = RETRY_MS;
+  /** While writes fail, sessions are rewritten only when a retry is due (not on every batch). */
+  private resyncDue = false;
   /** Counters for $SYS and measurements. */
   readonly stats = { batches: 0, failedBatches: 0, changes: 0 };
 
@@ -270,7 +273,10 @@ export class SessionJournal {
     this.open = undefined;
     let batch = this.batch;
     this.batch = new SessionBatchBuilder();
-    if (this.dirty.size > 0) batch = this.withSnapshots(batch);
+    if (this.dirty.size > 0 && (!this.failing || this.resyncDue)) {
+      this.resyncDue = false;
+      batch = this.withSnapshots(batch);
+    }
     if (batch.changes.size === 0) {
       open?.resolve();
       return;
@@ -278,10 +284,12 @@ export class SessionJournal {
     this.stats.batches++;
     this.store.write(batch).then(
       () => {
+        this.retryMs = RETRY_MS;
         if (this.failing) {
           this.failing = false;
           this.log("store: writes succeed again; sessions are stored");
         }
+        if (this.dirty.size > 0) this.retryLater(); // rewrite what the outage left behind
         open?.resolve();
       },
       (e) => {
@@ -297,15 +305,20 @@ export class SessionJournal {
     );
   }
 
+  /** Rewrite the sessions left behind after a while (1 s, doubling to 8 s while it fails). */
   private retryLater(): void {
     if (this.retry !== undefined) return;
+    const ms = this.failing ? this.retryMs : 0;
+    if (this.failing) this.retryMs = Math.min(this.retryMs * 2, 8 * RETRY_MS);
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      if (this.dirty.size > 0 && !this.flushScheduled) {
+      if (this.dirty.size === 0) return;
+      this.resyncDue = true;
+      if (!this.flushScheduled) {
         this.flushScheduled = true;
         queueMicrotask(() => this.flush());
       }
-    }, RETRY_MS);
+    }, ms);
   }
 
   /** Replace the changes of sessions that may be behind by a full rewrite of each. */

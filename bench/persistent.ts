@@ -74,6 +74,7 @@ for (const qos of [1, 2]) {
         const out = await spawnPinned(0, [loadgen, ...args, "--broker-pid", `${broker.pid}`])
           .output();
         const text = new TextDecoder().decode(out.stdout);
+        if (env("VERBOSE")) console.log(text);
         const r = JSON.parse(text.split("\n").find((l) => l.startsWith("RESULT "))!.slice(7));
         let redisCpu = "";
         if (redis && redisBefore) {

@@ -99,6 +99,6 @@ await Deno.mkdir(out, { recursive: true });
 const file = `${out}/${new Date().toISOString().slice(0, 10)}-persistent.md`;
 await Deno.writeTextFile(
   file,
-  `# Persistent sessions (bench/persistent.ts)\n\n${lines.join("\n")}\n`,
+  `# Persistent sessions (bench/persistent.ts)\n\n${lines.map((l) => `- ${l}`).join("\n")}\n`,
 );
 console.log(`written: ${file}`);

@@ -236,6 +236,27 @@ describe("durable sessions (session store)", () => {
     assert.equal(connack.sessionPresent, true);
   });
 
+  test("a QoS 2 message a hook refuses leaves no inbound packet id in the store", async () => {
+    const data = new MemorySessionData();
+    const sessions = new MemorySessionStore(data);
+    const b = new Broker(
+      testBrokerOptions({ hooks: [{ persistPublish: () => Promise.reject(new Error("no")) }] }),
+      new MemoryStore(sessions),
+    );
+    brokers.push(b);
+    const { client } = await PacketClient.connect(b, {
+      clientId: "refused",
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
+    client.send(publish(9, 2, "x"));
+    const rec = await client.expect(5);
+    assert.equal(rec.reasonCode, 0x80);
+    await b.journal!.settled();
+    assert.deepEqual([...data.sessions.get("refused")!.incomingQos2], []);
+  });
+
   test("PUBACK waits until the store has the message; a failing store closes the publisher", async () => {
     const data = new MemorySessionData();
     const inner = new MemorySessionStore(data);

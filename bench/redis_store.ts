@@ -82,7 +82,9 @@ await withBroker(async (b, store) => {
       `${ms.toFixed(0)} ms; Redis commands per delivered message ${
         (calls / delivered).toFixed(2)
       }, ` +
-      `round trips per delivered message ${(trips / delivered).toFixed(4)} (${trips} MULTI/EXEC)`,
+      `round trips per delivered message ${
+        (trips / delivered).toFixed(4)
+      } (${trips} Redis requests)`,
   );
 });
 

@@ -63,7 +63,9 @@ export async function cliMain(runtime: Runtime, io: CliIo = consoleIo): Promise<
   const shutdown = (signal: string) => {
     if (stopping) return runtime.exit(1); // a second signal: the user is impatient
     stopping = true;
-    io.out(`mqttx: ${signal} received, shutting down`);
+    const line = `mqttx: ${signal} received, shutting down`;
+    if (app) app.logger.info("shutdown", { msg: line, signal });
+    else io.out(line);
     if (!app) return; // still starting: finished below
     // Exit even if a client holds things up: shutdown must not hang.
     const timer = setTimeout(() => runtime.exit(0), SHUTDOWN_GRACE_MS);

@@ -9,12 +9,16 @@ import type { ClientInfo } from "./hooks.ts";
 import type { AuthState } from "./handlers/auth.ts";
 import type { ReadRightsCache } from "./read_rights.ts";
 import type { Properties, QoS } from "../mqtt/packet.ts";
+import type { BrokerStats } from "./stats.ts";
+import * as scratch from "./packet_scratch.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
   handlePacket(conn: Connection, packet: Packet): void | Promise<void>;
   connectionClosed(conn: Connection): void;
   log(line: string): void;
+  /** Counters (bytes in and out, deliveries, drops): plain fields, incremented in place. */
+  readonly stats: BrokerStats;
 }
 
 // Bits of Connection.state.
@@ -24,6 +28,8 @@ const PUBLISH_WILL = 4;
 const WRITING = 8;
 const FLUSH_SCHEDULED = 16;
 const FINISHED = 32;
+/** Bits from here up hold the index of the listener the connection came in on. */
+const LISTENER_SHIFT = 8;
 
 /** Output above this many unsent bytes makes the connection "congested": QoS 0 is dropped. */
 const CONGESTED_BYTES = 4 * 1024 * 1024;
@@ -90,6 +96,17 @@ export class Connection {
   }
   private set finished(v: boolean) {
     this.setState(FINISHED, v);
+  }
+  /** Index of the listener it came in on (kept in `state`: an idle connection stays small). */
+  get listener(): number {
+    return this.state >>> LISTENER_SHIFT;
+  }
+  set listener(index: number) {
+    this.state = (this.state & ((1 << LISTENER_SHIFT) - 1)) | (index << LISTENER_SHIFT);
+  }
+  /** The broker's counters. */
+  get stats(): BrokerStats {
+    return this.sink.stats;
   }
   private setState(bit: number, on: boolean): void {
     this.state = on ? this.state | bit : this.state & ~bit;
@@ -293,6 +310,11 @@ export class Connection {
     return this.outBytes > CONGESTED_BYTES;
   }
 
+  /** The keep-alive in force, seconds (0: none). */
+  get keepAlive(): number {
+    return this.keepAliveMs / 1500;
+  }
+
   /** Watch keep-alive from now on: 1.5 × the client's interval [MQTT-3.1.2-24]. */
   setKeepAlive(seconds: number): void {
     this.keepAliveMs = seconds * 1500;
@@ -330,25 +352,22 @@ export class Connection {
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     this.lastActivity = Date.now();
-    // Decoding and handling one chunk is synchronous, so one scratch array
-    // serves every connection; packets left for later are copied out.
-    scratchCount = 0;
+    this.sink.stats.networkIn += chunk.length;
+    scratch.startScratch(); // one list for every connection (packet_scratch.ts)
     let n = 0, i = 0;
     try {
-      this.decoder.feed(chunk, collect);
-      n = scratchCount;
+      this.decoder.feed(chunk, scratch.collect);
+      n = scratch.scratchCount();
       for (; i < n; i++) {
-        const packet = scratch[i]!;
-        scratch[i] = undefined; // hold no packet (nor its chunk) past this call
+        const packet = scratch.takeAt(i);
         if (this.closing) return;
         const pending = this.sink.handlePacket(this, packet);
-        if (pending) return this.continueAfter(pending, takeScratch(i + 1, n));
+        if (pending) return this.continueAfter(pending, scratch.takeRange(i + 1, n));
       }
     } catch (err) {
       this.fail(err);
     } finally {
-      // Also after a decode error, which leaves the packets before it collected.
-      for (const end = Math.max(n, scratchCount); i < end; i++) scratch[i] = undefined;
+      scratch.clearRange(i, Math.max(n, scratch.scratchCount()));
     }
   }
 
@@ -397,6 +416,7 @@ export class Connection {
     this.out = EMPTY;
     this.outBytes = 0;
     this.writing = true;
+    this.sink.stats.networkOut += length;
     let written: void | Promise<void>;
     try {
       written = this.conn.write(full, length);
@@ -452,10 +472,8 @@ export class Connection {
   }
 }
 
-/** Connections with output waiting for this tick's flush. */
-// Both scratch lists below are used by count and never truncated: setting an
-// array's length to 0 drops its backing store, and the next push allocates a
-// new one (measured: ~300 B per message on the QoS 1 path).
+/** Connections with output waiting for this tick's flush (by count, never truncated: see
+ * packet_scratch.ts). */
 const dirty: (Connection | undefined)[] = [];
 let dirtyCount = 0;
 
@@ -467,21 +485,6 @@ function flushDirty(): void {
     c.flush();
   }
   dirtyCount = 0;
-}
-
-const scratch: (Packet | undefined)[] = [];
-let scratchCount = 0;
-function collect(p: Packet): void {
-  scratch[scratchCount++] = p;
-}
-/** Packets from..to of the scratch list, moved out of it. */
-function takeScratch(from: number, to: number): Packet[] {
-  const rest: Packet[] = [];
-  for (let i = from; i < to; i++) {
-    rest.push(scratch[i]!);
-    scratch[i] = undefined;
-  }
-  return rest;
 }
 
 interface ConnectionExtras {

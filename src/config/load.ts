@@ -10,6 +10,7 @@ import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument }
 import type { Node, YAMLMap } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
+import { httpTokenProblem } from "../http/access.ts";
 import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
 import type { MqttxConfig } from "./types.ts";
 
@@ -254,6 +255,15 @@ function readRecords(
 }
 
 function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
+  const httpProblem = httpTokenProblem(c.http);
+  if (httpProblem) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.http.token`,
+      line: lineOfPath(ctx, ["http", "host"]),
+      reason: httpProblem,
+    });
+  }
   const bridge = c.messageBridge;
   if (bridge.enable && bridge.kafkaBrokers.length === 0) {
     throw new ConfigError({

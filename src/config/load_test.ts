@@ -188,7 +188,7 @@ describe("parseConfig: what is refused", () => {
       "mqttx:\n  port: 1883\n",
       "mqttx.port",
       2,
-      /did you mean `socket.port` or `websocket.port`\?/,
+      /did you mean `socket.port` or `websocket.port` or `http.port`\?/,
     );
     refuses(
       "mqttx:\n  zzzzzz: 1\n",

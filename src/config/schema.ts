@@ -80,6 +80,9 @@ export function defaultConfig(): MqttxConfig {
       fromKafka: [],
     },
     rateLimiter: { enable: false, topicRateLimits: [] },
+    // 18083: the port brokers' management HTTP conventionally uses (EMQX), clear of 1883/8083/8883.
+    http: { enable: false, host: "127.0.0.1", port: 18083 },
+    log: { level: "info", format: "text" },
     auth: {
       allowAnonymous: true,
       isMandatory: false,
@@ -343,6 +346,17 @@ export const SCHEMA: Section = {
         required: ["topic", "capacity", "replenishRate"],
         defaults: { tokenConsumedPerAcquire: 1 },
       },
+    },
+  },
+  http: {
+    kind: "section",
+    fields: { enable: bool, host: str, port, token: { kind: "string", optional: true } },
+  },
+  log: {
+    kind: "section",
+    fields: {
+      level: { kind: "enum", values: ["error", "warn", "info", "debug"] },
+      format: { kind: "enum", values: ["text", "json"] },
     },
   },
   auth: {

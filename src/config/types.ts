@@ -113,6 +113,16 @@ export interface MqttxConfig {
       tokenConsumedPerAcquire: number;
     }[];
   };
+  /** (ours) The operations HTTP endpoint: /health, /ready, /metrics, /api/v1, dashboard. */
+  http: {
+    enable: boolean;
+    host: string;
+    port: number;
+    /** Bearer token for /api/v1; needed when host is not a loopback address. */
+    token?: string;
+  };
+  /** (ours) Log lines: the lowest level written, and text or one JSON object per line. */
+  log: { level: "error" | "warn" | "info" | "debug"; format: "text" | "json" };
   auth: {
     /** (ours) Clients without credentials may connect when no other rule refuses them. */
     allowAnonymous: boolean;

@@ -32,6 +32,7 @@ import type {
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
+import { serveBunHttp } from "./http_bun.ts";
 
 interface BunSocket {
   /** Set once the TransportConn is handed out (after the handshake, on TLS). */
@@ -443,6 +444,7 @@ export const bunRuntime: Runtime = {
   listen,
   listenTls,
   listenWebSocket: listenBunWebSocket,
+  serveHttp: serveBunHttp,
   onSignal(signal, handler) {
     process.on(signal, handler);
     return () => void process.off(signal, handler);

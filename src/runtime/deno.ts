@@ -6,6 +6,7 @@ import type { Listener, ListenOptions, Runtime, TransportConn } from "./types.ts
 import { DenoConn } from "./deno_conn.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { listenDenoWebSocket } from "./websocket_deno.ts";
+import { serveDenoHttp } from "./http_deno.ts";
 
 function listenSync(opts: ListenOptions, onConn: (conn: TransportConn) => void): Listener {
   const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
@@ -49,6 +50,7 @@ export const denoRuntime: Runtime = {
   listen: (opts, onConn) => new Promise((resolve) => resolve(listenSync(opts, onConn))),
   listenTls: listenNodeTls,
   listenWebSocket: listenDenoWebSocket,
+  serveHttp: serveDenoHttp,
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);

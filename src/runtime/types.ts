@@ -75,6 +75,9 @@ export interface WebSocketListenOptions extends ListenOptions {
   maxMessageBytes?: number;
 }
 
+/** Answers one HTTP request (the operations endpoint, src/http/): runtime-free code. */
+export type HttpHandler = (req: Request) => Response | Promise<Response>;
+
 /** What an entry file hands to the composition root. */
 export interface Runtime {
   readonly name: "deno" | "bun";
@@ -89,6 +92,11 @@ export interface Runtime {
     opts: WebSocketListenOptions,
     onConn: (conn: TransportConn) => void,
   ): Promise<Listener>;
+  /**
+   * A plain HTTP server on the runtime's own (`Deno.serve`, `Bun.serve`).
+   * close() stops it and ends its open requests.
+   */
+  serveHttp(opts: ListenOptions, handler: HttpHandler): Promise<Listener>;
   /** Returns a function that removes the handler again. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   exit(code: number): never;

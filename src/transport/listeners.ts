@@ -48,7 +48,8 @@ export interface Listeners {
 export interface ListenerContext {
   runtime: Runtime;
   config: MqttxConfig;
-  onConn: (conn: TransportConn) => void;
+  /** `listener`: the index of the listener in start order (as in `bound`). */
+  onConn: (conn: TransportConn, listener: number) => void;
   log: (line: string) => void;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
@@ -78,7 +79,7 @@ export function listenerUrl(type: ListenerType, host: string, port: number, path
 }
 
 export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
-  const { runtime, config, onConn, log } = ctx;
+  const { runtime, config, log } = ctx;
   const specs = listenerSpecs(config);
   const needsTls = specs.some((s) => s.type === "tls" || s.type === "wss");
   const readFile = (path: string) => runtime.readFile(path);
@@ -91,6 +92,8 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   const clientAuth = config.ssl.clientAuth;
   try {
     for (const spec of specs) {
+      const index = bound.length;
+      const onConn = (conn: TransportConn) => ctx.onConn(conn, index);
       const opts = { hostname: spec.host, port: spec.port };
       let l: Listener;
       switch (spec.type) {

@@ -15,6 +15,9 @@ import { startEnhancedAuth } from "./auth.ts";
 import { isUtf8 } from "./publish.ts";
 import { escapeForLog } from "../../log/escape.ts";
 
+/** Refusals counted as authentication failures: bad credentials, not authorized, bad method. */
+const AUTH_FAILURES = new Set([0x86, 0x87, 0x8c]);
+
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
 
@@ -77,6 +80,7 @@ export function handleConnect(
 }
 
 export function refuse(conn: Connection, reasonCode: number, reasonString?: string): void {
+  if (AUTH_FAILURES.has(reasonCode)) conn.stats.authFailures++;
   const v5 = conn.version === 5;
   conn.send({
     type: 2,

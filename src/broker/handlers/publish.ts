@@ -17,6 +17,9 @@ export function handlePublish(
   p: PublishPacket,
 ): void | Promise<void> {
   const session = conn.session!;
+  const stats = broker.stats;
+  stats.publishIn[p.qos]++;
+  stats.publishInBytes[p.qos] += p instanceof RangePublish ? p.end - p.start : p.payload.length;
   let topic = p.topic;
   const props = p.properties;
   const v5 = conn.version === 5;

@@ -137,6 +137,16 @@ export async function startApp(
         ? { ok: true, detail: ports.listeners.map((l) => l.url).join(" ") }
         : { ok: false, detail: state },
   });
+  if (redis) {
+    const store = redis;
+    health.register({
+      name: "redis",
+      status: () =>
+        store.connected
+          ? { ok: true, detail: "connected" }
+          : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
+    });
+  }
   try {
     if (config.http.enable) {
       // First, so /ready says "starting" while the rest comes up.

@@ -5,7 +5,7 @@
  */
 import { type RunningApp, startApp } from "./app.ts";
 import { HELP_TEXT, parseArgs, VERSION } from "./cli.ts";
-import { ConfigError, parseConfig } from "./config/load.ts";
+import { ConfigError, ignoredKeysLine, parseConfigReport } from "./config/load.ts";
 import { defaultConfig } from "./config/schema.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
@@ -112,7 +112,10 @@ async function loadConfig(
     return runtime.exit(2);
   }
   try {
-    return parseConfig(text, path);
+    const { config, ignored } = parseConfigReport(text, path);
+    const line = ignoredKeysLine(ignored);
+    if (line) io.out(line);
+    return config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     io.err(`mqttx: ${e.message}`);

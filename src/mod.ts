@@ -48,7 +48,7 @@ export type { ConnCallbacks, StreamConn } from "./broker/conn.ts";
 export type Conn = CallbackConn | StreamConn;
 export type { ConnectPacket, QoS } from "./mqtt/packet.ts";
 export type { HealthSource } from "./http/health.ts";
-export { webSocketConn } from "./runtime/websocket_conn.ts";
+export { webSocketConn } from "./websocket_conn.ts";
 export { streamConn } from "./stream_conn.ts";
 
 /** Any part of the configuration; the rest keeps its default (config.example.yml). */

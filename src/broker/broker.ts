@@ -18,6 +18,7 @@ import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 import { BrokerStats } from "./stats.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
@@ -137,6 +138,7 @@ export class Broker implements BrokerCore, PacketSink {
   /** `listener`: which listener it came from (counted per listener for /metrics). */
   handleConnection(transport: Conn | StreamConn, listener = 0): void {
     if (this.closed) {
+      this.log(`closing ${transport.remoteAddr}: the broker is shutting down`);
       transport.close();
       return;
     }
@@ -297,7 +299,9 @@ export class Broker implements BrokerCore, PacketSink {
       from: clientId,
     };
     const r = this.publish(message);
-    if (r instanceof Promise) r.catch((e) => this.log(`will of ${clientId}: ${e}`));
+    if (r instanceof Promise) {
+      r.catch((e) => this.log(`will of ${escapeForLog(clientId)}: ${e}`));
+    }
   }
 
   connectionClosed(conn: Connection): void {

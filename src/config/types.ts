@@ -10,7 +10,8 @@ export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 
 export interface MqttxConfig {
   version: string;
-  brokerId: number;
+  /** Shown and compared as written ("001" stays "001"). */
+  brokerId: string;
   /**
    * ms. How long a new connection may take to send CONNECT before it is closed.
    * (In the original this was the default channel idle heartbeat, replaced by

@@ -254,7 +254,11 @@ export class Connection extends ConnectionState {
    */
   private shutdownTransport(): void {
     const conn = this.conn;
-    if (this.finished || !conn.endWrite) return conn.close();
+    const inputEnded = this.finished;
+    // The broker is done with this client now (session detached, API and $SYS no longer
+    // list it); what follows only lets the socket drain.
+    this.finish();
+    if (inputEnded || !conn.endWrite) return conn.close();
     this.lingering = true;
     try {
       conn.endWrite();

@@ -11,6 +11,9 @@ import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
+import type { RedisStore } from "./store/redis.ts";
+import type { StoredState } from "./store/types.ts";
+import { restoreSessions } from "./broker/restore.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { HealthRegistry } from "./http/health.ts";
 import { MetricsRegistry } from "./http/metrics.ts";
@@ -98,16 +101,24 @@ export async function startApp(
   const metrics = new MetricsRegistry();
   let state: AppState = "starting";
   let ops: OpsEndpoint | undefined;
+  // enable-test-mode: false keeps sessions and retained messages in Redis (src/store/redis.ts).
+  let redis: RedisStore | undefined;
+  let stored: StoredState | undefined;
   if (!config.enableTestMode) {
-    throw new Error(
-      "enable-test-mode: false needs the Redis store, which is not built yet; " +
-        "set enable-test-mode: true to run with the in-memory store",
-    );
+    // Loaded only here: the in-memory mode does not pay for the Redis client at start.
+    const { RedisStore } = await import("./store/redis.ts");
+    redis = await RedisStore.open({ ...config.redis, log });
+    try {
+      stored = await redis.sessions.load();
+    } catch (e) {
+      await redis.close();
+      throw e;
+    }
   }
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks });
+  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks }, redis);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -126,6 +137,16 @@ export async function startApp(
         ? { ok: true, detail: ports.listeners.map((l) => l.url).join(" ") }
         : { ok: false, detail: state },
   });
+  if (redis) {
+    const store = redis;
+    health.register({
+      name: "redis",
+      status: () =>
+        store.connected
+          ? { ok: true, detail: "connected" }
+          : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
+    });
+  }
   try {
     if (config.http.enable) {
       // First, so /ready says "starting" while the rest comes up.
@@ -159,6 +180,13 @@ export async function startApp(
     if (opts.hooks) hooks.push(...opts.hooks);
     for (const p of plugins) hooks.push(p.hooks);
     if (logger.enabled("debug")) hooks.push(clientEventLog(logger));
+    if (stored) {
+      const n = restoreSessions(broker, stored);
+      log(
+        `redis: ${n.sessions} sessions restored (${n.queued} queued, ${n.inflight} in flight` +
+          `, ${n.expired} expired), ${redis!.retainedCount()} retained messages`,
+      );
+    }
     listeners = await startListeners({
       runtime,
       config,
@@ -175,8 +203,9 @@ export async function startApp(
     ports.tls = bound.find((b) => b.type === "tls")?.port;
     ports.wss = bound.find((b) => b.type === "wss")?.port;
     for (const b of bound) {
+      const store = redis ? "redis store" : "in-memory store";
       logger.info("listening", {
-        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, in-memory store)`,
+        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, ${store})`,
       });
     }
     if (bound.length === 0) {

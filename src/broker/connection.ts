@@ -1,4 +1,4 @@
-import type { Conn } from "../runtime/types.ts";
+import type { Conn } from "./conn.ts";
 import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
 import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../mqtt/encoder.ts";
@@ -12,6 +12,7 @@ export type { AuthState } from "./connection_state.ts";
 import { reasonName } from "../mqtt/reason_codes.ts";
 import { escapeForLog } from "../log/escape.ts";
 import type { BrokerStats } from "./stats.ts";
+import * as scratch from "./packet_scratch.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -93,11 +94,7 @@ export class Connection extends ConnectionState {
   }
 
   start(): void {
-    if (this.conn.start) {
-      this.conn.start(this); // data() and end() below: no closures per connection
-    } else {
-      this.readLoop();
-    }
+    this.conn.start(this); // data() and end() below: no closures per connection
   }
 
   /** Encode and queue one packet for this connection's protocol level. */
@@ -271,23 +268,6 @@ export class Connection extends ConnectionState {
     (this.x ??= {}).linger = setTimeout(() => conn.close(), LINGER_MS);
   }
 
-  private async readLoop(): Promise<void> {
-    const reader = this.conn.readable.getReader();
-    try {
-      while (!this.closing) {
-        const { value, done } = await reader.read();
-        if (done || this.closing) break;
-        const pending = this.data(value);
-        if (pending) await pending;
-      }
-    } catch (err) {
-      this.fail(err);
-    } finally {
-      reader.releaseLock?.();
-      this.end();
-    }
-  }
-
   /**
    * Decode one chunk and handle its packets in order. A handler that must
    * wait (authentication, a congested subscriber) returns a promise; the
@@ -297,27 +277,23 @@ export class Connection extends ConnectionState {
     if (this.closing) return;
     this.lastActivity = Date.now();
     this.sink.stats.networkIn += chunk.length;
-    // Decoding and handling one chunk is synchronous, so one scratch array
-    // serves every connection; packets left for later are copied out.
-    scratchCount = 0;
+    scratch.startScratch(); // one list for every connection (packet_scratch.ts)
     let n = 0, i = 0;
     try {
-      this.decoder.feed(chunk, collect);
-      n = scratchCount;
+      this.decoder.feed(chunk, scratch.collect);
+      n = scratch.scratchCount();
       for (; i < n; i++) {
-        const packet = scratch[i]!;
-        scratch[i] = undefined; // hold no packet (nor its chunk) past this call
+        const packet = scratch.takeAt(i);
         if (this.closing) return;
         const pending = this.sink.handlePacket(this, packet);
-        if (pending) return this.continueAfter(pending, takeScratch(i + 1, n));
+        if (pending) return this.continueAfter(pending, scratch.takeRange(i + 1, n));
       }
       // The peer does not take our replies: stop reading it until it does.
       if (this.outBytes + this.writeBytes > READ_PAUSE_BYTES) return this.outputTaken();
     } catch (err) {
       this.fail(err);
     } finally {
-      // Also after a decode error, which leaves the packets before it collected.
-      for (const end = Math.max(n, scratchCount); i < end; i++) scratch[i] = undefined;
+      scratch.clearRange(i, Math.max(n, scratch.scratchCount()));
     }
   }
 
@@ -376,7 +352,7 @@ export class Connection extends ConnectionState {
     this.sink.stats.networkOut += length;
     let written: void | Promise<void>;
     try {
-      written = this.writeOut(full, length);
+      written = this.conn.write(full, length);
     } catch (e) {
       written = Promise.reject(e);
     }
@@ -410,13 +386,6 @@ export class Connection extends ConnectionState {
     );
   }
 
-  private writeOut(buffer: Uint8Array, length: number): void | Promise<void> {
-    if (this.conn.write) return this.conn.write(buffer, length);
-    const x = this.x ??= {};
-    x.writer ??= this.conn.writable.getWriter();
-    return x.writer.write(buffer.subarray(0, length));
-  }
-
   private whenDrained(limitMs: number): Promise<void> {
     if (!this.writing && this.outBytes === 0) return Promise.resolve();
     return new Promise((resolve) => {
@@ -441,10 +410,8 @@ export class Connection extends ConnectionState {
   }
 }
 
-/** Connections with output waiting for this tick's flush. */
-// Both scratch lists below are used by count and never truncated: setting an
-// array's length to 0 drops its backing store, and the next push allocates a
-// new one (measured: ~300 B per message on the QoS 1 path).
+/** Connections with output waiting for this tick's flush (by count, never truncated: see
+ * packet_scratch.ts). */
 const dirty: (Connection | undefined)[] = [];
 let dirtyCount = 0;
 
@@ -456,19 +423,4 @@ function flushDirty(): void {
     c.flush();
   }
   dirtyCount = 0;
-}
-
-const scratch: (Packet | undefined)[] = [];
-let scratchCount = 0;
-function collect(p: Packet): void {
-  scratch[scratchCount++] = p;
-}
-/** Packets from..to of the scratch list, moved out of it. */
-function takeScratch(from: number, to: number): Packet[] {
-  const rest: Packet[] = [];
-  for (let i = from; i < to; i++) {
-    rest.push(scratch[i]!);
-    scratch[i] = undefined;
-  }
-  return rest;
 }

@@ -11,6 +11,7 @@ import { topicAuthorization } from "./acl/topic_auth.ts";
 import { staticAcl } from "./acl/acl.ts";
 import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
 import { sysTopics } from "./sys/sys_topics.ts";
+import { mqttBridges } from "./bridge/mqtt_plugin.ts";
 
 export interface PluginContext {
   config: MqttxConfig;
@@ -59,5 +60,17 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
     version: ctx.version,
     interval: ctx.config.sysTopic.interval,
   }));
+  // --- bridges to upstream MQTT brokers (src/bridge/) ---
+  if (ctx.config.bridges.length > 0) {
+    plugins.push(
+      await mqttBridges({
+        broker: ctx.broker,
+        bridges: ctx.config.bridges,
+        log: ctx.log,
+        readTextFile: ctx.readTextFile,
+        sysTopic: ctx.config.sysTopic,
+      }),
+    );
+  }
   return plugins;
 }

@@ -8,6 +8,37 @@
 export type ShareStrategy = "round" | "random" | "hash";
 export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 
+/** (ours) A bridge to an upstream MQTT broker (src/bridge/mqtt_plugin.ts). */
+export interface BridgeConfig {
+  name: string;
+  /** mqtt://, mqtts://, ws:// or wss:// */
+  url: string;
+  /** Default `mqttx-bridge-{name}`. */
+  clientId?: string;
+  username?: string;
+  password?: string;
+  /** PEM files for mqtts:// and wss://. */
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  protocolVersion: number;
+  /** Seconds. */
+  keepalive: number;
+  cleanStart: boolean;
+  /** Messages kept for the upstream while it is unreachable; past it the oldest are dropped. */
+  queueMax: number;
+  /** ms before the first reconnect attempt; doubles up to reconnectMaxDelay, with jitter. */
+  reconnectDelay: number;
+  reconnectMaxDelay: number;
+  topics: {
+    filter: string;
+    direction: "out" | "in" | "both";
+    qos: number;
+    localPrefix: string;
+    remotePrefix: string;
+  }[];
+}
+
 export interface MqttxConfig {
   version: string;
   brokerId: number;
@@ -102,6 +133,8 @@ export interface MqttxConfig {
   shareTopic: { enable: boolean; shareSubStrategy: ShareStrategy };
   sysTopic: { enable: boolean; interval: number };
   messageBridge: { enable: boolean; topics: string[]; kafkaBrokers: string[] };
+  /** (ours) Bridges to upstream MQTT brokers, with store-and-forward. */
+  bridges: BridgeConfig[];
   rateLimiter: {
     enable: boolean;
     topicRateLimits: {

@@ -63,7 +63,9 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     const config = path.join(dir, "mqttx.yml");
     fs.writeFileSync(
       config,
-      "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n",
+      "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n" +
+        // A bridge to a closed port: MQTT.js must be in the binary for it to even try.
+        "bridges:\n  - name: bin\n    url: mqtt://127.0.0.1:1\n    topics: [{ filter: x }]\n",
     );
     const proc = spawn(binary, ["--config", config], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -91,6 +93,10 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     assert.equal(await got, "bin/test hello from the binary");
     await client.endAsync();
     client = undefined;
+    for (let i = 0; i < 50 && !/bridge bin: upstream .* unreachable/.test(out); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(out, /bridge bin: upstream mqtt:\/\/127\.0\.0\.1:1 unreachable/);
 
     if (process.platform === "linux") {
       // The JIT compiler threads yield to the event loop (src/runtime/helper_threads.ts);

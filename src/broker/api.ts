@@ -2,7 +2,7 @@
  * The public face of the broker core, as the composition root (src/app.ts) and
  * tests see it. The implementation lives in broker.ts.
  */
-import type { Conn } from "../runtime/types.ts";
+import type { Conn, StreamConn } from "./conn.ts";
 import type { BrokerHooks } from "./hooks.ts";
 
 export interface BrokerOptions {
@@ -40,8 +40,11 @@ export interface BrokerOptions {
 }
 
 export interface BrokerCore {
-  /** Serve one connection until it closes. Never throws. */
-  handleConnection(conn: Conn): void;
+  /**
+   * Serve one connection until it closes. Never throws. A Web-stream pair is
+   * accepted too (embedders); it is adapted to the callback path.
+   */
+  handleConnection(conn: Conn | StreamConn): void;
   /** Number of connected (CONNACKed) clients. */
   readonly connectedCount: number;
   /** Disconnect every client (5.0: DISCONNECT 0x8B) and stop timers. */

@@ -1,4 +1,5 @@
-import type { Conn } from "../runtime/types.ts";
+import type { Conn, StreamConn } from "./conn.ts";
+import { connFromStreams, isCallbackConn } from "./stream_conn.ts";
 import type { Packet, QoS, Will } from "../mqtt/packet.ts";
 import { MemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/types.ts";
@@ -115,11 +116,13 @@ export class Broker implements BrokerCore, PacketSink {
     return this.connected;
   }
 
-  handleConnection(conn: Conn): void {
+  handleConnection(transport: Conn | StreamConn): void {
     if (this.closed) {
-      conn.close();
+      transport.close();
       return;
     }
+    // One read path and one write path: a stream pair is adapted at the edge.
+    const conn = isCallbackConn(transport) ? transport : connFromStreams(transport as StreamConn);
     const c = new Connection(
       this,
       conn,

@@ -1,4 +1,4 @@
-import type { Conn } from "../runtime/types.ts";
+import type { Conn } from "./conn.ts";
 import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
 import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../mqtt/encoder.ts";
@@ -197,11 +197,7 @@ export class Connection {
   }
 
   start(): void {
-    if (this.conn.start) {
-      this.conn.start(this); // data() and end() below: no closures per connection
-    } else {
-      this.readLoop();
-    }
+    this.conn.start(this); // data() and end() below: no closures per connection
   }
 
   /** Encode and queue one packet for this connection's protocol level. */
@@ -322,23 +318,6 @@ export class Connection {
     this.whenDrained(CLOSE_FLUSH_MS).then(() => this.conn.close());
   }
 
-  private async readLoop(): Promise<void> {
-    const reader = this.conn.readable.getReader();
-    try {
-      while (!this.closing) {
-        const { value, done } = await reader.read();
-        if (done || this.closing) break;
-        const pending = this.data(value);
-        if (pending) await pending;
-      }
-    } catch (err) {
-      this.fail(err);
-    } finally {
-      reader.releaseLock?.();
-      this.end();
-    }
-  }
-
   /**
    * Decode one chunk and handle its packets in order. A handler that must
    * wait (authentication, a congested subscriber) returns a promise; the
@@ -416,7 +395,7 @@ export class Connection {
     this.writing = true;
     let written: void | Promise<void>;
     try {
-      written = this.writeOut(full, length);
+      written = this.conn.write(full, length);
     } catch (e) {
       written = Promise.reject(e);
     }
@@ -444,13 +423,6 @@ export class Connection {
         this.conn.close();
       },
     );
-  }
-
-  private writeOut(buffer: Uint8Array, length: number): void | Promise<void> {
-    if (this.conn.write) return this.conn.write(buffer, length);
-    const x = this.x ??= {};
-    x.writer ??= this.conn.writable.getWriter();
-    return x.writer.write(buffer.subarray(0, length));
   }
 
   private whenDrained(limitMs: number): Promise<void> {
@@ -516,6 +488,5 @@ interface ConnectionExtras {
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
   droppedQos0?: number;
-  writer?: WritableStreamDefaultWriter<Uint8Array>;
   drained?: (() => void)[];
 }

@@ -1,12 +1,12 @@
 /** The client certificate as hooks see it (`ClientInfo.certificate`), from a node-style peer certificate. */
-import type { Conn } from "./types.ts";
+import type { PeerCertificate } from "./types.ts";
 
 export interface NodeStylePeerCertificate {
   subject?: Record<string, string | string[] | undefined>;
   fingerprint256?: string;
 }
 
-export function peerCertificate(cert: NodeStylePeerCertificate): Conn["peerCertificate"] {
+export function peerCertificate(cert: NodeStylePeerCertificate): PeerCertificate | undefined {
   const subject = cert.subject ?? {};
   const cn = subject.CN;
   return {
@@ -28,7 +28,7 @@ export function clientCertificate(
   auth: "NONE" | "OPTIONAL" | "REQUIRE",
   authorized: boolean,
   cert: NodeStylePeerCertificate | null | undefined,
-): Conn["peerCertificate"] | false {
+): PeerCertificate | undefined | false {
   if (auth === "NONE") return undefined;
   // node:tls reports "no certificate" as an empty object.
   const presented = cert !== undefined && cert !== null && cert.subject !== undefined &&

@@ -2,12 +2,12 @@
  * Deno adapter: Deno.listen for TCP; each accepted socket becomes a DenoConn
  * (deno_conn.ts), which offers the callback path besides Deno's Web streams.
  */
-import type { Conn, Listener, ListenOptions, Runtime } from "./types.ts";
+import type { Listener, ListenOptions, Runtime, TransportConn } from "./types.ts";
 import { DenoConn } from "./deno_conn.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { listenDenoWebSocket } from "./websocket_deno.ts";
 
-function listenSync(opts: ListenOptions, onConn: (conn: Conn) => void): Listener {
+function listenSync(opts: ListenOptions, onConn: (conn: TransportConn) => void): Listener {
   const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
   let stopped = false;
   const loop = (async () => {

@@ -15,7 +15,7 @@
  * through `conn.write` (looping over short writes); the caller keeps the
  * bytes until the returned promise settles.
  */
-import type { Conn, ConnCallbacks } from "./types.ts";
+import type { ConnCallbacks, TransportConn } from "./types.ts";
 import { hostPort } from "./address.ts";
 
 /** The read buffer of a quiet connection: what an idle client costs. */
@@ -37,7 +37,7 @@ export function nextReadSize(size: number, n: number): number {
   return next;
 }
 
-export class DenoConn implements Conn {
+export class DenoConn implements TransportConn {
   readonly remoteAddr: string;
   private readonly conn: Deno.TcpConn;
   private closed = false;
@@ -54,7 +54,9 @@ export class DenoConn implements Conn {
   }
 
   get readable(): ReadableStream<Uint8Array> {
-    if (this.reading === 1) throw new Error("Cannot read: the Conn was started with callbacks");
+    if (this.reading === 1) {
+      throw new Error("Cannot read: the TransportConn was started with callbacks");
+    }
     this.reading = 2;
     return this.conn.readable;
   }
@@ -72,7 +74,7 @@ export class DenoConn implements Conn {
   }
 
   start(callbacks: ConnCallbacks): void {
-    if (this.reading !== 0) throw new Error("Cannot start: the Conn is already read");
+    if (this.reading !== 0) throw new Error("Cannot start: the TransportConn is already read");
     this.reading = 1;
     this.readLoop(callbacks);
   }

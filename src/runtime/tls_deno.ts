@@ -15,14 +15,20 @@
  */
 import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
-import type { Conn, TlsCredentials, TlsListener, TlsListenOptions } from "./types.ts";
+import type {
+  PeerCertificate,
+  TlsCredentials,
+  TlsListener,
+  TlsListenOptions,
+  TransportConn,
+} from "./types.ts";
 import { clientCertificate } from "./certs.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 
 export function listenNodeTls(
   opts: TlsListenOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): Promise<TlsListener> {
   const server = tls.createServer(secureContextOptions(opts.credentials, opts));
   server.on("secureConnection", (socket: tls.TLSSocket) => {
@@ -74,7 +80,7 @@ function secureContextOptions(c: TlsCredentials, opts: TlsListenOptions): tls.Tl
   };
 }
 
-function wrapSocket(socket: tls.TLSSocket, cert: Conn["peerCertificate"]): Conn {
+function wrapSocket(socket: tls.TLSSocket, cert: PeerCertificate | undefined): TransportConn {
   let closed = false;
   let paused = false;
   let drainWaiter: { resolve(): void; reject(e: Error): void } | undefined;

@@ -10,8 +10,7 @@
  * `maxMessageBytes`, else Bun's 16 MiB) bounds what one message can buffer.
  */
 import { hostPort } from "./address.ts";
-import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
-import { decideUpgrade } from "../transport/websocket_protocol.ts";
+import type { Listener, TransportConn, WebSocketListenOptions } from "./types.ts";
 
 interface WsData {
   remoteAddr: string;
@@ -51,17 +50,18 @@ const closedError = () => new Error("Cannot write: connection closed");
 
 export function listenBunWebSocket(
   opts: WebSocketListenOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
   return new Promise((resolve) => {
     const server = Bun.serve({
       hostname: opts.hostname,
       port: opts.port,
       fetch(req, server) {
-        const decision = decideUpgrade(
-          { method: req.method, path: new URL(req.url).pathname, headers: req.headers },
-          opts.path,
-        );
+        const decision = opts.decide({
+          method: req.method,
+          path: new URL(req.url).pathname,
+          headers: req.headers,
+        });
         if (!decision.upgrade) {
           return new Response(decision.body, {
             status: decision.status,
@@ -129,7 +129,7 @@ function end(d: WsData): void {
   } catch { /* the reader already cancelled */ }
 }
 
-function wrap(ws: BunServerWebSocket): Conn {
+function wrap(ws: BunServerWebSocket): TransportConn {
   const d = ws.data;
   const close = () => {
     if (!d.closed) ws.close(1000);

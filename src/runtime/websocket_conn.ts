@@ -7,11 +7,11 @@
  * The WebSocket API cannot pause reading, so there is no read backpressure;
  * writes wait while more than WRITE_HIGH_WATER bytes are buffered.
  */
-import type { Conn } from "./types.ts";
+import type { TransportConn } from "./types.ts";
 
 const WRITE_HIGH_WATER = 1024 * 1024;
 
-export function webSocketConn(ws: WebSocket, remoteAddr: string): Conn {
+export function webSocketConn(ws: WebSocket, remoteAddr: string): TransportConn {
   ws.binaryType = "arraybuffer";
   let ended = false;
   const closedError = () => new Error("Cannot write: connection closed");

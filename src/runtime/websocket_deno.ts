@@ -7,13 +7,12 @@
  * the protocol chosen by src/transport/websocket_protocol.ts.
  */
 import { hostPort } from "./address.ts";
-import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
-import { decideUpgrade } from "../transport/websocket_protocol.ts";
+import type { Listener, TransportConn, WebSocketListenOptions } from "./types.ts";
 import { webSocketConn } from "./websocket_conn.ts";
 
 export function listenDenoWebSocket(
   opts: WebSocketListenOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
   return new Promise((resolve, reject) => {
     const abort = new AbortController();
@@ -34,10 +33,11 @@ export function listenDenoWebSocket(
         onError: () => new Response("Internal error\n", { status: 500 }),
       }, (req, info) => {
         if (closing) return new Response("Shutting down\n", { status: 503 });
-        const decision = decideUpgrade(
-          { method: req.method, path: new URL(req.url).pathname, headers: req.headers },
-          opts.path,
-        );
+        const decision = opts.decide({
+          method: req.method,
+          path: new URL(req.url).pathname,
+          headers: req.headers,
+        });
         if (!decision.upgrade) {
           return new Response(decision.body, {
             status: decision.status,

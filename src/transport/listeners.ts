@@ -9,9 +9,16 @@
  * Runtime-free.
  */
 import type { MqttxConfig } from "../config/types.ts";
-import type { Conn, Listener, Runtime, TlsCredentials, TlsListener } from "../runtime/types.ts";
+import type {
+  Listener,
+  Runtime,
+  TlsCredentials,
+  TlsListener,
+  TransportConn,
+} from "../runtime/types.ts";
 import { credentialFiles, loadTlsCredentials } from "./tls_credentials.ts";
 import { serveWebSocketOverConn } from "./websocket_server.ts";
+import { decideUpgrade } from "./websocket_protocol.ts";
 
 export type ListenerType = "tcp" | "tls" | "ws" | "wss";
 
@@ -41,7 +48,7 @@ export interface Listeners {
 export interface ListenerContext {
   runtime: Runtime;
   config: MqttxConfig;
-  onConn: (conn: Conn) => void;
+  onConn: (conn: TransportConn) => void;
   log: (line: string) => void;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
@@ -93,7 +100,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
         case "ws":
           l = await runtime.listenWebSocket({
             ...opts,
-            path: spec.path,
+            decide: (req) => decideUpgrade(req, spec.path),
             maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
           }, onConn);
           break;

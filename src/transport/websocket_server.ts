@@ -12,7 +12,7 @@
  * (a packet split over frames, or several packets in one frame, both work).
  * Text frames are refused [MQTT-6.0.0-1].
  */
-import type { Conn } from "../runtime/types.ts";
+import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
 
 export interface WebSocketOverConnOptions {
@@ -28,14 +28,17 @@ const enc = new TextEncoder();
 
 /** Serve one connection: on a good upgrade, `onConn` gets the MQTT byte Conn. Never throws. */
 export function serveWebSocketOverConn(
-  conn: Conn,
+  conn: TransportConn,
   opts: WebSocketOverConnOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): void {
   handshake(conn, opts).then((ws) => ws && onConn(ws)).catch(() => conn.close());
 }
 
-async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Conn | undefined> {
+async function handshake(
+  conn: TransportConn,
+  opts: WebSocketOverConnOptions,
+): Promise<TransportConn | undefined> {
   const reader = conn.readable.getReader();
   const writer = conn.writable.getWriter();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -159,12 +162,12 @@ const PROTOCOL_ERROR = 1002;
 const UNSUPPORTED_DATA = 1003;
 const MESSAGE_TOO_BIG = 1009;
 
-/** A Conn of MQTT bytes carried in WebSocket frames over another Conn. */
-class FrameConn implements Conn {
+/** A TransportConn of MQTT bytes carried in WebSocket frames over another Conn. */
+class FrameConn implements TransportConn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly remoteAddr: string;
-  readonly peerCertificate: Conn["peerCertificate"];
+  readonly peerCertificate: PeerCertificate | undefined;
   /** No more writes (we or the peer closed). */
   private closed = false;
   private closing = false;
@@ -182,7 +185,7 @@ class FrameConn implements Conn {
   private inFrame = false;
 
   constructor(
-    private readonly inner: Conn,
+    private readonly inner: TransportConn,
     private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
     private readonly writer: WritableStreamDefaultWriter<Uint8Array>,
     rest: Uint8Array,

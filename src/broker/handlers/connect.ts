@@ -1,5 +1,5 @@
 import type { ConnectPacket, Properties, ProtocolVersion } from "../../mqtt/packet.ts";
-import type { Conn } from "../../runtime/types.ts";
+import type { Conn } from "../conn.ts";
 import { topicNameError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";

@@ -1,0 +1,465 @@
+/**
+ * The Redis store (enable-test-mode: false): persistent sessions and retained
+ * messages in Redis (npm `redis`), retained messages also indexed in memory.
+ *
+ * A session batch is one MULTI/EXEC (sent as one pipeline, one round trip):
+ * every change of the batch, and one Lua call that adjusts the reference
+ * counts of the messages it touched (deleting those that reach zero), apply
+ * atomically. While Redis is unreachable, writes fail at once (no offline
+ * queue), so the broker never acknowledges what is not stored; the client
+ * reconnects with backoff, and retained changes made meanwhile are written
+ * when it is back.
+ */
+import { createClient, RESP_TYPES } from "@redis/client";
+import { Buffer } from "node:buffer";
+import { RetainedMemory } from "./retained.ts";
+import {
+  bytes,
+  decodeDelivery,
+  decodeInflight,
+  decodeMessage,
+  decodeMeta,
+  decodeStoredMessage,
+  decodeSubscription,
+  encodeDelivery,
+  encodeMessageFields,
+  encodeMeta,
+  encodeSubscription,
+  ownBytes,
+  type RedisKeyPrefixes,
+  RedisKeys,
+} from "./redis_codec.ts";
+import type {
+  MessageData,
+  SessionBatch,
+  SessionChange,
+  SessionStore,
+  Store,
+  StoredMessage,
+  StoredSession,
+  StoredState,
+} from "./types.ts";
+
+export interface RedisStoreOptions extends RedisKeyPrefixes {
+  /** redis://[user:password@]host:port[/db] or rediss:// */
+  url: string;
+  /** One line per state change (connected, unreachable). */
+  log?: (line: string) => void;
+  /** Give up connecting at start after this long (ms). Default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+/** Reference counts: add `ARGV[i]` to message `KEYS[i]`, delete it at zero. */
+const ADJUST_REFS = `for i, k in ipairs(KEYS) do
+  local n = redis.call('HINCRBY', k, 'n', tonumber(ARGV[i]))
+  if n <= 0 then redis.call('DEL', k) end
+end
+return #KEYS`;
+
+/**
+ * Delete a session (KEYS: its keys, queue and in-flight first) and drop the
+ * reference each of its entries held on a message (ARGV[1]: the message key
+ * prefix). It reads the entries Redis has, not what the broker believes.
+ * The message keys are outside the client's hash tag: single Redis only.
+ */
+const DELETE_SESSION = `local function unref(id)
+  local k = ARGV[1] .. id
+  local n = redis.call('HINCRBY', k, 'n', -1)
+  if n <= 0 then redis.call('DEL', k) end
+end
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do unref(id) end
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do unref(cjson.decode(v).m) end
+redis.call('DEL', unpack(KEYS))
+return 1`;
+
+/**
+ * Remove field ARGV[1] of hash KEYS[1] (and from set KEYS[2]); only if it was
+ * there, drop a reference on message ARGV[2]: an acknowledgement seen twice
+ * never takes a reference another session holds.
+ */
+const REMOVE_ENTRY = `if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if KEYS[2] then redis.call('SREM', KEYS[2], ARGV[1]) end
+local n = redis.call('HINCRBY', ARGV[2], 'n', -1)
+if n <= 0 then redis.call('DEL', ARGV[2]) end
+return 1`;
+
+type Command = (string | Buffer)[];
+// deno-lint-ignore no-explicit-any
+type Client = any;
+
+/** Counters for measurement: Redis commands sent and round trips taken by writes. */
+export interface RedisStoreStats {
+  commands: number;
+  roundTrips: number;
+}
+
+export class RedisStore implements Store {
+  readonly sessions: RedisSessionStore;
+  readonly keys: RedisKeys;
+  readonly stats: RedisStoreStats = { commands: 0, roundTrips: 0 };
+  private readonly retained = new RetainedMemory();
+  /** Retained topics changed while Redis could not take them: written when it is back. */
+  private readonly dirtyRetained = new Set<string>();
+  /** undefined until the first connect or error, so the first state is logged too. */
+  private up: boolean | undefined = undefined;
+  private closed = false;
+
+  private constructor(readonly client: Client, options: RedisStoreOptions) {
+    this.keys = new RedisKeys(options);
+    this.sessions = new RedisSessionStore(this);
+    const log = options.log ?? (() => {});
+    client.on("ready", () => {
+      if (!this.up) log(`redis: connected to ${redactUrl(options.url)}`);
+      this.up = true;
+      this.catchUp();
+    });
+    client.on("error", (e: Error) => {
+      if (this.up !== false) log(`redis: unreachable (${e.message})`);
+      this.up = false;
+    });
+  }
+
+  /** Connect (waiting up to `connectTimeoutMs`) and load the retained messages. */
+  static async open(options: RedisStoreOptions): Promise<RedisStore> {
+    const client = createClient({
+      url: options.url,
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 5_000,
+        // Backoff from 50 ms to 5 s, with jitter so many brokers do not reconnect in step.
+        reconnectStrategy: (retries: number) =>
+          Math.min(50 * 2 ** Math.min(retries, 7), 5_000) * (0.75 + Math.random() / 2),
+      },
+    }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    const store = new RedisStore(client, options);
+    const timeout = options.connectTimeoutMs ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        client.connect(),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`redis: cannot connect to ${redactUrl(options.url)}`)),
+            timeout,
+          );
+        }),
+      ]);
+      await store.loadRetained();
+    } catch (e) {
+      store.closed = true;
+      client.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    return store;
+  }
+
+  get connected(): boolean {
+    return this.up === true;
+  }
+
+  // ---- RetainedStore
+
+  setRetained(topic: string, message: MessageData | undefined): Promise<void> {
+    const stored = this.retained.set(topic, message);
+    return this.writeRetained(topic, stored).catch((e) => {
+      this.dirtyRetained.add(topic);
+      throw e;
+    });
+  }
+
+  matchRetained(filter: string): MessageData[] {
+    return this.retained.match(filter, (topic) => {
+      this.writeRetained(topic, undefined).catch(() => this.dirtyRetained.add(topic));
+    });
+  }
+
+  retainedCount(): number {
+    return this.retained.index.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.up = false;
+    try {
+      await this.client.close();
+    } catch {
+      this.client.destroy();
+    }
+  }
+
+  // ---- internals shared with RedisSessionStore
+
+  /** Send commands as one MULTI/EXEC pipeline: one round trip. */
+  async exec(commands: Command[]): Promise<void> {
+    if (commands.length === 0) return;
+    const multi = this.client.multi();
+    for (const c of commands) multi.addCommand(c);
+    this.stats.commands += commands.length + 2;
+    this.stats.roundTrips++;
+    await multi.exec();
+  }
+
+  /** Run read commands concurrently (pipelined by the client). */
+  read(commands: Command[]): Promise<unknown[]> {
+    return Promise.all(commands.map((c) => this.client.sendCommand(c)));
+  }
+
+  /** Every key matching `pattern` (SCAN, never KEYS). */
+  async scan(pattern: string): Promise<string[]> {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, found] = await this.client.sendCommand([
+        "SCAN",
+        cursor,
+        "MATCH",
+        pattern,
+        "COUNT",
+        "1000",
+      ]) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      for (const k of found) keys.push(k.toString());
+    } while (cursor !== "0");
+    return keys;
+  }
+
+  private writeRetained(topic: string, message: MessageData | undefined): Promise<void> {
+    const key = this.keys.retained(topic);
+    if (!message) return this.exec([["DEL", key]]);
+    return this.exec([
+      ["DEL", key],
+      ["HSET", key, "m", encodeMessageFields(message), "p", bytes(message.payload)],
+    ]);
+  }
+
+  private async loadRetained(): Promise<void> {
+    const keys = await this.scan(this.keys.retainedPattern());
+    for (let i = 0; i < keys.length; i += 500) {
+      const chunk = keys.slice(i, i + 500);
+      const hashes = await this.read(chunk.map((k) => ["HGETALL", k])) as Record<string, Buffer>[];
+      hashes.forEach((h, j) => {
+        if (h.m === undefined) return;
+        const m = decodeMessage(h.m.toString(), ownBytes(h.p));
+        this.retained.set(this.keys.topicOf(chunk[j]), m);
+      });
+    }
+  }
+
+  private catchUp(): void {
+    if (this.dirtyRetained.size === 0) return;
+    const topics = [...this.dirtyRetained];
+    this.dirtyRetained.clear();
+    for (const t of topics) {
+      this.writeRetained(t, this.retained.index.get(t)).catch(() => this.dirtyRetained.add(t));
+    }
+  }
+}
+
+/** Persistent sessions in Redis; see src/store/redis_codec.ts for the key layout. */
+export class RedisSessionStore implements SessionStore {
+  constructor(private readonly redis: RedisStore) {}
+
+  write(batch: SessionBatch): Promise<void> {
+    const keys = this.redis.keys;
+    const adjust = (ids: string[], deltas: number[]): Command => [
+      "EVAL",
+      ADJUST_REFS,
+      String(ids.length),
+      ...ids.map((id) => keys.message(id)),
+      ...deltas.map(String),
+    ];
+    // Order: the messages, the references the batch adds, then the changes
+    // (whose removals drop references at once), then a sweep of carried
+    // messages nothing references. A removal never meets a count the batch
+    // has yet to add.
+    const commands: Command[] = [];
+    for (const m of batch.messages) {
+      commands.push([
+        "HSET",
+        keys.message(m.id),
+        "m",
+        encodeMessageFields(m),
+        "p",
+        bytes(m.payload),
+      ]);
+    }
+    const adds = new Map<string, number>();
+    for (const changes of batch.changes.values()) {
+      for (const c of changes) {
+        const id = c.kind === "enqueue"
+          ? c.delivery.messageId
+          : c.kind === "send" && !c.fromQueue
+          ? c.inflight.messageId
+          : undefined;
+        if (id !== undefined) adds.set(id, (adds.get(id) ?? 0) + 1);
+      }
+    }
+    if (adds.size > 0) commands.push(adjust([...adds.keys()], [...adds.values()]));
+    for (const [clientId, changes] of batch.changes) {
+      for (const c of changes) this.commandsFor(clientId, c, commands);
+    }
+    if (batch.messages.length > 0) {
+      const ids = batch.messages.map((m) => m.id);
+      commands.push(adjust(ids, ids.map(() => 0)));
+    }
+    return this.redis.exec(commands);
+  }
+
+  async load(): Promise<StoredState> {
+    const keys = this.redis.keys;
+    const clientIds = (await this.redis.scan(keys.sessionPattern())).map((k) => keys.clientIdOf(k));
+    const sessions: StoredSession[] = [];
+    const wanted = new Set<string>();
+    for (let i = 0; i < clientIds.length; i += 200) {
+      const chunk = clientIds.slice(i, i + 200);
+      const replies = await this.redis.read(chunk.flatMap((id) => [
+        ["HGETALL", keys.session(id)],
+        ["HGETALL", keys.subscriptions(id)],
+        ["HGETALL", keys.queue(id)],
+        ["HGETALL", keys.inflight(id)],
+        ["SMEMBERS", keys.released(id)],
+        ["SMEMBERS", keys.incoming(id)],
+        ["GET", keys.packetId(id)],
+      ]));
+      chunk.forEach((_id, j) => {
+        const [meta, subs, queue, inflight, released, incoming, lastId] = replies.slice(
+          j * 7,
+          j * 7 + 7,
+        ) as [
+          Record<string, Buffer>,
+          Record<string, Buffer>,
+          Record<string, Buffer>,
+          Record<string, Buffer>,
+          Buffer[],
+          Buffer[],
+          Buffer | null,
+        ];
+        if (meta.c === undefined) return;
+        const rel = new Set(released.map((b) => Number(b.toString())));
+        const s: StoredSession = {
+          ...decodeMeta(meta),
+          subscriptions: Object.values(subs).map((v) => decodeSubscription(v.toString())),
+          queue: Object.entries(queue)
+            .map(([id, v]) => decodeDelivery(id, v.toString()))
+            .sort(byMessageId),
+          inflight: Object.entries(inflight)
+            .map(([pid, v]) => decodeInflight(Number(pid), v.toString(), rel.has(Number(pid))))
+            .sort(byMessageId),
+          incomingQos2: incoming.map((b) => Number(b.toString())),
+          lastPacketId: lastId ? Number(lastId.toString()) : 0,
+        };
+        for (const d of s.queue) wanted.add(d.messageId);
+        for (const d of s.inflight) wanted.add(d.messageId);
+        sessions.push(s);
+      });
+    }
+    const messages = new Map<string, StoredMessage>();
+    const ids = [...wanted];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const hashes = await this.redis.read(
+        chunk.map((id) => ["HGETALL", keys.message(id)]),
+      ) as Record<
+        string,
+        Buffer
+      >[];
+      hashes.forEach((h, j) => {
+        if (h.m !== undefined) {
+          messages.set(chunk[j], decodeStoredMessage(chunk[j], h.m.toString(), ownBytes(h.p)));
+        }
+      });
+    }
+    return { sessions, messages };
+  }
+
+  close(): Promise<void> {
+    return this.redis.close();
+  }
+
+  /** The commands of one change (reference additions are counted by `write`). */
+  private commandsFor(clientId: string, c: SessionChange, out: Command[]): void {
+    const keys = this.redis.keys;
+    switch (c.kind) {
+      case "meta": {
+        const key = keys.session(clientId);
+        out.push(["DEL", key], ["HSET", key, ...encodeMeta(c.meta)]);
+        break;
+      }
+      case "subscribe":
+        out.push(["HSET", keys.subscriptions(clientId), c.sub.filter, encodeSubscription(c.sub)]);
+        break;
+      case "unsubscribe":
+        out.push(["HDEL", keys.subscriptions(clientId), c.filter]);
+        break;
+      case "enqueue":
+        out.push([
+          "HSET",
+          keys.queue(clientId),
+          c.delivery.messageId,
+          encodeDelivery(c.delivery, false),
+        ]);
+        break;
+      case "send": {
+        const f = c.inflight;
+        if (c.fromQueue) out.push(["HDEL", keys.queue(clientId), f.messageId]);
+        out.push(
+          ["HSET", keys.inflight(clientId), String(f.packetId), encodeDelivery(f, true)],
+          ["SET", keys.packetId(clientId), String(f.packetId)],
+        );
+        if (f.released) out.push(["SADD", keys.released(clientId), String(f.packetId)]);
+        else out.push(["SREM", keys.released(clientId), String(f.packetId)]);
+        break;
+      }
+      case "release":
+        out.push(["SADD", keys.released(clientId), String(c.packetId)]);
+        break;
+      case "complete":
+        out.push([
+          "EVAL",
+          REMOVE_ENTRY,
+          "2",
+          keys.inflight(clientId),
+          keys.released(clientId),
+          String(c.packetId),
+          keys.message(c.messageId),
+        ]);
+        break;
+      case "drop":
+        out.push([
+          "EVAL",
+          REMOVE_ENTRY,
+          "1",
+          keys.queue(clientId),
+          c.messageId,
+          keys.message(c.messageId),
+        ]);
+        break;
+      case "incoming":
+        out.push([c.add ? "SADD" : "SREM", keys.incoming(clientId), String(c.packetId)]);
+        break;
+      case "delete": {
+        const all = keys.allOf(clientId);
+        out.push(["EVAL", DELETE_SESSION, String(all.length), ...all, keys.message("")]);
+        break;
+      }
+    }
+  }
+}
+
+function byMessageId(a: { messageId: string }, b: { messageId: string }): number {
+  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(invalid url)";
+  }
+}

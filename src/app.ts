@@ -7,7 +7,9 @@ import type { BrokerOptions } from "./broker/api.ts";
 import { Broker } from "./broker/broker.ts";
 import type { BrokerHooks } from "./broker/hooks.ts";
 import { buildPlugins, type Plugin } from "./plugins.ts";
-import type { MqttxConfig } from "./config/types.ts";
+import { type MqttxConfig, storeType } from "./config/types.ts";
+import { openSqliteStore, type SqliteStore } from "./store/sqlite.ts";
+import { SqliteBridgeQueue } from "./bridge/mqtt_queue_sqlite.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
@@ -71,16 +73,19 @@ export async function startApp(
   opts: AppOptions = {},
 ): Promise<RunningApp> {
   const log = opts.quiet ? () => {} : (opts.log ?? ((line: string) => console.log(line)));
-  if (!config.enableTestMode) {
+  const storeKind = storeType(config);
+  if (storeKind === "redis") {
     throw new Error(
-      "enable-test-mode: false needs the Redis store, which is not built yet; " +
-        "set enable-test-mode: true to run with the in-memory store",
+      "enable-test-mode: false (or store.type: redis) needs the Redis store, which is not " +
+        "wired into the broker yet; set store.type: sqlite or memory (or enable-test-mode: true)",
     );
   }
+  const sqlite = storeKind === "sqlite" ? openSqlite(config) : undefined;
+  const storeName = sqlite ? `SQLite store ${config.store.path}` : "in-memory store";
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, log), hooks });
+  const broker = new Broker({ ...brokerOptions(config, log), hooks }, sqlite);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -99,6 +104,8 @@ export async function startApp(
       log,
       readTextFile: (path) => runtime.readTextFile(path),
       version,
+      // In the SQLite file, a bridge's queue survives a restart.
+      bridgeQueue: sqlite && ((b) => new SqliteBridgeQueue(sqlite.file, b.name, b.queueMax)),
     });
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
@@ -119,7 +126,7 @@ export async function startApp(
     ports.tls = bound.find((b) => b.type === "tls")?.port;
     ports.wss = bound.find((b) => b.type === "wss")?.port;
     for (const b of bound) {
-      log(`mqttx ${version} listening on ${b.url} (${runtime.name}, in-memory store)`);
+      log(`mqttx ${version} listening on ${b.url} (${runtime.name}, ${storeName})`);
     }
     if (bound.length === 0) {
       log(`mqttx ${version} started with no listener enabled (socket.enable is false)`);
@@ -160,6 +167,14 @@ export async function startApp(
       return stopping;
     },
   };
+}
+
+function openSqlite(config: MqttxConfig): SqliteStore {
+  try {
+    return openSqliteStore({ path: config.store.path, synchronous: config.store.synchronous });
+  } catch (e) {
+    throw new Error(`store.path: cannot open the SQLite file ${config.store.path}: ${e}`);
+  }
 }
 
 async function stopPlugins(plugins: Plugin[]): Promise<void> {

@@ -3,7 +3,8 @@
  * $SYS, rate limits. One place, so each feature stays in its own folder and
  * the composition root stays short. Runtime-free.
  */
-import type { MqttxConfig } from "./config/types.ts";
+import type { BridgeConfig, MqttxConfig } from "./config/types.ts";
+import type { BridgeQueue } from "./bridge/mqtt_queue.ts";
 import type { Broker } from "./broker/broker.ts";
 import type { BrokerHooks } from "./broker/hooks.ts";
 import { createAuthPlugin } from "./auth/mod.ts";
@@ -22,6 +23,8 @@ export interface PluginContext {
   readTextFile: (path: string) => Promise<string>;
   /** Version shown by $SYS. */
   version: string;
+  /** A durable outbound queue for each MQTT bridge (default: in memory). */
+  bridgeQueue?: (bridge: BridgeConfig) => BridgeQueue;
 }
 
 /** A feature that needs to stop timers or connections at shutdown, or reloads on SIGHUP. */
@@ -69,6 +72,7 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
         log: ctx.log,
         readTextFile: ctx.readTextFile,
         sysTopic: ctx.config.sysTopic,
+        queueFor: ctx.bridgeQueue,
       }),
     );
   }

@@ -1,5 +1,10 @@
-// The bridge's outbound queue, in memory, against the BridgeQueue contract.
-import { test } from "node:test";
+// The bridge's outbound queue, in memory and in SQLite, against the BridgeQueue contract.
+import { after, test } from "node:test";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { SqliteDb } from "../src/store/sqlite_db.ts";
+import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
 import assert from "node:assert/strict";
 import { MemoryBridgeQueue } from "../src/bridge/mqtt_queue.ts";
 import { bridgeQueueContract } from "./helpers/bridge_queue_contract.ts";
@@ -22,5 +27,28 @@ test("memory: a long run of pushes and out-of-order removals stays consistent", 
     live.push(...q.peek(0, 10_000).map((m) => m.seq));
     assert.equal(q.size(), live.length);
     for (let i = 1; i < live.length; i++) assert.ok(live[i] > live[i - 1]);
+  }
+});
+
+// The same contract on the SQLite store's file, and across a close and reopen.
+const files: { db: SqliteDb; dir: string }[] = [];
+bridgeQueueContract("sqlite", {
+  make(max) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-bq-"));
+    const db = new SqliteDb({ path: path.join(dir, "q.db") });
+    files.push({ db, dir });
+    return new SqliteBridgeQueue(db, "b", max);
+  },
+  reopen(q, max) {
+    const f = files.find((f) => (q as unknown as { file: SqliteDb }).file === f.db)!;
+    f.db.close();
+    f.db = new SqliteDb({ path: f.db.options.path });
+    return Promise.resolve(new SqliteBridgeQueue(f.db, "b", max));
+  },
+});
+after(() => {
+  for (const f of files) {
+    f.db.close();
+    fs.rmSync(f.dir, { recursive: true, force: true });
   }
 });

@@ -102,6 +102,7 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
   const hooks: BrokerHooks = {
     onPublished(topic, payload, qos, retain, from) {
       let topicLevels: string[] | undefined;
+      let stored: Promise<void>[] | undefined;
       for (const e of outgoing) {
         if (from === e.localId) continue; // came in over this bridge: never back out over it
         const mapped = e.bridge.options.topics.outbound(topic, qos, topicLevels ??= levels(topic));
@@ -113,8 +114,17 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
           qos: mapped.qos,
           retain,
         });
-        if (r instanceof Promise) r.catch((err) => log(`bridge ${e.bridge.name}: ${err}`));
+        if (!(r instanceof Promise)) continue;
+        const logged = r.catch((err) => {
+          log(`bridge ${e.bridge.name}: queueing failed: ${err}`);
+          throw err;
+        });
+        // QoS 1/2: the publisher's acknowledgement waits until the message is queued durably
+        // (and none is sent if that failed). QoS 0 acknowledges nothing: no need to wait.
+        if (qos > 0) (stored ??= []).push(logged);
+        else logged.catch(() => {});
       }
+      if (stored) return stored.length === 1 ? stored[0] : Promise.all(stored);
     },
   };
 

@@ -161,11 +161,21 @@ export class Broker implements BrokerCore, PacketSink {
     if (!message.internal) this.stats.received++;
     // Called per message: a plain loop, not notify()'s rest arguments.
     const hooks = this.hooks;
+    // A hook that must keep the message first (a durable bridge queue) returns a promise:
+    // the publisher's acknowledgement waits for it; if it fails, no acknowledgement.
+    let held: Promise<unknown> | undefined;
     for (let i = 0; i < hooks.length; i++) {
       const h = hooks[i];
       if (!h.onPublished) continue;
       try {
-        h.onPublished(message.topic, message.payload, message.qos, message.retain, message.from);
+        const r = h.onPublished(
+          message.topic,
+          message.payload,
+          message.qos,
+          message.retain,
+          message.from,
+        );
+        if (r instanceof Promise) held = held ? Promise.all([held, r]) : r;
       } catch (e) {
         this.log(`hook onPublished failed: ${e}`);
       }
@@ -176,9 +186,13 @@ export class Broker implements BrokerCore, PacketSink {
         message.topic,
         message.payload.length === 0 ? undefined : message,
       );
-      if (stored) return stored.then(() => this.route(message));
+      if (stored) {
+        const routed = stored.then(() => this.route(message));
+        return held ? Promise.all([held, routed]).then(([, n]) => n) : routed;
+      }
     }
-    return this.route(message);
+    const count = this.route(message);
+    return held ? held.then(() => count) : count;
   }
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */

@@ -84,8 +84,19 @@ export interface BrokerHooks {
   onDisconnected?(client: ClientInfo): void;
   /** After SUBACK, for each granted filter (e.g. $SYS answers right after a subscribe). */
   onSubscribed?(client: ClientInfo, filter: string, qos: QoS): void;
-  /** Once per message accepted for routing (counters, bridges). */
-  onPublished?(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, from?: string): void;
+  /**
+   * Once per message accepted for routing (counters, bridges). `payload` may be a
+   * view into the socket's chunk: copy it to keep it. A returned promise delays the
+   * publisher's PUBACK/PUBREC until it resolves (none if it rejects): a hook that
+   * stores the message durably (a bridge's SQLite queue) returns one.
+   */
+  onPublished?(
+    topic: string,
+    payload: Uint8Array,
+    qos: QoS,
+    retain: boolean,
+    from?: string,
+  ): unknown;
 }
 
 /** 3.1.1 CONNACK return code for a 5.0 refusal reason. */

@@ -10,6 +10,7 @@ import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument }
 import type { Node, YAMLMap } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
+import { dirname, isAbsolute, join } from "node:path";
 import { topicFilterError } from "../mqtt/topic.ts";
 import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
 import type { MqttxConfig } from "./types.ts";
@@ -69,6 +70,9 @@ export function parseConfig(text: string, fileName: string): MqttxConfig {
   }
   const result = config as unknown as MqttxConfig;
   checkCombinations(ctx, result);
+  // The SQLite file lives beside the config file unless an absolute path is given.
+  const db = result.store.path;
+  if (!isAbsolute(db)) result.store.path = join(dirname(fileName), db);
   return result;
 }
 

@@ -62,6 +62,7 @@ export function defaultConfig(): MqttxConfig {
     sysTopic: { enable: false, interval: 60_000 },
     messageBridge: { enable: false, topics: [], kafkaBrokers: [] },
     bridges: [],
+    store: { path: "mqttx.db", synchronous: "full" },
     rateLimiter: { enable: false, topicRateLimits: [] },
     auth: {
       allowAnonymous: true,
@@ -83,7 +84,12 @@ export type Field =
   | { kind: "bool" }
   | { kind: "duration" }
   /** `values` in canonical case; the file's spelling is matched case-insensitively. */
-  | { kind: "enum"; values: readonly string[]; fromBool?: { true: string; false: string } }
+  | {
+    kind: "enum";
+    values: readonly string[];
+    fromBool?: { true: string; false: string };
+    optional?: boolean;
+  }
   | { kind: "strings"; check?: Check }
   | {
     kind: "records";
@@ -270,6 +276,14 @@ export const SCHEMA: Section = {
       enable: bool,
       topics: { kind: "strings", check: noWildcard },
       kafkaBrokers: { kind: "strings" },
+    },
+  },
+  store: {
+    kind: "section",
+    fields: {
+      type: { kind: "enum", values: ["memory", "sqlite", "redis"], optional: true },
+      path: str,
+      synchronous: { kind: "enum", values: ["full", "normal"] },
     },
   },
   bridges: {

@@ -79,7 +79,7 @@ describe("defaultConfig", () => {
         assert.ok(key in section, `${path}.${key} has no schema entry`);
       }
       for (const [key, field] of Object.entries(section)) {
-        const optional = field.kind === "string" && field.optional;
+        const optional = (field.kind === "string" || field.kind === "enum") && field.optional;
         if (!optional) assert.ok(key in value, `${path}.${key} has no default`);
         if (field.kind === "section") {
           walk(field.fields, value[key] as Record<string, unknown>, `${path}.${key}`);

@@ -133,6 +133,17 @@ export interface MqttxConfig {
   shareTopic: { enable: boolean; shareSubStrategy: ShareStrategy };
   sysTopic: { enable: boolean; interval: number };
   messageBridge: { enable: boolean; topics: string[]; kafkaBrokers: string[] };
+  /**
+   * (ours) Where sessions and retained messages are kept. Without `type`,
+   * enable-test-mode decides (true: memory, false: redis); see storeType().
+   */
+  store: {
+    type?: "memory" | "sqlite" | "redis";
+    /** SQLite file; relative to the config file's directory. */
+    path: string;
+    /** SQLite: fsync at every commit (full) or only at checkpoints (normal). */
+    synchronous: "full" | "normal";
+  };
   /** (ours) Bridges to upstream MQTT brokers, with store-and-forward. */
   bridges: BridgeConfig[];
   rateLimiter: {
@@ -166,4 +177,11 @@ export interface MqttxConfig {
     /** ms */
     connectTimeout: number;
   };
+}
+
+/** The store in use: `store.type`, else what enable-test-mode meant (true: memory, false: redis). */
+export function storeType(
+  c: Pick<MqttxConfig, "store" | "enableTestMode">,
+): "memory" | "sqlite" | "redis" {
+  return c.store.type ?? (c.enableTestMode ? "memory" : "redis");
 }

@@ -1,7 +1,8 @@
-// `bridges:` in the config file: defaults, every key, and refusals naming key and line.
+// `bridges:` and `store:` in the config file: defaults, every key, refusals naming key and line.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "../src/config/load.ts";
+import { storeType } from "../src/config/types.ts";
 
 function refuses(text: string, key: string, line: number, reason: RegExp) {
   assert.throws(() => parseConfig(text, "c.yml"), (e: unknown) => {
@@ -127,5 +128,30 @@ describe("config: bridges", () => {
       2,
       /letters, digits/,
     );
+  });
+});
+
+describe("config: store", () => {
+  test("type, path beside the config file, synchronous; without type enable-test-mode decides", () => {
+    const c = parseConfig("store:\n  type: sqlite\n  synchronous: normal\n", "/etc/mqttx/c.yml");
+    assert.equal(c.store.type, "sqlite");
+    assert.equal(c.store.path, "/etc/mqttx/mqttx.db");
+    assert.equal(c.store.synchronous, "normal");
+    assert.equal(storeType(c), "sqlite");
+    assert.equal(
+      parseConfig("store:\n  path: /var/lib/m.db\n", "/etc/c.yml").store.path,
+      "/var/lib/m.db",
+    );
+    assert.equal(
+      parseConfig("store:\n  path: data/m.db\n", "/etc/c.yml").store.path,
+      "/etc/data/m.db",
+    );
+    assert.equal(storeType(parseConfig("enable-test-mode: true\n", "c.yml")), "memory");
+    assert.equal(storeType(parseConfig("enable-test-mode: false\n", "c.yml")), "redis");
+    assert.equal(
+      storeType(parseConfig("enable-test-mode: false\nstore:\n  type: sqlite\n", "c.yml")),
+      "sqlite",
+    );
+    refuses("store:\n  type: file\n", "mqttx.store.type", 2, /memory, sqlite, redis/);
   });
 });

@@ -6,10 +6,10 @@
  *    `from` is the bridge's local client id): no loops;
  *  - upstream messages are published through the bridge's LocalClient;
  *  - status per bridge in the log (once per state change) and, with
- *    `sys-topic.enable`, retained in `$SYS/broker/bridges/{name}/status`:
+ *    `sys-topic.enable`, in `$SYS/broker/bridges/{name}/status` (not retained,
+ *    like all of $SYS: a subscriber gets it at once, then on every state
+ *    change and every `sys-topic.interval` while the numbers move):
  *    {"connected":true,"queued":0,"sent":12,"dropped":0,"received":3}
- *    published on every state change and every `sys-topic.interval` while
- *    the numbers move.
  */
 import type { Broker } from "../broker/broker.ts";
 import type { BrokerHooks } from "../broker/hooks.ts";
@@ -17,7 +17,7 @@ import { LocalClient } from "../broker/local_client.ts";
 import type { BridgeConfig } from "../config/types.ts";
 import type { QoS } from "../mqtt/packet.ts";
 import type { Plugin } from "../plugins.ts";
-import { levels } from "../acl/filters.ts";
+import { levels, matchesTopic } from "../acl/filters.ts";
 import { SYS_BROKER_PREFIX } from "../sys/sys_topics.ts";
 import { type ConnectFn, MqttBridge } from "./mqtt_bridge.ts";
 import { type BridgeQueue, MemoryBridgeQueue } from "./mqtt_queue.ts";
@@ -50,20 +50,22 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
   const statusClient = new LocalClient(broker, "$mqttx-bridges");
   const entries: { bridge: MqttBridge; localId: string; last: string }[] = [];
 
-  const publishStatus = (e: (typeof entries)[number], force: boolean) => {
-    if (!opts.sysTopic.enable) return;
-    const b = e.bridge;
-    const status = JSON.stringify({
+  const statusTopic = (b: MqttBridge) => `${SYS_BROKER_PREFIX}bridges/${b.name}/status`;
+  const statusOf = (b: MqttBridge) =>
+    JSON.stringify({
       connected: b.connected,
       queued: b.queued,
       sent: b.sent,
       dropped: b.dropped,
       received: b.received,
     });
+  const publishStatus = (e: (typeof entries)[number], force: boolean) => {
+    if (!opts.sysTopic.enable) return;
+    const status = statusOf(e.bridge);
     if (!force && status === e.last) return;
     e.last = status;
-    const topic = `${SYS_BROKER_PREFIX}bridges/${b.name}/status`;
-    const r = statusClient.publish(topic, status, { retain: true });
+    const topic = statusTopic(e.bridge);
+    const r = statusClient.publish(topic, status);
     if (r instanceof Promise) r.catch((err) => log(`$SYS ${topic}: ${err}`));
   };
 
@@ -100,6 +102,16 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
   const outgoing = entries.filter((e) => e.bridge.options.topics.hasOut);
 
   const hooks: BrokerHooks = {
+    // Nothing under $SYS is retained: a new subscriber gets the current status at once.
+    onSubscribed(client, filter) {
+      if (!opts.sysTopic.enable || !filter.startsWith("$SYS/")) return;
+      for (const e of entries) {
+        const topic = statusTopic(e.bridge);
+        if (matchesTopic(levels(filter), levels(topic))) {
+          statusClient.sendTo(client.clientId, topic, statusOf(e.bridge));
+        }
+      }
+    },
     onPublished(topic, payload, qos, retain, from) {
       let topicLevels: string[] | undefined;
       let stored: Promise<void>[] | undefined;

@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -64,6 +64,10 @@ bench: compile-bun
 # Broker memory under S2 QoS 1 with a subscriber that reads slowly (bench/slow_subscriber.ts).
 bench-slow: deps
 	deno run -A bench/slow_subscriber.ts
+
+# Redis store figures: commands and round trips per delivered message, memory per offline session.
+bench-redis: deps
+	deno run -A bench/redis_store.ts
 
 clean:
 	rm -rf dist

@@ -13,6 +13,8 @@ import { SqliteBridgeQueue } from "./bridge/mqtt_queue_sqlite.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
+import type { Store, StoredState } from "./store/types.ts";
+import { restoreSessions } from "./broker/restore.ts";
 
 export interface RunningApp {
   /**
@@ -73,19 +75,35 @@ export async function startApp(
   opts: AppOptions = {},
 ): Promise<RunningApp> {
   const log = opts.quiet ? () => {} : (opts.log ?? ((line: string) => console.log(line)));
+  // The store: store.type, else enable-test-mode (true: memory, false: Redis).
   const storeKind = storeType(config);
+  let store: Store | undefined;
+  let sqlite: SqliteStore | undefined;
+  let stored: StoredState | undefined;
   if (storeKind === "redis") {
-    throw new Error(
-      "enable-test-mode: false (or store.type: redis) needs the Redis store, which is not " +
-        "wired into the broker yet; set store.type: sqlite or memory (or enable-test-mode: true)",
-    );
+    // Loaded only here: the other modes do not pay for the Redis client at start.
+    const { RedisStore } = await import("./store/redis.ts");
+    store = await RedisStore.open({ ...config.redis, log });
+  } else if (storeKind === "sqlite") {
+    store = sqlite = openSqlite(config);
   }
-  const sqlite = storeKind === "sqlite" ? openSqlite(config) : undefined;
-  const storeName = sqlite ? `SQLite store ${config.store.path}` : "in-memory store";
+  if (store?.sessions) {
+    try {
+      stored = await store.sessions.load();
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+  const storeName = storeKind === "redis"
+    ? "redis store"
+    : sqlite
+    ? `SQLite store ${config.store.path}`
+    : "in-memory store";
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, log), hooks }, sqlite);
+  const broker = new Broker({ ...brokerOptions(config, log), hooks }, store);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -110,6 +128,13 @@ export async function startApp(
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
     for (const p of plugins) hooks.push(p.hooks);
+    if (stored) {
+      const n = restoreSessions(broker, stored);
+      log(
+        `${storeKind}: ${n.sessions} sessions restored (${n.queued} queued, ${n.inflight} in flight` +
+          `, ${n.expired} expired), ${store!.retainedCount()} retained messages`,
+      );
+    }
     listeners = await startListeners({
       runtime,
       config,

@@ -2,17 +2,16 @@
  * The SQLite store with mqttx as a real process killed with SIGKILL:
  * acknowledged retained messages are kept; a bridge's queue, filled while its
  * upstream (a real Mosquitto) is down, still reaches the upstream, in order,
- * after the restart. Persistent sessions are not in the store yet (the broker
- * does not write its sessions to a SessionStore so far).
+ * after the restart. (Persistent sessions across kill -9 on SQLite:
+ * tests/durable_kill_test.ts.)
  */
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { mustRun } from "./helpers/harness.ts";
 import { Clients, publish, subscribe, uid } from "./helpers/mqttjs.ts";
-import { type MqttxProcess, startMqttx } from "./helpers/mqttx_process.ts";
+import { BrokerProcess } from "./helpers/broker_process.ts";
 import { mosquittoAvailable, startUpstream, type Upstream } from "./helpers/upstream_mosquitto.ts";
 
 const T = {
@@ -20,52 +19,45 @@ const T = {
   skip: !mosquittoAvailable() && !mustRun() ? "mosquitto not on PATH" : false,
 };
 
-let dir: string | undefined;
-let mqttx: MqttxProcess | undefined;
+let mqttx: BrokerProcess | undefined;
 let upstream: Upstream | undefined;
 let url = "";
 const clients = new Clients(() => url);
 
 afterEach(async () => {
   await clients.closeAll();
-  await mqttx?.kill9();
+  await mqttx?.dispose();
   mqttx = undefined;
   await upstream?.remove();
   upstream = undefined;
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
 });
 
-function config(extra = ""): string {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-crash-"));
-  const file = path.join(dir, "mqttx.yml");
-  fs.writeFileSync(
-    file,
+/** A broker process on the SQLite store (mqttx.db beside its config file). */
+function sqliteBroker(extra = ""): BrokerProcess {
+  mqttx = new BrokerProcess(
     "host: 127.0.0.1\nsocket:\n  port: 0\nstore:\n  type: sqlite\n" + extra,
   );
-  return file;
+  return mqttx;
 }
 
-async function start(file: string): Promise<MqttxProcess> {
-  mqttx = await startMqttx(file);
-  url = mqttx.url;
-  return mqttx;
+async function start(b: BrokerProcess): Promise<void> {
+  url = `mqtt://127.0.0.1:${await b.start()}`;
 }
 
 describe("SQLite store across kill -9", () => {
   test("acknowledged retained messages are kept (file beside the config)", T, async () => {
-    const file = config();
-    await start(file);
-    assert.match(mqttx!.output(), /SQLite store .*mqttx\.db/);
+    const b = sqliteBroker();
+    await start(b);
+    assert.match(b.output, /SQLite store .*mqttx\.db/);
     const pub = await clients.connect();
     for (let i = 0; i < 50; i++) {
       await publish(pub.client, `r/${i}`, `v${i}`, { qos: (1 + (i % 2)) as 1 | 2, retain: true });
     }
     await publish(pub.client, "r/0", "", { qos: 1, retain: true }); // cleared
-    await mqttx!.kill9();
+    await b.kill("SIGKILL");
     await clients.closeAll();
-    assert.ok(fs.existsSync(path.join(dir!, "mqttx.db")));
-    await start(file);
+    assert.ok(fs.existsSync(path.join(b.dir, "mqttx.db")));
+    await start(b);
     const sub = await clients.connect();
     await subscribe(sub.client, "r/#", { qos: 1 });
     const got = await sub.inbox.count(49, 10_000);
@@ -86,21 +78,21 @@ describe("SQLite store across kill -9", () => {
     await remote.closeAll();
     await upstream.stop();
 
-    const file = config(
+    const b = sqliteBroker(
       `bridges:\n  - name: cloud\n    url: ${upstream.url}\n    reconnect-delay: 100ms\n` +
         `    reconnect-max-delay: 300ms\n    topics:\n      - { filter: "#", remote-prefix: "up/" }\n`,
     );
-    await start(file);
+    await start(b);
     const pub = await clients.connect();
     const N = 200;
     for (let i = 0; i < N; i++) {
       await publish(pub.client, "data", String(i), { qos: (1 + (i % 2)) as 1 | 2 }); // acknowledged
     }
-    await mqttx!.kill9();
+    await b.kill("SIGKILL");
     await clients.closeAll();
 
     await upstream.start();
-    await start(file);
+    await start(b);
     const again = await remote.connect({ clientId: sinkId, clean: false });
     const got = await again.inbox.until(
       (ms) => new Set(ms.map((m) => m.payload)).size >= N,

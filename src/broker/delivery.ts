@@ -68,14 +68,21 @@ export function deliver(
     return false;
   }
   if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
-    sendNew(session, conn, { message, qos, retain, subscriptionIds, share, released: false });
+    sendNew(
+      session,
+      conn,
+      { message, qos, retain, subscriptionIds, share, released: false },
+      false,
+    );
     return false;
   }
   if (session.queue.length >= limits.maxQueuedMessages) {
     session.dropped++;
     return false;
   }
-  session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds, share });
+  const queued = { message: ownPayload(message), qos, retain, subscriptionIds, share };
+  session.queue.push(queued);
+  session.journal?.queued(session, queued);
   return online && !session.stalled && session.queue.length >= highWater(limits);
 }
 
@@ -100,8 +107,11 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
   let taken = 0;
   while (taken < session.queue.length && session.inflight.size < max) {
     const q = session.queue[taken++];
-    if (isExpired(q.message, now)) continue; // [MQTT-3.3.2-5]
-    sendNew(session, conn, { ...q, released: false });
+    if (isExpired(q.message, now)) {
+      session.journal?.dropped(session, q.message);
+      continue; // [MQTT-3.3.2-5]
+    }
+    sendNew(session, conn, { ...q, released: false }, true);
   }
   if (taken > 0) session.queue.splice(0, taken);
   if (session.queue.length <= lowWater(limits)) {
@@ -129,11 +139,15 @@ export function resendInflight(session: Session, conn: Connection): void {
       now,
     );
     // Too large for the new connection's Maximum Packet Size: discarded [MQTT-3.1.2-25].
-    if (!sent) session.inflight.delete(packetId);
+    if (!sent) {
+      session.inflight.delete(packetId);
+      session.journal?.completed(session, packetId, o.message);
+    }
   }
 }
 
-function sendNew(session: Session, conn: Connection, o: Outgoing): void {
+/** `fromQueue`: the delivery was queued (and stored as queued) before. */
+function sendNew(session: Session, conn: Connection, o: Outgoing, fromQueue: boolean): void {
   const packetId = session.nextPacketId();
   const sent = sendPublish(
     conn,
@@ -148,7 +162,10 @@ function sendNew(session: Session, conn: Connection, o: Outgoing): void {
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
   // In flight messages keep their range of the socket chunk: acknowledgements
   // come within round trips, and max-inflight bounds what one client can pin.
-  if (sent) session.inflight.set(packetId, o);
+  if (sent) {
+    session.inflight.set(packetId, o);
+    session.journal?.sent(session, packetId, o, fromQueue);
+  } else if (fromQueue) session.journal?.dropped(session, o.message);
 }
 
 /**

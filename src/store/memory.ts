@@ -23,6 +23,9 @@ import type {
 export class MemoryStore implements Store {
   private readonly retained = new RetainedMemory();
 
+  /** `sessions`: a session store to use with it (tests: a restart within one process). */
+  constructor(readonly sessions?: SessionStore) {}
+
   setRetained(topic: string, message: MessageData | undefined): void {
     this.retained.set(topic, message);
   }

@@ -299,7 +299,16 @@ export class RedisSessionStore implements SessionStore {
     }
     if (adds.size > 0) commands.push(adjust([...adds.keys()], [...adds.values()]));
     for (const [clientId, changes] of batch.changes) {
-      for (const c of changes) this.commandsFor(clientId, c, commands);
+      let lastPacketId: number | undefined;
+      for (const c of changes) {
+        this.commandsFor(clientId, c, commands);
+        if (c.kind === "send") lastPacketId = c.inflight.packetId;
+        else if (c.kind === "delete") lastPacketId = undefined;
+      }
+      // One write of the last packet id per client and batch, however many sends.
+      if (lastPacketId !== undefined) {
+        commands.push(["SET", keys.packetId(clientId), String(lastPacketId)]);
+      }
     }
     if (batch.messages.length > 0) {
       const ids = batch.messages.map((m) => m.id);
@@ -405,12 +414,9 @@ export class RedisSessionStore implements SessionStore {
       case "send": {
         const f = c.inflight;
         if (c.fromQueue) out.push(["HDEL", keys.queue(clientId), f.messageId]);
-        out.push(
-          ["HSET", keys.inflight(clientId), String(f.packetId), encodeDelivery(f, true)],
-          ["SET", keys.packetId(clientId), String(f.packetId)],
-        );
+        out.push(["HSET", keys.inflight(clientId), String(f.packetId), encodeDelivery(f, true)]);
+        // The released set loses an id when its delivery completes, before the id is reused.
         if (f.released) out.push(["SADD", keys.released(clientId), String(f.packetId)]);
-        else out.push(["SREM", keys.released(clientId), String(f.packetId)]);
         break;
       }
       case "release":

@@ -16,8 +16,10 @@ export function handlePubcomp(broker: Broker, conn: Connection, p: PubcompPacket
 /** The delivery ends: free its packet id, and let a queued message take its place. */
 function complete(broker: Broker, conn: Connection, packetId: number, qos: 1 | 2): void {
   const session = conn.session!;
-  if (session.inflight.get(packetId)?.qos !== qos) return; // unknown or the other flow: ignore
+  const o = session.inflight.get(packetId);
+  if (o?.qos !== qos) return; // unknown or the other flow: ignore
   session.inflight.delete(packetId);
+  session.journal?.completed(session, packetId, o.message);
   drainQueue(session, broker.limits);
 }
 
@@ -35,11 +37,14 @@ export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket):
     return;
   }
   o.released = true;
+  session.journal?.released(session, p.packetId);
   conn.sendAck(6, p.packetId);
 }
 
 /** PUBREL releases an incoming QoS 2 packet id; answer PUBCOMP [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, p: PubrelPacket): void {
-  const known = conn.session!.incomingQos2.delete(p.packetId);
+  const session = conn.session!;
+  const known = session.incomingQos2.delete(p.packetId);
+  if (known) session.journal?.incoming(session, p.packetId, false);
   conn.sendAck(7, p.packetId, known ? 0 : 0x92);
 }

@@ -12,7 +12,6 @@ import {
 } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
-import { clearLongTimeout } from "../long_timer.ts";
 import { isUtf8 } from "./publish.ts";
 
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
@@ -143,13 +142,9 @@ export function accept(
   }
   if (session) {
     sessionPresent = true; // [MQTT-3.2.2-2]
-    clearLongTimeout(session.expiryTimer);
-    session.expiryTimer = undefined;
-    if (session.willTimer !== undefined) {
-      clearLongTimeout(session.willTimer); // resumed in time: the delayed will is not sent
-      session.willTimer = undefined;
-      session.pendingWill = undefined;
-    }
+    broker.deadlines.clearExpiry(session);
+    // Resumed in time: the delayed will is not sent.
+    if (broker.deadlines.clearWill(session)) session.pendingWill = undefined;
     session.expiryInterval = expiry;
   } else {
     session = new Session(clientId, expiry);
@@ -163,6 +158,7 @@ export function accept(
   session.will = will;
   session.connection = conn;
   conn.session = session;
+  broker.journal?.opened(session, client.username, conn.version);
 
   // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
   const max = broker.options.maxKeepAlive ?? 0;

@@ -57,7 +57,9 @@ export function handlePublish(
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
-      conn.sendAck(5, p.packetId!);
+      const id = p.packetId!;
+      if (broker.journal) broker.journal.acknowledge(conn, () => conn.sendAck(5, id));
+      else conn.sendAck(5, id);
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -92,26 +94,33 @@ export function handlePublish(
   const routed = broker.publish(message);
   if (routed instanceof Promise) {
     return routed.then((n) => {
-      acknowledge(conn, p, n);
+      acknowledge(broker, conn, p, n);
       return broker.backpressure(session);
     });
   }
-  acknowledge(conn, p, routed);
+  acknowledge(broker, conn, p, routed);
   // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
   return broker.backpressure(session);
 }
 
-/** PUBACK or PUBREC once the message is routed to `count` sessions. */
-function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
+/**
+ * PUBACK or PUBREC once the message is routed to `count` sessions, and, with a
+ * session store, once it is stored for every persistent session that gets it.
+ */
+function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: number): void {
   if (p.qos === 0) return;
   // 5.0: 0x10 tells the publisher nobody matched (dropped for 3.x by sendAck).
   const reasonCode = count === 0 ? 0x10 : 0;
-  if (p.qos === 1) {
-    conn.sendAck(4, p.packetId!, reasonCode); // [MQTT-4.3.2-2]
-  } else {
-    conn.session!.incomingQos2.add(p.packetId!);
-    conn.sendAck(5, p.packetId!, reasonCode); // [MQTT-4.3.3-2]
+  const type = p.qos === 1 ? 4 : 5; // [MQTT-4.3.2-2] [MQTT-4.3.3-2]
+  const id = p.packetId!;
+  if (p.qos === 2) {
+    const session = conn.session!;
+    session.incomingQos2.add(id);
+    session.journal?.incoming(session, id, true);
   }
+  const journal = broker.journal;
+  if (journal) journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode));
+  else conn.sendAck(type, id, reasonCode);
 }
 
 export function isUtf8(bytes: Uint8Array): boolean {

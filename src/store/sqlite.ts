@@ -231,30 +231,49 @@ export class SqliteSessionStore implements SessionStore {
   private apply(batch: SessionBatch): void {
     const refs = new Map<string, number>();
     const ref = (id: string, n: number) => refs.set(id, (refs.get(id) ?? 0) + n);
-    const addMessage = this.file.prepare(
-      "INSERT OR IGNORE INTO messages (id, refs, fields, payload) VALUES (?, 0, ?, ?)",
-    );
-    for (const m of batch.messages) addMessage.run(m.id, encodeMessageFields(m), m.payload);
+    /** The last packet id per client, written once per batch. */
+    const packetIds = new Map<string, number>();
     for (const [clientId, changes] of batch.changes) {
       let exists: boolean | undefined;
       for (const c of changes) {
         if (c.kind === "meta" || c.kind === "delete") {
           this.applyLifecycle(clientId, c, ref);
           exists = c.kind === "meta";
+          if (!exists) packetIds.delete(clientId);
           continue;
         }
         exists ??= this.file.prepare("SELECT 1 FROM sessions WHERE client_id = ?").get(clientId) !==
           undefined;
         // The contract: meta is written first; a change to no session is lost.
-        if (exists) this.applyChange(clientId, c, ref);
+        if (!exists) continue;
+        this.applyChange(clientId, c, ref);
+        if (c.kind === "send") packetIds.set(clientId, c.inflight.packetId);
       }
     }
-    const adjust = this.file.prepare("UPDATE messages SET refs = refs + ? WHERE id = ?");
-    const gone = this.file.prepare("DELETE FROM messages WHERE id = ? AND refs <= 0");
-    for (const [id, n] of refs) adjust.run(n, id);
-    for (const id of refs.keys()) gone.run(id);
-    // A carried message nobody referenced is not kept.
-    for (const m of batch.messages) gone.run(m.id);
+    const lastId = this.file.prepare("UPDATE sessions SET last_packet_id = ? WHERE client_id = ?");
+    for (const [clientId, id] of packetIds) lastId.run(id, clientId);
+    this.adjustReferences(batch, refs);
+  }
+
+  /**
+   * Reference counts, one statement per message in the usual cases: a carried
+   * message is inserted with its count (and not at all if nothing holds it); a
+   * message losing references is deleted when that takes it to zero.
+   */
+  private adjustReferences(batch: SessionBatch, refs: Map<string, number>): void {
+    const carried = new Map(batch.messages.map((m) => [m.id, m]));
+    const upsert = this.file.prepare(
+      "INSERT INTO messages (id, refs, fields, payload) VALUES (?, ?, ?, ?) " +
+        "ON CONFLICT (id) DO UPDATE SET refs = refs + excluded.refs",
+    );
+    const add = this.file.prepare("UPDATE messages SET refs = refs + ? WHERE id = ?");
+    const gone = this.file.prepare("DELETE FROM messages WHERE id = ? AND refs + ? <= 0");
+    for (const [id, n] of refs) {
+      const m = carried.get(id);
+      if (n > 0 && m) upsert.run(id, n, encodeMessageFields(m), m.payload);
+      else if (n > 0) add.run(n, id);
+      else if (n < 0 && gone.run(id, n).changes === 0) add.run(n, id);
+    }
   }
 
   private applyLifecycle(
@@ -319,8 +338,6 @@ export class SqliteSessionStore implements SessionStore {
           "INSERT OR REPLACE INTO inflight (client_id, packet_id, message_id, data, released) " +
             "VALUES (?, ?, ?, ?, ?)",
         ).run(clientId, f.packetId, f.messageId, encodeDelivery(f, false), f.released ? 1 : 0);
-        this.file.prepare("UPDATE sessions SET last_packet_id = ? WHERE client_id = ?")
-          .run(f.packetId, clientId);
         break;
       }
       case "release":

@@ -16,10 +16,16 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS bridge_queue (
   bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
   qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)) WITHOUT ROWID`;
 
+/** Rows read at once when the pump asks for fewer. */
+const READ_AHEAD = 512;
+
 export class SqliteBridgeQueue implements BridgeQueue {
   /** Live seqs, oldest first (a Set iterates in insertion order). */
   private readonly live = new Set<number>();
   private nextSeq = 1;
+  /** Rows read past what the last peek returned, following `aheadAfter`. */
+  private ahead: QueuedOutbound[] = [];
+  private aheadAfter = -1;
 
   constructor(
     private readonly file: SqliteDb,
@@ -49,11 +55,31 @@ export class SqliteBridgeQueue implements BridgeQueue {
   }
 
   peek(after: number, max: number): QueuedOutbound[] {
-    // Committed rows only: a push not yet committed is read once its promise resolved.
+    // Read ahead: the pump asks for one or two messages per acknowledgement while draining.
+    if (after !== this.aheadAfter || this.ahead.length === 0) {
+      this.ahead = this.read(after, Math.max(max, READ_AHEAD));
+      this.aheadAfter = after;
+    }
+    const out: QueuedOutbound[] = [];
+    let i = 0;
+    for (; i < this.ahead.length && out.length < max; i++) {
+      if (this.live.has(this.ahead[i].seq)) out.push(this.ahead[i]);
+    }
+    this.ahead = this.ahead.slice(i);
+    this.aheadAfter = out.length > 0 ? out[out.length - 1].seq : after;
+    // Read ahead ran out before `max`: what was pushed since is in the table.
+    if (out.length < max && this.ahead.length === 0 && i > 0) {
+      out.push(...this.peek(this.aheadAfter, max - out.length));
+    }
+    return out;
+  }
+
+  /** Committed rows only: a push not yet committed is read once its promise resolved. */
+  private read(after: number, max: number): QueuedOutbound[] {
     return this.file.prepare(
       "SELECT seq, topic, payload, qos, retain FROM bridge_queue " +
         "WHERE bridge = ? AND seq > ? ORDER BY seq LIMIT ?",
-    ).all(this.bridge, after, max).filter((r) => this.live.has(Number(r.seq))).map((r) => ({
+    ).all(this.bridge, after, max).map((r) => ({
       seq: Number(r.seq),
       topic: r.topic as string,
       payload: r.payload as Uint8Array,

@@ -166,7 +166,7 @@ export class Broker implements BrokerCore, PacketSink {
    * Accept an application message: keep it as retained if asked, then route
    * it to every matching subscription. Returns how many sessions got it.
    */
-  publish(message: Message): number | Promise<number> {
+  publish(message: Message, holds?: Promise<unknown>[]): number | Promise<number> {
     if (!message.internal) this.stats.received++;
     // Called per message: a plain loop, not notify()'s rest arguments.
     const hooks = this.hooks;
@@ -184,7 +184,11 @@ export class Broker implements BrokerCore, PacketSink {
           message.retain,
           message.from,
         );
-        if (r instanceof Promise) held = held ? Promise.all([held, r]) : r;
+        if (r instanceof Promise) {
+          // With `holds`, the caller defers the acknowledgement itself (without pausing).
+          if (holds) holds.push(r);
+          else held = held ? Promise.all([held, r]) : r;
+        }
       } catch (e) {
         this.log(`hook onPublished failed: ${e}`);
       }

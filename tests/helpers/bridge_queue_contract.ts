@@ -58,6 +58,24 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
+  test(`${name}: reading on from a cursor also finds what was pushed since`, async () => {
+    const q = await f.make(100);
+    for (let i = 0; i < 3; i++) await q.push(msg(i));
+    const [first] = await q.peek(0, 1);
+    await q.push(msg(3));
+    const [second] = await q.peek(first.seq, 1);
+    await q.push(msg(4));
+    const rest = await q.peek(second.seq, 10);
+    assert.deepEqual([first, second, ...rest].map((m) => m.topic), [
+      "t/0",
+      "t/1",
+      "t/2",
+      "t/3",
+      "t/4",
+    ]);
+    await q.close();
+  });
+
   test(`${name}: past the bound the oldest are dropped and counted`, async () => {
     const q = await f.make(3);
     let dropped = 0;

@@ -91,14 +91,17 @@ export function handlePublish(
       expiresAt,
       from: session.clientId,
     };
-  const routed = broker.publish(message);
+  // With a journal, what a hook must keep first (a durable bridge queue) delays only the
+  // acknowledgement, in order, not the reading of this publisher's next packets.
+  const holds: Promise<unknown>[] = [];
+  const routed = broker.publish(message, broker.journal ? holds : undefined);
   if (routed instanceof Promise) {
     return routed.then((n) => {
-      acknowledge(broker, conn, p, n);
+      acknowledge(broker, conn, p, n, holds);
       return broker.backpressure(session);
     });
   }
-  acknowledge(broker, conn, p, routed);
+  acknowledge(broker, conn, p, routed, holds);
   // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
   return broker.backpressure(session);
 }
@@ -107,7 +110,13 @@ export function handlePublish(
  * PUBACK or PUBREC once the message is routed to `count` sessions, and, with a
  * session store, once it is stored for every persistent session that gets it.
  */
-function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: number): void {
+function acknowledge(
+  broker: Broker,
+  conn: Connection,
+  p: PublishPacket,
+  count: number,
+  holds: Promise<unknown>[],
+): void {
   if (p.qos === 0) return;
   // 5.0: 0x10 tells the publisher nobody matched (dropped for 3.x by sendAck).
   const reasonCode = count === 0 ? 0x10 : 0;
@@ -119,8 +128,14 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
     session.journal?.incoming(session, id, true);
   }
   const journal = broker.journal;
-  if (journal) journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode));
-  else conn.sendAck(type, id, reasonCode);
+  if (journal) {
+    const also = holds.length === 0
+      ? undefined
+      : holds.length === 1
+      ? holds[0]
+      : Promise.all(holds);
+    journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode), also);
+  } else conn.sendAck(type, id, reasonCode);
 }
 
 export function isUtf8(bytes: Uint8Array): boolean {

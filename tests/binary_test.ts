@@ -65,7 +65,9 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
       config,
       "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n" +
         // A bridge to a closed port: MQTT.js must be in the binary for it to even try.
-        "bridges:\n  - name: bin\n    url: mqtt://127.0.0.1:1\n    topics: [{ filter: x }]\n",
+        "bridges:\n  - name: bin\n    url: mqtt://127.0.0.1:1\n    topics: [{ filter: x }]\n" +
+        // node:sqlite in the binary: the store file is made beside the config.
+        "store:\n  type: sqlite\n",
     );
     const proc = spawn(binary, ["--config", config], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -97,6 +99,8 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.match(out, /bridge bin: upstream mqtt:\/\/127\.0\.0\.1:1 unreachable/);
+    assert.match(out, /SQLite store .*mqttx\.db/);
+    assert.ok(fs.existsSync(path.join(dir, "mqttx.db")), "the SQLite file beside the config");
 
     if (process.platform === "linux") {
       // The JIT compiler threads yield to the event loop (src/runtime/helper_threads.ts);

@@ -69,5 +69,10 @@ bench-slow: deps
 bench-redis: deps
 	deno run -A bench/redis_store.ts
 
+# The Kafka bridge's cost and throughput against librdkafka's mock cluster (bench/kafka_bridge.ts).
+.PHONY: bench-kafka
+bench-kafka: deps
+	deno run -A bench/kafka_bridge.ts
+
 clean:
 	rm -rf dist

@@ -13,6 +13,7 @@ import { staticAcl } from "./acl/acl.ts";
 import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
 import { sysTopics } from "./sys/sys_topics.ts";
 import { mqttBridges } from "./bridge/mqtt_plugin.ts";
+import { kafkaBridge } from "./bridge/kafka.ts";
 
 export interface PluginContext {
   config: MqttxConfig;
@@ -63,6 +64,17 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
     version: ctx.version,
     interval: ctx.config.sysTopic.interval,
   }));
+  // --- Kafka bridge (src/bridge/) ---
+  if (ctx.config.messageBridge.enable) {
+    plugins.push(
+      await kafkaBridge(ctx.config.messageBridge, {
+        broker: ctx.broker,
+        log: ctx.log,
+        readTextFile: ctx.readTextFile,
+        sys: ctx.config.sysTopic.enable,
+      }),
+    );
+  }
   // --- bridges to upstream MQTT brokers (src/bridge/) ---
   if (ctx.config.bridges.length > 0) {
     plugins.push(

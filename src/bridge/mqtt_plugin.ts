@@ -1,9 +1,11 @@
 /**
  * `bridges:` from the config → one MqttBridge per entry, plugged into the
  * broker through its hooks and LocalClient only:
- *  - `onPublished` hands each accepted local message to every bridge whose out
- *    rules take it, unless the message came in over that same bridge (its
- *    `from` is the bridge's local client id): no loops;
+ *  - `persistPublish` hands each accepted local message to every bridge whose
+ *    out rules take it, unless the message came in over that same bridge (its
+ *    `from` is the bridge's local client id): no loops. With a durable queue
+ *    it returns the push's promise for QoS 1/2, so the broker holds the
+ *    publisher's PUBACK/PUBREC until the message is committed;
  *  - upstream messages are published through the bridge's LocalClient;
  *  - status per bridge in the log (once per state change) and, with
  *    `sys-topic.enable`, in `$SYS/broker/bridges/{name}/status` (not retained,
@@ -112,7 +114,8 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
         }
       }
     },
-    onPublished(topic, payload, qos, retain, from) {
+    persistPublish(message) {
+      const { topic, qos, retain, from } = message;
       let topicLevels: string[] | undefined;
       let stored: Promise<void>[] | undefined;
       for (const e of outgoing) {
@@ -122,7 +125,7 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
         // A copy: the payload may be a view into the socket's chunk.
         const r = e.bridge.enqueue({
           topic: mapped.topic,
-          payload: payload.slice(),
+          payload: message.payload.slice(),
           qos: mapped.qos,
           retain,
         });
@@ -136,7 +139,7 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
         if (qos > 0) (stored ??= []).push(logged);
         else logged.catch(() => {});
       }
-      if (stored) return stored.length === 1 ? stored[0] : Promise.all(stored);
+      if (stored) return stored.length === 1 ? stored[0] : Promise.all(stored).then(() => {});
     },
   };
 

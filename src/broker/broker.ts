@@ -166,29 +166,17 @@ export class Broker implements BrokerCore, PacketSink {
    * Accept an application message: keep it as retained if asked, then route
    * it to every matching subscription. Returns how many sessions got it.
    */
-  publish(message: Message, holds?: Promise<unknown>[]): number | Promise<number> {
+  publish(message: Message): number | Promise<number> {
     if (!message.internal) this.stats.received++;
     // Called per message: a plain loop, not notify()'s rest arguments.
     const hooks = this.hooks;
-    // A hook that must keep the message first (a durable bridge queue) returns a promise:
-    // the publisher's acknowledgement waits for it; if it fails, no acknowledgement.
-    let held: Promise<unknown> | undefined;
+    this.held = undefined;
     for (let i = 0; i < hooks.length; i++) {
       const h = hooks[i];
+      if (h.persistPublish) this.hold(h, message);
       if (!h.onPublished) continue;
       try {
-        const r = h.onPublished(
-          message.topic,
-          message.payload,
-          message.qos,
-          message.retain,
-          message.from,
-        );
-        if (r instanceof Promise) {
-          // With `holds`, the caller defers the acknowledgement itself (without pausing).
-          if (holds) holds.push(r);
-          else held = held ? Promise.all([held, r]) : r;
-        }
+        h.onPublished(message.topic, message.payload, message.qos, message.retain, message.from);
       } catch (e) {
         this.log(`hook onPublished failed: ${e}`);
       }
@@ -202,16 +190,37 @@ export class Broker implements BrokerCore, PacketSink {
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
-        const routed = stored.then(() => this.route(message), (e) => {
+        return stored.then(() => this.route(message), (e) => {
           const routed = this.route(message);
           if (message.qos > 0) throw e;
           return routed;
         });
-        return held ? Promise.all([held, routed]).then(([, n]) => n) : routed;
       }
     }
-    const count = this.route(message);
-    return held ? held.then(() => count) : count;
+    return this.route(message);
+  }
+
+  /**
+   * Set by publish() when a persistPublish hook holds the message's acknowledgement, for the
+   * caller to take at once (the PUBLISH handler); anyone else leaves it to be overwritten.
+   */
+  held: Promise<void> | undefined = undefined;
+  /** True once any acknowledgement was held: from then on PUBLISH checks for held ones to queue behind. */
+  holding = false;
+
+  private hold(h: BrokerHooks, message: Message): void {
+    let p: void | Promise<void>;
+    try {
+      p = h.persistPublish!(message);
+    } catch (e) {
+      this.log(`hook persistPublish failed: ${e}`);
+      p = Promise.reject(e);
+    }
+    if (!p) return;
+    this.holding = true;
+    // Whoever takes it handles a refusal; a will or local publish has nobody to tell.
+    p.catch(() => {});
+    this.held = this.held ? Promise.all([this.held, p]).then(() => {}) : p;
   }
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */

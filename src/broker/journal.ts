@@ -167,27 +167,21 @@ export class SessionJournal {
   // ---- acknowledgements
 
   /**
-   * Send an acknowledgement once everything written so far is stored (and
-   * `also`, e.g. a durable bridge queue's write, resolved), after any earlier
-   * acknowledgement of this connection [MQTT-4.6.0-2]. When the
+   * Send an acknowledgement once everything written so far is stored, after
+   * any earlier acknowledgement of this connection [MQTT-4.6.0-2]. When the
    * store fails, the connection is closed instead (the client resends).
    */
-  acknowledge(conn: Connection, send: () => void, also?: Promise<unknown>): void {
+  acknowledge(conn: Connection, send: () => void): void {
     const durable = this.open?.promise;
     const previous = this.acks.get(conn);
     const publisher = conn.session;
     const behind = publisher !== undefined && this.dirty.has(publisher.clientId);
-    if (!durable && !previous && !behind && !also) {
+    if (!durable && !previous && !behind) {
       send();
       return;
     }
-    also?.catch(() => {}); // its failure is handled below, or moot when already behind
-    const wait: Promise<unknown> | undefined = behind
-      ? Promise.reject(new Error("session not stored"))
-      : also
-      ? Promise.all([durable, also])
-      : durable;
-    const next: Promise<void> = (previous ?? Promise.resolve()).then(() => wait).then(
+    const wait = behind ? Promise.reject(new Error("session not stored")) : durable;
+    const next = (previous ?? Promise.resolve()).then(() => wait).then(
       () => {
         if (!conn.closing) send();
       },

@@ -114,6 +114,13 @@ describe("redis store", () => {
         (await store.sessions.load()).sessions.find((s) => s.clientId === "bulk")?.queue.length,
         500,
       );
+      // Scripts go by SHA once loaded (not their text with every call).
+      while (!store.scripts.adjust.loaded) await new Promise((r) => setTimeout(r, 10));
+      const sha = await commandCalls(store, "evalsha");
+      await store.sessions.write(
+        new SessionBatchBuilder().add({ kind: "drop", clientId: "bulk", messageId: "m000001" }),
+      );
+      assert.equal(await commandCalls(store, "evalsha") - sha, 1);
     } finally {
       await store.close();
     }
@@ -163,4 +170,33 @@ describe("redis store", () => {
       }
     },
   );
+});
+
+describe("redis.url", () => {
+  test("a password and a database number in the URL are used", OPTS, async () => {
+    const secured = await RedisServer.start({ password: "s3cret" });
+    try {
+      const store = await openRedisStore(`redis://:s3cret@127.0.0.1:${secured.port}/3`);
+      try {
+        await store.setRetained("t", {
+          topic: "t",
+          payload: new Uint8Array(1),
+          qos: 0,
+          retain: true,
+        });
+        assert.equal(
+          String(await store.client.sendCommand(["CLIENT", "INFO"])).includes("db=3"),
+          true,
+        );
+        assert.equal(Number(await store.client.sendCommand(["DBSIZE"])), 1);
+      } finally {
+        await store.close();
+      }
+      await assert.rejects(
+        openRedisStore(`redis://:wrong@127.0.0.1:${secured.port}`, { connectTimeoutMs: 2000 }),
+      );
+    } finally {
+      await secured.dispose();
+    }
+  });
 });

@@ -14,6 +14,7 @@
  */
 import { SessionBatchBuilder } from "../store/batch.ts";
 import { MessageIds } from "../store/ids.ts";
+import { messageData } from "../store/retained.ts";
 import type {
   SessionChange,
   SessionMeta,
@@ -45,6 +46,8 @@ export class SessionJournal {
   private batch = new SessionBatchBuilder();
   private flushScheduled = false;
   private open: { promise: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
+  /** The batch being written, until it settles: what is no longer open may not be stored yet. */
+  private writing: Promise<void> | undefined;
   private readonly messageIds = new WeakMap<Message, string>();
   private readonly records = new WeakMap<Session, SessionRecord>();
   /** Client ids whose stored state may be behind: rewritten in full by the next batch. */
@@ -52,6 +55,9 @@ export class SessionJournal {
   private readonly acks = new Map<Connection, Promise<void>>();
   private failing = false;
   private retry: ReturnType<typeof setTimeout> | undefined;
+  private retryMs = RETRY_MS;
+  /** While writes fail, sessions are rewritten only when a retry is due (not on every batch). */
+  private resyncDue = false;
   /** Counters for $SYS and measurements. */
   readonly stats = { batches: 0, failedBatches: 0, changes: 0 };
 
@@ -170,38 +176,43 @@ export class SessionJournal {
    * Send an acknowledgement once everything written so far is stored, after
    * any earlier acknowledgement of this connection [MQTT-4.6.0-2]. When the
    * store fails, the connection is closed instead (the client resends).
+   * Returns the promise of that when it has to wait (a handler may return it
+   * to stop reading the connection meanwhile).
    */
-  acknowledge(conn: Connection, send: () => void): void {
-    const durable = this.open?.promise;
+  acknowledge(conn: Connection, send: () => void): Promise<void> | undefined {
+    const durable = this.open?.promise ?? this.writing;
     const previous = this.acks.get(conn);
-    const publisher = conn.session;
-    const behind = publisher !== undefined && this.dirty.has(publisher.clientId);
+    const session = conn.session;
+    const behind = session !== undefined && this.dirty.has(session.clientId);
     if (!durable && !previous && !behind) {
       send();
-      return;
+      return undefined;
     }
-    const wait = behind ? Promise.reject(new Error("session not stored")) : durable;
-    const next = (previous ?? Promise.resolve()).then(() => wait).then(
-      () => {
-        if (!conn.closing) send();
-      },
-      (e) => {
-        if (conn.closing) return;
-        this.log(`closing ${conn.describe()}: cannot store its message (${errorText(e)})`);
-        conn.close(0x80);
-      },
-    );
+    const next = (previous ?? Promise.resolve())
+      .then(() => (behind ? Promise.reject(new Error("session not stored")) : durable))
+      .then(
+        () => {
+          if (!conn.closing) send();
+        },
+        (e) => {
+          if (conn.closing) return;
+          this.log(`closing ${conn.describe()}: cannot store its session (${errorText(e)})`);
+          conn.close(0x80);
+        },
+      );
     this.acks.set(conn, next);
     next.then(() => {
       if (this.acks.get(conn) === next) this.acks.delete(conn);
     });
+    return next;
   }
 
   /** Resolves when everything written so far is stored (or failed). */
   async settled(): Promise<void> {
-    while (this.open || this.flushScheduled) {
-      await this.open?.promise.catch(() => {});
-      await Promise.resolve();
+    while (this.open || this.flushScheduled || this.writing) {
+      const pending = this.open?.promise ?? this.writing;
+      if (pending) await pending.catch(() => {});
+      else await new Promise((r) => setTimeout(r, 0)); // a flush is scheduled: let it run
     }
   }
 
@@ -265,18 +276,30 @@ export class SessionJournal {
     this.open = undefined;
     let batch = this.batch;
     this.batch = new SessionBatchBuilder();
-    if (this.dirty.size > 0) batch = this.withSnapshots(batch);
+    if (this.dirty.size > 0 && (!this.failing || this.resyncDue)) {
+      this.resyncDue = false;
+      batch = this.withSnapshots(batch);
+    }
     if (batch.changes.size === 0) {
       open?.resolve();
       return;
     }
     this.stats.batches++;
+    const written = open?.promise;
+    if (written) {
+      this.writing = written;
+      written.finally(() => {
+        if (this.writing === written) this.writing = undefined;
+      }).catch(() => {});
+    }
     this.store.write(batch).then(
       () => {
+        this.retryMs = RETRY_MS;
         if (this.failing) {
           this.failing = false;
           this.log("store: writes succeed again; sessions are stored");
         }
+        if (this.dirty.size > 0) this.retryLater(); // rewrite what the outage left behind
         open?.resolve();
       },
       (e) => {
@@ -292,15 +315,20 @@ export class SessionJournal {
     );
   }
 
+  /** Rewrite the sessions left behind after a while (1 s, doubling to 8 s while it fails). */
   private retryLater(): void {
     if (this.retry !== undefined) return;
+    const ms = this.failing ? this.retryMs : 0;
+    if (this.failing) this.retryMs = Math.min(this.retryMs * 2, 8 * RETRY_MS);
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      if (this.dirty.size > 0 && !this.flushScheduled) {
+      if (this.dirty.size === 0) return;
+      this.resyncDue = true;
+      if (!this.flushScheduled) {
         this.flushScheduled = true;
         queueMicrotask(() => this.flush());
       }
-    }, RETRY_MS);
+    }, ms);
   }
 
   /** Replace the changes of sessions that may be behind by a full rewrite of each. */
@@ -358,17 +386,7 @@ function storedSubscription(sub: Subscription): StoredSubscription {
 }
 
 function storedMessage(m: Message, id: string): StoredMessage {
-  const s: { -readonly [K in keyof StoredMessage]: StoredMessage[K] } = {
-    id,
-    topic: m.topic,
-    payload: m.payload,
-    qos: m.qos,
-    retain: m.retain,
-  };
-  if (m.properties !== undefined) s.properties = m.properties;
-  if (m.expiresAt !== undefined) s.expiresAt = m.expiresAt;
-  if (m.from !== undefined) s.from = m.from;
-  return s;
+  return { id, ...messageData(m) };
 }
 
 function storedWill(w: Will): StoredWill {

@@ -41,7 +41,12 @@ export class RetainedMemory {
 /** A plain, owned copy of a message's fields (no socket chunk kept alive, no live object). */
 export function plainMessage(m: MessageData): MessageData {
   const p = m.payload;
-  const payload = p.byteOffset === 0 && p.byteLength === p.buffer.byteLength ? p : p.slice();
+  const owned = p.byteOffset === 0 && p.byteLength === p.buffer.byteLength ? p : p.slice();
+  return messageData(m, owned);
+}
+
+/** The plain fields of `m` (absent optional ones stay absent), with `payload`. */
+export function messageData(m: MessageData, payload: Uint8Array = m.payload): MessageData {
   const out: { -readonly [K in keyof MessageData]: MessageData[K] } = {
     topic: m.topic,
     payload,

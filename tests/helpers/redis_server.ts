@@ -42,6 +42,8 @@ export function freePort(): Promise<number> {
 export interface RedisServerOptions {
   /** Turn on the append-only file (appendfsync always), for crash tests. */
   appendonly?: boolean;
+  /** requirepass */
+  password?: string;
 }
 
 export class RedisServer {
@@ -80,6 +82,7 @@ export class RedisServer {
       this.options.appendonly ? "yes" : "no",
       "--appendfsync",
       "always",
+      ...(this.options.password ? ["--requirepass", this.options.password] : []),
     ];
     const proc = spawn("redis-server", args, { stdio: "ignore" });
     this.proc = proc;
@@ -124,7 +127,8 @@ export class RedisServer {
       s.once("error", () => done(false));
       s.on("data", (d: Uint8Array) => {
         got += new TextDecoder().decode(d);
-        if (got.includes("\r\n")) done(got.startsWith("+PONG"));
+        // With requirepass the answer is -NOAUTH: the server is up all the same.
+        if (got.includes("\r\n")) done(got.startsWith("+PONG") || got.startsWith("-NOAUTH"));
       });
       s.connect(this.port, "127.0.0.1", () => s.write("PING\r\n"));
     });

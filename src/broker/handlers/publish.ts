@@ -59,17 +59,16 @@ export function handlePublish(
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2];
-      // if a hook still holds the first copy, the PUBREC waits for it as the first one does.
-      const held = broker.holding ? heldQos2(session, p.packetId!) : undefined;
+      // if a hook still holds the first copy, the PUBREC waits for it as the first one does,
+      // and with a session store, for the store as well.
       const id = p.packetId!;
-      // With a session store, also after what is being stored now.
-      const pubrec = () => {
-        if (broker.journal) broker.journal.acknowledge(conn, () => conn.sendAck(5, id));
-        else conn.sendAck(5, id);
-      };
+      const send = () => conn.sendAck(5, id);
+      const journal = broker.journal;
+      const ack = journal ? () => void journal.acknowledge(conn, send) : send;
+      const held = broker.holding ? heldQos2(session, id) : undefined;
       if (held || (broker.holding && hasHeldAcks(conn))) {
-        ackWhenHeld(conn, held, pubrec, (e) => refuse(broker, conn, p, e));
-      } else pubrec();
+        ackWhenHeld(conn, held, ack, (e) => refuse(broker, conn, p, e));
+      } else ack();
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -107,7 +106,10 @@ export function handlePublish(
     // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
     broker.held = undefined;
     if (p.qos === 2) {
-      session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+      if (!session.incomingQos2.has(p.packetId!)) {
+        session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+        session.journal?.incoming(session, p.packetId!, true);
+      }
       if (held) holdQos2(session, p.packetId!, held);
     }
     const count = routed instanceof Promise ? routed : Promise.resolve(routed);
@@ -146,7 +148,7 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
   const id = p.packetId!;
   // A held acknowledgement may come after the connection ended (session gone from it).
   const session = conn.session;
-  if (p.qos === 2 && session) {
+  if (p.qos === 2 && session && !session.incomingQos2.has(id)) {
     session.incomingQos2.add(id);
     session.journal?.incoming(session, id, true);
   }

@@ -6,20 +6,20 @@ import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
+import { DropLog, newDropCounters } from "./drops.ts";
+import { ReadRights } from "./read_rights.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
 import { SessionDeadlines } from "./deadlines.ts";
+import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
-
-/** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
-const BACKPRESSURE_LIMIT_MS = 1000;
 
 /**
  * The runtime-free broker: sessions, the subscription index, routing,
@@ -39,8 +39,8 @@ export class Broker implements BrokerCore, PacketSink {
   readonly journal: SessionJournal | undefined;
   /** Offline sessions' expiry and delayed wills, checked by the sweep. */
   readonly deadlines = new SessionDeadlines();
-  /** Counters for $SYS and tests. */
-  readonly stats = { received: 0, sent: 0, maxConnected: 0 };
+  /** Counters for $SYS and tests; `dropped` counts undelivered messages by reason. */
+  readonly stats = { received: 0, sent: 0, maxConnected: 0, dropped: newDropCounters() };
   private connected = 0;
   private closed = false;
   /** Set by close(): called when the last connection has ended. */
@@ -49,9 +49,15 @@ export class Broker implements BrokerCore, PacketSink {
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
     this.store = store;
-    this.limits = options;
-    this.router = new Router(options);
     this.hooks = options.hooks ?? [];
+    this.limits = {
+      maxInflight: options.maxInflight,
+      maxQueuedMessages: options.maxQueuedMessages,
+      dropped: this.stats.dropped,
+      dropLog: new DropLog(options.log),
+      readRights: new ReadRights(this.hooks),
+    };
+    this.router = new Router(options, this.limits);
     this.journal = store.sessions
       ? new SessionJournal(store.sessions, (id) => this.sessions.get(id), (l) => this.log(l))
       : undefined;
@@ -230,21 +236,9 @@ export class Broker implements BrokerCore, PacketSink {
     return count;
   }
 
-  /**
-   * After routing a client's message: if it filled a live subscriber's queue,
-   * a promise that settles when the publisher may go on (the caller stops
-   * reading that publisher meanwhile). Never waits on the publisher itself.
-   */
-  backpressure(publisher: Session): Promise<void> | undefined {
-    const full = this.router.full;
-    this.router.full = undefined;
-    if (!full || full === publisher || !full.connection) return undefined;
-    return full.whenRoom(BACKPRESSURE_LIMIT_MS);
-  }
-
   /** Deliver through one subscription (see Router.deliverTo). */
-  deliverTo(sub: Subscription, message: Message, retain: boolean): boolean {
-    return this.router.deliverTo(sub, message, retain);
+  deliverTo(sub: Subscription, message: Message, retain: boolean): void {
+    this.router.deliverTo(sub, message, retain);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -264,6 +258,7 @@ export class Broker implements BrokerCore, PacketSink {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
+    session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
     session.journal?.unsubscribed(session, filter);
     return true;
@@ -279,7 +274,6 @@ export class Broker implements BrokerCore, PacketSink {
     this.deadlines.clearWill(session);
     session.inflight.clear();
     session.queue.length = 0;
-    session.wakeWriters();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -307,6 +301,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (!session || session.connection !== conn) return; // taken over, or never connected
     session.connection = undefined;
     conn.session = undefined;
+    session.replay = undefined; // a retained replay lasts as long as its connection
     if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;
@@ -320,7 +315,6 @@ export class Broker implements BrokerCore, PacketSink {
     this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
-    session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
       this.endSession(session);
       return;
@@ -364,13 +358,11 @@ export class Broker implements BrokerCore, PacketSink {
    */
   private handOverShared(session: Session): void {
     const moving: Queued[] = [];
-    const journal = session.journal;
     for (const [id, o] of session.inflight) {
       // QoS 2 in flight must be completed with this member [MQTT-4.8.2-4]; only QoS 1 moves.
       if (o.share && o.qos === 1) {
         moving.push(o);
-        session.inflight.delete(id);
-        journal?.completed(session, id, o.message);
+        completed(session, id);
       }
     }
     if (session.queue.some((q) => q.share)) {
@@ -378,7 +370,7 @@ export class Broker implements BrokerCore, PacketSink {
       for (const q of session.queue) {
         if (!q.share) continue;
         moving.push(q);
-        journal?.dropped(session, q.message);
+        unqueued(session, q.message);
       }
       session.queue.length = 0;
       session.queue.push(...keep);
@@ -388,8 +380,7 @@ export class Broker implements BrokerCore, PacketSink {
       if (target) {
         this.router.deliverTo(target, q.message, q.retain, undefined, q.share);
       } else {
-        session.queue.push(q); // nobody else is online: it waits for this member
-        journal?.queued(session, q);
+        enqueue(session, q); // nobody else is online: it waits for this member
       }
     }
   }

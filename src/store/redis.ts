@@ -145,6 +145,12 @@ export class RedisStore implements Store {
     });
   }
 
+  retainedCursor(filter: string): Iterator<MessageData> {
+    return this.retained.cursor(filter, (topic) => {
+      this.writeRetained(topic, undefined).catch(() => this.dirtyRetained.add(topic));
+    });
+  }
+
   retainedCount(): number {
     return this.retained.index.size;
   }

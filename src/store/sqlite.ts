@@ -97,13 +97,20 @@ export class SqliteStore implements Store {
   }
 
   matchRetained(filter: string): MessageData[] {
-    return this.retained.match(filter, (topic) => {
-      void this.file.write(() => {
-        this.file.prepare("DELETE FROM retained WHERE topic = ? AND expires_at <= ?")
-          .run(topic, Date.now());
-      }).catch(() => {});
-    });
+    return this.retained.match(filter, this.forgetExpired);
   }
+
+  retainedCursor(filter: string): Iterator<MessageData> {
+    return this.retained.cursor(filter, this.forgetExpired);
+  }
+
+  /** A retained message found expired in memory goes from the file too. */
+  private readonly forgetExpired = (topic: string) => {
+    void this.file.write(() => {
+      this.file.prepare("DELETE FROM retained WHERE topic = ? AND expires_at <= ?")
+        .run(topic, Date.now());
+    }).catch(() => {});
+  };
 
   retainedCount(): number {
     return this.retained.index.size;

@@ -12,7 +12,13 @@ import { Broker } from "../src/broker/broker.ts";
 import { restoreSessions } from "../src/broker/restore.ts";
 import { MemorySessionData, MemorySessionStore, MemoryStore } from "../src/store/memory.ts";
 import type { SessionBatch, SessionStore, StoredState } from "../src/store/types.ts";
-import { PacketClient, str, testBrokerOptions, text } from "./helpers/packet_client.ts";
+import {
+  PacketClient,
+  publishPacket,
+  str,
+  testBrokerOptions,
+  text,
+} from "./helpers/packet_client.ts";
 
 const brokers: Broker[] = [];
 afterEach(async () => {
@@ -43,15 +49,8 @@ function crashCopy(data: MemorySessionData): MemorySessionData {
   return copy;
 }
 
-const publish = (packetId: number, qos: 1 | 2, payload: string, topic = "d/t") => ({
-  type: 3 as const,
-  topic,
-  payload: text(payload),
-  qos,
-  retain: false,
-  dup: false,
-  packetId,
-});
+const publish = (packetId: number, qos: 1 | 2, payload: string) =>
+  publishPacket("d/t", payload, qos, packetId);
 
 /** Read `n` messages, completing each QoS 1/2 flow as packets come. */
 async function receiveAll(client: PacketClient, n: number): Promise<string[]> {

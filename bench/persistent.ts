@@ -5,8 +5,12 @@
  * to CPU 1) against Mosquitto with `persistence true` (which writes its file only every 30
  * minutes by default: per-message durability against almost none). Ratios from one run only.
  *
+ * `mqttx-bun:sqlite` and `mqttx-bun:sqlite-normal` run mqttx on its SQLite store instead
+ * (synchronous full / normal; the file in the run's temp dir).
+ *
  *   deno run -A bench/persistent.ts            (make bench-persistent)
  *   BROKERS=mqttx-bun RUNS=3 deno run -A bench/persistent.ts
+ *   BROKERS=mqttx-bun:sqlite,mosquitto deno run -A bench/persistent.ts
  */
 import {
   BROKERS,
@@ -22,7 +26,8 @@ import {
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const RUNS = Number(env("RUNS") ?? 1);
-const wanted = env("BROKERS")?.split(",") ?? ["mqttx-bun", "mosquitto"];
+const wanted = env("BROKERS")?.split(",") ??
+  ["mqttx-bun", "mqttx-bun:sqlite", "mqttx-bun:sqlite-normal", "mosquitto"];
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --size 256 --duration 10 " +
   "--timeout 60 --clean 0 --id-prefix persist-";
 const PORT = 18950, REDIS_PORT = 18951;
@@ -49,23 +54,31 @@ async function command(name: string, dir: string): Promise<string[]> {
     );
     return ["mosquitto", "-c", conf];
   }
-  const cmd = await BROKERS.find((b) => b.name === name)!.command(PORT);
+  const [base, sqlite] = name.split(":");
+  const cmd = await BROKERS.find((b) => b.name === base)!.command(PORT);
   const conf = `${dir}/mqttx.yml`;
+  const store = sqlite
+    ? `  store:\n    type: sqlite\n    synchronous: ${sqlite === "sqlite" ? "full" : "normal"}\n`
+    : `  enable-test-mode: false\n  redis:\n    url: redis://127.0.0.1:${REDIS_PORT}\n`;
   await Deno.writeTextFile(
     conf,
-    `mqttx:\n  host: 127.0.0.1\n  enable-test-mode: false\n  socket:\n    port: ${PORT}\n` +
-      `  sys-topic:\n    enable: false\n  redis:\n    url: redis://127.0.0.1:${REDIS_PORT}\n`,
+    `mqttx:\n  host: 127.0.0.1\n  socket:\n    port: ${PORT}\n` +
+      `  sys-topic:\n    enable: false\n${store}`,
   );
   return [...cmd.slice(0, cmd.indexOf("--config")), "--config", conf];
 }
 
 const loadgen = await buildLoadgen();
+await Deno.mkdir(BUILD, { recursive: true }); // not made when LOADGEN names a built binary
 const lines: string[] = [];
 for (const qos of [1, 2]) {
   for (const name of wanted) {
     for (let run = 1; run <= RUNS; run++) {
-      const dir = await Deno.makeTempDir({ dir: BUILD, prefix: `persist-${name}-` });
-      const redis = name.startsWith("mqttx") ? await redisServer(dir) : null;
+      const dir = await Deno.makeTempDir({
+        dir: BUILD,
+        prefix: `persist-${name.replace(":", "-")}-`,
+      });
+      const redis = name.startsWith("mqttx") && !name.includes(":") ? await redisServer(dir) : null;
       const broker = spawnPinned(1, await command(name, dir), `${dir}/broker.log`);
       try {
         await firstConnack(PORT, performance.now(), () => false);

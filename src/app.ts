@@ -7,12 +7,14 @@ import type { BrokerOptions } from "./broker/api.ts";
 import { Broker } from "./broker/broker.ts";
 import type { BrokerHooks, ClientInfo } from "./broker/hooks.ts";
 import { buildPlugins, type Plugin } from "./plugins.ts";
-import type { MqttxConfig } from "./config/types.ts";
+import { type MqttxConfig, storeType } from "./config/types.ts";
+import { openSqliteStore, type SqliteStore } from "./store/sqlite.ts";
+import { SqliteBridgeQueue } from "./bridge/mqtt_queue_sqlite.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
+import type { Store, StoredState } from "./store/types.ts";
 import type { RedisStore } from "./store/redis.ts";
-import type { StoredState } from "./store/types.ts";
 import { restoreSessions } from "./broker/restore.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { HealthRegistry } from "./http/health.ts";
@@ -101,24 +103,36 @@ export async function startApp(
   const metrics = new MetricsRegistry();
   let state: AppState = "starting";
   let ops: OpsEndpoint | undefined;
-  // enable-test-mode: false keeps sessions and retained messages in Redis (src/store/redis.ts).
+  // The store: store.type, else enable-test-mode (true: memory, false: Redis).
+  const storeKind = storeType(config);
+  let store: Store | undefined;
+  let sqlite: SqliteStore | undefined;
   let redis: RedisStore | undefined;
   let stored: StoredState | undefined;
-  if (!config.enableTestMode) {
-    // Loaded only here: the in-memory mode does not pay for the Redis client at start.
+  if (storeKind === "redis") {
+    // Loaded only here: the other modes do not pay for the Redis client at start.
     const { RedisStore } = await import("./store/redis.ts");
-    redis = await RedisStore.open({ ...config.redis, log });
+    store = redis = await RedisStore.open({ ...config.redis, log });
+  } else if (storeKind === "sqlite") {
+    store = sqlite = openSqlite(config);
+  }
+  if (store?.sessions) {
     try {
-      stored = await redis.sessions.load();
+      stored = await store.sessions.load();
     } catch (e) {
-      await redis.close();
+      await store.close();
       throw e;
     }
   }
+  const storeName = storeKind === "redis"
+    ? "redis store"
+    : sqlite
+    ? `SQLite store ${config.store.path}`
+    : "in-memory store";
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks }, redis);
+  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks }, store);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -174,6 +188,8 @@ export async function startApp(
       version,
       health,
       metrics,
+      // In the SQLite file, a bridge's queue survives a restart.
+      bridgeQueue: sqlite && ((b) => new SqliteBridgeQueue(sqlite.file, b.name, b.queueMax)),
     });
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
@@ -183,8 +199,8 @@ export async function startApp(
     if (stored) {
       const n = restoreSessions(broker, stored);
       log(
-        `redis: ${n.sessions} sessions restored (${n.queued} queued, ${n.inflight} in flight` +
-          `, ${n.expired} expired), ${redis!.retainedCount()} retained messages`,
+        `${storeKind}: ${n.sessions} sessions restored (${n.queued} queued, ${n.inflight} in flight` +
+          `, ${n.expired} expired), ${store!.retainedCount()} retained messages`,
       );
     }
     listeners = await startListeners({
@@ -203,9 +219,8 @@ export async function startApp(
     ports.tls = bound.find((b) => b.type === "tls")?.port;
     ports.wss = bound.find((b) => b.type === "wss")?.port;
     for (const b of bound) {
-      const store = redis ? "redis store" : "in-memory store";
       logger.info("listening", {
-        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, ${store})`,
+        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, ${storeName})`,
       });
     }
     if (bound.length === 0) {
@@ -270,6 +285,14 @@ function clientEventLog(logger: Logger): BrokerHooks {
     onConnected: (c) => logger.debug("client.connected", fields(c)),
     onDisconnected: (c) => logger.debug("client.disconnected", fields(c)),
   };
+}
+
+function openSqlite(config: MqttxConfig): SqliteStore {
+  try {
+    return openSqliteStore({ path: config.store.path, synchronous: config.store.synchronous });
+  } catch (e) {
+    throw new Error(`store.path: cannot open the SQLite file ${config.store.path}: ${e}`);
+  }
 }
 
 async function stopPlugins(plugins: Plugin[]): Promise<void> {

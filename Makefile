@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow fuzz bench-deps
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis bench-persistent fuzz bench-deps
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -76,6 +76,14 @@ bench-deps: deps
 	if wants mosquitto; then need mosquitto mosquitto; fi; \
 	if wants aedes; then need node nodejs; \
 	  [ -f bench/node_modules/aedes/package.json ] || npm ci --prefix bench; fi
+
+# S4 with persistent sessions: mqttx on Redis against Mosquitto with persistence (bench/persistent.ts).
+bench-persistent: deps
+	deno run -A bench/persistent.ts
+
+# Redis store figures: commands and round trips per delivered message, memory per offline session.
+bench-redis: deps
+	deno run -A bench/redis_store.ts
 
 # Stateful fuzzer against a real broker process (tests/fuzz/fuzz.ts); not part of `make test`.
 # FUZZ_SECONDS (default 60), FUZZ_RUNTIME=deno|bun, FUZZ_SEED to replay a failing run.

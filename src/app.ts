@@ -7,10 +7,15 @@ import type { BrokerOptions } from "./broker/api.ts";
 import { Broker } from "./broker/broker.ts";
 import type { BrokerHooks, ClientInfo } from "./broker/hooks.ts";
 import { buildPlugins, type Plugin } from "./plugins.ts";
-import type { MqttxConfig } from "./config/types.ts";
+import { type MqttxConfig, storeType } from "./config/types.ts";
+import { openSqliteStore, type SqliteStore } from "./store/sqlite.ts";
+import { SqliteBridgeQueue } from "./bridge/mqtt_queue_sqlite.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
+import type { Store, StoredState } from "./store/types.ts";
+import type { RedisStore } from "./store/redis.ts";
+import { restoreSessions } from "./broker/restore.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { HealthRegistry } from "./http/health.ts";
 import { MetricsRegistry } from "./http/metrics.ts";
@@ -98,16 +103,36 @@ export async function startApp(
   const metrics = new MetricsRegistry();
   let state: AppState = "starting";
   let ops: OpsEndpoint | undefined;
-  if (!config.enableTestMode) {
-    throw new Error(
-      "enable-test-mode: false needs the Redis store, which is not built yet; " +
-        "set enable-test-mode: true to run with the in-memory store",
-    );
+  // The store: store.type, else enable-test-mode (true: memory, false: Redis).
+  const storeKind = storeType(config);
+  let store: Store | undefined;
+  let sqlite: SqliteStore | undefined;
+  let redis: RedisStore | undefined;
+  let stored: StoredState | undefined;
+  if (storeKind === "redis") {
+    // Loaded only here: the other modes do not pay for the Redis client at start.
+    const { RedisStore } = await import("./store/redis.ts");
+    store = redis = await RedisStore.open({ ...config.redis, log });
+  } else if (storeKind === "sqlite") {
+    store = sqlite = openSqlite(config);
   }
+  if (store?.sessions) {
+    try {
+      stored = await store.sessions.load();
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+  const storeName = storeKind === "redis"
+    ? "redis store"
+    : sqlite
+    ? `SQLite store ${config.store.path}`
+    : "in-memory store";
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks });
+  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks }, store);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -126,6 +151,16 @@ export async function startApp(
         ? { ok: true, detail: ports.listeners.map((l) => l.url).join(" ") }
         : { ok: false, detail: state },
   });
+  if (redis) {
+    const store = redis;
+    health.register({
+      name: "redis",
+      status: () =>
+        store.connected
+          ? { ok: true, detail: "connected" }
+          : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
+    });
+  }
   try {
     if (config.http.enable) {
       // First, so /ready says "starting" while the rest comes up.
@@ -153,12 +188,21 @@ export async function startApp(
       version,
       health,
       metrics,
+      // In the SQLite file, a bridge's queue survives a restart.
+      bridgeQueue: sqlite && ((b) => new SqliteBridgeQueue(sqlite.file, b.name, b.queueMax)),
     });
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
     if (opts.hooks) hooks.push(...opts.hooks);
     for (const p of plugins) hooks.push(p.hooks);
     if (logger.enabled("debug")) hooks.push(clientEventLog(logger));
+    if (stored) {
+      const n = restoreSessions(broker, stored);
+      log(
+        `${storeKind}: ${n.sessions} sessions restored (${n.queued} queued, ${n.inflight} in flight` +
+          `, ${n.expired} expired), ${store!.retainedCount()} retained messages`,
+      );
+    }
     listeners = await startListeners({
       runtime,
       config,
@@ -176,7 +220,7 @@ export async function startApp(
     ports.wss = bound.find((b) => b.type === "wss")?.port;
     for (const b of bound) {
       logger.info("listening", {
-        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, in-memory store)`,
+        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, ${storeName})`,
       });
     }
     if (bound.length === 0) {
@@ -241,6 +285,14 @@ function clientEventLog(logger: Logger): BrokerHooks {
     onConnected: (c) => logger.debug("client.connected", fields(c)),
     onDisconnected: (c) => logger.debug("client.disconnected", fields(c)),
   };
+}
+
+function openSqlite(config: MqttxConfig): SqliteStore {
+  try {
+    return openSqliteStore({ path: config.store.path, synchronous: config.store.synchronous });
+  } catch (e) {
+    throw new Error(`store.path: cannot open the SQLite file ${config.store.path}: ${e}`);
+  }
 }
 
 async function stopPlugins(plugins: Plugin[]): Promise<void> {

@@ -31,7 +31,8 @@ import type { MqttxConfig } from "./config/types.ts";
 import { levels, matchesTopic } from "./acl/filters.ts";
 import { topicFilterError } from "./mqtt/topic.ts";
 import type { QoS } from "./mqtt/packet.ts";
-import type { Conn, Runtime } from "./runtime/types.ts";
+import type { Runtime } from "./runtime/types.ts";
+import type { Conn as CallbackConn, StreamConn } from "./broker/conn.ts";
 import { streamConn } from "./stream_conn.ts";
 
 export type {
@@ -41,7 +42,10 @@ export type {
   EnhancedAuthenticator,
 } from "./broker/hooks.ts";
 export type { MqttxConfig } from "./config/types.ts";
-export type { Conn, Runtime } from "./runtime/types.ts";
+export type { Runtime } from "./runtime/types.ts";
+export type { ConnCallbacks, StreamConn } from "./broker/conn.ts";
+/** What `attach` takes: the callback contract (src/broker/conn.ts), or a Web-stream pair. */
+export type Conn = CallbackConn | StreamConn;
 export type { ConnectPacket, QoS } from "./mqtt/packet.ts";
 export type { HealthSource } from "./http/health.ts";
 export { webSocketConn } from "./websocket_conn.ts";

@@ -3,7 +3,8 @@
  * $SYS, rate limits. One place, so each feature stays in its own folder and
  * the composition root stays short. Runtime-free.
  */
-import type { MqttxConfig } from "./config/types.ts";
+import type { BridgeConfig, MqttxConfig } from "./config/types.ts";
+import type { BridgeQueue } from "./bridge/mqtt_queue.ts";
 import type { Broker } from "./broker/broker.ts";
 import type { BrokerHooks } from "./broker/hooks.ts";
 import { createAuthPlugin } from "./auth/mod.ts";
@@ -13,6 +14,7 @@ import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
 import { sysTopics } from "./sys/sys_topics.ts";
 import type { HealthRegistry } from "./http/health.ts";
 import type { MetricsRegistry } from "./http/metrics.ts";
+import { mqttBridges } from "./bridge/mqtt_plugin.ts";
 import { kafkaBridge } from "./bridge/kafka.ts";
 
 export interface PluginContext {
@@ -27,6 +29,8 @@ export interface PluginContext {
   /** Where a plugin with a backend (e.g. a Kafka bridge) reports its health and metrics. */
   health?: HealthRegistry;
   metrics?: MetricsRegistry;
+  /** A durable outbound queue for each MQTT bridge (default: in memory). */
+  bridgeQueue?: (bridge: BridgeConfig) => BridgeQueue;
 }
 
 /** A feature that needs to stop timers or connections at shutdown, or reloads on SIGHUP. */
@@ -76,6 +80,19 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
         sys: ctx.config.sysTopic.enable,
         health: ctx.health,
         metrics: ctx.metrics,
+      }),
+    );
+  }
+  // --- bridges to upstream MQTT brokers (src/bridge/) ---
+  if (ctx.config.bridges.length > 0) {
+    plugins.push(
+      await mqttBridges({
+        broker: ctx.broker,
+        bridges: ctx.config.bridges,
+        log: ctx.log,
+        readTextFile: ctx.readTextFile,
+        sysTopic: ctx.config.sysTopic,
+        queueFor: ctx.bridgeQueue,
       }),
     );
   }

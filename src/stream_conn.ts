@@ -3,13 +3,13 @@
  * WebSocket upgraded on the embedding program's own HTTP route, a pipe, an
  * in-memory pair). close() ends both directions even while a read is pending.
  */
-import type { Conn } from "./runtime/types.ts";
+import type { StreamConn } from "./broker/conn.ts";
 
 export function streamConn(
   source: ReadableStream<Uint8Array>,
   sink: WritableStream<Uint8Array>,
   remoteAddr = "stream",
-): Conn {
+): StreamConn {
   const reader = source.getReader();
   let closed = false;
   let control: ReadableStreamDefaultController<Uint8Array> | undefined;

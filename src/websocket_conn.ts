@@ -9,13 +9,13 @@
  * (1008), so a peer held back never costs unbounded memory. Writes wait while
  * more than WRITE_HIGH_WATER bytes are buffered.
  */
-import type { Conn } from "./runtime/types.ts";
+import type { TransportConn } from "./runtime/types.ts";
 
 const WRITE_HIGH_WATER = 1024 * 1024;
 /** Unread input past which the connection is closed. */
 export const MAX_UNREAD_INPUT = 4 * 1024 * 1024;
 
-export function webSocketConn(ws: WebSocket, remoteAddr: string): Conn {
+export function webSocketConn(ws: WebSocket, remoteAddr: string): TransportConn {
   ws.binaryType = "arraybuffer";
   let ended = false;
   const closedError = () => new Error("Cannot write: connection closed");

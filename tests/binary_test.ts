@@ -33,7 +33,11 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     fs.writeFileSync(
       config,
       "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n" +
-        "http:\n  enable: true\n  port: 0\n  token: bin-token\n",
+        "http:\n  enable: true\n  port: 0\n  token: bin-token\n" +
+        // A bridge to a closed port: MQTT.js must be in the binary for it to even try.
+        "bridges:\n  - name: bin\n    url: mqtt://127.0.0.1:1\n    topics: [{ filter: x }]\n" +
+        // node:sqlite in the binary: the store file is made beside the config.
+        "store:\n  type: sqlite\n",
     );
     const running = await startBinary(binary, config);
     const { proc, port } = running;
@@ -69,6 +73,12 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     assert.match(await (await fetch(`${http}/`)).text(), /<title>mqttx<\/title>/);
     await client.endAsync();
     client = undefined;
+    for (let i = 0; i < 50 && !/bridge bin: upstream .* unreachable/.test(running.output()); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(running.output(), /bridge bin: upstream mqtt:\/\/127\.0\.0\.1:1 unreachable/);
+    assert.match(running.output(), /SQLite store .*mqttx\.db/);
+    assert.ok(fs.existsSync(path.join(dir, "mqttx.db")), "the SQLite file beside the config");
 
     if (process.platform === "linux") {
       // The JIT compiler threads yield to the event loop (src/runtime/helper_threads.ts);

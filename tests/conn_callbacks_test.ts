@@ -1,11 +1,12 @@
-// The Conn callback path (start/write) carries the same protocol as the streams.
+// Every way a connection reaches the broker (the callback path with sync or async writes, and a
+// Web-stream pair adapted by connFromStreams) carries the same protocol.
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
 
 afterEach(closeAll);
 
-for (const mode of ["callbacks-sync", "callbacks-async"] as const) {
+for (const mode of ["callbacks-sync", "callbacks-async", "streams"] as const) {
   describe(`Conn ${mode}`, () => {
     test("QoS 1 and 2 both ways, many packets per chunk", async () => {
       const b = newBroker();

@@ -11,7 +11,7 @@ import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
 import { mustRun, testRuntime } from "./helpers/harness.ts";
 import { makePki, opensslAvailable, type TestPki } from "./helpers/certs.ts";
-import type { Conn, Listener } from "../src/runtime/types.ts";
+import type { Listener, TransportConn as Conn } from "../src/runtime/types.ts";
 
 const haveOpenssl = opensslAvailable();
 let pki: TestPki | undefined;

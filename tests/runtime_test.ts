@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { Buffer } from "node:buffer";
 import { testRuntime } from "./helpers/harness.ts";
-import type { Conn, Listener } from "../src/runtime/types.ts";
+import type { Listener, TransportConn as Conn } from "../src/runtime/types.ts";
 
 const MB = 1024 * 1024;
 

@@ -14,7 +14,7 @@ import { encodeFrame, RawWs } from "./helpers/raw_ws.ts";
 import { connectPacket } from "./helpers/mqttjs.ts";
 import { sleep } from "./helpers/raw_socket.ts";
 import { listenWebSocket } from "../src/transport/listeners.ts";
-import type { Conn, Listener } from "../src/runtime/types.ts";
+import type { Listener, TransportConn as Conn } from "../src/runtime/types.ts";
 
 const T = { timeout: 60_000 };
 const MB = 1024 * 1024;

@@ -2,7 +2,7 @@
  * The public face of the broker core, as the composition root (src/app.ts) and
  * tests see it. The implementation lives in broker.ts.
  */
-import type { Conn } from "../runtime/types.ts";
+import type { Conn, StreamConn } from "./conn.ts";
 import type { BrokerHooks } from "./hooks.ts";
 
 export interface BrokerOptions {
@@ -45,8 +45,12 @@ export interface BrokerOptions {
 }
 
 export interface BrokerCore {
-  /** Serve one connection until it closes. Never throws. `listener` tags it for /metrics. */
-  handleConnection(conn: Conn, listener?: number): void;
+  /**
+   * Serve one connection until it closes. Never throws. A Web-stream pair is
+   * accepted too (embedders); it is adapted to the callback path. `listener`
+   * tags it for /metrics.
+   */
+  handleConnection(conn: Conn | StreamConn, listener?: number): void;
   /** Number of connected (CONNACKed) clients. */
   readonly connectedCount: number;
   /** Disconnect every client (5.0: DISCONNECT 0x8B) and stop timers. */

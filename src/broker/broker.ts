@@ -1,4 +1,5 @@
-import type { Conn } from "../runtime/types.ts";
+import type { Conn, StreamConn } from "./conn.ts";
+import { connFromStreams, isCallbackConn } from "./stream_conn.ts";
 import type { Packet, QoS, Will } from "../mqtt/packet.ts";
 import { MemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/types.ts";
@@ -10,7 +11,9 @@ import { ReadRights } from "./read_rights.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
-import { clearLongTimeout, setLongTimeout } from "./long_timer.ts";
+import { SessionJournal } from "./journal.ts";
+import { SessionDeadlines } from "./deadlines.ts";
+import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
@@ -34,6 +37,10 @@ export class Broker implements BrokerCore, PacketSink {
   /** The subscription index and the routing of one message through it. */
   readonly router: Router;
   readonly hooks: BrokerHooks[];
+  /** Writes persistent sessions to the session store; absent in the in-memory mode. */
+  readonly journal: SessionJournal | undefined;
+  /** Offline sessions' expiry and delayed wills, checked by the sweep. */
+  readonly deadlines = new SessionDeadlines();
   /** Counters for $SYS, /metrics and tests; `dropped` counts undelivered messages by reason. */
   readonly stats = new BrokerStats();
   /** Open connections per listener (the index the composition root gave handleConnection). */
@@ -55,6 +62,9 @@ export class Broker implements BrokerCore, PacketSink {
       readRights: new ReadRights(this.hooks),
     };
     this.router = new Router(options, this.limits);
+    this.journal = store.sessions
+      ? new SessionJournal(store.sessions, (id) => this.sessions.get(id), (l) => this.log(l))
+      : undefined;
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.
     this.sweep = setInterval(
@@ -68,6 +78,7 @@ export class Broker implements BrokerCore, PacketSink {
   private checkDeadlines(): void {
     const now = Date.now();
     for (const c of this.connections) c.checkDeadlines(now);
+    this.deadlines.sweep(now, (s) => this.publishDelayedWill(s), (s) => this.endSession(s));
   }
 
   /** Run the authenticate chain: the first hook with an opinion decides. */
@@ -125,12 +136,14 @@ export class Broker implements BrokerCore, PacketSink {
   }
 
   /** `listener`: which listener it came from (counted per listener for /metrics). */
-  handleConnection(conn: Conn, listener = 0): void {
+  handleConnection(transport: Conn | StreamConn, listener = 0): void {
     if (this.closed) {
-      this.log(`closing ${conn.remoteAddr}: the broker is shutting down`);
-      conn.close();
+      this.log(`closing ${transport.remoteAddr}: the broker is shutting down`);
+      transport.close();
       return;
     }
+    // One read path and one write path: a stream pair is adapted at the edge.
+    const conn = isCallbackConn(transport) ? transport : connFromStreams(transport as StreamConn);
     const c = new Connection(
       this,
       conn,
@@ -188,7 +201,15 @@ export class Broker implements BrokerCore, PacketSink {
         message.topic,
         message.payload.length === 0 ? undefined : message,
       );
-      if (stored) return stored.then(() => this.route(message));
+      if (stored) {
+        // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
+        // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
+        return stored.then(() => this.route(message), (e) => {
+          const routed = this.route(message);
+          if (message.qos > 0) throw e;
+          return routed;
+        });
+      }
     }
     return this.route(message);
   }
@@ -237,6 +258,7 @@ export class Broker implements BrokerCore, PacketSink {
     const previous = sub.session.subscriptions.get(sub.filter);
     sub.session.subscriptions.set(sub.filter, sub);
     this.router.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
+    sub.session.journal?.subscribed(sub);
     return previous;
   }
 
@@ -246,19 +268,18 @@ export class Broker implements BrokerCore, PacketSink {
     session.subscriptions.delete(filter);
     session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
+    session.journal?.unsubscribed(session, filter);
     return true;
   }
 
   /** End a session for good: its subscriptions, queue and timers go [MQTT-3.1.2-6]. */
   destroySession(session: Session): void {
+    session.journal?.deleted(session); // before the removals below, which it need not write
     for (const filter of [...session.subscriptions.keys()]) {
       this.removeSubscription(session, filter);
     }
-    clearLongTimeout(session.expiryTimer);
-    if (session.willTimer !== undefined) {
-      clearLongTimeout(session.willTimer);
-      session.willTimer = undefined;
-    }
+    this.deadlines.clearExpiry(session);
+    this.deadlines.clearWill(session);
     session.inflight.clear();
     session.queue.length = 0;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
@@ -295,30 +316,49 @@ export class Broker implements BrokerCore, PacketSink {
     if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;
+    let willAt: number | undefined;
     if (will && conn.publishWillOnClose) {
       const delay = Math.min(will.properties?.willDelayInterval ?? 0, session.expiryInterval);
-      if (delay > 0 && !this.closed) {
-        // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
-        session.willTimer = setLongTimeout(() => {
-          session.willTimer = undefined;
-          this.publishWill(session.clientId, will);
-        }, delay * 1000);
-        session.pendingWill = will;
-      } else {
-        this.publishWill(session.clientId, will);
-      }
+      // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
+      if (delay > 0 && !this.closed) willAt = this.delayWill(session, will, delay * 1000);
+      else this.publishWill(session.clientId, will);
     }
     this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
     if (session.expiryInterval === 0) {
       this.endSession(session);
-    } else if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
-      session.expiryTimer = setLongTimeout(
-        () => this.endSession(session),
-        session.expiryInterval * 1000,
-      );
+      return;
     }
+    let expiresAt: number | undefined;
+    if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
+      expiresAt = this.expireLater(session, session.expiryInterval * 1000);
+    }
+    session.journal?.metaChanged(session, { expiresAt, willAt });
+  }
+
+  /** Publish `will` after `ms` unless the session resumes first; returns when (ms since epoch). */
+  delayWill(session: Session, will: Will, ms: number): number {
+    session.pendingWill = will;
+    const at = Date.now() + ms;
+    this.deadlines.setWill(session, at);
+    return at;
+  }
+
+  /** A will's delay has passed [MQTT-3.1.3-9]. */
+  private publishDelayedWill(session: Session): void {
+    const will = session.pendingWill;
+    session.pendingWill = undefined;
+    if (!will) return;
+    this.publishWill(session.clientId, will);
+    session.journal?.metaChanged(session, { willAt: undefined });
+  }
+
+  /** End the offline `session` after `ms`; returns when (ms since epoch). */
+  expireLater(session: Session, ms: number): number {
+    const at = Date.now() + ms;
+    this.deadlines.setExpiry(session, at);
+    return at;
   }
 
   /**
@@ -333,12 +373,16 @@ export class Broker implements BrokerCore, PacketSink {
       // QoS 2 in flight must be completed with this member [MQTT-4.8.2-4]; only QoS 1 moves.
       if (o.share && o.qos === 1) {
         moving.push(o);
-        session.inflight.delete(id);
+        completed(session, id);
       }
     }
     if (session.queue.some((q) => q.share)) {
       const keep = session.queue.filter((q) => !q.share);
-      for (const q of session.queue) if (q.share) moving.push(q);
+      for (const q of session.queue) {
+        if (!q.share) continue;
+        moving.push(q);
+        unqueued(session, q.message);
+      }
       session.queue.length = 0;
       session.queue.push(...keep);
     }
@@ -347,16 +391,14 @@ export class Broker implements BrokerCore, PacketSink {
       if (target) {
         this.router.deliverTo(target, q.message, q.retain, undefined, q.share);
       } else {
-        session.queue.push(q); // nobody else is online: it waits for this member
+        enqueue(session, q); // nobody else is online: it waits for this member
       }
     }
   }
 
   /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */
   endSession(session: Session): void {
-    if (session.willTimer !== undefined && session.pendingWill) {
-      clearLongTimeout(session.willTimer);
-      session.willTimer = undefined;
+    if (this.deadlines.clearWill(session) && session.pendingWill) {
       this.publishWill(session.clientId, session.pendingWill);
     }
     session.pendingWill = undefined;
@@ -383,9 +425,9 @@ export class Broker implements BrokerCore, PacketSink {
     }
     if (this.connections.size === 0) this.whenEmpty?.();
     await allGone;
-    for (const s of this.sessions.values()) {
-      clearLongTimeout(s.expiryTimer);
-      clearLongTimeout(s.willTimer);
+    if (this.journal) {
+      await this.journal.settled();
+      this.journal.close();
     }
     await this.store.close();
   }

@@ -1,4 +1,4 @@
-import type { Conn } from "../runtime/types.ts";
+import type { Conn } from "./conn.ts";
 import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
 import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../mqtt/encoder.ts";
@@ -12,8 +12,14 @@ export type { AuthState } from "./connection_state.ts";
 import { reasonName } from "../mqtt/reason_codes.ts";
 import { escapeForLog } from "../log/escape.ts";
 import type { BrokerStats } from "./stats.ts";
-import { BYTES_PER_TURN, STILL_WAITING, type TurnTaker, waitForTurn } from "./input_turns.ts";
-import { flushThisTick } from "./tick_flush.ts";
+import * as scratch from "./packet_scratch.ts";
+import {
+  BYTES_PER_TURN,
+  PACKETS_PER_TURN,
+  STILL_WAITING,
+  type TurnTaker,
+  waitForTurn,
+} from "./input_turns.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -32,6 +38,8 @@ const CONGESTED_BYTES = 4 * 1024 * 1024;
  * costs at most this much of the broker's memory.
  */
 export const READ_PAUSE_BYTES = 1024 * 1024;
+/** Output held back while input waits for a later turn, at most (see flush()). */
+const HOLD_OUTPUT_BYTES = 64 * 1024;
 /** How long close() waits for queued output (e.g. a DISCONNECT) before cutting the socket. */
 const CLOSE_FLUSH_MS = 1000;
 /** After half-closing, how long input is drained before the socket is closed. */
@@ -95,11 +103,7 @@ export class Connection extends ConnectionState implements TurnTaker {
   }
 
   start(): void {
-    if (this.conn.start) {
-      this.conn.start(this); // data() and end() below: no closures per connection
-    } else {
-      this.readLoop();
-    }
+    this.conn.start(this); // data() and end() below: no closures per connection
   }
 
   /** Encode and queue one packet for this connection's protocol level. */
@@ -181,7 +185,8 @@ export class Connection extends ConnectionState implements TurnTaker {
     // One write per tick: everything handled in this turn goes out together.
     if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
-      flushThisTick(this);
+      dirty[dirtyCount++] = this;
+      if (dirtyCount === 1) queueMicrotask(flushDirty);
     }
   }
 
@@ -272,23 +277,6 @@ export class Connection extends ConnectionState implements TurnTaker {
     (this.x ??= {}).linger = setTimeout(() => conn.close(), LINGER_MS);
   }
 
-  private async readLoop(): Promise<void> {
-    const reader = this.conn.readable.getReader();
-    try {
-      while (!this.closing) {
-        const { value, done } = await reader.read();
-        if (done || this.closing) break;
-        const pending = this.data(value);
-        if (pending) await pending;
-      }
-    } catch (err) {
-      this.fail(err);
-    } finally {
-      reader.releaseLock?.();
-      this.end();
-    }
-  }
-
   /**
    * Decode one chunk and handle its packets in order. A handler that must
    * wait (authentication, a congested subscriber) returns a promise; the
@@ -303,19 +291,24 @@ export class Connection extends ConnectionState implements TurnTaker {
   }
 
   private handleInput(chunk: Uint8Array, start: number): void | Promise<void> {
-    // Decoding and handling one chunk is synchronous, so one scratch array
-    // serves every connection; packets left for later are copied out.
-    scratchCount = 0;
+    scratch.startScratch(); // one list for every connection (packet_scratch.ts)
     let n = 0, i = 0;
     try {
-      const stop = this.decoder.feed(chunk, collect, start, BYTES_PER_TURN);
-      n = scratchCount;
+      const stop = this.decoder.feed(
+        chunk,
+        scratch.collect,
+        start,
+        BYTES_PER_TURN,
+        PACKETS_PER_TURN,
+      );
+      n = scratch.scratchCount();
       for (; i < n; i++) {
-        const packet = scratch[i]!;
-        scratch[i] = undefined; // hold no packet (nor its chunk) past this call
+        const packet = scratch.takeAt(i);
         if (this.closing) return;
         const pending = this.sink.handlePacket(this, packet);
-        if (pending) return this.continueAfter(pending, takeScratch(i + 1, n), chunk, stop);
+        if (pending) {
+          return this.continueAfter(pending, scratch.takeRange(i + 1, n), chunk, stop);
+        }
       }
       if (stop < chunk.length) return this.leaveForLater(chunk, stop);
       // The peer does not take our replies: stop reading it until it does.
@@ -323,8 +316,7 @@ export class Connection extends ConnectionState implements TurnTaker {
     } catch (err) {
       this.fail(err);
     } finally {
-      // Also after a decode error, which leaves the packets before it collected.
-      for (const end = Math.max(n, scratchCount); i < end; i++) scratch[i] = undefined;
+      scratch.clearRange(i, Math.max(n, scratch.scratchCount()));
     }
   }
 
@@ -372,6 +364,7 @@ export class Connection extends ConnectionState implements TurnTaker {
     const chunk = x.rest!;
     x.rest = undefined;
     const r = this.closing ? undefined : this.handleInput(chunk, x.restPos!);
+    if (!x.rest && this.outBytes > 0) this.scheduleFlush(); // what flush() held back
     if (r === STILL_WAITING) return;
     const wake = x.wake!;
     x.wake = undefined;
@@ -407,6 +400,9 @@ export class Connection extends ConnectionState implements TurnTaker {
   flush(): void {
     this.flushScheduled = false;
     if (this.writing || this.outBytes === 0) return;
+    // Input left for a later turn: its replies go out with the rest's, in one
+    // write (a write per turn's budget costs more than the budget saves).
+    if (this.x?.rest && this.outBytes < HOLD_OUTPUT_BYTES) return;
     const full = this.out;
     const length = this.outBytes;
     // The transport owns this buffer until the write settles.
@@ -416,7 +412,7 @@ export class Connection extends ConnectionState implements TurnTaker {
     this.sink.stats.networkOut += length;
     let written: void | Promise<void>;
     try {
-      written = this.writeOut(full, length);
+      written = this.conn.write(full, length);
     } catch (e) {
       written = Promise.reject(e);
     }
@@ -450,13 +446,6 @@ export class Connection extends ConnectionState implements TurnTaker {
     );
   }
 
-  private writeOut(buffer: Uint8Array, length: number): void | Promise<void> {
-    if (this.conn.write) return this.conn.write(buffer, length);
-    const x = this.x ??= {};
-    x.writer ??= this.conn.writable.getWriter();
-    return x.writer.write(buffer.subarray(0, length));
-  }
-
   private whenDrained(limitMs: number): Promise<void> {
     if (!this.writing && this.outBytes === 0) return Promise.resolve();
     return new Promise((resolve) => {
@@ -481,20 +470,17 @@ export class Connection extends ConnectionState implements TurnTaker {
   }
 }
 
-// The scratch list below is used by count and never truncated: setting an
-// array's length to 0 drops its backing store, and the next push allocates a
-// new one (measured: ~300 B per message on the QoS 1 path).
-const scratch: (Packet | undefined)[] = [];
-let scratchCount = 0;
-function collect(p: Packet): void {
-  scratch[scratchCount++] = p;
-}
-/** Packets from..to of the scratch list, moved out of it. */
-function takeScratch(from: number, to: number): Packet[] {
-  const rest: Packet[] = [];
-  for (let i = from; i < to; i++) {
-    rest.push(scratch[i]!);
-    scratch[i] = undefined;
+/** Connections with output waiting for this tick's flush (by count, never truncated: see
+ * packet_scratch.ts). */
+const dirty: (Connection | undefined)[] = [];
+let dirtyCount = 0;
+
+function flushDirty(): void {
+  // A flush may add more connections (none today), so walk by index.
+  for (let i = 0; i < dirtyCount; i++) {
+    const c = dirty[i]!;
+    dirty[i] = undefined;
+    c.flush();
   }
-  return rest;
+  dirtyCount = 0;
 }

@@ -160,7 +160,6 @@ export interface ConnectionExtras {
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
   readRights?: ReadRightsCache;
-  writer?: WritableStreamDefaultWriter<Uint8Array>;
   drained?: (() => void)[];
   linger?: ReturnType<typeof setTimeout>;
   /** Input left for a later turn (input_turns.ts): the chunk, and where to go on in it. */

@@ -4,6 +4,7 @@ import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
+import { completed, enqueue, sent, unqueued } from "./session_state.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
 import type { ReadRights } from "./read_rights.ts";
 
@@ -88,13 +89,14 @@ export function deliver(
       conn,
       { message, qos, retain, subscriptionIds, share, released: false },
       limits,
+      false,
     );
     return;
   }
   // Full: the newest message is dropped (as Mosquitto does). What the client already has
   // queued or in flight stays in order, and QoS 1/2 in flight cannot be taken back anyway.
   if (session.queue.length >= limits.maxQueuedMessages) return queueFull(session, limits);
-  session.queue.push({ message: ownPayload(message), qos, retain, subscriptionIds, share });
+  enqueue(session, { message: ownPayload(message), qos, retain, subscriptionIds, share });
 }
 
 function mayRead(
@@ -126,10 +128,14 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
     const q = session.queue[taken++];
     if (isExpired(q.message, now)) { // [MQTT-3.3.2-5]
       limits.dropped.expired++;
+      unqueued(session, q.message);
       continue;
     }
-    if (!mayRead(conn, q.message, q.qos, q.share, limits)) continue;
-    sendNew(session, conn, { ...q, released: false }, limits);
+    if (!mayRead(conn, q.message, q.qos, q.share, limits)) {
+      unqueued(session, q.message);
+      continue;
+    }
+    sendNew(session, conn, { ...q, released: false }, limits, true);
   }
   if (taken > 0) session.queue.splice(0, taken);
   // Retained messages still to be sent on a SUBSCRIBE come after the queue.
@@ -146,10 +152,10 @@ export function resendInflight(session: Session, conn: Connection, limits: Deliv
     }
     // A session resumed by another user (allow-cross-user-session) does not get what it may not read.
     if (!mayRead(conn, o.message, o.qos, o.share, limits)) {
-      session.inflight.delete(packetId);
+      completed(session, packetId);
       continue;
     }
-    const sent = sendPublish(
+    const ok = sendPublish(
       conn,
       o.message,
       o.qos,
@@ -161,13 +167,20 @@ export function resendInflight(session: Session, conn: Connection, limits: Deliv
       limits,
     );
     // Too large for the new connection's Maximum Packet Size: discarded [MQTT-3.1.2-25].
-    if (!sent) session.inflight.delete(packetId);
+    if (!ok) completed(session, packetId);
   }
 }
 
-function sendNew(session: Session, conn: Connection, o: Outgoing, limits: DeliveryLimits): void {
+/** `fromQueue`: the delivery was queued (and stored as queued) before. */
+function sendNew(
+  session: Session,
+  conn: Connection,
+  o: Outgoing,
+  limits: DeliveryLimits,
+  fromQueue: boolean,
+): void {
   const packetId = session.nextPacketId();
-  const sent = sendPublish(
+  const ok = sendPublish(
     conn,
     o.message,
     o.qos,
@@ -181,7 +194,8 @@ function sendNew(session: Session, conn: Connection, o: Outgoing, limits: Delive
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
   // In flight messages keep their range of the socket chunk: acknowledgements
   // come within round trips, and max-inflight bounds what one client can pin.
-  if (sent) session.inflight.set(packetId, o);
+  if (ok) sent(session, packetId, o, fromQueue);
+  else if (fromQueue) unqueued(session, o.message);
 }
 
 /**

@@ -1,22 +1,25 @@
 /**
- * Fair turns for input. A connection handles about BYTES_PER_TURN bytes of
- * input at once; the rest of its chunk waits here (its reads
- * paused) and is handled on a later macrotask, after the event loop has
- * polled the other sockets. Without this, a publisher whose read brought
- * a few thousand PUBLISHes held the loop for all of them while every other
- * client, a subscriber's acknowledgements included, waited.
+ * Fair turns for input. A connection handles a budget of its input at once
+ * (below); the rest of its chunk waits here (its reads paused) and is
+ * handled on a later macrotask, after the event loop has polled the other
+ * sockets. Without this, 100 publishers whose reads brought 64 PUBLISHes
+ * each held the loop for all 6,400 while a subscriber's acknowledgements,
+ * which refill its window, waited.
  */
 import { setImmediate } from "node:timers";
 
 /**
- * Input bytes one connection has handled per turn (at a packet boundary; at
- * least one packet) before the others get theirs. Counting bytes, not
- * packets, lets a subscriber's 4-byte PUBACKs through in the numbers that
- * keep its window full. Chosen by `make bench` S2 QoS 1 on Bun, with 100
- * publishers and one subscriber (delivered msg/s, one run each): 256 B 57k,
- * 384 B 66k, 512 B 88-101k, 768 B 87k, 1 KiB 60k, 2 KiB 44k; no budget 21k.
+ * A connection's turn ends at the first packet boundary past both bounds:
+ * BYTES_PER_TURN bytes and PACKETS_PER_TURN packets of its input. Counting
+ * bytes lets a subscriber's 4-byte PUBACKs through in the numbers that keep
+ * its window full; the packet floor keeps large PUBLISHes from costing a
+ * turn each. Chosen with `make bench` on Bun, one run each (S2 QoS 1 is 100
+ * publishers into one subscriber, delivered msg/s; S1 QoS 1 is 1000
+ * publishers of 1 KiB, msg/s): no budget 31k / 385k; 512 B with 8 packets
+ * 194k / 319k, with 16 115k / 365k, with 32 60k / 356k.
  */
 export const BYTES_PER_TURN = 512;
+export const PACKETS_PER_TURN = 8;
 
 /** handleInput's answer, called from resumeInput, when it left input for later again. */
 export const STILL_WAITING: Promise<void> = new Promise(() => {});

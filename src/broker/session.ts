@@ -1,8 +1,8 @@
 import type { QoS, Will } from "../mqtt/packet.ts";
 import type { Message } from "./message.ts";
 import type { Connection } from "./connection.ts";
-import type { LongTimer } from "./long_timer.ts";
 import { InflightWindow } from "./inflight.ts";
+import type { SessionJournal } from "./journal.ts";
 
 /** Connected, and not on its way out (taken over, shutting down). */
 export function isOnline(session: Session): boolean {
@@ -55,10 +55,9 @@ export interface ReplayPump {
 interface SessionExtras {
   replay?: ReplayPump;
   pendingWill?: Will;
-  willTimer?: LongTimer;
-  expiryTimer?: LongTimer;
   dropped?: number;
   lastDropLog?: number;
+  journal?: SessionJournal;
 }
 
 /** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
@@ -97,31 +96,26 @@ export class Session {
   }
   connection: Connection | undefined;
   will: Will | undefined;
-  private lastPacketId = 0;
+  /** The last packet id used (kept across restarts by the session store). */
+  lastPacketId = 0;
   /** Scratch for Broker.route: the last message that matched this session. */
   routeMark = 0;
   /** Rarely used state, made on first use: an idle session stays small. */
   private x: SessionExtras | undefined;
 
-  /** 5.0 will waiting for its Will Delay Interval, and its timer. */
+  /** 5.0 will waiting for its Will Delay Interval (its deadline: Broker.deadlines). */
   get pendingWill(): Will | undefined {
     return this.x?.pendingWill;
   }
   set pendingWill(v: Will | undefined) {
     (this.x ??= {}).pendingWill = v;
   }
-  get willTimer(): LongTimer | undefined {
-    return this.x?.willTimer;
+  /** Set while the session is persistent and a session store keeps it: its changes go there. */
+  get journal(): SessionJournal | undefined {
+    return this.x?.journal;
   }
-  set willTimer(v: LongTimer | undefined) {
-    (this.x ??= {}).willTimer = v;
-  }
-  /** Fires when a disconnected session's expiry interval runs out. */
-  get expiryTimer(): LongTimer | undefined {
-    return this.x?.expiryTimer;
-  }
-  set expiryTimer(v: LongTimer | undefined) {
-    (this.x ??= {}).expiryTimer = v;
+  set journal(v: SessionJournal | undefined) {
+    if (v || this.x) (this.x ??= {}).journal = v;
   }
   /** Messages this session lost because it could not keep up (its queue or output was full). */
   get dropped(): number {

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MATCH_CACHE_TOPICS, TopicIndex } from "./topic_index.ts";
-import { RetainedIndex } from "./retained_index.ts";
+import { RetainedIndex } from "../store/retained_index.ts";
 import { topicMatches } from "../mqtt/topic.ts";
 
 // MQTT 3.1.1 section 4.7 examples: [filter, topic, matches].

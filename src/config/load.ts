@@ -11,6 +11,8 @@ import type { Node, YAMLMap } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
 import { httpTokenProblem } from "../http/access.ts";
+import { dirname, isAbsolute, join } from "node:path";
+import { topicFilterError } from "../mqtt/topic.ts";
 import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
 import type { MqttxConfig } from "./types.ts";
 
@@ -92,6 +94,9 @@ function readConfig(ctx: Ctx): MqttxConfig {
   }
   const result = config as unknown as MqttxConfig;
   checkCombinations(ctx, result);
+  // The SQLite file lives beside the config file unless an absolute path is given.
+  const db = result.store.path;
+  if (!isAbsolute(db)) result.store.path = join(dirname(fileName), db);
   return result;
 }
 
@@ -324,15 +329,66 @@ function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
       reason: `\`${given}\` is set, so \`${missing}\` is needed too`,
     });
   }
+  checkBridges(ctx, c);
+}
+
+/** What one bridge entry cannot say field by field: pairs, unique names, prefix + filter. */
+function checkBridges(ctx: Ctx, c: MqttxConfig): void {
+  const names = new Set<string>();
+  c.bridges.forEach((b, i) => {
+    const at = (key: string, path: (string | number)[], reason: string) =>
+      new ConfigError({
+        file: ctx.file,
+        key: `${ROOT}.bridges[${i}].${key}`,
+        line: lineOfPath(ctx, ["bridges", i, ...path]),
+        reason,
+      });
+    if (names.has(b.name)) {
+      throw at("name", ["name"], `duplicate bridge name ${JSON.stringify(b.name)}`);
+    }
+    names.add(b.name);
+    if ((b.certFile === undefined) !== (b.keyFile === undefined)) {
+      const given = b.certFile === undefined ? "key-file" : "cert-file";
+      const missing = given === "key-file" ? "cert-file" : "key-file";
+      throw at(missing, [given], `\`${given}\` is set, so \`${missing}\` is needed too`);
+    }
+    b.topics.forEach((t, j) => {
+      for (const side of ["localPrefix", "remotePrefix"] as const) {
+        const why = topicFilterError(t[side] + t.filter);
+        if (why) {
+          throw at(
+            `topics[${j}].${kebab(side)}`,
+            ["topics", j, side],
+            `${kebab(side)} + filter ` +
+              `${JSON.stringify(t[side] + t.filter)} ${why} (a prefix usually ends with '/')`,
+          );
+        }
+      }
+      if (t.filter.startsWith("$share/")) {
+        throw at(
+          `topics[${j}].filter`,
+          ["topics", j, "filter"],
+          "a bridge cannot use a shared subscription",
+        );
+      }
+    });
+  });
 }
 
 /** Line of a key under the mqttx section (or the flat top level), for cross-field errors. */
-function lineOfPath(ctx: Ctx, names: string[]): number | undefined {
+function lineOfPath(ctx: Ctx, names: (string | number)[]): number | undefined {
   let node = resolve(ctx, ctx.doc.contents);
   const rootPair = isMap(node) ? findPair(node, ROOT) : undefined;
   if (rootPair) node = resolve(ctx, rootPair.value as Node | null);
   let line: number | undefined;
   for (const name of names) {
+    if (typeof name === "number") {
+      // A list index: the item itself.
+      if (!isSeq(node) || !node.items[name]) return line;
+      node = resolve(ctx, node.items[name] as Node | null);
+      line = lineOf(ctx, node);
+      continue;
+    }
     const pair = isMap(node) ? findPair(node, name) : undefined;
     if (!pair) return line;
     line = lineOf(ctx, pair.key as Node);

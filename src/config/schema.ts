@@ -80,6 +80,8 @@ export function defaultConfig(): MqttxConfig {
       groupId: "mqttx-bridge",
       fromKafka: [],
     },
+    bridges: [],
+    store: { path: "mqttx.db", synchronous: "full" },
     rateLimiter: { enable: false, topicRateLimits: [] },
     // 18083: the port brokers' management HTTP conventionally uses (EMQX), clear of 1883/8083/8883.
     http: { enable: false, host: "127.0.0.1", port: 18083 },
@@ -104,7 +106,12 @@ export type Field =
   | { kind: "bool" }
   | { kind: "duration" }
   /** `values` in canonical case; the file's spelling is matched case-insensitively. */
-  | { kind: "enum"; values: readonly string[]; fromBool?: { true: string; false: string } }
+  | {
+    kind: "enum";
+    values: readonly string[];
+    fromBool?: { true: string; false: string };
+    optional?: boolean;
+  }
   | { kind: "strings"; check?: Check }
   | {
     kind: "records";
@@ -168,6 +175,27 @@ const redisUrl: Check = (u) => {
   }
   return undefined;
 };
+
+const bridgeUrl: Check = (u) => {
+  if (!URL.canParse(u) || !/^(mqtts?|wss?):$/.test(new URL(u).protocol)) {
+    return `expected a URL such as mqtt://broker.example.com:1883 (mqtt, mqtts, ws, wss), got ${
+      JSON.stringify(u)
+    }`;
+  }
+  return undefined;
+};
+
+/** A bridge name is a topic level in $SYS and part of the default client id. */
+const bridgeName: Check = (n) =>
+  /^[A-Za-z0-9._-]+$/.test(n)
+    ? undefined
+    : `expected letters, digits, '.', '_' or '-', got ${JSON.stringify(n)}`;
+
+/** A topic prefix: no wildcards (may be empty, usually ends with '/'). */
+const topicPrefix: Check = (p) =>
+  /[+#]/.test(p) || p.includes("\0")
+    ? `a prefix may not contain '+', '#' or NUL, got ${JSON.stringify(p)}`
+    : undefined;
 
 const urlPath: Check = (p) =>
   p.startsWith("/") ? undefined : `expected a path starting with "/", got ${JSON.stringify(p)}`;
@@ -354,6 +382,54 @@ export const SCHEMA: Section = {
         required: ["kafkaTopic", "mqttTopic"],
         defaults: { qos: 0, retain: false },
       },
+    },
+  },
+  store: {
+    kind: "section",
+    fields: {
+      type: { kind: "enum", values: ["memory", "sqlite", "redis"], optional: true },
+      path: str,
+      synchronous: { kind: "enum", values: ["full", "normal"] },
+    },
+  },
+  bridges: {
+    kind: "records",
+    item: {
+      name: { kind: "string", check: bridgeName },
+      url: { kind: "string", check: bridgeUrl },
+      clientId: { kind: "string", optional: true },
+      username: { kind: "string", optional: true },
+      password: { kind: "string", optional: true },
+      caFile: { kind: "string", optional: true },
+      certFile: { kind: "string", optional: true },
+      keyFile: { kind: "string", optional: true },
+      protocolVersion: { kind: "int", min: 4, max: 5 },
+      keepalive: { kind: "int", min: 0, max: 65535 },
+      cleanStart: bool,
+      queueMax: positive,
+      reconnectDelay: duration,
+      reconnectMaxDelay: duration,
+      topics: {
+        kind: "records",
+        item: {
+          filter: { kind: "string", check: filter },
+          direction: { kind: "enum", values: ["out", "in", "both"] },
+          qos: { kind: "int", min: 0, max: 2 },
+          localPrefix: { kind: "string", check: topicPrefix },
+          remotePrefix: { kind: "string", check: topicPrefix },
+        },
+        required: ["filter"],
+        defaults: { direction: "out", qos: 2, localPrefix: "", remotePrefix: "" },
+      },
+    },
+    required: ["name", "url", "topics"],
+    defaults: {
+      protocolVersion: 5,
+      keepalive: 60,
+      cleanStart: false,
+      queueMax: 100_000,
+      reconnectDelay: 1_000,
+      reconnectMaxDelay: 30_000,
     },
   },
   rateLimiter: {

@@ -82,8 +82,8 @@ describe("defaultConfig", () => {
         assert.ok(key in section, `${path}.${key} has no schema entry`);
       }
       for (const [key, field] of Object.entries(section)) {
-        const optional = (field.kind === "string" && field.optional) || field.kind === "ignored" ||
-          field.kind === "alias";
+        const optional = ((field.kind === "string" || field.kind === "enum") && field.optional) ||
+          field.kind === "ignored" || field.kind === "alias";
         if (!optional) assert.ok(key in value, `${path}.${key} has no default`);
         if (field.kind === "section") {
           walk(field.fields, value[key] as Record<string, unknown>, `${path}.${key}`);

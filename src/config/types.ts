@@ -8,6 +8,37 @@
 export type ShareStrategy = "round" | "random" | "hash";
 export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 
+/** (ours) A bridge to an upstream MQTT broker (src/bridge/mqtt_plugin.ts). */
+export interface BridgeConfig {
+  name: string;
+  /** mqtt://, mqtts://, ws:// or wss:// */
+  url: string;
+  /** Default `mqttx-bridge-{name}`. */
+  clientId?: string;
+  username?: string;
+  password?: string;
+  /** PEM files for mqtts:// and wss://. */
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  protocolVersion: number;
+  /** Seconds. */
+  keepalive: number;
+  cleanStart: boolean;
+  /** Messages kept for the upstream while it is unreachable; past it the oldest are dropped. */
+  queueMax: number;
+  /** ms before the first reconnect attempt; doubles up to reconnectMaxDelay, with jitter. */
+  reconnectDelay: number;
+  reconnectMaxDelay: number;
+  topics: {
+    filter: string;
+    direction: "out" | "in" | "both";
+    qos: number;
+    localPrefix: string;
+    remotePrefix: string;
+  }[];
+}
+
 export interface MqttxConfig {
   version: string;
   /** Shown and compared as written ("001" stays "001"). */
@@ -105,6 +136,19 @@ export interface MqttxConfig {
   shareTopic: { enable: boolean; shareSubStrategy: ShareStrategy };
   sysTopic: { enable: boolean; interval: number };
   messageBridge: MessageBridgeConfig;
+  /**
+   * (ours) Where sessions and retained messages are kept. Without `type`,
+   * enable-test-mode decides (true: memory, false: redis); see storeType().
+   */
+  store: {
+    type?: "memory" | "sqlite" | "redis";
+    /** SQLite file; relative to the config file's directory. */
+    path: string;
+    /** SQLite: fsync at every commit (full) or only at checkpoints (normal). */
+    synchronous: "full" | "normal";
+  };
+  /** (ours) Bridges to upstream MQTT brokers, with store-and-forward. */
+  bridges: BridgeConfig[];
   rateLimiter: {
     enable: boolean;
     topicRateLimits: {
@@ -186,4 +230,11 @@ export interface MessageBridgeConfig {
   groupId: string;
   /** Kafka → MQTT: records of `kafkaTopic` published on `mqttTopic` ({key}, {topic}). */
   fromKafka: { kafkaTopic: string; mqttTopic: string; qos: 0 | 1 | 2; retain: boolean }[];
+}
+
+/** The store in use: `store.type`, else what enable-test-mode meant (true: memory, false: redis). */
+export function storeType(
+  c: Pick<MqttxConfig, "store" | "enableTestMode">,
+): "memory" | "sqlite" | "redis" {
+  return c.store.type ?? (c.enableTestMode ? "memory" : "redis");
 }

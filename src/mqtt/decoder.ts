@@ -77,10 +77,10 @@ export class PacketDecoder {
    * unusable. The decoder keeps views of `chunk`: do not reuse its buffer.
    * onPacket must not throw (if it does, the decoder is unusable too).
    *
-   * With `limit`, stops at the first packet boundary at least `limit` bytes
-   * past `start` and returns where it stopped in `chunk` (then nothing is
-   * kept: feed the rest again, from there, before any newer chunk); returns
-   * chunk.length once all of it was taken.
+   * With a budget, stops at the first packet boundary at least `limit` bytes
+   * past `start` and at least `minPackets` packets in, and returns where it
+   * stopped in `chunk` (then nothing is kept: feed the rest again, from
+   * there, before any newer chunk); returns chunk.length once all was taken.
    * A `start` above 0 is only for such a rest.
    */
   feed(
@@ -88,12 +88,13 @@ export class PacketDecoder {
     onPacket: (packet: Packet) => void,
     start = 0,
     limit = Infinity,
+    minPackets = 1,
   ): number {
     if (this.flags & FAILED) {
       throw new MqttSyntaxError("Cannot decode: the stream failed earlier", 0x81);
     }
     try {
-      return this.run(chunk, onPacket, start, limit);
+      return this.run(chunk, onPacket, start, limit, minPackets);
     } catch (e) {
       this.flags |= FAILED;
       throw e;
@@ -105,9 +106,10 @@ export class PacketDecoder {
     onPacket: (packet: Packet) => void,
     start: number,
     limit: number,
+    minPackets: number,
   ): number {
     const len = chunk.length;
-    let pos = start;
+    let pos = start, packets = 0;
     if (this.pendingLen > 0) {
       if (this.pendingTotal < 0) {
         // The fixed header (at most 5 bytes) was split: join the few bytes needed.
@@ -134,9 +136,10 @@ export class PacketDecoder {
       this.pendingLen = 0;
       this.header(whole, 0, whole.length);
       this.decode(whole, 0, whole.length, onPacket);
+      packets++;
     }
     while (pos < len) {
-      if (pos - start >= limit) return pos;
+      if (pos - start >= limit && packets >= minPackets) return pos;
       const total = this.header(chunk, pos, len);
       if (total < 0 || pos + total > len) {
         this.keep(chunk.subarray(pos), total);
@@ -144,6 +147,7 @@ export class PacketDecoder {
       }
       this.decode(chunk, pos, pos + total, onPacket);
       pos += total;
+      packets++;
     }
     return len;
   }

@@ -56,3 +56,15 @@ test("feed with a budget stops at a packet boundary past it and resumes there", 
   d.feed(last.subarray(3), onPacket);
   assert.deepEqual(ids, Array.from({ length: 51 }, (_, i) => i + 1));
 });
+
+test("feed with a packet floor goes on past the byte budget until that many packets", () => {
+  const chunk = concat(Array.from({ length: 20 }, (_, i) => encode(publish(i + 1), 4)));
+  const d = new PacketDecoder();
+  d.version = 4;
+  let n = 0;
+  const stop = d.feed(chunk, () => n++, 0, 1, 5);
+  assert.equal(n, 5);
+  assert.ok(stop < chunk.length);
+  d.feed(chunk, () => n++, stop);
+  assert.equal(n, 20);
+});

@@ -1,6 +1,6 @@
 /**
  * Topic name and topic filter rules (MQTT 3.1.1 section 4.7, MQTT 5 section 4.7 and 4.8.2).
- * Pure functions; the fast matchers live in broker/topic_index.ts and broker/retained_index.ts.
+ * Pure functions; the fast matchers live in broker/topic_index.ts and store/retained_index.ts.
  */
 
 const SHARE_PREFIX = "$share/";

@@ -20,14 +20,15 @@ import { hostPort } from "./address.ts";
 import process from "node:process";
 import { writeFile } from "node:fs/promises";
 import type {
-  Conn,
   ConnCallbacks,
   Listener,
   ListenOptions,
+  PeerCertificate,
   Runtime,
   TlsCredentials,
   TlsListener,
   TlsListenOptions,
+  TransportConn,
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
@@ -35,7 +36,7 @@ import { serveBunHttp } from "./http_bun.ts";
 import { escapeForLog } from "../log/escape.ts";
 
 interface BunSocket {
-  /** Set once the Conn is handed out (after the handshake, on TLS). */
+  /** Set once the TransportConn is handed out (after the handshake, on TLS). */
   data: BunConn | undefined;
   remoteAddress: string;
   remotePort: number;
@@ -89,7 +90,7 @@ const PAUSED = 1, CLOSED = 2, ENDED = 4;
 
 /** What only some connections need, made on first use (an idle one never does). */
 interface Extra {
-  cert?: Conn["peerCertificate"];
+  cert?: PeerCertificate;
   /** Stream path, once `readable` or `writable` was read. */
   readable?: ReadableStream<Uint8Array>;
   writable?: WritableStream<Uint8Array>;
@@ -107,7 +108,7 @@ interface Extra {
  * someone reads `readable` or `writable`. An idle connection on the callback
  * path holds this five-field object and one string.
  */
-class BunConn implements Conn {
+class BunConn implements TransportConn {
   /** Kept as the peer's (shared) IP string and its port; joined only when asked. */
   private readonly ip: string;
   private readonly port: number;
@@ -117,7 +118,7 @@ class BunConn implements Conn {
   private flags = 0;
   private x: Extra | undefined = undefined;
 
-  constructor(socket: BunSocket, cert: Conn["peerCertificate"]) {
+  constructor(socket: BunSocket, cert: PeerCertificate | undefined) {
     this.socket = socket;
     if (cert) this.x = { cert };
     // Captured now: Bun forgets the address once the socket is closed.
@@ -129,7 +130,7 @@ class BunConn implements Conn {
     return hostPort(this.ip, this.port);
   }
 
-  get peerCertificate(): Conn["peerCertificate"] {
+  get peerCertificate(): PeerCertificate | undefined {
     return this.x?.cert;
   }
 
@@ -138,7 +139,9 @@ class BunConn implements Conn {
   }
 
   start(callbacks: ConnCallbacks): void {
-    if (this.sink || this.x?.controller) throw new Error("Cannot start: the Conn is already read");
+    if (this.sink || this.x?.controller) {
+      throw new Error("Cannot start: the TransportConn is already read");
+    }
     this.sink = callbacks;
     // Bytes (or the end) that came before anyone listened.
     if (this.x?.held) queueMicrotask(() => this.digested());
@@ -182,7 +185,7 @@ class BunConn implements Conn {
   get readable(): ReadableStream<Uint8Array> {
     const x = this.extra;
     if (x.readable) return x.readable;
-    if (this.sink) throw new Error("Cannot read: the Conn was started with callbacks");
+    if (this.sink) throw new Error("Cannot read: the TransportConn was started with callbacks");
     return x.readable = new ReadableStream<Uint8Array>({
       start: (controller) => {
         x.controller = controller;
@@ -320,7 +323,7 @@ const onData = (socket: BunSocket, chunk: Uint8Array) => socket.data?.onData(chu
 const onDrain = (socket: BunSocket) => socket.data?.onDrain();
 const onClose = (socket: BunSocket, err?: Error) => socket.data?.onClose(err);
 
-function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<Listener> {
+function listen(opts: ListenOptions, onConn: (conn: TransportConn) => void): Promise<Listener> {
   return new Promise((resolve) => {
     const server = Bun.listen({
       hostname: opts.hostname,
@@ -341,7 +344,7 @@ function listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<List
   });
 }
 
-function accept(socket: BunSocket, onConn: (conn: Conn) => void, cert?: Conn["peerCertificate"]) {
+function accept(socket: BunSocket, onConn: (conn: TransportConn) => void, cert?: PeerCertificate) {
   try {
     socket.setNoDelay(true);
     const conn = new BunConn(socket, cert);
@@ -376,7 +379,10 @@ function stopper(current: () => BunServer, port: number): Listener {
  * `reusePort`: a second mqttx of the same user on that port would share it
  * instead of failing with EADDRINUSE.)
  */
-function listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promise<TlsListener> {
+function listenTls(
+  opts: TlsListenOptions,
+  onConn: (conn: TransportConn) => void,
+): Promise<TlsListener> {
   const bind = (credentials: TlsCredentials, port: number) =>
     Bun.listen({
       hostname: opts.hostname,

@@ -1,5 +1,5 @@
 /** The client certificate as hooks see it (`ClientInfo.certificate`), from a node-style peer certificate. */
-import type { Conn } from "./types.ts";
+import type { PeerCertificate } from "./types.ts";
 import { X509Certificate } from "node:crypto";
 
 export interface NodeStylePeerCertificate {
@@ -9,7 +9,7 @@ export interface NodeStylePeerCertificate {
   raw?: Uint8Array;
 }
 
-export function peerCertificate(cert: NodeStylePeerCertificate): Conn["peerCertificate"] {
+export function peerCertificate(cert: NodeStylePeerCertificate): PeerCertificate | undefined {
   const subject = cert.subject ?? {};
   const cn = subject.CN;
   return {
@@ -31,7 +31,7 @@ export function clientCertificate(
   auth: "NONE" | "OPTIONAL" | "REQUIRE",
   authorized: boolean,
   cert: NodeStylePeerCertificate | null | undefined,
-): Conn["peerCertificate"] | false {
+): PeerCertificate | undefined | false {
   if (auth === "NONE") return undefined;
   // node:tls reports "no certificate" as an empty object.
   const presented = cert !== undefined && cert !== null && cert.subject !== undefined &&

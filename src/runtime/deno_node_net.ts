@@ -8,11 +8,11 @@
  */
 import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";
-import type { Conn, Listener, ListenOptions } from "./types.ts";
+import type { Listener, ListenOptions, TransportConn } from "./types.ts";
 
 export function listenNodeNet(
   opts: ListenOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     try {

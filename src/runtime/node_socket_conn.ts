@@ -9,7 +9,7 @@
  */
 import type { Socket } from "node:net";
 import { hostPort } from "./address.ts";
-import type { Conn, ConnCallbacks } from "./types.ts";
+import type { ConnCallbacks, TransportConn } from "./types.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 const CLOSE_FLUSH_MS = 2000;
@@ -27,15 +27,15 @@ function onData(this: OwnedSocket, chunk: Uint8Array) {
 }
 function ignore() {} // errors end in "close"
 
-export class NodeSocketConn implements Conn {
+export class NodeSocketConn implements TransportConn {
   readonly remoteAddr: string;
-  readonly peerCertificate: Conn["peerCertificate"];
+  readonly peerCertificate: TransportConn["peerCertificate"];
   private readonly socket: Socket;
   private sink: ConnCallbacks | undefined = undefined;
   private ended = false;
   private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
 
-  constructor(socket: Socket, cert?: Conn["peerCertificate"]) {
+  constructor(socket: Socket, cert?: TransportConn["peerCertificate"]) {
     this.socket = socket;
     this.peerCertificate = cert;
     this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);

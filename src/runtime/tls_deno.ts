@@ -14,13 +14,13 @@
 import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
 import { NodeSocketConn } from "./node_socket_conn.ts";
-import type { Conn, TlsCredentials, TlsListener, TlsListenOptions } from "./types.ts";
+import type { TlsCredentials, TlsListener, TlsListenOptions, TransportConn } from "./types.ts";
 import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
 import { escapeForLog } from "../log/escape.ts";
 
 export function listenNodeTls(
   opts: TlsListenOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): Promise<TlsListener> {
   const server = tls.createServer(secureContextOptions(opts.credentials, opts));
   const log = opts.log ?? (() => {});

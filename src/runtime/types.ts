@@ -1,47 +1,17 @@
 /**
- * The contract between the runtime-free core and each runtime adapter.
- * A connection is a pair of Web streams; adapters (deno.ts, bun.ts) produce it.
- *
- * An adapter may also offer the callback path (`start` + `write`): the core
- * then uses it instead of the streams, which cost memory and time per
- * connection on some runtimes. Both paths carry the same bytes.
+ * The contract between the runtime-free core and each runtime adapter. The
+ * connection contract itself lives with its consumer (src/broker/conn.ts).
  */
-export interface Conn {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  /** "ip:port" of the peer, for logs and $SYS presence events. */
-  readonly remoteAddr: string;
-  /** The verified TLS client certificate, when the listener asked for one. */
-  readonly peerCertificate?: { subject: string; commonName?: string; fingerprint256?: string };
-  /** Close both directions now; safe to call twice. */
-  close(): void;
-  /**
-   * Optional half-close: send what is queued, then end our side (TCP FIN)
-   * while input keeps arriving, so the peer can read our last packets. The
-   * caller calls `close()` once the input ended or it stops waiting.
-   */
-  endWrite?(): void;
-  /**
-   * Callback path, input: deliver bytes to `callbacks` from now on (the
-   * streams are then never read). The receiver owns each chunk.
-   */
-  start?(callbacks: ConnCallbacks): void;
-  /**
-   * Callback path, output: send the first `length` bytes of `bytes` (all of
-   * them when omitted: the core passes its output buffer and a length rather
-   * than make a view per write). Return nothing when they were fully handed
-   * to the OS, or a promise that settles once they were (until then the
-   * caller keeps `bytes` untouched); reject when the peer is gone.
-   */
-  write?(bytes: Uint8Array, length?: number): void | Promise<void>;
-}
+import type { Conn, ConnCallbacks, PeerCertificate, StreamConn } from "../broker/conn.ts";
 
-export interface ConnCallbacks {
-  /** Bytes arrived. A returned promise means: stop reading until it settles (backpressure). */
-  data(chunk: Uint8Array): void | Promise<void>;
-  /** The peer closed, or the socket failed. Called once. */
-  end(): void;
-}
+export type { ConnCallbacks, PeerCertificate };
+
+/**
+ * What an adapter hands over for each connection: a Web-stream pair, plus the
+ * core's callback path (`start` + `write`, and `endWrite`) where the adapter
+ * has it, which the core then uses instead of the streams.
+ */
+export type TransportConn = StreamConn & Partial<Pick<Conn, "start" | "write" | "endWrite">>;
 
 export interface Listener {
   /** The bound port (useful when listening on port 0). */
@@ -53,7 +23,7 @@ export interface Listener {
 export interface ListenOptions {
   hostname: string;
   port: number;
-  /** Told why a connection was closed before it became a Conn (handshake, certificate). */
+  /** Told why a connection was closed before it was handed over (handshake, certificate). */
   log?: (line: string) => void;
 }
 
@@ -81,9 +51,27 @@ export interface TlsListener extends Listener {
   setCredentials(credentials: TlsCredentials): Promise<void>;
 }
 
+/** An HTTP request that reached a WebSocket listener, as the upgrade decision needs it. */
+export interface UpgradeRequest {
+  method: string;
+  path: string;
+  headers: { get(name: string): string | null };
+}
+
+/** What to do with such a request. */
+export type UpgradeDecision =
+  | { upgrade: true; protocol: string | null }
+  | { upgrade: false; status: number; body: string };
+
 export interface WebSocketListenOptions extends ListenOptions {
   /** URL path of the MQTT endpoint ("/mqtt"); other paths get 404. */
   path: string;
+  /**
+   * What to do with each HTTP request (path, upgrade, subprotocol): the
+   * decision belongs to the caller (src/transport/websocket_protocol.ts), the
+   * adapter only carries it out.
+   */
+  decide(request: UpgradeRequest): UpgradeDecision;
   /**
    * Largest WebSocket message accepted (a larger one closes the connection
    * with 1009), where the runtime buffers whole messages (Bun's ws://).
@@ -97,15 +85,18 @@ export type HttpHandler = (req: Request) => Response | Promise<Response>;
 /** What an entry file hands to the composition root. */
 export interface Runtime {
   readonly name: "deno" | "bun";
-  listen(opts: ListenOptions, onConn: (conn: Conn) => void): Promise<Listener>;
+  listen(opts: ListenOptions, onConn: (conn: TransportConn) => void): Promise<Listener>;
   /** A TLS listener; `Conn.peerCertificate` is set when a client certificate was verified. */
-  listenTls(opts: TlsListenOptions, onConn: (conn: Conn) => void): Promise<TlsListener>;
+  listenTls(opts: TlsListenOptions, onConn: (conn: TransportConn) => void): Promise<TlsListener>;
   /**
    * A plain-HTTP WebSocket listener (ws://) speaking the "mqtt" subprotocol;
    * each upgraded WebSocket is a Conn of MQTT bytes. Optional: without it
    * (Deno), ws:// is the project's own server over `listen` (transport/).
    */
-  listenWebSocket?(opts: WebSocketListenOptions, onConn: (conn: Conn) => void): Promise<Listener>;
+  listenWebSocket?(
+    opts: WebSocketListenOptions,
+    onConn: (conn: TransportConn) => void,
+  ): Promise<Listener>;
   /**
    * A plain HTTP server on the runtime's own (`Deno.serve`, `Bun.serve`).
    * close() stops it and ends its open requests.

@@ -14,8 +14,7 @@
  * `drain`. A close that the peer does not complete is cut after CLOSE_GRACE_MS.
  */
 import { hostPort } from "./address.ts";
-import type { Conn, Listener, WebSocketListenOptions } from "./types.ts";
-import { decideUpgrade } from "../transport/websocket_protocol.ts";
+import type { Listener, TransportConn, WebSocketListenOptions } from "./types.ts";
 
 interface WsData {
   remoteAddr: string;
@@ -70,17 +69,18 @@ export function inputLimit(maxMessageBytes = 16 * MB): number {
 
 export function listenBunWebSocket(
   opts: WebSocketListenOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
   return new Promise((resolve) => {
     const server = Bun.serve({
       hostname: opts.hostname,
       port: opts.port,
       fetch(req, server) {
-        const decision = decideUpgrade(
-          { method: req.method, path: new URL(req.url).pathname, headers: req.headers },
-          opts.path,
-        );
+        const decision = opts.decide({
+          method: req.method,
+          path: new URL(req.url).pathname,
+          headers: req.headers,
+        });
         if (!decision.upgrade) {
           return new Response(decision.body, {
             status: decision.status,
@@ -166,7 +166,7 @@ function cutAfterGrace(ws: BunServerWebSocket): void {
   }, CLOSE_GRACE_MS);
 }
 
-function wrap(ws: BunServerWebSocket, limit: number): Conn {
+function wrap(ws: BunServerWebSocket, limit: number): TransportConn {
   const d = ws.data;
   d.limit = limit;
   const close = () => {

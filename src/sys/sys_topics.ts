@@ -53,6 +53,8 @@ export interface SysTopicsOptions {
 }
 
 const PREFIX = "$SYS/broker/";
+/** Other features' $SYS topics (e.g. bridges) live under this prefix too. */
+export const SYS_BROKER_PREFIX = PREFIX;
 
 /** True for `$SYS` and `$SYS/...`: topics only the broker publishes to. */
 export function isSysTopic(topic: string): boolean {

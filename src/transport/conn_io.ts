@@ -6,10 +6,10 @@
  * adapter is paused, so a slow consumer holds the peer back through TCP.
  * Runtime-free.
  */
-import type { Conn } from "../runtime/types.ts";
+import type { TransportConn } from "../runtime/types.ts";
 
 export class ConnIo {
-  private readonly conn: Conn;
+  private readonly conn: TransportConn;
   /** Streams path only. */
   private reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
@@ -21,7 +21,7 @@ export class ConnIo {
   /** Callback path: writes go out one after another. */
   private lastWrite: Promise<void> = Promise.resolve();
 
-  constructor(conn: Conn) {
+  constructor(conn: TransportConn) {
     this.conn = conn;
     if (conn.start && conn.write) {
       conn.start({ data: (chunk) => this.onData(chunk), end: () => this.onEnd() });

@@ -10,15 +10,17 @@
  */
 import type { MqttxConfig } from "../config/types.ts";
 import type {
-  Conn,
   Listener,
   Runtime,
   TlsCredentials,
   TlsListener,
+  TransportConn,
+  UpgradeRequest,
   WebSocketListenOptions,
 } from "../runtime/types.ts";
 import { credentialFiles, loadTlsCredentials } from "./tls_credentials.ts";
 import { serveWebSocketOverConn } from "./websocket_server.ts";
+import { decideUpgrade } from "./websocket_protocol.ts";
 
 export type ListenerType = "tcp" | "tls" | "ws" | "wss";
 
@@ -49,7 +51,7 @@ export interface ListenerContext {
   runtime: Runtime;
   config: MqttxConfig;
   /** `listener`: the index of the listener in start order (as in `bound`). */
-  onConn: (conn: Conn, listener: number) => void;
+  onConn: (conn: TransportConn, listener: number) => void;
   log: (line: string) => void;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
@@ -95,7 +97,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
       const index = bound.length;
       let l: Listener;
       try {
-        l = await listenOne(spec, (conn: Conn) => ctx.onConn(conn, index));
+        l = await listenOne(spec, (conn: TransportConn) => ctx.onConn(conn, index));
       } catch (e) {
         throw listenError(spec, e);
       }
@@ -112,7 +114,10 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
     throw e;
   }
 
-  async function listenOne(spec: ListenerSpec, onConn: (conn: Conn) => void): Promise<Listener> {
+  async function listenOne(
+    spec: ListenerSpec,
+    onConn: (conn: TransportConn) => void,
+  ): Promise<Listener> {
     const opts = { hostname: spec.host, port: spec.port, log };
     switch (spec.type) {
       case "tcp":
@@ -236,10 +241,12 @@ export function webSocketMessageLimit(maxBytesInMessage: number): number {
  */
 export function listenWebSocket(
   runtime: Runtime,
-  opts: WebSocketListenOptions,
-  onConn: (conn: Conn) => void,
+  opts: Omit<WebSocketListenOptions, "decide">,
+  onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
-  if (runtime.listenWebSocket) return runtime.listenWebSocket(opts, onConn);
+  // The adapter carries out the decision; it is made here (runtime/ imports nothing from transport/).
+  const decide = (req: UpgradeRequest) => decideUpgrade(req, opts.path);
+  if (runtime.listenWebSocket) return runtime.listenWebSocket({ ...opts, decide }, onConn);
   const wsOpts = { path: opts.path, log: opts.log };
   return runtime.listen(opts, (conn) => serveWebSocketOverConn(conn, wsOpts, onConn));
 }

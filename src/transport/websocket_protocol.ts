@@ -20,19 +20,13 @@ export function chooseSubprotocol(header: string | null | undefined): string | n
   return offered.find((p) => (MQTT_SUBPROTOCOLS as readonly string[]).includes(p));
 }
 
-/** What to do with an HTTP request that reached a WebSocket listener. */
-export type UpgradeDecision =
-  | { upgrade: true; protocol: string | null }
-  | { upgrade: false; status: number; body: string };
+import type { UpgradeDecision, UpgradeRequest } from "../runtime/types.ts";
 
 /**
  * Decide on a request: wrong path → 404; not a WebSocket upgrade → 426 with a
  * short plain answer; no subprotocol we speak → 400; else upgrade.
  */
-export function decideUpgrade(
-  req: { method: string; path: string; headers: { get(name: string): string | null } },
-  path: string,
-): UpgradeDecision {
+export function decideUpgrade(req: UpgradeRequest, path: string): UpgradeDecision {
   if (req.path !== path) {
     return { upgrade: false, status: 404, body: `Not found: MQTT over WebSocket is at ${path}\n` };
   }

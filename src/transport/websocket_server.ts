@@ -17,7 +17,7 @@
  * (a packet split over frames, or several packets in one frame, both work).
  * Text frames are refused [MQTT-6.0.0-1].
  */
-import type { Conn } from "../runtime/types.ts";
+import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { ConnIo } from "./conn_io.ts";
@@ -37,16 +37,19 @@ const enc = new TextEncoder();
 
 /** Serve one connection: on a good upgrade, `onConn` gets the MQTT byte Conn. Never throws. */
 export function serveWebSocketOverConn(
-  conn: Conn,
+  conn: TransportConn,
   opts: WebSocketOverConnOptions,
-  onConn: (conn: Conn) => void,
+  onConn: (conn: TransportConn) => void,
 ): void {
   handshake(conn, opts).then((ws) => ws && onConn(ws)).catch((e) => {
     refused(conn, opts, `WebSocket upgrade failed (${e instanceof Error ? e.message : e})`);
   });
 }
 
-async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Conn | undefined> {
+async function handshake(
+  conn: TransportConn,
+  opts: WebSocketOverConnOptions,
+): Promise<TransportConn | undefined> {
   const io = new ConnIo(conn);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<undefined>((resolve) => {
@@ -89,7 +92,7 @@ async function handshake(conn: Conn, opts: WebSocketOverConnOptions): Promise<Co
   return new FrameConn(conn, io, rest);
 }
 
-function refused(conn: Conn, opts: WebSocketOverConnOptions, why: string): void {
+function refused(conn: TransportConn, opts: WebSocketOverConnOptions, why: string): void {
   opts.log?.(`closing ${conn.remoteAddr}: ${escapeForLog(why)}`);
   conn.close();
 }
@@ -173,12 +176,12 @@ const PROTOCOL_ERROR = 1002;
 const UNSUPPORTED_DATA = 1003;
 const MESSAGE_TOO_BIG = 1009;
 
-/** A Conn of MQTT bytes carried in WebSocket frames over another Conn. */
-class FrameConn implements Conn {
+/** A TransportConn of MQTT bytes carried in WebSocket frames over another Conn. */
+class FrameConn implements TransportConn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly remoteAddr: string;
-  readonly peerCertificate: Conn["peerCertificate"];
+  readonly peerCertificate: PeerCertificate | undefined;
   /** No more writes (we or the peer closed). */
   private closed = false;
   private closing = false;
@@ -198,7 +201,7 @@ class FrameConn implements Conn {
   private failure = "";
 
   constructor(
-    private readonly inner: Conn,
+    private readonly inner: TransportConn,
     private readonly io: ConnIo,
     rest: Uint8Array,
   ) {

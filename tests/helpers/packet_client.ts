@@ -3,8 +3,8 @@
  * no ports, no runtime, exact packets. `PacketClient` encodes what the test
  * sends and decodes what the broker answers.
  */
-import type { Conn } from "../../src/runtime/types.ts";
-import type { ConnectPacket, Packet, ProtocolVersion } from "../../src/mqtt/packet.ts";
+import type { Conn, StreamConn } from "../../src/broker/conn.ts";
+import type { ConnectPacket, Packet, ProtocolVersion, QoS } from "../../src/mqtt/packet.ts";
 import { encode } from "../../src/mqtt/encoder.ts";
 import { PacketDecoder } from "../../src/mqtt/decoder.ts";
 import { Broker } from "../../src/broker/broker.ts";
@@ -36,6 +36,8 @@ export async function closeAll(): Promise<void> {
   await Promise.all(open.splice(0).map((b) => b.close()));
 }
 
+export type ConnMode = "callbacks-sync" | "callbacks-async" | "streams";
+
 export class PacketClient {
   version: ProtocolVersion;
   closed = false;
@@ -46,54 +48,41 @@ export class PacketClient {
   private inputClosed = false;
 
   /**
-   * `mode` picks which side of the Conn contract the broker uses: the Web
-   * streams, or the callback path (`start`/`write`), with writes answered
-   * synchronously or by a promise.
+   * `mode` picks how the connection reaches the broker: the callback path
+   * (`start`/`write`, what TCP uses in production) with writes answered
+   * synchronously (the default) or by a promise, or a Web-stream pair (what
+   * embedders may hand over; the broker adapts it to the callback path).
    */
-  constructor(
-    broker: Broker,
-    version: ProtocolVersion = 4,
-    mode: "streams" | "callbacks-sync" | "callbacks-async" = "streams",
-  ) {
+  constructor(broker: Broker, version: ProtocolVersion = 4, mode: ConnMode = "callbacks-sync") {
     this.version = version;
     this.decoder.version = version;
     let ctrl!: ReadableStreamDefaultController<Uint8Array>;
     const readable = new ReadableStream<Uint8Array>({ start: (c) => void (ctrl = c) });
     this.toServer = ctrl;
-    const writable = new WritableStream<Uint8Array>({
-      write: (chunk) => {
-        // The broker may reuse nothing, but copy anyway: the decoder keeps views.
-        this.decoder.feed(chunk.slice(), (p) => this.inbox.push(p));
-        this.wake();
-      },
-    });
-    const conn: Conn = {
-      readable,
-      writable,
-      remoteAddr: "127.0.0.1:50000",
-      close: () => {
-        if (this.closed) return;
-        this.closed = true;
-        this.endInput();
-        this.wake();
-      },
-    };
-    if (mode !== "streams") this.useCallbacks(conn, readable, mode === "callbacks-async");
-    broker.handleConnection(conn);
-  }
-
-  /** Input pumped from the same stream into `data` (honouring its backpressure promise). */
-  private useCallbacks(
-    conn: Conn,
-    readable: ReadableStream<Uint8Array>,
-    asyncWrites: boolean,
-  ): void {
     const receive = (bytes: Uint8Array) => {
+      // The broker reuses its output buffer: copy, the decoder keeps views.
       this.decoder.feed(bytes.slice(), (p) => this.inbox.push(p));
       this.wake();
     };
-    Object.assign(conn, {
-      start: async (cb: { data(c: Uint8Array): void | Promise<void>; end(): void }) => {
+    const close = () => {
+      if (this.closed) return;
+      this.closed = true;
+      this.endInput();
+      this.wake();
+    };
+    const remoteAddr = "127.0.0.1:50000";
+    if (mode === "streams") {
+      const writable = new WritableStream<Uint8Array>({ write: receive });
+      const streams: StreamConn = { readable, writable, remoteAddr, close };
+      broker.handleConnection(streams);
+      return;
+    }
+    const asyncWrites = mode === "callbacks-async";
+    const conn: Conn = {
+      remoteAddr,
+      close,
+      // Input pumped from the test's stream into `data`, honouring its backpressure promise.
+      start: async (cb) => {
         const reader = readable.getReader();
         for (;;) {
           const { value, done } = await reader.read();
@@ -103,7 +92,7 @@ export class PacketClient {
         }
         cb.end();
       },
-      write: (whole: Uint8Array, length = whole.length) => {
+      write: (whole, length = whole.length) => {
         if (this.closed) return Promise.reject(new Error("closed"));
         const bytes = whole.subarray(0, length);
         if (!asyncWrites) return receive(bytes);
@@ -115,14 +104,15 @@ export class PacketClient {
           }, 1)
         );
       },
-    });
+    };
+    broker.handleConnection(conn);
   }
 
   /** Connect and expect a successful CONNACK; returns it. */
   static async connect(
     broker: Broker,
     opts: Partial<ConnectPacket> = {},
-    mode: "streams" | "callbacks-sync" | "callbacks-async" = "streams",
+    mode: ConnMode = "callbacks-sync",
   ): Promise<{ client: PacketClient; connack: Packet & { type: 2 } }> {
     const version = opts.protocolVersion ?? 4;
     const client = new PacketClient(broker, version, mode);
@@ -230,4 +220,22 @@ function replacer(_k: string, v: unknown) {
 }
 
 export const text = (s: string) => new TextEncoder().encode(s);
+
+/** A PUBLISH packet (retain and dup off) for `PacketClient.send`. */
+export function publishPacket(
+  topic: string,
+  payload: string | Uint8Array,
+  qos: QoS,
+  packetId?: number,
+) {
+  return {
+    type: 3 as const,
+    topic,
+    payload: typeof payload === "string" ? text(payload) : payload,
+    qos,
+    retain: false,
+    dup: false,
+    packetId,
+  };
+}
 export const str = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -2,6 +2,7 @@ import type { PubackPacket, PubcompPacket, PubrecPacket, PubrelPacket } from "..
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import { drainQueue } from "../delivery.ts";
+import { completed, incomingRemoved, released } from "../session_state.ts";
 
 /** PUBACK completes an outgoing QoS 1 delivery [MQTT-4.3.2-1]. */
 export function handlePuback(broker: Broker, conn: Connection, p: PubackPacket): void {
@@ -17,7 +18,7 @@ export function handlePubcomp(broker: Broker, conn: Connection, p: PubcompPacket
 function complete(broker: Broker, conn: Connection, packetId: number, qos: 1 | 2): void {
   const session = conn.session!;
   if (session.inflight.get(packetId)?.qos !== qos) return; // unknown or the other flow: ignore
-  session.inflight.delete(packetId);
+  completed(session, packetId);
   drainQueue(session, broker.limits);
 }
 
@@ -34,12 +35,13 @@ export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket):
     complete(broker, conn, p.packetId, 2);
     return;
   }
-  o.released = true;
+  released(session, p.packetId, o);
   conn.sendAck(6, p.packetId);
 }
 
 /** PUBREL releases an incoming QoS 2 packet id; answer PUBCOMP [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, p: PubrelPacket): void {
-  const known = conn.session!.incomingQos2.delete(p.packetId);
+  const session = conn.session!;
+  const known = incomingRemoved(session, p.packetId);
   conn.sendAck(7, p.packetId, known ? 0 : 0x92);
 }

@@ -1,5 +1,5 @@
 import type { ConnectPacket, Properties, ProtocolVersion } from "../../mqtt/packet.ts";
-import type { Conn } from "../../runtime/types.ts";
+import type { Conn } from "../conn.ts";
 import { topicNameError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
@@ -12,7 +12,6 @@ import {
 } from "../hooks.ts";
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
-import { clearLongTimeout } from "../long_timer.ts";
 import { isUtf8 } from "./publish.ts";
 import { reasonName } from "../../mqtt/reason_codes.ts";
 import { escapeForLog } from "../../log/escape.ts";
@@ -162,13 +161,9 @@ export function accept(
   }
   if (session) {
     sessionPresent = true; // [MQTT-3.2.2-2]
-    clearLongTimeout(session.expiryTimer);
-    session.expiryTimer = undefined;
-    if (session.willTimer !== undefined) {
-      clearLongTimeout(session.willTimer); // resumed in time: the delayed will is not sent
-      session.willTimer = undefined;
-      session.pendingWill = undefined;
-    }
+    broker.deadlines.clearExpiry(session);
+    // Resumed in time: the delayed will is not sent.
+    if (broker.deadlines.clearWill(session)) session.pendingWill = undefined;
     session.expiryInterval = expiry;
     session.username = client.username;
     recheckSubscriptions(broker, session, client);
@@ -184,6 +179,7 @@ export function accept(
   session.will = will;
   session.connection = conn;
   conn.session = session;
+  broker.journal?.opened(session, client.username, conn.version);
 
   // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
   const max = broker.options.maxKeepAlive ?? 0;

@@ -4,6 +4,7 @@ import type { Connection } from "../connection.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
+import { incomingAdded, incomingRemoved } from "../session_state.ts";
 import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -47,7 +48,7 @@ export function handlePublish(
     // Not authorized: dropped, the connection stays (5.0 tells why with 0x87).
     if (p.qos === 1) conn.sendAck(4, p.packetId!, 0x87);
     else if (p.qos === 2) {
-      if (!v5) session.incomingQos2.add(p.packetId!); // 3.1.1 still completes the flow
+      if (!v5) incomingAdded(session, p.packetId!); // 3.1.1 still completes the flow
       conn.sendAck(5, p.packetId!, 0x87);
     }
     return;
@@ -61,16 +62,16 @@ export function handlePublish(
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2];
-      // if a hook still holds the first copy, the PUBREC waits for it as the first one does.
-      const held = broker.holding ? heldQos2(session, p.packetId!) : undefined;
+      // if a hook still holds the first copy, the PUBREC waits for it as the first one does,
+      // and with a session store, for the store as well.
+      const id = p.packetId!;
+      const send = () => conn.sendAck(5, id);
+      const journal = broker.journal;
+      const ack = journal ? () => void journal.acknowledge(conn, send) : send;
+      const held = broker.holding ? heldQos2(session, id) : undefined;
       if (held || (broker.holding && hasHeldAcks(conn))) {
-        ackWhenHeld(
-          conn,
-          held,
-          () => conn.sendAck(5, p.packetId!),
-          (e) => refuse(conn, p, e),
-        );
-      } else conn.sendAck(5, p.packetId!);
+        ackWhenHeld(conn, held, ack, (e) => refuse(conn, p, e));
+      } else ack();
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -109,7 +110,7 @@ export function handlePublish(
     // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
     broker.held = undefined;
     if (p.qos === 2) {
-      session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+      incomingAdded(session, p.packetId!); // a resend is not routed twice
       if (held) holdQos2(session, p.packetId!, held);
     }
     const count = routed instanceof Promise ? routed : Promise.resolve(routed);
@@ -117,33 +118,38 @@ export function handlePublish(
       ackWhenHeld(
         conn,
         held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
-        () => count.then((n) => acknowledge(conn, p, n)),
+        () => count.then((n) => acknowledge(broker, conn, p, n)),
         (e) => refuse(conn, p, e),
       );
     }
     return routed instanceof Promise ? routed.then(() => {}) : undefined;
   }
-  if (routed instanceof Promise) return routed.then((n) => acknowledge(conn, p, n));
-  acknowledge(conn, p, routed);
+  if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
+  acknowledge(broker, conn, p, routed);
 }
 
-/** PUBACK or PUBREC once the message is routed to `count` sessions. */
-function acknowledge(conn: Connection, p: PublishPacket, count: number): void {
+/**
+ * PUBACK or PUBREC once the message is routed to `count` sessions, and, with a
+ * session store, once it is stored for every persistent session that gets it.
+ */
+function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: number): void {
   if (p.qos === 0) return;
   // 5.0: 0x10 tells the publisher nobody matched (dropped for 3.x by sendAck).
   const reasonCode = count === 0 ? 0x10 : 0;
-  if (p.qos === 1) {
-    conn.sendAck(4, p.packetId!, reasonCode); // [MQTT-4.3.2-2]
-  } else {
-    // A held acknowledgement may come after the connection ended (session gone from it).
-    conn.session?.incomingQos2.add(p.packetId!);
-    conn.sendAck(5, p.packetId!, reasonCode); // [MQTT-4.3.3-2]
-  }
+  const type = p.qos === 1 ? 4 : 5; // [MQTT-4.3.2-2] [MQTT-4.3.3-2]
+  const id = p.packetId!;
+  // A held acknowledgement may come after the connection ended (session gone from it).
+  const session = conn.session;
+  if (p.qos === 2 && session) incomingAdded(session, id);
+  const journal = broker.journal;
+  if (journal) journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode));
+  else conn.sendAck(type, id, reasonCode);
 }
 
 /** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
 function refuse(conn: Connection, p: PublishPacket, reason: unknown): void {
-  if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
+  const session = conn.session;
+  if (p.qos === 2 && session) incomingRemoved(session, p.packetId!);
   if (conn.version === 5) {
     conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
   } else {

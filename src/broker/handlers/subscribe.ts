@@ -63,27 +63,24 @@ export function handleSubscribe(
       retainedFor.push(sub);
     }
   }
-  conn.send({ type: 9, packetId: p.packetId, reasonCodes });
-  if (broker.hooks.length > 0) {
-    p.subscriptions.forEach((req, i) => {
-      if (reasonCodes[i] < 0x80) {
-        broker.notify("onSubscribed", conn.client!, req.topicFilter, req.qos);
-      }
-    });
-  }
-  if (retainedFor.length === 0) return;
-  // Every matching retained message, streamed through the session's flow control.
-  const store = broker.store;
-  const sends = retainedFor.map((sub) => {
-    if (store.retainedCursor) {
-      return replay(broker, sub, store.retainedCursor(sub.matchFilter));
+  const suback = () => {
+    conn.send({ type: 9, packetId: p.packetId, reasonCodes });
+    if (broker.hooks.length > 0) {
+      p.subscriptions.forEach((req, i) => {
+        if (reasonCodes[i] < 0x80) {
+          broker.notify("onSubscribed", conn.client!, req.topicFilter, req.qos);
+        }
+      });
     }
-    const found = store.matchRetained(sub.matchFilter);
-    return found instanceof Promise
-      ? found.then((ms) => replay(broker, sub, ms[Symbol.iterator]()))
-      : replay(broker, sub, found[Symbol.iterator]());
-  });
-  if (sends.some((s) => s instanceof Promise)) return Promise.all(sends).then(() => {});
+    // Every matching retained message, streamed through the session's flow control.
+    for (const sub of retainedFor) {
+      replay(broker, sub, broker.store.retainedCursor(sub.matchFilter));
+    }
+  };
+  // A persistent session's SUBACK (and the retained messages after it) waits until the
+  // session store has the subscriptions: acknowledged means kept.
+  if (session.journal) return session.journal.acknowledge(conn, suback);
+  suback();
 }
 
 function replay(broker: Broker, sub: Subscription, source: Iterator<Message>): void {

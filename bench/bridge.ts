@@ -1,0 +1,188 @@
+/**
+ * Bridge benchmark: mqttx (Bun, `bun src/main_bun.ts`) bridging `bench/#` to an
+ * upstream Mosquitto, with the in-memory and the SQLite store.
+ *
+ *   deno run -A bench/bridge.ts [N=20000] [BACKLOG=100000]
+ *
+ * 1. Throughput: an MQTT.js publisher sends N QoS 1 messages to mqttx (100 in
+ *    flight); time until a QoS 1 subscriber on Mosquitto has all of them.
+ * 2. Drain: Mosquitto stopped, BACKLOG QoS 1 messages published to mqttx (each
+ *    acknowledged, so queued by the bridge), Mosquitto started again: time
+ *    from its restart until the (persistent) subscriber has all of them.
+ * sqlite runs with synchronous full and normal; Mosquitto 2.0 as the edge broker
+ * (its own bridge, `topic bench/# out 1`, queue in memory) gives the ratio.
+ * Single runs on a shared machine: read the numbers as orders of magnitude.
+ */
+import mqtt from "mqtt";
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { freePort, startUpstream, type Upstream } from "../tests/helpers/upstream_mosquitto.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const N = Number(process.argv[2] ?? 20_000);
+const BACKLOG = Number(process.argv[3] ?? 100_000);
+const BUN = path.join(ROOT, "node_modules/.bin/bun");
+
+function startMqttx(configFile: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(BUN, [path.join(ROOT, "src/main_bun.ts"), "--config", configFile], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (mqtt:\/\/127\.0\.0\.1:\d+)/);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.once("close", () => reject(new Error(`mqttx exited: ${out}`)));
+  });
+}
+
+async function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
+  return await mqtt.connectAsync(url, { reconnectPeriod: 0, ...opts });
+}
+
+/** Publish `n` QoS 1 messages with up to `window` unacknowledged. */
+async function publishMany(c: mqtt.MqttClient, n: number, window = 100): Promise<void> {
+  const payload = Buffer.alloc(64, 1);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      next++;
+      await c.publishAsync("bench/x", payload, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: window }, worker));
+}
+
+function counter(c: mqtt.MqttClient) {
+  let count = 0;
+  const waiters: [number, () => void][] = [];
+  c.on("message", () => {
+    count++;
+    for (const w of waiters.filter(([n]) => count >= n)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w[1]();
+    }
+  });
+  return {
+    get count() {
+      return count;
+    },
+    reached: (n: number) =>
+      count >= n ? Promise.resolve() : new Promise<void>((r) => waiters.push([n, r])),
+  };
+}
+
+/** Mosquitto as the edge broker, with its own bridge to the upstream (for the ratio). */
+async function startMosquittoEdge(
+  dir: string,
+  upstreamPort: number,
+  persistence: boolean,
+): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const conf = path.join(dir, "edge.conf");
+  fs.writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      "allow_anonymous true",
+      "user root",
+      `persistence ${persistence}`,
+      `persistence_location ${dir}/`,
+      "max_queued_messages 0",
+      "connection up",
+      `address 127.0.0.1:${upstreamPort}`,
+      "topic bench/# out 1",
+      "cleansession false",
+      "restart_timeout 1",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "ignore"] });
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await connect(`mqtt://127.0.0.1:${port}`)).end(true);
+      return { child, url: `mqtt://127.0.0.1:${port}` };
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error("edge mosquitto did not start");
+}
+
+async function run(store: "memory" | "sqlite" | "mosquitto", synchronous = "full"): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-bench-bridge-"));
+  let upstream: Upstream | undefined;
+  let mqttx: ChildProcess | undefined;
+  try {
+    upstream = await startUpstream();
+    const config = path.join(dir, "mqttx.yml");
+    fs.writeFileSync(
+      config,
+      `host: 127.0.0.1\nsocket:\n  port: 0\nmax-inflight: 1000\nstore:\n  type: ${store}\n` +
+        `  synchronous: ${synchronous}\n` +
+        `bridges:\n  - name: up\n    url: ${upstream.url}\n    reconnect-delay: 200ms\n` +
+        `    reconnect-max-delay: 1s\n    topics: [{ filter: "bench/#", qos: 1 }]\n`,
+    );
+    const m = store === "mosquitto"
+      ? await startMosquittoEdge(dir, upstream.port, synchronous === "persistence")
+      : await startMqttx(config);
+    mqttx = m.child;
+    const subId = `bench-sub-${process.pid}`;
+    let sub = await connect(upstream.url, { clientId: subId, clean: false });
+    await sub.subscribeAsync("bench/#", { qos: 1 });
+    let got = counter(sub);
+    const pub = await connect(m.url);
+    await new Promise((r) => setTimeout(r, 500)); // the bridge connects
+
+    const t0 = performance.now();
+    await publishMany(pub, N);
+    await got.reached(N);
+    const ms = performance.now() - t0;
+    const label = store === "memory" ? store : `${store}/${synchronous}`;
+    console.log(
+      `${label}: bridged ${N} QoS 1 in ${ms.toFixed(0)} ms = ${(N / ms * 1000).toFixed(0)} msg/s`,
+    );
+
+    await sub.endAsync();
+    await upstream.stop();
+    const t1 = performance.now();
+    await publishMany(pub, BACKLOG);
+    const queuedMs = performance.now() - t1;
+    const t2 = performance.now();
+    await upstream.start();
+    sub = await connect(upstream.url, { clientId: subId, clean: false });
+    got = counter(sub);
+    await got.reached(BACKLOG);
+    const drainMs = performance.now() - t2;
+    console.log(
+      `${label}: ${BACKLOG} queued while down in ${queuedMs.toFixed(0)} ms ` +
+        `(${(BACKLOG / queuedMs * 1000).toFixed(0)} msg/s acknowledged); drained ` +
+        `${(drainMs / 1000).toFixed(1)} s after the upstream restarted ` +
+        `(${(BACKLOG / drainMs * 1000).toFixed(0)} msg/s, incl. reconnect backoff)`,
+    );
+    await pub.endAsync();
+    await sub.endAsync();
+  } finally {
+    mqttx?.kill("SIGKILL");
+    await upstream?.remove();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const only = process.env.BRIDGE_BENCH; // e.g. "memory" or "sqlite/normal"
+for (
+  const [store, sync] of [
+    ["memory"],
+    ["sqlite", "full"],
+    ["sqlite", "normal"],
+    ["mosquitto", "in-memory"],
+  ] as const
+) {
+  if (!only || only === (sync ? `${store}/${sync}` : store)) await run(store, sync);
+}

@@ -1,0 +1,119 @@
+/**
+ * A bridge's outbound queue in the SQLite store's file: what was queued for an
+ * unreachable upstream survives a restart (and a kill -9) of mqttx.
+ *
+ * Writes join the store's per-tick transaction (src/store/sqlite_db.ts); a
+ * push resolves after that COMMIT, and the bridge plugin hands that promise to
+ * the broker, which acknowledges the local publisher only then. The set of
+ * live sequence numbers is also kept in memory (in push order, so the oldest
+ * is first), which gives `size()` and the drop-oldest bound without a query.
+ */
+import type { SqliteDb } from "../store/sqlite_db.ts";
+import type { QoS } from "../mqtt/packet.ts";
+import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS bridge_queue (
+  bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+  qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)) WITHOUT ROWID`;
+
+/** Rows read at once when the pump asks for fewer. */
+const READ_AHEAD = 512;
+
+export class SqliteBridgeQueue implements BridgeQueue {
+  /** Live seqs, oldest first (a Set iterates in insertion order). */
+  private readonly live = new Set<number>();
+  private nextSeq = 1;
+  /** Rows read past what the last peek returned, following `aheadAfter`. */
+  private ahead: QueuedOutbound[] = [];
+  private aheadAfter = -1;
+
+  constructor(
+    private readonly file: SqliteDb,
+    private readonly bridge: string,
+    private readonly max: number,
+  ) {
+    file.db.exec(SCHEMA);
+    const rows = file.prepare("SELECT seq FROM bridge_queue WHERE bridge = ? ORDER BY seq")
+      .all(bridge);
+    for (const r of rows) this.live.add(Number(r.seq));
+    if (rows.length > 0) this.nextSeq = Number(rows[rows.length - 1].seq) + 1;
+    // A smaller queue-max than before the restart: the oldest go now.
+    const over = this.trim();
+    if (over.length > 0) void file.write(() => this.deleteSeqs(over)).catch(() => {});
+  }
+
+  push(m: OutboundMessage): Promise<number> {
+    const seq = this.nextSeq++;
+    this.live.add(seq);
+    const dropped = this.trim();
+    return this.file.write(() => {
+      this.file.prepare(
+        "INSERT INTO bridge_queue (bridge, seq, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(this.bridge, seq, m.topic, m.payload, m.qos, m.retain ? 1 : 0);
+      this.deleteSeqs(dropped);
+    }).then(() => dropped.length);
+  }
+
+  peek(after: number, max: number): QueuedOutbound[] {
+    // Read ahead: the pump asks for one or two messages per acknowledgement while draining.
+    if (after !== this.aheadAfter || this.ahead.length === 0) {
+      this.ahead = this.read(after, Math.max(max, READ_AHEAD));
+      this.aheadAfter = after;
+    }
+    const out: QueuedOutbound[] = [];
+    let i = 0;
+    for (; i < this.ahead.length && out.length < max; i++) {
+      if (this.live.has(this.ahead[i].seq)) out.push(this.ahead[i]);
+    }
+    this.ahead = this.ahead.slice(i);
+    this.aheadAfter = out.length > 0 ? out[out.length - 1].seq : after;
+    // Read ahead ran out before `max`: what was pushed since is in the table.
+    if (out.length < max && this.ahead.length === 0 && i > 0) {
+      out.push(...this.peek(this.aheadAfter, max - out.length));
+    }
+    return out;
+  }
+
+  /** Committed rows only: a push not yet committed is read once its promise resolved. */
+  private read(after: number, max: number): QueuedOutbound[] {
+    return this.file.prepare(
+      "SELECT seq, topic, payload, qos, retain FROM bridge_queue " +
+        "WHERE bridge = ? AND seq > ? ORDER BY seq LIMIT ?",
+    ).all(this.bridge, after, max).map((r) => ({
+      seq: Number(r.seq),
+      topic: r.topic as string,
+      payload: r.payload as Uint8Array,
+      qos: Number(r.qos) as QoS,
+      retain: r.retain === 1,
+    }));
+  }
+
+  remove(seq: number): Promise<void> | void {
+    if (!this.live.delete(seq)) return;
+    return this.file.write(() => this.deleteSeqs([seq]));
+  }
+
+  size(): number {
+    return this.live.size;
+  }
+
+  close(): void {
+    // The file belongs to the store, which closes it.
+  }
+
+  /** Forget the oldest past the bound; returns their seqs. */
+  private trim(): number[] {
+    const out: number[] = [];
+    for (const seq of this.live) {
+      if (this.live.size <= this.max) break;
+      this.live.delete(seq);
+      out.push(seq);
+    }
+    return out;
+  }
+
+  private deleteSeqs(seqs: number[]): void {
+    const del = this.file.prepare("DELETE FROM bridge_queue WHERE bridge = ? AND seq = ?");
+    for (const s of seqs) del.run(this.bridge, s);
+  }
+}

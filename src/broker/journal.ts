@@ -1,0 +1,406 @@
+/**
+ * Writes the changes of persistent sessions (session expiry > 0) to the
+ * session store: collected until the event loop's next turn (every socket read
+ * in between adds to it) into one batch (one round trip on Redis),
+ * each message stored once for all sessions it goes to. Clean sessions never
+ * reach it, and without a session store (the in-memory mode) the broker has
+ * no journal at all: nothing here runs on that path.
+ *
+ * Acknowledgements wait for the batch that holds what they acknowledge
+ * (`acknowledge`), in the order the PUBLISH packets came. A failed batch is
+ * never acknowledged: the publisher's connection is closed, so it resends
+ * after reconnecting; the sessions it touched are rewritten in full from
+ * memory by the next batch that succeeds (retried every second meanwhile).
+ */
+import { SessionBatchBuilder } from "../store/batch.ts";
+import { MessageIds } from "../store/ids.ts";
+import { messageData } from "../store/retained.ts";
+import type {
+  SessionChange,
+  SessionMeta,
+  SessionStore,
+  StoredDelivery,
+  StoredMessage,
+  StoredSubscription,
+  StoredWill,
+} from "../store/types.ts";
+import type { ProtocolVersion, Will } from "../mqtt/packet.ts";
+import type { Connection } from "./connection.ts";
+import type { Message } from "./message.ts";
+import type { Outgoing, Queued, Session, Subscription } from "./session.ts";
+
+/** What the journal remembers of a persistent session beyond the Session object. */
+export interface SessionRecord {
+  username?: string;
+  protocolVersion: ProtocolVersion;
+  /** ms since epoch, while disconnected. */
+  expiresAt?: number;
+  /** ms since epoch, while a will waits for its delay. */
+  willAt?: number;
+}
+
+const RETRY_MS = 1000;
+
+export class SessionJournal {
+  readonly ids = new MessageIds();
+  private batch = new SessionBatchBuilder();
+  private flushScheduled = false;
+  private open: { promise: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
+  /** The batch being written, until it settles: what is no longer open may not be stored yet. */
+  private writing: Promise<void> | undefined;
+  private readonly messageIds = new WeakMap<Message, string>();
+  private readonly records = new WeakMap<Session, SessionRecord>();
+  /** Client ids whose stored state may be behind: rewritten in full by the next batch. */
+  private readonly dirty = new Set<string>();
+  private readonly acks = new Map<Connection, Promise<void>>();
+  private failing = false;
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private retryMs = RETRY_MS;
+  /** While writes fail, sessions are rewritten only when a retry is due (not on every batch). */
+  private resyncDue = false;
+  /** Counters for $SYS and measurements. */
+  readonly stats = { batches: 0, failedBatches: 0, changes: 0 };
+
+  constructor(
+    readonly store: SessionStore,
+    private readonly lookup: (clientId: string) => Session | undefined,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** True when `session` is written to the store. */
+  tracks(session: Session): boolean {
+    return session.journal === this;
+  }
+
+  record(session: Session): SessionRecord | undefined {
+    return this.records.get(session);
+  }
+
+  /** The stored id of `message`, made on first use. */
+  idOf(message: Message): string {
+    let id = this.messageIds.get(message);
+    if (id === undefined) {
+      id = this.ids.next();
+      this.messageIds.set(message, id);
+    }
+    return id;
+  }
+
+  /** A message loaded from the store keeps its id. */
+  remember(message: Message, id: string): void {
+    this.messageIds.set(message, id);
+    this.ids.observe(id);
+  }
+
+  // ---- changes (each a no-op for sessions the journal does not track)
+
+  /** CONNECT accepted: a persistent session is written; one that stopped being persistent goes. */
+  opened(session: Session, username: string | undefined, version: ProtocolVersion): void {
+    if (session.expiryInterval === 0) {
+      if (this.records.has(session)) this.deleted(session);
+      return;
+    }
+    const fresh = !this.records.has(session);
+    this.records.set(session, { username, protocolVersion: version });
+    session.journal = this;
+    if (fresh) this.add({ kind: "delete", clientId: session.clientId }); // a clean start
+    this.writeMeta(session);
+  }
+
+  /** Restored from the store at start: tracked, nothing written. */
+  adopt(session: Session, record: SessionRecord): void {
+    this.records.set(session, record);
+    session.journal = this;
+  }
+
+  /** Deadlines or will changed (disconnect, resume, will sent). */
+  metaChanged(session: Session, changes: Partial<SessionRecord>): void {
+    const r = this.records.get(session);
+    if (!r) return;
+    Object.assign(r, changes);
+    this.writeMeta(session);
+  }
+
+  deleted(session: Session): void {
+    if (!this.records.delete(session)) return;
+    session.journal = undefined;
+    this.add({ kind: "delete", clientId: session.clientId });
+  }
+
+  subscribed(sub: Subscription): void {
+    if (!this.records.has(sub.session)) return;
+    this.add({ kind: "subscribe", clientId: sub.session.clientId, sub: storedSubscription(sub) });
+  }
+
+  unsubscribed(session: Session, filter: string): void {
+    if (!this.records.has(session)) return;
+    this.add({ kind: "unsubscribe", clientId: session.clientId, filter });
+  }
+
+  queued(session: Session, q: Queued): void {
+    if (!this.records.has(session)) return;
+    const delivery = this.delivery(q);
+    this.add({ kind: "enqueue", clientId: session.clientId, delivery });
+  }
+
+  sent(session: Session, packetId: number, o: Outgoing, fromQueue: boolean): void {
+    if (!this.records.has(session)) return;
+    const inflight = { ...this.delivery(o), packetId, released: o.released };
+    this.add({ kind: "send", clientId: session.clientId, inflight, fromQueue });
+  }
+
+  dropped(session: Session, message: Message): void {
+    if (!this.records.has(session)) return;
+    this.add({ kind: "drop", clientId: session.clientId, messageId: this.idOf(message) });
+  }
+
+  released(session: Session, packetId: number): void {
+    if (!this.records.has(session)) return;
+    this.add({ kind: "release", clientId: session.clientId, packetId });
+  }
+
+  completed(session: Session, packetId: number, message: Message): void {
+    if (!this.records.has(session)) return;
+    const messageId = this.idOf(message);
+    this.add({ kind: "complete", clientId: session.clientId, packetId, messageId });
+  }
+
+  incoming(session: Session, packetId: number, add: boolean): void {
+    if (!this.records.has(session)) return;
+    this.add({ kind: "incoming", clientId: session.clientId, packetId, add });
+  }
+
+  // ---- acknowledgements
+
+  /**
+   * Send an acknowledgement once everything written so far is stored, after
+   * any earlier acknowledgement of this connection [MQTT-4.6.0-2]. When the
+   * store fails, the connection is closed instead (the client resends).
+   * Returns the promise of that when it has to wait (a handler may return it
+   * to stop reading the connection meanwhile).
+   */
+  acknowledge(conn: Connection, send: () => void): Promise<void> | undefined {
+    const durable = this.open?.promise ?? this.writing;
+    const previous = this.acks.get(conn);
+    const session = conn.session;
+    const behind = session !== undefined && this.dirty.has(session.clientId);
+    if (!durable && !previous && !behind) {
+      send();
+      return undefined;
+    }
+    const next = (previous ?? Promise.resolve())
+      .then(() => (behind ? Promise.reject(new Error("session not stored")) : durable))
+      .then(
+        () => {
+          if (!conn.closing) send();
+        },
+        (e) => {
+          if (conn.closing) return;
+          this.log(`closing ${conn.describe()}: cannot store its session (${errorText(e)})`);
+          conn.close(0x80);
+        },
+      );
+    this.acks.set(conn, next);
+    next.then(() => {
+      if (this.acks.get(conn) === next) this.acks.delete(conn);
+    });
+    return next;
+  }
+
+  /** Resolves when everything written so far is stored (or failed). */
+  async settled(): Promise<void> {
+    while (this.open || this.flushScheduled || this.writing) {
+      const pending = this.open?.promise ?? this.writing;
+      if (pending) await pending.catch(() => {});
+      else await new Promise((r) => setTimeout(r, 0)); // a flush is scheduled: let it run
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.retry);
+  }
+
+  // ---- batching
+
+  private add(change: SessionChange): void {
+    this.batch.add(change);
+    this.stats.changes++;
+    this.schedule();
+  }
+
+  private delivery(d: Queued | Outgoing): StoredDelivery {
+    const messageId = this.idOf(d.message);
+    this.batch.message(storedMessage(d.message, messageId));
+    const out: { -readonly [K in keyof StoredDelivery]: StoredDelivery[K] } = {
+      messageId,
+      qos: d.qos,
+      retain: d.retain,
+    };
+    if (d.subscriptionIds) out.subscriptionIds = d.subscriptionIds;
+    if (d.share !== undefined) out.share = d.share;
+    return out;
+  }
+
+  private writeMeta(session: Session): void {
+    const r = this.records.get(session)!;
+    const will = session.will ?? session.pendingWill;
+    const meta: { -readonly [K in keyof SessionMeta]: SessionMeta[K] } = {
+      clientId: session.clientId,
+      protocolVersion: r.protocolVersion,
+      expiryInterval: session.expiryInterval,
+    };
+    if (r.username !== undefined) meta.username = r.username;
+    if (r.expiresAt !== undefined) meta.expiresAt = r.expiresAt;
+    if (will) meta.will = storedWill(will);
+    if (r.willAt !== undefined && will) meta.willAt = r.willAt;
+    this.add({ kind: "meta", meta });
+  }
+
+  private schedule(): void {
+    if (!this.open) {
+      let resolve!: () => void, reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => {}); // failures are handled per acknowledgement
+      this.open = { promise, resolve, reject };
+    }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // A macrotask, not a microtask: the reads of every connection ready now
+    // land in this batch (measured: 150x fewer round trips than per read).
+    setTimeout(() => this.flush(), 0);
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const open = this.open;
+    this.open = undefined;
+    let batch = this.batch;
+    this.batch = new SessionBatchBuilder();
+    if (this.dirty.size > 0 && (!this.failing || this.resyncDue)) {
+      this.resyncDue = false;
+      batch = this.withSnapshots(batch);
+    }
+    if (batch.changes.size === 0) {
+      open?.resolve();
+      return;
+    }
+    this.stats.batches++;
+    const written = open?.promise;
+    if (written) {
+      this.writing = written;
+      written.finally(() => {
+        if (this.writing === written) this.writing = undefined;
+      }).catch(() => {});
+    }
+    this.store.write(batch).then(
+      () => {
+        this.retryMs = RETRY_MS;
+        if (this.failing) {
+          this.failing = false;
+          this.log("store: writes succeed again; sessions are stored");
+        }
+        if (this.dirty.size > 0) this.retryLater(); // rewrite what the outage left behind
+        open?.resolve();
+      },
+      (e) => {
+        this.stats.failedBatches++;
+        if (!this.failing) {
+          this.failing = true;
+          this.log(`store: writes fail (${errorText(e)}); not acknowledging what needs it`);
+        }
+        for (const clientId of batch.changes.keys()) this.dirty.add(clientId);
+        this.retryLater();
+        open?.reject(e);
+      },
+    );
+  }
+
+  /** Rewrite the sessions left behind after a while (1 s, doubling to 8 s while it fails). */
+  private retryLater(): void {
+    if (this.retry !== undefined) return;
+    const ms = this.failing ? this.retryMs : 0;
+    if (this.failing) this.retryMs = Math.min(this.retryMs * 2, 8 * RETRY_MS);
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.dirty.size === 0) return;
+      this.resyncDue = true;
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        queueMicrotask(() => this.flush());
+      }
+    }, ms);
+  }
+
+  /** Replace the changes of sessions that may be behind by a full rewrite of each. */
+  private withSnapshots(batch: SessionBatchBuilder): SessionBatchBuilder {
+    const out = new SessionBatchBuilder();
+    for (const [clientId, changes] of batch.changes) {
+      if (this.dirty.has(clientId)) continue;
+      for (const c of changes) out.add(c);
+    }
+    for (const m of batch.messages) out.message(m);
+    for (const clientId of this.dirty) {
+      out.add({ kind: "delete", clientId });
+      const session = this.lookup(clientId);
+      if (session && this.records.has(session)) this.snapshot(session, out);
+    }
+    this.dirty.clear();
+    return out;
+  }
+
+  private snapshot(session: Session, out: SessionBatchBuilder): void {
+    const saved = this.batch;
+    this.batch = out; // writeMeta and delivery() add to `out`
+    try {
+      this.writeMeta(session);
+      const clientId = session.clientId;
+      for (const sub of session.subscriptions.values()) {
+        out.add({ kind: "subscribe", clientId, sub: storedSubscription(sub) });
+      }
+      for (const q of session.queue) {
+        out.add({ kind: "enqueue", clientId, delivery: this.delivery(q) });
+      }
+      for (const [packetId, o] of session.inflight) {
+        const inflight = { ...this.delivery(o), packetId, released: o.released };
+        out.add({ kind: "send", clientId, inflight, fromQueue: false });
+      }
+      for (const packetId of session.incomingQos2) {
+        out.add({ kind: "incoming", clientId, packetId, add: true });
+      }
+    } finally {
+      this.batch = saved;
+    }
+  }
+}
+
+function storedSubscription(sub: Subscription): StoredSubscription {
+  const s: { -readonly [K in keyof StoredSubscription]: StoredSubscription[K] } = {
+    filter: sub.filter,
+    qos: sub.qos,
+  };
+  if (sub.noLocal) s.noLocal = true;
+  if (sub.retainAsPublished) s.retainAsPublished = true;
+  if (sub.retainHandling) s.retainHandling = sub.retainHandling;
+  if (sub.subscriptionId !== undefined) s.subscriptionId = sub.subscriptionId;
+  return s;
+}
+
+function storedMessage(m: Message, id: string): StoredMessage {
+  return { id, ...messageData(m) };
+}
+
+function storedWill(w: Will): StoredWill {
+  const s: { -readonly [K in keyof StoredWill]: StoredWill[K] } = {
+    topic: w.topic,
+    payload: w.payload,
+    qos: w.qos,
+    retain: w.retain,
+    delayInterval: w.properties?.willDelayInterval ?? 0,
+  };
+  if (w.properties !== undefined) s.properties = w.properties;
+  return s;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

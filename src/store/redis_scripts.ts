@@ -1,0 +1,100 @@
+/**
+ * How the Redis store (src/store/redis.ts) writes: every command of a batch
+ * goes to Redis as the arguments of ONE call of the Lua script below, so the
+ * batch is atomic (a script runs alone) and costs one request and one reply,
+ * however many changes it carries (MULTI/EXEC would send back a reply per
+ * command). The script runs plain commands and three steps of its own
+ * (`@adjust`, `@remove`, `@delete`) that need a read before a write.
+ * Message keys are shared by clients (outside a client's hash tag): this needs
+ * one Redis (with replicas), not Redis Cluster.
+ */
+import type { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+
+/** One command: a Redis command and its arguments, or one of the script's own steps. */
+export type Command = (string | Buffer)[];
+
+/**
+ * ARGV: for each command, its argument count, then its arguments.
+ * - `@adjust k1..km d1..dm`: add d to the count of message ki, deleting it at zero.
+ * - `@remove hash set field message`: remove the entry `field` of `hash` (and of `set`, when
+ *   not empty); only if it was there, drop its reference on `message` (an acknowledgement seen
+ *   twice never takes a reference another session holds).
+ * - `@delete prefix queue inflight key...`: drop the reference of every entry the session's
+ *   queue and in-flight hashes hold (what Redis has, not what the broker believes), then delete
+ *   its keys.
+ */
+const APPLY = `local function unref(k, d)
+  local n = redis.call('HINCRBY', k, 'n', d)
+  if n <= 0 then redis.call('DEL', k) end
+end
+local i, n = 1, #ARGV
+while i <= n do
+  local k = tonumber(ARGV[i])
+  local c = ARGV[i + 1]
+  if c == '@adjust' then
+    local m = (k - 1) / 2
+    for j = 1, m do unref(ARGV[i + 1 + j], tonumber(ARGV[i + 1 + m + j])) end
+  elseif c == '@remove' then
+    if redis.call('HDEL', ARGV[i + 2], ARGV[i + 4]) == 1 then
+      if ARGV[i + 3] ~= '' then redis.call('SREM', ARGV[i + 3], ARGV[i + 4]) end
+      unref(ARGV[i + 5], -1)
+    end
+  elseif c == '@delete' then
+    local prefix = ARGV[i + 2]
+    for _, id in ipairs(redis.call('HKEYS', ARGV[i + 3])) do unref(prefix .. id, -1) end
+    for _, v in ipairs(redis.call('HVALS', ARGV[i + 4])) do
+      unref(prefix .. cjson.decode(v).m, -1)
+    end
+    redis.call('DEL', unpack(ARGV, i + 3, i + k))
+  else
+    redis.call(unpack(ARGV, i + 1, i + k))
+  end
+  i = i + k + 1
+end
+return 1`;
+
+/**
+ * The script, called by its SHA once Redis has it (loaded at every connect),
+ * by its text until then: a write never fails for a script Redis lost.
+ */
+export class ApplyScript {
+  readonly text = APPLY;
+  readonly sha = createHash("sha1").update(APPLY).digest("hex");
+  loaded = false;
+
+  /** The one request that applies `commands`, in order. */
+  call(commands: readonly Command[]): Command {
+    const out: Command = [
+      this.loaded ? "EVALSHA" : "EVAL",
+      this.loaded ? this.sha : this.text,
+      "0",
+    ];
+    for (const c of commands) {
+      out.push(String(c.length));
+      for (const a of c) out.push(a);
+    }
+    return out;
+  }
+}
+
+export const adjustRefs = (messageKeys: string[], deltas: number[]): Command => [
+  "@adjust",
+  ...messageKeys,
+  ...deltas.map(String),
+];
+
+export const removeEntry = (hash: string, set: string, field: string, message: string): Command => [
+  "@remove",
+  hash,
+  set,
+  field,
+  message,
+];
+
+/** `keys`: the session's keys, its queue and in-flight hashes first. */
+export const deleteSession = (messagePrefix: string, keys: string[]): Command => [
+  "@delete",
+  messagePrefix,
+  ...keys,
+];

@@ -1,0 +1,69 @@
+/**
+ * The broker as a child process (the entry of the runtime running the test:
+ * `deno run src/main.ts` or `bun src/main_bun.ts`) with a config file of its
+ * own, for tests that kill it (SIGKILL) and start it again.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const ENTRY = "Deno" in globalThis
+  ? [process.execPath, "run", "-A", path.join(ROOT, "src/main.ts")]
+  : [process.execPath, path.join(ROOT, "src/main_bun.ts")];
+
+export class BrokerProcess {
+  private child: ChildProcess | undefined;
+  private out = "";
+  private exited: Promise<void> = Promise.resolve();
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-proc-"));
+  readonly config = path.join(this.dir, "mqttx.yml");
+
+  constructor(yaml: string) {
+    fs.writeFileSync(this.config, yaml);
+  }
+
+  /** Everything the broker printed so far (all runs). */
+  get output(): string {
+    return this.out;
+  }
+
+  /** Start and wait until it listens; resolves with the MQTT port. */
+  async start(timeoutMs = 30_000): Promise<number> {
+    const child = spawn(ENTRY[0], [...ENTRY.slice(1), "--config", this.config], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    const from = this.out.length;
+    child.stdout!.on("data", (d) => (this.out += d));
+    child.stderr!.on("data", (d) => (this.out += d));
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const m = /listening on mqtt:\/\/[^\s]*:(\d+)/.exec(this.out.slice(from));
+      if (m) return Number(m[1]);
+      if (child.exitCode !== null || child.signalCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`broker did not start: ${this.out.slice(from)}`);
+  }
+
+  async kill(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      await this.exited;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.kill();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * A real `redis-server` for tests: its own temp dir, a free loopback port,
+ * no snapshots and no AOF unless asked. Missing redis-server: tests skip,
+ * unless MQTTX_REQUIRE_INTEGRATION=1 (then they fail).
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mustRun } from "./harness.ts";
+import { defaultConfig } from "../../src/config/schema.ts";
+import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.ts";
+
+let available: boolean | undefined;
+
+export function redisServerAvailable(): boolean {
+  if (available === undefined) {
+    const r = spawnSync("redis-server", ["--version"], { stdio: "ignore" });
+    available = r.error === undefined && r.status === 0;
+  }
+  return available;
+}
+
+/** `skip` option for node:test: a reason when redis-server is missing and not required. */
+export function skipWithoutRedis(): string | false {
+  return !redisServerAvailable() && !mustRun() ? "redis-server not on PATH" : false;
+}
+
+/** A free loopback port (`redis-server --port 0` would disable TCP). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RedisServerOptions {
+  /** Turn on the append-only file (appendfsync always), for crash tests. */
+  appendonly?: boolean;
+  /** requirepass */
+  password?: string;
+}
+
+export class RedisServer {
+  private proc: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+    private readonly options: RedisServerOptions,
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
+    const dir = mkdtempSync(join(tmpdir(), "mqttx-redis-"));
+    const server = new RedisServer(await freePort(), dir, options);
+    await server.restart();
+    return server;
+  }
+
+  /** (Re)start on the same port and directory (data survives only with appendonly). */
+  async restart(): Promise<void> {
+    const args = [
+      "--port",
+      String(this.port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      this.dir,
+      "--save",
+      "",
+      "--appendonly",
+      this.options.appendonly ? "yes" : "no",
+      "--appendfsync",
+      "always",
+      ...(this.options.password ? ["--requirepass", this.options.password] : []),
+    ];
+    const proc = spawn("redis-server", args, { stdio: "ignore" });
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once("exit", () => resolve()));
+    const spawnError = new Promise<never>((_, reject) => proc.once("error", reject));
+    await Promise.race([this.waitReady(), spawnError]);
+  }
+
+  /** Stop (SIGTERM, or SIGKILL to simulate a crash) and wait for the exit. */
+  async stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill(signal);
+      await this.exited;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async waitReady(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (await this.ping()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`redis-server did not start on port ${this.port}`);
+  }
+
+  private ping(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const s = new Socket();
+      let got = "";
+      const done = (ok: boolean) => {
+        s.destroy();
+        resolve(ok);
+      };
+      s.setTimeout(1000, () => done(false));
+      s.once("error", () => done(false));
+      s.on("data", (d: Uint8Array) => {
+        got += new TextDecoder().decode(d);
+        // With requirepass the answer is -NOAUTH: the server is up all the same.
+        if (got.includes("\r\n")) done(got.startsWith("+PONG") || got.startsWith("-NOAUTH"));
+      });
+      s.connect(this.port, "127.0.0.1", () => s.write("PING\r\n"));
+    });
+  }
+}
+
+/** A Redis store on `url` with the default key prefixes. */
+export function openRedisStore(
+  url: string,
+  extra: Partial<RedisStoreOptions> = {},
+): Promise<RedisStore> {
+  const { url: _default, ...prefixes } = defaultConfig().redis;
+  return RedisStore.open({ url, ...prefixes, ...extra });
+}

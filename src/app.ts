@@ -14,6 +14,7 @@ import { certificateUsernameHook } from "./transport/cert_username.ts";
 import type { RedisStore } from "./store/redis.ts";
 import type { StoredState } from "./store/types.ts";
 import { restoreSessions } from "./broker/restore.ts";
+import type { ClusterNode } from "./cluster/node.ts";
 
 export interface RunningApp {
   /**
@@ -96,6 +97,7 @@ export async function startApp(
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
   let plugins: Plugin[] = [];
+  let cluster: ClusterNode | undefined;
   // SIGHUP's default action ends the process, so it is handled from before any port is logged (a
   // signal sent as soon as the port is known must find the handler), if only to say so.
   let reload: (() => Promise<void>) | undefined = undefined; // set once started
@@ -114,6 +116,12 @@ export async function startApp(
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
     for (const p of plugins) hooks.push(p.hooks);
+    if (config.cluster.enable) {
+      const { startCluster } = await import("./cluster/start.ts");
+      cluster = await startCluster(config, broker, redis!, log);
+      hooks.push(cluster.hooks());
+      if (stored) stored = await cluster.ownSessions(stored);
+    }
     if (stored) {
       const n = restoreSessions(broker, stored);
       log(
@@ -121,6 +129,8 @@ export async function startApp(
           `, ${n.expired} expired), ${redis!.retainedCount()} retained messages`,
       );
     }
+    // Routes of restored sessions are announced once they are back in the index.
+    cluster?.announceRestored();
     listeners = await startListeners({
       runtime,
       config,
@@ -147,6 +157,7 @@ export async function startApp(
     removeSighup();
     await listeners?.close();
     await stopPlugins(plugins);
+    await cluster?.stop();
     await broker.close();
     throw e;
   }
@@ -175,6 +186,7 @@ export async function startApp(
         await listeners?.close();
         await stopPlugins(plugins);
         await broker.close();
+        await cluster?.stop();
       })();
       return stopping;
     },

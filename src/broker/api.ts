@@ -6,7 +6,7 @@ import type { Conn, StreamConn } from "./conn.ts";
 import type { BrokerHooks } from "./hooks.ts";
 
 export interface BrokerOptions {
-  brokerId: number;
+  brokerId: number | string;
   /** ms a new connection may take to send CONNECT. */
   connectTimeout: number;
   /** Largest packet accepted, bytes. */

@@ -11,6 +11,7 @@ import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./sessio
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
 import { SessionDeadlines } from "./deadlines.ts";
+import type { ClusterLink } from "./cluster_link.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
@@ -39,6 +40,8 @@ export class Broker implements BrokerCore, PacketSink {
   readonly journal: SessionJournal | undefined;
   /** Offline sessions' expiry and delayed wills, checked by the sweep. */
   readonly deadlines = new SessionDeadlines();
+  /** Set when this broker is a node of a cluster (src/cluster/node.ts). */
+  cluster: ClusterLink | undefined = undefined;
   /** Counters for $SYS and tests. */
   readonly stats = { received: 0, sent: 0, maxConnected: 0 };
   private connected = 0;
@@ -200,6 +203,22 @@ export class Broker implements BrokerCore, PacketSink {
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
+    const cluster = this.cluster;
+    if (cluster === undefined) {
+      const count = this.router.route(message);
+      this.stats.sent += count;
+      return count;
+    }
+    // First to the other nodes with a matching route (which may take some share groups), then here.
+    const remote = cluster.forward(message);
+    const count = this.router.route(message);
+    this.router.shareFilter = undefined;
+    this.stats.sent += count;
+    return count + remote; // a node it went to counts as one delivery
+  }
+
+  /** A message another node forwarded: to the subscribers here only. */
+  routeLocal(message: Message): number {
     const count = this.router.route(message);
     this.stats.sent += count;
     return count;
@@ -230,7 +249,12 @@ export class Broker implements BrokerCore, PacketSink {
   addSubscription(sub: Subscription): Subscription | undefined {
     const previous = sub.session.subscriptions.get(sub.filter);
     sub.session.subscriptions.set(sub.filter, sub);
-    this.router.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
+    const replaced = this.router.index.add(
+      sub.matchFilter,
+      this.indexKey(sub.session, sub.group),
+      sub,
+    );
+    if (!replaced && this.cluster) this.cluster.subscribed(routeFilter(sub));
     sub.session.journal?.subscribed(sub);
     return previous;
   }
@@ -240,6 +264,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (!sub) return false;
     session.subscriptions.delete(filter);
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
+    this.cluster?.unsubscribed(routeFilter(sub));
     session.journal?.unsubscribed(session, filter);
     return true;
   }
@@ -404,6 +429,11 @@ export class Broker implements BrokerCore, PacketSink {
     }
     await this.store.close();
   }
+}
+
+/** The route a subscription gives its node: its filter, or `$share/group/filter`. */
+function routeFilter(sub: Subscription): string {
+  return sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`;
 }
 
 function forwardedWillProperties(props: Will["properties"]) {

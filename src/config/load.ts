@@ -142,6 +142,15 @@ function readValue(ctx: Ctx, node: Node, field: Exclude<Field, { kind: "section"
       }
       return n;
     }
+    case "id": {
+      const s = scalarString(node);
+      if (s === undefined || !/^[A-Za-z0-9_.-]+$/.test(s)) {
+        throw bad(
+          `expected a number or a name of letters, digits, "_", "-", ".", got ${describe(node)}`,
+        );
+      }
+      return /^(0|[1-9][0-9]{0,8})$/.test(s) ? Number(s) : s;
+    }
     case "bool": {
       const v = isScalar(node) ? node.value : undefined;
       if (typeof v === "boolean") return v;
@@ -244,6 +253,31 @@ function readRecords(
 }
 
 function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
+  // A cluster shares sessions, routes and retained messages through Redis: test mode has none.
+  if (c.cluster.enable && c.enableTestMode) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.enable`,
+      line: lineOfPath(ctx, ["cluster", "enable"]),
+      reason: "a cluster needs `enable-test-mode: false` (shared state lives in Redis)",
+    });
+  }
+  if (c.cluster.enable && c.cluster.type === "kafka") {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.type`,
+      line: lineOfPath(ctx, ["cluster", "type"]),
+      reason: "the Kafka cluster bus is not built yet; use `type: redis`",
+    });
+  }
+  if (c.cluster.enable && c.cluster.nodeTimeout <= c.cluster.heartbeatInterval) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.node-timeout`,
+      line: lineOfPath(ctx, ["cluster", "node-timeout"]),
+      reason: "must be longer than `cluster.heartbeat-interval`",
+    });
+  }
   // A certificate is useless without its private key, and the other way round.
   if ((c.ssl.certFile === undefined) !== (c.ssl.keyFile === undefined)) {
     const missing = c.ssl.certFile === undefined ? "cert-file" : "key-file";

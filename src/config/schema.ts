@@ -47,7 +47,13 @@ export function defaultConfig(): MqttxConfig {
       msgPayLoadKey: "mqttx:msg:payload",
       msgPayLoadClientsSetKey: "mqttx:msg:payload:clients:",
     },
-    cluster: { innerCacheConsistencyKey: "mqttx:cache_consistence", enable: false, type: "redis" },
+    cluster: {
+      innerCacheConsistencyKey: "mqttx:cache_consistence",
+      enable: false,
+      type: "redis",
+      heartbeatInterval: 1_000,
+      nodeTimeout: 5_000,
+    },
     ssl: {
       enable: false,
       keyStoreLocation: "classpath:tls/mqttx.keystore",
@@ -79,6 +85,8 @@ export type Check = (value: string) => string | undefined;
 export type Field =
   | { kind: "string"; check?: Check; optional?: boolean }
   | { kind: "int"; min: number; max: number }
+  /** A name or a number: `001` stays the string "001", `7` is the number 7. */
+  | { kind: "id" }
   | { kind: "bool" }
   | { kind: "duration" }
   /** `values` in canonical case; the file's spelling is matched case-insensitively. */
@@ -131,7 +139,7 @@ const httpUrl: Check = (u) => {
 /** Every key under `mqttx:`; the shape mirrors MqttxConfig. */
 export const SCHEMA: Section = {
   version: str,
-  brokerId: { kind: "int", min: 0, max: MAX_INT },
+  brokerId: { kind: "id" },
   heartbeat: duration,
   host: str,
   soBacklog: positive,
@@ -209,6 +217,8 @@ export const SCHEMA: Section = {
       innerCacheConsistencyKey: str,
       enable: bool,
       type: { kind: "enum", values: ["redis", "kafka"] },
+      heartbeatInterval: duration,
+      nodeTimeout: duration,
     },
   },
   ssl: {

@@ -10,7 +10,8 @@ export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 
 export interface MqttxConfig {
   version: string;
-  brokerId: number;
+  /** A number or a name such as "001" (the original's style); unique within a cluster. */
+  brokerId: number | string;
   /**
    * ms. How long a new connection may take to send CONNECT before it is closed.
    * (In the original this was the default channel idle heartbeat, replaced by
@@ -83,6 +84,10 @@ export interface MqttxConfig {
     innerCacheConsistencyKey: string;
     enable: boolean;
     type: "redis" | "kafka";
+    /** (ours) ms between a node's heartbeats. */
+    heartbeatInterval: number;
+    /** (ours) ms without a heartbeat after which a node counts as dead (its wills are sent). */
+    nodeTimeout: number;
   };
   ssl: {
     enable: boolean;

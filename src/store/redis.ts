@@ -175,6 +175,15 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * Another cluster node stored (or cleared) the retained message of `topic`:
+   * update the in-memory index only (src/cluster/node.ts).
+   */
+  cacheRetained(topic: string, message: MessageData | undefined): void {
+    this.retained.set(topic, message);
+    this.dirtyRetained.delete(topic);
+  }
+
   retainedCount(): number {
     return this.retained.index.size;
   }

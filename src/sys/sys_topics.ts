@@ -43,7 +43,7 @@ export interface SysTopicsOptions {
   broker: Broker;
   /** Publish $SYS data at all; false leaves only the publish guard. */
   enable: boolean;
-  brokerId: number;
+  brokerId: number | string;
   version: string;
   /** ms between `status` pushes (at least 10). */
   interval: number;
@@ -95,6 +95,8 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     ["receivedMsg", () => ({ receivedMsg: broker.stats.received })],
     ["sendMsg", () => ({ sendMsg: broker.stats.sent })],
     ["uptime", () => ({ uptime: uptime() })],
+    // The live nodes of the cluster (this one alone when not clustered).
+    ["nodes", () => ({ nodes: broker.cluster?.nodes() ?? [{ id: String(brokerId) }] })],
   ] as const).map(([name, f]) => [PREFIX + name, levels(PREFIX + name), f]);
   const statusTopics: [string, Levels][] = [PREFIX + "status", `${PREFIX}${brokerId}/status`]
     .map((t) => [t, levels(t)]);

@@ -1,0 +1,17 @@
+/**
+ * What the broker core asks of a cluster (src/cluster/node.ts implements it):
+ * forward a message to the other nodes that have a matching subscription, and
+ * hear when this node starts or stops having a subscription with a filter.
+ */
+import type { Message } from "./message.ts";
+
+export interface ClusterLink {
+  /** Send `message` to every other node with a matching route; returns how many. */
+  forward(message: Message): number;
+  /** This node has a (first) subscription with `filter` (a share group: `$share/g/filter`). */
+  subscribed(filter: string): void;
+  /** This node's last subscription with `filter` is gone. */
+  unsubscribed(filter: string): void;
+  /** The live nodes, this one included ($SYS). */
+  nodes(): readonly { id: string; since: number }[];
+}

@@ -1,0 +1,320 @@
+/**
+ * One broker as a node of a cluster: the glue between the broker core and a
+ * ClusterBus.
+ *
+ * - Routes: the other nodes' filters are cached here (a topic index of node
+ *   ids), kept fresh by the bus's route changes and resyncs; a message goes
+ *   only to the nodes with a matching filter, and costs nothing more than a
+ *   size check when no other node has a route.
+ * - Share groups: one node per group and message (round, random or hash over
+ *   the nodes that have members); that node gives it to one of its members.
+ * - One connection per client id: a CONNECT here claims the client id; the
+ *   node that had it closes its connection (5.0: DISCONNECT 0x8E).
+ * - Retained: a retained publish here is sent to every node's in-memory index
+ *   (the Redis store holds the shared copy).
+ * - Wills: kept in the bus while their client is connected, published here
+ *   when the bus hands this node the wills of a node that died.
+ */
+import type { Broker } from "../broker/broker.ts";
+import type { ClusterLink } from "../broker/cluster_link.ts";
+import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
+import type { Message } from "../broker/message.ts";
+import { TopicIndex } from "../broker/topic_index.ts";
+import type { Will } from "../mqtt/packet.ts";
+import type { MessageData, StoredState } from "../store/types.ts";
+import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
+
+/** The in-memory retained index of this node's store, updated for other nodes' writes. */
+export interface RetainedCache {
+  cacheRetained(topic: string, message: MessageData | undefined): void;
+}
+
+interface ShareRoute {
+  readonly key: string;
+  readonly node: NodeId;
+}
+
+const SHARE = /^\$share\/([^/]+)\/(.+)$/;
+
+export class ClusterNode implements ClusterLink {
+  /** Other nodes' plain filters: the value is the node id. */
+  private readonly remote = new TopicIndex<NodeId>();
+  /** Other nodes' share groups: one entry per (group, filter, node). */
+  private readonly remoteShares = new TopicIndex<ShareRoute>();
+  /** Every route of each other node, to drop them when it goes. */
+  private readonly byNode = new Map<NodeId, Set<string>>();
+  /** This node's filters (plain and `$share/...`) and how many subscriptions hold each. */
+  private readonly local = new Map<string, number>();
+  /** Epoch of this node's claim per connected client id. */
+  private readonly epochs = new Map<string, number>();
+  private readonly turns = new Map<string, number>();
+  /** Client ids whose connection here is being closed because another node took them over. */
+  private readonly kicked = new Set<string>();
+  private readonly targets = new Map<NodeId, string[] | undefined>();
+  private stopped = false;
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly bus: ClusterBus,
+    private readonly retained: RetainedCache | undefined,
+    private readonly strategy: "round" | "random" | "hash",
+  ) {}
+
+  get id(): NodeId {
+    return this.bus.nodeId;
+  }
+
+  /** Join the cluster; then the broker forwards through this node. */
+  async start(): Promise<void> {
+    await this.bus.join(this.handlers());
+    this.broker.cluster = this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.bus.leave();
+  }
+
+  /**
+   * Of the stored sessions, those this node may restore: never one another
+   * node claimed last (that node holds it; two nodes must not write one session).
+   */
+  async ownSessions(state: StoredState): Promise<StoredState> {
+    const owners = await this.bus.owners(state.sessions.map((s) => s.clientId));
+    const sessions = state.sessions.filter((s) => (owners.get(s.clientId) ?? this.id) === this.id);
+    return { sessions, messages: state.messages };
+  }
+
+  /** Announce the routes of sessions restored straight into the index. */
+  announceRestored(): void {
+    for (const session of this.broker.sessions.values()) {
+      for (const sub of session.subscriptions.values()) {
+        this.subscribed(
+          sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`,
+        );
+      }
+    }
+  }
+
+  nodes(): readonly NodeInfo[] {
+    return this.bus.nodes();
+  }
+
+  // ---- ClusterLink (called by the broker core)
+
+  forward(message: Message): number {
+    if (this.byNode.size === 0) return 0; // no other node has a route: no work at all
+    const targets = this.targets;
+    for (const node of this.remote.matchAll(message.topic)) targets.set(node, undefined);
+    let sent = 0;
+    const skip = this.pickShares(message, targets);
+    for (const [node, shares] of targets) {
+      this.bus.send(node, { kind: "publish", message, shares });
+      sent++;
+    }
+    targets.clear();
+    if (skip) this.broker.router.shareFilter = (key) => !skip.has(key);
+    return sent;
+  }
+
+  subscribed(filter: string): void {
+    const n = this.local.get(filter) ?? 0;
+    this.local.set(filter, n + 1);
+    if (n === 0) this.bus.route(filter, true);
+  }
+
+  unsubscribed(filter: string): void {
+    const n = this.local.get(filter) ?? 0;
+    if (n <= 1) {
+      this.local.delete(filter);
+      if (n === 1) this.bus.route(filter, false);
+    } else this.local.set(filter, n - 1);
+  }
+
+  /** Broker hooks: claim client ids, keep wills in the bus, share retained changes. */
+  hooks(): BrokerHooks {
+    return {
+      onConnected: (client) => this.connected(client),
+      onDisconnected: (client) => {
+        this.bus.keepWill(client.clientId, undefined);
+        if (this.kicked.delete(client.clientId)) {
+          // Taken over by another node: the session lives there now. Forget it here without
+          // writing the store, once the broker has finished closing the connection.
+          queueMicrotask(() => this.evict(client.clientId));
+          return;
+        }
+        const epoch = this.epochs.get(client.clientId);
+        const session = this.broker.sessions.get(client.clientId);
+        if (epoch !== undefined && !session?.connection) {
+          this.epochs.delete(client.clientId);
+          this.bus.release(client.clientId, epoch);
+        }
+      },
+      onPublished: (topic, payload, qos, retain) => {
+        if (!retain || this.byNode.size === 0 && this.bus.nodes().length < 2) return;
+        const message = payload.length === 0
+          ? undefined
+          : { topic, payload: payload.slice(), qos, retain: true };
+        this.bus.broadcast({ kind: "retained", topic, message });
+      },
+    };
+  }
+
+  // ---- internals
+
+  /** Assign each matching share group to one node; returns the groups served elsewhere. */
+  private pickShares(
+    message: Message,
+    targets: Map<NodeId, string[] | undefined>,
+  ): Set<string> | undefined {
+    const found = this.remoteShares.matchAll(message.topic);
+    if (found.length === 0) return undefined;
+    const candidates = new Map<string, NodeId[]>();
+    for (const r of found) {
+      const list = candidates.get(r.key);
+      if (list) list.push(r.node);
+      else candidates.set(r.key, [r.node]);
+    }
+    let skip: Set<string> | undefined;
+    for (const [key, nodes] of candidates) {
+      const i = key.indexOf("\0");
+      if (this.local.has(`$share/${key.slice(0, i)}/${key.slice(i + 1)}`)) nodes.push(this.id);
+      nodes.sort();
+      const node = this.pick(key, nodes, message.from);
+      if (node === this.id) continue;
+      (skip ??= new Set()).add(key);
+      const shares = targets.get(node);
+      if (shares) shares.push(key);
+      else targets.set(node, [key]);
+    }
+    return skip;
+  }
+
+  private pick(key: string, nodes: NodeId[], from: string | undefined): NodeId {
+    if (this.strategy === "random") return nodes[Math.floor(Math.random() * nodes.length)];
+    if (this.strategy === "hash" && from !== undefined) {
+      let h = 0;
+      for (let i = 0; i < from.length; i++) h = (h * 31 + from.charCodeAt(i)) | 0;
+      return nodes[Math.abs(h) % nodes.length];
+    }
+    const turn = this.turns.get(key) ?? 0;
+    this.turns.set(key, turn + 1);
+    return nodes[turn % nodes.length];
+  }
+
+  private connected(client: ClientInfo): void {
+    const id = client.clientId;
+    const will = this.broker.sessions.get(id)?.will;
+    if (will) this.bus.keepWill(id, willMessage(id, will));
+    this.bus.claim(id).then(({ epoch, previous }) => {
+      this.epochs.set(id, epoch);
+      if (previous) this.bus.send(previous, { kind: "kick", clientId: id, epoch });
+    }, (e) => this.broker.log(`cluster: could not claim client id ${JSON.stringify(id)}: ${e}`));
+  }
+
+  private handlers(): BusHandlers {
+    return {
+      message: (from, msg) => this.received(from, msg),
+      route: (node, filter, present) => this.setRoute(node, filter, present),
+      routes: (table) => {
+        for (const node of [...this.byNode.keys()]) this.dropNode(node);
+        for (const [node, filters] of table) {
+          for (const f of filters) this.setRoute(node, f, true);
+        }
+      },
+      nodeUp: (node) => this.broker.log(`cluster: node ${node.id} joined`),
+      nodeDown: (node, wills) => {
+        this.dropNode(node);
+        this.broker.log(
+          `cluster: node ${node} left or stopped answering` +
+            (wills.length > 0 ? `; publishing ${wills.length} of its clients' wills` : ""),
+        );
+        for (const w of wills) {
+          const r = this.broker.publish({ ...w, owned: true });
+          if (r instanceof Promise) {
+            r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
+          }
+        }
+      },
+      state: () => {},
+    };
+  }
+
+  private received(from: NodeId, msg: BusMessage): void {
+    switch (msg.kind) {
+      case "publish": {
+        const router = this.broker.router;
+        const shares = msg.shares;
+        router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;
+        try {
+          this.broker.routeLocal({ ...msg.message, owned: true });
+        } finally {
+          router.shareFilter = undefined;
+        }
+        return;
+      }
+      case "kick": {
+        const session = this.broker.sessions.get(msg.clientId);
+        const mine = this.epochs.get(msg.clientId) ?? 0;
+        if (!session?.connection || mine > msg.epoch) return;
+        this.epochs.delete(msg.clientId);
+        this.kicked.add(msg.clientId);
+        this.broker.log(
+          `cluster: client ${JSON.stringify(msg.clientId)} connected on node ${from}; closing here`,
+        );
+        session.connection.close(0x8e); // Session taken over
+        return;
+      }
+      case "retained":
+        this.retained?.cacheRetained(msg.topic, msg.message);
+        return;
+    }
+  }
+
+  private evict(clientId: string): void {
+    const session = this.broker.sessions.get(clientId);
+    if (!session || session.connection) return; // reconnected here meanwhile
+    session.journal = undefined;
+    this.broker.destroySession(session);
+  }
+
+  private setRoute(node: NodeId, filter: string, present: boolean): void {
+    let set = this.byNode.get(node);
+    if (present) {
+      if (!set) this.byNode.set(node, set = new Set());
+      set.add(filter);
+    } else {
+      if (!set?.delete(filter)) return;
+      if (set.size === 0) this.byNode.delete(node);
+    }
+    const share = SHARE.exec(filter);
+    if (share) {
+      const key = share[1] + "\0" + share[2];
+      if (present) this.remoteShares.add(share[2], key + "\0" + node, { key, node });
+      else this.remoteShares.remove(share[2], key + "\0" + node);
+    } else if (present) this.remote.add(filter, node, node);
+    else this.remote.remove(filter, node);
+  }
+
+  private dropNode(node: NodeId): void {
+    for (const f of [...(this.byNode.get(node) ?? [])]) this.setRoute(node, f, false);
+  }
+}
+
+/** A forwarded message serves no share group unless the sender says so. */
+const NO_SHARES = () => false;
+
+function willMessage(clientId: string, will: Will): MessageData {
+  const { willDelayInterval: _d, messageExpiryInterval: expiry, ...rest } = will.properties ?? {};
+  const m: { -readonly [K in keyof MessageData]: MessageData[K] } = {
+    topic: will.topic,
+    payload: will.payload,
+    qos: will.qos,
+    retain: will.retain,
+    from: clientId,
+  };
+  if (Object.keys(rest).length > 0) m.properties = rest;
+  if (expiry !== undefined) m.expiresAt = Date.now() + expiry * 1000;
+  return m;
+}

@@ -1,0 +1,52 @@
+/**
+ * A cluster for tests: one real redis-server and broker processes as nodes
+ * (`cluster.enable: true`, short heartbeats so a killed node's liveness ends
+ * in a few seconds). Nodes may run on either runtime, to test a mixed cluster.
+ */
+import { BrokerProcess } from "./broker_process.ts";
+import { freePort, type RedisServer } from "./redis_server.ts";
+
+export const HEARTBEAT_MS = 300;
+export const NODE_TIMEOUT_MS = 2_000;
+
+export interface ClusterNodeProcess {
+  proc: BrokerProcess;
+  port: number;
+  url: string;
+}
+
+export function nodeYaml(redis: RedisServer, brokerId: string, port: number, extra = ""): string {
+  return `mqttx:
+  broker-id: "${brokerId}"
+  enable-test-mode: false
+  host: 127.0.0.1
+  socket:
+    port: ${port}
+  sys-topic:
+    enable: true
+  redis:
+    url: ${redis.url}
+  cluster:
+    enable: true
+    heartbeat-interval: ${HEARTBEAT_MS}ms
+    node-timeout: ${NODE_TIMEOUT_MS}ms
+${extra}`;
+}
+
+/** Start a node; resolves once it listens. */
+export async function startNode(
+  redis: RedisServer,
+  brokerId: string,
+  runtime?: "deno" | "bun",
+  extra = "",
+): Promise<ClusterNodeProcess> {
+  const port = await freePort();
+  const proc = new BrokerProcess(nodeYaml(redis, brokerId, port, extra), runtime);
+  try {
+    await proc.start(60_000);
+  } catch (e) {
+    await proc.dispose();
+    throw e;
+  }
+  return { proc, port, url: `mqtt://127.0.0.1:${port}` };
+}

@@ -191,14 +191,22 @@ export class Broker implements BrokerCore, PacketSink {
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
-        return stored.then(() => this.route(message), (e) => {
+        return stored.then(() => this.routeConfirmed(message), (e) => {
           const routed = this.route(message);
+          void this.cluster?.confirmation(); // not acknowledged anyway
           if (message.qos > 0) throw e;
           return routed;
         });
       }
     }
-    return this.route(message);
+    return this.routeConfirmed(message);
+  }
+
+  /** Route; in a cluster, resolve once the other nodes that got a QoS 1/2 message stored it. */
+  private routeConfirmed(message: Message): number | Promise<number> {
+    const count = this.route(message);
+    const confirmed = this.cluster?.confirmation();
+    return confirmed === undefined ? count : confirmed.then(() => count);
   }
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */

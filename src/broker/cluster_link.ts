@@ -8,6 +8,12 @@ import type { Message } from "./message.ts";
 export interface ClusterLink {
   /** Send `message` to every other node with a matching route; returns how many. */
   forward(message: Message): number;
+  /**
+   * After forward(): the promise that every node it sent a client's QoS 1/2
+   * message to has stored it (the publisher is acknowledged then); undefined
+   * when there is nothing to wait for. Taken once.
+   */
+  confirmation(): Promise<void> | undefined;
   /** This node has a (first) subscription with `filter` (a share group: `$share/g/filter`). */
   subscribed(filter: string): void;
   /** This node's last subscription with `filter` is gone. */

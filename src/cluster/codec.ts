@@ -19,6 +19,9 @@ interface Header {
   e?: number;
   t?: string;
   s?: readonly string[];
+  a?: number;
+  i?: readonly number[];
+  o?: boolean;
 }
 
 export function encodeBusMessage(from: NodeId, msg: BusMessage): Uint8Array {
@@ -28,6 +31,10 @@ export function encodeBusMessage(from: NodeId, msg: BusMessage): Uint8Array {
     h.m = encodeMessageFields(msg.message);
     payload = msg.message.payload;
     if (msg.shares) h.s = msg.shares;
+    if (msg.ack !== undefined) h.a = msg.ack;
+  } else if (msg.kind === "ack") {
+    h.i = msg.ids;
+    h.o = msg.ok;
   } else if (msg.kind === "kick") {
     h.c = msg.clientId;
     h.e = msg.epoch;
@@ -56,8 +63,10 @@ export function decodeBusMessage(b: Uint8Array): { from: NodeId; msg: BusMessage
       case "publish":
         return {
           from: h.f,
-          msg: { kind: "publish", message: decodeMessage(h.m!, rest), shares: h.s },
+          msg: { kind: "publish", message: decodeMessage(h.m!, rest), shares: h.s, ack: h.a },
         };
+      case "ack":
+        return { from: h.f, msg: { kind: "ack", ids: h.i!, ok: h.o === true } };
       case "kick":
         return { from: h.f, msg: { kind: "kick", clientId: h.c!, epoch: h.e! } };
       case "retained":

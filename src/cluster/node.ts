@@ -22,6 +22,7 @@ import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
 import type { Will } from "../mqtt/packet.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
+import { RemoteAcks } from "./acks.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
 
 /** The in-memory retained index of this node's store, updated for other nodes' writes. */
@@ -52,13 +53,19 @@ export class ClusterNode implements ClusterLink {
   private readonly kicked = new Set<string>();
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
+  private readonly acks: RemoteAcks;
+  /** The confirmation of the message forward() sent last, until the broker takes it. */
+  private pending: Promise<void> | undefined = undefined;
 
   constructor(
     private readonly broker: Broker,
     private readonly bus: ClusterBus,
     private readonly retained: RetainedCache | undefined,
     private readonly strategy: "round" | "random" | "hash",
-  ) {}
+    ackTimeoutMs: number,
+  ) {
+    this.acks = new RemoteAcks(bus, ackTimeoutMs);
+  }
 
   get id(): NodeId {
     return this.bus.nodeId;
@@ -73,6 +80,7 @@ export class ClusterNode implements ClusterLink {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.acks.close();
     await this.bus.leave();
   }
 
@@ -109,13 +117,26 @@ export class ClusterNode implements ClusterLink {
     for (const node of this.remote.matchAll(message.topic)) targets.set(node, undefined);
     let sent = 0;
     const skip = this.pickShares(message, targets);
+    // A client's QoS 1/2 message: its publisher waits until every node that got it stored it.
+    let ack: number | undefined;
+    if (targets.size > 0 && message.qos > 0 && message.from !== undefined && !message.internal) {
+      const expected = this.acks.expect(targets.size);
+      ack = expected.id;
+      this.pending = expected.stored;
+    }
     for (const [node, shares] of targets) {
-      this.bus.send(node, { kind: "publish", message, shares });
+      this.bus.send(node, { kind: "publish", message, shares, ack });
       sent++;
     }
     targets.clear();
     if (skip) this.broker.router.shareFilter = (key) => !skip.has(key);
     return sent;
+  }
+
+  confirmation(): Promise<void> | undefined {
+    const p = this.pending;
+    this.pending = undefined;
+    return p;
   }
 
   subscribed(filter: string): void {
@@ -252,6 +273,12 @@ export class ClusterNode implements ClusterLink {
         } finally {
           router.shareFilter = undefined;
         }
+        // Answered once this node's persistent sessions that got it have it stored.
+        if (msg.ack !== undefined) this.acks.owe(from, msg.ack, this.broker.journal?.whenStored());
+        return;
+      }
+      case "ack": {
+        this.acks.received(msg.ids, msg.ok);
         return;
       }
       case "kick": {

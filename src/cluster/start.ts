@@ -19,7 +19,13 @@ export async function startCluster(
     nodeTimeout: config.cluster.nodeTimeout,
     log,
   });
-  const node = new ClusterNode(broker, bus, store, config.shareTopic.shareSubStrategy);
+  const node = new ClusterNode(
+    broker,
+    bus,
+    store,
+    config.shareTopic.shareSubStrategy,
+    config.cluster.nodeTimeout,
+  );
   try {
     await node.start();
   } catch (e) {

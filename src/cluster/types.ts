@@ -25,7 +25,11 @@ export type BusMessage =
     readonly message: MessageData;
     /** Share groups (`group\0filter`) whose one member for this message is on the receiver. */
     readonly shares?: readonly string[];
+    /** Set for QoS 1/2: the receiver answers with an `ack` carrying it once the message is stored. */
+    readonly ack?: number;
   }
+  /** The receiver stored (ok) or could not store the messages with these `ack` ids. */
+  | { readonly kind: "ack"; readonly ids: readonly number[]; readonly ok: boolean }
   /** Close the receiver's connection of `clientId` if it is older than `epoch` (taken over). */
   | { readonly kind: "kick"; readonly clientId: string; readonly epoch: number }
   /** The retained message of `topic` changed (undefined: cleared); the sender stores it. */

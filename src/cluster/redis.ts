@@ -145,6 +145,14 @@ export class RedisBus implements ClusterBus {
     }
   }
 
+  /** Stop as a killed process would (tests): no leave, no more heartbeats, keys left to expire. */
+  abandon(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.sub.destroy();
+    this.cmd.destroy();
+  }
+
   private async unregister(): Promise<void> {
     try {
       await this.cmd.multi()

@@ -357,13 +357,25 @@ export class RedisBus implements ClusterBus {
   }
 
   /** Any message from a node proves it alive; an unknown one has joined. */
-  private heard(id: NodeId, since = Date.now()): void {
+  private heard(id: NodeId, since = Date.now(), readRoutes = true): void {
     const p = this.peers.get(id);
     if (p) p.seen = Date.now();
     else {
       const info = { id, since };
       this.peers.set(id, { info, seen: Date.now() });
       this.handlers?.nodeUp(info);
+      // A node we had given up for dead (or never knew) may have routes already.
+      if (readRoutes) void this.readRoutes(id);
+    }
+  }
+
+  private async readRoutes(id: NodeId): Promise<void> {
+    try {
+      const routes = await this.cmd.sendCommand(["SMEMBERS", this.key("routes:" + id)]) as Buffer[];
+      if (!this.peers.has(id)) return;
+      for (const r of routes) this.handlers?.route(id, r.toString(), true);
+    } catch {
+      // Redis down: the resync after it comes back reads them
     }
   }
 
@@ -387,7 +399,7 @@ export class RedisBus implements ClusterBus {
         await this.down(id);
         continue;
       }
-      this.heard(id, Number(since));
+      this.heard(id, Number(since), false);
       const routes = await this.cmd.sendCommand(["SMEMBERS", this.key("routes:" + id)]) as Buffer[];
       table.set(id, routes.map((r) => r.toString()));
     }

@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis bench-persistent
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -65,9 +65,18 @@ bench: compile-bun
 bench-slow: deps
 	deno run -A bench/slow_subscriber.ts
 
+# S4 with persistent sessions: mqttx on Redis against Mosquitto with persistence (bench/persistent.ts).
+bench-persistent: deps
+	deno run -A bench/persistent.ts
+
 # Redis store figures: commands and round trips per delivered message, memory per offline session.
 bench-redis: deps
 	deno run -A bench/redis_store.ts
+
+# The Kafka bridge's cost and throughput against librdkafka's mock cluster (bench/kafka_bridge.ts).
+.PHONY: bench-kafka
+bench-kafka: deps
+	deno run -A bench/kafka_bridge.ts
 
 clean:
 	rm -rf dist

@@ -11,6 +11,7 @@ import { topicAuthorization } from "./acl/topic_auth.ts";
 import { staticAcl } from "./acl/acl.ts";
 import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
 import { sysTopics } from "./sys/sys_topics.ts";
+import { kafkaBridge } from "./bridge/kafka.ts";
 
 export interface PluginContext {
   config: MqttxConfig;
@@ -59,5 +60,16 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
     version: ctx.version,
     interval: ctx.config.sysTopic.interval,
   }));
+  // --- Kafka bridge (src/bridge/) ---
+  if (ctx.config.messageBridge.enable) {
+    plugins.push(
+      await kafkaBridge(ctx.config.messageBridge, {
+        broker: ctx.broker,
+        log: ctx.log,
+        readTextFile: ctx.readTextFile,
+        sys: ctx.config.sysTopic.enable,
+      }),
+    );
+  }
   return plugins;
 }

@@ -6,34 +6,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
 import { mustRun } from "./helpers/harness.ts";
-
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-function findBun(): string | undefined {
-  if (!("Deno" in globalThis)) return process.execPath;
-  const dirs = (process.env.PATH ?? "").split(path.delimiter);
-  dirs.push(path.join(ROOT, "node_modules", ".bin"));
-  for (const d of dirs) {
-    const p = path.join(d, "bun");
-    if (d && fs.existsSync(p)) return p;
-  }
-  return undefined;
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.on("close", (code) => resolve(code));
-  });
-}
+import { buildBinary, exited, findBun, startBinary, terminate } from "./helpers/binary.ts";
 
 const bun = findBun();
 
@@ -46,41 +26,16 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
   let client: mqtt.MqttClient | undefined;
   try {
     const binary = path.join(dir, "mqttx");
-    const build = spawn(bun, [
-      "build",
-      "--compile",
-      // As `make compile-bun` builds it: the binary we ship is the one tested.
-      "--bytecode",
-      "--format=esm",
-      path.join(ROOT, "src/main_bun.ts"),
-      "--outfile",
-      binary,
-    ], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
-    let buildErr = "";
-    build.stderr!.on("data", (d) => buildErr += d);
-    assert.equal(await exited(build), 0, `bun build failed: ${buildErr}`);
+    await buildBinary(bun, binary);
 
     const config = path.join(dir, "mqttx.yml");
     fs.writeFileSync(
       config,
       "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n",
     );
-    const proc = spawn(binary, ["--config", config], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
-    });
+    const running = await startBinary(binary, config);
+    const { proc, port } = running;
     child = proc;
-    let out = "";
-    proc.stderr!.on("data", (d) => out += d);
-    const exit = exited(proc);
-    const port = await new Promise<number>((resolve, reject) => {
-      proc.stdout!.on("data", (d) => {
-        out += d;
-        const m = out.match(/listening on mqtt:\/\/127\.0\.0\.1:(\d+)/);
-        if (m) resolve(Number(m[1]));
-      });
-      exit.then(() => reject(new Error(`binary exited early: ${out}`)));
-    });
 
     client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
     const got = new Promise<string>((resolve) =>
@@ -111,15 +66,8 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
       assert.equal(os.getPriority(proc.pid!), os.getPriority(process.pid), "event loop thread");
     }
 
-    // Not proc.kill(): Deno's node:child_process then reports the signal, not the exit code.
-    process.kill(proc.pid!, "SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const code = await Promise.race([
-      exit,
-      new Promise<string>((r) => timer = setTimeout(() => r("still running after 3 s"), 3000)),
-    ]);
-    clearTimeout(timer);
-    assert.equal(code, 0, out);
+    const code = await terminate(running, 3000);
+    assert.equal(code, 0, running.output());
   } finally {
     if (client) await client.endAsync(true);
     if (child && child.exitCode === null && child.signalCode === null) {

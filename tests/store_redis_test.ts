@@ -114,6 +114,13 @@ describe("redis store", () => {
         (await store.sessions.load()).sessions.find((s) => s.clientId === "bulk")?.queue.length,
         500,
       );
+      // Scripts go by SHA once loaded (not their text with every call).
+      while (!store.scripts.adjust.loaded) await new Promise((r) => setTimeout(r, 10));
+      const sha = await commandCalls(store, "evalsha");
+      await store.sessions.write(
+        new SessionBatchBuilder().add({ kind: "drop", clientId: "bulk", messageId: "m000001" }),
+      );
+      assert.equal(await commandCalls(store, "evalsha") - sha, 1);
     } finally {
       await store.close();
     }

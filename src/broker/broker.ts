@@ -173,8 +173,10 @@ export class Broker implements BrokerCore, PacketSink {
     if (!message.internal) this.stats.received++;
     // Called per message: a plain loop, not notify()'s rest arguments.
     const hooks = this.hooks;
+    this.held = undefined;
     for (let i = 0; i < hooks.length; i++) {
       const h = hooks[i];
+      if (h.persistPublish) this.hold(h, message);
       if (!h.onPublished) continue;
       try {
         h.onPublished(message.topic, message.payload, message.qos, message.retain, message.from);
@@ -207,6 +209,29 @@ export class Broker implements BrokerCore, PacketSink {
     const count = this.route(message);
     const confirmed = this.cluster?.confirmation();
     return confirmed === undefined ? count : confirmed.then(() => count);
+  }
+
+  /**
+   * Set by publish() when a persistPublish hook holds the message's acknowledgement, for the
+   * caller to take at once (the PUBLISH handler); anyone else leaves it to be overwritten.
+   */
+  held: Promise<void> | undefined = undefined;
+  /** True once any acknowledgement was held: from then on PUBLISH checks for held ones to queue behind. */
+  holding = false;
+
+  private hold(h: BrokerHooks, message: Message): void {
+    let p: void | Promise<void>;
+    try {
+      p = h.persistPublish!(message);
+    } catch (e) {
+      this.log(`hook persistPublish failed: ${e}`);
+      p = Promise.reject(e);
+    }
+    if (!p) return;
+    this.holding = true;
+    // Whoever takes it handles a refusal; a will or local publish has nobody to tell.
+    p.catch(() => {});
+    this.held = this.held ? Promise.all([this.held, p]).then(() => {}) : p;
   }
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */

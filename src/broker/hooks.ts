@@ -1,4 +1,5 @@
 import type { ConnectPacket, ProtocolVersion, QoS } from "../mqtt/packet.ts";
+import type { Message } from "./message.ts";
 
 /** Who is on the other end of a connection, as hooks see it. */
 export interface ClientInfo {
@@ -86,6 +87,16 @@ export interface BrokerHooks {
   onSubscribed?(client: ClientInfo, filter: string, qos: QoS): void;
   /** Once per message accepted for routing (counters, bridges). */
   onPublished?(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, from?: string): void;
+  /**
+   * Once per message accepted for routing, with the whole message (5.0 properties too), for a
+   * hook that keeps or forwards it (a bridge, a durable store). Routing is never delayed. A
+   * returned promise holds the publisher's PUBACK/PUBREC until it settles ("acknowledged means
+   * kept"): resolved, acknowledged as usual; rejected, refused (5.0: reason 0x80; 3.1.1, which has
+   * no refusal: the connection is closed, so the client sends it again). Acknowledgements to one
+   * connection stay in order. Return nothing when there is nothing to wait for: no promise per
+   * message then. Must not keep `message.payload` past the call without copying it.
+   */
+  persistPublish?(message: Message): void | Promise<void>;
 }
 
 /** 3.1.1 CONNACK return code for a 5.0 refusal reason. */

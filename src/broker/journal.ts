@@ -46,6 +46,8 @@ export class SessionJournal {
   private batch = new SessionBatchBuilder();
   private flushScheduled = false;
   private open: { promise: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
+  /** The batch being written, until it settles: what is no longer open may not be stored yet. */
+  private writing: Promise<void> | undefined;
   private readonly messageIds = new WeakMap<Message, string>();
   private readonly records = new WeakMap<Session, SessionRecord>();
   /** Client ids whose stored state may be behind: rewritten in full by the next batch. */
@@ -178,7 +180,7 @@ export class SessionJournal {
    * to stop reading the connection meanwhile).
    */
   acknowledge(conn: Connection, send: () => void): Promise<void> | undefined {
-    const durable = this.open?.promise;
+    const durable = this.open?.promise ?? this.writing;
     const previous = this.acks.get(conn);
     const session = conn.session;
     const behind = session !== undefined && this.dirty.has(session.clientId);
@@ -215,9 +217,10 @@ export class SessionJournal {
 
   /** Resolves when everything written so far is stored (or failed). */
   async settled(): Promise<void> {
-    while (this.open || this.flushScheduled) {
-      await this.open?.promise.catch(() => {});
-      await Promise.resolve();
+    while (this.open || this.flushScheduled || this.writing) {
+      const pending = this.open?.promise ?? this.writing;
+      if (pending) await pending.catch(() => {});
+      else await new Promise((r) => setTimeout(r, 0)); // a flush is scheduled: let it run
     }
   }
 
@@ -290,6 +293,13 @@ export class SessionJournal {
       return;
     }
     this.stats.batches++;
+    const written = open?.promise;
+    if (written) {
+      this.writing = written;
+      written.finally(() => {
+        if (this.writing === written) this.writing = undefined;
+      }).catch(() => {});
+    }
     this.store.write(batch).then(
       () => {
         this.retryMs = RETRY_MS;

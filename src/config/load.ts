@@ -228,11 +228,21 @@ function readRecords(
   node: Node,
   field: Extract<Field, { kind: "records" }>,
   path: string,
-) {
+): Record<string, unknown>[] {
+  const short = field.shorthand;
+  if (short !== undefined && !isSeq(node)) {
+    const item = field.item[short] as Exclude<Field, { kind: "section" }>;
+    return readStrings(ctx, node, (s) => item.kind === "string" ? item.check?.(s) : undefined, path)
+      .map((s) => ({ ...field.defaults, [short]: s }));
+  }
   if (!isSeq(node)) throw fail(ctx, node, path, `expected a list, got ${describe(node)}`);
-  return node.items.map((raw, i) => {
+  return node.items.map((raw, i): Record<string, unknown> => {
     const itemPath = `${path}[${i}]`;
     const item = resolve(ctx, raw as Node | null);
+    if (short !== undefined && item !== null && isScalar(item)) {
+      const f = field.item[short] as Exclude<Field, { kind: "section" }>;
+      return { ...field.defaults, [short]: readValue(ctx, item, f, itemPath) };
+    }
     if (item === null || !isMap(item)) {
       throw fail(
         ctx,
@@ -276,6 +286,15 @@ function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
       key: `${ROOT}.cluster.node-timeout`,
       line: lineOfPath(ctx, ["cluster", "node-timeout"]),
       reason: "must be longer than `cluster.heartbeat-interval`",
+    });
+  }
+  const bridge = c.messageBridge;
+  if (bridge.enable && bridge.kafkaBrokers.length === 0) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.message-bridge.kafka-brokers`,
+      line: lineOfPath(ctx, ["message-bridge", "enable"]),
+      reason: "`message-bridge.enable` is true, so at least one Kafka broker (host:port) is needed",
     });
   }
   // A certificate is useless without its private key, and the other way round.

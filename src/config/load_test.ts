@@ -67,7 +67,9 @@ describe("parseConfig: what loads", () => {
     assert.equal(c.soBacklog, 9);
     assert.equal(c.shareTopic.shareSubStrategy, "random");
     assert.equal(c.maxInflight, 5);
-    assert.deepEqual(c.messageBridge, { enable: true, topics: ["a/b"], kafkaBrokers: ["k:9092"] });
+    assert.equal(c.messageBridge.enable, true);
+    assert.deepEqual(c.messageBridge.topics, [{ topic: "a/b" }]);
+    assert.deepEqual(c.messageBridge.kafkaBrokers, ["k:9092"]);
     for (const spelling of ["websocket", "webSocket", "web-socket"]) {
       const w = parseConfig(`mqttx:\n  ${spelling}:\n    port: 9001\n`, "c.yml");
       assert.equal(w.websocket.port, 9001, spelling);
@@ -153,7 +155,8 @@ mqttx:
     assert.equal(c.auth.url, "http://127.0.0.1:9/auth");
     assert.equal(c.auth.readTimeout, 500);
     assert.equal(c.auth.connectTimeout, 2_000);
-    assert.deepEqual(c.messageBridge.topics, ["a", "b/c"]); // Spring's comma form
+    // Spring's comma form
+    assert.deepEqual(c.messageBridge.topics, [{ topic: "a" }, { topic: "b/c" }]);
   });
 
   test("port 0 (ephemeral) and 65535 are accepted", () => {
@@ -248,12 +251,43 @@ describe("parseConfig: what is refused", () => {
     refuses("mqttx:\n  serialize-strategy: xml\n", "mqttx.serialize-strategy", 2, /JSON, KRYO/);
   });
 
-  test("bridge topics may not be wildcards", () => {
+  test("bridge topics: filters, strings or mappings with a Kafka topic template", () => {
+    const c = parseConfig(
+      "mqttx:\n  message-bridge:\n    topics:\n      - a/+/t\n" +
+        '      - {topic: plant/#, kafka-topic: "iot.{topic}"}\n' +
+        '    from-kafka:\n      - {kafka-topic: cmd, mqtt-topic: "cmd/{key}", qos: 1}\n',
+      "c.yml",
+    );
+    assert.deepEqual(c.messageBridge.topics, [
+      { topic: "a/+/t" },
+      { topic: "plant/#", kafkaTopic: "iot.{topic}" },
+    ]);
+    assert.deepEqual(c.messageBridge.fromKafka, [
+      { kafkaTopic: "cmd", mqttTopic: "cmd/{key}", qos: 1, retain: false },
+    ]);
     refuses(
-      "mqttx:\n  message-bridge:\n    topics:\n      - a/b\n      - a/#\n",
+      "mqttx:\n  message-bridge:\n    topics:\n      - a/b\n      - a/#/b\n",
       "mqttx.message-bridge.topics[1]",
       5,
-      /"a\/#" contains a wildcard/,
+      /"a\/#\/b"/,
+    );
+    refuses(
+      'mqttx:\n  message-bridge:\n    from-kafka:\n      - {kafka-topic: c, mqtt-topic: "c/+"}\n',
+      "mqttx.message-bridge.from-kafka[0].mqtt-topic",
+      4,
+      /wildcard/,
+    );
+    refuses(
+      "mqttx:\n  message-bridge:\n    enable: true\n",
+      "mqttx.message-bridge.kafka-brokers",
+      3,
+      /at least one Kafka broker/,
+    );
+    refuses(
+      "mqttx:\n  message-bridge:\n    kafka-brokers: [localhost]\n",
+      "mqttx.message-bridge.kafka-brokers[0]",
+      3,
+      /host:port/,
     );
   });
 

@@ -66,7 +66,24 @@ export function defaultConfig(): MqttxConfig {
     websocket: { enable: false, port: 8083, path: "/mqtt" },
     shareTopic: { enable: true, shareSubStrategy: "round" },
     sysTopic: { enable: false, interval: 60_000 },
-    messageBridge: { enable: false, topics: [], kafkaBrokers: [] },
+    messageBridge: {
+      enable: false,
+      topics: [],
+      kafkaBrokers: [],
+      clientId: "mqttx",
+      key: "client-id",
+      batchSize: 500,
+      linger: 5,
+      compression: "gzip",
+      acks: "all",
+      bufferSize: 100_000,
+      ackAfterKafka: false,
+      shutdownTimeout: 5_000,
+      tls: { enable: false, rejectUnauthorized: true },
+      sasl: { mechanism: "none", username: "", password: "" },
+      groupId: "mqttx-bridge",
+      fromKafka: [],
+    },
     rateLimiter: { enable: false, topicRateLimits: [] },
     auth: {
       allowAnonymous: true,
@@ -97,6 +114,8 @@ export type Field =
     item: Section;
     required: readonly string[];
     defaults: Record<string, unknown>;
+    /** A plain string item (or a comma-separated string) stands for `{ [shorthand]: value }`. */
+    shorthand?: string;
   }
   | { kind: "section"; fields: Section };
 
@@ -109,14 +128,22 @@ const duration: Field = { kind: "duration" };
 const port: Field = { kind: "int", min: 0, max: 65535 };
 const positive: Field = { kind: "int", min: 1, max: MAX_INT };
 
-const noWildcard: Check = (t) => {
-  const why = topicNameError(t);
-  return why && `topic ${JSON.stringify(t)} ${why} (a topic name, not a filter, is needed)`;
-};
-
 const filter: Check = (f) => {
   const why = topicFilterError(f.replaceAll("%c", "c").replaceAll("%u", "u"));
   return why && `topic filter ${JSON.stringify(f)} ${why}`;
+};
+
+const optionalStr: Field = { kind: "string", optional: true };
+
+const hostPort: Check = (b) =>
+  /^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(b)
+    ? undefined
+    : `expected host:port, got ${JSON.stringify(b)}`;
+
+/** An MQTT topic name once `{key}` and `{topic}` are filled in. */
+const mqttTemplate: Check = (t) => {
+  const why = topicNameError(t.replaceAll("{key}", "k").replaceAll("{topic}", "t"));
+  return why && `topic ${JSON.stringify(t)} ${why}`;
 };
 
 const redisUrl: Check = (u) => {
@@ -256,8 +283,57 @@ export const SCHEMA: Section = {
     kind: "section",
     fields: {
       enable: bool,
-      topics: { kind: "strings", check: noWildcard },
-      kafkaBrokers: { kind: "strings" },
+      // A plain string is the original's form: `topics: [a/b, c]` (filters allowed now).
+      topics: {
+        kind: "records",
+        item: { topic: { kind: "string", check: filter }, kafkaTopic: optionalStr },
+        required: ["topic"],
+        defaults: {},
+        shorthand: "topic",
+      },
+      kafkaBrokers: { kind: "strings", check: hostPort },
+      clientId: str,
+      key: { kind: "enum", values: ["client-id", "topic"] },
+      batchSize: { kind: "int", min: 1, max: 1_000_000 },
+      linger: duration,
+      compression: { kind: "enum", values: ["none", "gzip"] },
+      acks: { kind: "enum", values: ["all", "leader", "none"] },
+      bufferSize: positive,
+      ackAfterKafka: bool,
+      shutdownTimeout: duration,
+      tls: {
+        kind: "section",
+        fields: {
+          enable: bool,
+          caFile: optionalStr,
+          certFile: optionalStr,
+          keyFile: optionalStr,
+          rejectUnauthorized: bool,
+        },
+      },
+      sasl: {
+        kind: "section",
+        fields: {
+          mechanism: {
+            kind: "enum",
+            values: ["none", "plain", "scram-sha-256", "scram-sha-512"],
+          },
+          username: str,
+          password: str,
+        },
+      },
+      groupId: str,
+      fromKafka: {
+        kind: "records",
+        item: {
+          kafkaTopic: str,
+          mqttTopic: { kind: "string", check: mqttTemplate },
+          qos: { kind: "int", min: 0, max: 2 },
+          retain: bool,
+        },
+        required: ["kafkaTopic", "mqttTopic"],
+        defaults: { qos: 0, retain: false },
+      },
     },
   },
   rateLimiter: {

@@ -44,7 +44,10 @@ describe("defaultConfig", () => {
     assert.deepEqual(c.websocket, { enable: false, port: 8083, path: "/mqtt" });
     assert.deepEqual(c.shareTopic, { enable: true, shareSubStrategy: "round" });
     assert.deepEqual(c.sysTopic, { enable: false, interval: 60_000 });
-    assert.deepEqual(c.messageBridge, { enable: false, topics: [], kafkaBrokers: [] });
+    assert.equal(c.messageBridge.enable, false);
+    assert.deepEqual(c.messageBridge.topics, []);
+    assert.deepEqual(c.messageBridge.kafkaBrokers, []);
+    assert.equal(c.messageBridge.ackAfterKafka, false);
     assert.deepEqual(c.rateLimiter, { enable: false, topicRateLimits: [] });
     assert.deepEqual(c.auth, {
       allowAnonymous: true,
@@ -69,7 +72,7 @@ describe("defaultConfig", () => {
   test("returns a fresh object each call", () => {
     const a = defaultConfig();
     a.socket.port = 1;
-    a.messageBridge.topics.push("x");
+    a.messageBridge.topics.push({ topic: "x" });
     const b = defaultConfig();
     assert.equal(b.socket.port, 1883);
     assert.deepEqual(b.messageBridge.topics, []);

@@ -106,7 +106,7 @@ export interface MqttxConfig {
   websocket: { enable: boolean; port: number; path: string };
   shareTopic: { enable: boolean; shareSubStrategy: ShareStrategy };
   sysTopic: { enable: boolean; interval: number };
-  messageBridge: { enable: boolean; topics: string[]; kafkaBrokers: string[] };
+  messageBridge: MessageBridgeConfig;
   rateLimiter: {
     enable: boolean;
     topicRateLimits: {
@@ -138,4 +138,44 @@ export interface MqttxConfig {
     /** ms */
     connectTimeout: number;
   };
+}
+
+/** Kafka bridge (src/bridge/). Items other than enable/topics are (ours). */
+export interface MessageBridgeConfig {
+  enable: boolean;
+  /** MQTT → Kafka: a filter, or a filter with its Kafka topic template ({topic}). */
+  topics: { topic: string; kafkaTopic?: string }[];
+  /** Bootstrap servers, host:port. */
+  kafkaBrokers: string[];
+  clientId: string;
+  /** Record key: the publisher's client id (one device, one partition) or the MQTT topic. */
+  key: "client-id" | "topic";
+  /** Records per produce request, at most. */
+  batchSize: number;
+  /** ms a record may wait for its batch to fill. */
+  linger: number;
+  compression: "none" | "gzip";
+  acks: "all" | "leader" | "none";
+  /** Records held while Kafka is slow or down; past it new ones are dropped and counted. */
+  bufferSize: number;
+  /** QoS 1/2 on a bridged topic: PUBACK/PUBREC only once Kafka acknowledged the record. */
+  ackAfterKafka: boolean;
+  /** ms shutdown waits for the buffer to reach Kafka. */
+  shutdownTimeout: number;
+  tls: {
+    enable: boolean;
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    rejectUnauthorized: boolean;
+  };
+  sasl: {
+    mechanism: "none" | "plain" | "scram-sha-256" | "scram-sha-512";
+    username: string;
+    password: string;
+  };
+  /** Kafka → MQTT consumer group (one per cluster). */
+  groupId: string;
+  /** Kafka → MQTT: records of `kafkaTopic` published on `mqttTopic` ({key}, {topic}). */
+  fromKafka: { kafkaTopic: string; mqttTopic: string; qos: 0 | 1 | 2; retain: boolean }[];
 }

@@ -13,6 +13,7 @@
 import { createClient, RESP_TYPES } from "@redis/client";
 import { Buffer } from "node:buffer";
 import { RetainedMemory } from "./retained.ts";
+import { type Command, redisScripts } from "./redis_scripts.ts";
 import {
   bytes,
   decodeDelivery,
@@ -49,41 +50,6 @@ export interface RedisStoreOptions extends RedisKeyPrefixes {
   connectTimeoutMs?: number;
 }
 
-/** Reference counts: add `ARGV[i]` to message `KEYS[i]`, delete it at zero. */
-const ADJUST_REFS = `for i, k in ipairs(KEYS) do
-  local n = redis.call('HINCRBY', k, 'n', tonumber(ARGV[i]))
-  if n <= 0 then redis.call('DEL', k) end
-end
-return #KEYS`;
-
-/**
- * Delete a session (KEYS: its keys, queue and in-flight first) and drop the
- * reference each of its entries held on a message (ARGV[1]: the message key
- * prefix). It reads the entries Redis has, not what the broker believes.
- * The message keys are outside the client's hash tag: single Redis only.
- */
-const DELETE_SESSION = `local function unref(id)
-  local k = ARGV[1] .. id
-  local n = redis.call('HINCRBY', k, 'n', -1)
-  if n <= 0 then redis.call('DEL', k) end
-end
-for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do unref(id) end
-for _, v in ipairs(redis.call('HVALS', KEYS[2])) do unref(cjson.decode(v).m) end
-redis.call('DEL', unpack(KEYS))
-return 1`;
-
-/**
- * Remove field ARGV[1] of hash KEYS[1] (and from set KEYS[2]); only if it was
- * there, drop a reference on message ARGV[2]: an acknowledgement seen twice
- * never takes a reference another session holds.
- */
-const REMOVE_ENTRY = `if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-if KEYS[2] then redis.call('SREM', KEYS[2], ARGV[1]) end
-local n = redis.call('HINCRBY', ARGV[2], 'n', -1)
-if n <= 0 then redis.call('DEL', ARGV[2]) end
-return 1`;
-
-type Command = (string | Buffer)[];
 // deno-lint-ignore no-explicit-any
 type Client = any;
 
@@ -97,6 +63,8 @@ export class RedisStore implements Store {
   readonly sessions: RedisSessionStore;
   readonly keys: RedisKeys;
   readonly stats: RedisStoreStats = { commands: 0, roundTrips: 0 };
+  /** Per store: whether a script is loaded depends on the Redis this client talks to. */
+  readonly scripts = redisScripts();
   private readonly retained = new RetainedMemory();
   /** Retained topics changed while Redis could not take them: written when it is back. */
   private readonly dirtyRetained = new Set<string>();
@@ -111,11 +79,13 @@ export class RedisStore implements Store {
     client.on("ready", () => {
       if (!this.up) log(`redis: connected to ${redactUrl(options.url)}`);
       this.up = true;
+      this.loadScripts();
       this.catchUp();
     });
     client.on("error", (e: Error) => {
       if (this.up !== false) log(`redis: unreachable (${e.message})`);
       this.up = false;
+      this.scriptsLoaded(false); // a restarted Redis has none
     });
   }
 
@@ -257,6 +227,17 @@ export class RedisStore implements Store {
     }
   }
 
+  /** Let writes call the scripts by SHA once this connection's Redis has them. */
+  private loadScripts(): void {
+    Promise.all(
+      Object.values(this.scripts).map((s) => this.client.sendCommand(["SCRIPT", "LOAD", s.text])),
+    ).then(() => this.scriptsLoaded(true), () => {});
+  }
+
+  private scriptsLoaded(loaded: boolean): void {
+    for (const s of Object.values(this.scripts)) s.loaded = loaded;
+  }
+
   private catchUp(): void {
     if (this.dirtyRetained.size === 0) return;
     const topics = [...this.dirtyRetained];
@@ -273,13 +254,8 @@ export class RedisSessionStore implements SessionStore {
 
   write(batch: SessionBatch): Promise<void> {
     const keys = this.redis.keys;
-    const adjust = (ids: string[], deltas: number[]): Command => [
-      "EVAL",
-      ADJUST_REFS,
-      String(ids.length),
-      ...ids.map((id) => keys.message(id)),
-      ...deltas.map(String),
-    ];
+    const adjust = (ids: string[], deltas: number[]): Command =>
+      this.redis.scripts.adjust.call(ids.map((id) => keys.message(id)), deltas.map(String));
     // Order: the messages, the references the batch adds, then the changes
     // (whose removals drop references at once), then a sweep of carried
     // messages nothing references. A removal never meets a count the batch
@@ -432,32 +408,23 @@ export class RedisSessionStore implements SessionStore {
         out.push(["SADD", keys.released(clientId), String(c.packetId)]);
         break;
       case "complete":
-        out.push([
-          "EVAL",
-          REMOVE_ENTRY,
-          "2",
-          keys.inflight(clientId),
-          keys.released(clientId),
-          String(c.packetId),
-          keys.message(c.messageId),
-        ]);
+        out.push(this.redis.scripts.removeEntry.call(
+          [keys.inflight(clientId), keys.released(clientId)],
+          [String(c.packetId), keys.message(c.messageId)],
+        ));
         break;
       case "drop":
-        out.push([
-          "EVAL",
-          REMOVE_ENTRY,
-          "1",
-          keys.queue(clientId),
+        out.push(this.redis.scripts.removeEntry.call([keys.queue(clientId)], [
           c.messageId,
           keys.message(c.messageId),
-        ]);
+        ]));
         break;
       case "incoming":
         out.push([c.add ? "SADD" : "SREM", keys.incoming(clientId), String(c.packetId)]);
         break;
       case "delete": {
         const all = keys.allOf(clientId);
-        out.push(["EVAL", DELETE_SESSION, String(all.length), ...all, keys.message("")]);
+        out.push(this.redis.scripts.deleteSession.call(all, [keys.message("")]));
         break;
       }
     }

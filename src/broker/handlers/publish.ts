@@ -4,6 +4,8 @@ import type { Connection } from "../connection.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
+import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
+import { escapeForLog } from "../../log/escape.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -56,10 +58,17 @@ export function handlePublish(
   }
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
-      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2].
+      // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2];
+      // if a hook still holds the first copy, the PUBREC waits for it as the first one does,
+      // and with a session store, for the store as well.
       const id = p.packetId!;
-      if (broker.journal) broker.journal.acknowledge(conn, () => conn.sendAck(5, id));
-      else conn.sendAck(5, id);
+      const send = () => conn.sendAck(5, id);
+      const journal = broker.journal;
+      const ack = journal ? () => void journal.acknowledge(conn, send) : send;
+      const held = broker.holding ? heldQos2(session, id) : undefined;
+      if (held || (broker.holding && hasHeldAcks(conn))) {
+        ackWhenHeld(conn, held, ack, (e) => refuse(broker, conn, p, e));
+      } else ack();
       return;
     }
     if (v5 && session.incomingQos2.size >= broker.options.maxInflight) {
@@ -92,6 +101,30 @@ export function handlePublish(
       from: session.clientId,
     };
   const routed = broker.publish(message);
+  const held = broker.held;
+  if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
+    // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
+    broker.held = undefined;
+    if (p.qos === 2) {
+      if (!session.incomingQos2.has(p.packetId!)) {
+        session.incomingQos2.add(p.packetId!); // a resend is not routed twice
+        session.journal?.incoming(session, p.packetId!, true);
+      }
+      if (held) holdQos2(session, p.packetId!, held);
+    }
+    const count = routed instanceof Promise ? routed : Promise.resolve(routed);
+    if (p.qos > 0) {
+      ackWhenHeld(
+        conn,
+        held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
+        () => count.then((n) => acknowledge(broker, conn, p, n)),
+        (e) => refuse(broker, conn, p, e),
+      );
+    }
+    return routed instanceof Promise
+      ? routed.then(() => broker.backpressure(session))
+      : broker.backpressure(session);
+  }
   if (routed instanceof Promise) {
     return routed.then((n) => {
       acknowledge(broker, conn, p, n);
@@ -113,14 +146,30 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
   const reasonCode = count === 0 ? 0x10 : 0;
   const type = p.qos === 1 ? 4 : 5; // [MQTT-4.3.2-2] [MQTT-4.3.3-2]
   const id = p.packetId!;
-  if (p.qos === 2) {
-    const session = conn.session!;
+  // A held acknowledgement may come after the connection ended (session gone from it).
+  const session = conn.session;
+  if (p.qos === 2 && session && !session.incomingQos2.has(id)) {
     session.incomingQos2.add(id);
     session.journal?.incoming(session, id, true);
   }
   const journal = broker.journal;
   if (journal) journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode));
   else conn.sendAck(type, id, reasonCode);
+}
+
+/** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
+function refuse(broker: Broker, conn: Connection, p: PublishPacket, reason: unknown): void {
+  if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
+  if (conn.version === 5) {
+    conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
+  } else if (!conn.closing) {
+    broker.log(
+      `closing ${escapeForLog(conn.clientId)}: a QoS ${p.qos} message was not kept (${
+        escapeForLog(String(reason))
+      }); 3.1.1 cannot refuse it, so the client sends it again after reconnecting`,
+    );
+    conn.close();
+  }
 }
 
 export function isUtf8(bytes: Uint8Array): boolean {

@@ -193,7 +193,7 @@ export class Broker implements BrokerCore, PacketSink {
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
-        return stored.then(() => this.routeConfirmed(message), (e) => {
+        return stored.then(() => this.routeConfirmed(message, false), (e) => {
           const routed = this.route(message);
           void this.cluster?.confirmation(); // not acknowledged anyway
           if (message.qos > 0) throw e;
@@ -201,14 +201,22 @@ export class Broker implements BrokerCore, PacketSink {
         });
       }
     }
-    return this.routeConfirmed(message);
+    return this.routeConfirmed(message, true);
   }
 
-  /** Route; in a cluster, resolve once the other nodes that got a QoS 1/2 message stored it. */
-  private routeConfirmed(message: Message): number | Promise<number> {
+  /**
+   * Route; in a cluster, the acknowledgement waits until the other nodes that
+   * got a QoS 1/2 message stored it: held (the publisher is read on meanwhile)
+   * when the caller takes `held` at once, else in the returned promise.
+   */
+  private routeConfirmed(message: Message, inline: boolean): number | Promise<number> {
     const count = this.route(message);
     const confirmed = this.cluster?.confirmation();
-    return confirmed === undefined ? count : confirmed.then(() => count);
+    if (confirmed === undefined) return count;
+    if (!inline) return confirmed.then(() => count);
+    this.holding = true;
+    this.held = this.held ? Promise.all([this.held, confirmed]).then(() => {}) : confirmed;
+    return count;
   }
 
   /**

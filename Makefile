@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis bench-persistent bench-cluster
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis bench-persistent bench-cluster fuzz
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -72,6 +72,12 @@ bench-persistent: deps
 # Redis store figures: commands and round trips per delivered message, memory per offline session.
 bench-redis: deps
 	deno run -A bench/redis_store.ts
+
+# Stateful fuzzer against a real broker process (tests/fuzz/fuzz.ts); not part of `make test`.
+# FUZZ_SECONDS (default 60), FUZZ_RUNTIME=deno|bun, FUZZ_SEED to replay a failing run.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) deno run -A tests/fuzz/fuzz.ts
 
 # The Kafka bridge's cost and throughput against librdkafka's mock cluster (bench/kafka_bridge.ts).
 .PHONY: bench-kafka

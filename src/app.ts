@@ -58,6 +58,7 @@ export function brokerOptions(config: MqttxConfig, log?: (line: string) => void)
     ignoreClientSelfPub: config.ignoreClientSelfPub,
     shareTopic: { enable: config.shareTopic.enable, strategy: config.shareTopic.shareSubStrategy },
     maxKeepAlive: config.maxKeepAlive,
+    allowCrossUserSession: config.allowCrossUserSession,
     maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
     topicAliasMaximum: config.mqtt5.topicAliasMaximum,
     outgoingTopicAliases: config.mqtt5.outgoingTopicAliases,

@@ -189,6 +189,53 @@ describe("durable sessions (session store)", () => {
     assert.equal(data.messages.size, 0);
   });
 
+  test("SUBACK of a persistent session waits for the store; a restored session keeps its owner", async () => {
+    const data = new MemorySessionData();
+    const inner = new MemorySessionStore(data);
+    let hold: (() => void) | undefined;
+    const gated: SessionStore = {
+      load: (): Promise<StoredState> => inner.load(),
+      write: async (batch: SessionBatch) => {
+        const subscribes = [...batch.changes.values()].flat().some((c) => c.kind === "subscribe");
+        if (subscribes) await new Promise<void>((r) => (hold = r));
+        return inner.write(batch);
+      },
+      close: () => inner.close(),
+    };
+    const b1 = await start(gated);
+    const { client } = await PacketClient.connect(b1, {
+      clientId: "owned",
+      clean: false,
+      username: "alice",
+    });
+    client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "o/#", qos: 1 }] });
+    await client.expectNothing(200);
+    assert.ok(hold, "the subscription is being written");
+    hold!();
+    await client.expect(9);
+    await b1.journal!.settled();
+
+    const b2 = await start(new MemorySessionStore(crashCopy(data)));
+    const stolen = new PacketClient(b2, 4);
+    stolen.send({
+      type: 1,
+      protocolName: "MQTT",
+      protocolVersion: 4,
+      clean: false,
+      keepAlive: 0,
+      clientId: "owned",
+      username: "mallory",
+    });
+    const refused = await stolen.expect(2);
+    assert.notEqual(refused.reasonCode, 0, "another user may not resume a restored session");
+    const { connack } = await PacketClient.connect(b2, {
+      clientId: "owned",
+      clean: false,
+      username: "alice",
+    });
+    assert.equal(connack.sessionPresent, true);
+  });
+
   test("PUBACK waits until the store has the message; a failing store closes the publisher", async () => {
     const data = new MemorySessionData();
     const inner = new MemorySessionStore(data);

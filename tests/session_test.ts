@@ -210,60 +210,6 @@ describe("sessions", () => {
   });
 });
 
-describe("backpressure", () => {
-  test("a full live subscriber pauses its publisher instead of losing QoS 1 messages", async () => {
-    const b = newBroker({ maxInflight: 5, maxQueuedMessages: 20 });
-    const { client: s } = await PacketClient.connect(b, { clientId: "slow" });
-    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "bp", qos: 1 }] });
-    await s.expect(9);
-    const { client: p } = await PacketClient.connect(b, { clientId: "fast" });
-    const total = 100; // five times the queue limit
-    for (let i = 1; i <= total; i++) {
-      p.send({
-        type: 3,
-        topic: "bp",
-        payload: text(String(i)),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId: i,
-      });
-    }
-    // The publisher is acknowledged only as far as the subscriber can hold.
-    await new Promise((r) => setTimeout(r, 50));
-    const acked = p.pending().filter((x) => x.type === 4).length;
-    assert.ok(acked < total, `all ${total} acknowledged without the subscriber reading`);
-    // A subscriber that keeps acknowledging gets every message, in order, none dropped.
-    for (let i = 1; i <= total; i++) {
-      const m = await s.expect(3);
-      assert.equal(str(m.payload), String(i));
-      s.send({ type: 4, packetId: m.packetId! });
-    }
-    assert.equal(b.sessions.get("slow")!.dropped, 0);
-  });
-
-  test("a subscriber that never reads stops slowing publishers after a while", async () => {
-    const b = newBroker({ maxInflight: 2, maxQueuedMessages: 8 });
-    const { client: s } = await PacketClient.connect(b, { clientId: "stuck" });
-    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "st", qos: 1 }] });
-    await s.expect(9);
-    const { client: p } = await PacketClient.connect(b, { clientId: "pub" });
-    for (let i = 1; i <= 30; i++) {
-      p.send({
-        type: 3,
-        topic: "st",
-        payload: text("x"),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId: i,
-      });
-    }
-    for (let i = 1; i <= 30; i++) await p.expect(4, 3000);
-    assert.ok(b.sessions.get("stuck")!.dropped > 0); // bounded: the rest was dropped
-  });
-});
-
 test("a session expiry past 24.8 days (beyond a setTimeout) survives a disconnect", async () => {
   const b = newBroker();
   const opts = {

@@ -72,6 +72,7 @@ describe("$SYS", () => {
     const s = await json(c, "$SYS/broker/status");
     assert.deepEqual(Object.keys(s).sort(), [
       "activeConnectCount",
+      "droppedMsg",
       "maxActiveConnectCount",
       "receivedMsg",
       "sendMsg",
@@ -104,12 +105,13 @@ describe("$SYS", () => {
     await c.next();
     await sub(c, "$SYS/broker/+", 2);
     const got = new Map<string, Record<string, unknown>>();
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 9; i++) {
       const p = await c.expect(3);
       got.set(p.topic, JSON.parse(str(p.payload)));
     }
     assert.deepEqual([...got.keys()].sort(), [
       "$SYS/broker/activeConnectCount",
+      "$SYS/broker/droppedMsg",
       "$SYS/broker/maxActiveConnectCount",
       "$SYS/broker/receivedMsg",
       "$SYS/broker/sendMsg",
@@ -125,6 +127,7 @@ describe("$SYS", () => {
     assert.deepEqual(got.get("$SYS/broker/sendMsg"), { sendMsg: b.stats.sent });
     assert.ok(b.stats.sent >= 1);
     assert.equal(typeof got.get("$SYS/broker/uptime")!.uptime, "number");
+    assert.deepEqual(got.get("$SYS/broker/droppedMsg"), { droppedMsg: b.stats.dropped });
   });
 
   test("status is pushed every interval while subscribed, and stops after UNSUBSCRIBE", async () => {

@@ -8,13 +8,15 @@
  * username), its action covers the operation, and its topic:
  *
  * - PUBLISH (and the will at CONNECT): the rule's filter matches the topic.
- * - SUBSCRIBE, allow rule: the rule's filter covers the requested filter (every
- *   topic the request can match is allowed), e.g. allow `a/#` applies to `a/+`.
- * - SUBSCRIBE, deny rule: the rule's filter overlaps the requested filter (some
- *   topic matches both), so deny `secret/#` refuses a later-allowed `#`: there is
- *   no per-message check at delivery, so a subscription must not reach a denied topic.
- * - `$share/{group}/{f}` is checked as the full string and as `f`: an allow rule
- *   applies if it covers either, a deny rule if it overlaps either.
+ * - SUBSCRIBE: the rule's filter covers the requested filter (every topic the
+ *   request can match is matched by the rule), for allow and deny rules alike:
+ *   allow `a/#` applies to `a/+`; deny `secret/#` refuses `secret/+` and `secret`
+ *   but not `#`, which goes on to the later rules. A broader filter that is
+ *   accepted never delivers a denied topic: every message is checked again as it
+ *   goes out (src/broker/read_rights.ts asks this hook with the topic name, which
+ *   a rule covers exactly when it matches it).
+ * - `$share/{group}/{f}` is checked as the full string and as `f`: a rule applies
+ *   if it covers either.
  *
  * `%c` and `%u` in a rule's topic stand for the client id and username; a rule
  * using `%u` does not apply to a client without one. `#` and `+/...` never
@@ -29,7 +31,6 @@ import {
   type Levels,
   levels,
   matchesTopic,
-  overlaps,
   requestForms,
 } from "./filters.ts";
 
@@ -74,9 +75,7 @@ export function staticAcl(config: AclConfig): BrokerHooks {
         if (!r.subscribe || !appliesTo(r, client)) continue;
         const f = filterFor(r, client);
         if (!f) continue;
-        if (r.allow ? forms.some((q) => covers(f, q)) : forms.some((q) => overlaps(f, q))) {
-          return r.allow;
-        }
+        if (forms.some((q) => covers(f, q))) return r.allow;
       }
       return defaultAllow;
     },

@@ -1,12 +1,10 @@
 /**
- * Topic filter algebra for authorization: does a filter match a topic, does an
- * allowed filter cover a requested filter, can two filters match a common
- * topic, and `%c`/`%u` placeholders. Filters are handled as arrays of levels.
+ * Topic filter algebra for authorization: does a filter match a topic, does a
+ * rule's filter cover a requested filter, and `%c`/`%u` placeholders. Filters are handled as arrays of levels.
  *
  *   covers("a/#", "a/b/+")  true    every topic of a/b/+ is in a/#
  *   covers("a/+", "a/#")    false   a/# also matches a and a/b/c
  *   covers("#", "$SYS/x")   false   a leading wildcard never reaches `$` topics [MQTT-4.7.2-1]
- *   overlaps("a/+", "+/b")  true    both match a/b
  */
 
 export type Levels = readonly string[];
@@ -65,18 +63,6 @@ export function covers(a: Levels, r: Levels): boolean {
   }
   // Same depth, or a ends in '#' one level deeper ('a/#' covers 'a').
   return a.length === r.length || (a.length === r.length + 1 && a[r.length] === "#");
-}
-
-/** Is there a topic both filters match? */
-export function overlaps(x: Levels, y: Levels): boolean {
-  if ((wild(x[0]) && dollar(y[0])) || (wild(y[0]) && dollar(x[0]))) return false;
-  for (let i = 0;; i++) {
-    const a = x[i], b = y[i];
-    if (a === undefined && b === undefined) return true;
-    if (a === "#" || b === "#") return true;
-    if (a === undefined || b === undefined) return false;
-    if (a !== "+" && b !== "+" && a !== b) return false;
-  }
 }
 
 /**

@@ -20,6 +20,11 @@ export interface BrokerOptions {
   shareTopic: { enable: boolean; strategy: "round" | "random" | "hash" };
   /** Subscriptions one client may hold (0 = no limit). */
   maxSubscriptionsPerClient?: number;
+  /**
+   * A CONNECT may resume or take over a session created under another user name (its
+   * subscriptions are re-checked against the new user's rights). Default false: refused.
+   */
+  allowCrossUserSession?: boolean;
   /** Longest keep-alive a client may use, seconds (0 = any). 5.0 clients are told via Server Keep Alive. */
   maxKeepAlive?: number;
   /**

@@ -6,6 +6,8 @@ import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
+import { DropLog, newDropCounters } from "./drops.ts";
+import { ReadRights } from "./read_rights.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
@@ -18,9 +20,6 @@ import type { ConnectPacket } from "../mqtt/packet.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
-
-/** Longest a publisher waits for a slow subscriber before that subscriber counts as stalled. */
-const BACKPRESSURE_LIMIT_MS = 1000;
 
 /**
  * The runtime-free broker: sessions, the subscription index, routing,
@@ -42,8 +41,8 @@ export class Broker implements BrokerCore, PacketSink {
   readonly deadlines = new SessionDeadlines();
   /** Set when this broker is a node of a cluster (src/cluster/node.ts). */
   cluster: ClusterLink | undefined = undefined;
-  /** Counters for $SYS and tests. */
-  readonly stats = { received: 0, sent: 0, maxConnected: 0 };
+  /** Counters for $SYS and tests; `dropped` counts undelivered messages by reason. */
+  readonly stats = { received: 0, sent: 0, maxConnected: 0, dropped: newDropCounters() };
   private connected = 0;
   private closed = false;
   /** Set by close(): called when the last connection has ended. */
@@ -52,9 +51,15 @@ export class Broker implements BrokerCore, PacketSink {
   constructor(options: BrokerOptions, store: Store = new MemoryStore()) {
     this.options = options;
     this.store = store;
-    this.limits = options;
-    this.router = new Router(options);
     this.hooks = options.hooks ?? [];
+    this.limits = {
+      maxInflight: options.maxInflight,
+      maxQueuedMessages: options.maxQueuedMessages,
+      dropped: this.stats.dropped,
+      dropLog: new DropLog(options.log),
+      readRights: new ReadRights(this.hooks),
+    };
+    this.router = new Router(options, this.limits);
     this.journal = store.sessions
       ? new SessionJournal(store.sessions, (id) => this.sessions.get(id), (l) => this.log(l))
       : undefined;
@@ -265,21 +270,9 @@ export class Broker implements BrokerCore, PacketSink {
     return count;
   }
 
-  /**
-   * After routing a client's message: if it filled a live subscriber's queue,
-   * a promise that settles when the publisher may go on (the caller stops
-   * reading that publisher meanwhile). Never waits on the publisher itself.
-   */
-  backpressure(publisher: Session): Promise<void> | undefined {
-    const full = this.router.full;
-    this.router.full = undefined;
-    if (!full || full === publisher || !full.connection) return undefined;
-    return full.whenRoom(BACKPRESSURE_LIMIT_MS);
-  }
-
   /** Deliver through one subscription (see Router.deliverTo). */
-  deliverTo(sub: Subscription, message: Message, retain: boolean): boolean {
-    return this.router.deliverTo(sub, message, retain);
+  deliverTo(sub: Subscription, message: Message, retain: boolean): void {
+    this.router.deliverTo(sub, message, retain);
   }
 
   /** The key a subscription has in the index: one entry per client per filter (and share group). */
@@ -304,6 +297,7 @@ export class Broker implements BrokerCore, PacketSink {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
+    session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
     this.cluster?.unsubscribed(routeFilter(sub));
     session.journal?.unsubscribed(session, filter);
@@ -320,7 +314,6 @@ export class Broker implements BrokerCore, PacketSink {
     this.deadlines.clearWill(session);
     session.inflight.clear();
     session.queue.length = 0;
-    session.wakeWriters();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -348,6 +341,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (!session || session.connection !== conn) return; // taken over, or never connected
     session.connection = undefined;
     conn.session = undefined;
+    session.replay = undefined; // a retained replay lasts as long as its connection
     if (conn.connected) this.markDisconnected(conn);
     const will = session.will;
     session.will = undefined;
@@ -361,7 +355,6 @@ export class Broker implements BrokerCore, PacketSink {
     this.handOverShared(session);
     // In-flight messages now wait for a reconnect: stop pinning socket chunks.
     for (const o of session.inflight.values()) ownPayload(o.message);
-    session.wakeWriters(); // nobody waits on an offline session
     if (session.expiryInterval === 0) {
       this.endSession(session);
       return;

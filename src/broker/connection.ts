@@ -5,17 +5,10 @@ import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../m
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
-import type { ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
-import type { ConnectPacket, Properties, QoS } from "../mqtt/packet.ts";
-
-/** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
-export interface AuthState {
-  readonly authenticator: EnhancedAuthenticator;
-  session: EnhancedAuthSession | undefined;
-  /** The CONNECT waiting for the exchange to finish; undefined during re-authentication. */
-  connect: ConnectPacket | undefined;
-  assigned: boolean;
-}
+import type { ClientInfo } from "./hooks.ts";
+import type { AuthState } from "./handlers/auth.ts";
+import type { ReadRightsCache } from "./read_rights.ts";
+import type { Properties, QoS } from "../mqtt/packet.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -184,12 +177,12 @@ export class Connection {
     return this.x?.outAliasMaximum ?? 0;
   }
 
-  /** QoS 0 messages dropped because this client read too slowly ($SYS, tests). */
-  get droppedQos0(): number {
-    return this.x?.droppedQos0 ?? 0;
+  /** Read rights answered for this connection's client (see read_rights.ts); reset when they change. */
+  get readRights(): ReadRightsCache | undefined {
+    return this.x?.readRights;
   }
-  set droppedQos0(n: number) {
-    (this.x ??= {}).droppedQos0 = n;
+  set readRights(v: ReadRightsCache | undefined) {
+    if (v || this.x) (this.x ??= {}).readRights = v;
   }
 
   get remoteAddr(): string {
@@ -282,6 +275,17 @@ export class Connection {
       dirty[dirtyCount++] = this;
       if (dirtyCount === 1) queueMicrotask(flushDirty);
     }
+  }
+
+  /** Output encoded but not yet handed to the transport, bytes. */
+  get unsentBytes(): number {
+    return this.outBytes;
+  }
+
+  /** Call `f` once everything queued so far was written (or the write failed). */
+  afterOutput(f: () => void): void {
+    if (!this.writing && this.outBytes === 0) return f();
+    ((this.x ??= {}).drained ??= []).push(f);
   }
 
   /** A slow reader: QoS 0 messages to it are dropped rather than buffered without bound. */
@@ -487,6 +491,6 @@ interface ConnectionExtras {
   auth?: AuthState;
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
-  droppedQos0?: number;
+  readRights?: ReadRightsCache;
   drained?: (() => void)[];
 }

@@ -4,15 +4,22 @@ import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
+import type { DropCounters, DropLog } from "./drops.ts";
+import type { ReadRights } from "./read_rights.ts";
 
 /**
  * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
- * through the inflight window and the bounded queue. `deliver` returns true
- * when the session's queue is now so full that publishers should wait.
+ * through the inflight window and the bounded queue. A session that cannot
+ * keep up loses its own newest messages (counted); publishers never wait.
  */
 export interface DeliveryLimits {
-  maxInflight: number;
-  maxQueuedMessages: number;
+  readonly maxInflight: number;
+  readonly maxQueuedMessages: number;
+  /** Where undelivered messages are counted (the broker's stats.dropped). */
+  readonly dropped: DropCounters;
+  readonly dropLog?: DropLog;
+  /** The receiving client's read rights, checked as each message goes out. */
+  readonly readRights: ReadRights;
 }
 
 /** Reusable encodings of one QoS 0 PUBLISH for all subscribers of one publish call. */
@@ -47,85 +54,105 @@ export function deliver(
   limits: DeliveryLimits,
   cache?: Qos0Cache,
   share?: string,
-): boolean {
+): void {
   const conn = session.connection;
   const online = conn !== undefined && isOnline(session);
+  // Rights are checked where messages go out (queued ones when they leave the queue).
+  if (online && !mayRead(conn, message, qos, share, limits)) return;
   if (qos === 0) {
-    // QoS 0 is not queued for offline clients, and dropped for congested ones.
-    if (!online) return false;
-    if (conn.congested) {
-      conn.droppedQos0++;
-      return false;
-    }
+    // QoS 0 is not queued for offline clients; for a reader whose output backlog is
+    // full it is that client's own loss.
+    if (!online) return;
+    if (conn.congested) return queueFull(session, limits);
     const now = Date.now();
-    if (isExpired(message, now)) return false;
+    if (isExpired(message, now)) {
+      limits.dropped.expired++;
+      return;
+    }
     if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
       if (fits(conn, bytes.length)) conn.sendBytes(bytes);
-      return false;
+      else limits.dropped.tooLarge++;
+      return;
     }
-    sendPublish(conn, message, 0, retain, 0, false, subscriptionIds, now);
-    return false;
+    sendPublish(conn, message, 0, retain, 0, false, subscriptionIds, now, limits);
+    return;
   }
-  if (online && session.queue.length === 0 && session.inflight.size < window(conn, limits)) {
+  if (
+    online && session.queue.length === 0 && session.inflight.size < inflightWindow(conn, limits)
+  ) {
     sendNew(
       session,
       conn,
       { message, qos, retain, subscriptionIds, share, released: false },
+      limits,
       false,
     );
-    return false;
+    return;
   }
-  if (session.queue.length >= limits.maxQueuedMessages) {
-    session.dropped++;
-    return false;
-  }
+  // Full: the newest message is dropped (as Mosquitto does). What the client already has
+  // queued or in flight stays in order, and QoS 1/2 in flight cannot be taken back anyway.
+  if (session.queue.length >= limits.maxQueuedMessages) return queueFull(session, limits);
   const queued = { message: ownPayload(message), qos, retain, subscriptionIds, share };
   session.queue.push(queued);
   session.journal?.queued(session, queued);
-  return online && !session.stalled && session.queue.length >= highWater(limits);
 }
 
-/**
- * A live subscriber whose queue is this full slows its publishers down
- * (they stop being read) instead of losing messages; an offline one does not.
- */
-export function highWater(limits: DeliveryLimits): number {
-  return Math.max(1, limits.maxQueuedMessages >> 1);
+function mayRead(
+  conn: Connection,
+  message: Message,
+  qos: QoS,
+  share: string | undefined,
+  limits: DeliveryLimits,
+): boolean {
+  if (limits.readRights.allows(conn, message.topic, qos, share)) return true;
+  limits.dropped.notAuthorized++;
+  return false;
 }
 
-function lowWater(limits: DeliveryLimits): number {
-  return limits.maxQueuedMessages >> 2;
+function queueFull(session: Session, limits: DeliveryLimits): void {
+  session.dropped++;
+  limits.dropped.queueFull++;
+  limits.dropLog?.queueFull(session, limits.maxQueuedMessages);
 }
 
 /** Send queued deliveries while the inflight window has room. */
 export function drainQueue(session: Session, limits: DeliveryLimits): void {
   const conn = session.connection;
   if (!conn || !conn.connected || conn.closing) return;
-  const max = window(conn, limits);
+  const max = inflightWindow(conn, limits);
   const now = Date.now();
   let taken = 0;
   while (taken < session.queue.length && session.inflight.size < max) {
     const q = session.queue[taken++];
-    if (isExpired(q.message, now)) {
+    if (isExpired(q.message, now)) { // [MQTT-3.3.2-5]
+      limits.dropped.expired++;
       session.journal?.dropped(session, q.message);
-      continue; // [MQTT-3.3.2-5]
+      continue;
     }
-    sendNew(session, conn, { ...q, released: false }, true);
+    if (!mayRead(conn, q.message, q.qos, q.share, limits)) {
+      session.journal?.dropped(session, q.message);
+      continue;
+    }
+    sendNew(session, conn, { ...q, released: false }, limits, true);
   }
   if (taken > 0) session.queue.splice(0, taken);
-  if (session.queue.length <= lowWater(limits)) {
-    session.stalled = false;
-    session.wakeWriters();
-  }
+  // Retained messages still to be sent on a SUBSCRIBE come after the queue.
+  if (session.queue.length === 0) session.replay?.pump();
 }
 
 /** After a session resumes: resend unacknowledged PUBLISH with DUP, and PUBREL [MQTT-4.4.0-1]. */
-export function resendInflight(session: Session, conn: Connection): void {
+export function resendInflight(session: Session, conn: Connection, limits: DeliveryLimits): void {
   const now = Date.now();
   for (const [packetId, o] of session.inflight) {
     if (o.released) {
       conn.sendAck(6, packetId);
+      continue;
+    }
+    // A session resumed by another user (allow-cross-user-session) does not get what it may not read.
+    if (!mayRead(conn, o.message, o.qos, o.share, limits)) {
+      session.inflight.delete(packetId);
+      session.journal?.completed(session, packetId, o.message);
       continue;
     }
     const sent = sendPublish(
@@ -137,6 +164,7 @@ export function resendInflight(session: Session, conn: Connection): void {
       true,
       o.subscriptionIds,
       now,
+      limits,
     );
     // Too large for the new connection's Maximum Packet Size: discarded [MQTT-3.1.2-25].
     if (!sent) {
@@ -147,7 +175,13 @@ export function resendInflight(session: Session, conn: Connection): void {
 }
 
 /** `fromQueue`: the delivery was queued (and stored as queued) before. */
-function sendNew(session: Session, conn: Connection, o: Outgoing, fromQueue: boolean): void {
+function sendNew(
+  session: Session,
+  conn: Connection,
+  o: Outgoing,
+  limits: DeliveryLimits,
+  fromQueue: boolean,
+): void {
   const packetId = session.nextPacketId();
   const sent = sendPublish(
     conn,
@@ -158,6 +192,7 @@ function sendNew(session: Session, conn: Connection, o: Outgoing, fromQueue: boo
     false,
     o.subscriptionIds,
     Date.now(),
+    limits,
   );
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
   // In flight messages keep their range of the socket chunk: acknowledgements
@@ -182,6 +217,7 @@ function sendPublish(
   dup: boolean,
   subscriptionIds: number[] | undefined,
   now: number,
+  limits: DeliveryLimits | undefined,
 ): boolean {
   const properties = publishProperties(message, subscriptionIds, now);
   const topicLength = utf8Length(message.topic);
@@ -198,7 +234,10 @@ function sendPublish(
   }
   const size = publishSize(conn.version, topicLength, length, qos, properties);
   // Size is checked on the full topic: an alias only counts once the client received it.
-  if (!fits(conn, size)) return false;
+  if (!fits(conn, size)) {
+    if (limits) limits.dropped.tooLarge++;
+    return false;
+  }
   if (conn.outAliasMaximum > 0) {
     const id = qos > 0 ? packetId : undefined;
     conn.send(
@@ -227,7 +266,7 @@ function fits(conn: Connection, length: number): boolean {
     length <= conn.clientMaximumPacketSize;
 }
 
-function window(conn: Connection, limits: DeliveryLimits): number {
+export function inflightWindow(conn: Connection, limits: DeliveryLimits): number {
   // Never more unacknowledged QoS 1/2 than the client's Receive Maximum [MQTT-3.3.4-7].
   return Math.min(limits.maxInflight, conn.clientReceiveMaximum);
 }

@@ -77,7 +77,11 @@ export interface BrokerHooks {
   authenticators?: EnhancedAuthenticator[];
   /** May this client publish to `topic`? Also asked for the will at CONNECT. */
   authorizePublish?(client: ClientInfo, topic: string, qos: QoS, retain: boolean): boolean;
-  /** May this client subscribe to `filter` (as sent, incl. `$share/group/`)? */
+  /**
+   * May this client subscribe to `filter` (as sent, incl. `$share/group/`)? Also asked as
+   * messages go out, with the topic name as the filter (`$share/{group}/{topic}` through a
+   * shared subscription): may this client read it? Answers are cached per connection.
+   */
   authorizeSubscribe?(client: ClientInfo, filter: string, qos: QoS): boolean;
   /** After CONNACK success. */
   onConnected?(client: ClientInfo): void;

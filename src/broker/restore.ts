@@ -33,7 +33,7 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
   }
   const now = Date.now();
   for (const s of state.sessions) {
-    const session = new Session(s.clientId, s.expiryInterval);
+    const session = new Session(s.clientId, s.expiryInterval, s.username); // its owner
     session.lastPacketId = s.lastPacketId;
     const was = { username: s.username, protocolVersion: s.protocolVersion };
     journal.adopt(session, { ...was, expiresAt: s.expiresAt, willAt: s.willAt });

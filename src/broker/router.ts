@@ -5,7 +5,7 @@
  */
 import type { QoS } from "../mqtt/packet.ts";
 import type { BrokerOptions } from "./api.ts";
-import { deliver, Qos0Cache } from "./delivery.ts";
+import { deliver, type DeliveryLimits, Qos0Cache } from "./delivery.ts";
 import type { Message } from "./message.ts";
 import { isOnline, type Session, type Subscription } from "./session.ts";
 import { SharePicker } from "./shared.ts";
@@ -31,42 +31,37 @@ export class Router {
    * node serves for the message; the others' member is on another node.
    */
   shareFilter: ((key: string) => boolean) | undefined = undefined;
-  /** A live session the last route() filled past its high-water mark. */
-  full: Session | undefined;
   private readonly options: BrokerOptions;
+  private readonly limits: DeliveryLimits;
   private readonly direct = new Map<Session, Subscription | Aggregate>();
   private readonly groups = new Map<string, Subscription[]>();
   private readonly qos0Cache = new Qos0Cache();
   /** Bumped per routed message: tells route() whether it met a session twice. */
   private routeMark = 0;
 
-  constructor(options: BrokerOptions) {
+  constructor(options: BrokerOptions, limits: DeliveryLimits) {
     this.options = options;
+    this.limits = limits;
     this.sharePicker = new SharePicker(options.shareTopic.strategy);
   }
 
   /** Deliver to every matching subscription; returns how many deliveries were made. */
   route(message: Message): number {
-    this.full = undefined; // only the message being routed now may slow its publisher
     const subs = this.index.matchAll(message.topic);
     return this.routeEachOnce(message, subs) ?? this.routeMerged(message, subs);
   }
 
-  /**
-   * Deliver through one subscription: capped at its QoS [MQTT-3.8.4-6], with
-   * its identifier. True when the subscriber's queue is full enough that the
-   * publisher should wait (see Broker.backpressure).
-   */
+  /** Deliver through one subscription: capped at its QoS [MQTT-3.8.4-6], with its identifier. */
   deliverTo(
     sub: Subscription,
     message: Message,
     retain: boolean,
     cache?: Qos0Cache,
     share?: string,
-  ): boolean {
+  ): void {
     const qos = Math.min(message.qos, sub.qos) as QoS;
     const ids = sub.subscriptionId ? [sub.subscriptionId] : undefined;
-    return deliver(sub.session, message, qos, retain, ids, this.options, cache, share);
+    deliver(sub.session, message, qos, retain, ids, this.limits, cache, share);
   }
 
   /** An online member of share group `share`, other than `not`, for this message. */
@@ -107,9 +102,7 @@ export class Router {
     for (let i = 0; i < n; i++) {
       const sub = subs[i];
       if (this.skipsOwn(sub, message)) continue;
-      if (this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache)) {
-        this.full = sub.session;
-      }
+      this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache);
       count++;
     }
     return count;
@@ -157,7 +150,7 @@ export class Router {
       const ids = "session" in s
         ? (s.subscriptionId ? [s.subscriptionId] : undefined)
         : s.subscriptionIds;
-      if (deliver(session, message, qos, retain, ids, this.options, cache)) this.full = session;
+      deliver(session, message, qos, retain, ids, this.limits, cache);
       count++;
     }
     direct.clear();
@@ -167,7 +160,7 @@ export class Router {
         if (serves !== undefined && !serves(key)) continue; // another node's member gets it
         const sub = this.sharePicker.pick(key, members, message.from);
         const retain = sub.retainAsPublished && message.retain;
-        if (this.deliverTo(sub, message, retain, cache, key)) this.full = sub.session;
+        this.deliverTo(sub, message, retain, cache, key);
         count++;
       }
       groups.clear(); // only when used: clearing a Map makes it a new table

@@ -46,11 +46,17 @@ export interface Queued {
   readonly share?: string;
 }
 
+/** Retained messages being streamed after a SUBSCRIBE (retained_replay.ts). */
+export interface ReplayPump {
+  pump(): void;
+  cancel(filter: string): void;
+}
+
 interface SessionExtras {
+  replay?: ReplayPump;
   pendingWill?: Will;
   dropped?: number;
-  stalled?: boolean;
-  waiting?: (() => void)[];
+  lastDropLog?: number;
   journal?: SessionJournal;
 }
 
@@ -63,6 +69,8 @@ export const NEVER_EXPIRES = 0xffffffff;
  */
 export class Session {
   readonly clientId: string;
+  /** The user name that owns it: another user may not resume or take it over. */
+  username: string | undefined;
   /** Seconds; 0 ends the session with the connection. */
   expiryInterval: number;
   // The collections are made on first use: most idle sessions never need them,
@@ -109,55 +117,32 @@ export class Session {
   set journal(v: SessionJournal | undefined) {
     if (v || this.x) (this.x ??= {}).journal = v;
   }
-  /** Messages dropped because the queue was full (reported by $SYS later). */
+  /** Messages this session lost because it could not keep up (its queue or output was full). */
   get dropped(): number {
     return this.x?.dropped ?? 0;
   }
   set dropped(n: number) {
     (this.x ??= {}).dropped = n;
   }
-  /** Did not drain in time while publishers waited: it no longer slows them down. */
-  get stalled(): boolean {
-    return this.x?.stalled ?? false;
+  /** Retained messages still to be sent for this connection's subscribes. */
+  get replay(): ReplayPump | undefined {
+    return this.x?.replay;
   }
-  set stalled(v: boolean) {
-    if (v || this.x) (this.x ??= {}).stalled = v;
+  set replay(v: ReplayPump | undefined) {
+    if (v || this.x) (this.x ??= {}).replay = v;
   }
-  private get waiting(): (() => void)[] | undefined {
-    return this.x?.waiting;
+  /** When its drops were last logged (ms; 0 = never). */
+  get lastDropLog(): number {
+    return this.x?.lastDropLog ?? 0;
   }
-  private set waiting(v: (() => void)[] | undefined) {
-    if (v || this.x) (this.x ??= {}).waiting = v;
+  set lastDropLog(t: number) {
+    (this.x ??= {}).lastDropLog = t;
   }
 
-  constructor(clientId: string, expiryInterval: number) {
+  constructor(clientId: string, expiryInterval: number, username?: string) {
     this.clientId = clientId;
+    this.username = username;
     this.expiryInterval = expiryInterval;
-  }
-
-  /**
-   * Resolves when this session's queue has room again, the session goes
-   * offline, or `limitMs` passes (then the session counts as stalled).
-   */
-  whenRoom(limitMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.stalled = true;
-        this.wakeWriters();
-      }, limitMs);
-      (this.waiting ??= []).push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Let every waiting publisher go on. */
-  wakeWriters(): void {
-    const w = this.waiting;
-    if (!w) return;
-    this.waiting = undefined;
-    for (const f of w) f();
   }
 
   /** Next free packet id (1..65535), skipping ids still in flight [MQTT-2.3.1-4]. */

@@ -26,6 +26,7 @@ export function defaultConfig(): MqttxConfig {
     maxQueuedMessages: 1000,
     maxSubscriptionsPerClient: 0,
     maxKeepAlive: 0,
+    allowCrossUserSession: false,
     mqtt5: {
       topicAliasMaximum: 100,
       outgoingTopicAliases: false,
@@ -182,6 +183,7 @@ export const SCHEMA: Section = {
   maxQueuedMessages: { kind: "int", min: 0, max: MAX_INT },
   maxSubscriptionsPerClient: { kind: "int", min: 0, max: MAX_INT },
   maxKeepAlive: { kind: "int", min: 0, max: 65535 },
+  allowCrossUserSession: bool,
   mqtt5: {
     kind: "section",
     fields: {

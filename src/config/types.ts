@@ -37,6 +37,8 @@ export interface MqttxConfig {
   maxSubscriptionsPerClient: number;
   /** (ours) Longest keep-alive a client may ask for, seconds; 0 = no limit. */
   maxKeepAlive: number;
+  /** (ours) A client may resume or take over a session created under another user name. */
+  allowCrossUserSession: boolean;
   /** (ours) MQTT 5.0 server options. */
   mqtt5: {
     topicAliasMaximum: number;

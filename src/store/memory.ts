@@ -34,6 +34,10 @@ export class MemoryStore implements Store {
     return this.retained.match(filter);
   }
 
+  retainedCursor(filter: string): Iterator<MessageData> {
+    return this.retained.cursor(filter);
+  }
+
   retainedCount(): number {
     return this.retained.index.size;
   }

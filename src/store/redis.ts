@@ -154,6 +154,12 @@ export class RedisStore implements Store {
     this.dirtyRetained.delete(topic);
   }
 
+  retainedCursor(filter: string): Iterator<MessageData> {
+    return this.retained.cursor(filter, (topic) => {
+      this.writeRetained(topic, undefined).catch(() => this.dirtyRetained.add(topic));
+    });
+  }
+
   retainedCount(): number {
     return this.retained.index.size;
   }

@@ -20,6 +20,19 @@ export class RetainedMemory {
     return stored;
   }
 
+  /**
+   * Matching messages one at a time (a cursor through the trie, no list); expired ones are
+   * deleted on the way and reported to `onExpired`.
+   */
+  *cursor(filter: string, onExpired?: (topic: string) => void): Generator<MessageData> {
+    for (const [topic, m] of this.index.matching(filter)) {
+      if (m.expiresAt !== undefined && m.expiresAt <= Date.now()) {
+        this.index.delete(topic); // 5.0 Message Expiry: gone, not just hidden
+        onExpired?.(topic);
+      } else yield m;
+    }
+  }
+
   /** Matching messages; expired ones are deleted and reported to `onExpired`. */
   match(filter: string, onExpired?: (topic: string) => void): MessageData[] {
     const out: MessageData[] = [];

@@ -72,27 +72,38 @@ export class RetainedIndex<V> {
 
   /**
    * Visit every stored (topic, value) whose topic matches `filter` (a valid plain filter).
-   * `visit` must not set or delete entries.
+   * `visit` may set or delete entries (see `matching`).
    */
   match(filter: string, visit: (topic: string, value: V) => void): void {
-    if (!isWildcardFilter(filter)) {
-      // A filter without wildcards matches exactly one topic name.
-      if (this.#byTopic.has(filter)) visit(filter, this.#byTopic.get(filter)!);
-      return;
-    }
-    this.#walk(this.#root, filter.split("/"), 0, visit);
+    for (const [topic, value] of this.matching(filter)) visit(topic, value);
   }
 
-  #walk(node: Node, levels: string[], i: number, visit: (topic: string, value: V) => void): void {
+  /**
+   * The stored (topic, value) pairs whose topic matches `filter` (a valid plain filter), one at a
+   * time: a cursor that holds only its path through the trie, never a copy of the matches. The
+   * index may change between steps: a topic deleted before it is reached is skipped, one added
+   * may or may not be visited.
+   */
+  *matching(filter: string): Generator<[string, V]> {
+    if (!isWildcardFilter(filter)) {
+      // A filter without wildcards matches exactly one topic name.
+      const value = this.#byTopic.get(filter);
+      if (value !== undefined) yield [filter, value];
+      return;
+    }
+    yield* this.#walk(this.#root, filter.split("/"), 0);
+  }
+
+  *#walk(node: Node, levels: string[], i: number): Generator<[string, V]> {
     if (i === levels.length) {
-      if (node.topic !== undefined) this.#emit(node.topic, visit);
+      if (node.topic !== undefined) yield* this.#emit(node.topic);
       return;
     }
     const level = levels[i];
     if (level === "#") {
       // [MQTT-4.7.1-2] '#' matches the parent level ("a/#" matches "a") and every level below.
-      if (node.topic !== undefined) this.#emit(node.topic, visit);
-      this.#visitBelow(node, i === 0, visit);
+      if (node.topic !== undefined) yield* this.#emit(node.topic);
+      yield* this.#visitBelow(node, i === 0);
       return;
     }
     if (level === "+") {
@@ -100,24 +111,25 @@ export class RetainedIndex<V> {
       for (const [name, child] of node.children) {
         // [MQTT-4.7.2-1] a leading wildcard does not match topics starting with '$'.
         if (i === 0 && name.startsWith("$")) continue;
-        this.#walk(child, levels, i + 1, visit);
+        yield* this.#walk(child, levels, i + 1);
       }
       return;
     }
     const child = node.children?.get(level);
-    if (child !== undefined) this.#walk(child, levels, i + 1, visit);
+    if (child !== undefined) yield* this.#walk(child, levels, i + 1);
   }
 
-  #visitBelow(node: Node, atRoot: boolean, visit: (topic: string, value: V) => void): void {
+  *#visitBelow(node: Node, atRoot: boolean): Generator<[string, V]> {
     if (node.children === undefined) return;
     for (const [name, child] of node.children) {
       if (atRoot && name.startsWith("$")) continue; // [MQTT-4.7.2-1]
-      if (child.topic !== undefined) this.#emit(child.topic, visit);
-      this.#visitBelow(child, false, visit);
+      if (child.topic !== undefined) yield* this.#emit(child.topic);
+      yield* this.#visitBelow(child, false);
     }
   }
 
-  #emit(topic: string, visit: (topic: string, value: V) => void): void {
-    visit(topic, this.#byTopic.get(topic)!);
+  *#emit(topic: string): Generator<[string, V]> {
+    const value = this.#byTopic.get(topic);
+    if (value !== undefined) yield [topic, value]; // undefined: deleted since the walk began
   }
 }

@@ -188,6 +188,11 @@ export interface RetainedStore {
   setRetained(topic: string, message: MessageData | undefined): void | Promise<void>;
   /** Retained messages whose topic matches `filter` (wildcards allowed); expired ones are gone. */
   matchRetained(filter: string): MessageData[];
+  /**
+   * The same, one at a time, without building the list (SUBSCRIBE streams from it); expired
+   * messages may be left for the caller to skip.
+   */
+  retainedCursor(filter: string): Iterator<MessageData>;
   /** Number of retained messages (for $SYS). */
   retainedCount(): number;
   close(): Promise<void>;

@@ -12,12 +12,14 @@
  *   $SYS/broker/receivedMsg            {"receivedMsg":120}   messages accepted for routing
  *   $SYS/broker/sendMsg                {"sendMsg":240}       deliveries routed to sessions
  *   $SYS/broker/uptime                 {"uptime":3600}       seconds
+ *   $SYS/broker/droppedMsg             {"droppedMsg":{"queueFull":5,"tooLarge":0,"expired":0,
+ *                                       "notAuthorized":1,"rateLimited":0}}  undelivered, by reason
  *
  * Periodic: a subscriber of `$SYS/broker/status` (or the later original's
  * `$SYS/broker/{brokerId}/status`) gets the status right after subscribing, then
  * every `interval`, while it stays connected and subscribed:
  *   {"activeConnectCount":3,"maxActiveConnectCount":7,"receivedMsg":120,"sendMsg":240,
- *    "timestamp":"2024-05-01 12:00:00","uptime":3600,"version":"0.1.0"}
+ *    "droppedMsg":{...},"timestamp":"2024-05-01 12:00:00","uptime":3600,"version":"0.1.0"}
  *
  * Presence events, published to whoever subscribes (wildcards work), QoS 0, never retained:
  *   $SYS/broker/{brokerId}/clients/{clientId}/connected|disconnected
@@ -95,6 +97,7 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     ["receivedMsg", () => ({ receivedMsg: broker.stats.received })],
     ["sendMsg", () => ({ sendMsg: broker.stats.sent })],
     ["uptime", () => ({ uptime: uptime() })],
+    ["droppedMsg", () => ({ droppedMsg: broker.stats.dropped })],
     // The live nodes of the cluster (this one alone when not clustered).
     ["nodes", () => ({ nodes: broker.cluster?.nodes() ?? [{ id: String(brokerId) }] })],
   ] as const).map(([name, f]) => [PREFIX + name, levels(PREFIX + name), f]);
@@ -106,6 +109,7 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
       maxActiveConnectCount: broker.stats.maxConnected,
       receivedMsg: broker.stats.received,
       sendMsg: broker.stats.sent,
+      droppedMsg: broker.stats.dropped,
       timestamp: now(),
       uptime: uptime(),
       version,

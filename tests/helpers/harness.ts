@@ -9,6 +9,9 @@
  */
 import type { MqttxConfig } from "../../src/config/types.ts";
 import type { Runtime } from "../../src/runtime/types.ts";
+import { afterEach } from "node:test";
+import { Clients } from "./mqttjs.ts";
+import { closeAll } from "./packet_client.ts";
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
@@ -19,6 +22,8 @@ export interface TestBroker {
   url: string;
   /** True when running against MQTTX_TEST_EXTERNAL. */
   external: boolean;
+  /** The broker core (its stats), when it runs in this process. */
+  core?: import("../../src/broker/broker.ts").Broker;
   stop(): Promise<void>;
 }
 
@@ -54,6 +59,7 @@ export async function startBroker(overrides: DeepPartial<MqttxConfig> = {}): Pro
     port,
     url: `mqtt://127.0.0.1:${port}`,
     external: false,
+    core: app.broker,
     stop: () => app.stop(),
   };
 }
@@ -78,4 +84,23 @@ function merge<T>(base: T, over: DeepPartial<T>): T {
     } else if (v !== undefined) out[k] = v;
   }
   return out as T;
+}
+
+/**
+ * For a test file whose tests each start a broker: `app.broker` is set by the test
+ * (`app.broker = await startBroker(...)`); `app.clients` are MQTT.js clients on it. After each
+ * test the clients end, the broker stops, and in-memory brokers of packet_client.ts close.
+ */
+export function brokerPerTest(): { broker: TestBroker | undefined; clients: Clients } {
+  const app: { broker: TestBroker | undefined; clients: Clients } = {
+    broker: undefined,
+    clients: new Clients(() => app.broker!.url),
+  };
+  afterEach(async () => {
+    await app.clients.closeAll();
+    await app.broker?.stop();
+    app.broker = undefined;
+    await closeAll();
+  });
+  return app;
 }

@@ -319,3 +319,17 @@ export class RawSocket {
     this.socket.destroy();
   }
 }
+
+/** SUBACK codes as MQTT.js reports them (it rejects when any filter was refused). */
+export function subackCodes(client: MqttClient, filters: string[]): Promise<number[]> {
+  return withTimeout(
+    client.subscribeAsync(filters, { qos: 1 }).then(
+      (grants) => grants.map((g) => g.qos as number),
+      (e: { packet?: { granted?: (number | { qos: number })[] } }) => {
+        if (!e.packet?.granted) throw e;
+        return e.packet.granted.map((g) => typeof g === "number" ? g : g.qos);
+      },
+    ),
+    `SUBACK for ${filters}`,
+  );
+}

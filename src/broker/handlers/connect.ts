@@ -13,6 +13,7 @@ import {
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 import { isUtf8 } from "./publish.ts";
+import { escapeForLog } from "../../log/escape.ts";
 
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
@@ -118,8 +119,17 @@ export function accept(
   }
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 
-  // Take over a connected client with the same id [MQTT-3.1.4-2].
   let session = broker.sessions.get(clientId);
+  // A client id held by another user's session (connected or offline) is not theirs to resume,
+  // take over or end: that would hand them its queued and future messages.
+  if (session && session.username !== client.username && !broker.options.allowCrossUserSession) {
+    broker.log(
+      `refused client ${escapeForLog(clientId)} (${conn.remoteAddr}): ` +
+        `its session belongs to another user`,
+    );
+    return refuse(conn, 0x87); // Not authorized (3.1.1: 5)
+  }
+  // Take over a connected client with the same id [MQTT-3.1.4-2].
   const old = session?.connection;
   if (session && old) {
     session.connection = undefined;
@@ -146,8 +156,10 @@ export function accept(
     // Resumed in time: the delayed will is not sent.
     if (broker.deadlines.clearWill(session)) session.pendingWill = undefined;
     session.expiryInterval = expiry;
+    session.username = client.username;
+    recheckSubscriptions(broker, session, client);
   } else {
-    session = new Session(clientId, expiry);
+    session = new Session(clientId, expiry, client.username);
     broker.sessions.set(clientId, session);
   }
   // The will lives as long as the connection: do not pin the CONNECT's socket chunk.
@@ -177,8 +189,27 @@ export function accept(
   conn.setKeepAlive(keepAlive);
   broker.notify("onConnected", client);
   if (sessionPresent) {
-    resendInflight(session, conn);
+    resendInflight(session, conn, broker.limits);
     drainQueue(session, broker.limits);
+  }
+}
+
+/**
+ * A resumed session keeps only the subscriptions its (new) user may still make: rights can
+ * change between connections, and another user may resume it (allow-cross-user-session).
+ */
+function recheckSubscriptions(broker: Broker, session: Session, client: ClientInfo): void {
+  let removed = 0;
+  for (const sub of [...session.subscriptions.values()]) {
+    if (broker.maySubscribe(client, sub.filter, sub.qos)) continue;
+    broker.removeSubscription(session, sub.filter);
+    removed++;
+  }
+  if (removed > 0) {
+    broker.log(
+      `client ${escapeForLog(client.clientId)}: ${removed} subscription(s) of its resumed ` +
+        `session removed, not allowed for user ${escapeForLog(client.username ?? "(none)")}`,
+    );
   }
 }
 

@@ -100,6 +100,7 @@ export function handlePublish(
       expiresAt,
       from: session.clientId,
     };
+  // A slow subscriber never holds the publisher back: it loses its own excess (delivery.ts).
   const routed = broker.publish(message);
   const held = broker.held;
   if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
@@ -121,19 +122,10 @@ export function handlePublish(
         (e) => refuse(broker, conn, p, e),
       );
     }
-    return routed instanceof Promise
-      ? routed.then(() => broker.backpressure(session))
-      : broker.backpressure(session);
+    return routed instanceof Promise ? routed.then(() => {}) : undefined;
   }
-  if (routed instanceof Promise) {
-    return routed.then((n) => {
-      acknowledge(broker, conn, p, n);
-      return broker.backpressure(session);
-    });
-  }
+  if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
   acknowledge(broker, conn, p, routed);
-  // Acknowledged and queued; now stop reading this publisher if a subscriber is full.
-  return broker.backpressure(session);
 }
 
 /**

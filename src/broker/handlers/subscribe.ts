@@ -2,7 +2,8 @@ import type { SubscribePacket } from "../../mqtt/packet.ts";
 import { parseShared, topicFilterError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
-import { isExpired, type Message } from "../message.ts";
+import type { Message } from "../message.ts";
+import { RetainedReplays } from "../retained_replay.ts";
 import type { Subscription } from "../session.ts";
 
 /** SUBSCRIBE: validate each filter, store it, SUBACK, then send matching retained messages. */
@@ -62,28 +63,26 @@ export function handleSubscribe(
       retainedFor.push(sub);
     }
   }
-  conn.send({ type: 9, packetId: p.packetId, reasonCodes });
-  if (broker.hooks.length > 0) {
-    p.subscriptions.forEach((req, i) => {
-      if (reasonCodes[i] < 0x80) {
-        broker.notify("onSubscribed", conn.client!, req.topicFilter, req.qos);
-      }
-    });
-  }
-  if (retainedFor.length === 0) return;
-  const sends = retainedFor.map((sub) => {
-    const found = broker.store.matchRetained(sub.matchFilter);
-    return found instanceof Promise
-      ? found.then((ms) => sendRetained(broker, sub, ms))
-      : sendRetained(broker, sub, found);
-  });
-  if (sends.some((s) => s instanceof Promise)) return Promise.all(sends).then(() => {});
+  const suback = () => {
+    conn.send({ type: 9, packetId: p.packetId, reasonCodes });
+    if (broker.hooks.length > 0) {
+      p.subscriptions.forEach((req, i) => {
+        if (reasonCodes[i] < 0x80) {
+          broker.notify("onSubscribed", conn.client!, req.topicFilter, req.qos);
+        }
+      });
+    }
+    // Every matching retained message, streamed through the session's flow control.
+    for (const sub of retainedFor) {
+      replay(broker, sub, broker.store.retainedCursor(sub.matchFilter));
+    }
+  };
+  // A persistent session's SUBACK (and the retained messages after it) waits until the
+  // session store has the subscriptions: acknowledged means kept.
+  if (session.journal) return session.journal.acknowledge(conn, suback);
+  suback();
 }
 
-function sendRetained(broker: Broker, sub: Subscription, messages: Message[]): void {
-  const now = Date.now();
-  for (const m of messages) {
-    if (isExpired(m, now)) continue;
-    broker.deliverTo(sub, m, true); // RETAIN set [MQTT-3.3.1-8]
-  }
+function replay(broker: Broker, sub: Subscription, source: Iterator<Message>): void {
+  RetainedReplays.start(sub.session, sub, source, broker.limits);
 }

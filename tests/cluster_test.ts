@@ -201,6 +201,17 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
     assert.equal(third.client.connected, true);
   });
 
+  test("a connect of another user on the other node does not take over", {
+    timeout: 30_000,
+  }, async () => {
+    const id = `own-${uid()}`;
+    const first = await onA.connect({ clientId: id, protocolVersion: 5, username: "alice" });
+    await onB.connect({ clientId: id, protocolVersion: 5, username: "mallory" });
+    await sleep(1_500); // a kick would have arrived by now
+    assert.equal(first.client.connected, true);
+    assert.deepEqual(first.disconnects, []);
+  });
+
   test("a second node with a live broker-id is refused at start", { timeout: 60_000 }, async () => {
     await assert.rejects(startNode(redis!, "001"), /broker-id 001 is already used by a live node/);
   });

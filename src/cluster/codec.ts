@@ -20,6 +20,7 @@ interface Header {
   t?: string;
   s?: readonly string[];
   a?: number;
+  u?: string;
   i?: readonly number[];
   o?: boolean;
 }
@@ -38,6 +39,7 @@ export function encodeBusMessage(from: NodeId, msg: BusMessage): Uint8Array {
   } else if (msg.kind === "kick") {
     h.c = msg.clientId;
     h.e = msg.epoch;
+    if (msg.username !== undefined) h.u = msg.username;
   } else {
     h.t = msg.topic;
     if (msg.message) {
@@ -68,7 +70,7 @@ export function decodeBusMessage(b: Uint8Array): { from: NodeId; msg: BusMessage
       case "ack":
         return { from: h.f, msg: { kind: "ack", ids: h.i!, ok: h.o === true } };
       case "kick":
-        return { from: h.f, msg: { kind: "kick", clientId: h.c!, epoch: h.e! } };
+        return { from: h.f, msg: { kind: "kick", clientId: h.c!, epoch: h.e!, username: h.u } };
       case "retained":
         return {
           from: h.f,

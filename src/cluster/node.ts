@@ -22,6 +22,7 @@ import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
 import type { Will } from "../mqtt/packet.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
+import { escapeForLog } from "../log/escape.ts";
 import { RemoteAcks } from "./acks.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
 
@@ -230,8 +231,10 @@ export class ClusterNode implements ClusterLink {
     if (will) this.bus.keepWill(id, willMessage(id, will));
     this.bus.claim(id).then(({ epoch, previous }) => {
       this.epochs.set(id, epoch);
-      if (previous) this.bus.send(previous, { kind: "kick", clientId: id, epoch });
-    }, (e) => this.broker.log(`cluster: could not claim client id ${JSON.stringify(id)}: ${e}`));
+      if (previous) {
+        this.bus.send(previous, { kind: "kick", clientId: id, epoch, username: client.username });
+      }
+    }, (e) => this.broker.log(`cluster: could not claim client id ${escapeForLog(id)}: ${e}`));
   }
 
   private handlers(): BusHandlers {
@@ -285,11 +288,15 @@ export class ClusterNode implements ClusterLink {
         const session = this.broker.sessions.get(msg.clientId);
         const mine = this.epochs.get(msg.clientId) ?? 0;
         if (!session?.connection || mine > msg.epoch) return;
+        const id = escapeForLog(msg.clientId);
+        // As on one node: nobody takes over another user's session.
+        if (session.username !== msg.username && !this.broker.options.allowCrossUserSession) {
+          this.broker.log(`cluster: client ${id} of another user connected on node ${from}; kept`);
+          return;
+        }
         this.epochs.delete(msg.clientId);
         this.kicked.add(msg.clientId);
-        this.broker.log(
-          `cluster: client ${JSON.stringify(msg.clientId)} connected on node ${from}; closing here`,
-        );
+        this.broker.log(`cluster: client ${id} connected on node ${from}; closing here`);
         session.connection.close(0x8e); // Session taken over
         return;
       }

@@ -31,7 +31,13 @@ export type BusMessage =
   /** The receiver stored (ok) or could not store the messages with these `ack` ids. */
   | { readonly kind: "ack"; readonly ids: readonly number[]; readonly ok: boolean }
   /** Close the receiver's connection of `clientId` if it is older than `epoch` (taken over). */
-  | { readonly kind: "kick"; readonly clientId: string; readonly epoch: number }
+  | {
+    readonly kind: "kick";
+    readonly clientId: string;
+    readonly epoch: number;
+    /** The user name of the new connection: another user's session is not taken over. */
+    readonly username?: string;
+  }
   /** The retained message of `topic` changed (undefined: cleared); the sender stores it. */
   | { readonly kind: "retained"; readonly topic: string; readonly message?: MessageData };
 

@@ -201,13 +201,46 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
     assert.equal(third.client.connected, true);
   });
 
-  test("a connect of another user on the other node does not take over", {
+  test("a persistent session follows its client to the other node (session present)", {
+    timeout: 60_000,
+  }, async () => {
+    const id = `move-${uid()}`;
+    const t = `move/${uid()}`;
+    const first = await onA.connect({ clientId: id, clean: false });
+    await subscribe(first.client, t, { qos: 1 });
+    await withTimeout(first.client.endAsync(), "disconnect from node A");
+    const pub = await onB.connect({ clientId: `pub-${uid()}` });
+    // Node B forwards to node A once A's route arrived; each PUBACK means stored on node A.
+    let acked = 0;
+    const deadline = Date.now() + 20_000;
+    while (acked < 5 && Date.now() < deadline) {
+      const r = await pub.client.publishAsync(t, `q${acked}`, { qos: 1 }) as {
+        reasonCode?: number;
+      };
+      if (r?.reasonCode !== 0x10) acked++;
+      else await sleep(100);
+    }
+    assert.equal(acked, 5, "node B routes to the session's node A");
+    const moved = await onB.connect({ clientId: id, clean: false });
+    assert.equal(moved.connack.sessionPresent, true, "the session came along");
+    await moved.inbox.until((ms) => ms.filter((m) => m.topic === t).length >= 5, "queued", 15_000);
+    assert.deepEqual(moved.inbox.on(t).map((m) => m.payload), ["q0", "q1", "q2", "q3", "q4"]);
+    // And it is subscribed here now: a message published on node A reaches it on node B.
+    const pubA = await onA.connect({ clientId: `pub-${uid()}` });
+    await untilRouted(pubA.client, moved.inbox, t);
+  });
+
+  test("a connect of another user on the other node is refused and takes nothing over", {
     timeout: 30_000,
   }, async () => {
     const id = `own-${uid()}`;
     const first = await onA.connect({ clientId: id, protocolVersion: 5, username: "alice" });
-    await onB.connect({ clientId: id, protocolVersion: 5, username: "mallory" });
-    await sleep(1_500); // a kick would have arrived by now
+    await assert.rejects(
+      onB.connect({ clientId: id, protocolVersion: 5, username: "mallory" }),
+      /Not authorized/,
+      "refused as on one node (CONNACK 0x87)",
+    );
+    await sleep(500);
     assert.equal(first.client.connected, true);
     assert.deepEqual(first.disconnects, []);
   });

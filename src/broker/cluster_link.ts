@@ -18,6 +18,13 @@ export interface ClusterLink {
   subscribed(filter: string): void;
   /** This node's last subscription with `filter` is gone. */
   unsubscribed(filter: string): void;
+  /**
+   * Before a CONNECT is accepted: make this node the owner of `clientId`; the
+   * node that held it closes its connection and hands over the session, which
+   * is then loaded here. Undefined when already done for `conn`; rejects
+   * (with a `reasonCode`) when the client may not have it.
+   */
+  takeOver(conn: object, clientId: string, username: string | undefined): Promise<void> | undefined;
   /** The live nodes, this one included ($SYS). */
   nodes(): readonly { id: string; since: number }[];
 }

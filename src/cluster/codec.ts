@@ -36,6 +36,10 @@ export function encodeBusMessage(from: NodeId, msg: BusMessage): Uint8Array {
   } else if (msg.kind === "ack") {
     h.i = msg.ids;
     h.o = msg.ok;
+  } else if (msg.kind === "released") {
+    h.c = msg.clientId;
+    h.e = msg.epoch;
+    h.o = msg.ok;
   } else if (msg.kind === "kick") {
     h.c = msg.clientId;
     h.e = msg.epoch;
@@ -69,6 +73,11 @@ export function decodeBusMessage(b: Uint8Array): { from: NodeId; msg: BusMessage
         };
       case "ack":
         return { from: h.f, msg: { kind: "ack", ids: h.i!, ok: h.o === true } };
+      case "released":
+        return {
+          from: h.f,
+          msg: { kind: "released", clientId: h.c!, epoch: h.e!, ok: h.o === true },
+        };
       case "kick":
         return { from: h.f, msg: { kind: "kick", clientId: h.c!, epoch: h.e!, username: h.u } };
       case "retained":

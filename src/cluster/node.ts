@@ -22,8 +22,9 @@ import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
 import type { Will } from "../mqtt/packet.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
-import { escapeForLog } from "../log/escape.ts";
 import { RemoteAcks } from "./acks.ts";
+import { Takeover } from "./takeover.ts";
+import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
 
 /** The in-memory retained index of this node's store, updated for other nodes' writes. */
@@ -47,14 +48,11 @@ export class ClusterNode implements ClusterLink {
   private readonly byNode = new Map<NodeId, Set<string>>();
   /** This node's filters (plain and `$share/...`) and how many subscriptions hold each. */
   private readonly local = new Map<string, number>();
-  /** Epoch of this node's claim per connected client id. */
-  private readonly epochs = new Map<string, number>();
   private readonly turns = new Map<string, number>();
-  /** Client ids whose connection here is being closed because another node took them over. */
-  private readonly kicked = new Set<string>();
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
   private readonly acks: RemoteAcks;
+  private readonly takeovers: Takeover;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
 
@@ -66,6 +64,7 @@ export class ClusterNode implements ClusterLink {
     ackTimeoutMs: number,
   ) {
     this.acks = new RemoteAcks(bus, ackTimeoutMs);
+    this.takeovers = new Takeover(broker, bus, ackTimeoutMs, (session) => this.announce(session));
   }
 
   get id(): NodeId {
@@ -97,12 +96,19 @@ export class ClusterNode implements ClusterLink {
 
   /** Announce the routes of sessions restored straight into the index. */
   announceRestored(): void {
-    for (const session of this.broker.sessions.values()) {
-      for (const sub of session.subscriptions.values()) {
-        this.subscribed(
-          sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`,
-        );
-      }
+    for (const session of this.broker.sessions.values()) this.announce(session);
+  }
+
+  takeOver(conn: object, clientId: string, username: string | undefined) {
+    return this.takeovers.takeOver(conn, clientId, username);
+  }
+
+  /** Routes of a session put straight into the index (restored from the store). */
+  private announce(session: Session): void {
+    for (const sub of session.subscriptions.values()) {
+      this.subscribed(
+        sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`,
+      );
     }
   }
 
@@ -159,18 +165,18 @@ export class ClusterNode implements ClusterLink {
     return {
       onConnected: (client) => this.connected(client),
       onDisconnected: (client) => {
-        this.bus.keepWill(client.clientId, undefined);
-        if (this.kicked.delete(client.clientId)) {
-          // Taken over by another node: the session lives there now. Forget it here without
-          // writing the store, once the broker has finished closing the connection.
-          queueMicrotask(() => this.evict(client.clientId));
-          return;
-        }
-        const epoch = this.epochs.get(client.clientId);
-        const session = this.broker.sessions.get(client.clientId);
-        if (epoch !== undefined && !session?.connection) {
-          this.epochs.delete(client.clientId);
-          this.bus.release(client.clientId, epoch);
+        const id = client.clientId;
+        this.bus.keepWill(id, undefined);
+        // Taken by another node: the kick's hand-over forgets the session here.
+        if (this.takeovers.kicked.delete(id)) return;
+        // A persistent session stays held here while offline: only a clean one gives up the id.
+        const epoch = this.takeovers.epochs.get(id);
+        const session = this.broker.sessions.get(id);
+        if (
+          epoch !== undefined && !session?.connection && !(session && session.expiryInterval > 0)
+        ) {
+          this.takeovers.epochs.delete(id);
+          this.bus.release(id, epoch);
         }
       },
       onPublished: (topic, payload, qos, retain) => {
@@ -229,12 +235,6 @@ export class ClusterNode implements ClusterLink {
     const id = client.clientId;
     const will = this.broker.sessions.get(id)?.will;
     if (will) this.bus.keepWill(id, willMessage(id, will));
-    this.bus.claim(id).then(({ epoch, previous }) => {
-      this.epochs.set(id, epoch);
-      if (previous) {
-        this.bus.send(previous, { kind: "kick", clientId: id, epoch, username: client.username });
-      }
-    }, (e) => this.broker.log(`cluster: could not claim client id ${escapeForLog(id)}: ${e}`));
   }
 
   private handlers(): BusHandlers {
@@ -284,33 +284,16 @@ export class ClusterNode implements ClusterLink {
         this.acks.received(msg.ids, msg.ok);
         return;
       }
-      case "kick": {
-        const session = this.broker.sessions.get(msg.clientId);
-        const mine = this.epochs.get(msg.clientId) ?? 0;
-        if (!session?.connection || mine > msg.epoch) return;
-        const id = escapeForLog(msg.clientId);
-        // As on one node: nobody takes over another user's session.
-        if (session.username !== msg.username && !this.broker.options.allowCrossUserSession) {
-          this.broker.log(`cluster: client ${id} of another user connected on node ${from}; kept`);
-          return;
-        }
-        this.epochs.delete(msg.clientId);
-        this.kicked.add(msg.clientId);
-        this.broker.log(`cluster: client ${id} connected on node ${from}; closing here`);
-        session.connection.close(0x8e); // Session taken over
+      case "kick":
+        this.takeovers.kick(from, msg);
         return;
-      }
+      case "released":
+        this.takeovers.released(msg.clientId, msg.epoch, msg.ok);
+        return;
       case "retained":
         this.retained?.cacheRetained(msg.topic, msg.message);
         return;
     }
-  }
-
-  private evict(clientId: string): void {
-    const session = this.broker.sessions.get(clientId);
-    if (!session || session.connection) return; // reconnected here meanwhile
-    session.journal = undefined;
-    this.broker.destroySession(session);
   }
 
   private setRoute(node: NodeId, filter: string, present: boolean): void {

@@ -38,6 +38,13 @@ export type BusMessage =
     /** The user name of the new connection: another user's session is not taken over. */
     readonly username?: string;
   }
+  /** Answer to a kick: the session was handed over (stored, forgotten), or refused (another user). */
+  | {
+    readonly kind: "released";
+    readonly clientId: string;
+    readonly epoch: number;
+    readonly ok: boolean;
+  }
   /** The retained message of `topic` changed (undefined: cleared); the sender stores it. */
   | { readonly kind: "retained"; readonly topic: string; readonly message?: MessageData };
 

@@ -310,7 +310,13 @@ export class RedisSessionStore implements SessionStore {
 
   async load(): Promise<StoredState> {
     const keys = this.redis.keys;
-    const clientIds = (await this.redis.scan(keys.sessionPattern())).map((k) => keys.clientIdOf(k));
+    return this.loadSessions(
+      (await this.redis.scan(keys.sessionPattern())).map((k) => keys.clientIdOf(k)),
+    );
+  }
+
+  async loadSessions(clientIds: readonly string[]): Promise<StoredState> {
+    const keys = this.redis.keys;
     const sessions: StoredSession[] = [];
     const wanted = new Set<string>();
     for (let i = 0; i < clientIds.length; i += 200) {

@@ -5,11 +5,10 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { MqttClient } from "mqtt";
 import { THIS_RUNTIME } from "./helpers/broker_process.ts";
-import { type ClusterNodeProcess, startNode } from "./helpers/cluster.ts";
+import { type ClusterNodeProcess, startNode, untilRouted } from "./helpers/cluster.ts";
 import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
-import { Clients, type Inbox, publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+import { Clients, publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
 let redis: RedisServer | undefined;
@@ -32,17 +31,6 @@ after(async () => {
   await b?.proc.dispose();
   await redis?.dispose();
 });
-
-async function untilRouted(pub: MqttClient, inbox: Inbox, topic: string, ms: number) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    pub.publish(topic, "probe", { qos: 0 });
-    const seen = await inbox.until((m) => m.some((x) => x.topic === topic), "probe", 250)
-      .then(() => true, () => false);
-    if (seen) return;
-  }
-  throw new Error(`no route to ${topic} within ${ms} ms`);
-}
 
 describe("cluster: Redis restarted", { skip }, () => {
   test("local clients are served meanwhile; cross-node delivery resumes", {

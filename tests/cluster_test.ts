@@ -7,20 +7,16 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { MqttClient } from "mqtt";
 import { Socket } from "node:net";
 import { THIS_RUNTIME } from "./helpers/broker_process.ts";
-import { type ClusterNodeProcess, NODE_TIMEOUT_MS, startNode } from "./helpers/cluster.ts";
-import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
 import {
-  Clients,
-  type Inbox,
-  publish,
-  sleep,
-  subscribe,
-  uid,
-  withTimeout,
-} from "./helpers/mqttjs.ts";
+  type ClusterNodeProcess,
+  NODE_TIMEOUT_MS,
+  startNode,
+  untilRouted,
+} from "./helpers/cluster.ts";
+import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
 const OTHER = THIS_RUNTIME === "deno" ? "bun" : "deno";
@@ -43,21 +39,6 @@ after(async () => {
   await b?.proc.dispose();
   await redis?.dispose();
 });
-
-/** Route changes travel asynchronously: publish probes until the subscriber sees one. */
-async function untilRouted(pub: MqttClient, inbox: Inbox, topic: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    pub.publish(topic, "probe", { qos: 0 });
-    try {
-      await inbox.until((ms) => ms.some((m) => m.topic === topic), "probe", 250);
-      return;
-    } catch {
-      // not routed yet
-    }
-  }
-  throw new Error(`no route to ${topic} after 20 s`);
-}
 
 describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
   test("a message published on one node reaches subscribers on the other, in order", {

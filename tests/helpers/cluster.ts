@@ -3,7 +3,9 @@
  * (`cluster.enable: true`, short heartbeats so a killed node's liveness ends
  * in a few seconds). Nodes may run on either runtime, to test a mixed cluster.
  */
+import type { MqttClient } from "mqtt";
 import { BrokerProcess } from "./broker_process.ts";
+import type { Inbox } from "./mqttjs.ts";
 import { freePort, type RedisServer } from "./redis_server.ts";
 
 export const HEARTBEAT_MS = 300;
@@ -49,4 +51,21 @@ export async function startNode(
     throw e;
   }
   return { proc, port, url: `mqtt://127.0.0.1:${port}` };
+}
+
+/** Route changes travel asynchronously: publish QoS 0 probes until the subscriber sees one. */
+export async function untilRouted(
+  pub: MqttClient,
+  inbox: Inbox,
+  topic: string,
+  ms = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    pub.publish(topic, "probe", { qos: 0 });
+    const seen = await inbox.until((m) => m.some((x) => x.topic === topic), "probe", 250)
+      .then(() => true, () => false);
+    if (seen) return;
+  }
+  throw new Error(`no route to ${topic} after ${ms} ms`);
 }

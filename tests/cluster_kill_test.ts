@@ -8,7 +8,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { BrokerProcess, THIS_RUNTIME } from "./helpers/broker_process.ts";
-import { type ClusterNodeProcess, nodeYaml, startNode } from "./helpers/cluster.ts";
+import {
+  type ClusterNodeProcess,
+  NODE_TIMEOUT_MS,
+  nodeYaml,
+  startNode,
+} from "./helpers/cluster.ts";
 import { freePort, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
 import { Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
@@ -25,7 +30,7 @@ const onB = new Clients(() => `mqtt://127.0.0.1:${bPort}`);
 before(async () => {
   if (skip) return;
   redis = await RedisServer.start();
-  a = await startNode(redis, "001");
+  a = await startNode(redis, "001", undefined, `  max-queued-messages: ${N}\n`);
   bPort = await freePort();
   b = new BrokerProcess(nodeYaml(redis, "002", bPort, `  max-queued-messages: ${N}\n`), OTHER);
   await b.start(60_000);
@@ -86,6 +91,14 @@ describe("kill -9 of the subscriber's node", { skip }, () => {
     // Acknowledgements that were already on their way still count: wait for them, then stop.
     await sleep(3_000);
     stop = true;
+    // Once node B's liveness has expired, node A inherits its offline sessions: what is published
+    // now is queued for the subscriber on node A, though it has not come back yet.
+    await sleep(NODE_TIMEOUT_MS * 2 + 1_000);
+    const pub2 = await onA.connect({ clientId: `ppub2-${uid()}` });
+    for (let i = 0; i < 100; i++) {
+      await pub2.client.publishAsync(t, `after${i}`, { qos: 1 });
+      acked.add(`after${i}`);
+    }
     const ackedAtEnd = new Set(acked);
 
     // The subscriber moves to node A, which takes its session from Redis (node B is dead).

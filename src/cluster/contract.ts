@@ -31,7 +31,7 @@ export class Recorder implements BusHandlers {
   readonly routeChanges: { node: NodeId; filter: string; present: boolean }[] = [];
   tables: ReadonlyMap<NodeId, readonly string[]>[] = [];
   readonly up: NodeId[] = [];
-  readonly down: { node: NodeId; wills: readonly MessageData[] }[] = [];
+  readonly down: { node: NodeId; wills: readonly MessageData[]; heir: boolean }[] = [];
   message(from: NodeId, msg: BusMessage): void {
     this.messages.push({ from, msg });
   }
@@ -44,8 +44,8 @@ export class Recorder implements BusHandlers {
   nodeUp(node: { id: NodeId }): void {
     this.up.push(node.id);
   }
-  nodeDown(node: NodeId, wills: readonly MessageData[]): void {
-    this.down.push({ node, wills });
+  nodeDown(node: NodeId, wills: readonly MessageData[], heir: boolean): void {
+    this.down.push({ node, wills, heir });
   }
   state(): void {}
 }
@@ -162,6 +162,10 @@ export function runBusContract(name: string, o: BusContractOptions): void {
       const c3 = await a.bus.claim("client");
       assert.equal(c3.previous, undefined, "released");
       assert.deepEqual(await n2.bus.owners(["client", "nobody"]), new Map([["client", "a"]]));
+      assert.deepEqual(await n2.bus.ownedBy("a"), ["client"]);
+      assert.equal(await n2.bus.claimFrom("client", "b"), 0, "not b's: nothing changes");
+      assert.ok(await n2.bus.claimFrom("client", "a") > c3.epoch);
+      assert.deepEqual(await n2.bus.ownedBy("b"), ["client"]);
       await a.bus.leave();
       await n2.bus.leave();
     });
@@ -189,6 +193,8 @@ export function runBusContract(name: string, o: BusContractOptions): void {
       );
       const wills = [...n2.rec.down, ...c.rec.down].flatMap((d) => d.wills);
       assert.deepEqual(wills.map((w) => [w.topic, text(w.payload)]), [["w", "bye"]]);
+      const heirs = [...n2.rec.down, ...c.rec.down].filter((d) => d.heir);
+      assert.equal(heirs.length, 1, "exactly one survivor inherits its sessions");
       assert.ok(!n2.bus.nodes().some((n) => n.id === "a"));
       await n2.bus.leave();
       await c.bus.leave();
@@ -201,7 +207,7 @@ export function runBusContract(name: string, o: BusContractOptions): void {
       a.bus.keepWill("k", { topic: "w", payload: new Uint8Array(1), qos: 0, retain: false });
       await a.bus.leave();
       await until(() => n2.rec.down.length === 1, "b hears a left", CONTRACT_NODE_TIMEOUT_MS / 2);
-      assert.deepEqual(n2.rec.down[0], { node: "a", wills: [] });
+      assert.deepEqual(n2.rec.down[0], { node: "a", wills: [], heir: false });
       await n2.bus.leave();
     });
   });

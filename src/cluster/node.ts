@@ -233,8 +233,11 @@ export class ClusterNode implements ClusterLink {
 
   private connected(client: ClientInfo): void {
     const id = client.clientId;
-    const will = this.broker.sessions.get(id)?.will;
-    if (will) this.bus.keepWill(id, willMessage(id, will));
+    // A persistent session's will is in the store: whoever restores the session sends it.
+    const session = this.broker.sessions.get(id);
+    if (session?.will && session.expiryInterval === 0) {
+      this.bus.keepWill(id, willMessage(id, session.will));
+    }
   }
 
   private handlers(): BusHandlers {
@@ -248,7 +251,7 @@ export class ClusterNode implements ClusterLink {
         }
       },
       nodeUp: (node) => this.broker.log(`cluster: node ${node.id} joined`),
-      nodeDown: (node, wills) => {
+      nodeDown: (node, wills, heir) => {
         this.dropNode(node);
         this.broker.log(
           `cluster: node ${node} left or stopped answering` +
@@ -259,6 +262,12 @@ export class ClusterNode implements ClusterLink {
           if (r instanceof Promise) {
             r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
           }
+        }
+        if (heir) {
+          this.takeovers.inherit(node).then(
+            (n) => n > 0 && this.broker.log(`cluster: took over ${n} sessions of node ${node}`),
+            (e) => this.broker.log(`cluster: sessions of node ${node} not taken over: ${e}`),
+          );
         }
       },
       state: () => {},

@@ -51,6 +51,14 @@ local prev = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], e .. ' ' .. ARGV[2])
 return {e, prev or ''}`;
 
+/** CLAIM, only if the owner is still node ARGV[3]; 0 when not. */
+const CLAIM_FROM = `local cur = redis.call('HGET', KEYS[2], ARGV[1])
+local suffix = ' ' .. ARGV[3]
+if not cur or string.sub(cur, -#suffix) ~= suffix then return 0 end
+local e = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], e .. ' ' .. ARGV[2])
+return e`;
+
 /** Read and delete a hash in one step: exactly one caller gets its fields (flat: field, value...). */
 const TAKE_ALL = `local v = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -212,6 +220,40 @@ export class RedisBus implements ClusterBus {
     };
   }
 
+  async claimFrom(clientId: string, node: NodeId): Promise<number> {
+    const e = await this.cmd.sendCommand([
+      "EVAL",
+      CLAIM_FROM,
+      "2",
+      this.key("epoch"),
+      this.key("owner"),
+      clientId,
+      this.nodeId,
+      node,
+    ]);
+    return Number(e);
+  }
+
+  async ownedBy(node: NodeId): Promise<string[]> {
+    const out: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.cmd.sendCommand([
+        "HSCAN",
+        this.key("owner"),
+        cursor,
+        "COUNT",
+        "1000",
+      ]) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const v = flat[i + 1].toString();
+        if (v.slice(v.indexOf(" ") + 1) === node) out.push(flat[i].toString());
+      }
+    } while (cursor !== "0");
+    return out;
+  }
+
   async owners(clientIds: readonly string[]): Promise<Map<string, NodeId>> {
     const out = new Map<string, NodeId>();
     for (let i = 0; i < clientIds.length; i += 500) {
@@ -311,7 +353,17 @@ export class RedisBus implements ClusterBus {
   private async down(id: NodeId): Promise<void> {
     if (!this.peers.delete(id)) return;
     const wills = await this.reap(id);
-    this.handlers?.nodeDown(id, wills);
+    // One survivor (the first to take this lock) inherits its offline sessions.
+    const lock = [
+      "SET",
+      this.key("heir:" + id),
+      this.token,
+      "NX",
+      "PX",
+      String(this.o.nodeTimeout * 2),
+    ];
+    const heir = (await this.cmd.sendCommand(lock)) !== null;
+    this.handlers?.nodeDown(id, wills, heir);
   }
 
   /** Take a dead node's wills (exactly one node gets them: MULTI of read and delete) and routes. */
@@ -329,7 +381,7 @@ export class RedisBus implements ClusterBus {
         .exec();
     } else await this.cmd.sendCommand(["DEL", this.key("routes:" + id)]);
     const wills = w.filter((_, i) => i % 2 === 1).map(decodeWill).filter((m) => m !== undefined);
-    if (id === this.nodeId && wills.length > 0) this.handlers?.nodeDown(id, wills);
+    if (id === this.nodeId && wills.length > 0) this.handlers?.nodeDown(id, wills, false);
     return wills;
   }
 
@@ -349,7 +401,7 @@ export class RedisBus implements ClusterBus {
     }
     if (c.n === this.nodeId) return;
     if (c.x === "leave") {
-      if (this.peers.delete(c.n)) this.handlers?.nodeDown(c.n, []);
+      if (this.peers.delete(c.n)) this.handlers?.nodeDown(c.n, [], false);
       return;
     }
     this.heard(c.n, c.s);

@@ -69,6 +69,18 @@ export class Takeover {
     this.handOver(clientId, session).then(() => answer(true), () => answer(true));
   }
 
+  /** `node` died and this node is its heir: take over the sessions it held, as their clients would. */
+  async inherit(node: NodeId): Promise<number> {
+    let n = 0;
+    for (const clientId of await this.bus.ownedBy(node)) {
+      if ((await this.bus.claimFrom(clientId, node)) === 0) continue; // its client was faster
+      if (this.broker.sessions.get(clientId)?.connection) continue;
+      await this.adopt(clientId);
+      n++;
+    }
+    return n;
+  }
+
   /** The answer to one of our kicks. */
   released(clientId: string, epoch: number, ok: boolean): void {
     this.waiting.get(clientId + "\0" + epoch)?.(ok);

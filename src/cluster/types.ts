@@ -62,8 +62,10 @@ export interface BusHandlers {
   /**
    * A node's liveness expired (or it left). `wills`: the wills of its clients,
    * given to exactly one surviving node (to publish them); empty for the others.
+   * `heir`: true on exactly one survivor of a node that died (not one that
+   * left), which takes over the offline sessions the dead node held.
    */
-  nodeDown(node: NodeId, wills: readonly MessageData[]): void;
+  nodeDown(node: NodeId, wills: readonly MessageData[], heir: boolean): void;
   /** The bus was lost (false) or is back (true); logged once per change by the bus. */
   state(up: boolean): void;
 }
@@ -87,6 +89,10 @@ export interface ClusterBus {
    * every earlier claim's) and the node that owned it before, if another.
    */
   claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }>;
+  /** Claim `clientId` only if `node` owns it; epoch 0 when it does not (nothing changed). */
+  claimFrom(clientId: string, node: NodeId): Promise<number>;
+  /** The client ids `node` owns (claimed last). */
+  ownedBy(node: NodeId): Promise<string[]>;
   /** The owner of each of `clientIds` that has one (the node that claimed it last). */
   owners(clientIds: readonly string[]): Promise<Map<string, NodeId>>;
   /** Forget the owner of `clientId` if it is still this node's claim `epoch`. */

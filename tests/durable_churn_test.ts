@@ -11,7 +11,7 @@ import { Broker } from "../src/broker/broker.ts";
 import { restoreSessions } from "../src/broker/restore.ts";
 import type { RedisStore } from "../src/store/redis.ts";
 import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
-import { PacketClient, testBrokerOptions, text } from "./helpers/packet_client.ts";
+import { PacketClient, publishPacket, testBrokerOptions } from "./helpers/packet_client.ts";
 
 const skip = skipWithoutRedis();
 const SESSIONS = 10_000;
@@ -72,29 +72,13 @@ describe("session churn on Redis", () => {
     const { client: pub } = await PacketClient.connect(broker, { clientId: "churn-pub" });
     let packetId = 0;
     for (let k = 0; k < 3; k++) {
-      pub.send({
-        type: 3,
-        topic: "churn/all",
-        payload: text(`shared ${k}`),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId: ++packetId,
-      });
+      pub.send(publishPacket("churn/all", `shared ${k}`, 1, ++packetId));
       await pub.expect(4, 30_000);
     }
     for (let i = 0; i < SESSIONS; i += 1000) {
       const n = Math.min(1000, SESSIONS - i);
       for (let j = 0; j < n; j++) {
-        pub.send({
-          type: 3,
-          topic: `churn-${i + j}`,
-          payload: text(`own ${i + j}`),
-          qos: 1,
-          retain: false,
-          dup: false,
-          packetId: ++packetId,
-        });
+        pub.send(publishPacket(`churn-${i + j}`, `own ${i + j}`, 1, ++packetId));
       }
       for (let j = 0; j < n; j++) await pub.expect(4, 30_000);
     }

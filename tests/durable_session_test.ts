@@ -12,7 +12,13 @@ import { Broker } from "../src/broker/broker.ts";
 import { restoreSessions } from "../src/broker/restore.ts";
 import { MemorySessionData, MemorySessionStore, MemoryStore } from "../src/store/memory.ts";
 import type { SessionBatch, SessionStore, StoredState } from "../src/store/types.ts";
-import { PacketClient, str, testBrokerOptions, text } from "./helpers/packet_client.ts";
+import {
+  PacketClient,
+  publishPacket,
+  str,
+  testBrokerOptions,
+  text,
+} from "./helpers/packet_client.ts";
 
 const brokers: Broker[] = [];
 afterEach(async () => {
@@ -43,15 +49,8 @@ function crashCopy(data: MemorySessionData): MemorySessionData {
   return copy;
 }
 
-const publish = (packetId: number, qos: 1 | 2, payload: string, topic = "d/t") => ({
-  type: 3 as const,
-  topic,
-  payload: text(payload),
-  qos,
-  retain: false,
-  dup: false,
-  packetId,
-});
+const publish = (packetId: number, qos: 1 | 2, payload: string) =>
+  publishPacket("d/t", payload, qos, packetId);
 
 /** Read `n` messages, completing each QoS 1/2 flow as packets come. */
 async function receiveAll(client: PacketClient, n: number): Promise<string[]> {
@@ -234,6 +233,27 @@ describe("durable sessions (session store)", () => {
       username: "alice",
     });
     assert.equal(connack.sessionPresent, true);
+  });
+
+  test("a QoS 2 message a hook refuses leaves no inbound packet id in the store", async () => {
+    const data = new MemorySessionData();
+    const sessions = new MemorySessionStore(data);
+    const b = new Broker(
+      testBrokerOptions({ hooks: [{ persistPublish: () => Promise.reject(new Error("no")) }] }),
+      new MemoryStore(sessions),
+    );
+    brokers.push(b);
+    const { client } = await PacketClient.connect(b, {
+      clientId: "refused",
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
+    client.send(publish(9, 2, "x"));
+    const rec = await client.expect(5);
+    assert.equal(rec.reasonCode, 0x80);
+    await b.journal!.settled();
+    assert.deepEqual([...data.sessions.get("refused")!.incomingQos2], []);
   });
 
   test("PUBACK waits until the store has the message; a failing store closes the publisher", async () => {

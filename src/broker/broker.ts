@@ -14,6 +14,7 @@ import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
 import { SessionDeadlines } from "./deadlines.ts";
 import type { ClusterLink } from "./cluster_link.ts";
+import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
@@ -398,13 +399,11 @@ export class Broker implements BrokerCore, PacketSink {
    */
   private handOverShared(session: Session): void {
     const moving: Queued[] = [];
-    const journal = session.journal;
     for (const [id, o] of session.inflight) {
       // QoS 2 in flight must be completed with this member [MQTT-4.8.2-4]; only QoS 1 moves.
       if (o.share && o.qos === 1) {
         moving.push(o);
-        session.inflight.delete(id);
-        journal?.completed(session, id, o.message);
+        completed(session, id);
       }
     }
     if (session.queue.some((q) => q.share)) {
@@ -412,7 +411,7 @@ export class Broker implements BrokerCore, PacketSink {
       for (const q of session.queue) {
         if (!q.share) continue;
         moving.push(q);
-        journal?.dropped(session, q.message);
+        unqueued(session, q.message);
       }
       session.queue.length = 0;
       session.queue.push(...keep);
@@ -422,8 +421,7 @@ export class Broker implements BrokerCore, PacketSink {
       if (target) {
         this.router.deliverTo(target, q.message, q.retain, undefined, q.share);
       } else {
-        session.queue.push(q); // nobody else is online: it waits for this member
-        journal?.queued(session, q);
+        enqueue(session, q); // nobody else is online: it waits for this member
       }
     }
   }

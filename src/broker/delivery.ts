@@ -4,6 +4,7 @@ import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
+import { completed, enqueue, sent, unqueued } from "./session_state.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
 import type { ReadRights } from "./read_rights.ts";
 
@@ -93,9 +94,7 @@ export function deliver(
   // Full: the newest message is dropped (as Mosquitto does). What the client already has
   // queued or in flight stays in order, and QoS 1/2 in flight cannot be taken back anyway.
   if (session.queue.length >= limits.maxQueuedMessages) return queueFull(session, limits);
-  const queued = { message: ownPayload(message), qos, retain, subscriptionIds, share };
-  session.queue.push(queued);
-  session.journal?.queued(session, queued);
+  enqueue(session, { message: ownPayload(message), qos, retain, subscriptionIds, share });
 }
 
 function mayRead(
@@ -127,11 +126,11 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
     const q = session.queue[taken++];
     if (isExpired(q.message, now)) { // [MQTT-3.3.2-5]
       limits.dropped.expired++;
-      session.journal?.dropped(session, q.message);
+      unqueued(session, q.message);
       continue;
     }
     if (!mayRead(conn, q.message, q.qos, q.share, limits)) {
-      session.journal?.dropped(session, q.message);
+      unqueued(session, q.message);
       continue;
     }
     sendNew(session, conn, { ...q, released: false }, limits, true);
@@ -151,11 +150,10 @@ export function resendInflight(session: Session, conn: Connection, limits: Deliv
     }
     // A session resumed by another user (allow-cross-user-session) does not get what it may not read.
     if (!mayRead(conn, o.message, o.qos, o.share, limits)) {
-      session.inflight.delete(packetId);
-      session.journal?.completed(session, packetId, o.message);
+      completed(session, packetId);
       continue;
     }
-    const sent = sendPublish(
+    const ok = sendPublish(
       conn,
       o.message,
       o.qos,
@@ -167,10 +165,7 @@ export function resendInflight(session: Session, conn: Connection, limits: Deliv
       limits,
     );
     // Too large for the new connection's Maximum Packet Size: discarded [MQTT-3.1.2-25].
-    if (!sent) {
-      session.inflight.delete(packetId);
-      session.journal?.completed(session, packetId, o.message);
-    }
+    if (!ok) completed(session, packetId);
   }
 }
 
@@ -183,7 +178,7 @@ function sendNew(
   fromQueue: boolean,
 ): void {
   const packetId = session.nextPacketId();
-  const sent = sendPublish(
+  const ok = sendPublish(
     conn,
     o.message,
     o.qos,
@@ -197,10 +192,8 @@ function sendNew(
   // A message too large for the client is discarded as if delivered [MQTT-3.1.2-25].
   // In flight messages keep their range of the socket chunk: acknowledgements
   // come within round trips, and max-inflight bounds what one client can pin.
-  if (sent) {
-    session.inflight.set(packetId, o);
-    session.journal?.sent(session, packetId, o, fromQueue);
-  } else if (fromQueue) session.journal?.dropped(session, o.message);
+  if (ok) sent(session, packetId, o, fromQueue);
+  else if (fromQueue) unqueued(session, o.message);
 }
 
 /**

@@ -2,10 +2,10 @@
  * The Redis store (enable-test-mode: false): persistent sessions and retained
  * messages in Redis (npm `redis`), retained messages also indexed in memory.
  *
- * A session batch is one MULTI/EXEC (sent as one pipeline, one round trip):
- * every change of the batch, and one Lua call that adjusts the reference
- * counts of the messages it touched (deleting those that reach zero), apply
- * atomically. While Redis is unreachable, writes fail at once (no offline
+ * A session batch is one call of one Lua script (redis_scripts.ts): every
+ * change of the batch, and the reference counts of the messages it touched
+ * (deleting those that reach zero), applied atomically in one request and one
+ * reply. While Redis is unreachable, writes fail at once (no offline
  * queue), so the broker never acknowledges what is not stored; the client
  * reconnects with backoff, and retained changes made meanwhile are written
  * when it is back.
@@ -13,7 +13,13 @@
 import { createClient, RESP_TYPES } from "@redis/client";
 import { Buffer } from "node:buffer";
 import { RetainedMemory } from "./retained.ts";
-import { type Command, redisScripts } from "./redis_scripts.ts";
+import {
+  adjustRefs,
+  ApplyScript,
+  type Command,
+  deleteSession,
+  removeEntry,
+} from "./redis_scripts.ts";
 import {
   bytes,
   decodeDelivery,
@@ -63,8 +69,8 @@ export class RedisStore implements Store {
   readonly sessions: RedisSessionStore;
   readonly keys: RedisKeys;
   readonly stats: RedisStoreStats = { commands: 0, roundTrips: 0 };
-  /** Per store: whether a script is loaded depends on the Redis this client talks to. */
-  readonly scripts = redisScripts();
+  /** Per store: whether the script is loaded depends on the Redis this client talks to. */
+  readonly apply = new ApplyScript();
   private readonly retained = new RetainedMemory();
   /** Retained topics changed while Redis could not take them: written when it is back. */
   private readonly dirtyRetained = new Set<string>();
@@ -177,14 +183,12 @@ export class RedisStore implements Store {
 
   // ---- internals shared with RedisSessionStore
 
-  /** Send commands as one MULTI/EXEC pipeline: one round trip. */
+  /** Apply commands atomically, in order, as one script call: one request, one reply. */
   async exec(commands: Command[]): Promise<void> {
     if (commands.length === 0) return;
-    const multi = this.client.multi();
-    for (const c of commands) multi.addCommand(c);
-    this.stats.commands += commands.length + 2;
+    this.stats.commands += commands.length;
     this.stats.roundTrips++;
-    await multi.exec();
+    await this.client.sendCommand(this.apply.call(commands));
   }
 
   /** Run read commands concurrently (pipelined by the client). */
@@ -233,15 +237,14 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Let writes call the scripts by SHA once this connection's Redis has them. */
+  /** Let writes call the script by SHA once this connection's Redis has it. */
   private loadScripts(): void {
-    Promise.all(
-      Object.values(this.scripts).map((s) => this.client.sendCommand(["SCRIPT", "LOAD", s.text])),
-    ).then(() => this.scriptsLoaded(true), () => {});
+    this.client.sendCommand(["SCRIPT", "LOAD", this.apply.text])
+      .then(() => this.scriptsLoaded(true), () => {});
   }
 
   private scriptsLoaded(loaded: boolean): void {
-    for (const s of Object.values(this.scripts)) s.loaded = loaded;
+    this.apply.loaded = loaded;
   }
 
   private catchUp(): void {
@@ -261,7 +264,7 @@ export class RedisSessionStore implements SessionStore {
   write(batch: SessionBatch): Promise<void> {
     const keys = this.redis.keys;
     const adjust = (ids: string[], deltas: number[]): Command =>
-      this.redis.scripts.adjust.call(ids.map((id) => keys.message(id)), deltas.map(String));
+      adjustRefs(ids.map((id) => keys.message(id)), deltas);
     // Order: the messages, the references the batch adds, then the changes
     // (whose removals drop references at once), then a sweep of carried
     // messages nothing references. A removal never meets a count the batch
@@ -420,23 +423,22 @@ export class RedisSessionStore implements SessionStore {
         out.push(["SADD", keys.released(clientId), String(c.packetId)]);
         break;
       case "complete":
-        out.push(this.redis.scripts.removeEntry.call(
-          [keys.inflight(clientId), keys.released(clientId)],
-          [String(c.packetId), keys.message(c.messageId)],
+        out.push(removeEntry(
+          keys.inflight(clientId),
+          keys.released(clientId),
+          String(c.packetId),
+          keys.message(c.messageId),
         ));
         break;
       case "drop":
-        out.push(this.redis.scripts.removeEntry.call([keys.queue(clientId)], [
-          c.messageId,
-          keys.message(c.messageId),
-        ]));
+        out.push(removeEntry(keys.queue(clientId), "", c.messageId, keys.message(c.messageId)));
         break;
       case "incoming":
         out.push([c.add ? "SADD" : "SREM", keys.incoming(clientId), String(c.packetId)]);
         break;
       case "delete": {
         const all = keys.allOf(clientId);
-        out.push(this.redis.scripts.deleteSession.call(all, [keys.message("")]));
+        out.push(deleteSession(keys.message(""), all));
         break;
       }
     }

@@ -1,69 +1,100 @@
-/** The Lua scripts of the Redis store (src/store/redis.ts), and how they are called. */
+/**
+ * How the Redis store (src/store/redis.ts) writes: every command of a batch
+ * goes to Redis as the arguments of ONE call of the Lua script below, so the
+ * batch is atomic (a script runs alone) and costs one request and one reply,
+ * however many changes it carries (MULTI/EXEC would send back a reply per
+ * command). The script runs plain commands and three steps of its own
+ * (`@adjust`, `@remove`, `@delete`) that need a read before a write.
+ * Message keys are shared by clients (outside a client's hash tag): this needs
+ * one Redis (with replicas), not Redis Cluster.
+ */
 import type { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 
+/** One command: a Redis command and its arguments, or one of the script's own steps. */
 export type Command = (string | Buffer)[];
 
-/** Reference counts: add `ARGV[i]` to message `KEYS[i]`, delete it at zero. */
-const ADJUST_REFS = `for i, k in ipairs(KEYS) do
-  local n = redis.call('HINCRBY', k, 'n', tonumber(ARGV[i]))
-  if n <= 0 then redis.call('DEL', k) end
-end
-return #KEYS`;
-
 /**
- * Delete a session (KEYS: its keys, queue and in-flight first) and drop the
- * reference each of its entries held on a message (ARGV[1]: the message key
- * prefix). It reads the entries Redis has, not what the broker believes.
- * The message keys are outside the client's hash tag: single Redis only.
+ * ARGV: for each command, its argument count, then its arguments.
+ * - `@adjust k1..km d1..dm`: add d to the count of message ki, deleting it at zero.
+ * - `@remove hash set field message`: remove the entry `field` of `hash` (and of `set`, when
+ *   not empty); only if it was there, drop its reference on `message` (an acknowledgement seen
+ *   twice never takes a reference another session holds).
+ * - `@delete prefix queue inflight key...`: drop the reference of every entry the session's
+ *   queue and in-flight hashes hold (what Redis has, not what the broker believes), then delete
+ *   its keys.
  */
-const DELETE_SESSION = `local function unref(id)
-  local k = ARGV[1] .. id
-  local n = redis.call('HINCRBY', k, 'n', -1)
+const APPLY = `local function unref(k, d)
+  local n = redis.call('HINCRBY', k, 'n', d)
   if n <= 0 then redis.call('DEL', k) end
 end
-for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do unref(id) end
-for _, v in ipairs(redis.call('HVALS', KEYS[2])) do unref(cjson.decode(v).m) end
-redis.call('DEL', unpack(KEYS))
+local i, n = 1, #ARGV
+while i <= n do
+  local k = tonumber(ARGV[i])
+  local c = ARGV[i + 1]
+  if c == '@adjust' then
+    local m = (k - 1) / 2
+    for j = 1, m do unref(ARGV[i + 1 + j], tonumber(ARGV[i + 1 + m + j])) end
+  elseif c == '@remove' then
+    if redis.call('HDEL', ARGV[i + 2], ARGV[i + 4]) == 1 then
+      if ARGV[i + 3] ~= '' then redis.call('SREM', ARGV[i + 3], ARGV[i + 4]) end
+      unref(ARGV[i + 5], -1)
+    end
+  elseif c == '@delete' then
+    local prefix = ARGV[i + 2]
+    for _, id in ipairs(redis.call('HKEYS', ARGV[i + 3])) do unref(prefix .. id, -1) end
+    for _, v in ipairs(redis.call('HVALS', ARGV[i + 4])) do
+      unref(prefix .. cjson.decode(v).m, -1)
+    end
+    redis.call('DEL', unpack(ARGV, i + 3, i + k))
+  else
+    redis.call(unpack(ARGV, i + 1, i + k))
+  end
+  i = i + k + 1
+end
 return 1`;
 
 /**
- * Remove field ARGV[1] of hash KEYS[1] (and from set KEYS[2]); only if it was
- * there, drop a reference on message ARGV[2]: an acknowledgement seen twice
- * never takes a reference another session holds.
- */
-const REMOVE_ENTRY = `if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-if KEYS[2] then redis.call('SREM', KEYS[2], ARGV[1]) end
-local n = redis.call('HINCRBY', ARGV[2], 'n', -1)
-if n <= 0 then redis.call('DEL', ARGV[2]) end
-return 1`;
-
-/**
- * A Lua script called by its SHA once Redis has it (loaded at every connect),
+ * The script, called by its SHA once Redis has it (loaded at every connect),
  * by its text until then: a write never fails for a script Redis lost.
  */
-export class Script {
-  readonly sha: string;
+export class ApplyScript {
+  readonly text = APPLY;
+  readonly sha = createHash("sha1").update(APPLY).digest("hex");
   loaded = false;
-  constructor(readonly text: string) {
-    this.sha = createHash("sha1").update(text).digest("hex");
-  }
-  call(keys: readonly string[], args: readonly (string | Buffer)[]): Command {
-    return [
+
+  /** The one request that applies `commands`, in order. */
+  call(commands: readonly Command[]): Command {
+    const out: Command = [
       this.loaded ? "EVALSHA" : "EVAL",
       this.loaded ? this.sha : this.text,
-      String(keys.length),
-      ...keys,
-      ...args,
+      "0",
     ];
+    for (const c of commands) {
+      out.push(String(c.length));
+      for (const a of c) out.push(a);
+    }
+    return out;
   }
 }
 
-/** A fresh set per store: whether a script is loaded depends on the Redis it talks to. */
-export function redisScripts() {
-  return {
-    adjust: new Script(ADJUST_REFS),
-    deleteSession: new Script(DELETE_SESSION),
-    removeEntry: new Script(REMOVE_ENTRY),
-  };
-}
+export const adjustRefs = (messageKeys: string[], deltas: number[]): Command => [
+  "@adjust",
+  ...messageKeys,
+  ...deltas.map(String),
+];
+
+export const removeEntry = (hash: string, set: string, field: string, message: string): Command => [
+  "@remove",
+  hash,
+  set,
+  field,
+  message,
+];
+
+/** `keys`: the session's keys, its queue and in-flight hashes first. */
+export const deleteSession = (messagePrefix: string, keys: string[]): Command => [
+  "@delete",
+  messagePrefix,
+  ...keys,
+];

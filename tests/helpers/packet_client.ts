@@ -4,7 +4,7 @@
  * sends and decodes what the broker answers.
  */
 import type { Conn, StreamConn } from "../../src/broker/conn.ts";
-import type { ConnectPacket, Packet, ProtocolVersion } from "../../src/mqtt/packet.ts";
+import type { ConnectPacket, Packet, ProtocolVersion, QoS } from "../../src/mqtt/packet.ts";
 import { encode } from "../../src/mqtt/encoder.ts";
 import { PacketDecoder } from "../../src/mqtt/decoder.ts";
 import { Broker } from "../../src/broker/broker.ts";
@@ -220,4 +220,22 @@ function replacer(_k: string, v: unknown) {
 }
 
 export const text = (s: string) => new TextEncoder().encode(s);
+
+/** A PUBLISH packet (retain and dup off) for `PacketClient.send`. */
+export function publishPacket(
+  topic: string,
+  payload: string | Uint8Array,
+  qos: QoS,
+  packetId?: number,
+) {
+  return {
+    type: 3 as const,
+    topic,
+    payload: typeof payload === "string" ? text(payload) : payload,
+    qos,
+    retain: false,
+    dup: false,
+    packetId,
+  };
+}
 export const str = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -2,6 +2,7 @@ import type { PubackPacket, PubcompPacket, PubrecPacket, PubrelPacket } from "..
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import { drainQueue } from "../delivery.ts";
+import { completed, incomingRemoved, released } from "../session_state.ts";
 
 /** PUBACK completes an outgoing QoS 1 delivery [MQTT-4.3.2-1]. */
 export function handlePuback(broker: Broker, conn: Connection, p: PubackPacket): void {
@@ -16,10 +17,8 @@ export function handlePubcomp(broker: Broker, conn: Connection, p: PubcompPacket
 /** The delivery ends: free its packet id, and let a queued message take its place. */
 function complete(broker: Broker, conn: Connection, packetId: number, qos: 1 | 2): void {
   const session = conn.session!;
-  const o = session.inflight.get(packetId);
-  if (o?.qos !== qos) return; // unknown or the other flow: ignore
-  session.inflight.delete(packetId);
-  session.journal?.completed(session, packetId, o.message);
+  if (session.inflight.get(packetId)?.qos !== qos) return; // unknown or the other flow: ignore
+  completed(session, packetId);
   drainQueue(session, broker.limits);
 }
 
@@ -36,15 +35,13 @@ export function handlePubrec(broker: Broker, conn: Connection, p: PubrecPacket):
     complete(broker, conn, p.packetId, 2);
     return;
   }
-  o.released = true;
-  session.journal?.released(session, p.packetId);
+  released(session, p.packetId, o);
   conn.sendAck(6, p.packetId);
 }
 
 /** PUBREL releases an incoming QoS 2 packet id; answer PUBCOMP [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, p: PubrelPacket): void {
   const session = conn.session!;
-  const known = session.incomingQos2.delete(p.packetId);
-  if (known) session.journal?.incoming(session, p.packetId, false);
+  const known = incomingRemoved(session, p.packetId);
   conn.sendAck(7, p.packetId, known ? 0 : 0x92);
 }

@@ -4,6 +4,7 @@ import type { Connection } from "../connection.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
+import { incomingAdded, incomingRemoved } from "../session_state.ts";
 import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
 import { escapeForLog } from "../../log/escape.ts";
 
@@ -45,7 +46,7 @@ export function handlePublish(
     // Not authorized: dropped, the connection stays (5.0 tells why with 0x87).
     if (p.qos === 1) conn.sendAck(4, p.packetId!, 0x87);
     else if (p.qos === 2) {
-      if (!v5) session.incomingQos2.add(p.packetId!); // 3.1.1 still completes the flow
+      if (!v5) incomingAdded(session, p.packetId!); // 3.1.1 still completes the flow
       conn.sendAck(5, p.packetId!, 0x87);
     }
     return;
@@ -107,10 +108,7 @@ export function handlePublish(
     // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
     broker.held = undefined;
     if (p.qos === 2) {
-      if (!session.incomingQos2.has(p.packetId!)) {
-        session.incomingQos2.add(p.packetId!); // a resend is not routed twice
-        session.journal?.incoming(session, p.packetId!, true);
-      }
+      incomingAdded(session, p.packetId!); // a resend is not routed twice
       if (held) holdQos2(session, p.packetId!, held);
     }
     const count = routed instanceof Promise ? routed : Promise.resolve(routed);
@@ -140,10 +138,7 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
   const id = p.packetId!;
   // A held acknowledgement may come after the connection ended (session gone from it).
   const session = conn.session;
-  if (p.qos === 2 && session && !session.incomingQos2.has(id)) {
-    session.incomingQos2.add(id);
-    session.journal?.incoming(session, id, true);
-  }
+  if (p.qos === 2 && session) incomingAdded(session, id);
   const journal = broker.journal;
   if (journal) journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode));
   else conn.sendAck(type, id, reasonCode);
@@ -151,7 +146,8 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
 
 /** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
 function refuse(broker: Broker, conn: Connection, p: PublishPacket, reason: unknown): void {
-  if (p.qos === 2) conn.session?.incomingQos2.delete(p.packetId!);
+  const session = conn.session;
+  if (p.qos === 2 && session) incomingRemoved(session, p.packetId!);
   if (conn.version === 5) {
     conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
   } else if (!conn.closing) {

@@ -404,8 +404,11 @@ export class RedisBus implements ClusterBus {
       if (this.peers.delete(c.n)) this.handlers?.nodeDown(c.n, [], false);
       return;
     }
+    const known = this.peers.has(c.n);
     this.heard(c.n, c.s);
     if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);
+    // A known node (re)joined: it has just rewritten its routes (Redis may have lost them).
+    else if (c.x === "up" && known) void this.readRoutes(c.n);
   }
 
   /** Any message from a node proves it alive; an unknown one has joined. */

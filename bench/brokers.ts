@@ -14,6 +14,8 @@ export interface Broker {
   missing(): Promise<string | null>;
   /** The command line for a broker listening on 127.0.0.1:port. */
   command(port: number): Promise<string[]>;
+  /** Run only when BROKERS names it exactly (variants measuring one feature's cost). */
+  optIn?: boolean;
 }
 
 export const PATH = [
@@ -39,15 +41,20 @@ async function need(bin: string, hint: string, file?: string, fileHint?: string)
 }
 
 /** mqttx defaults, except: in-memory store, plain TCP on 127.0.0.1 only, no $SYS. */
-async function mqttxConfig(port: number): Promise<string> {
+async function mqttxConfig(port: number, httpPort?: number): Promise<string> {
   const path = `${BUILD}/mqttx-${port}.yml`;
+  const http = httpPort ? `  http:\n    enable: true\n    port: ${httpPort}\n` : "";
   await Deno.writeTextFile(
     path,
     `mqttx:\n  host: 127.0.0.1\n  enable-test-mode: true\n  socket:\n    enable: true\n` +
-      `    port: ${port}\n  websocket:\n    enable: false\n  sys-topic:\n    enable: false\n`,
+      `    port: ${port}\n  websocket:\n    enable: false\n  sys-topic:\n    enable: false\n` +
+      http,
   );
   return path;
 }
+
+/** The HTTP endpoint's port beside a broker on `port` (the *-http variants). */
+const httpPortFor = (port: number) => port + 100;
 
 export const BROKERS: Broker[] = [
   {
@@ -74,6 +81,22 @@ export const BROKERS: Broker[] = [
         ok ? null : "dist/mqttx not found: run `make compile-bun`"
       ),
     command: async (port) => [`${ROOT}/dist/mqttx`, "--config", await mqttxConfig(port)],
+  },
+  {
+    // The single binary with the HTTP endpoint on and /metrics scraped once a second.
+    name: "mqttx-bin-http",
+    optIn: true,
+    missing: () =>
+      exists(`${ROOT}/dist/mqttx`).then((ok) =>
+        ok ? null : "dist/mqttx not found: run `make compile-bun`"
+      ),
+    command: async (port) => [
+      `${ROOT}/bench/with_scrape.sh`,
+      `${httpPortFor(port)}`,
+      `${ROOT}/dist/mqttx`,
+      "--config",
+      await mqttxConfig(port, httpPortFor(port)),
+    ],
   },
   {
     name: "mosquitto",

@@ -244,7 +244,9 @@ async function main() {
   const runs = Number(env("RUNS") ?? 3);
   if (!Number.isInteger(runs) || runs < 1) throw new Error("RUNS must be a whole number >= 1");
   const scenarios = select(SCENARIOS, (s) => s.id, list("SCENARIOS"));
-  const wanted = select(BROKERS, (b) => b.name, list("BROKERS"));
+  // Opt-in variants (e.g. mqttx-bin-http) run only when named exactly.
+  const wanted = select(BROKERS, (b) => b.name, list("BROKERS"))
+    .filter((b) => !b.optIn || list("BROKERS")?.includes(b.name));
   const basePort = Number(env("BENCH_PORT") ?? 18900);
   const outDir = env("BENCH_OUT") ?? `${ROOT}/bench/results`;
   await Deno.mkdir(`${BUILD}/logs`, { recursive: true });

@@ -5,7 +5,7 @@
  */
 import type { BrokerOptions } from "./broker/api.ts";
 import { Broker } from "./broker/broker.ts";
-import type { BrokerHooks } from "./broker/hooks.ts";
+import type { BrokerHooks, ClientInfo } from "./broker/hooks.ts";
 import { buildPlugins, type Plugin } from "./plugins.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
@@ -15,6 +15,10 @@ import type { RedisStore } from "./store/redis.ts";
 import type { StoredState } from "./store/types.ts";
 import { restoreSessions } from "./broker/restore.ts";
 import type { ClusterNode } from "./cluster/node.ts";
+import { createLogger, type Logger } from "./log/logger.ts";
+import { HealthRegistry } from "./http/health.ts";
+import { MetricsRegistry } from "./http/metrics.ts";
+import { type AppState, type OpsEndpoint, startOps } from "./http/ops.ts";
 
 export interface RunningApp {
   /**
@@ -29,6 +33,13 @@ export interface RunningApp {
     listeners: BoundListener[];
   };
   broker: Broker;
+  /** The operations HTTP endpoint's bound port, when http.enable. */
+  httpPort?: number;
+  /** Backends register here what /health reports (see src/http/health.ts). */
+  health: HealthRegistry;
+  /** Backends register here their /metrics families. */
+  metrics: MetricsRegistry;
+  logger: Logger;
   /** Re-read the TLS certificate (part of what SIGHUP does); true when it was taken. */
   reloadCertificates(): Promise<boolean>;
   /** What SIGHUP does: the TLS certificate and the password file, read again. */
@@ -46,6 +57,10 @@ export interface AppOptions {
   version?: string;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
+  /** A program embedding the broker: its hooks run before the configured plugins'. */
+  hooks?: BrokerHooks[];
+  /** Reload on SIGHUP (default true; an embedding program may keep the signal for itself). */
+  handleSighup?: boolean;
 }
 
 export function brokerOptions(config: MqttxConfig, log?: (line: string) => void): BrokerOptions {
@@ -75,7 +90,18 @@ export async function startApp(
   config: MqttxConfig,
   opts: AppOptions = {},
 ): Promise<RunningApp> {
-  const log = opts.quiet ? () => {} : (opts.log ?? ((line: string) => console.log(line)));
+  const logger = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    write: opts.quiet ? () => {} : opts.log,
+  });
+  // The plugins' lines are plain text; the core's are about one client's trouble (warn).
+  const log = (line: string) => logger.info("log", { msg: line });
+  const coreLog = (line: string) => logger.warn("broker", { msg: line });
+  const health = new HealthRegistry();
+  const metrics = new MetricsRegistry();
+  let state: AppState = "starting";
+  let ops: OpsEndpoint | undefined;
   // enable-test-mode: false keeps sessions and retained messages in Redis (src/store/redis.ts).
   let redis: RedisStore | undefined;
   let stored: StoredState | undefined;
@@ -93,7 +119,7 @@ export async function startApp(
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, log), hooks }, redis);
+  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks }, redis);
   let listeners: Listeners | undefined;
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
@@ -102,20 +128,58 @@ export async function startApp(
   // SIGHUP's default action ends the process, so it is handled from before any port is logged (a
   // signal sent as soon as the port is known must find the handler), if only to say so.
   let reload: (() => Promise<void>) | undefined = undefined; // set once started
-  const removeSighup = runtime.onSignal("SIGHUP", () => {
+  const removeSighup = opts.handleSighup === false ? () => {} : runtime.onSignal("SIGHUP", () => {
     if (reload) void reload();
     else log("SIGHUP: still starting, nothing reloaded");
   });
+  health.register({
+    name: "listeners",
+    status: () =>
+      state === "ready"
+        ? { ok: true, detail: ports.listeners.map((l) => l.url).join(" ") }
+        : { ok: false, detail: state },
+  });
+  if (redis) {
+    const store = redis;
+    health.register({
+      name: "redis",
+      status: () =>
+        store.connected
+          ? { ok: true, detail: "connected" }
+          : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
+    });
+  }
   try {
+    if (config.http.enable) {
+      // First, so /ready says "starting" while the rest comes up.
+      ops = await startOps(runtime, {
+        http: config.http,
+        broker,
+        health,
+        metrics,
+        logger,
+        state: () => state,
+        listeners: () => ports.listeners,
+        version,
+        runtimeName: runtime.name,
+      });
+      const h = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
+      logger.info("http.listening", {
+        msg: `mqttx ${version} HTTP endpoint on http://${h}:${ops.port}/`,
+      });
+    }
     plugins = await buildPlugins({
       config,
       broker,
       log,
       readTextFile: (path) => runtime.readTextFile(path),
       version,
+      health,
+      metrics,
     });
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
+    if (opts.hooks) hooks.push(...opts.hooks);
     for (const p of plugins) hooks.push(p.hooks);
     if (config.cluster.enable) {
       const { startCluster } = await import("./cluster/start.ts");
@@ -123,6 +187,7 @@ export async function startApp(
       hooks.push(cluster.hooks());
       if (stored) stored = await cluster.ownSessions(stored);
     }
+    if (logger.enabled("debug")) hooks.push(clientEventLog(logger));
     if (stored) {
       const n = restoreSessions(broker, stored);
       log(
@@ -135,7 +200,7 @@ export async function startApp(
     listeners = await startListeners({
       runtime,
       config,
-      onConn: (conn) => broker.handleConnection(conn),
+      onConn: (conn, listener) => broker.handleConnection(conn, listener),
       log,
       certWatchInterval: opts.certWatchInterval,
     });
@@ -149,19 +214,24 @@ export async function startApp(
     ports.wss = bound.find((b) => b.type === "wss")?.port;
     for (const b of bound) {
       const store = redis ? "redis store" : "in-memory store";
-      log(`mqttx ${version} listening on ${b.url} (${runtime.name}, ${store})`);
+      logger.info("listening", {
+        msg: `mqttx ${version} listening on ${b.url} (${runtime.name}, ${store})`,
+      });
     }
     if (bound.length === 0) {
       log(`mqttx ${version} started with no listener enabled (socket.enable is false)`);
     }
   } catch (e) {
+    state = "stopping";
     removeSighup();
     await listeners?.close();
     await stopPlugins(plugins);
     await cluster?.stop();
     await broker.close();
+    await ops?.close();
     throw e;
   }
+  state = "ready";
 
   const started = listeners;
   const reloaders = plugins.filter((p) => p.reload);
@@ -179,18 +249,38 @@ export async function startApp(
   return {
     ports,
     broker,
+    httpPort: ops?.port,
+    health,
+    metrics,
+    logger,
     reloadCertificates: () => started.reloadCertificates(),
     reload,
     stop() {
+      state = "stopping"; // /ready answers 503 from now on; /health too
       stopping ??= (async () => {
         removeSighup();
         await listeners?.close();
         await stopPlugins(plugins);
         await broker.close();
         await cluster?.stop();
+        await ops?.close(); // last: load balancers see "stopping" until the end
       })();
       return stopping;
     },
+  };
+}
+
+/** log.level debug: one line per client connect and disconnect, with its fields. */
+function clientEventLog(logger: Logger): BrokerHooks {
+  const fields = (c: ClientInfo) => ({
+    clientId: c.clientId,
+    username: c.username,
+    address: c.remoteAddr,
+    protocolVersion: c.protocolVersion,
+  });
+  return {
+    onConnected: (c) => logger.debug("client.connected", fields(c)),
+    onDisconnected: (c) => logger.debug("client.disconnected", fields(c)),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { type RunningApp, startApp } from "./app.ts";
 import { HELP_TEXT, parseArgs, VERSION } from "./cli.ts";
-import { ConfigError, parseConfig } from "./config/load.ts";
+import { ConfigError, ignoredKeysLine, parseConfigReport } from "./config/load.ts";
 import { defaultConfig } from "./config/schema.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
@@ -63,7 +63,9 @@ export async function cliMain(runtime: Runtime, io: CliIo = consoleIo): Promise<
   const shutdown = (signal: string) => {
     if (stopping) return runtime.exit(1); // a second signal: the user is impatient
     stopping = true;
-    io.out(`mqttx: ${signal} received, shutting down`);
+    const line = `mqttx: ${signal} received, shutting down`;
+    if (app) app.logger.info("shutdown", { msg: line, signal });
+    else io.out(line);
     if (!app) return; // still starting: finished below
     // Exit even if a client holds things up: shutdown must not hang.
     const timer = setTimeout(() => runtime.exit(0), SHUTDOWN_GRACE_MS);
@@ -110,7 +112,10 @@ async function loadConfig(
     return runtime.exit(2);
   }
   try {
-    return parseConfig(text, path);
+    const { config, ignored } = parseConfigReport(text, path);
+    const line = ignoredKeysLine(ignored);
+    if (line) io.out(line);
+    return config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     io.err(`mqttx: ${e.message}`);

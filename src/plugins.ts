@@ -11,6 +11,8 @@ import { topicAuthorization } from "./acl/topic_auth.ts";
 import { staticAcl } from "./acl/acl.ts";
 import { topicRateLimiter } from "./ratelimit/rate_limiter.ts";
 import { sysTopics } from "./sys/sys_topics.ts";
+import type { HealthRegistry } from "./http/health.ts";
+import type { MetricsRegistry } from "./http/metrics.ts";
 import { kafkaBridge } from "./bridge/kafka.ts";
 
 export interface PluginContext {
@@ -22,6 +24,9 @@ export interface PluginContext {
   readTextFile: (path: string) => Promise<string>;
   /** Version shown by $SYS. */
   version: string;
+  /** Where a plugin with a backend (e.g. a Kafka bridge) reports its health and metrics. */
+  health?: HealthRegistry;
+  metrics?: MetricsRegistry;
 }
 
 /** A feature that needs to stop timers or connections at shutdown, or reloads on SIGHUP. */
@@ -49,7 +54,8 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
   if (ctx.config.acl.enable) plugins.push({ hooks: staticAcl(ctx.config.acl) });
   // --- rate limits (src/ratelimit/) ---
   if (ctx.config.rateLimiter.enable && ctx.config.rateLimiter.topicRateLimits.length > 0) {
-    plugins.push({ hooks: topicRateLimiter(ctx.config.rateLimiter) });
+    const drops = ctx.broker.stats.dropped;
+    plugins.push({ hooks: topicRateLimiter(ctx.config.rateLimiter, { drops }) });
   }
   // --- $SYS (src/sys/) ---
   // Always: clients may never publish to $SYS; with sys-topic.enable also the topics themselves.
@@ -68,6 +74,8 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
         log: ctx.log,
         readTextFile: ctx.readTextFile,
         sys: ctx.config.sysTopic.enable,
+        health: ctx.health,
+        metrics: ctx.metrics,
       }),
     );
   }

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import process from "node:process";
 import mqtt from "mqtt";
 import { mustRun } from "./helpers/harness.ts";
+import { parsePrometheus, prometheusParserAvailable, sample } from "./helpers/ops.ts";
 import { buildBinary, exited, findBun, startBinary, terminate } from "./helpers/binary.ts";
 
 const bun = findBun();
@@ -31,11 +32,16 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     const config = path.join(dir, "mqttx.yml");
     fs.writeFileSync(
       config,
-      "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n",
+      "enable-test-mode: true\nhost: 127.0.0.1\nsocket:\n  enable: true\n  port: 0\n" +
+        "http:\n  enable: true\n  port: 0\n  token: bin-token\n",
     );
     const running = await startBinary(binary, config);
     const { proc, port } = running;
     child = proc;
+    // The HTTP endpoint starts first, so its line is out by the time the MQTT port is.
+    const httpLine = running.output().match(/HTTP endpoint on http:\/\/127\.0\.0\.1:(\d+)\//);
+    assert.ok(httpLine, running.output());
+    const httpPort = Number(httpLine[1]);
 
     client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
     const got = new Promise<string>((resolve) =>
@@ -44,6 +50,23 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
     await client.subscribeAsync("bin/test", { qos: 1 });
     await client.publishAsync("bin/test", "hello from the binary", { qos: 1 });
     assert.equal(await got, "bin/test hello from the binary");
+
+    // The operations endpoint of the binary: ready, healthy, metrics that parse, the API.
+    const http = `http://127.0.0.1:${httpPort}`;
+    assert.equal((await fetch(`${http}/ready`)).status, 200);
+    assert.equal((await fetch(`${http}/health`)).status, 200);
+    const scrape = await (await fetch(`${http}/metrics`)).text();
+    if (prometheusParserAvailable() || mustRun()) {
+      const s = parsePrometheus(scrape);
+      assert.equal(sample(s, "mqttx_messages_received_total", { qos: "1" }), 1);
+      assert.equal(sample(s, "mqttx_clients_connected"), 1);
+    }
+    assert.equal((await fetch(`${http}/api/v1/clients`)).status, 401);
+    const list = await fetch(`${http}/api/v1/clients`, {
+      headers: { authorization: "Bearer bin-token" },
+    });
+    assert.equal((await list.json()).total, 1);
+    assert.match(await (await fetch(`${http}/`)).text(), /<title>mqttx<\/title>/);
     await client.endAsync();
     client = undefined;
 
@@ -68,6 +91,7 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
 
     const code = await terminate(running, 3000);
     assert.equal(code, 0, running.output());
+    await assert.rejects(fetch(`http://127.0.0.1:${httpPort}/ready`), "the endpoint is gone");
   } finally {
     if (client) await client.endAsync(true);
     if (child && child.exitCode === null && child.signalCode === null) {

@@ -9,17 +9,15 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as http from "node:http";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mustRun } from "./helpers/harness.ts";
+import { CHROMIUM, chromiumFlags } from "./helpers/chromium.ts";
 import { startTestApp, type TestApp } from "./helpers/certs.ts";
 import { Clients, publish, uid, withTimeout } from "./helpers/mqttjs.ts";
 
-const CHROMIUM = ["chromium", "chromium-browser", "google-chrome"].find((c) =>
-  spawnSync(c, ["--version"], { stdio: "ignore" }).error === undefined
-);
 const skip = !CHROMIUM && !mustRun() ? "chromium not on PATH" : false;
 
 const root = new URL("..", import.meta.url).pathname;
@@ -84,19 +82,9 @@ async function servePage(vars: Record<string, string>, reports: Reports): Promis
 
 function launchChromium(url: string): void {
   const profile = mkdtempSync(join(tmpdir(), "mqttx-chromium-"));
-  const child = spawn(CHROMIUM!, [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    `--user-data-dir=${profile}`,
-    url,
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(CHROMIUM!, [...chromiumFlags(profile), url], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr!.on(
     "data",

@@ -72,6 +72,18 @@ function waitFor(r: Run, re: RegExp): Promise<RegExpMatchArray> {
   });
 }
 
+/** SIGTERM, then exit code 0. (Not child.kill(): Deno's node:child_process then reports the signal.) */
+async function stopsCleanly(r: Run): Promise<void> {
+  process.kill(r.child.pid!, "SIGTERM");
+  assert.equal((await r.exit).code, 0, r.stderr());
+}
+
+/** The child is gone (SIGKILL if it still runs). */
+async function killed(r: Run): Promise<void> {
+  if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
+  await r.exit;
+}
+
 describe("mqttx command line", () => {
   test("--help prints the help text and exits 0", async () => {
     const r = await run(["--help"]);
@@ -107,6 +119,41 @@ describe("mqttx command line", () => {
     }
   });
 
+  test("a port in use exits non-zero naming the listener, host and port", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const t = tempFile("busy.yml", `mqttx:\n  host: 127.0.0.1\n  socket:\n    port: ${port}\n`);
+    try {
+      const r = await run(["--config", t.file]);
+      assert.notEqual(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`tcp listener .*127\\.0\\.0\\.1:${port}.*port in use`));
+    } finally {
+      t.cleanup();
+      blocker.close();
+    }
+  });
+
+  test("an original mqttx 1.2.3 config starts and names its ignored keys once", async () => {
+    const t = tempFile(
+      "application.yml",
+      'spring:\n  redis:\n    host: localhost\nmqttx:\n  broker-id: "001"\n' +
+        "  host: 127.0.0.1\n  http-client-connect-timeout: 10s\n  socket:\n    port: 0\n" +
+        "  sharable-payload:\n    threshold-in-message: 128\n  auth:\n    timeout: 3s\n",
+    );
+    const r = start(["--config", t.file]);
+    try {
+      await waitFor(r, /listening on mqtt:\/\/127\.0\.0\.1:\d+/);
+      const ignored = r.stdout().split("\n").filter((l) => l.includes("ignoring keys"));
+      assert.equal(ignored.length, 1, r.stdout());
+      assert.match(ignored[0], /http-client-connect-timeout.*sharable-payload/);
+      await stopsCleanly(r);
+    } finally {
+      await killed(r);
+      t.cleanup();
+    }
+  });
+
   test("a missing config file exits 2 naming the file", async () => {
     const missing = path.join(os.tmpdir(), "mqttx-no-such-dir", "nope.yml");
     const r = await run(["--config", missing]);
@@ -127,11 +174,9 @@ describe("mqttx command line", () => {
       await waitFor(r, /listening on mqtt:/);
       process.kill(r.child.pid!, "SIGHUP");
       await waitFor(r, /auth\.password-file reloaded \(0 users\)/);
-      process.kill(r.child.pid!, "SIGTERM");
-      assert.equal((await r.exit).code, 0, r.stderr());
+      await stopsCleanly(r);
     } finally {
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL");
-      await r.exit;
+      await killed(r);
       t.cleanup();
       pw.cleanup();
     }

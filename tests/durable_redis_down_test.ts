@@ -25,6 +25,9 @@ async function startBroker(): Promise<RunningApp> {
   config.host = "127.0.0.1";
   config.socket.port = 0;
   config.redis.url = redis!.url;
+  config.http.enable = true;
+  config.http.host = "127.0.0.1";
+  config.http.port = 0;
   return await startApp(await testRuntime(), config, { log: (l) => lines.push(l) });
 }
 
@@ -72,9 +75,15 @@ describe("Redis down under a running broker", () => {
     assert.equal(acked, false);
     assert.equal(lines.filter((l) => l.includes("unreachable")).length, 1, lines.join("\n"));
     assert.equal(lines.filter((l) => l.includes("writes fail")).length, 1, lines.join("\n"));
+    const health = async () => {
+      const r = await fetch(`http://127.0.0.1:${app!.httpPort}/health`);
+      return (await r.json()).checks?.redis?.ok;
+    };
+    assert.equal(await health(), false, "/health reports Redis down");
 
     await redis!.restart();
     await until("writes succeed again", () => lines.some((l) => l.includes("succeed again")));
+    assert.equal(await health(), true, "/health reports Redis back");
     const pub2 = await clients.connect({ clientId: "down-pub2", clean: true });
     await publish(pub2.client, "p/x", "after", { qos: 1 });
 

@@ -191,7 +191,34 @@ describe("TLS listeners", { skip }, () => {
           clients.connect({ ...tlsOpts(a.app.ports.tls!), ...withCert(pki.foreignClient) }),
         );
       });
+
+      // What `openssl x509 -req` makes without `-extfile`; Deno's rustls alone refuses it.
+      test(`${mode}: a certificate without X.509 v3 extensions is accepted`, T, async () => {
+        const a = await start({ clientAuth: mode, caFile: pki.caFile, useCnAsUsername: true });
+        const seen = recordClients(a);
+        const { client, inbox } = await clients.connect({
+          ...tlsOpts(a.app.ports.tls!),
+          ...withCert(pki.v1Client),
+        });
+        const topic = `v1/${uid()}`;
+        await subscribe(client, topic, { qos: 1 });
+        await publish(client, topic, "v1 cert", { qos: 1 });
+        await inbox.payload("v1 cert");
+        assert.equal(seen[0]?.username, "bob");
+      });
     }
+
+    test("a refused certificate is logged with the address and why", T, async () => {
+      const a = await start({ clientAuth: "REQUIRE", caFile: pki.caFile });
+      await assert.rejects(
+        clients.connect({ ...tlsOpts(a.app.ports.tls!), ...withCert(pki.foreignClient) }),
+      );
+      for (let i = 0; i < 100 && !a.log.some((l) => l.includes("closing")); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const line = a.log.find((l) => l.includes("closing")) ?? "";
+      assert.match(line, /closing 127\.0\.0\.1:\d+: .*(certificate|handshake)/i, a.log.join("\n"));
+    });
 
     test("use-cn-as-username: the subject CN is the username hooks see", T, async () => {
       const a = await start({ clientAuth: "REQUIRE", caFile: pki.caFile, useCnAsUsername: true });

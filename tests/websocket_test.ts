@@ -8,8 +8,6 @@
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import * as net from "node:net";
-import * as tls from "node:tls";
 import { Buffer } from "node:buffer";
 import { mustRun } from "./helpers/harness.ts";
 import { webSocketMessageLimit } from "../src/transport/listeners.ts";
@@ -20,7 +18,8 @@ import {
   type TestApp,
   type TestPki,
 } from "./helpers/certs.ts";
-import { Clients, connectPacket, publish, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
+import { Clients, connectPacket, publish, subscribe, uid } from "./helpers/mqttjs.ts";
+import { RawWs } from "./helpers/raw_ws.ts";
 
 const T = { timeout: 30_000 };
 const haveOpenssl = opensslAvailable();
@@ -60,192 +59,13 @@ async function start(kind: Kind, extra: Record<string, unknown> = {}): Promise<T
   return a;
 }
 
-// --- a raw WebSocket client -------------------------------------------------
-
-interface Frame {
-  fin: boolean;
-  opcode: number;
-  payload: Uint8Array;
-}
-
-class RawWs {
-  private buf = new Uint8Array(0);
-  private waiters = new Set<() => void>();
-  closed = false;
-  status = 0;
-  head = "";
-  private upgraded = false;
-  readonly frames: Frame[] = [];
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on("data", (d: Uint8Array) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.parse();
-      for (const w of [...this.waiters]) w();
-    });
-    socket.on("error", () => {});
-    socket.on("close", () => {
-      this.closed = true;
-      for (const w of [...this.waiters]) w();
-    });
-  }
-
-  static async open(
-    port: number,
-    secure: boolean,
-    request: { path?: string; protocol?: string | null; upgrade?: boolean } = {},
-  ): Promise<RawWs> {
-    const socket = await withTimeout(
-      new Promise<net.Socket>((resolve, reject) => {
-        const s: net.Socket = secure
-          ? tls.connect({ host: "127.0.0.1", port, ca: pki!.read(pki!.caFile) }, () => resolve(s))
-          : net.connect({ host: "127.0.0.1", port }, () => resolve(s));
-        s.once("error", reject);
-      }),
-      "connect",
-    );
-    const ws = new RawWs(socket);
-    raws.push(ws);
-    const lines = [`GET ${request.path ?? "/mqtt"} HTTP/1.1`, `Host: 127.0.0.1:${port}`];
-    if (request.upgrade !== false) {
-      lines.push(
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        `Sec-WebSocket-Key: ${
-          Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64")
-        }`,
-        "Sec-WebSocket-Version: 13",
-      );
-      const protocol = request.protocol === undefined ? "mqtt" : request.protocol;
-      if (protocol !== null) lines.push(`Sec-WebSocket-Protocol: ${protocol}`);
-    }
-    socket.write(lines.join("\r\n") + "\r\n\r\n");
-    await ws.until(() => ws.status !== 0, "HTTP response head");
-    return ws;
-  }
-
-  /** Response header value (lower-case name). */
-  header(name: string): string | undefined {
-    const line = this.head.split("\r\n").find((l) => l.toLowerCase().startsWith(`${name}:`));
-    return line?.slice(name.length + 1).trim();
-  }
-
-  /** Body of a non-101 answer, once the server closed. */
-  async body(): Promise<string> {
-    await this.until(() => this.closed, "server to close after answering");
-    return new TextDecoder().decode(this.buf);
-  }
-
-  private parse(): void {
-    if (!this.upgraded) {
-      const end = Buffer.from(this.buf).indexOf("\r\n\r\n");
-      if (end < 0) return;
-      this.head = new TextDecoder().decode(this.buf.subarray(0, end));
-      this.status = Number(this.head.split(" ")[1]);
-      if (this.status !== 101) return; // keep the body in buf
-      this.upgraded = true;
-      this.buf = this.buf.slice(end + 4);
-    }
-    for (;;) {
-      if (this.buf.length < 2) return;
-      let len = this.buf[1] & 0x7f;
-      let at = 2;
-      if (len === 126) {
-        if (this.buf.length < 4) return;
-        len = (this.buf[2] << 8) | this.buf[3];
-        at = 4;
-      } else if (len === 127) {
-        if (this.buf.length < 10) return;
-        len = Number(new DataView(this.buf.buffer, this.buf.byteOffset).getBigUint64(2));
-        at = 10;
-      }
-      if (this.buf.length < at + len) return;
-      this.frames.push({
-        fin: (this.buf[0] & 0x80) !== 0,
-        opcode: this.buf[0] & 0x0f,
-        payload: this.buf.slice(at, at + len),
-      });
-      this.buf = this.buf.slice(at + len);
-    }
-  }
-
-  /** Send one masked frame. */
-  send(opcode: number, payload: Uint8Array, fin = true): void {
-    this.socket.write(encodeFrame(opcode, payload, fin));
-  }
-
-  write(bytes: Uint8Array): void {
-    this.socket.write(bytes);
-  }
-
-  /** Concatenated payload of the binary/continuation frames received. */
-  mqttBytes(): Uint8Array {
-    return Buffer.concat(
-      this.frames.filter((f) => f.opcode === 0 || f.opcode === 2).map((f) => f.payload),
-    );
-  }
-
-  async until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
-    if (pred()) return;
-    let done!: () => void;
-    const ready = new Promise<void>((r) => (done = r));
-    const check = () => pred() && done();
-    this.waiters.add(check);
-    try {
-      await withTimeout(ready, what, ms);
-    } finally {
-      this.waiters.delete(check);
-    }
-  }
-
-  /** Waits until the MQTT bytes received start with these packet types (high nibbles). */
-  async packets(types: number[]): Promise<number[]> {
-    const seen = () => packetTypes(this.mqttBytes());
-    await this.until(
-      () => types.every((t, i) => seen()[i] === t) || this.closed,
-      `packets ${types.join(",")} (got ${seen().join(",")})`,
-    );
-    assert.deepEqual(seen().slice(0, types.length), types);
-    return seen();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
-
-function encodeFrame(opcode: number, payload: Uint8Array, fin: boolean): Uint8Array {
-  const n = payload.length;
-  const head = n < 126 ? [n | 0x80] : n < 65536 ? [126 | 0x80, n >> 8, n & 0xff] : (() => {
-    throw new Error("test frames stay small");
-  })();
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const out = new Uint8Array(1 + head.length + 4 + n);
-  out[0] = (fin ? 0x80 : 0) | opcode;
-  out.set(head, 1);
-  out.set(mask, 1 + head.length);
-  for (let i = 0; i < n; i++) out[1 + head.length + 4 + i] = payload[i] ^ mask[i & 3];
-  return out;
-}
-
-/** Packet types (1 = CONNECT, 2 = CONNACK, 3 = PUBLISH, 9 = SUBACK...) in a byte stream. */
-function packetTypes(b: Uint8Array): number[] {
-  const out: number[] = [];
-  let at = 0;
-  while (at < b.length) {
-    let len = 0;
-    let mul = 1;
-    let i = at + 1;
-    for (; i < b.length; i++) {
-      len += (b[i] & 0x7f) * mul;
-      mul *= 128;
-      if ((b[i] & 0x80) === 0) break;
-    }
-    if (i >= b.length || i + 1 + len > b.length) break;
-    out.push(b[at] >> 4);
-    at = i + 1 + len;
-  }
-  return out;
+/** A raw WebSocket client on this port (TLS with the test CA when `secure`). */
+function openWs(
+  port: number,
+  secure: boolean,
+  request: { path?: string; protocol?: string | null; upgrade?: boolean } = {},
+): Promise<RawWs> {
+  return RawWs.open(port, { ...request, ca: secure ? pki!.read(pki!.caFile) : undefined }, raws);
 }
 
 function subscribePacket(topic: string): Uint8Array {
@@ -337,7 +157,7 @@ for (const kind of KINDS) {
 
     test("a packet split over several frames (and messages) is reassembled", T, async () => {
       const a = await start(kind);
-      const ws = await RawWs.open(portOf(a), kind.secure);
+      const ws = await openWs(portOf(a), kind.secure);
       assert.equal(ws.status, 101);
       assert.equal(ws.header("sec-websocket-protocol"), "mqtt");
       const connect = connectPacket({ clientId: `frag-${uid()}`, clean: true, keepAlive: 30 });
@@ -361,7 +181,7 @@ for (const kind of KINDS) {
 
     test("several packets in one frame all work", T, async () => {
       const a = await start(kind);
-      const ws = await RawWs.open(portOf(a), kind.secure);
+      const ws = await openWs(portOf(a), kind.secure);
       const topic = `multi/${uid()}`;
       const all = Buffer.concat([
         connectPacket({ clientId: `multi-${uid()}`, clean: true, keepAlive: 30 }),
@@ -375,7 +195,7 @@ for (const kind of KINDS) {
 
     test("a text frame closes the connection [MQTT-6.0.0-1]", T, async () => {
       const a = await start(kind);
-      const ws = await RawWs.open(portOf(a), kind.secure);
+      const ws = await openWs(portOf(a), kind.secure);
       ws.send(0x2, connectPacket({ clientId: `text-${uid()}`, clean: true, keepAlive: 30 }));
       await ws.packets([2]);
       ws.send(0x1, new TextEncoder().encode("not binary"));
@@ -391,7 +211,7 @@ for (const kind of KINDS) {
         T,
         async () => {
           const a = await start(kind);
-          const ws = await RawWs.open(portOf(a), kind.secure);
+          const ws = await openWs(portOf(a), kind.secure);
           ws.send(0x2, connectPacket({ clientId: `big-${uid()}`, clean: true, keepAlive: 30 }));
           await ws.packets([2]);
           // Valid MQTT all the way (PINGREQs), only too much of it in one message.
@@ -413,13 +233,13 @@ for (const kind of KINDS) {
 
     test("another path gets 404", T, async () => {
       const a = await start(kind);
-      const ws = await RawWs.open(portOf(a), kind.secure, { path: "/other" });
+      const ws = await openWs(portOf(a), kind.secure, { path: "/other" });
       assert.equal(ws.status, 404);
     });
 
     test("a request that is not an upgrade gets a short plain answer", T, async () => {
       const a = await start(kind);
-      const ws = await RawWs.open(portOf(a), kind.secure, { upgrade: false });
+      const ws = await openWs(portOf(a), kind.secure, { upgrade: false });
       assert.equal(ws.status, 426);
       assert.match(ws.header("content-type") ?? "", /text\/plain/);
     });
@@ -429,12 +249,12 @@ for (const kind of KINDS) {
       T,
       async () => {
         const a = await start(kind);
-        const bad = await RawWs.open(portOf(a), kind.secure, { protocol: "wamp" });
+        const bad = await openWs(portOf(a), kind.secure, { protocol: "wamp" });
         assert.equal(bad.status, 400);
-        const both = await RawWs.open(portOf(a), kind.secure, { protocol: "mqttv3.1, mqtt" });
+        const both = await openWs(portOf(a), kind.secure, { protocol: "mqttv3.1, mqtt" });
         assert.equal(both.status, 101);
         assert.equal(both.header("sec-websocket-protocol"), "mqttv3.1");
-        const none = await RawWs.open(portOf(a), kind.secure, { protocol: null });
+        const none = await openWs(portOf(a), kind.secure, { protocol: null });
         assert.equal(none.status, 101);
         assert.equal(none.header("sec-websocket-protocol"), undefined);
       },

@@ -34,6 +34,7 @@ import { ConnectRateLimiter } from "./rate_limit.ts";
 import { scramAuthenticator } from "./scram.ts";
 import { UserTable } from "./users.ts";
 import { hashPassword, verifyPassword } from "./credential.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 export { formatCredential, hashPassword, parseCredential, verifyPassword } from "./credential.ts";
 export { SCRAM_METHOD } from "./scram.ts";
@@ -165,7 +166,9 @@ export async function createAuthPlugin(
           }
           if (r.kind === "refuse") return { ok: false, reasonCode: BAD_CREDENTIALS };
           deps.log(
-            `auth: HTTP service ${safeUrl(http.url)} failed for client ${client.clientId} ` +
+            `auth: HTTP service ${safeUrl(http.url)} failed for client ${
+              escapeForLog(client.clientId)
+            } ` +
               `(${r.message}); ${auth.isMandatory ? "refused" : "treated as anonymous"}`,
           );
           return auth.isMandatory ? { ok: false, reasonCode: SERVER_UNAVAILABLE } : anonymous();

@@ -19,6 +19,9 @@ import { levels, matchesTopic } from "../acl/filters.ts";
 import type { Plugin } from "../plugins.ts";
 import { KafkaOut } from "./kafka_out.ts";
 import { KafkaIn } from "./kafka_in.ts";
+import { bridgeHealth, bridgeMetrics } from "./kafka_ops.ts";
+import type { HealthRegistry } from "../http/health.ts";
+import type { MetricsRegistry } from "../http/metrics.ts";
 
 export const BRIDGE_SYS_TOPIC = "$SYS/broker/bridge/kafka";
 
@@ -28,6 +31,9 @@ export interface KafkaBridgeContext {
   readTextFile: (path: string) => Promise<string>;
   /** Answer on BRIDGE_SYS_TOPIC (sys-topic.enable). */
   sys: boolean;
+  /** The operations endpoint's registries (/health, /metrics), when there is one. */
+  health?: HealthRegistry;
+  metrics?: MetricsRegistry;
 }
 
 export async function kafkaBridge(
@@ -85,6 +91,11 @@ export async function kafkaBridge(
     onChange,
   );
   void inbound?.start();
+  const removeHealth = ctx.health?.register({
+    name: "kafka-bridge",
+    status: () => bridgeHealth(out, inbound),
+  });
+  const removeMetrics = ctx.metrics?.register((m) => bridgeMetrics(m, out, inbound));
 
   const status = () =>
     JSON.stringify({
@@ -120,6 +131,8 @@ export async function kafkaBridge(
   return {
     hooks,
     async stop() {
+      removeHealth?.();
+      removeMetrics?.();
       await out?.stop(c.shutdownTimeout);
       stopped = true;
       await inbound?.stop();

@@ -6,7 +6,7 @@ import type { Conn, StreamConn } from "./conn.ts";
 import type { BrokerHooks } from "./hooks.ts";
 
 export interface BrokerOptions {
-  brokerId: number | string;
+  brokerId: string | number;
   /** ms a new connection may take to send CONNECT. */
   connectTimeout: number;
   /** Largest packet accepted, bytes. */
@@ -47,9 +47,10 @@ export interface BrokerOptions {
 export interface BrokerCore {
   /**
    * Serve one connection until it closes. Never throws. A Web-stream pair is
-   * accepted too (embedders); it is adapted to the callback path.
+   * accepted too (embedders); it is adapted to the callback path. `listener`
+   * tags it for /metrics.
    */
-  handleConnection(conn: Conn | StreamConn): void;
+  handleConnection(conn: Conn | StreamConn, listener?: number): void;
   /** Number of connected (CONNACKed) clients. */
   readonly connectedCount: number;
   /** Disconnect every client (5.0: DISCONNECT 0x8B) and stop timers. */

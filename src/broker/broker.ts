@@ -6,7 +6,7 @@ import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
-import { DropLog, newDropCounters } from "./drops.ts";
+import { DropLog } from "./drops.ts";
 import { ReadRights } from "./read_rights.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
@@ -18,6 +18,8 @@ import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
+import { BrokerStats } from "./stats.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
@@ -42,8 +44,10 @@ export class Broker implements BrokerCore, PacketSink {
   readonly deadlines = new SessionDeadlines();
   /** Set when this broker is a node of a cluster (src/cluster/node.ts). */
   cluster: ClusterLink | undefined = undefined;
-  /** Counters for $SYS and tests; `dropped` counts undelivered messages by reason. */
-  readonly stats = { received: 0, sent: 0, maxConnected: 0, dropped: newDropCounters() };
+  /** Counters for $SYS, /metrics and tests; `dropped` counts undelivered messages by reason. */
+  readonly stats = new BrokerStats();
+  /** Open connections per listener (the index the composition root gave handleConnection). */
+  readonly connectionsByListener: number[] = [];
   private connected = 0;
   private closed = false;
   /** Set by close(): called when the last connection has ended. */
@@ -134,8 +138,10 @@ export class Broker implements BrokerCore, PacketSink {
     return this.connected;
   }
 
-  handleConnection(transport: Conn | StreamConn): void {
+  /** `listener`: which listener it came from (counted per listener for /metrics). */
+  handleConnection(transport: Conn | StreamConn, listener = 0): void {
     if (this.closed) {
+      this.log(`closing ${transport.remoteAddr}: the broker is shutting down`);
       transport.close();
       return;
     }
@@ -147,6 +153,8 @@ export class Broker implements BrokerCore, PacketSink {
       this.options.maximumPacketSize,
       this.options.connectTimeout,
     );
+    c.listener = listener;
+    this.connectionsByListener[listener] = (this.connectionsByListener[listener] ?? 0) + 1;
     this.connections.add(c);
     c.start();
   }
@@ -332,11 +340,14 @@ export class Broker implements BrokerCore, PacketSink {
       from: clientId,
     };
     const r = this.publish(message);
-    if (r instanceof Promise) r.catch((e) => this.log(`will of ${clientId}: ${e}`));
+    if (r instanceof Promise) {
+      r.catch((e) => this.log(`will of ${escapeForLog(clientId)}: ${e}`));
+    }
   }
 
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
+    this.connectionsByListener[conn.listener]--;
     if (this.connections.size === 0) this.whenEmpty?.();
     const session = conn.session;
     if (!session || session.connection !== conn) return; // taken over, or never connected

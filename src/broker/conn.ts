@@ -21,6 +21,12 @@ export interface Conn {
   readonly peerCertificate?: PeerCertificate;
   /** Close both directions now; safe to call twice. */
   close(): void;
+  /**
+   * Optional half-close: send what is queued, then end our side (TCP FIN)
+   * while input keeps arriving, so the peer can read our last packets. The
+   * caller calls `close()` once the input ended or it stops waiting.
+   */
+  endWrite?(): void;
   /** Deliver bytes to `callbacks` from now on. The receiver owns each chunk. */
   start(callbacks: ConnCallbacks): void;
   /**
@@ -47,4 +53,6 @@ export interface StreamConn {
   readonly remoteAddr: string;
   readonly peerCertificate?: PeerCertificate;
   close(): void;
+  /** Optional half-close, as `Conn.endWrite`. */
+  endWrite?(): void;
 }

@@ -6,36 +6,42 @@ import { MqttSyntaxError } from "../mqtt/errors.ts";
 import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo } from "./hooks.ts";
-import type { AuthState } from "./handlers/auth.ts";
-import type { ReadRightsCache } from "./read_rights.ts";
 import type { Properties, QoS } from "../mqtt/packet.ts";
+import { ConnectionState } from "./connection_state.ts";
+export type { AuthState } from "./connection_state.ts";
+import { reasonName } from "../mqtt/reason_codes.ts";
+import { escapeForLog } from "../log/escape.ts";
+import type { BrokerStats } from "./stats.ts";
+import * as scratch from "./packet_scratch.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
   handlePacket(conn: Connection, packet: Packet): void | Promise<void>;
   connectionClosed(conn: Connection): void;
   log(line: string): void;
+  /** Counters (bytes in and out, deliveries, drops): plain fields, incremented in place. */
+  readonly stats: BrokerStats;
 }
-
-// Bits of Connection.state.
-const CONNECTED = 1;
-const CLOSING = 2;
-const PUBLISH_WILL = 4;
-const WRITING = 8;
-const FLUSH_SCHEDULED = 16;
-const FINISHED = 32;
 
 /** Output above this many unsent bytes makes the connection "congested": QoS 0 is dropped. */
 const CONGESTED_BYTES = 4 * 1024 * 1024;
+/**
+ * Input is not read while more than this much output waits for the peer: a
+ * client that sends PINGREQs (or QoS 1 PUBLISHes) and never reads the replies
+ * costs at most this much of the broker's memory.
+ */
+export const READ_PAUSE_BYTES = 1024 * 1024;
 /** How long close() waits for queued output (e.g. a DISCONNECT) before cutting the socket. */
 const CLOSE_FLUSH_MS = 1000;
+/** After half-closing, how long input is drained before the socket is closed. */
+const LINGER_MS = 2000;
 
 /**
  * One network connection: decodes incoming bytes into packets in order,
  * batches outgoing bytes into one write per tick, runs the keep-alive and
  * CONNECT timers. Protocol decisions belong to the handlers.
  */
-export class Connection {
+export class Connection extends ConnectionState {
   // `declare`: set only in the constructor. A field also declared in the class
   // body is written twice, and JavaScriptCore sizes each object by the writes
   // (with the 5.0 limits moved to the extras: 160 -> 113 B by bun:jsc's estimate).
@@ -46,53 +52,9 @@ export class Connection {
   session: Session | undefined;
   /** Set at CONNECT: identity and rights, as hooks see them. */
   client: ClientInfo | undefined;
-  /** The yes/no state below, as bits of one number: an idle connection stays small. */
-  private state = PUBLISH_WILL;
-
-  /** True once CONNACK (success) was sent. */
-  get connected(): boolean {
-    return (this.state & CONNECTED) !== 0;
-  }
-  set connected(v: boolean) {
-    this.setState(CONNECTED, v);
-  }
-  /** No more input is processed once closing. */
-  get closing(): boolean {
-    return (this.state & CLOSING) !== 0;
-  }
-  set closing(v: boolean) {
-    this.setState(CLOSING, v);
-  }
-  /** Publish the will when the connection ends (cleared by DISCONNECT) [MQTT-3.1.2-8]. */
-  get publishWillOnClose(): boolean {
-    return (this.state & PUBLISH_WILL) !== 0;
-  }
-  set publishWillOnClose(v: boolean) {
-    this.setState(PUBLISH_WILL, v);
-  }
-  /** The transport has our output buffer (an asynchronous write is pending). */
-  private get writing(): boolean {
-    return (this.state & WRITING) !== 0;
-  }
-  private set writing(v: boolean) {
-    this.setState(WRITING, v);
-  }
-  /** In this tick's list of connections to flush. */
-  private get flushScheduled(): boolean {
-    return (this.state & FLUSH_SCHEDULED) !== 0;
-  }
-  private set flushScheduled(v: boolean) {
-    this.setState(FLUSH_SCHEDULED, v);
-  }
-  /** The broker was told this connection is gone. */
-  private get finished(): boolean {
-    return (this.state & FINISHED) !== 0;
-  }
-  private set finished(v: boolean) {
-    this.setState(FINISHED, v);
-  }
-  private setState(bit: number, on: boolean): void {
-    this.state = on ? this.state | bit : this.state & ~bit;
+  /** The broker's counters. */
+  get stats(): BrokerStats {
+    return this.sink.stats;
   }
 
   declare private readonly sink: PacketSink;
@@ -103,6 +65,8 @@ export class Connection {
    */
   private out: Uint8Array = EMPTY;
   private outBytes = 0;
+  /** Bytes of the write the transport still holds (0 when none is pending). */
+  private writeBytes = 0;
   /**
    * Deadlines are checked by the broker's one sweep timer (a pending timer per
    * connection would cost more memory than the rest of an idle connection).
@@ -111,10 +75,9 @@ export class Connection {
   private keepAliveMs = 0;
   /** Until CONNECT: when the connection is dropped for not sending one. */
   declare private connectDeadline: number;
-  /** Rarely used state, made on first use: an idle connection stays small. */
-  private x: ConnectionExtras | undefined;
 
   constructor(sink: PacketSink, conn: Conn, maximumPacketSize: number, connectTimeoutMs: number) {
+    super();
     this.sink = sink;
     this.conn = conn;
     this.decoder = new PacketDecoder({ maximumPacketSize, payloadRanges: true });
@@ -124,65 +87,6 @@ export class Connection {
 
   get clientId(): string {
     return this.client?.clientId ?? "";
-  }
-
-  /** Enhanced authentication of this connection, when it used one. */
-  get auth(): AuthState | undefined {
-    return this.x?.auth;
-  }
-  set auth(v: AuthState | undefined) {
-    (this.x ??= {}).auth = v;
-  }
-
-  /** 5.0 client → server topic aliases [MQTT-3.3.2-10]. */
-  get topicAliases(): Map<number, string> | undefined {
-    return this.x?.topicAliases;
-  }
-  set topicAliases(v: Map<number, string> | undefined) {
-    (this.x ??= {}).topicAliases = v;
-  }
-
-  /** 5.0 server → client aliases given so far. */
-  get outAliases(): Map<string, number> | undefined {
-    return this.x?.outAliases;
-  }
-  set outAliases(v: Map<string, number> | undefined) {
-    (this.x ??= {}).outAliases = v;
-  }
-
-  /**
-   * 5.0 limits the client announced at CONNECT. Kept in the extras, and only
-   * when one differs from the default: most clients announce none.
-   */
-  setClientLimits(
-    receiveMaximum: number,
-    maximumPacketSize: number,
-    outAliasMaximum: number,
-  ): void {
-    if (receiveMaximum === 65535 && maximumPacketSize === 0 && outAliasMaximum === 0) return;
-    const x = this.x ??= {};
-    x.receiveMaximum = receiveMaximum;
-    x.maximumPacketSize = maximumPacketSize;
-    x.outAliasMaximum = outAliasMaximum;
-  }
-  get clientReceiveMaximum(): number {
-    return this.x?.receiveMaximum ?? 65535;
-  }
-  /** 0: no limit. */
-  get clientMaximumPacketSize(): number {
-    return this.x?.maximumPacketSize ?? 0;
-  }
-  /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
-  get outAliasMaximum(): number {
-    return this.x?.outAliasMaximum ?? 0;
-  }
-
-  /** Read rights answered for this connection's client (see read_rights.ts); reset when they change. */
-  get readRights(): ReadRightsCache | undefined {
-    return this.x?.readRights;
-  }
-  set readRights(v: ReadRightsCache | undefined) {
-    if (v || this.x) (this.x ??= {}).readRights = v;
   }
 
   get remoteAddr(): string {
@@ -293,6 +197,16 @@ export class Connection {
     return this.outBytes > CONGESTED_BYTES;
   }
 
+  /** The keep-alive in force, seconds (0: none). */
+  get keepAlive(): number {
+    return this.keepAliveMs / 1500;
+  }
+
+  /** Output the peer has not taken yet: queued here, and in the transport's pending write. */
+  get pendingOutputBytes(): number {
+    return this.outBytes + this.writeBytes;
+  }
+
   /** Watch keep-alive from now on: 1.5 × the client's interval [MQTT-3.1.2-24]. */
   setKeepAlive(seconds: number): void {
     this.keepAliveMs = seconds * 1500;
@@ -302,7 +216,7 @@ export class Connection {
   checkDeadlines(now: number): void {
     if (this.closing) return;
     if (!this.connected) {
-      if (now >= this.connectDeadline) this.close();
+      if (now >= this.connectDeadline) this.drop("no CONNECT in time");
     } else if (this.keepAliveMs > 0 && now - this.lastActivity >= this.keepAliveMs) {
       this.close(0x8d); // Keep Alive timeout
     }
@@ -310,16 +224,48 @@ export class Connection {
 
   /**
    * Stop processing input and close. With a 5.0 reason code the server sends
-   * DISCONNECT first [MQTT-4.13.2-1]; 3.x has no server DISCONNECT.
+   * DISCONNECT first [MQTT-4.13.2-1]; 3.x has no server DISCONNECT. The
+   * broker's reason is logged (`why`, else the reason code); a close with
+   * neither is the client's doing (DISCONNECT, or its socket ended).
    */
-  close(reasonCode?: number, reasonString?: string, properties?: Properties): void {
+  close(reasonCode?: number, reasonString?: string, properties?: Properties, why?: string): void {
     if (this.closing) return;
     this.closing = true;
+    if (why === undefined && reasonCode !== undefined) {
+      why = reasonString ? `${reasonName(reasonCode)}: ${reasonString}` : reasonName(reasonCode);
+    }
+    if (why !== undefined) this.sink.log(`closing ${this.describe()}: ${escapeForLog(why)}`);
     if (reasonCode !== undefined && this.version === 5 && this.connected) {
       const props = reasonString ? { ...properties, reasonString } : properties;
       this.send({ type: 14, reasonCode, properties: props });
     }
-    this.whenDrained(CLOSE_FLUSH_MS).then(() => this.conn.close());
+    this.whenDrained(CLOSE_FLUSH_MS).then(() => this.shutdownTransport());
+  }
+
+  /** Close without a DISCONNECT, logging why. */
+  drop(why: string): void {
+    this.close(undefined, undefined, undefined, why);
+  }
+
+  /**
+   * Half-close, then drain the input briefly before closing: closing a socket
+   * with unread input resets it, and a reset can discard our last packets
+   * (a DISCONNECT, a refusing CONNACK) before the client reads them.
+   */
+  private shutdownTransport(): void {
+    const conn = this.conn;
+    const inputEnded = this.finished;
+    // The broker is done with this client now (session detached, API and $SYS no longer
+    // list it); what follows only lets the socket drain.
+    this.finish();
+    if (inputEnded || !conn.endWrite) return conn.close();
+    this.lingering = true;
+    try {
+      conn.endWrite();
+    } catch {
+      return conn.close();
+    }
+    (this.x ??= {}).linger = setTimeout(() => conn.close(), LINGER_MS);
   }
 
   /**
@@ -330,26 +276,30 @@ export class Connection {
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     this.lastActivity = Date.now();
-    // Decoding and handling one chunk is synchronous, so one scratch array
-    // serves every connection; packets left for later are copied out.
-    scratchCount = 0;
+    this.sink.stats.networkIn += chunk.length;
+    scratch.startScratch(); // one list for every connection (packet_scratch.ts)
     let n = 0, i = 0;
     try {
-      this.decoder.feed(chunk, collect);
-      n = scratchCount;
+      this.decoder.feed(chunk, scratch.collect);
+      n = scratch.scratchCount();
       for (; i < n; i++) {
-        const packet = scratch[i]!;
-        scratch[i] = undefined; // hold no packet (nor its chunk) past this call
+        const packet = scratch.takeAt(i);
         if (this.closing) return;
         const pending = this.sink.handlePacket(this, packet);
-        if (pending) return this.continueAfter(pending, takeScratch(i + 1, n));
+        if (pending) return this.continueAfter(pending, scratch.takeRange(i + 1, n));
       }
+      // The peer does not take our replies: stop reading it until it does.
+      if (this.outBytes + this.writeBytes > READ_PAUSE_BYTES) return this.outputTaken();
     } catch (err) {
       this.fail(err);
     } finally {
-      // Also after a decode error, which leaves the packets before it collected.
-      for (const end = Math.max(n, scratchCount); i < end; i++) scratch[i] = undefined;
+      scratch.clearRange(i, Math.max(n, scratch.scratchCount()));
     }
+  }
+
+  /** Settles once every queued output byte was handed to the OS (or the connection ended). */
+  private outputTaken(): Promise<void> {
+    return new Promise((resolve) => ((this.x ??= {}).drained ??= []).push(resolve));
   }
 
   private async continueAfter(pending: Promise<void>, rest: Packet[]): Promise<void> {
@@ -367,18 +317,20 @@ export class Connection {
 
   private fail(err: unknown): void {
     if (err instanceof MqttSyntaxError) {
-      this.sink.log(`closing ${this.describe()}: ${err.message}`);
       this.close(err.reasonCode, err.message);
     } else if (!this.closing) {
       // A socket error (reset) or a bug in a handler: this connection only.
-      this.sink.log(`closing ${this.describe()}: ${String(err)}`);
-      this.close(0x80);
+      this.close(0x80, undefined, undefined, String(err));
     }
   }
 
   /** The input ended (peer closed, or the read failed). */
   end(): void {
     if (!this.closing) this.close();
+    else if (this.lingering) {
+      clearTimeout(this.x!.linger);
+      this.conn.close();
+    }
     this.finish();
   }
 
@@ -397,13 +349,15 @@ export class Connection {
     this.out = EMPTY;
     this.outBytes = 0;
     this.writing = true;
+    this.sink.stats.networkOut += length;
     let written: void | Promise<void>;
     try {
       written = this.conn.write(full, length);
     } catch (e) {
       written = Promise.reject(e);
     }
-    if (!written) {
+    if (written) this.writeBytes = length;
+    else {
       // Handed to the OS synchronously: the buffer is free again at once.
       this.writing = false;
       giveBuffer(full);
@@ -414,13 +368,16 @@ export class Connection {
     written.then(
       () => {
         this.writing = false;
+        this.writeBytes = 0;
         giveBuffer(full);
         if (this.outBytes > 0) this.flush();
         else this.resolveDrained();
       },
       () => {
         // The peer is gone: drop output, end the connection.
+        if (!this.closing) this.sink.log(`closing ${this.describe()}: the write failed`);
         this.writing = false;
+        this.writeBytes = 0;
         this.outBytes = 0;
         this.resolveDrained();
         this.closing = true;
@@ -448,14 +405,13 @@ export class Connection {
   }
 
   describe(): string {
-    return this.clientId ? `client ${this.clientId} (${this.remoteAddr})` : this.remoteAddr;
+    const id = this.clientId;
+    return id ? `client ${escapeForLog(id)} (${this.remoteAddr})` : this.remoteAddr;
   }
 }
 
-/** Connections with output waiting for this tick's flush. */
-// Both scratch lists below are used by count and never truncated: setting an
-// array's length to 0 drops its backing store, and the next push allocates a
-// new one (measured: ~300 B per message on the QoS 1 path).
+/** Connections with output waiting for this tick's flush (by count, never truncated: see
+ * packet_scratch.ts). */
 const dirty: (Connection | undefined)[] = [];
 let dirtyCount = 0;
 
@@ -467,30 +423,4 @@ function flushDirty(): void {
     c.flush();
   }
   dirtyCount = 0;
-}
-
-const scratch: (Packet | undefined)[] = [];
-let scratchCount = 0;
-function collect(p: Packet): void {
-  scratch[scratchCount++] = p;
-}
-/** Packets from..to of the scratch list, moved out of it. */
-function takeScratch(from: number, to: number): Packet[] {
-  const rest: Packet[] = [];
-  for (let i = from; i < to; i++) {
-    rest.push(scratch[i]!);
-    scratch[i] = undefined;
-  }
-  return rest;
-}
-
-interface ConnectionExtras {
-  receiveMaximum?: number;
-  maximumPacketSize?: number;
-  outAliasMaximum?: number;
-  auth?: AuthState;
-  topicAliases?: Map<number, string>;
-  outAliases?: Map<string, number>;
-  readRights?: ReadRightsCache;
-  drained?: (() => void)[];
 }

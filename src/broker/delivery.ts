@@ -72,8 +72,10 @@ export function deliver(
     }
     if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
-      if (fits(conn, bytes.length)) conn.sendBytes(bytes);
-      else limits.dropped.tooLarge++;
+      if (fits(conn, bytes.length)) {
+        conn.sendBytes(bytes);
+        countSent(conn, 0, payloadLength(message));
+      } else limits.dropped.tooLarge++;
       return;
     }
     sendPublish(conn, message, 0, retain, 0, false, subscriptionIds, now, limits);
@@ -231,6 +233,7 @@ function sendPublish(
     if (limits) limits.dropped.tooLarge++;
     return false;
   }
+  countSent(conn, qos, length);
   if (conn.outAliasMaximum > 0) {
     const id = qos > 0 ? packetId : undefined;
     conn.send(
@@ -252,6 +255,17 @@ function sendPublish(
     properties,
   );
   return true;
+}
+
+/** One PUBLISH written to a client (typed-array slots: nothing allocated). */
+function countSent(conn: Connection, qos: QoS, payloadBytes: number): void {
+  const stats = conn.stats;
+  stats.publishOut[qos]++;
+  stats.publishOutBytes[qos] += payloadBytes;
+}
+
+function payloadLength(message: Message): number {
+  return message instanceof RangeMessage ? message.payloadLength : message.payload.length;
 }
 
 function fits(conn: Connection, length: number): boolean {

@@ -16,6 +16,7 @@ export function connFromStreams(s: StreamConn): Conn {
     remoteAddr: s.remoteAddr,
     peerCertificate: s.peerCertificate,
     close: () => s.close(),
+    endWrite: s.endWrite ? () => s.endWrite!() : undefined,
     start: (callbacks) => void pump(s.readable, callbacks),
     write: (bytes, length = bytes.length) => {
       writer ??= s.writable.getWriter();

@@ -13,8 +13,8 @@ function refusal(text: string): ConfigError {
 }
 
 describe("cluster config", () => {
-  test('broker-id: a number, or a name such as "001" kept as written', () => {
-    assert.equal(parseConfig("mqttx:\n  broker-id: 7\n", "c.yml").brokerId, 7);
+  test('broker-id: a number or a name such as "001", kept as written', () => {
+    assert.equal(parseConfig("mqttx:\n  broker-id: 7\n", "c.yml").brokerId, "7");
     assert.equal(parseConfig('mqttx:\n  broker-id: "001"\n', "c.yml").brokerId, "001");
     assert.equal(parseConfig("mqttx:\n  broker-id: 001\n", "c.yml").brokerId, "001");
     assert.equal(parseConfig("mqttx:\n  broker-id: node-a\n", "c.yml").brokerId, "node-a");

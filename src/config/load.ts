@@ -10,6 +10,7 @@ import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument }
 import type { Node, YAMLMap } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
+import { httpTokenProblem } from "../http/access.ts";
 import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
 import type { MqttxConfig } from "./types.ts";
 
@@ -24,9 +25,32 @@ const FOREIGN_TOP_KEYS = new Set(
 
 /** Parses and validates `text`; `fileName` only labels error messages. */
 export function parseConfig(text: string, fileName: string): MqttxConfig {
+  return parseConfigReport(text, fileName).config;
+}
+
+/** parseConfig, plus the keys of the original mqttx that were accepted but mean nothing here. */
+export function parseConfigReport(
+  text: string,
+  fileName: string,
+): { config: MqttxConfig; ignored: string[] } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  const ctx: Ctx = { file: fileName, doc, lineCounter };
+  const ignored: string[] = [];
+  const ctx: Ctx = { file: fileName, doc, lineCounter, ignored };
+  const config = readConfig(ctx);
+  return { config, ignored };
+}
+
+/** The one start-up line naming the ignored keys; undefined when there are none. */
+export function ignoredKeysLine(ignored: readonly string[]): string | undefined {
+  if (ignored.length === 0) return undefined;
+  return `mqttx: ignoring keys of the original mqttx that have no effect here: ${
+    ignored.join(", ")
+  }`;
+}
+
+function readConfig(ctx: Ctx): MqttxConfig {
+  const { doc, lineCounter, file: fileName } = ctx;
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const reason = `YAML syntax error: ${e.message.split("\n")[0]}`;
@@ -71,10 +95,15 @@ export function parseConfig(text: string, fileName: string): MqttxConfig {
   return result;
 }
 
+/** A field that holds a value (not a section, nor a key accepted for compatibility only). */
+type ValueField = Exclude<Field, { kind: "section" | "ignored" | "alias" }>;
+
 interface Ctx {
   file: string;
   doc: Document;
   lineCounter: LineCounter;
+  /** Key paths of `ignored` fields met so far. */
+  ignored: string[];
 }
 
 function readSection(
@@ -91,11 +120,17 @@ function readSection(
     const keyNode = pair.key as Node;
     const written = keyText(keyNode);
     if (written === undefined) throw fail(ctx, keyNode, path, "expected a plain text key");
-    const name = byNorm.get(normalizeKey(written));
+    let name = byNorm.get(normalizeKey(written));
     if (name === undefined) {
       if (ignored.has(normalizeKey(written))) continue;
       throw fail(ctx, keyNode, `${path}.${written}`, unknownKeyReason(written, section, path));
     }
+    const declared = section[name];
+    if (declared.kind === "ignored") {
+      ctx.ignored.push(`${path}.${kebab(name)}`);
+      continue;
+    }
+    if (declared.kind === "alias") name = declared.of;
     const keyPath = `${path}.${kebab(name)}`;
     if (seen.has(name)) {
       throw fail(ctx, keyNode, keyPath, `duplicate key (also written as \`${seen.get(name)}\`)`);
@@ -116,12 +151,18 @@ function readSection(
         new Set(),
       );
     } else {
+      if (field.kind === "ignored" || field.kind === "alias") continue; // an alias of an alias
       target[name] = readValue(ctx, value, field, keyPath);
     }
   }
 }
 
-function readValue(ctx: Ctx, node: Node, field: Exclude<Field, { kind: "section" }>, path: string) {
+function readValue(
+  ctx: Ctx,
+  node: Node,
+  field: ValueField,
+  path: string,
+) {
   const bad = (reason: string) => fail(ctx, node, path, reason);
   switch (field.kind) {
     case "string": {
@@ -141,15 +182,6 @@ function readValue(ctx: Ctx, node: Node, field: Exclude<Field, { kind: "section"
         throw bad(`expected ${range}, got ${describe(node)}`);
       }
       return n;
-    }
-    case "id": {
-      const s = scalarString(node);
-      if (s === undefined || !/^[A-Za-z0-9_.-]+$/.test(s)) {
-        throw bad(
-          `expected a number or a name of letters, digits, "_", "-", ".", got ${describe(node)}`,
-        );
-      }
-      return /^(0|[1-9][0-9]{0,8})$/.test(s) ? Number(s) : s;
     }
     case "bool": {
       const v = isScalar(node) ? node.value : undefined;
@@ -231,7 +263,7 @@ function readRecords(
 ): Record<string, unknown>[] {
   const short = field.shorthand;
   if (short !== undefined && !isSeq(node)) {
-    const item = field.item[short] as Exclude<Field, { kind: "section" }>;
+    const item = field.item[short] as ValueField;
     return readStrings(ctx, node, (s) => item.kind === "string" ? item.check?.(s) : undefined, path)
       .map((s) => ({ ...field.defaults, [short]: s }));
   }
@@ -240,7 +272,7 @@ function readRecords(
     const itemPath = `${path}[${i}]`;
     const item = resolve(ctx, raw as Node | null);
     if (short !== undefined && item !== null && isScalar(item)) {
-      const f = field.item[short] as Exclude<Field, { kind: "section" }>;
+      const f = field.item[short] as ValueField;
       return { ...field.defaults, [short]: readValue(ctx, item, f, itemPath) };
     }
     if (item === null || !isMap(item)) {
@@ -286,6 +318,15 @@ function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
       key: `${ROOT}.cluster.node-timeout`,
       line: lineOfPath(ctx, ["cluster", "node-timeout"]),
       reason: "must be longer than `cluster.heartbeat-interval`",
+    });
+  }
+  const httpProblem = httpTokenProblem(c.http);
+  if (httpProblem) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.http.token`,
+      line: lineOfPath(ctx, ["http", "host"]),
+      reason: httpProblem,
     });
   }
   const bridge = c.messageBridge;

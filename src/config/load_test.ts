@@ -45,7 +45,7 @@ describe("parseConfig: what loads", () => {
 `,
       "c.yml",
     );
-    assert.equal(c.brokerId, 7);
+    assert.equal(c.brokerId, "7");
     assert.equal(c.soBacklog, 64);
     assert.equal(c.enableTestMode, false);
     assert.equal(c.maxBytesInMessage, 65536);
@@ -63,7 +63,7 @@ describe("parseConfig: what loads", () => {
         "  maxInflight: 5\n  messageBridge: {enable: true, topics: [a/b], kafkaBrokers: [k:9092]}\n",
       "c.yml",
     );
-    assert.equal(c.brokerId, 3);
+    assert.equal(c.brokerId, "3");
     assert.equal(c.soBacklog, 9);
     assert.equal(c.shareTopic.shareSubStrategy, "random");
     assert.equal(c.maxInflight, 5);
@@ -188,7 +188,7 @@ describe("parseConfig: what is refused", () => {
       "mqttx:\n  port: 1883\n",
       "mqttx.port",
       2,
-      /did you mean `socket.port` or `websocket.port`\?/,
+      /did you mean `socket.port` or `websocket.port` or `http.port`\?/,
     );
     refuses(
       "mqttx:\n  zzzzzz: 1\n",

@@ -5,12 +5,13 @@
  */
 import { topicFilterError, topicNameError } from "../mqtt/topic.ts";
 import type { MqttxConfig } from "./types.ts";
+import { parseCredential } from "../auth/credential.ts";
 
 /** The seed defaults; `config.example.yml` sets exactly these. A fresh object each call. */
 export function defaultConfig(): MqttxConfig {
   return {
     version: "unknown",
-    brokerId: 1,
+    brokerId: "1",
     heartbeat: 60_000,
     host: "0.0.0.0",
     soBacklog: 512,
@@ -86,6 +87,9 @@ export function defaultConfig(): MqttxConfig {
       fromKafka: [],
     },
     rateLimiter: { enable: false, topicRateLimits: [] },
+    // 18083: the port brokers' management HTTP conventionally uses (EMQX), clear of 1883/8083/8883.
+    http: { enable: false, host: "127.0.0.1", port: 18083 },
+    log: { level: "info", format: "text" },
     auth: {
       allowAnonymous: true,
       isMandatory: false,
@@ -103,8 +107,6 @@ export type Check = (value: string) => string | undefined;
 export type Field =
   | { kind: "string"; check?: Check; optional?: boolean }
   | { kind: "int"; min: number; max: number }
-  /** A name or a number: `001` stays the string "001", `7` is the number 7. */
-  | { kind: "id" }
   | { kind: "bool" }
   | { kind: "duration" }
   /** `values` in canonical case; the file's spelling is matched case-insensitively. */
@@ -118,7 +120,11 @@ export type Field =
     /** A plain string item (or a comma-separated string) stands for `{ [shorthand]: value }`. */
     shorthand?: string;
   }
-  | { kind: "section"; fields: Section };
+  | { kind: "section"; fields: Section }
+  /** A key of the original mqttx with no meaning here: any value, listed as ignored at start. */
+  | { kind: "ignored" }
+  /** Another spelling of the field `of` in the same section (the original's name for it). */
+  | { kind: "alias"; of: string };
 
 export type Section = Record<string, Field>;
 
@@ -128,6 +134,21 @@ const bool: Field = { kind: "bool" };
 const duration: Field = { kind: "duration" };
 const port: Field = { kind: "int", min: 0, max: 65535 };
 const positive: Field = { kind: "int", min: 1, max: MAX_INT };
+
+const ignored: Field = { kind: "ignored" };
+
+// Plain-text passwords are refused here, where the line is known (auth/users.ts checks again).
+const scramHash: Check = (p) =>
+  parseCredential(p)
+    ? undefined
+    : "password is not a SCRAM-SHA-256 hash; create one with `mqttx passwd --hash`";
+
+const brokerIdCheck: Check = (id) =>
+  id === "" || /[/+#\s]/.test(id)
+    ? `expected a broker id without "/", "+", "#" or spaces (it names $SYS topics), got ${
+      JSON.stringify(id)
+    }`
+    : undefined;
 
 const filter: Check = (f) => {
   const why = topicFilterError(f.replaceAll("%c", "c").replaceAll("%u", "u"));
@@ -167,7 +188,8 @@ const httpUrl: Check = (u) => {
 /** Every key under `mqttx:`; the shape mirrors MqttxConfig. */
 export const SCHEMA: Section = {
   version: str,
-  brokerId: { kind: "id" },
+  // A string, as in the original 1.2.3 ("001"); a number keeps its written form.
+  brokerId: { kind: "string", check: brokerIdCheck },
   heartbeat: duration,
   host: str,
   soBacklog: positive,
@@ -183,6 +205,10 @@ export const SCHEMA: Section = {
   maxQueuedMessages: { kind: "int", min: 0, max: MAX_INT },
   maxSubscriptionsPerClient: { kind: "int", min: 0, max: MAX_INT },
   maxKeepAlive: { kind: "int", min: 0, max: 65535 },
+  // Keys of the original 1.2.3 (and 1.0) MqttxConfig that mean nothing here.
+  httpClientConnectTimeout: ignored,
+  enableMessageBridge: ignored,
+  sharablePayload: ignored,
   allowCrossUserSession: bool,
   mqtt5: {
     kind: "section",
@@ -280,7 +306,7 @@ export const SCHEMA: Section = {
       shareSubStrategy: { kind: "enum", values: ["round", "random", "hash"] },
     },
   },
-  sysTopic: { kind: "section", fields: { enable: bool, interval: duration } },
+  sysTopic: { kind: "section", fields: { enable: bool, interval: duration, qos: ignored } },
   messageBridge: {
     kind: "section",
     fields: {
@@ -355,6 +381,17 @@ export const SCHEMA: Section = {
       },
     },
   },
+  http: {
+    kind: "section",
+    fields: { enable: bool, host: str, port, token: { kind: "string", optional: true } },
+  },
+  log: {
+    kind: "section",
+    fields: {
+      level: { kind: "enum", values: ["error", "warn", "info", "debug"] },
+      format: { kind: "enum", values: ["text", "json"] },
+    },
+  },
   auth: {
     kind: "section",
     fields: {
@@ -364,7 +401,7 @@ export const SCHEMA: Section = {
         kind: "records",
         item: {
           username: str,
-          password: str,
+          password: { kind: "string", check: scramHash },
           authorizedSub: { kind: "strings" },
           authorizedPub: { kind: "strings" },
         },
@@ -375,6 +412,8 @@ export const SCHEMA: Section = {
       connectRatePerMinute: { kind: "int", min: 0, max: MAX_INT },
       url: { kind: "string", optional: true, check: httpUrl },
       readTimeout: duration,
+      /** The original's name for the HTTP service's request timeout. */
+      timeout: { kind: "alias", of: "readTimeout" },
       connectTimeout: duration,
     },
   },

@@ -10,7 +10,7 @@ describe("defaultConfig", () => {
   test("has the seed defaults", () => {
     const c = defaultConfig();
     assert.equal(c.version, "unknown");
-    assert.equal(c.brokerId, 1);
+    assert.equal(c.brokerId, "1");
     assert.equal(c.heartbeat, 60_000);
     assert.equal(c.host, "0.0.0.0");
     assert.equal(c.soBacklog, 512);
@@ -84,7 +84,8 @@ describe("defaultConfig", () => {
         assert.ok(key in section, `${path}.${key} has no schema entry`);
       }
       for (const [key, field] of Object.entries(section)) {
-        const optional = field.kind === "string" && field.optional;
+        const optional = (field.kind === "string" && field.optional) || field.kind === "ignored" ||
+          field.kind === "alias";
         if (!optional) assert.ok(key in value, `${path}.${key} has no default`);
         if (field.kind === "section") {
           walk(field.fields, value[key] as Record<string, unknown>, `${path}.${key}`);

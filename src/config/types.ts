@@ -10,8 +10,8 @@ export type ClientAuth = "NONE" | "OPTIONAL" | "REQUIRE";
 
 export interface MqttxConfig {
   version: string;
-  /** A number or a name such as "001" (the original's style); unique within a cluster. */
-  brokerId: number | string;
+  /** Shown and compared as written ("001" stays "001"). */
+  brokerId: string;
   /**
    * ms. How long a new connection may take to send CONNECT before it is closed.
    * (In the original this was the default channel idle heartbeat, replaced by
@@ -118,6 +118,16 @@ export interface MqttxConfig {
       tokenConsumedPerAcquire: number;
     }[];
   };
+  /** (ours) The operations HTTP endpoint: /health, /ready, /metrics, /api/v1, dashboard. */
+  http: {
+    enable: boolean;
+    host: string;
+    port: number;
+    /** Bearer token for /api/v1; needed when host is not a loopback address. */
+    token?: string;
+  };
+  /** (ours) Log lines: the lowest level written, and text or one JSON object per line. */
+  log: { level: "error" | "warn" | "info" | "debug"; format: "text" | "json" };
   auth: {
     /** (ours) Clients without credentials may connect when no other rule refuses them. */
     allowAnonymous: boolean;

@@ -140,3 +140,13 @@ export const validReasonCodes: Readonly<Record<number, ReadonlySet<number>>> = {
   // AUTH (3.15.2.1)
   15: set(0x00, 0x18, 0x19),
 };
+
+const NAMES = new Map<number, string>();
+for (const [name, code] of Object.entries(ReasonCode)) if (code >= 0x80) NAMES.set(code, name);
+
+/** "0x93 ReceiveMaximumExceeded": a 5.0 error reason code for log lines. */
+export function reasonName(code: number): string {
+  const hex = `0x${code.toString(16).padStart(2, "0").toUpperCase()}`;
+  const name = NAMES.get(code);
+  return name ? `${hex} ${name}` : hex;
+}

@@ -16,6 +16,8 @@ export type RateLimiterConfig = MqttxConfig["rateLimiter"];
 export interface RateLimiterOptions {
   /** Clock in ms (tests). Default Date.now. */
   now?: () => number;
+  /** Where drops are also counted (the broker's `stats.dropped`, for /metrics). */
+  drops?: { rateLimited: number };
 }
 
 export function topicRateLimiter(
@@ -46,6 +48,7 @@ export function topicRateLimiter(
         if (!matchesTopic(l.filter, t)) continue;
         if (!l.bucket.canAcquire()) {
           hooks.dropped++;
+          if (opts.drops) opts.drops.rateLimited++;
           return false;
         }
         matching.push(l.bucket);

@@ -32,6 +32,8 @@ import type {
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
+import { serveBunHttp } from "./http_bun.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 interface BunSocket {
   /** Set once the TransportConn is handed out (after the handshake, on TLS). */
@@ -40,6 +42,8 @@ interface BunSocket {
   remotePort: number;
   write(data: Uint8Array, byteOffset?: number, byteLength?: number): number;
   end(): void;
+  /** Without an argument: end the write side (TCP FIN); reading goes on. */
+  shutdown(halfClose?: boolean): void;
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
@@ -171,6 +175,11 @@ class BunConn implements TransportConn {
 
   close(): void {
     if (!(this.flags & CLOSED)) this.socket.end();
+  }
+
+  endWrite(): void {
+    // shutdown() sends FIN and keeps reading; shutdown(true) ends the socket at once (Bun 1.4).
+    if (!(this.flags & CLOSED)) this.socket.shutdown();
   }
 
   get readable(): ReadableStream<Uint8Array> {
@@ -391,15 +400,21 @@ function listenTls(
         binaryType: "uint8array",
         // A socket that never finishes the TLS handshake must not hold a descriptor forever.
         open(socket) {
-          handshakes.set(socket, setTimeout(() => socket.end(), HANDSHAKE_TIMEOUT_MS));
+          handshakes.set(
+            socket,
+            setTimeout(() => refuse(socket, "no TLS handshake in time"), HANDSHAKE_TIMEOUT_MS),
+          );
         },
-        handshake(socket, success) {
+        handshake(socket, success, err) {
           clearTimeout(handshakes.get(socket));
           handshakes.delete(socket);
-          const cert = success
-            ? clientCertificate(opts.clientAuth, !!socket.authorized, socket.getPeerCertificate?.())
-            : false;
-          if (cert === false) socket.end();
+          if (!success) return refuse(socket, `TLS handshake failed (${err?.message ?? "?"})`);
+          const cert = clientCertificate(
+            opts.clientAuth,
+            !!socket.authorized,
+            socket.getPeerCertificate?.(),
+          );
+          if (cert === false) refuse(socket, "client certificate refused");
           else accept(socket, onConn, cert);
         },
         data: onData,
@@ -412,6 +427,12 @@ function listenTls(
         error: (socket, err) => onClose(socket, err),
       },
     });
+  const refuse = (socket: BunSocket, why: string) => {
+    opts.log?.(
+      `closing ${hostPort(socket.remoteAddress, socket.remotePort)}: ${escapeForLog(why)}`,
+    );
+    socket.end();
+  };
   return new Promise((resolve) => {
     let stopped = false;
     let server = bind(opts.credentials, opts.port);
@@ -443,6 +464,7 @@ export const bunRuntime: Runtime = {
   listen,
   listenTls,
   listenWebSocket: listenBunWebSocket,
+  serveHttp: serveBunHttp,
   onSignal(signal, handler) {
     process.on(signal, handler);
     return () => void process.off(signal, handler);

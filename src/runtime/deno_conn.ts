@@ -73,6 +73,11 @@ export class DenoConn implements TransportConn {
     } catch { /* already closed */ }
   }
 
+  endWrite(): void {
+    if (this.closed) return;
+    this.conn.closeWrite().catch(() => {/* already closed */});
+  }
+
   start(callbacks: ConnCallbacks): void {
     if (this.reading !== 0) throw new Error("Cannot start: the TransportConn is already read");
     this.reading = 1;

@@ -22,7 +22,8 @@ import type {
   TlsListenOptions,
   TransportConn,
 } from "./types.ts";
-import { clientCertificate } from "./certs.ts";
+import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 
@@ -31,9 +32,17 @@ export function listenNodeTls(
   onConn: (conn: TransportConn) => void,
 ): Promise<TlsListener> {
   const server = tls.createServer(secureContextOptions(opts.credentials, opts));
+  const log = opts.log ?? (() => {});
+  let cas = parseCaBundle(opts.credentials.ca);
   server.on("secureConnection", (socket: tls.TLSSocket) => {
-    const cert = clientCertificate(opts.clientAuth, socket.authorized, socket.getPeerCertificate());
+    const peer = socket.getPeerCertificate();
+    // rustls refuses certificates without v3 extensions; check those against the CA ourselves.
+    const authorized = socket.authorized ||
+      (opts.clientAuth !== "NONE" && peer?.raw !== undefined && issuedByCa(peer.raw, cas));
+    const cert = clientCertificate(opts.clientAuth, authorized, peer);
     if (cert === false) {
+      const why = socket.authorizationError ?? "none presented";
+      log(`closing ${remote(socket)}: client certificate refused (${escapeForLog(String(why))})`);
       socket.destroy();
       return;
     }
@@ -45,7 +54,9 @@ export function listenNodeTls(
     }
   });
   // A failed handshake (bad or missing client certificate, plain TCP client) ends that socket only.
-  server.on("tlsClientError", () => {});
+  server.on("tlsClientError", (e: Error, socket: tls.TLSSocket) => {
+    log(`closing ${remote(socket)}: TLS handshake failed (${escapeForLog(e.message)})`);
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({ host: opts.hostname, port: opts.port }, () => {
@@ -57,6 +68,7 @@ export function listenNodeTls(
         port,
         setCredentials(credentials) {
           server.setSecureContext(secureContextOptions(credentials, opts));
+          cas = parseCaBundle(credentials.ca);
           return Promise.resolve();
         },
         close() {
@@ -70,13 +82,19 @@ export function listenNodeTls(
   });
 }
 
+function remote(socket: tls.TLSSocket): string {
+  return hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+}
+
 function secureContextOptions(c: TlsCredentials, opts: TlsListenOptions): tls.TlsOptions {
   return {
     cert: c.cert,
     key: c.key,
     ca: c.ca,
     requestCert: opts.clientAuth !== "NONE",
-    rejectUnauthorized: opts.clientAuth === "REQUIRE",
+    // Checked after the handshake (clientCertificate), where a certificate rustls cannot
+    // verify (X.509 v1) gets our own check; Deno's rejectUnauthorized hangs such a client up.
+    rejectUnauthorized: false,
   };
 }
 
@@ -141,16 +159,19 @@ function wrapSocket(socket: tls.TLSSocket, cert: PeerCertificate | undefined): T
     },
   });
 
-  const host = socket.remoteAddress ?? "unknown";
   return {
     readable,
     writable,
-    remoteAddr: hostPort(host, socket.remotePort ?? 0),
+    remoteAddr: remote(socket),
     peerCertificate: cert,
     close() {
       if (socket.destroyed) return;
       // Flush what is written, then close both directions.
-      socket.end(() => socket.destroy());
+      if (socket.writableEnded) socket.destroy();
+      else socket.end(() => socket.destroy());
+    },
+    endWrite() {
+      if (!socket.destroyed) socket.end();
     },
   };
 }

@@ -8,22 +8,10 @@ export type { ConnCallbacks, PeerCertificate };
 
 /**
  * What an adapter hands over for each connection: a Web-stream pair, plus the
- * core's callback path (`start` + `write`) where the adapter has it (TCP, TLS
- * on Bun), which the core then uses instead of the streams.
+ * core's callback path (`start` + `write`, and `endWrite`) where the adapter
+ * has it, which the core then uses instead of the streams.
  */
-export type TransportConn = StreamConn & Partial<Pick<Conn, "start" | "write">>;
-
-/** An HTTP request that reached a WebSocket listener, as the upgrade decision needs it. */
-export interface UpgradeRequest {
-  method: string;
-  path: string;
-  headers: { get(name: string): string | null };
-}
-
-/** What to do with such a request. */
-export type UpgradeDecision =
-  | { upgrade: true; protocol: string | null }
-  | { upgrade: false; status: number; body: string };
+export type TransportConn = StreamConn & Partial<Pick<Conn, "start" | "write" | "endWrite">>;
 
 export interface Listener {
   /** The bound port (useful when listening on port 0). */
@@ -35,6 +23,8 @@ export interface Listener {
 export interface ListenOptions {
   hostname: string;
   port: number;
+  /** Told why a connection was closed before it was handed over (handshake, certificate). */
+  log?: (line: string) => void;
 }
 
 /** A server certificate (with its chain) and key, PEM; `ca` verifies client certificates. */
@@ -61,7 +51,21 @@ export interface TlsListener extends Listener {
   setCredentials(credentials: TlsCredentials): Promise<void>;
 }
 
+/** An HTTP request that reached a WebSocket listener, as the upgrade decision needs it. */
+export interface UpgradeRequest {
+  method: string;
+  path: string;
+  headers: { get(name: string): string | null };
+}
+
+/** What to do with such a request. */
+export type UpgradeDecision =
+  | { upgrade: true; protocol: string | null }
+  | { upgrade: false; status: number; body: string };
+
 export interface WebSocketListenOptions extends ListenOptions {
+  /** URL path of the MQTT endpoint ("/mqtt"); other paths get 404. */
+  path: string;
   /**
    * What to do with each HTTP request (path, upgrade, subprotocol): the
    * decision belongs to the caller (src/transport/websocket_protocol.ts), the
@@ -70,25 +74,34 @@ export interface WebSocketListenOptions extends ListenOptions {
   decide(request: UpgradeRequest): UpgradeDecision;
   /**
    * Largest WebSocket message accepted (a larger one closes the connection
-   * with 1009), where the runtime buffers whole messages and lets us set it.
+   * with 1009), where the runtime buffers whole messages (Bun's ws://).
    */
   maxMessageBytes?: number;
 }
+
+/** Answers one HTTP request (the operations endpoint, src/http/): runtime-free code. */
+export type HttpHandler = (req: Request) => Response | Promise<Response>;
 
 /** What an entry file hands to the composition root. */
 export interface Runtime {
   readonly name: "deno" | "bun";
   listen(opts: ListenOptions, onConn: (conn: TransportConn) => void): Promise<Listener>;
-  /** A TLS listener; `peerCertificate` is set when a client certificate was verified. */
+  /** A TLS listener; `Conn.peerCertificate` is set when a client certificate was verified. */
   listenTls(opts: TlsListenOptions, onConn: (conn: TransportConn) => void): Promise<TlsListener>;
   /**
    * A plain-HTTP WebSocket listener (ws://) speaking the "mqtt" subprotocol;
-   * each upgraded WebSocket is a connection of MQTT bytes.
+   * each upgraded WebSocket is a Conn of MQTT bytes. Optional: without it
+   * (Deno), ws:// is the project's own server over `listen` (transport/).
    */
-  listenWebSocket(
+  listenWebSocket?(
     opts: WebSocketListenOptions,
     onConn: (conn: TransportConn) => void,
   ): Promise<Listener>;
+  /**
+   * A plain HTTP server on the runtime's own (`Deno.serve`, `Bun.serve`).
+   * close() stops it and ends its open requests.
+   */
+  serveHttp(opts: ListenOptions, handler: HttpHandler): Promise<Listener>;
   /** Returns a function that removes the handler again. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   exit(code: number): never;

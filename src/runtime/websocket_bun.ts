@@ -6,14 +6,20 @@
  * Bun echoes the first offered subprotocol unless `server.upgrade` sets the
  * header, so it is always set, with the protocol chosen by
  * src/transport/websocket_protocol.ts. Bun cannot pause a WebSocket's reads,
- * so there is no read backpressure; `maxPayloadLength` (from
- * `maxMessageBytes`, else Bun's 16 MiB) bounds what one message can buffer.
+ * so there is no read backpressure: `maxPayloadLength` (from
+ * `maxMessageBytes`, else Bun's 16 MiB) bounds one message, and the messages
+ * the MQTT side has not taken yet are bounded by `inputLimit` (past it the
+ * connection is closed 1008 and the reader gets an error naming why). Output
+ * Bun buffers is bounded by `backpressureLimit`; past it writes wait for
+ * `drain`. A close that the peer does not complete is cut after CLOSE_GRACE_MS.
  */
 import { hostPort } from "./address.ts";
 import type { Listener, TransportConn, WebSocketListenOptions } from "./types.ts";
 
 interface WsData {
   remoteAddr: string;
+  /** Bytes of input the reader may leave queued (`inputLimit`). */
+  limit: number;
   controller?: ReadableStreamDefaultController<Uint8Array>;
   closed: boolean;
   drainWaiters: { resolve(): void; reject(e: Error): void }[];
@@ -23,6 +29,8 @@ interface BunServerWebSocket {
   readyState: number;
   send(data: Uint8Array): number;
   close(code?: number, reason?: string): void;
+  /** Close the socket now, without the close handshake. */
+  terminate(): void;
 }
 interface BunHttpServer {
   port: number;
@@ -38,6 +46,7 @@ declare const Bun: {
     websocket: {
       idleTimeout?: number;
       maxPayloadLength?: number;
+      backpressureLimit?: number;
       open(ws: BunServerWebSocket): void;
       message(ws: BunServerWebSocket, msg: string | Uint8Array): void;
       close(ws: BunServerWebSocket, code: number, reason: string): void;
@@ -47,6 +56,16 @@ declare const Bun: {
 };
 
 const closedError = () => new Error("Cannot write: connection closed");
+
+const MB = 1024 * 1024;
+/** Output Bun may hold for one WebSocket before `send` reports backpressure. */
+const BACKPRESSURE_LIMIT = MB;
+/** How long a close waits for the peer's close frame before the socket is cut. */
+const CLOSE_GRACE_MS = 2000;
+/** Unread input allowed per connection: a few of the largest messages, at least 4 MiB. */
+export function inputLimit(maxMessageBytes = 16 * MB): number {
+  return Math.max(4 * MB, 2 * maxMessageBytes);
+}
 
 export function listenBunWebSocket(
   opts: WebSocketListenOptions,
@@ -70,7 +89,7 @@ export function listenBunWebSocket(
         }
         const ip = server.requestIP(req);
         const remoteAddr = ip ? hostPort(ip.address, ip.port) : "unknown";
-        const data: WsData = { remoteAddr, closed: false, drainWaiters: [] };
+        const data: WsData = { remoteAddr, limit: 0, closed: false, drainWaiters: [] };
         const headers: Record<string, string> = decision.protocol
           ? { "Sec-WebSocket-Protocol": decision.protocol }
           : {};
@@ -81,9 +100,10 @@ export function listenBunWebSocket(
         // MQTT's keep-alive decides when an idle client is gone, as on TCP.
         idleTimeout: 0,
         maxPayloadLength: opts.maxMessageBytes,
+        backpressureLimit: BACKPRESSURE_LIMIT,
         open(ws) {
           try {
-            onConn(wrap(ws));
+            onConn(wrap(ws, inputLimit(opts.maxMessageBytes)));
           } catch {
             ws.close(1011);
           }
@@ -97,6 +117,16 @@ export function listenBunWebSocket(
             return;
           }
           d.controller.enqueue(msg);
+          // Bun cannot stop reading: past the bound, this connection ends instead.
+          if ((d.controller.desiredSize ?? 0) < 0) {
+            const queued = d.limit - (d.controller.desiredSize ?? 0);
+            const why = `WebSocket input not yet read reached ${queued} bytes (bound ${d.limit})`;
+            ws.close(1008, "input backlog over its bound");
+            d.closed = true;
+            for (const w of d.drainWaiters.splice(0)) w.reject(closedError());
+            d.controller.error(new Error(`${why} (closed 1008)`));
+            cutAfterGrace(ws);
+          }
         },
         close(ws) {
           end(ws.data);
@@ -129,17 +159,27 @@ function end(d: WsData): void {
   } catch { /* the reader already cancelled */ }
 }
 
-function wrap(ws: BunServerWebSocket): TransportConn {
+/** The socket is cut if the peer has not completed the close handshake in time. */
+function cutAfterGrace(ws: BunServerWebSocket): void {
+  setTimeout(() => {
+    if (ws.readyState !== 3) ws.terminate();
+  }, CLOSE_GRACE_MS);
+}
+
+function wrap(ws: BunServerWebSocket, limit: number): TransportConn {
   const d = ws.data;
+  d.limit = limit;
   const close = () => {
-    if (!d.closed) ws.close(1000);
+    if (d.closed) return;
+    ws.close(1000);
+    cutAfterGrace(ws);
   };
   const readable = new ReadableStream<Uint8Array>({
     start(controller) {
       d.controller = controller;
     },
     cancel: close,
-  });
+  }, { highWaterMark: limit, size: (chunk) => chunk.byteLength });
   const writable = new WritableStream<Uint8Array>({
     write(chunk) {
       if (d.closed) return Promise.reject(closedError());

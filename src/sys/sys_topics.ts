@@ -40,12 +40,13 @@ import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import { LocalClient } from "../broker/local_client.ts";
 import { type Levels, levels, matchesTopic } from "../acl/filters.ts";
 import type { Plugin } from "../plugins.ts";
+import { escapeForLog } from "../log/escape.ts";
 
 export interface SysTopicsOptions {
   broker: Broker;
   /** Publish $SYS data at all; false leaves only the publish guard. */
   enable: boolean;
-  brokerId: number | string;
+  brokerId: string | number;
   version: string;
   /** ms between `status` pushes (at least 10). */
   interval: number;
@@ -164,7 +165,7 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     queueMicrotask(() => {
       if (stopped) return;
       const r = local.publish(topic, payload);
-      if (r instanceof Promise) r.catch((e) => broker.log(`$SYS ${topic}: ${e}`));
+      if (r instanceof Promise) r.catch((e) => broker.log(`$SYS ${escapeForLog(topic)}: ${e}`));
     });
   };
 

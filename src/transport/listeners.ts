@@ -15,6 +15,8 @@ import type {
   TlsCredentials,
   TlsListener,
   TransportConn,
+  UpgradeRequest,
+  WebSocketListenOptions,
 } from "../runtime/types.ts";
 import { credentialFiles, loadTlsCredentials } from "./tls_credentials.ts";
 import { serveWebSocketOverConn } from "./websocket_server.ts";
@@ -48,7 +50,8 @@ export interface Listeners {
 export interface ListenerContext {
   runtime: Runtime;
   config: MqttxConfig;
-  onConn: (conn: TransportConn) => void;
+  /** `listener`: the index of the listener in start order (as in `bound`). */
+  onConn: (conn: TransportConn, listener: number) => void;
   log: (line: string) => void;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
@@ -78,7 +81,7 @@ export function listenerUrl(type: ListenerType, host: string, port: number, path
 }
 
 export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
-  const { runtime, config, onConn, log } = ctx;
+  const { runtime, config, log } = ctx;
   const specs = listenerSpecs(config);
   const needsTls = specs.some((s) => s.type === "tls" || s.type === "wss");
   const readFile = (path: string) => runtime.readFile(path);
@@ -91,30 +94,12 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   const clientAuth = config.ssl.clientAuth;
   try {
     for (const spec of specs) {
-      const opts = { hostname: spec.host, port: spec.port };
+      const index = bound.length;
       let l: Listener;
-      switch (spec.type) {
-        case "tcp":
-          l = await runtime.listen(opts, onConn);
-          break;
-        case "ws":
-          l = await runtime.listenWebSocket({
-            ...opts,
-            decide: (req) => decideUpgrade(req, spec.path),
-            maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
-          }, onConn);
-          break;
-        case "tls":
-        case "wss": {
-          const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat };
-          const t = await runtime.listenTls(
-            { ...opts, credentials: credentials!, clientAuth },
-            spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
-          );
-          tlsListeners.push(t);
-          l = t;
-          break;
-        }
+      try {
+        l = await listenOne(spec, (conn: TransportConn) => ctx.onConn(conn, index));
+      } catch (e) {
+        throw listenError(spec, e);
       }
       all.push(l);
       bound.push({
@@ -127,6 +112,33 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   } catch (e) {
     await Promise.all(all.map((l) => l.close()));
     throw e;
+  }
+
+  async function listenOne(
+    spec: ListenerSpec,
+    onConn: (conn: TransportConn) => void,
+  ): Promise<Listener> {
+    const opts = { hostname: spec.host, port: spec.port, log };
+    switch (spec.type) {
+      case "tcp":
+        return await runtime.listen(opts, onConn);
+      case "ws":
+        return await listenWebSocket(runtime, {
+          ...opts,
+          path: spec.path,
+          maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
+        }, onConn);
+      case "tls":
+      case "wss": {
+        const wsOpts = { path: spec.path, handshakeTimeout: config.heartbeat, log };
+        const t = await runtime.listenTls(
+          { ...opts, credentials: credentials!, clientAuth },
+          spec.type === "tls" ? onConn : (c) => serveWebSocketOverConn(c, wsOpts, onConn),
+        );
+        tlsListeners.push(t);
+        return t;
+      }
+    }
   }
 
   // Reload: on demand (the app's SIGHUP), and on a change of the certificate files.
@@ -188,6 +200,16 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
   };
 }
 
+/** "tcp listener 127.0.0.1:1883 (mqtt://...): port in use", whatever the runtime's wording. */
+function listenError(spec: ListenerSpec, e: unknown): Error {
+  const text = e instanceof Error ? e.message : String(e);
+  const code = (e as { code?: string } | undefined)?.code;
+  const inUse = code === "EADDRINUSE" || /in use|EADDRINUSE/i.test(text);
+  const where = `${spec.type} listener ${listenerUrl(spec.type, spec.host, spec.port, spec.path)}` +
+    ` (host ${spec.host}, port ${spec.port})`;
+  return new Error(`${where}: ${inUse ? "port in use" : "cannot listen"} (${text})`);
+}
+
 /** The files' contents in one comparable string ("" for a file that cannot be read now). */
 async function snapshot(
   files: string[],
@@ -207,8 +229,24 @@ async function snapshot(
  * The largest WebSocket message a ws:// listener buffers. A message normally
  * carries one MQTT packet, which max-bytes-in-message bounds; clients may
  * batch a few, hence the 1 MiB floor. (wss:// streams frames into the MQTT
- * decoder and buffers no message; Deno's ws:// has no such setting.)
+ * decoder and buffers no message, and so does ws:// on Deno.)
  */
 export function webSocketMessageLimit(maxBytesInMessage: number): number {
   return Math.max(maxBytesInMessage, 1024 * 1024);
+}
+
+/**
+ * ws:// on the runtime's own WebSocket server where the adapter offers one
+ * (Bun), else the project's server over a plain TCP listener (Deno).
+ */
+export function listenWebSocket(
+  runtime: Runtime,
+  opts: Omit<WebSocketListenOptions, "decide">,
+  onConn: (conn: TransportConn) => void,
+): Promise<Listener> {
+  // The adapter carries out the decision; it is made here (runtime/ imports nothing from transport/).
+  const decide = (req: UpgradeRequest) => decideUpgrade(req, opts.path);
+  if (runtime.listenWebSocket) return runtime.listenWebSocket({ ...opts, decide }, onConn);
+  const wsOpts = { path: opts.path, log: opts.log };
+  return runtime.listen(opts, (conn) => serveWebSocketOverConn(conn, wsOpts, onConn));
 }

@@ -4,8 +4,13 @@
  * MQTT bytes. Used for wss:// listeners, whose TLS Conn comes from the same
  * runtime TLS listener as mqtts:// (so client certificates and certificate
  * reload work for WebSocket too; the runtimes' HTTP servers cannot request or
- * expose client certificates). Plain ws:// listeners use the runtimes' own
- * WebSocket servers instead. Runtime-free.
+ * expose client certificates), and for ws:// on Deno (see runtime/deno.ts).
+ * Bun's ws:// uses Bun.serve. Runtime-free.
+ *
+ * Frames are read only as fast as the MQTT side takes them, so a client the
+ * broker holds back is held back by TCP: nothing piles up here. A protocol
+ * error ends the MQTT side's reads with an error naming it (the broker logs
+ * it) and the close frame carries the code.
  *
  * MQTT is a byte stream, so frame boundaries do not matter: each binary or
  * continuation frame's payload is passed on as it arrives, unmasked in place
@@ -14,12 +19,16 @@
  */
 import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
+import { escapeForLog } from "../log/escape.ts";
+import { ConnIo } from "./conn_io.ts";
 
 export interface WebSocketOverConnOptions {
   /** URL path clients must ask for, e.g. "/mqtt"; other paths get 404. */
   path: string;
   /** ms the client has to send its upgrade request (default 10 s). */
   handshakeTimeout?: number;
+  /** Told why a connection was closed before its upgrade. */
+  log?: (line: string) => void;
 }
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -32,22 +41,23 @@ export function serveWebSocketOverConn(
   opts: WebSocketOverConnOptions,
   onConn: (conn: TransportConn) => void,
 ): void {
-  handshake(conn, opts).then((ws) => ws && onConn(ws)).catch(() => conn.close());
+  handshake(conn, opts).then((ws) => ws && onConn(ws)).catch((e) => {
+    refused(conn, opts, `WebSocket upgrade failed (${e instanceof Error ? e.message : e})`);
+  });
 }
 
 async function handshake(
   conn: TransportConn,
   opts: WebSocketOverConnOptions,
 ): Promise<TransportConn | undefined> {
-  const reader = conn.readable.getReader();
-  const writer = conn.writable.getWriter();
+  const io = new ConnIo(conn);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), opts.handshakeTimeout ?? 10_000);
   });
-  const head = await Promise.race([readHead(reader), timeout]).finally(() => clearTimeout(timer));
+  const head = await Promise.race([readHead(io), timeout]).finally(() => clearTimeout(timer));
   if (!head) {
-    conn.close();
+    refused(conn, opts, "no WebSocket upgrade request in time (or a bad one)");
     return;
   }
   const { method, target, headers, rest } = head;
@@ -58,15 +68,15 @@ async function handshake(
   );
   const key = get("sec-websocket-key");
   if (decision.upgrade && (!key || get("sec-websocket-version") !== "13")) {
-    await answer(writer, 400, "Bad WebSocket upgrade: needs Sec-WebSocket-Key and version 13\n", [
+    await answer(io, 400, "Bad WebSocket upgrade: needs Sec-WebSocket-Key and version 13\n", [
       "Sec-WebSocket-Version: 13",
     ]);
-    conn.close();
+    refused(conn, opts, "HTTP 400: upgrade without Sec-WebSocket-Key or version 13");
     return;
   }
   if (!decision.upgrade) {
-    await answer(writer, decision.status, decision.body);
-    conn.close();
+    await answer(io, decision.status, decision.body);
+    refused(conn, opts, `HTTP ${decision.status}: ${decision.body.trim()}`);
     return;
   }
   const digest = await crypto.subtle.digest("SHA-1", enc.encode(key!.trim() + GUID));
@@ -78,8 +88,13 @@ async function handshake(
     `Sec-WebSocket-Accept: ${accept}`,
     ...(decision.protocol ? [`Sec-WebSocket-Protocol: ${decision.protocol}`] : []),
   ];
-  await writer.write(enc.encode(lines.join("\r\n") + "\r\n\r\n"));
-  return new FrameConn(conn, reader, writer, rest);
+  await io.write(enc.encode(lines.join("\r\n") + "\r\n\r\n"));
+  return new FrameConn(conn, io, rest);
+}
+
+function refused(conn: TransportConn, opts: WebSocketOverConnOptions, why: string): void {
+  opts.log?.(`closing ${conn.remoteAddr}: ${escapeForLog(why)}`);
+  conn.close();
 }
 
 const REASONS: Record<number, string> = {
@@ -90,7 +105,7 @@ const REASONS: Record<number, string> = {
 };
 
 async function answer(
-  writer: WritableStreamDefaultWriter<Uint8Array>,
+  io: ConnIo,
   status: number,
   body: string,
   extra: string[] = [],
@@ -103,7 +118,8 @@ async function answer(
     "Connection: close",
     ...extra,
   ].join("\r\n") + "\r\n\r\n";
-  await writer.write(concat(enc.encode(head), bytes)).catch(() => {});
+  await io.write(concat(enc.encode(head), bytes)).catch(() => {});
+  await io.flush();
 }
 
 interface Head {
@@ -114,9 +130,7 @@ interface Head {
   rest: Uint8Array;
 }
 
-async function readHead(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): Promise<Head | undefined> {
+async function readHead(io: ConnIo): Promise<Head | undefined> {
   let buf: Uint8Array = new Uint8Array(0);
   for (;;) {
     const end = indexOfCrlfCrlf(buf);
@@ -136,8 +150,8 @@ async function readHead(
       return { method, target, headers, rest: buf.slice(end + 4) };
     }
     if (buf.byteLength > MAX_HEAD) return undefined;
-    const { value, done } = await reader.read();
-    if (done) return undefined;
+    const value = await io.read();
+    if (!value) return undefined;
     buf = concat(buf, value);
   }
 }
@@ -183,11 +197,12 @@ class FrameConn implements TransportConn {
   /** Inside a fragmented binary message (continuation frames expected). */
   private inMessage = false;
   private inFrame = false;
+  /** Why the last frame was refused (the close code says how). */
+  private failure = "";
 
   constructor(
     private readonly inner: TransportConn,
-    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
-    private readonly writer: WritableStreamDefaultWriter<Uint8Array>,
+    private readonly io: ConnIo,
     rest: Uint8Array,
   ) {
     this.remoteAddr = inner.remoteAddr;
@@ -199,20 +214,21 @@ class FrameConn implements TransportConn {
           let chunk = first;
           first = undefined;
           if (!chunk) {
-            const r = await this.reader.read().catch(() => ({ done: true, value: undefined }));
-            if (r.done || !r.value) {
+            chunk = await this.io.read();
+            if (!chunk) {
               this.closed = true;
               controller.close();
               return;
             }
-            chunk = r.value;
           }
           const out: Uint8Array[] = [];
           const end = this.feed(chunk, out);
           for (const o of out) controller.enqueue(o);
           if (end !== undefined) {
             this.shutdown(end);
-            controller.close();
+            if (this.failure) {
+              controller.error(new Error(`WebSocket ${this.failure} (closed ${end})`));
+            } else controller.close(); // the peer's close frame
             return;
           }
           if (out.length) return;
@@ -223,7 +239,7 @@ class FrameConn implements TransportConn {
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) => {
         if (this.closed) return Promise.reject(new Error("Cannot write: connection closed"));
-        return this.writer.write(frame(0x2, chunk));
+        return this.io.write(frame(0x2, chunk));
       },
       close: () => this.close(),
       abort: () => this.close(),
@@ -240,9 +256,9 @@ class FrameConn implements TransportConn {
     this.closing = true;
     this.closed = true;
     const payload = code === null ? new Uint8Array(0) : Uint8Array.of(code >> 8, code & 0xff);
-    this.writer.write(frame(0x8, payload)).catch(() => {});
+    this.io.write(frame(0x8, payload)).catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const flushed = this.writer.close().catch(() => {});
+    const flushed = this.io.flush();
     const limit = new Promise<void>((r) => (timer = setTimeout(r, 2000)));
     Promise.race([flushed, limit]).finally(() => {
       clearTimeout(timer);
@@ -293,14 +309,15 @@ class FrameConn implements TransportConn {
     const h = this.header;
     const fin = (h[0] & 0x80) !== 0;
     const opcode = h[0] & 0x0f;
-    if ((h[0] & 0x70) !== 0 || (h[1] & 0x80) === 0) return PROTOCOL_ERROR; // RSV set / unmasked
+    if ((h[0] & 0x70) !== 0) return this.refuse(PROTOCOL_ERROR, "frame with RSV bits set");
+    if ((h[1] & 0x80) === 0) return this.refuse(PROTOCOL_ERROR, "unmasked client frame"); // 5.1
     let len = h[1] & 0x7f;
     let at = 2;
     if (len === 126) {
       len = (h[2] << 8) | h[3];
       at = 4;
     } else if (len === 127) {
-      if (h[2] | h[3] | h[4] | h[5]) return MESSAGE_TOO_BIG; // 4 GiB and more
+      if (h[2] | h[3] | h[4] | h[5]) return this.refuse(MESSAGE_TOO_BIG, "frame of 4 GiB or more");
       len = ((h[6] << 24) >>> 0) + (h[7] << 16) + (h[8] << 8) + h[9];
       at = 10;
     }
@@ -310,17 +327,28 @@ class FrameConn implements TransportConn {
     this.inFrame = true;
     this.opcode = opcode;
     if (opcode >= 0x8) {
-      if (!fin || len > 125) return PROTOCOL_ERROR; // control frames are short and whole
-      if (opcode > 0xa) return PROTOCOL_ERROR;
+      // Control frames are short and whole.
+      if (!fin || len > 125) return this.refuse(PROTOCOL_ERROR, "fragmented or long control frame");
+      if (opcode > 0xa) return this.refuse(PROTOCOL_ERROR, `unknown opcode ${opcode}`);
       this.control = [];
       return undefined;
     }
-    if (opcode === 0x1) return UNSUPPORTED_DATA; // text: MQTT needs binary [MQTT-6.0.0-1]
-    if (opcode === 0x0 && !this.inMessage) return PROTOCOL_ERROR;
-    if (opcode === 0x2 && this.inMessage) return PROTOCOL_ERROR;
-    if (opcode !== 0x0 && opcode !== 0x2) return PROTOCOL_ERROR;
+    // [MQTT-6.0.0-1]
+    if (opcode === 0x1) return this.refuse(UNSUPPORTED_DATA, "text frame (MQTT needs binary)");
+    if (opcode === 0x0 && !this.inMessage) {
+      return this.refuse(PROTOCOL_ERROR, "continuation frame outside a message");
+    }
+    if (opcode === 0x2 && this.inMessage) {
+      return this.refuse(PROTOCOL_ERROR, "new message inside a fragmented one");
+    }
+    if (opcode !== 0x0 && opcode !== 0x2) return this.refuse(PROTOCOL_ERROR, `opcode ${opcode}`);
     this.inMessage = !fin;
     return undefined;
+  }
+
+  private refuse(code: number, why: string): number {
+    this.failure = why;
+    return code;
   }
 
   /** The current frame's payload is complete. */
@@ -331,7 +359,7 @@ class FrameConn implements TransportConn {
     if (op < 0x8) return undefined;
     const payload = this.control.reduce(concat, new Uint8Array(0));
     this.control = [];
-    if (op === 0x9) this.writer.write(frame(0xa, payload)).catch(() => {}); // ping → pong
+    if (op === 0x9) this.io.write(frame(0xa, payload)).catch(() => {}); // ping → pong
     if (op === 0x8) return payload.length >= 2 ? (payload[0] << 8) | payload[1] : null;
     return undefined;
   }

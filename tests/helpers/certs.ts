@@ -1,8 +1,9 @@
 /**
  * A throwaway PKI for TLS tests, made with Debian's `openssl` in a temporary
  * directory: a test CA; server certificates for localhost/127.0.0.1 (two, for
- * reload tests); a client certificate (CN "alice"), an expired one, and one
- * from a foreign CA; PKCS#12 key stores. `remove()` deletes the directory.
+ * reload tests); a client certificate (CN "alice"), an expired one, one
+ * from a foreign CA, and one without X.509 v3 extensions (CN "bob", what
+ * `openssl x509 -req` makes without `-extfile`); PKCS#12 key stores. `remove()` deletes the directory.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -24,6 +25,8 @@ export interface TestPki {
   client: KeyPair;
   expiredClient: KeyPair;
   foreignClient: KeyPair;
+  /** X.509 v1: no extensions at all (no basicConstraints, no extendedKeyUsage). */
+  v1Client: KeyPair;
   /** PEM text of a file. */
   read(path: string): string;
   /** PKCS#12 of `pair` (+ CA) with this password (`rsa` makes an RSA key instead). */
@@ -71,7 +74,14 @@ export function makePki(): TestPki {
       "-subj",
       `/CN=${cn}`,
     ]);
-  const leaf = (name: string, cn: string, caName: string, ext: string, days = "2", rsa = false) => {
+  const leaf = (
+    name: string,
+    cn: string,
+    caName: string,
+    ext: string | undefined,
+    days = "2",
+    rsa = false,
+  ) => {
     openssl(dir, [
       "req",
       ...(rsa ? ["-newkey", "rsa:2048"] : EC),
@@ -97,8 +107,7 @@ export function makePki(): TestPki {
       `${name}.crt`,
       "-days",
       days,
-      "-extfile",
-      ext,
+      ...(ext ? ["-extfile", ext] : []),
     ]);
     return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
   };
@@ -110,6 +119,7 @@ export function makePki(): TestPki {
   // -days -1: not after is a day before now.
   const expiredClient = leaf("expired", "alice", "ca", "client.ext", "-1");
   const foreignClient = leaf("foreign", "mallory", "foreign-ca", "client.ext");
+  const v1Client = leaf("v1", "bob", "ca", undefined);
   let n = 0;
   return {
     dir,
@@ -119,6 +129,7 @@ export function makePki(): TestPki {
     client,
     expiredClient,
     foreignClient,
+    v1Client,
     read: (path) => readFileSync(path, "utf8"),
     p12(password, opts = {}) {
       const name = `store${n++}`;

@@ -298,17 +298,8 @@ export class RawSocket {
     return this.data;
   }
 
-  private async until(pred: () => boolean, what: string, ms: number): Promise<void> {
-    if (pred()) return;
-    let done!: () => void;
-    const ready = new Promise<void>((resolve) => (done = resolve));
-    const check = () => pred() && done();
-    this.waiters.add(check);
-    try {
-      await withTimeout(ready, what, ms);
-    } finally {
-      this.waiters.delete(check);
-    }
+  private until(pred: () => boolean, what: string, ms: number): Promise<void> {
+    return waitUntil(this.waiters, pred, what, ms);
   }
 
   private wake(): void {
@@ -317,6 +308,28 @@ export class RawSocket {
 
   destroy(): void {
     this.socket.destroy();
+  }
+}
+
+/**
+ * Resolves once `pred()` holds, checked now and whenever the owner calls the
+ * functions in `waiters` (on data, on close); rejects after `ms`.
+ */
+export async function waitUntil(
+  waiters: Set<() => void>,
+  pred: () => boolean,
+  what: string,
+  ms: number,
+): Promise<void> {
+  if (pred()) return;
+  let done!: () => void;
+  const ready = new Promise<void>((resolve) => (done = resolve));
+  const check = () => pred() && done();
+  waiters.add(check);
+  try {
+    await withTimeout(ready, what, ms);
+  } finally {
+    waiters.delete(check);
   }
 }
 

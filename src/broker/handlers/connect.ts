@@ -13,7 +13,11 @@ import {
 import { NEVER_EXPIRES, Session } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 import { isUtf8 } from "./publish.ts";
+import { reasonName } from "../../mqtt/reason_codes.ts";
 import { escapeForLog } from "../../log/escape.ts";
+
+/** Refusals counted as authentication failures: bad credentials, not authorized, bad method. */
+const AUTH_FAILURES = new Set([0x86, 0x87, 0x8c]);
 
 /** Topic aliases a 5.0 client may use towards us, unless configured. */
 export const TOPIC_ALIAS_MAXIMUM = 100;
@@ -36,7 +40,7 @@ export function handleConnect(
     // Unacceptable protocol level: CONNACK 0x01, then close [MQTT-3.1.2-2].
     conn.version = 4;
     conn.send({ type: 2, sessionPresent: false, reasonCode: 0x01 });
-    conn.close();
+    conn.drop(`CONNECT refused: unsupported protocol level ${version}`);
     return;
   }
   conn.version = p.protocolVersion;
@@ -68,7 +72,7 @@ export function handleConnect(
     return decision.then(
       (d) => accept(broker, conn, p, client, d, assigned),
       (e) => {
-        broker.log(`authentication of ${clientId} failed: ${e}`);
+        broker.log(`authentication of ${escapeForLog(clientId)} failed: ${e}`);
         refuse(conn, 0x80);
       },
     );
@@ -76,7 +80,14 @@ export function handleConnect(
   accept(broker, conn, p, client, decision, assigned);
 }
 
-export function refuse(conn: Connection, reasonCode: number, reasonString?: string): void {
+/** CONNACK with an error, then close; the log says `why` (else the reason code and string). */
+export function refuse(
+  conn: Connection,
+  reasonCode: number,
+  reasonString?: string,
+  why?: string,
+): void {
+  if (AUTH_FAILURES.has(reasonCode)) conn.stats.authFailures++;
   const v5 = conn.version === 5;
   conn.send({
     type: 2,
@@ -84,7 +95,8 @@ export function refuse(conn: Connection, reasonCode: number, reasonString?: stri
     reasonCode: v5 ? reasonCode : connackV3Code(reasonCode),
     properties: v5 && reasonString ? { reasonString } : undefined,
   });
-  conn.close();
+  const code = reasonName(reasonCode) + (reasonString ? `: ${reasonString}` : "");
+  conn.drop(`CONNECT refused (${code})${why ? `: ${why}` : ""}`);
 }
 
 export function accept(
@@ -135,11 +147,8 @@ export function accept(
   // A client id held by another user's session (connected or offline) is not theirs to resume,
   // take over or end: that would hand them its queued and future messages.
   if (session && session.username !== client.username && !broker.options.allowCrossUserSession) {
-    broker.log(
-      `refused client ${escapeForLog(clientId)} (${conn.remoteAddr}): ` +
-        `its session belongs to another user`,
-    );
-    return refuse(conn, 0x87); // Not authorized (3.1.1: 5)
+    // Not authorized (3.1.1: 5)
+    return refuse(conn, 0x87, undefined, "its session belongs to another user");
   }
   // Take over a connected client with the same id [MQTT-3.1.4-2].
   const old = session?.connection;

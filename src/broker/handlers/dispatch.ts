@@ -15,7 +15,7 @@ export function dispatch(broker: Broker, conn: Connection, packet: Packet): void
   // AUTH may flow before CONNACK, during an enhanced authentication exchange.
   if (packet.type === 15) return handleAuth(broker, conn, packet);
   if (!conn.connected) {
-    conn.close(); // [MQTT-3.1.0-1]
+    conn.drop("the first packet was not CONNECT"); // [MQTT-3.1.0-1]
     return;
   }
   switch (packet.type) {

@@ -6,7 +6,6 @@ import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
 import { incomingAdded, incomingRemoved } from "../session_state.ts";
 import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
-import { escapeForLog } from "../../log/escape.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -17,6 +16,9 @@ export function handlePublish(
   p: PublishPacket,
 ): void | Promise<void> {
   const session = conn.session!;
+  const stats = broker.stats;
+  stats.publishIn[p.qos]++;
+  stats.publishInBytes[p.qos] += p instanceof RangePublish ? p.end - p.start : p.payload.length;
   let topic = p.topic;
   const props = p.properties;
   const v5 = conn.version === 5;
@@ -68,7 +70,7 @@ export function handlePublish(
       const ack = journal ? () => void journal.acknowledge(conn, send) : send;
       const held = broker.holding ? heldQos2(session, id) : undefined;
       if (held || (broker.holding && hasHeldAcks(conn))) {
-        ackWhenHeld(conn, held, ack, (e) => refuse(broker, conn, p, e));
+        ackWhenHeld(conn, held, ack, (e) => refuse(conn, p, e));
       } else ack();
       return;
     }
@@ -117,7 +119,7 @@ export function handlePublish(
         conn,
         held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
         () => count.then((n) => acknowledge(broker, conn, p, n)),
-        (e) => refuse(broker, conn, p, e),
+        (e) => refuse(conn, p, e),
       );
     }
     return routed instanceof Promise ? routed.then(() => {}) : undefined;
@@ -145,18 +147,16 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
 }
 
 /** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
-function refuse(broker: Broker, conn: Connection, p: PublishPacket, reason: unknown): void {
+function refuse(conn: Connection, p: PublishPacket, reason: unknown): void {
   const session = conn.session;
   if (p.qos === 2 && session) incomingRemoved(session, p.packetId!);
   if (conn.version === 5) {
     conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
-  } else if (!conn.closing) {
-    broker.log(
-      `closing ${escapeForLog(conn.clientId)}: a QoS ${p.qos} message was not kept (${
-        escapeForLog(String(reason))
-      }); 3.1.1 cannot refuse it, so the client sends it again after reconnecting`,
+  } else {
+    conn.drop(
+      `a QoS ${p.qos} message was not kept (${String(reason)}); 3.1.1 cannot refuse it, ` +
+        "so the client sends it again after reconnecting",
     );
-    conn.close();
   }
 }
 

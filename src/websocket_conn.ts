@@ -4,12 +4,16 @@
  * not matter to MQTT), each write is one binary message. A text message
  * closes the connection (1003) [MQTT-6.0.0-1].
  *
- * The WebSocket API cannot pause reading, so there is no read backpressure;
- * writes wait while more than WRITE_HIGH_WATER bytes are buffered.
+ * The WebSocket API cannot pause reading, so input the broker has not taken
+ * yet is bounded instead: past MAX_UNREAD_INPUT the connection is closed
+ * (1008), so a peer held back never costs unbounded memory. Writes wait while
+ * more than WRITE_HIGH_WATER bytes are buffered.
  */
-import type { TransportConn } from "./types.ts";
+import type { TransportConn } from "./runtime/types.ts";
 
 const WRITE_HIGH_WATER = 1024 * 1024;
+/** Unread input past which the connection is closed. */
+export const MAX_UNREAD_INPUT = 4 * 1024 * 1024;
 
 export function webSocketConn(ws: WebSocket, remoteAddr: string): TransportConn {
   ws.binaryType = "arraybuffer";
@@ -32,6 +36,11 @@ export function webSocketConn(ws: WebSocket, remoteAddr: string): TransportConn 
           return;
         }
         controller.enqueue(new Uint8Array(ev.data as ArrayBuffer));
+        // desiredSize is minus the unread bytes (high-water mark 0, counted in bytes).
+        if ((controller.desiredSize ?? 0) < -MAX_UNREAD_INPUT) {
+          ws.close(1008, "unread input over limit");
+          end();
+        }
       });
       ws.addEventListener("close", end);
       ws.addEventListener("error", end);
@@ -39,7 +48,7 @@ export function webSocketConn(ws: WebSocket, remoteAddr: string): TransportConn 
     cancel() {
       close();
     },
-  });
+  }, new ByteLengthQueuingStrategy({ highWaterMark: 0 }));
   const writable = new WritableStream<Uint8Array>({
     async write(chunk) {
       if (ended || ws.readyState > WebSocket.OPEN) throw closedError();

@@ -1,0 +1,140 @@
+/**
+ * ws:// costs the broker bounded memory and closes cleanly, whatever the peer
+ * does: input that the broker is not reading yet is bounded (past the bound
+ * the connection is closed 1008, or the runtime stops reading the socket); a
+ * frame larger than max-bytes-in-message allows is refused without being
+ * buffered; an unmasked client frame is a protocol error (1002, RFC 6455
+ * 5.1); a peer that ignores the close frame still loses its socket.
+ */
+import { afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { testRuntime } from "./helpers/harness.ts";
+import { startTestApp, type TestApp } from "./helpers/certs.ts";
+import { encodeFrame, RawWs } from "./helpers/raw_ws.ts";
+import { connectPacket } from "./helpers/mqttjs.ts";
+import { sleep } from "./helpers/raw_socket.ts";
+import { listenWebSocket } from "../src/transport/listeners.ts";
+import type { Listener, TransportConn as Conn } from "../src/runtime/types.ts";
+
+const T = { timeout: 60_000 };
+const MB = 1024 * 1024;
+const raws: RawWs[] = [];
+const apps: TestApp[] = [];
+let listener: Listener | undefined;
+const held: Conn[] = [];
+afterEach(async () => {
+  for (const r of raws.splice(0)) r.destroy();
+  for (const c of held.splice(0)) c.close();
+  await listener?.close();
+  listener = undefined;
+  for (const a of apps.splice(0)) await a.stop();
+});
+
+async function startWs(extra: Record<string, unknown> = {}): Promise<TestApp> {
+  const a = await startTestApp({ websocket: { enable: true, port: 0, path: "/mqtt" }, ...extra });
+  apps.push(a);
+  return a;
+}
+
+/** The close code of the server's close frame, if one came. */
+function closeCode(ws: RawWs): number | undefined {
+  const f = ws.frames.find((f) => f.opcode === 8);
+  return f && f.payload.length >= 2 ? (f.payload[0] << 8) | f.payload[1] : undefined;
+}
+
+describe("ws:// limits", () => {
+  test("input the broker does not read is bounded", T, async () => {
+    // A Conn nobody reads: the MQTT side is held back (e.g. by its own output backlog).
+    const runtime = await testRuntime();
+    listener = await listenWebSocket(
+      runtime,
+      { hostname: "127.0.0.1", port: 0, path: "/mqtt", maxMessageBytes: MB },
+      (c) => void held.push(c),
+    );
+    const ws = await RawWs.open(listener.port, {}, raws);
+    assert.equal(ws.status, 101);
+    const frame = encodeFrame(2, new Uint8Array(64 * 1024), true);
+    // Up to 64 MiB offered; the client's own buffer keeps what the server does not take.
+    let offered = 0;
+    while (offered < 64 * MB && !ws.closed && ws.socket.writableLength < 16 * MB) {
+      ws.write(frame);
+      offered += frame.length;
+      if (ws.socket.writableLength > 4 * MB) await sleep(20);
+    }
+    await sleep(1000);
+    const unsent = ws.socket.writableLength;
+    const code = closeCode(ws);
+    // Either closed as over its bound (1008), or the server stopped reading the socket.
+    assert.ok(
+      code === 1008 || (!ws.closed && unsent >= 8 * MB),
+      `offered ${offered}, still unsent ${unsent}, closed ${ws.closed}, close code ${code}`,
+    );
+  });
+
+  test(
+    "a frame over max-bytes-in-message closes the connection without buffering it",
+    T,
+    async () => {
+      const a = await startWs({ maxBytesInMessage: 8092 });
+      const ws = await RawWs.open(a.app.ports.websocket!, {}, raws);
+      ws.send(2, connectPacket({ clientId: "big", clean: true, keepAlive: 0 }));
+      await ws.until(() => ws.frames.some((f) => f.opcode === 2), "CONNACK");
+      // A 64 MiB binary frame carrying one 64 MiB PUBLISH; 2 MiB of it are sent.
+      const total = 64 * MB;
+      const publishHead = Uint8Array.of(0x30, 0x80, 0x80, 0x80, 0x20, 0, 1, 0x74); // remaining 64 MiB
+      ws.write(encodeFrame(2, publishHead, true, { length: total }));
+      const chunk = new Uint8Array(64 * 1024);
+      for (let sent = 0; sent < 2 * MB && !ws.closed; sent += chunk.length) {
+        ws.write(chunk); // more payload of the same frame
+      }
+      await ws.until(() => ws.closed, "the broker to close the connection", 10_000);
+    },
+  );
+
+  test(
+    "a frame larger than the message limit is streamed or refused, never buffered",
+    T,
+    async () => {
+      const a = await startWs({ maxBytesInMessage: 8092 });
+      const ws = await RawWs.open(a.app.ports.websocket!, {}, raws);
+      ws.send(2, connectPacket({ clientId: "pings", clean: true, keepAlive: 0 }));
+      await ws.until(() => ws.frames.some((f) => f.opcode === 2), "CONNACK");
+      // One 10 MiB frame of PINGREQs, of which 1 MiB is sent: a server that buffers whole
+      // messages answers nothing; one that streams answers PINGRESPs; Bun refuses it (1009).
+      const pings = new Uint8Array(MB);
+      for (let i = 0; i < pings.length; i += 2) pings[i] = 0xc0;
+      ws.write(encodeFrame(2, pings, true, { length: 10 * MB }));
+      await ws.until(
+        () => ws.closed || ws.mqttBytes().length > 4,
+        "PINGRESPs or a close",
+        10_000,
+      );
+      const code = closeCode(ws);
+      assert.ok(
+        ws.mqttBytes().length > 4 || code === 1009,
+        `got ${ws.mqttBytes().length} bytes, close code ${code}`,
+      );
+    },
+  );
+
+  test("an unmasked client frame is closed with 1002", T, async () => {
+    const a = await startWs();
+    const ws = await RawWs.open(a.app.ports.websocket!, {}, raws);
+    ws.write(encodeFrame(2, connectPacket({ clientId: "bare", clean: true, keepAlive: 0 }), true, {
+      masked: false,
+    }));
+    await ws.until(() => ws.closed || closeCode(ws) !== undefined, "a close frame", 10_000);
+    assert.equal(closeCode(ws), 1002);
+    assert.ok(!ws.frames.some((f) => f.opcode === 2), "no CONNACK for an unmasked frame");
+  });
+
+  test("peers that ignore the close frame lose their sockets soon", T, async () => {
+    // heartbeat: the time to send CONNECT; these peers send nothing and answer no close frame.
+    const a = await startWs({ heartbeat: 500 });
+    const peers = await Promise.all(
+      Array.from({ length: 20 }, () => RawWs.open(a.app.ports.websocket!, {}, raws)),
+    );
+    // Not a timing assertion: a socket still open after 8 s counts as held.
+    for (const p of peers) await p.until(() => p.closed, "the broker to close the socket", 8_000);
+  });
+});

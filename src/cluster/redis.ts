@@ -15,7 +15,16 @@
  */
 import { createClient, RESP_TYPES } from "@redis/client";
 import { Buffer } from "node:buffer";
-import { bytes, decodeMessage, encodeMessageFields, ownBytes } from "../store/redis_codec.ts";
+import { bytes } from "../store/redis_codec.ts";
+import {
+  CLAIM,
+  CLAIM_FROM,
+  decodeWill,
+  encodeWill,
+  HEARTBEAT,
+  RELEASE,
+  TAKE_ALL,
+} from "./redis_scripts.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusMessage, encodeBusMessage } from "./codec.ts";
 import {
@@ -38,36 +47,6 @@ export interface RedisBusOptions {
   prefix?: string;
   log?: (line: string) => void;
 }
-
-/** Refresh our liveness key unless another process holds it. */
-const HEARTBEAT = `local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1`;
-
-/** Take ownership of a client id: a new epoch from the counter, the previous owner. */
-const CLAIM = `local e = redis.call('INCR', KEYS[1])
-local prev = redis.call('HGET', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], e .. ' ' .. ARGV[2])
-return {e, prev or ''}`;
-
-/** CLAIM, only if the owner is still node ARGV[3]; 0 when not. */
-const CLAIM_FROM = `local cur = redis.call('HGET', KEYS[2], ARGV[1])
-local suffix = ' ' .. ARGV[3]
-if not cur or string.sub(cur, -#suffix) ~= suffix then return 0 end
-local e = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[2], ARGV[1], e .. ' ' .. ARGV[2])
-return e`;
-
-/** Read and delete a hash in one step: exactly one caller gets its fields (flat: field, value...). */
-const TAKE_ALL = `local v = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return v`;
-
-/** Forget the owner of a client id if it is still this claim. */
-const RELEASE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 1`;
 
 // deno-lint-ignore no-explicit-any
 type Client = any;
@@ -492,21 +471,5 @@ export class RedisBus implements ClusterBus {
       this.log(up ? "cluster: bus connected again" : `cluster: bus unreachable (${why})`);
     }
     this.handlers?.state(up);
-  }
-}
-
-function encodeWill(w: MessageData): Buffer {
-  const head = Buffer.from(encodeMessageFields(w));
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(head.length);
-  return Buffer.concat([len, head, bytes(w.payload)]);
-}
-
-function decodeWill(b: Buffer): MessageData | undefined {
-  try {
-    const n = b.readUInt32BE(0);
-    return decodeMessage(b.subarray(4, 4 + n).toString(), ownBytes(b.subarray(4 + n)));
-  } catch {
-    return undefined;
   }
 }

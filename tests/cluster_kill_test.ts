@@ -7,18 +7,19 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { BrokerProcess, THIS_RUNTIME } from "./helpers/broker_process.ts";
+import { BrokerProcess } from "./helpers/broker_process.ts";
 import {
   type ClusterNodeProcess,
   NODE_TIMEOUT_MS,
   nodeYaml,
+  OTHER_RUNTIME,
   startNode,
 } from "./helpers/cluster.ts";
 import { freePort, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
 import { Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
-const OTHER = THIS_RUNTIME === "deno" ? "bun" : "deno";
+const OTHER = OTHER_RUNTIME;
 const N = 3000;
 let redis: RedisServer | undefined;
 let a: ClusterNodeProcess | undefined;

@@ -3,34 +3,14 @@
  * and once Redis is back (empty: no persistence) the nodes register again,
  * rewrite their routes and deliver across nodes again.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { THIS_RUNTIME } from "./helpers/broker_process.ts";
-import { type ClusterNodeProcess, startNode, untilRouted } from "./helpers/cluster.ts";
-import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
-import { Clients, publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+import { untilRouted, useTwoNodes } from "./helpers/cluster.ts";
+import { skipWithoutRedis } from "./helpers/redis_server.ts";
+import { publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
-let redis: RedisServer | undefined;
-let a: ClusterNodeProcess | undefined;
-let b: ClusterNodeProcess | undefined;
-const onA = new Clients(() => a!.url);
-const onB = new Clients(() => b!.url);
-
-before(async () => {
-  if (skip) return;
-  redis = await RedisServer.start();
-  a = await startNode(redis, "001");
-  b = await startNode(redis, "002", THIS_RUNTIME === "deno" ? "bun" : "deno");
-});
-
-after(async () => {
-  await onA.closeAll();
-  await onB.closeAll();
-  await a?.proc.dispose();
-  await b?.proc.dispose();
-  await redis?.dispose();
-});
+const { nodes, onA, onB } = useTwoNodes(skip);
 
 describe("cluster: Redis restarted", { skip }, () => {
   test("local clients are served meanwhile; cross-node delivery resumes", {
@@ -44,17 +24,17 @@ describe("cluster: Redis restarted", { skip }, () => {
     const pub = await onA.connect({ clientId: `pub-${uid()}` });
     await untilRouted(pub.client, remote.inbox, t, 20_000);
 
-    await redis!.stop();
+    await nodes.redis!.stop();
     await sleep(500);
     await publish(pub.client, `${t}/local`, "while-down", { qos: 0 });
     await local.inbox.payload("while-down", `${t}/local`, 10_000);
     await sleep(3_000); // longer than node-timeout: each node's liveness lapses
 
-    await redis!.restart();
+    await nodes.redis!.restart();
     remote.inbox.messages.length = 0;
     await untilRouted(pub.client, remote.inbox, t, 60_000);
     assert.ok(remote.inbox.on(t).length > 0);
-    assert.match(a!.proc.output, /cluster: bus unreachable/);
-    assert.match(a!.proc.output, /cluster: bus connected again/);
+    assert.match(nodes.a!.proc.output, /cluster: bus unreachable/);
+    assert.match(nodes.a!.proc.output, /cluster: bus connected again/);
   });
 });

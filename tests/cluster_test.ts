@@ -5,40 +5,22 @@
  * $SYS nodes, takeover both ways, a duplicate broker-id refused, wills of a
  * node killed with SIGKILL.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Socket } from "node:net";
-import { THIS_RUNTIME } from "./helpers/broker_process.ts";
 import {
-  type ClusterNodeProcess,
   NODE_TIMEOUT_MS,
+  OTHER_RUNTIME,
   startNode,
   untilRouted,
+  useTwoNodes,
 } from "./helpers/cluster.ts";
-import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { skipWithoutRedis } from "./helpers/redis_server.ts";
 import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
-const OTHER = THIS_RUNTIME === "deno" ? "bun" : "deno";
-let redis: RedisServer | undefined;
-let a: ClusterNodeProcess;
-let b: ClusterNodeProcess;
-const onA = new Clients(() => a.url);
-const onB = new Clients(() => b.url);
-
-before(async () => {
-  if (skip) return;
-  redis = await RedisServer.start();
-  [a, b] = await Promise.all([startNode(redis, "001"), startNode(redis, "002", OTHER)]);
-});
-
-after(async () => {
-  await onA.closeAll();
-  await onB.closeAll();
-  await a?.proc.dispose();
-  await b?.proc.dispose();
-  await redis?.dispose();
-});
+const OTHER = OTHER_RUNTIME;
+const { nodes, onA, onB } = useTwoNodes(skip);
 
 describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
   test("a message published on one node reaches subscribers on the other, in order", {
@@ -70,7 +52,7 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
     async () => {
       const t = `only/${uid()}`;
       // Listen on node B's bus channel the way node B does.
-      const tap = await tapChannel(redis!.port, "mqttx:cluster:chan:002");
+      const tap = await tapChannel(nodes.redis!.port, "mqttx:cluster:chan:002");
       try {
         const sub = await onA.connect({ clientId: `sub-${uid()}` });
         await subscribe(sub.client, t, { qos: 0 });
@@ -227,13 +209,16 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
   });
 
   test("a second node with a live broker-id is refused at start", { timeout: 60_000 }, async () => {
-    await assert.rejects(startNode(redis!, "001"), /broker-id 001 is already used by a live node/);
+    await assert.rejects(
+      startNode(nodes.redis!, "001"),
+      /broker-id 001 is already used by a live node/,
+    );
   });
 
   test("wills of a node's clients are published by the survivor after kill -9", {
     timeout: 90_000,
   }, async () => {
-    const c = await startNode(redis!, "003", OTHER);
+    const c = await startNode(nodes.redis!, "003", OTHER);
     const onC = new Clients(() => c.url);
     try {
       const t = `will/${uid()}`;

@@ -65,6 +65,7 @@ export class RedisBus implements ClusterBus {
   private readonly localRoutes = new Set<string>();
   private readonly wills = new Map<string, MessageData>();
   private timer: ReturnType<typeof setInterval> | undefined;
+  private beats = 0;
   private up: boolean | undefined;
   private closed = false;
   private readonly log: (line: string) => void;
@@ -323,6 +324,13 @@ export class RedisBus implements ClusterBus {
         const alive = Number(await this.cmd.sendCommand(["EXISTS", this.key("node:" + id)]));
         if (alive) p.seen = now; // heard nothing, but it is registered: give it time
         else await this.down(id);
+      }
+      // Anti-entropy: read every route again about once per node-timeout, so a change missed
+      // while a connection was down (pub/sub keeps nothing) is repaired within that time.
+      if (
+        ++this.beats % Math.max(5, Math.ceil(this.o.nodeTimeout / this.o.heartbeatInterval)) === 0
+      ) {
+        await this.resync();
       }
     } catch {
       // Redis down: logged by the error handler; checked again next beat.

@@ -3,10 +3,11 @@
  * (`cluster.enable: true`, short heartbeats so a killed node's liveness ends
  * in a few seconds). Nodes may run on either runtime, to test a mixed cluster.
  */
+import { after, before } from "node:test";
 import type { MqttClient } from "mqtt";
-import { BrokerProcess } from "./broker_process.ts";
-import type { Inbox } from "./mqttjs.ts";
-import { freePort, type RedisServer } from "./redis_server.ts";
+import { BrokerProcess, THIS_RUNTIME } from "./broker_process.ts";
+import { Clients, type Inbox } from "./mqttjs.ts";
+import { freePort, RedisServer } from "./redis_server.ts";
 
 export const HEARTBEAT_MS = 300;
 export const NODE_TIMEOUT_MS = 2_000;
@@ -68,4 +69,34 @@ export async function untilRouted(
     if (seen) return;
   }
   throw new Error(`no route to ${topic} after ${ms} ms`);
+}
+
+/** The runtime a mixed cluster's second node runs on. */
+export const OTHER_RUNTIME = THIS_RUNTIME === "deno" ? "bun" : "deno";
+
+/**
+ * For a test file: a redis-server and nodes "001" (this runtime) and "002"
+ * (the other one), started before its tests and stopped after them, with
+ * MQTT.js clients for each node.
+ */
+export function useTwoNodes(skip: string | false) {
+  const nodes: { redis?: RedisServer; a?: ClusterNodeProcess; b?: ClusterNodeProcess } = {};
+  const onA = new Clients(() => nodes.a!.url);
+  const onB = new Clients(() => nodes.b!.url);
+  before(async () => {
+    if (skip) return;
+    const redis = nodes.redis = await RedisServer.start();
+    [nodes.a, nodes.b] = await Promise.all([
+      startNode(redis, "001"),
+      startNode(redis, "002", OTHER_RUNTIME),
+    ]);
+  });
+  after(async () => {
+    await onA.closeAll();
+    await onB.closeAll();
+    await nodes.a?.proc.dispose();
+    await nodes.b?.proc.dispose();
+    await nodes.redis?.dispose();
+  });
+  return { nodes, onA, onB };
 }

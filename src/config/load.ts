@@ -14,7 +14,7 @@ import { httpTokenProblem } from "../http/access.ts";
 import { dirname, isAbsolute, join } from "node:path";
 import { topicFilterError } from "../mqtt/topic.ts";
 import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
-import type { MqttxConfig } from "./types.ts";
+import { type MqttxConfig, storeType } from "./types.ts";
 
 export { ConfigError } from "./errors.ts";
 
@@ -300,6 +300,33 @@ function readRecords(
 }
 
 function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
+  // A cluster shares sessions, routes and retained messages through Redis: test mode has none.
+  if (c.cluster.enable && storeType(c) !== "redis") {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.enable`,
+      line: lineOfPath(ctx, ["cluster", "enable"]),
+      reason: c.store.type === undefined
+        ? "a cluster needs `enable-test-mode: false` (shared state lives in Redis)"
+        : `a cluster needs the Redis store (shared state lives in Redis), not store.type ${c.store.type}`,
+    });
+  }
+  if (c.cluster.enable && c.cluster.type === "kafka") {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.type`,
+      line: lineOfPath(ctx, ["cluster", "type"]),
+      reason: "the Kafka cluster bus is not built yet; use `type: redis`",
+    });
+  }
+  if (c.cluster.enable && c.cluster.nodeTimeout <= c.cluster.heartbeatInterval) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.node-timeout`,
+      line: lineOfPath(ctx, ["cluster", "node-timeout"]),
+      reason: "must be longer than `cluster.heartbeat-interval`",
+    });
+  }
   const httpProblem = httpTokenProblem(c.http);
   if (httpProblem) {
     throw new ConfigError({

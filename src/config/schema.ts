@@ -49,7 +49,13 @@ export function defaultConfig(): MqttxConfig {
       msgPayLoadKey: "mqttx:msg:payload",
       msgPayLoadClientsSetKey: "mqttx:msg:payload:clients:",
     },
-    cluster: { innerCacheConsistencyKey: "mqttx:cache_consistence", enable: false, type: "redis" },
+    cluster: {
+      innerCacheConsistencyKey: "mqttx:cache_consistence",
+      enable: false,
+      type: "redis",
+      heartbeatInterval: 1_000,
+      nodeTimeout: 5_000,
+    },
     ssl: {
       enable: false,
       keyStoreLocation: "classpath:tls/mqttx.keystore",
@@ -294,6 +300,8 @@ export const SCHEMA: Section = {
       innerCacheConsistencyKey: str,
       enable: bool,
       type: { kind: "enum", values: ["redis", "kafka"] },
+      heartbeatInterval: duration,
+      nodeTimeout: duration,
     },
   },
   ssl: {

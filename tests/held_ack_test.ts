@@ -82,6 +82,24 @@ describe("persistPublish holds acknowledgements", () => {
     assert.equal(h.seen.length, 1);
   });
 
+  test("refused after the publisher left: its QoS 2 resend is taken as new, not acknowledged", async () => {
+    const h = holdingHook();
+    const b = newBroker({ hooks: [h.hooks] });
+    const first = await PacketClient.connect(b, { clientId: "r2", clean: false });
+    first.client.send(pub("held/r2", 2, 9));
+    await first.client.expectNothing(100);
+    first.client.drop();
+    await first.client.expectClosed();
+    h.refuse(); // the store never kept it, and nobody was told
+    await new Promise((r) => setTimeout(r, 50));
+    const { client: again } = await PacketClient.connect(b, { clientId: "r2", clean: false });
+    again.send({ ...pub("held/r2", 2, 9), dup: true } as Packet);
+    await again.expectNothing(150); // held again, not a PUBREC for a message nobody kept
+    assert.equal(h.seen.length, 2);
+    h.release();
+    assert.equal((await again.expect(5)).packetId, 9);
+  });
+
   test("refused: 5.0 gets reason 0x80, 3.1.1 is disconnected to send it again", async () => {
     const h = holdingHook();
     const b = newBroker({ hooks: [h.hooks] });

@@ -118,6 +118,25 @@ describe("persistPublish holds acknowledgements", () => {
     await p4.expectClosed();
   });
 
+  test("two hooks refusing a will (nobody to tell) crash nothing", async () => {
+    const h1 = holdingHook();
+    const h2 = holdingHook();
+    const b = newBroker({ hooks: [h1.hooks, h2.hooks] });
+    const { client } = await PacketClient.connect(b, {
+      clientId: "w",
+      will: { topic: "held/will", payload: text("bye"), qos: 1, retain: false },
+    });
+    client.drop(); // the will goes through both hooks; nobody takes its held acknowledgement
+    await client.expectClosed();
+    assert.equal(h1.seen.length, 1);
+    h1.refuse();
+    h2.refuse();
+    await new Promise((r) => setTimeout(r, 100)); // an unhandled rejection would fail the run
+    const { client: again } = await PacketClient.connect(b, { clientId: "after" });
+    again.send(pub("free", 1, 1));
+    assert.equal((await again.expect(4)).packetId, 1);
+  });
+
   test("the hook sees the whole message: 5.0 properties, QoS, publisher", async () => {
     const h = holdingHook();
     const b = newBroker({ hooks: [h.hooks] });

@@ -229,7 +229,7 @@ export class Broker implements BrokerCore, PacketSink {
     if (confirmed === undefined) return count;
     if (!inline) return confirmed.then(() => count);
     this.holding = true;
-    this.held = this.held ? Promise.all([this.held, confirmed]).then(() => {}) : confirmed;
+    this.held = this.held ? joinHeld(this.held, confirmed) : confirmed;
     return count;
   }
 
@@ -253,7 +253,7 @@ export class Broker implements BrokerCore, PacketSink {
     this.holding = true;
     // Whoever takes it handles a refusal; a will or local publish has nobody to tell.
     p.catch(() => {});
-    this.held = this.held ? Promise.all([this.held, p]).then(() => {}) : p;
+    this.held = this.held ? joinHeld(this.held, p) : p;
   }
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
@@ -483,4 +483,11 @@ function forwardedWillProperties(props: Will["properties"]) {
   if (!props) return undefined;
   const { willDelayInterval: _d, messageExpiryInterval: _e, ...rest } = props;
   return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/** Both held: like each part, the joint promise may be left untaken (a will), so no crash if refused. */
+function joinHeld(a: Promise<void>, b: Promise<void>): Promise<void> {
+  const both = Promise.all([a, b]).then(() => {});
+  both.catch(() => {});
+  return both;
 }

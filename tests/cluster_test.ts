@@ -8,6 +8,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Socket } from "node:net";
+import { createClient } from "@redis/client";
 import {
   NODE_TIMEOUT_MS,
   OTHER_RUNTIME,
@@ -206,6 +207,16 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
     await sleep(500);
     assert.equal(first.client.connected, true);
     assert.deepEqual(first.disconnects, []);
+    // Nor the client id's owner record: else node A would not restore alice's session after a
+    // restart, and an heir of node B would adopt a second copy of it.
+    const redis = createClient({ url: nodes.redis!.url });
+    await redis.connect();
+    try {
+      const owner = await redis.hGet("mqttx:cluster:owner", id);
+      assert.equal(owner?.split(" ")[1], "001");
+    } finally {
+      await redis.quit();
+    }
   });
 
   test("a second node with a live broker-id is refused at start", { timeout: 60_000 }, async () => {

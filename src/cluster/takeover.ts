@@ -57,7 +57,11 @@ export class Takeover {
     // As on one node: nobody takes over another user's session.
     if (session.username !== msg.username && !this.broker.options.allowCrossUserSession) {
       this.broker.log(`cluster: client ${id} of another user connected on node ${from}; kept`);
-      return answer(false);
+      // Its claim made that node the id's owner: take it back (restart and heir follow it).
+      this.bus.claimFrom(clientId, from).then((e) => {
+        if (e > 0) this.epochs.set(clientId, e);
+      }).catch(() => {}).finally(() => answer(false));
+      return;
     }
     this.epochs.delete(clientId);
     const conn = session.connection;
@@ -101,6 +105,7 @@ export class Takeover {
     if (this.bus.nodes().some((n) => n.id === previous)) {
       const ok = await this.ask(previous, { kind: "kick", clientId, epoch, username });
       if (ok === false) {
+        if (this.epochs.get(clientId) === epoch) this.epochs.delete(clientId);
         throw Object.assign(new Error(`its session on node ${previous} belongs to another user`), {
           reasonCode: 0x87,
         });

@@ -6,7 +6,16 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Listener, TransportConn as Conn } from "../src/runtime/types.ts";
-import { connect, MB, pattern, readAll, serve, sleep, within } from "./helpers/runtime_conn.ts";
+import {
+  connect,
+  MB,
+  pattern,
+  readAll,
+  readAllLate,
+  serve,
+  sleep,
+  within,
+} from "./helpers/runtime_conn.ts";
 
 // The contract of `start`/`write` (src/runtime/types.ts), whichever adapter runs this file.
 
@@ -103,11 +112,7 @@ describe("runtime adapter Conn callback path (start/write)", () => {
         conn.close();
       })();
     });
-    const client = await connect(listener.port);
-    client.pause(); // let the server's send buffer fill up
-    await sleep(100);
-    const got = readAll(client);
-    client.resume();
+    const got = readAllLate(listener.port);
     const bytes = await within(got, 10_000, "8 MB");
     await within(done, 4000, "writes");
     await listener.close();
@@ -126,11 +131,7 @@ describe("runtime adapter Conn callback path (start/write)", () => {
         conn.close();
       })();
     });
-    const client = await connect(listener.port);
-    client.pause();
-    await sleep(100);
-    const got = readAll(client);
-    client.resume();
+    const got = readAllLate(listener.port);
     const bytes = await within(got, 10_000, "3 MB");
     await within(done, 4000, "writes");
     await listener.close();

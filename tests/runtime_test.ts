@@ -14,6 +14,7 @@ import {
   MB,
   pattern,
   readAll,
+  readAllLate,
   serve,
   sleep,
   within,
@@ -75,12 +76,7 @@ describe("runtime adapter Conn contract", () => {
         await w.close();
       })();
     });
-    const client = await connect(listener.port);
-    client.pause(); // let the server's send buffer fill up
-    await sleep(100);
-    const got = readAll(client);
-    client.resume();
-    const bytes = await got;
+    const bytes = await readAllLate(listener.port);
     await done;
     await listener.close();
     assert.equal(bytes.length, data.length);
@@ -208,11 +204,7 @@ const onBun = !("Deno" in globalThis);
       collectCallbacks(conn);
       done = writeAll(conn, data, 2 * MB).finally(() => conn.close());
     });
-    const client = await connect(listener.port);
-    client.pause(); // let the server's send buffer fill up
-    await sleep(100);
-    const got = readAll(client);
-    client.resume();
+    const got = readAllLate(listener.port);
     const bytes = await within(got, 10_000, "8 MB");
     const waits = await done;
     await listener.close();

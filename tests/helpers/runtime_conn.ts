@@ -35,6 +35,16 @@ export function readAll(s: net.Socket): Promise<Buffer> {
   });
 }
 
+/** Connects a peer that reads nothing for 100 ms (the server's send buffer fills), then everything until close. */
+export async function readAllLate(port: number): Promise<Buffer> {
+  const client = await connect(port);
+  client.pause();
+  await sleep(100);
+  const got = readAll(client);
+  client.resume();
+  return await got;
+}
+
 export async function drainReadable(conn: Conn): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let size = 0;

@@ -17,6 +17,7 @@ import type { Store, StoredState } from "./store/types.ts";
 import type { RedisStore } from "./store/redis.ts";
 import { restoreSessions } from "./broker/restore.ts";
 import type { ClusterNode } from "./cluster/node.ts";
+import { clusterMetrics, redisMetrics } from "./http/backend_metrics.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { HealthRegistry } from "./http/health.ts";
 import { MetricsRegistry } from "./http/metrics.ts";
@@ -162,6 +163,7 @@ export async function startApp(
           ? { ok: true, detail: "connected" }
           : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
     });
+    metrics.register((m) => redisMetrics(m, store));
   }
   try {
     if (config.http.enable) {
@@ -199,7 +201,8 @@ export async function startApp(
     for (const p of plugins) hooks.push(p.hooks);
     if (config.cluster.enable) {
       const { startCluster } = await import("./cluster/start.ts");
-      cluster = await startCluster(config, broker, redis!, log);
+      const node = cluster = await startCluster(config, broker, redis!, log);
+      metrics.register((m) => clusterMetrics(m, node));
       hooks.push(cluster.hooks());
       if (stored) stored = await cluster.ownSessions(stored);
     }

@@ -5,7 +5,7 @@ export PATH := $(PATH):$(CURDIR)/node_modules/.bin
 CONFIG ?= config.example.yml
 SRC_DIRS := src tests
 
-.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis bench-persistent fuzz bench-deps
+.PHONY: deps run run-bun test test-deno test-bun check fmt compile compile-bun clean bench bench-slow bench-redis bench-persistent bench-cluster fuzz bench-deps
 
 # npm ci writes node_modules/.package-lock.json: reinstall when it is missing or stale.
 deps: node_modules/.package-lock.json
@@ -98,3 +98,7 @@ bench-kafka: deps
 
 clean:
 	rm -rf dist
+
+# The cost of the cluster: S4 on one node with and without cluster.enable, cross-node vs one node.
+bench-cluster: deps
+	deno run -A bench/cluster.ts

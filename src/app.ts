@@ -16,6 +16,8 @@ import { certificateUsernameHook } from "./transport/cert_username.ts";
 import type { Store, StoredState } from "./store/types.ts";
 import type { RedisStore } from "./store/redis.ts";
 import { restoreSessions } from "./broker/restore.ts";
+import type { ClusterNode } from "./cluster/node.ts";
+import { clusterMetrics, redisMetrics } from "./http/backend_metrics.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
 import { HealthRegistry } from "./http/health.ts";
 import { MetricsRegistry } from "./http/metrics.ts";
@@ -137,6 +139,7 @@ export async function startApp(
   const ports: RunningApp["ports"] = { listeners: [] };
   const version = opts.version ?? config.version;
   let plugins: Plugin[] = [];
+  let cluster: ClusterNode | undefined;
   // SIGHUP's default action ends the process, so it is handled from before any port is logged (a
   // signal sent as soon as the port is known must find the handler), if only to say so.
   let reload: (() => Promise<void>) | undefined = undefined; // set once started
@@ -160,6 +163,7 @@ export async function startApp(
           ? { ok: true, detail: "connected" }
           : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
     });
+    metrics.register((m) => redisMetrics(m, store));
   }
   try {
     if (config.http.enable) {
@@ -195,6 +199,13 @@ export async function startApp(
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());
     if (opts.hooks) hooks.push(...opts.hooks);
     for (const p of plugins) hooks.push(p.hooks);
+    if (config.cluster.enable) {
+      const { startCluster } = await import("./cluster/start.ts");
+      const node = cluster = await startCluster(config, broker, redis!, log);
+      metrics.register((m) => clusterMetrics(m, node));
+      hooks.push(cluster.hooks());
+      if (stored) stored = await cluster.ownSessions(stored);
+    }
     if (logger.enabled("debug")) hooks.push(clientEventLog(logger));
     if (stored) {
       const n = restoreSessions(broker, stored);
@@ -203,6 +214,8 @@ export async function startApp(
           `, ${n.expired} expired), ${store!.retainedCount()} retained messages`,
       );
     }
+    // Routes of restored sessions are announced once they are back in the index.
+    cluster?.announceRestored();
     listeners = await startListeners({
       runtime,
       config,
@@ -231,6 +244,7 @@ export async function startApp(
     removeSighup();
     await listeners?.close();
     await stopPlugins(plugins);
+    await cluster?.stop();
     await broker.close();
     await ops?.close();
     throw e;
@@ -266,6 +280,7 @@ export async function startApp(
         await listeners?.close();
         await stopPlugins(plugins);
         await broker.close();
+        await cluster?.stop();
         await ops?.close(); // last: load balancers see "stopping" until the end
       })();
       return stopping;

@@ -93,6 +93,7 @@ export async function buildPlugins(ctx: PluginContext): Promise<Plugin[]> {
         readTextFile: ctx.readTextFile,
         sysTopic: ctx.config.sysTopic,
         queueFor: ctx.bridgeQueue,
+        metrics: ctx.metrics,
       }),
     );
   }

@@ -165,6 +165,27 @@ describe("durable sessions (session store)", () => {
     assert.equal(str(m.payload), "bye");
   });
 
+  test("a will sent at restart reaches sessions restored after its own", async () => {
+    const data = new MemorySessionData();
+    const b1 = await start(new MemorySessionStore(data));
+    // Connected when the broker dies: its will goes at restart [MQTT-3.1.2-8]; stored first.
+    await PacketClient.connect(b1, {
+      clientId: "first",
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: "will/first", payload: text("gone"), qos: 1, retain: false },
+    });
+    const watcher = await persistentSubscriber(b1, "later", "will/#");
+    watcher.send({ type: 14, reasonCode: 0 });
+    await watcher.expectClosed();
+    await b1.journal!.settled();
+    const b2 = await start(new MemorySessionStore(crashCopy(data)));
+    const { client: w } = await PacketClient.connect(b2, { clientId: "later", clean: false });
+    const m = await w.expect(3, 5000);
+    assert.equal(str(m.payload), "gone");
+  });
+
   test("an expired session leaves nothing in the store", async () => {
     const data = new MemorySessionData();
     const b = await start(new MemorySessionStore(data));

@@ -82,6 +82,24 @@ describe("persistPublish holds acknowledgements", () => {
     assert.equal(h.seen.length, 1);
   });
 
+  test("refused after the publisher left: its QoS 2 resend is taken as new, not acknowledged", async () => {
+    const h = holdingHook();
+    const b = newBroker({ hooks: [h.hooks] });
+    const first = await PacketClient.connect(b, { clientId: "r2", clean: false });
+    first.client.send(pub("held/r2", 2, 9));
+    await first.client.expectNothing(100);
+    first.client.drop();
+    await first.client.expectClosed();
+    h.refuse(); // the store never kept it, and nobody was told
+    await new Promise((r) => setTimeout(r, 50));
+    const { client: again } = await PacketClient.connect(b, { clientId: "r2", clean: false });
+    again.send({ ...pub("held/r2", 2, 9), dup: true } as Packet);
+    await again.expectNothing(150); // held again, not a PUBREC for a message nobody kept
+    assert.equal(h.seen.length, 2);
+    h.release();
+    assert.equal((await again.expect(5)).packetId, 9);
+  });
+
   test("refused: 5.0 gets reason 0x80, 3.1.1 is disconnected to send it again", async () => {
     const h = holdingHook();
     const b = newBroker({ hooks: [h.hooks] });
@@ -98,6 +116,25 @@ describe("persistPublish holds acknowledgements", () => {
     await p4.expectNothing(100);
     h.refuse();
     await p4.expectClosed();
+  });
+
+  test("two hooks refusing a will (nobody to tell) crash nothing", async () => {
+    const h1 = holdingHook();
+    const h2 = holdingHook();
+    const b = newBroker({ hooks: [h1.hooks, h2.hooks] });
+    const { client } = await PacketClient.connect(b, {
+      clientId: "w",
+      will: { topic: "held/will", payload: text("bye"), qos: 1, retain: false },
+    });
+    client.drop(); // the will goes through both hooks; nobody takes its held acknowledgement
+    await client.expectClosed();
+    assert.equal(h1.seen.length, 1);
+    h1.refuse();
+    h2.refuse();
+    await new Promise((r) => setTimeout(r, 100)); // an unhandled rejection would fail the run
+    const { client: again } = await PacketClient.connect(b, { clientId: "after" });
+    again.send(pub("free", 1, 1));
+    assert.equal((await again.expect(4)).packetId, 1);
   });
 
   test("the hook sees the whole message: 5.0 properties, QoS, publisher", async () => {

@@ -1,7 +1,7 @@
 /**
  * Interop: MQTT.js 5 (protocol 3.1.1 and 5.0, and 3.1 once) against the broker
- * on a real loopback socket, plus a raw `node:net` socket for what MQTT.js will
- * not send. Run against another broker with MQTTX_TEST_EXTERNAL=host:port.
+ * on a real loopback socket (raw-socket cases: interop_raw_socket_test.ts). Run
+ * against another broker with MQTTX_TEST_EXTERNAL=host:port.
  *
  * "Nothing else arrived" is never checked by sleeping: a sentinel message is
  * published after the one that must not arrive, and the test waits for it.
@@ -13,11 +13,7 @@ import { startBroker, type TestBroker } from "./helpers/harness.ts";
 import {
   Clients,
   type Connected,
-  connectPacket,
-  PINGREQ,
   publish,
-  RawSocket,
-  sleep,
   subscribe,
   uid,
   unsubscribe,
@@ -29,7 +25,6 @@ const TIMEOUT = { timeout: 20_000 };
 
 let broker: TestBroker;
 const clients = new Clients(() => broker.url);
-const raws: RawSocket[] = [];
 
 before(async () => {
   broker = await startBroker();
@@ -37,7 +32,6 @@ before(async () => {
 
 afterEach(async () => {
   await clients.closeAll();
-  for (const r of raws.splice(0)) r.destroy();
 });
 
 after(async () => {
@@ -458,49 +452,5 @@ describe("MQTT.js: mixed versions, 3.1, 5.0 specifics", () => {
     await withTimeout(leaving.client.endAsync({ reasonCode: 0x04 }), "end with 0x04");
     const will = await watcher.inbox.payload("bye", t);
     assert.equal(will.qos, 1);
-  });
-});
-
-describe("raw socket", () => {
-  test(
-    "3.1.1: empty client id with clean=false is refused with return code 2",
-    TIMEOUT,
-    async () => {
-      const s = await RawSocket.open(broker.host, broker.port, raws);
-      s.write(connectPacket({ clientId: "", clean: false, keepAlive: 30 }));
-      const bytes = await s.bytes(4);
-      assert.deepEqual([...bytes.slice(0, 4)], [0x20, 0x02, 0x00, 0x02], "CONNACK rc 2");
-      await withTimeout(s.closed, "broker closes the refused connection");
-    },
-  );
-
-  test("keep-alive 1 s: a silent client is disconnected after ~1.5 s", TIMEOUT, async () => {
-    const s = await RawSocket.open(broker.host, broker.port, raws);
-    s.write(connectPacket({ clientId: `raw-${uid()}`, clean: true, keepAlive: 1 }));
-    const bytes = await s.bytes(4);
-    assert.deepEqual([...bytes.slice(0, 4)], [0x20, 0x02, 0x00, 0x00], "CONNACK accepted");
-    const start = Date.now();
-    // mosquitto 2.0.11 checks keep-alives coarsely (closes after ~6 s); mqttx gets 4 s.
-    await withTimeout(
-      s.closed,
-      "broker closes the silent connection",
-      broker.external ? 10_000 : 4000,
-    );
-    // Not a performance bound: closing well before 1.5 x keep-alive would be a bug.
-    assert.ok(Date.now() - start >= 900, `closed too early (${Date.now() - start} ms)`);
-  });
-
-  test("keep-alive 1 s: a client sending PINGREQ is kept and gets PINGRESP", TIMEOUT, async () => {
-    const s = await RawSocket.open(broker.host, broker.port, raws);
-    s.write(connectPacket({ clientId: `raw-${uid()}`, clean: true, keepAlive: 1 }));
-    await s.bytes(4);
-    for (let i = 1; i <= 6; i++) {
-      await sleep(400);
-      assert.equal(s.isClosed, false, `still open after ${i * 400} ms of pings`);
-      s.write(PINGREQ);
-      await s.bytes(4 + 2 * i);
-    }
-    const pongs = s.received.slice(4);
-    assert.deepEqual([...pongs], Array.from({ length: 6 }, () => [0xd0, 0x00]).flat());
   });
 });

@@ -105,7 +105,7 @@ describe("$SYS", () => {
     await c.next();
     await sub(c, "$SYS/broker/+", 2);
     const got = new Map<string, Record<string, unknown>>();
-    for (let i = 0; i < 9; i++) {
+    for (let i = 0; i < 10; i++) {
       const p = await c.expect(3);
       got.set(p.topic, JSON.parse(str(p.payload)));
     }
@@ -113,6 +113,7 @@ describe("$SYS", () => {
       "$SYS/broker/activeConnectCount",
       "$SYS/broker/droppedMsg",
       "$SYS/broker/maxActiveConnectCount",
+      "$SYS/broker/nodes",
       "$SYS/broker/receivedMsg",
       "$SYS/broker/sendMsg",
       "$SYS/broker/status",
@@ -128,6 +129,8 @@ describe("$SYS", () => {
     assert.ok(b.stats.sent >= 1);
     assert.equal(typeof got.get("$SYS/broker/uptime")!.uptime, "number");
     assert.deepEqual(got.get("$SYS/broker/droppedMsg"), { droppedMsg: b.stats.dropped });
+    // Not clustered: the node is this broker alone.
+    assert.deepEqual(got.get("$SYS/broker/nodes"), { nodes: [{ id: "7" }] });
   });
 
   test("status is pushed every interval while subscribed, and stops after UNSUBSCRIBE", async () => {

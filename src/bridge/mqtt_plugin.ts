@@ -13,6 +13,8 @@
  *    change and every `sys-topic.interval` while the numbers move):
  *    {"connected":true,"queued":0,"sent":12,"dropped":0,"received":3}
  */
+import type { MetricsRegistry } from "../http/metrics.ts";
+import { mqttBridgeMetrics } from "../http/backend_metrics.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { BrokerHooks } from "../broker/hooks.ts";
 import { LocalClient } from "../broker/local_client.ts";
@@ -33,6 +35,8 @@ export interface MqttBridgesOptions {
   sysTopic: { enable: boolean; interval: number };
   /** The outbound queue of a bridge (default: in memory, bounded by `queue-max`). */
   queueFor?: (bridge: BridgeConfig) => BridgeQueue | Promise<BridgeQueue>;
+  /** The operations endpoint's /metrics, when there is one. */
+  metrics?: MetricsRegistry;
 }
 
 /** The client id a bridge's inbound messages carry as `from` locally. */
@@ -150,11 +154,14 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
       Math.max(10, opts.sysTopic.interval),
     )
     : undefined;
+  const bridges = entries.map((e) => e.bridge);
+  const removeMetrics = opts.metrics?.register((m) => mqttBridgeMetrics(m, bridges));
   return {
     hooks,
-    bridges: entries.map((e) => e.bridge),
+    bridges,
     async stop() {
       clearInterval(timer);
+      removeMetrics?.();
       await Promise.all(entries.map((e) => e.bridge.stop()));
     },
   };

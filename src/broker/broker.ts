@@ -13,6 +13,7 @@ import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./sessio
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
 import { SessionDeadlines } from "./deadlines.ts";
+import type { ClusterLink } from "./cluster_link.ts";
 import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
@@ -41,6 +42,8 @@ export class Broker implements BrokerCore, PacketSink {
   readonly journal: SessionJournal | undefined;
   /** Offline sessions' expiry and delayed wills, checked by the sweep. */
   readonly deadlines = new SessionDeadlines();
+  /** Set when this broker is a node of a cluster (src/cluster/node.ts). */
+  cluster: ClusterLink | undefined = undefined;
   /** Counters for $SYS, /metrics and tests; `dropped` counts undelivered messages by reason. */
   readonly stats = new BrokerStats();
   /** Open connections per listener (the index the composition root gave handleConnection). */
@@ -204,14 +207,30 @@ export class Broker implements BrokerCore, PacketSink {
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
-        return stored.then(() => this.route(message), (e) => {
+        return stored.then(() => this.routeConfirmed(message, false), (e) => {
           const routed = this.route(message);
+          void this.cluster?.confirmation(); // not acknowledged anyway
           if (message.qos > 0) throw e;
           return routed;
         });
       }
     }
-    return this.route(message);
+    return this.routeConfirmed(message, true);
+  }
+
+  /**
+   * Route; in a cluster, the acknowledgement waits until the other nodes that
+   * got a QoS 1/2 message stored it: held (the publisher is read on meanwhile)
+   * when the caller takes `held` at once, else in the returned promise.
+   */
+  private routeConfirmed(message: Message, inline: boolean): number | Promise<number> {
+    const count = this.route(message);
+    const confirmed = this.cluster?.confirmation();
+    if (confirmed === undefined) return count;
+    if (!inline) return confirmed.then(() => count);
+    this.holding = true;
+    this.held = this.held ? joinHeld(this.held, confirmed) : confirmed;
+    return count;
   }
 
   /**
@@ -234,11 +253,27 @@ export class Broker implements BrokerCore, PacketSink {
     this.holding = true;
     // Whoever takes it handles a refusal; a will or local publish has nobody to tell.
     p.catch(() => {});
-    this.held = this.held ? Promise.all([this.held, p]).then(() => {}) : p;
+    this.held = this.held ? joinHeld(this.held, p) : p;
   }
 
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
+    const cluster = this.cluster;
+    if (cluster === undefined) {
+      const count = this.router.route(message);
+      this.stats.sent += count;
+      return count;
+    }
+    // First to the other nodes with a matching route (which may take some share groups), then here.
+    const remote = cluster.forward(message);
+    const count = this.router.route(message);
+    this.router.shareFilter = undefined;
+    this.stats.sent += count;
+    return count + remote; // a node it went to counts as one delivery
+  }
+
+  /** A message another node forwarded: to the subscribers here only. */
+  routeLocal(message: Message): number {
     const count = this.router.route(message);
     this.stats.sent += count;
     return count;
@@ -257,7 +292,12 @@ export class Broker implements BrokerCore, PacketSink {
   addSubscription(sub: Subscription): Subscription | undefined {
     const previous = sub.session.subscriptions.get(sub.filter);
     sub.session.subscriptions.set(sub.filter, sub);
-    this.router.index.add(sub.matchFilter, this.indexKey(sub.session, sub.group), sub);
+    const replaced = this.router.index.add(
+      sub.matchFilter,
+      this.indexKey(sub.session, sub.group),
+      sub,
+    );
+    if (!replaced && this.cluster) this.cluster.subscribed(routeFilter(sub));
     sub.session.journal?.subscribed(sub);
     return previous;
   }
@@ -268,6 +308,7 @@ export class Broker implements BrokerCore, PacketSink {
     session.subscriptions.delete(filter);
     session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
     this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
+    this.cluster?.unsubscribed(routeFilter(sub));
     session.journal?.unsubscribed(session, filter);
     return true;
   }
@@ -433,8 +474,20 @@ export class Broker implements BrokerCore, PacketSink {
   }
 }
 
+/** The route a subscription gives its node: its filter, or `$share/group/filter`. */
+function routeFilter(sub: Subscription): string {
+  return sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`;
+}
+
 function forwardedWillProperties(props: Will["properties"]) {
   if (!props) return undefined;
   const { willDelayInterval: _d, messageExpiryInterval: _e, ...rest } = props;
   return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/** Both held: like each part, the joint promise may be left untaken (a will), so no crash if refused. */
+function joinHeld(a: Promise<void>, b: Promise<void>): Promise<void> {
+  const both = Promise.all([a, b]).then(() => {});
+  both.catch(() => {});
+  return both;
 }

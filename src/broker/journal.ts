@@ -207,6 +207,14 @@ export class SessionJournal {
     return next;
   }
 
+  /**
+   * The batch holding what was written so far: resolves when it is stored,
+   * rejects when it failed; undefined when nothing is waiting to be written.
+   */
+  whenStored(): Promise<void> | undefined {
+    return this.open?.promise;
+  }
+
   /** Resolves when everything written so far is stored (or failed). */
   async settled(): Promise<void> {
     while (this.open || this.flushScheduled || this.writing) {

@@ -32,6 +32,8 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
     messages.set(id, message);
   }
   const now = Date.now();
+  // Wills due now go once every session is back: one restored later may subscribe to them.
+  const wills: [string, Will][] = [];
   for (const s of state.sessions) {
     const session = new Session(s.clientId, s.expiryInterval, s.username); // its owner
     session.lastPacketId = s.lastPacketId;
@@ -41,7 +43,7 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
     const will: Will | undefined = s.will ? { ...liveMessage(s.will) } : undefined;
     if (s.expiresAt !== undefined && s.expiresAt <= now) {
       // Its time ran out while the broker was down: a waiting will goes now, then the session.
-      if (will && s.willAt !== undefined) broker.publishWill(s.clientId, will);
+      if (will && s.willAt !== undefined) wills.push([s.clientId, will]);
       broker.destroySession(session);
       counts.expired++;
       continue;
@@ -89,7 +91,7 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
       const at = s.willAt ?? (wasConnected ? now + delay * 1000 : undefined);
       if (at !== undefined && at > now) willAt = broker.delayWill(session, will, at - now);
       else if (at !== undefined) {
-        broker.publishWill(s.clientId, will);
+        wills.push([s.clientId, will]);
         willAt = undefined;
       }
     }
@@ -97,6 +99,7 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
       journal.metaChanged(session, { expiresAt, willAt });
     }
   }
+  for (const [clientId, will] of wills) broker.publishWill(clientId, will);
   return counts;
 }
 

@@ -26,6 +26,11 @@ export function shareKey(sub: Subscription): string {
 export class Router {
   readonly index = new TopicIndex<Subscription>();
   readonly sharePicker: SharePicker;
+  /**
+   * Set by a cluster around one route(): which share groups (by shareKey) this
+   * node serves for the message; the others' member is on another node.
+   */
+  shareFilter: ((key: string) => boolean) | undefined = undefined;
   private readonly options: BrokerOptions;
   private readonly limits: DeliveryLimits;
   private readonly direct = new Map<Session, Subscription | Aggregate>();
@@ -150,7 +155,9 @@ export class Router {
     }
     direct.clear();
     if (groups.size > 0) {
+      const serves = this.shareFilter;
       for (const [key, members] of groups) {
+        if (serves !== undefined && !serves(key)) continue; // another node's member gets it
         const sub = this.sharePicker.pick(key, members, message.from);
         const retain = sub.retainAsPublished && message.retain;
         this.deliverTo(sub, message, retain, cache, key);

@@ -14,7 +14,8 @@ import { httpTokenProblem } from "../http/access.ts";
 import { dirname, isAbsolute, join } from "node:path";
 import { topicFilterError } from "../mqtt/topic.ts";
 import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
-import type { MqttxConfig } from "./types.ts";
+import { unknownKeyReason } from "./suggest.ts";
+import { type MqttxConfig, storeType } from "./types.ts";
 
 export { ConfigError } from "./errors.ts";
 
@@ -300,6 +301,33 @@ function readRecords(
 }
 
 function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
+  // A cluster shares sessions, routes and retained messages through Redis: test mode has none.
+  if (c.cluster.enable && storeType(c) !== "redis") {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.enable`,
+      line: lineOfPath(ctx, ["cluster", "enable"]),
+      reason: c.store.type === undefined
+        ? "a cluster needs `enable-test-mode: false` (shared state lives in Redis)"
+        : `a cluster needs the Redis store (shared state lives in Redis), not store.type ${c.store.type}`,
+    });
+  }
+  if (c.cluster.enable && c.cluster.type === "kafka") {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.type`,
+      line: lineOfPath(ctx, ["cluster", "type"]),
+      reason: "the Kafka cluster bus is not built yet; use `type: redis`",
+    });
+  }
+  if (c.cluster.enable && c.cluster.nodeTimeout <= c.cluster.heartbeatInterval) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.node-timeout`,
+      line: lineOfPath(ctx, ["cluster", "node-timeout"]),
+      reason: "must be longer than `cluster.heartbeat-interval`",
+    });
+  }
   const httpProblem = httpTokenProblem(c.http);
   if (httpProblem) {
     throw new ConfigError({
@@ -399,43 +427,6 @@ function lineOfPath(ctx: Ctx, names: (string | number)[]): number | undefined {
 
 function findPair(map: YAMLMap, name: string) {
   return map.items.find((p) => normalizeKey(keyText(p.key) ?? "") === normalizeKey(name));
-}
-
-function unknownKeyReason(written: string, section: Section, path: string): string {
-  const names = Object.keys(section);
-  const target = normalizeKey(written);
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const name of names) {
-    const d = editDistance(target, normalizeKey(name));
-    if (d < bestDistance) [best, bestDistance] = [name, d];
-  }
-  const didYouMean = (what: string) => `unknown key \`${written}\`; did you mean ${what}?`;
-  if (best !== undefined && bestDistance <= 1) return didYouMean(`\`${kebab(best)}\``);
-  // An item put one level too high, e.g. `port:` straight under `mqttx:`.
-  const nested = names.flatMap((name) => {
-    const f = section[name];
-    if (f.kind !== "section") return [];
-    const inner = Object.keys(f.fields).find((n) => normalizeKey(n) === target);
-    return inner ? [`\`${kebab(name)}.${kebab(inner)}\``] : [];
-  });
-  if (nested.length > 0) return didYouMean(nested.join(" or "));
-  if (best !== undefined && bestDistance <= Math.max(2, Math.floor(target.length / 3))) {
-    return didYouMean(`\`${kebab(best)}\``);
-  }
-  return `unknown key \`${written}\` (known keys under ${path}: ${names.map(kebab).join(", ")})`;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
 }
 
 /** Follows `*alias` references to the node they name. */

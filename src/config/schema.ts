@@ -1,101 +1,12 @@
 /**
- * The configuration items: their defaults (`defaultConfig`) and the rules the
- * loader checks them against (`SCHEMA`). Field names are the camelCase names
+ * The rules the loader checks configuration items against (`SCHEMA`); their
+ * defaults (`defaultConfig`) live in defaults.ts and are re-exported here. Field names are the camelCase names
  * of `MqttxConfig`; the file may spell them kebab-case or camelCase.
  */
 import { topicFilterError, topicNameError } from "../mqtt/topic.ts";
-import type { MqttxConfig } from "./types.ts";
 import { parseCredential } from "../auth/credential.ts";
 
-/** The seed defaults; `config.example.yml` sets exactly these. A fresh object each call. */
-export function defaultConfig(): MqttxConfig {
-  return {
-    version: "unknown",
-    brokerId: "1",
-    heartbeat: 60_000,
-    host: "0.0.0.0",
-    soBacklog: 512,
-    enableTopicSubPubSecure: false,
-    enableInnerCache: true,
-    // Original: false (needs Redis). Ours: true so the broker runs with nothing else.
-    enableTestMode: true,
-    serializeStrategy: "JSON",
-    // Original: true. Ours: false, because the MQTT spec delivers a client's own messages.
-    ignoreClientSelfPub: false,
-    maxBytesInMessage: 8092,
-    maxInflight: 100,
-    maxQueuedMessages: 1000,
-    maxSubscriptionsPerClient: 0,
-    maxKeepAlive: 0,
-    allowCrossUserSession: false,
-    mqtt5: {
-      topicAliasMaximum: 100,
-      outgoingTopicAliases: false,
-      responseInformation: "",
-      serverMoved: false,
-    },
-    listeners: [],
-    acl: { enable: false, defaultPolicy: "allow", rules: [] },
-    redis: {
-      url: "redis://127.0.0.1:6379",
-      clusterSessionHashKey: "mqttx:session:key",
-      topicPrefix: "mqttx:topic:",
-      retainMessagePrefix: "mqttx:retain:",
-      pubMsgSetPrefix: "mqttx:client:pubmsg:",
-      pubRelMsgSetPrefix: "mqttx:client:pubrelmsg:",
-      topicSetKey: "mqttx:alltopic",
-      messageIdPrefix: "mqttx:messageId:",
-      clientTopicSetPrefix: "mqttx:client:topicset:",
-      msgPayLoadKey: "mqttx:msg:payload",
-      msgPayLoadClientsSetKey: "mqttx:msg:payload:clients:",
-    },
-    cluster: { innerCacheConsistencyKey: "mqttx:cache_consistence", enable: false, type: "redis" },
-    ssl: {
-      enable: false,
-      keyStoreLocation: "classpath:tls/mqttx.keystore",
-      keyStorePassword: "123456",
-      keyStoreType: "pkcs12",
-      clientAuth: "NONE",
-      useCnAsUsername: false,
-    },
-    socket: { enable: true, port: 1883 },
-    websocket: { enable: false, port: 8083, path: "/mqtt" },
-    shareTopic: { enable: true, shareSubStrategy: "round" },
-    sysTopic: { enable: false, interval: 60_000 },
-    messageBridge: {
-      enable: false,
-      topics: [],
-      kafkaBrokers: [],
-      clientId: "mqttx",
-      key: "client-id",
-      batchSize: 500,
-      linger: 5,
-      compression: "gzip",
-      acks: "all",
-      bufferSize: 100_000,
-      ackAfterKafka: false,
-      shutdownTimeout: 5_000,
-      tls: { enable: false, rejectUnauthorized: true },
-      sasl: { mechanism: "none", username: "", password: "" },
-      groupId: "mqttx-bridge",
-      fromKafka: [],
-    },
-    bridges: [],
-    store: { path: "mqttx.db", synchronous: "full" },
-    rateLimiter: { enable: false, topicRateLimits: [] },
-    // 18083: the port brokers' management HTTP conventionally uses (EMQX), clear of 1883/8083/8883.
-    http: { enable: false, host: "127.0.0.1", port: 18083 },
-    log: { level: "info", format: "text" },
-    auth: {
-      allowAnonymous: true,
-      isMandatory: false,
-      users: [],
-      connectRatePerMinute: 0,
-      readTimeout: 3_000,
-      connectTimeout: 3_000,
-    },
-  };
-}
+export { defaultConfig } from "./defaults.ts";
 
 /** Returns a reason when a string value is unacceptable. */
 export type Check = (value: string) => string | undefined;
@@ -294,6 +205,8 @@ export const SCHEMA: Section = {
       innerCacheConsistencyKey: str,
       enable: bool,
       type: { kind: "enum", values: ["redis", "kafka"] },
+      heartbeatInterval: duration,
+      nodeTimeout: duration,
     },
   },
   ssl: {

@@ -29,6 +29,8 @@ describe("defaultConfig", () => {
       innerCacheConsistencyKey: "mqttx:cache_consistence",
       enable: false,
       type: "redis",
+      heartbeatInterval: 1_000,
+      nodeTimeout: 5_000,
     });
     assert.deepEqual(c.ssl, {
       enable: false,

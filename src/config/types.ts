@@ -117,6 +117,10 @@ export interface MqttxConfig {
     innerCacheConsistencyKey: string;
     enable: boolean;
     type: "redis" | "kafka";
+    /** (ours) ms between a node's heartbeats. */
+    heartbeatInterval: number;
+    /** (ours) ms without a heartbeat after which a node counts as dead (its wills are sent). */
+    nodeTimeout: number;
   };
   ssl: {
     enable: boolean;

@@ -151,6 +151,15 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * Another cluster node stored (or cleared) the retained message of `topic`:
+   * update the in-memory index only (src/cluster/node.ts).
+   */
+  cacheRetained(topic: string, message: MessageData | undefined): void {
+    this.retained.set(topic, message);
+    this.dirtyRetained.delete(topic);
+  }
+
   retainedCursor(filter: string): Iterator<MessageData> {
     return this.retained.cursor(filter, (topic) => {
       this.writeRetained(topic, undefined).catch(() => this.dirtyRetained.add(topic));
@@ -304,7 +313,13 @@ export class RedisSessionStore implements SessionStore {
 
   async load(): Promise<StoredState> {
     const keys = this.redis.keys;
-    const clientIds = (await this.redis.scan(keys.sessionPattern())).map((k) => keys.clientIdOf(k));
+    return this.loadSessions(
+      (await this.redis.scan(keys.sessionPattern())).map((k) => keys.clientIdOf(k)),
+    );
+  }
+
+  async loadSessions(clientIds: readonly string[]): Promise<StoredState> {
+    const keys = this.redis.keys;
     const sessions: StoredSession[] = [];
     const wanted = new Set<string>();
     for (let i = 0; i < clientIds.length; i += 200) {

@@ -171,6 +171,11 @@ export interface SessionStore {
   /** Every stored session and the messages they hold. Called once, at start. */
   load(): Promise<StoredState>;
   /**
+   * Only these sessions (absent ones are left out) and the messages they hold:
+   * a cluster node taking over a client whose session another node held.
+   */
+  loadSessions?(clientIds: readonly string[]): Promise<StoredState>;
+  /**
    * Apply a batch. Resolves when it is durable; rejects when it is not stored
    * (the broker must then not acknowledge what it carried). Batches apply in
    * the order they were written.

@@ -101,6 +101,8 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     ["sendMsg", () => ({ sendMsg: broker.stats.sent })],
     ["uptime", () => ({ uptime: uptime() })],
     ["droppedMsg", () => ({ droppedMsg: broker.stats.dropped })],
+    // The live nodes of the cluster (this one alone when not clustered).
+    ["nodes", () => ({ nodes: broker.cluster?.nodes() ?? [{ id: String(brokerId) }] })],
   ] as const).map(([name, f]) => [PREFIX + name, levels(PREFIX + name), f]);
   const statusTopics: [string, Levels][] = [PREFIX + "status", `${PREFIX}${brokerId}/status`]
     .map((t) => [t, levels(t)]);

@@ -11,9 +11,18 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const ENTRY = "Deno" in globalThis
-  ? [process.execPath, "run", "-A", path.join(ROOT, "src/main.ts")]
-  : [process.execPath, path.join(ROOT, "src/main_bun.ts")];
+const BIN = path.join(ROOT, "node_modules/.bin");
+const ENTRIES = {
+  deno: [
+    "Deno" in globalThis ? process.execPath : path.join(BIN, "deno"),
+    "run",
+    "-A",
+    "src/main.ts",
+  ],
+  bun: ["Bun" in globalThis ? process.execPath : path.join(BIN, "bun"), "src/main_bun.ts"],
+};
+/** The runtime running the test. */
+export const THIS_RUNTIME: "deno" | "bun" = "Deno" in globalThis ? "deno" : "bun";
 
 export class BrokerProcess {
   private child: ChildProcess | undefined;
@@ -22,7 +31,8 @@ export class BrokerProcess {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-proc-"));
   readonly config = path.join(this.dir, "mqttx.yml");
 
-  constructor(yaml: string) {
+  /** `runtime`: which entry runs the broker (default: the runtime running the test). */
+  constructor(yaml: string, private readonly runtime: "deno" | "bun" = THIS_RUNTIME) {
     fs.writeFileSync(this.config, yaml);
   }
 
@@ -33,7 +43,8 @@ export class BrokerProcess {
 
   /** Start and wait until it listens; resolves with the MQTT port. */
   async start(timeoutMs = 30_000): Promise<number> {
-    const child = spawn(ENTRY[0], [...ENTRY.slice(1), "--config", this.config], {
+    const entry = ENTRIES[this.runtime];
+    const child = spawn(entry[0], [...entry.slice(1), "--config", this.config], {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -51,6 +62,17 @@ export class BrokerProcess {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`broker did not start: ${this.out.slice(from)}`);
+  }
+
+  /** Resolves with the exit code once the process has ended (for a start that must fail). */
+  async exitCode(timeoutMs = 30_000): Promise<number | null> {
+    const child = this.child;
+    if (!child) return null;
+    const deadline = Date.now() + timeoutMs;
+    while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return child.exitCode;
   }
 
   async kill(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {

@@ -119,6 +119,18 @@ export function accept(
     if (decision.authorizedSub) client.authorizedSub = decision.authorizedSub;
     if (decision.authorizedPub) client.authorizedPub = decision.authorizedPub;
   }
+  // A cluster node first takes the client id (and its session) from the node that holds it.
+  const taking = broker.cluster?.takeOver(conn, client.clientId, client.username);
+  if (taking) {
+    taking.then(
+      () => accept(broker, conn, p, client, decision, assigned, authProps),
+      (e: Error & { reasonCode?: number }) => {
+        broker.log(`refused client ${escapeForLog(client.clientId)}: ${e.message}`);
+        refuse(conn, e.reasonCode ?? 0x80);
+      },
+    );
+    return;
+  }
   const clientId = client.clientId;
   const v5 = conn.version === 5;
   const props = p.properties;

@@ -1,6 +1,7 @@
 import type { PublishPacket } from "../../mqtt/packet.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
+import type { Session } from "../session.ts";
 import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
@@ -70,7 +71,7 @@ export function handlePublish(
       const ack = journal ? () => void journal.acknowledge(conn, send) : send;
       const held = broker.holding ? heldQos2(session, id) : undefined;
       if (held || (broker.holding && hasHeldAcks(conn))) {
-        ackWhenHeld(conn, held, ack, (e) => refuse(conn, p, e));
+        ackWhenHeld(conn, held, ack, (e) => refuse(conn, session, p, e));
       } else ack();
       return;
     }
@@ -119,7 +120,7 @@ export function handlePublish(
         conn,
         held ? Promise.all([held, count]).then(() => {}) : count.then(() => {}),
         () => count.then((n) => acknowledge(broker, conn, p, n)),
-        (e) => refuse(conn, p, e),
+        (e) => refuse(conn, session, p, e),
       );
     }
     return routed instanceof Promise ? routed.then(() => {}) : undefined;
@@ -146,10 +147,13 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
   else conn.sendAck(type, id, reasonCode);
 }
 
-/** A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close. */
-function refuse(conn: Connection, p: PublishPacket, reason: unknown): void {
-  const session = conn.session;
-  if (p.qos === 2 && session) incomingRemoved(session, p.packetId!);
+/**
+ * A held message the hook could not keep: 5.0 says so (0x80); 3.1.1 can only close.
+ * `session` is the publisher's at receipt: the connection may have ended meanwhile, and a
+ * resend after a resume must then be taken as new, not acknowledged as kept.
+ */
+function refuse(conn: Connection, session: Session, p: PublishPacket, reason: unknown): void {
+  if (p.qos === 2) incomingRemoved(session, p.packetId!);
   if (conn.version === 5) {
     conn.sendAck(p.qos === 1 ? 4 : 5, p.packetId!, 0x80); // Unspecified error
   } else {

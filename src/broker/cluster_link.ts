@@ -1,0 +1,30 @@
+/**
+ * What the broker core asks of a cluster (src/cluster/node.ts implements it):
+ * forward a message to the other nodes that have a matching subscription, and
+ * hear when this node starts or stops having a subscription with a filter.
+ */
+import type { Message } from "./message.ts";
+
+export interface ClusterLink {
+  /** Send `message` to every other node with a matching route; returns how many. */
+  forward(message: Message): number;
+  /**
+   * After forward(): the promise that every node it sent a client's QoS 1/2
+   * message to has stored it (the publisher is acknowledged then); undefined
+   * when there is nothing to wait for. Taken once.
+   */
+  confirmation(): Promise<void> | undefined;
+  /** This node has a (first) subscription with `filter` (a share group: `$share/g/filter`). */
+  subscribed(filter: string): void;
+  /** This node's last subscription with `filter` is gone. */
+  unsubscribed(filter: string): void;
+  /**
+   * Before a CONNECT is accepted: make this node the owner of `clientId`; the
+   * node that held it closes its connection and hands over the session, which
+   * is then loaded here. Undefined when already done for `conn`; rejects
+   * (with a `reasonCode`) when the client may not have it.
+   */
+  takeOver(conn: object, clientId: string, username: string | undefined): Promise<void> | undefined;
+  /** The live nodes, this one included ($SYS). */
+  nodes(): readonly { id: string; since: number }[];
+}

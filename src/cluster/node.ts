@@ -1,0 +1,346 @@
+/**
+ * One broker as a node of a cluster: the glue between the broker core and a
+ * ClusterBus.
+ *
+ * - Routes: the other nodes' filters are cached here (a topic index of node
+ *   ids), kept fresh by the bus's route changes and resyncs; a message goes
+ *   only to the nodes with a matching filter, and costs nothing more than a
+ *   size check when no other node has a route.
+ * - Share groups: one node per group and message (round, random or hash over
+ *   the nodes that have members); that node gives it to one of its members.
+ * - One connection per client id: a CONNECT here claims the client id; the
+ *   node that had it closes its connection (5.0: DISCONNECT 0x8E).
+ * - Retained: a retained publish here is sent to every node's in-memory index
+ *   (the Redis store holds the shared copy).
+ * - Wills: kept in the bus while their client is connected, published here
+ *   when the bus hands this node the wills of a node that died.
+ */
+import type { Broker } from "../broker/broker.ts";
+import type { ClusterLink } from "../broker/cluster_link.ts";
+import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
+import type { Message } from "../broker/message.ts";
+import { TopicIndex } from "../broker/topic_index.ts";
+import type { Will } from "../mqtt/packet.ts";
+import type { MessageData, StoredState } from "../store/types.ts";
+import { RemoteAcks } from "./acks.ts";
+import { Takeover } from "./takeover.ts";
+import type { Session } from "../broker/session.ts";
+import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
+
+/** The in-memory retained index of this node's store, updated for other nodes' writes. */
+export interface RetainedCache {
+  cacheRetained(topic: string, message: MessageData | undefined): void;
+}
+
+interface ShareRoute {
+  readonly key: string;
+  readonly node: NodeId;
+}
+
+const SHARE = /^\$share\/([^/]+)\/(.+)$/;
+
+export class ClusterNode implements ClusterLink {
+  /** Other nodes' plain filters: the value is the node id. */
+  private readonly remote = new TopicIndex<NodeId>();
+  /** Other nodes' share groups: one entry per (group, filter, node). */
+  private readonly remoteShares = new TopicIndex<ShareRoute>();
+  /** Every route of each other node, to drop them when it goes. */
+  private readonly byNode = new Map<NodeId, Set<string>>();
+  /** This node's filters (plain and `$share/...`) and how many subscriptions hold each. */
+  private readonly local = new Map<string, number>();
+  private readonly turns = new Map<string, number>();
+  private readonly targets = new Map<NodeId, string[] | undefined>();
+  private stopped = false;
+  private readonly acks: RemoteAcks;
+  private readonly takeovers: Takeover;
+  /** The confirmation of the message forward() sent last, until the broker takes it. */
+  private pending: Promise<void> | undefined = undefined;
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly bus: ClusterBus,
+    private readonly retained: RetainedCache | undefined,
+    private readonly strategy: "round" | "random" | "hash",
+    ackTimeoutMs: number,
+  ) {
+    this.acks = new RemoteAcks(bus, ackTimeoutMs);
+    this.takeovers = new Takeover(broker, bus, ackTimeoutMs, (session) => this.announce(session));
+  }
+
+  get id(): NodeId {
+    return this.bus.nodeId;
+  }
+
+  /** Join the cluster; then the broker forwards through this node. */
+  async start(): Promise<void> {
+    await this.bus.join(this.handlers());
+    this.broker.cluster = this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.acks.close();
+    await this.bus.leave();
+  }
+
+  /**
+   * Of the stored sessions, those this node may restore: never one another
+   * node claimed last (that node holds it; two nodes must not write one session).
+   */
+  async ownSessions(state: StoredState): Promise<StoredState> {
+    const owners = await this.bus.owners(state.sessions.map((s) => s.clientId));
+    const sessions = state.sessions.filter((s) => (owners.get(s.clientId) ?? this.id) === this.id);
+    return { sessions, messages: state.messages };
+  }
+
+  /** Announce the routes of sessions restored straight into the index. */
+  announceRestored(): void {
+    for (const session of this.broker.sessions.values()) this.announce(session);
+  }
+
+  takeOver(conn: object, clientId: string, username: string | undefined) {
+    return this.takeovers.takeOver(conn, clientId, username);
+  }
+
+  /** Routes of a session put straight into the index (restored from the store). */
+  private announce(session: Session): void {
+    for (const sub of session.subscriptions.values()) {
+      this.subscribed(
+        sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`,
+      );
+    }
+  }
+
+  nodes(): readonly NodeInfo[] {
+    return this.bus.nodes();
+  }
+
+  // ---- ClusterLink (called by the broker core)
+
+  forward(message: Message): number {
+    if (this.byNode.size === 0) return 0; // no other node has a route: no work at all
+    const targets = this.targets;
+    for (const node of this.remote.matchAll(message.topic)) targets.set(node, undefined);
+    let sent = 0;
+    const skip = this.pickShares(message, targets);
+    // A client's QoS 1/2 message: its publisher waits until every node that got it stored it.
+    let ack: number | undefined;
+    if (targets.size > 0 && message.qos > 0 && message.from !== undefined && !message.internal) {
+      const expected = this.acks.expect(targets.size);
+      ack = expected.id;
+      this.pending = expected.stored;
+    }
+    for (const [node, shares] of targets) {
+      this.bus.send(node, { kind: "publish", message, shares, ack });
+      sent++;
+    }
+    targets.clear();
+    if (skip) this.broker.router.shareFilter = (key) => !skip.has(key);
+    return sent;
+  }
+
+  confirmation(): Promise<void> | undefined {
+    const p = this.pending;
+    this.pending = undefined;
+    return p;
+  }
+
+  subscribed(filter: string): void {
+    const n = this.local.get(filter) ?? 0;
+    this.local.set(filter, n + 1);
+    if (n === 0) this.bus.route(filter, true);
+  }
+
+  unsubscribed(filter: string): void {
+    const n = this.local.get(filter) ?? 0;
+    if (n <= 1) {
+      this.local.delete(filter);
+      if (n === 1) this.bus.route(filter, false);
+    } else this.local.set(filter, n - 1);
+  }
+
+  /** Broker hooks: claim client ids, keep wills in the bus, share retained changes. */
+  hooks(): BrokerHooks {
+    return {
+      onConnected: (client) => this.connected(client),
+      onDisconnected: (client) => {
+        const id = client.clientId;
+        this.bus.keepWill(id, undefined);
+        // Taken by another node: the kick's hand-over forgets the session here.
+        if (this.takeovers.kicked.delete(id)) return;
+        // A persistent session stays held here while offline: only a clean one gives up the id.
+        const epoch = this.takeovers.epochs.get(id);
+        const session = this.broker.sessions.get(id);
+        if (
+          epoch !== undefined && !session?.connection && !(session && session.expiryInterval > 0)
+        ) {
+          this.takeovers.epochs.delete(id);
+          this.bus.release(id, epoch);
+        }
+      },
+      onPublished: (topic, payload, qos, retain) => {
+        if (!retain || this.byNode.size === 0 && this.bus.nodes().length < 2) return;
+        const message = payload.length === 0
+          ? undefined
+          : { topic, payload: payload.slice(), qos, retain: true };
+        this.bus.broadcast({ kind: "retained", topic, message });
+      },
+    };
+  }
+
+  // ---- internals
+
+  /** Assign each matching share group to one node; returns the groups served elsewhere. */
+  private pickShares(
+    message: Message,
+    targets: Map<NodeId, string[] | undefined>,
+  ): Set<string> | undefined {
+    const found = this.remoteShares.matchAll(message.topic);
+    if (found.length === 0) return undefined;
+    const candidates = new Map<string, NodeId[]>();
+    for (const r of found) {
+      const list = candidates.get(r.key);
+      if (list) list.push(r.node);
+      else candidates.set(r.key, [r.node]);
+    }
+    let skip: Set<string> | undefined;
+    for (const [key, nodes] of candidates) {
+      const i = key.indexOf("\0");
+      if (this.local.has(`$share/${key.slice(0, i)}/${key.slice(i + 1)}`)) nodes.push(this.id);
+      nodes.sort();
+      const node = this.pick(key, nodes, message.from);
+      if (node === this.id) continue;
+      (skip ??= new Set()).add(key);
+      const shares = targets.get(node);
+      if (shares) shares.push(key);
+      else targets.set(node, [key]);
+    }
+    return skip;
+  }
+
+  private pick(key: string, nodes: NodeId[], from: string | undefined): NodeId {
+    if (this.strategy === "random") return nodes[Math.floor(Math.random() * nodes.length)];
+    if (this.strategy === "hash" && from !== undefined) {
+      let h = 0;
+      for (let i = 0; i < from.length; i++) h = (h * 31 + from.charCodeAt(i)) | 0;
+      return nodes[Math.abs(h) % nodes.length];
+    }
+    const turn = this.turns.get(key) ?? 0;
+    this.turns.set(key, turn + 1);
+    return nodes[turn % nodes.length];
+  }
+
+  private connected(client: ClientInfo): void {
+    const id = client.clientId;
+    // A persistent session's will is in the store: whoever restores the session sends it.
+    const session = this.broker.sessions.get(id);
+    if (session?.will && session.expiryInterval === 0) {
+      this.bus.keepWill(id, willMessage(id, session.will));
+    }
+  }
+
+  private handlers(): BusHandlers {
+    return {
+      message: (from, msg) => this.received(from, msg),
+      route: (node, filter, present) => this.setRoute(node, filter, present),
+      routes: (table) => {
+        for (const node of [...this.byNode.keys()]) this.dropNode(node);
+        for (const [node, filters] of table) {
+          for (const f of filters) this.setRoute(node, f, true);
+        }
+      },
+      nodeUp: (node) => this.broker.log(`cluster: node ${node.id} joined`),
+      nodeDown: (node, wills, heir) => {
+        this.dropNode(node);
+        this.broker.log(
+          `cluster: node ${node} left or stopped answering` +
+            (wills.length > 0 ? `; publishing ${wills.length} of its clients' wills` : ""),
+        );
+        for (const w of wills) {
+          const r = this.broker.publish({ ...w, owned: true });
+          if (r instanceof Promise) {
+            r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
+          }
+        }
+        if (heir) {
+          this.takeovers.inherit(node).then(
+            (n) => n > 0 && this.broker.log(`cluster: took over ${n} sessions of node ${node}`),
+            (e) => this.broker.log(`cluster: sessions of node ${node} not taken over: ${e}`),
+          );
+        }
+      },
+      state: () => {},
+    };
+  }
+
+  private received(from: NodeId, msg: BusMessage): void {
+    switch (msg.kind) {
+      case "publish": {
+        const router = this.broker.router;
+        const shares = msg.shares;
+        router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;
+        try {
+          this.broker.routeLocal({ ...msg.message, owned: true });
+        } finally {
+          router.shareFilter = undefined;
+        }
+        // Answered once this node's persistent sessions that got it have it stored.
+        if (msg.ack !== undefined) this.acks.owe(from, msg.ack, this.broker.journal?.whenStored());
+        return;
+      }
+      case "ack": {
+        this.acks.received(msg.ids, msg.ok);
+        return;
+      }
+      case "kick":
+        this.takeovers.kick(from, msg);
+        return;
+      case "released":
+        this.takeovers.released(msg.clientId, msg.epoch, msg.ok);
+        return;
+      case "retained":
+        this.retained?.cacheRetained(msg.topic, msg.message);
+        return;
+    }
+  }
+
+  private setRoute(node: NodeId, filter: string, present: boolean): void {
+    let set = this.byNode.get(node);
+    if (present) {
+      if (!set) this.byNode.set(node, set = new Set());
+      set.add(filter);
+    } else {
+      if (!set?.delete(filter)) return;
+      if (set.size === 0) this.byNode.delete(node);
+    }
+    const share = SHARE.exec(filter);
+    if (share) {
+      const key = share[1] + "\0" + share[2];
+      if (present) this.remoteShares.add(share[2], key + "\0" + node, { key, node });
+      else this.remoteShares.remove(share[2], key + "\0" + node);
+    } else if (present) this.remote.add(filter, node, node);
+    else this.remote.remove(filter, node);
+  }
+
+  private dropNode(node: NodeId): void {
+    for (const f of [...(this.byNode.get(node) ?? [])]) this.setRoute(node, f, false);
+  }
+}
+
+/** A forwarded message serves no share group unless the sender says so. */
+const NO_SHARES = () => false;
+
+function willMessage(clientId: string, will: Will): MessageData {
+  const { willDelayInterval: _d, messageExpiryInterval: expiry, ...rest } = will.properties ?? {};
+  const m: { -readonly [K in keyof MessageData]: MessageData[K] } = {
+    topic: will.topic,
+    payload: will.payload,
+    qos: will.qos,
+    retain: will.retain,
+    from: clientId,
+  };
+  if (Object.keys(rest).length > 0) m.properties = rest;
+  if (expiry !== undefined) m.expiresAt = Date.now() + expiry * 1000;
+  return m;
+}

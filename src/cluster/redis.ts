@@ -1,0 +1,483 @@
+/**
+ * The cluster bus over Redis (npm `redis`).
+ *
+ * Messages between nodes go over Redis pub/sub: one channel per node (a node
+ * receives only what matches its routes), one for broadcasts, one for route
+ * changes and one for heartbeats. One publishing connection and one
+ * subscribing connection per node, so what one node sends another arrives in
+ * the order it was sent. Pub/sub keeps nothing: what is published while a
+ * node is not subscribed is lost (README: what each message type may lose).
+ *
+ * Keys (prefix `mqttx:cluster:`): `node:<id>` liveness (a token with a TTL of
+ * node-timeout, refreshed each heartbeat), `nodes` (hash id → since),
+ * `routes:<id>` (set of filters), `wills:<id>` (hash client id → will),
+ * `owner` (hash client id → "epoch node") and `epoch` (a counter).
+ */
+import { createClient, RESP_TYPES } from "@redis/client";
+import { Buffer } from "node:buffer";
+import { bytes } from "../store/redis_codec.ts";
+import {
+  CLAIM,
+  CLAIM_FROM,
+  decodeWill,
+  encodeWill,
+  HEARTBEAT,
+  RELEASE,
+  TAKE_ALL,
+} from "./redis_scripts.ts";
+import type { MessageData } from "../store/types.ts";
+import { decodeBusMessage, encodeBusMessage } from "./codec.ts";
+import {
+  type BusHandlers,
+  type BusMessage,
+  type ClusterBus,
+  DuplicateNodeError,
+  type NodeId,
+  type NodeInfo,
+} from "./types.ts";
+
+export interface RedisBusOptions {
+  url: string;
+  nodeId: NodeId;
+  /** ms between heartbeats. */
+  heartbeatInterval: number;
+  /** ms without a heartbeat after which a node counts as dead. */
+  nodeTimeout: number;
+  /** Key and channel prefix. Default "mqttx:cluster:". */
+  prefix?: string;
+  log?: (line: string) => void;
+}
+
+// deno-lint-ignore no-explicit-any
+type Client = any;
+
+export class RedisBus implements ClusterBus {
+  readonly nodeId: NodeId;
+  private readonly p: string;
+  private readonly token = crypto.randomUUID();
+  private readonly since = Date.now();
+  private cmd: Client;
+  private sub: Client;
+  private handlers: BusHandlers | undefined;
+  /** Other live nodes and when we last heard of them. */
+  private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number }>();
+  /** Our own routes and wills, rewritten whole after Redis comes back. */
+  private readonly localRoutes = new Set<string>();
+  private readonly wills = new Map<string, MessageData>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private beats = 0;
+  private up: boolean | undefined;
+  private closed = false;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly o: RedisBusOptions) {
+    this.nodeId = o.nodeId;
+    this.p = o.prefix ?? "mqttx:cluster:";
+    this.log = o.log ?? (() => {});
+    this.cmd = createClient({
+      url: o.url,
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 5_000,
+        reconnectStrategy: (n: number) =>
+          Math.min(50 * 2 ** Math.min(n, 7), 2_000) * (0.75 + Math.random() / 2),
+      },
+    }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    this.sub = this.cmd.duplicate();
+    this.cmd.on("error", (e: Error) => this.setState(false, e.message));
+    this.sub.on("error", () => {});
+    this.cmd.on("ready", () => {
+      if (this.up === false) void this.rejoin();
+    });
+  }
+
+  private key(name: string): string {
+    return this.p + name;
+  }
+
+  async join(handlers: BusHandlers): Promise<void> {
+    this.handlers = handlers;
+    await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    await this.acquireId();
+    // A previous run of this id that died: its wills are still owed.
+    await this.reap(this.nodeId);
+    await this.cmd.sendCommand(["HSET", this.key("nodes"), this.nodeId, String(this.since)]);
+    await this.sub.subscribe(
+      [this.key("chan:" + this.nodeId), this.key("chan:all")],
+      (b: Buffer) => this.onBusMessage(b),
+      true,
+    );
+    await this.sub.subscribe(
+      this.key("chan:ctl"),
+      (b: Buffer) => this.onControl(b.toString()),
+      true,
+    );
+    await this.announce("up");
+    await this.resync();
+    this.up = true;
+    this.timer = setInterval(() => void this.heartbeat(), this.o.heartbeatInterval);
+  }
+
+  async leave(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    // Never joined (a duplicate id, Redis down at start): the keys are another node's.
+    if (this.timer !== undefined) await this.unregister();
+    for (const c of [this.sub, this.cmd]) {
+      try {
+        await c.close();
+      } catch {
+        c.destroy();
+      }
+    }
+  }
+
+  /** Stop as a killed process would (tests): no leave, no more heartbeats, keys left to expire. */
+  abandon(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.sub.destroy();
+    this.cmd.destroy();
+  }
+
+  private async unregister(): Promise<void> {
+    try {
+      await this.cmd.multi()
+        .addCommand(["DEL", this.key("node:" + this.nodeId), this.key("routes:" + this.nodeId)])
+        .addCommand(["DEL", this.key("wills:" + this.nodeId)])
+        .addCommand(["HDEL", this.key("nodes"), this.nodeId])
+        .addCommand([
+          "PUBLISH",
+          this.key("chan:ctl"),
+          JSON.stringify({ n: this.nodeId, x: "leave" }),
+        ])
+        .exec();
+    } catch {
+      // Redis down: the others find out by the liveness timeout.
+    }
+  }
+
+  route(filter: string, present: boolean): void {
+    if (present) this.localRoutes.add(filter);
+    else this.localRoutes.delete(filter);
+    const set = this.key("routes:" + this.nodeId);
+    const change = JSON.stringify({ n: this.nodeId, f: filter, p: present ? 1 : 0 });
+    this.cmd.multi()
+      .addCommand([present ? "SADD" : "SREM", set, filter])
+      .addCommand(["PUBLISH", this.key("chan:ctl"), change])
+      .exec().catch(() => {}); // rewritten whole when Redis is back
+  }
+
+  send(to: NodeId, msg: BusMessage): void {
+    const b = bytes(encodeBusMessage(this.nodeId, msg));
+    this.cmd.sendCommand(["PUBLISH", this.key("chan:" + to), b]).catch(() => {});
+  }
+
+  broadcast(msg: BusMessage): void {
+    const b = bytes(encodeBusMessage(this.nodeId, msg));
+    this.cmd.sendCommand(["PUBLISH", this.key("chan:all"), b]).catch(() => {});
+  }
+
+  nodes(): NodeInfo[] {
+    return [{ id: this.nodeId, since: this.since }, ...[...this.peers.values()].map((p) => p.info)];
+  }
+
+  async claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }> {
+    const [e, prev] = await this.cmd.sendCommand([
+      "EVAL",
+      CLAIM,
+      "2",
+      this.key("epoch"),
+      this.key("owner"),
+      clientId,
+      this.nodeId,
+    ]) as [number, Buffer];
+    const previous = prev.toString().split(" ").slice(1).join(" ");
+    return {
+      epoch: Number(e),
+      previous: previous && previous !== this.nodeId ? previous : undefined,
+    };
+  }
+
+  async claimFrom(clientId: string, node: NodeId): Promise<number> {
+    const e = await this.cmd.sendCommand([
+      "EVAL",
+      CLAIM_FROM,
+      "2",
+      this.key("epoch"),
+      this.key("owner"),
+      clientId,
+      this.nodeId,
+      node,
+    ]);
+    return Number(e);
+  }
+
+  async ownedBy(node: NodeId): Promise<string[]> {
+    const out: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.cmd.sendCommand([
+        "HSCAN",
+        this.key("owner"),
+        cursor,
+        "COUNT",
+        "1000",
+      ]) as [Buffer, Buffer[]];
+      cursor = next.toString();
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const v = flat[i + 1].toString();
+        if (v.slice(v.indexOf(" ") + 1) === node) out.push(flat[i].toString());
+      }
+    } while (cursor !== "0");
+    return out;
+  }
+
+  async owners(clientIds: readonly string[]): Promise<Map<string, NodeId>> {
+    const out = new Map<string, NodeId>();
+    for (let i = 0; i < clientIds.length; i += 500) {
+      const chunk = clientIds.slice(i, i + 500);
+      const r = await this.cmd.sendCommand([
+        "HMGET",
+        this.key("owner"),
+        ...chunk,
+      ]) as (Buffer | null)[];
+      r.forEach((v, j) => {
+        if (v) out.set(chunk[j], v.toString().split(" ").slice(1).join(" "));
+      });
+    }
+    return out;
+  }
+
+  release(clientId: string, epoch: number): void {
+    this.cmd.sendCommand([
+      "EVAL",
+      RELEASE,
+      "1",
+      this.key("owner"),
+      clientId,
+      `${epoch} ${this.nodeId}`,
+    ]).catch(() => {});
+  }
+
+  keepWill(clientId: string, will: MessageData | undefined): void {
+    const key = this.key("wills:" + this.nodeId);
+    if (!will) {
+      if (!this.wills.delete(clientId)) return;
+      this.cmd.sendCommand(["HDEL", key, clientId]).catch(() => {});
+      return;
+    }
+    this.wills.set(clientId, will);
+    this.cmd.sendCommand(["HSET", key, clientId, encodeWill(will)]).catch(() => {});
+  }
+
+  // ---- internals
+
+  /** Take `node:<id>`; a holder that keeps refreshing it is a live duplicate. */
+  private async acquireId(): Promise<void> {
+    const k = this.key("node:" + this.nodeId);
+    const deadline = Date.now() + this.o.nodeTimeout * 2 + 1_000;
+    while (Date.now() < deadline) {
+      const ok = await this.cmd.sendCommand([
+        "SET",
+        k,
+        this.token,
+        "NX",
+        "PX",
+        String(this.o.nodeTimeout),
+      ]);
+      if (ok) return;
+      const before = Number(await this.cmd.sendCommand(["PTTL", k]));
+      const wait = this.o.heartbeatInterval + 250;
+      await new Promise((r) => setTimeout(r, wait));
+      const after = Number(await this.cmd.sendCommand(["PTTL", k]));
+      if (before > 0 && after > before - wait / 2) {
+        throw new DuplicateNodeError(
+          `broker-id ${this.nodeId} is already used by a live node of this cluster ` +
+            `(give each node its own broker-id)`,
+        );
+      }
+    }
+    throw new DuplicateNodeError(`broker-id ${this.nodeId}: could not register the node`);
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      const ok = await this.cmd.sendCommand([
+        "EVAL",
+        HEARTBEAT,
+        "1",
+        this.key("node:" + this.nodeId),
+        this.token,
+        String(this.o.nodeTimeout),
+      ]);
+      if (Number(ok) === 0) this.log(`cluster: broker-id ${this.nodeId} was taken by another node`);
+      await this.cmd.sendCommand([
+        "PUBLISH",
+        this.key("chan:ctl"),
+        JSON.stringify({ n: this.nodeId, x: "hb", s: this.since }),
+      ]);
+      const now = Date.now();
+      for (const [id, p] of this.peers) {
+        if (now - p.seen <= this.o.nodeTimeout) continue;
+        const alive = Number(await this.cmd.sendCommand(["EXISTS", this.key("node:" + id)]));
+        if (alive) p.seen = now; // heard nothing, but it is registered: give it time
+        else await this.down(id);
+      }
+      // Anti-entropy: read every route again about once per node-timeout, so a change missed
+      // while a connection was down (pub/sub keeps nothing) is repaired within that time.
+      if (
+        ++this.beats % Math.max(5, Math.ceil(this.o.nodeTimeout / this.o.heartbeatInterval)) === 0
+      ) {
+        await this.resync();
+      }
+    } catch {
+      // Redis down: logged by the error handler; checked again next beat.
+    }
+  }
+
+  private async down(id: NodeId): Promise<void> {
+    if (!this.peers.delete(id)) return;
+    const wills = await this.reap(id);
+    // One survivor (the first to take this lock) inherits its offline sessions.
+    const lock = [
+      "SET",
+      this.key("heir:" + id),
+      this.token,
+      "NX",
+      "PX",
+      String(this.o.nodeTimeout * 2),
+    ];
+    const heir = (await this.cmd.sendCommand(lock)) !== null;
+    this.handlers?.nodeDown(id, wills, heir);
+  }
+
+  /** Take a dead node's wills (exactly one node gets them: MULTI of read and delete) and routes. */
+  private async reap(id: NodeId): Promise<MessageData[]> {
+    const w = await this.cmd.sendCommand([
+      "EVAL",
+      TAKE_ALL,
+      "1",
+      this.key("wills:" + id),
+    ]) as Buffer[];
+    if (id !== this.nodeId) {
+      await this.cmd.multi()
+        .addCommand(["DEL", this.key("routes:" + id)])
+        .addCommand(["HDEL", this.key("nodes"), id])
+        .exec();
+    } else await this.cmd.sendCommand(["DEL", this.key("routes:" + id)]);
+    const wills = w.filter((_, i) => i % 2 === 1).map(decodeWill).filter((m) => m !== undefined);
+    if (id === this.nodeId && wills.length > 0) this.handlers?.nodeDown(id, wills, false);
+    return wills;
+  }
+
+  private onBusMessage(b: Buffer): void {
+    const d = decodeBusMessage(b);
+    if (!d || d.from === this.nodeId) return;
+    this.heard(d.from);
+    this.handlers?.message(d.from, d.msg);
+  }
+
+  private onControl(s: string): void {
+    let c: { n: NodeId; x?: string; f?: string; p?: number; s?: number };
+    try {
+      c = JSON.parse(s);
+    } catch {
+      return;
+    }
+    if (c.n === this.nodeId) return;
+    if (c.x === "leave") {
+      if (this.peers.delete(c.n)) this.handlers?.nodeDown(c.n, [], false);
+      return;
+    }
+    const known = this.peers.has(c.n);
+    this.heard(c.n, c.s);
+    if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);
+    // A known node (re)joined: it has just rewritten its routes (Redis may have lost them).
+    else if (c.x === "up" && known) void this.readRoutes(c.n);
+  }
+
+  /** Any message from a node proves it alive; an unknown one has joined. */
+  private heard(id: NodeId, since = Date.now(), readRoutes = true): void {
+    const p = this.peers.get(id);
+    if (p) p.seen = Date.now();
+    else {
+      const info = { id, since };
+      this.peers.set(id, { info, seen: Date.now() });
+      this.handlers?.nodeUp(info);
+      // A node we had given up for dead (or never knew) may have routes already.
+      if (readRoutes) void this.readRoutes(id);
+    }
+  }
+
+  private async readRoutes(id: NodeId): Promise<void> {
+    try {
+      const routes = await this.cmd.sendCommand(["SMEMBERS", this.key("routes:" + id)]) as Buffer[];
+      if (!this.peers.has(id)) return;
+      for (const r of routes) this.handlers?.route(id, r.toString(), true);
+    } catch {
+      // Redis down: the resync after it comes back reads them
+    }
+  }
+
+  private announce(x: "up"): Promise<unknown> {
+    const msg = JSON.stringify({ n: this.nodeId, x, s: this.since });
+    return this.cmd.sendCommand(["PUBLISH", this.key("chan:ctl"), msg]);
+  }
+
+  /** Every live node and its routes, read again (after joining or reconnecting). */
+  private async resync(): Promise<void> {
+    const all = await this.cmd.sendCommand(["HGETALL", this.key("nodes")]) as Record<
+      string,
+      Buffer
+    >;
+    const table = new Map<NodeId, string[]>();
+    for (const [id, since] of Object.entries(all ?? {})) {
+      if (id === this.nodeId) continue;
+      const alive = Number(await this.cmd.sendCommand(["EXISTS", this.key("node:" + id)]));
+      if (!alive) {
+        this.peers.set(id, { info: { id, since: Number(since) }, seen: 0 });
+        await this.down(id);
+        continue;
+      }
+      this.heard(id, Number(since), false);
+      const routes = await this.cmd.sendCommand(["SMEMBERS", this.key("routes:" + id)]) as Buffer[];
+      table.set(id, routes.map((r) => r.toString()));
+    }
+    this.handlers?.routes(table);
+  }
+
+  /** Redis is back: register again, rewrite our routes and wills, read everyone's routes. */
+  private async rejoin(): Promise<void> {
+    try {
+      const id = this.nodeId;
+      const m = this.cmd.multi()
+        .addCommand(["SET", this.key("node:" + id), this.token, "PX", String(this.o.nodeTimeout)])
+        .addCommand(["HSET", this.key("nodes"), id, String(this.since)])
+        .addCommand(["DEL", this.key("routes:" + id), this.key("wills:" + id)]);
+      if (this.localRoutes.size > 0) {
+        m.addCommand(["SADD", this.key("routes:" + id), ...this.localRoutes]);
+      }
+      for (const [c, w] of this.wills) {
+        m.addCommand(["HSET", this.key("wills:" + id), c, encodeWill(w)]);
+      }
+      await m.exec();
+      await this.announce("up");
+      await this.resync();
+      this.setState(true);
+    } catch {
+      // still down; the next ready event tries again
+    }
+  }
+
+  private setState(up: boolean, why?: string): void {
+    if (this.closed || this.up === up) return;
+    const first = this.up === undefined;
+    this.up = up;
+    if (!first || !up) {
+      this.log(up ? "cluster: bus connected again" : `cluster: bus unreachable (${why})`);
+    }
+    this.handlers?.state(up);
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * One live connection per client id across the cluster, and the session
+ * following its client to another node.
+ *
+ * A CONNECT on this node claims the client id in the bus (a new, larger
+ * epoch). If another live node held it, that node gets a `kick`: it closes its
+ * connection (5.0: DISCONNECT 0x8E), lets its session batch reach the store,
+ * forgets the session without writing it again, and answers `released`. This
+ * node then loads the session from the store and the CONNECT goes on, so the
+ * client resumes it (`session present`). Only one node holds a session at a
+ * time: the holder writes nothing after it answered. A holder that does not
+ * answer within node-timeout (dead, or cut off from Redis) is not waited for.
+ */
+import type { Broker } from "../broker/broker.ts";
+import { restoreSessions } from "../broker/restore.ts";
+import type { Session } from "../broker/session.ts";
+import { escapeForLog } from "../log/escape.ts";
+import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
+
+type Kick = Extract<BusMessage, { kind: "kick" }>;
+
+export class Takeover {
+  /** Epoch of this node's claim per client id connected here. */
+  readonly epochs = new Map<string, number>();
+  /** Client ids whose connection here is being closed because another node took them. */
+  readonly kicked = new Set<string>();
+  private readonly done = new WeakSet<object>();
+  private readonly waiting = new Map<string, (ok: boolean | undefined) => void>();
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly bus: ClusterBus,
+    private readonly timeoutMs: number,
+    /** A session loaded from the store is in the index: announce its routes. */
+    private readonly restored: (session: Session) => void,
+  ) {}
+
+  /** See ClusterLink.takeOver. */
+  takeOver(
+    conn: object,
+    clientId: string,
+    username: string | undefined,
+  ): Promise<void> | undefined {
+    if (this.done.has(conn)) return undefined;
+    this.done.add(conn);
+    return this.claim(clientId, username);
+  }
+
+  /** Another node claims `clientId`. */
+  kick(from: NodeId, msg: Kick): void {
+    const { clientId, epoch } = msg;
+    const answer = (ok: boolean) => this.bus.send(from, { kind: "released", clientId, epoch, ok });
+    const session = this.broker.sessions.get(clientId);
+    if (!session) return answer(true);
+    if ((this.epochs.get(clientId) ?? 0) > epoch) return; // our own claim is newer
+    const id = escapeForLog(clientId);
+    // As on one node: nobody takes over another user's session.
+    if (session.username !== msg.username && !this.broker.options.allowCrossUserSession) {
+      this.broker.log(`cluster: client ${id} of another user connected on node ${from}; kept`);
+      // Its claim made that node the id's owner: take it back (restart and heir follow it).
+      this.bus.claimFrom(clientId, from).then((e) => {
+        if (e > 0) this.epochs.set(clientId, e);
+      }).catch(() => {}).finally(() => answer(false));
+      return;
+    }
+    this.epochs.delete(clientId);
+    const conn = session.connection;
+    if (conn) {
+      this.kicked.add(clientId);
+      this.broker.log(`cluster: client ${id} connected on node ${from}; closing here`);
+      conn.close(0x8e); // Session taken over
+    }
+    this.handOver(clientId, session).then(() => answer(true), () => answer(true));
+  }
+
+  /** `node` died and this node is its heir: take over the sessions it held, as their clients would. */
+  async inherit(node: NodeId): Promise<number> {
+    let n = 0;
+    for (const clientId of await this.bus.ownedBy(node)) {
+      if ((await this.bus.claimFrom(clientId, node)) === 0) continue; // its client was faster
+      if (this.broker.sessions.get(clientId)?.connection) continue;
+      await this.adopt(clientId);
+      n++;
+    }
+    return n;
+  }
+
+  /** The answer to one of our kicks. */
+  released(clientId: string, epoch: number, ok: boolean): void {
+    this.waiting.get(clientId + "\0" + epoch)?.(ok);
+  }
+
+  /** Forget a session here without writing the store (another node holds it now). */
+  evict(clientId: string): void {
+    const session = this.broker.sessions.get(clientId);
+    if (!session || session.connection) return; // reconnected here meanwhile
+    session.journal = undefined;
+    this.broker.destroySession(session);
+  }
+
+  private async claim(clientId: string, username: string | undefined): Promise<void> {
+    const { epoch, previous } = await this.bus.claim(clientId);
+    this.epochs.set(clientId, epoch);
+    if (previous === undefined) return;
+    if (this.bus.nodes().some((n) => n.id === previous)) {
+      const ok = await this.ask(previous, { kind: "kick", clientId, epoch, username });
+      if (ok === false) {
+        if (this.epochs.get(clientId) === epoch) this.epochs.delete(clientId);
+        throw Object.assign(new Error(`its session on node ${previous} belongs to another user`), {
+          reasonCode: 0x87,
+        });
+      }
+    }
+    await this.adopt(clientId);
+  }
+
+  private ask(node: NodeId, kick: Kick): Promise<boolean | undefined> {
+    return new Promise((resolve) => {
+      const key = kick.clientId + "\0" + kick.epoch;
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        resolve(undefined); // no answer: that node is gone or cut off
+      }, this.timeoutMs);
+      this.waiting.set(key, (ok) => {
+        clearTimeout(timer);
+        this.waiting.delete(key);
+        resolve(ok);
+      });
+      this.bus.send(node, kick);
+    });
+  }
+
+  /** Load the session the previous holder stored, replacing a stale copy here. */
+  private async adopt(clientId: string): Promise<void> {
+    const store = this.broker.store.sessions;
+    if (!store?.loadSessions || !this.broker.journal) return;
+    const state = await store.loadSessions([clientId]);
+    const here = this.broker.sessions.get(clientId);
+    if (here?.connection) return; // connected here: the CONNECT takes it over as on one node
+    if (here) this.evict(clientId);
+    if (state.sessions.length === 0) return;
+    restoreSessions(this.broker, state);
+    const session = this.broker.sessions.get(clientId);
+    if (session) this.restored(session);
+  }
+
+  /** After the kick: wait for the connection to end and its changes to be stored, then forget. */
+  private async handOver(clientId: string, session: Session): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs / 2;
+    while (session.connection && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await this.broker.journal?.settled();
+    this.evict(clientId);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The cluster seam: what one mqttx node needs from the bus that joins it to
+ * the others. `src/cluster/redis.ts` implements it over Redis (pub/sub for
+ * messages, keys for membership, routes, client ownership and wills); a Kafka
+ * bus would be a second implementation. `src/cluster/contract.ts` is the one
+ * test suite every implementation passes. The bus knows nothing of the broker:
+ * `src/cluster/node.ts` glues the two.
+ */
+import type { MessageData } from "../store/types.ts";
+
+export type NodeId = string;
+
+/** Another node as this one sees it. */
+export interface NodeInfo {
+  readonly id: NodeId;
+  /** ms since epoch: when it joined. */
+  readonly since: number;
+}
+
+/** What one node sends another. */
+export type BusMessage =
+  /** An application message for the receiver's matching subscribers. */
+  | {
+    readonly kind: "publish";
+    readonly message: MessageData;
+    /** Share groups (`group\0filter`) whose one member for this message is on the receiver. */
+    readonly shares?: readonly string[];
+    /** Set for QoS 1/2: the receiver answers with an `ack` carrying it once the message is stored. */
+    readonly ack?: number;
+  }
+  /** The receiver stored (ok) or could not store the messages with these `ack` ids. */
+  | { readonly kind: "ack"; readonly ids: readonly number[]; readonly ok: boolean }
+  /** Close the receiver's connection of `clientId` if it is older than `epoch` (taken over). */
+  | {
+    readonly kind: "kick";
+    readonly clientId: string;
+    readonly epoch: number;
+    /** The user name of the new connection: another user's session is not taken over. */
+    readonly username?: string;
+  }
+  /** Answer to a kick: the session was handed over (stored, forgotten), or refused (another user). */
+  | {
+    readonly kind: "released";
+    readonly clientId: string;
+    readonly epoch: number;
+    readonly ok: boolean;
+  }
+  /** The retained message of `topic` changed (undefined: cleared); the sender stores it. */
+  | { readonly kind: "retained"; readonly topic: string; readonly message?: MessageData };
+
+/** Raised by `join` when a live node already has this id. */
+export class DuplicateNodeError extends Error {}
+
+export interface BusHandlers {
+  /** A message sent to this node or broadcast; per sender, in the order sent. */
+  message(from: NodeId, msg: BusMessage): void;
+  /** `node` now has (`present`) or no longer has a subscription with `filter`. */
+  route(node: NodeId, filter: string, present: boolean): void;
+  /** The whole route table of the other nodes (after joining or reconnecting): replaces the cache. */
+  routes(table: ReadonlyMap<NodeId, readonly string[]>): void;
+  nodeUp(node: NodeInfo): void;
+  /**
+   * A node's liveness expired (or it left). `wills`: the wills of its clients,
+   * given to exactly one surviving node (to publish them); empty for the others.
+   * `heir`: true on exactly one survivor of a node that died (not one that
+   * left), which takes over the offline sessions the dead node held.
+   */
+  nodeDown(node: NodeId, wills: readonly MessageData[], heir: boolean): void;
+  /** The bus was lost (false) or is back (true); logged once per change by the bus. */
+  state(up: boolean): void;
+}
+
+export interface ClusterBus {
+  readonly nodeId: NodeId;
+  /** Register this node and start receiving. Rejects with DuplicateNodeError for a live duplicate id. */
+  join(handlers: BusHandlers): Promise<void>;
+  /** Leave cleanly: the others drop this node's routes at once. */
+  leave(): Promise<void>;
+  /** Announce that this node has (`present`) or no longer has a subscription with `filter`. */
+  route(filter: string, present: boolean): void;
+  /** Send to one node. Fire and forget: lost while the bus is down. */
+  send(to: NodeId, msg: BusMessage): void;
+  /** Send to every other node. */
+  broadcast(msg: BusMessage): void;
+  /** The live nodes, this one included. */
+  nodes(): NodeInfo[];
+  /**
+   * Make this node the owner of `clientId`: returns a new epoch (greater than
+   * every earlier claim's) and the node that owned it before, if another.
+   */
+  claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }>;
+  /** Claim `clientId` only if `node` owns it; epoch 0 when it does not (nothing changed). */
+  claimFrom(clientId: string, node: NodeId): Promise<number>;
+  /** The client ids `node` owns (claimed last). */
+  ownedBy(node: NodeId): Promise<string[]>;
+  /** The owner of each of `clientIds` that has one (the node that claimed it last). */
+  owners(clientIds: readonly string[]): Promise<Map<string, NodeId>>;
+  /** Forget the owner of `clientId` if it is still this node's claim `epoch`. */
+  release(clientId: string, epoch: number): void;
+  /** Keep (or with undefined, forget) the will of a client connected here, for survivors. */
+  keepWill(clientId: string, will: MessageData | undefined): void;
+}

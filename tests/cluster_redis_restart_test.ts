@@ -1,0 +1,40 @@
+/**
+ * Redis goes away under a cluster: each node keeps serving its own clients,
+ * and once Redis is back (empty: no persistence) the nodes register again,
+ * rewrite their routes and deliver across nodes again.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { untilRouted, useTwoNodes } from "./helpers/cluster.ts";
+import { skipWithoutRedis } from "./helpers/redis_server.ts";
+import { publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+
+const skip = skipWithoutRedis();
+const { nodes, onA, onB } = useTwoNodes(skip);
+
+describe("cluster: Redis restarted", { skip }, () => {
+  test("local clients are served meanwhile; cross-node delivery resumes", {
+    timeout: 120_000,
+  }, async () => {
+    const t = `rr/${uid()}`;
+    const remote = await onB.connect({ clientId: `rsub-${uid()}` });
+    await subscribe(remote.client, t, { qos: 0 });
+    const local = await onA.connect({ clientId: `lsub-${uid()}` });
+    await subscribe(local.client, `${t}/local`, { qos: 0 });
+    const pub = await onA.connect({ clientId: `pub-${uid()}` });
+    await untilRouted(pub.client, remote.inbox, t, 20_000);
+
+    await nodes.redis!.stop();
+    await sleep(500);
+    await publish(pub.client, `${t}/local`, "while-down", { qos: 0 });
+    await local.inbox.payload("while-down", `${t}/local`, 10_000);
+    await sleep(3_000); // longer than node-timeout: each node's liveness lapses
+
+    await nodes.redis!.restart();
+    remote.inbox.messages.length = 0;
+    await untilRouted(pub.client, remote.inbox, t, 60_000);
+    assert.ok(remote.inbox.on(t).length > 0);
+    assert.match(nodes.a!.proc.output, /cluster: bus unreachable/);
+    assert.match(nodes.a!.proc.output, /cluster: bus connected again/);
+  });
+});

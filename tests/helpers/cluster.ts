@@ -1,0 +1,102 @@
+/**
+ * A cluster for tests: one real redis-server and broker processes as nodes
+ * (`cluster.enable: true`, short heartbeats so a killed node's liveness ends
+ * in a few seconds). Nodes may run on either runtime, to test a mixed cluster.
+ */
+import { after, before } from "node:test";
+import type { MqttClient } from "mqtt";
+import { BrokerProcess, THIS_RUNTIME } from "./broker_process.ts";
+import { Clients, type Inbox } from "./mqttjs.ts";
+import { freePort, RedisServer } from "./redis_server.ts";
+
+export const HEARTBEAT_MS = 300;
+export const NODE_TIMEOUT_MS = 2_000;
+
+export interface ClusterNodeProcess {
+  proc: BrokerProcess;
+  port: number;
+  url: string;
+}
+
+export function nodeYaml(redis: RedisServer, brokerId: string, port: number, extra = ""): string {
+  return `mqttx:
+  broker-id: "${brokerId}"
+  enable-test-mode: false
+  host: 127.0.0.1
+  socket:
+    port: ${port}
+  sys-topic:
+    enable: true
+  redis:
+    url: ${redis.url}
+  cluster:
+    enable: true
+    heartbeat-interval: ${HEARTBEAT_MS}ms
+    node-timeout: ${NODE_TIMEOUT_MS}ms
+${extra}`;
+}
+
+/** Start a node; resolves once it listens. */
+export async function startNode(
+  redis: RedisServer,
+  brokerId: string,
+  runtime?: "deno" | "bun",
+  extra = "",
+): Promise<ClusterNodeProcess> {
+  const port = await freePort();
+  const proc = new BrokerProcess(nodeYaml(redis, brokerId, port, extra), runtime);
+  try {
+    await proc.start(60_000);
+  } catch (e) {
+    await proc.dispose();
+    throw e;
+  }
+  return { proc, port, url: `mqtt://127.0.0.1:${port}` };
+}
+
+/** Route changes travel asynchronously: publish QoS 0 probes until the subscriber sees one. */
+export async function untilRouted(
+  pub: MqttClient,
+  inbox: Inbox,
+  topic: string,
+  ms = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    pub.publish(topic, "probe", { qos: 0 });
+    const seen = await inbox.until((m) => m.some((x) => x.topic === topic), "probe", 250)
+      .then(() => true, () => false);
+    if (seen) return;
+  }
+  throw new Error(`no route to ${topic} after ${ms} ms`);
+}
+
+/** The runtime a mixed cluster's second node runs on. */
+export const OTHER_RUNTIME = THIS_RUNTIME === "deno" ? "bun" : "deno";
+
+/**
+ * For a test file: a redis-server and nodes "001" (this runtime) and "002"
+ * (the other one), started before its tests and stopped after them, with
+ * MQTT.js clients for each node.
+ */
+export function useTwoNodes(skip: string | false) {
+  const nodes: { redis?: RedisServer; a?: ClusterNodeProcess; b?: ClusterNodeProcess } = {};
+  const onA = new Clients(() => nodes.a!.url);
+  const onB = new Clients(() => nodes.b!.url);
+  before(async () => {
+    if (skip) return;
+    const redis = nodes.redis = await RedisServer.start();
+    [nodes.a, nodes.b] = await Promise.all([
+      startNode(redis, "001"),
+      startNode(redis, "002", OTHER_RUNTIME),
+    ]);
+  });
+  after(async () => {
+    await onA.closeAll();
+    await onB.closeAll();
+    await nodes.a?.proc.dispose();
+    await nodes.b?.proc.dispose();
+    await nodes.redis?.dispose();
+  });
+  return { nodes, onA, onB };
+}

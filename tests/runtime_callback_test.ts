@@ -1,0 +1,221 @@
+/**
+ * The Conn callback path (`start`/`write`), checked against the adapter of whichever
+ * runtime runs this file (Deno or Bun), with node:net as the peer.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import type { Listener, TransportConn as Conn } from "../src/runtime/types.ts";
+import {
+  connect,
+  MB,
+  pattern,
+  readAll,
+  readAllLate,
+  serve,
+  sleep,
+  within,
+} from "./helpers/runtime_conn.ts";
+
+// The contract of `start`/`write` (src/runtime/types.ts), whichever adapter runs this file.
+
+describe("runtime adapter Conn callback path (start/write)", () => {
+  /** A listener whose connections are handed out with their callback methods checked. */
+  async function serveCallbacks(onConn: (conn: Required<Conn>) => void): Promise<Listener> {
+    return await serve((conn) => {
+      assert.equal(typeof conn.start, "function", "the adapter offers start()");
+      assert.equal(typeof conn.write, "function", "the adapter offers write()");
+      onConn(conn as Required<Conn>);
+    });
+  }
+
+  const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)));
+
+  test("echoes 1 MB sent in uneven chunks; chunks stay the receiver's; end comes once", async () => {
+    const kept: Uint8Array[] = [];
+    let ends = 0;
+    let ended!: () => void;
+    const endedOnce = new Promise<void>((r) => ended = r);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({
+        data(chunk) {
+          kept.push(chunk);
+          return conn.write(chunk);
+        },
+        end() {
+          ends++;
+          conn.close();
+          ended();
+        },
+      });
+    });
+    const client = await connect(listener.port);
+    const echoed = readAll(client);
+    const data = pattern(MB);
+    for (let at = 0, n = 1; at < data.length; at += n, n = (n * 7 + 13) % 9000 + 1) {
+      client.write(data.subarray(at, at + n));
+    }
+    client.end();
+    const got = await within(echoed, 4000, "echo");
+    await within(endedOnce, 4000, "end");
+    await sleep(20);
+    await listener.close();
+    assert.ok(Buffer.compare(got, Buffer.from(data)) === 0, "echoed bytes differ");
+    // Later reads must not have overwritten chunks handed out earlier.
+    assert.ok(Buffer.compare(concat(kept), Buffer.from(data)) === 0, "kept chunks changed");
+    assert.equal(ends, 1);
+  });
+
+  test("a pending data() promise stops delivery until it settles (read backpressure)", async () => {
+    const kept: Uint8Array[] = [];
+    let busy = false;
+    let overlapped = false;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => done = r);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({
+        data(chunk) {
+          if (busy) overlapped = true;
+          kept.push(chunk);
+          if (kept.length > 20) return;
+          busy = true;
+          return sleep(5).then(() => {
+            busy = false;
+          });
+        },
+        end() {
+          conn.close();
+          done();
+        },
+      });
+    });
+    const client = await connect(listener.port);
+    const closed = readAll(client);
+    const data = pattern(4 * MB);
+    client.end(data);
+    await within(finished, 10_000, "end");
+    await within(closed, 4000, "peer close");
+    await listener.close();
+    assert.equal(overlapped, false, "data() was called while its last promise was pending");
+    assert.ok(Buffer.compare(concat(kept), Buffer.from(data)) === 0, "bytes differ");
+  });
+
+  test("write() gets 8 MB to a slow reader intact (short writes), one write at a time", async () => {
+    let done!: Promise<void>;
+    const data = pattern(8 * MB);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({ data() {}, end() {} });
+      done = (async () => {
+        for (let at = 0; at < data.length; at += 2 * MB) {
+          await conn.write(data.subarray(at, at + 2 * MB));
+        }
+        conn.close();
+      })();
+    });
+    const got = readAllLate(listener.port);
+    const bytes = await within(got, 10_000, "8 MB");
+    await within(done, 4000, "writes");
+    await listener.close();
+    assert.equal(bytes.length, data.length);
+    assert.ok(Buffer.compare(bytes, Buffer.from(data)) === 0, "received bytes differ");
+  });
+
+  test("write(bytes, length) sends only the first length bytes, short writes included", async () => {
+    let done!: Promise<void>;
+    const data = pattern(4 * MB);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({ data() {}, end() {} });
+      done = (async () => {
+        await conn.write(data, 5); // a small prefix
+        await conn.write(data.subarray(5), 3 * MB); // big: the slow reader forces short writes
+        conn.close();
+      })();
+    });
+    const got = readAllLate(listener.port);
+    const bytes = await within(got, 10_000, "3 MB");
+    await within(done, 4000, "writes");
+    await listener.close();
+    assert.equal(bytes.length, 5 + 3 * MB);
+    assert.ok(Buffer.compare(bytes, Buffer.from(data.subarray(0, 5 + 3 * MB))) === 0);
+  });
+
+  test("a peer reset ends the input once; write() then rejects; close() is idempotent", async () => {
+    let server!: Required<Conn>;
+    let ends = 0;
+    let ended!: () => void;
+    const endedOnce = new Promise<void>((r) => ended = r);
+    const listener = await serveCallbacks((conn) => {
+      server = conn;
+      conn.start({
+        data() {},
+        end() {
+          ends++;
+          ended();
+        },
+      });
+      assert.throws(() => conn.readable, /Cannot read/);
+      assert.throws(() => conn.start({ data() {}, end() {} }), /Cannot start/);
+    });
+    const client = await connect(listener.port);
+    client.write("hello");
+    await sleep(20);
+    client.resetAndDestroy();
+    await within(endedOnce, 4000, "end");
+    const bytes = new Uint8Array(1024);
+    await assert.rejects(async () => {
+      // The first write after a reset may still be taken by the kernel; a few more may not.
+      for (let i = 0; i < 50; i++) {
+        await server.write(bytes);
+        await sleep(2);
+      }
+    });
+    server.close();
+    server.close();
+    await assert.rejects(async () => await server.write(bytes));
+    await sleep(20);
+    await listener.close();
+    assert.equal(ends, 1);
+  });
+
+  // The read buffer is the Deno adapter's: registered only on Deno.
+  ("Deno" in globalThis ? test : () => {})(
+    "Deno: a quiet connection reads into a small buffer; a burst grows it",
+    async () => {
+      const sizes: number[] = [];
+      const kept: Uint8Array[] = [];
+      let release!: () => void;
+      const burstWritten = new Promise<void>((r) => release = r);
+      let done!: () => void;
+      const finished = new Promise<void>((r) => done = r);
+      const listener = await serveCallbacks((conn) => {
+        conn.start({
+          data(chunk) {
+            sizes.push(chunk.buffer.byteLength);
+            kept.push(chunk);
+            // Hold on after the first chunk until the burst sits in the socket.
+            if (kept.length === 1) return burstWritten;
+          },
+          end() {
+            conn.close();
+            done();
+          },
+        });
+      });
+      const client = await connect(listener.port);
+      const closed = readAll(client);
+      const first = pattern(10);
+      client.write(first);
+      await sleep(30);
+      const burst = pattern(MB);
+      client.end(burst, () => release());
+      await within(finished, 4000, "end");
+      await within(closed, 4000, "peer close");
+      await listener.close();
+      assert.ok(sizes[0] <= 1024, `an idle read holds ${sizes[0]} bytes`);
+      assert.ok(Math.max(...sizes) >= 16 * 1024, `reads never grew: ${sizes.slice(0, 10)}`);
+      assert.ok(Math.max(...sizes) <= 64 * 1024);
+      const expected = Buffer.concat([Buffer.from(first), Buffer.from(burst)]);
+      assert.ok(Buffer.compare(concat(kept), expected) === 0, "bytes differ");
+    },
+  );
+});

@@ -1,18 +1,9 @@
 import type { AuthPacket, ConnectPacket } from "../../mqtt/packet.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
-import type { AuthStep, ClientInfo, EnhancedAuthenticator, EnhancedAuthSession } from "../hooks.ts";
+import type { AuthStep, ClientInfo, EnhancedAuthenticator } from "../hooks.ts";
 import { accept, refuse } from "./connect.ts";
 import { validReasonCodes } from "../../mqtt/reason_codes.ts";
-
-/** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
-export interface AuthState {
-  readonly authenticator: EnhancedAuthenticator;
-  session: EnhancedAuthSession | undefined;
-  /** The CONNECT waiting for the exchange to finish; undefined during re-authentication. */
-  connect: ConnectPacket | undefined;
-  assigned: boolean;
-}
 
 /** Reason codes of the AUTH packet (5.0, 3.15.2.1). */
 const SUCCESS = 0x00;

@@ -236,8 +236,7 @@ export async function sh(cmd: string[]): Promise<{ ok: boolean; text: string }> 
 
 /**
  * The load generator: the project's own (bench/loadgen, built into bench/.build) unless LOADGEN
- * names another: `shared` (../shared/bench, the neutral cross-check), a binary, or a folder whose
- * Makefile builds `mqtt-loadgen` or `mqttx-loadgen`.
+ * names another for a cross-check: a binary, or a folder whose Makefile builds one from `BIN=`.
  */
 export async function buildLoadgen(): Promise<string> {
   const given = Deno.env.get("LOADGEN")?.trim() || "own";
@@ -251,14 +250,14 @@ export async function buildLoadgen(): Promise<string> {
     if (!out.ok) throw new Error(`cannot build bench/loadgen:\n${out.text}`);
     return bin;
   }
-  const dir = given === "shared" ? `${ROOT}/../shared/bench` : given;
+  const dir = given;
   const st = await Deno.stat(dir).catch(() => null);
   if (st?.isFile) return dir;
   if (!st?.isDirectory) {
     throw new Error(`LOADGEN=${given}: ${dir} is neither a binary nor a folder`);
   }
   // the folder may be read-only (CI): build into bench/.build
-  const bin = `${BUILD}/mqtt-loadgen-${given === "shared" ? "shared" : "other"}`;
+  const bin = `${BUILD}/mqtt-loadgen-${dir.replace(/\/+$/, "").split("/").pop() || "other"}`;
   const out = await sh(["make", "-s", "-C", dir, `BIN=${bin}`]);
   if (!out.ok) throw new Error(`cannot build the load generator in ${dir}:\n${out.text}`);
   return bin;

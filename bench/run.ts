@@ -6,7 +6,7 @@
  *   RUNS=1 SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto deno run -A bench/run.ts
  *
  * Environment: RUNS (3), SCENARIOS, BROKERS (comma lists; "S1" selects S1-qos0/1/2),
- * LOADGEN (own: bench/loadgen; `shared`: ../shared/bench; or a binary or its source folder),
+ * LOADGEN (default: bench/loadgen; or another generator's binary or source folder),
  * BENCH_PORT (18900),
  * BENCH_OUT (bench/results).
  */

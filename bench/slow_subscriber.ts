@@ -188,7 +188,7 @@ async function main() {
     "read. Broker pinned to CPU 1, load generator to CPU 0; VmRSS sampled every 500 ms.",
     "`deno run -A bench/slow_subscriber.ts`. mqttx runs its defaults (`max-inflight` 100,",
     "`max-queued-messages` 1000 per client); Mosquitto runs bench/mosquitto.conf, whose",
-    "`max_queued_messages 1000000` comes from ../shared/bench, so it queues nearly everything.",
+    "`max_queued_messages 1000000` (the neutral baseline setting) queues nearly everything.",
     "",
     "| broker | RSS before MB | max, first half MB | max, second half MB | at end MB | published (acked) | read by the subscriber |",
     "| --- | --- | --- | --- | --- | --- | --- |",

@@ -1,5 +1,5 @@
 /**
- * A Web-standard `WebSocket` (what `Deno.upgradeWebSocket` hands out) as a
+ * A Web-standard `WebSocket` (what a runtime's WebSocket upgrade hands out) as a
  * Conn: each binary message's bytes are a readable chunk (frame boundaries do
  * not matter to MQTT), each write is one binary message. A text message
  * closes the connection (1003) [MQTT-6.0.0-1].

@@ -1,7 +1,7 @@
 /**
  * The operations endpoint (`http.enable`): routes requests to /health,
  * /ready, /metrics, the admin API and the dashboard. Runtime-free: the
- * runtime's `serveHttp` (Deno.serve, Bun.serve) carries the requests.
+ * runtime's `serveHttp` (the runtime's own HTTP server) carries the requests.
  *
  *   GET /health    200 when every health source is ok, else 503 naming the failing ones
  *   GET /ready     200 once started, 503 while starting or stopping

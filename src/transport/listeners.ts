@@ -229,7 +229,7 @@ async function snapshot(
  * The largest WebSocket message a ws:// listener buffers. A message normally
  * carries one MQTT packet, which max-bytes-in-message bounds; clients may
  * batch a few, hence the 1 MiB floor. (wss:// streams frames into the MQTT
- * decoder and buffers no message, and so does ws:// on Deno.)
+ * decoder and buffers no message, and so does ws:// on Deno, through this server.)
  */
 export function webSocketMessageLimit(maxBytesInMessage: number): number {
   return Math.max(maxBytesInMessage, 1024 * 1024);

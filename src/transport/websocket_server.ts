@@ -5,7 +5,7 @@
  * runtime TLS listener as mqtts:// (so client certificates and certificate
  * reload work for WebSocket too; the runtimes' HTTP servers cannot request or
  * expose client certificates), and for ws:// on Deno (see runtime/deno.ts).
- * Bun's ws:// uses Bun.serve. Runtime-free.
+ * Bun's ws:// uses Bun's own server. Runtime-free.
  *
  * Frames are read only as fast as the MQTT side takes them, so a client the
  * broker holds back is held back by TCP: nothing piles up here. A protocol

@@ -3,6 +3,7 @@
  * listeners of the runtime it is given. Runtime-free: the entry files pass the
  * Runtime in.
  */
+import { hostPort } from "./runtime/address.ts";
 import type { BrokerOptions } from "./broker/api.ts";
 import { Broker } from "./broker/broker.ts";
 import type { BrokerHooks, ClientInfo } from "./broker/hooks.ts";
@@ -179,9 +180,8 @@ export async function startApp(
         version,
         runtimeName: runtime.name,
       });
-      const h = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
       logger.info("http.listening", {
-        msg: `mqttx ${version} HTTP endpoint on http://${h}:${ops.port}/`,
+        msg: `mqttx ${version} HTTP endpoint on http://${hostPort(config.http.host, ops.port)}/`,
       });
     }
     plugins = await buildPlugins({

@@ -328,17 +328,7 @@ export class Broker implements BrokerCore, PacketSink {
 
   /** Publish a will message [MQTT-3.1.2-8]. */
   publishWill(clientId: string, will: Will): void {
-    const props = will.properties;
-    const expiry = props?.messageExpiryInterval;
-    const message: Message = {
-      topic: will.topic,
-      payload: will.payload,
-      qos: will.qos,
-      retain: will.retain,
-      properties: forwardedWillProperties(props),
-      expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
-      from: clientId,
-    };
+    const message = willMessage(clientId, will);
     const r = this.publish(message);
     if (r instanceof Promise) {
       r.catch((e) => this.log(`will of ${escapeForLog(clientId)}: ${e}`));
@@ -475,8 +465,24 @@ export class Broker implements BrokerCore, PacketSink {
 }
 
 /** The route a subscription gives its node: its filter, or `$share/group/filter`. */
-function routeFilter(sub: Subscription): string {
+/** The filter a subscription routes by: its match filter, with its share group if any. */
+export function routeFilter(sub: Subscription): string {
   return sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`;
+}
+
+/** The message a will becomes [MQTT-3.1.2-8]: its delay and expiry interval are not forwarded. */
+export function willMessage(clientId: string, will: Will): Message {
+  const props = will.properties;
+  const expiry = props?.messageExpiryInterval;
+  return {
+    topic: will.topic,
+    payload: will.payload,
+    qos: will.qos,
+    retain: will.retain,
+    properties: forwardedWillProperties(props),
+    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
+    from: clientId,
+  };
 }
 
 function forwardedWillProperties(props: Will["properties"]) {

@@ -15,12 +15,12 @@
  * - Wills: kept in the bus while their client is connected, published here
  *   when the bus hands this node the wills of a node that died.
  */
-import type { Broker } from "../broker/broker.ts";
+import { type Broker, routeFilter, willMessage } from "../broker/broker.ts";
+import { parseShared } from "../mqtt/topic.ts";
 import type { ClusterLink } from "../broker/cluster_link.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
-import type { Will } from "../mqtt/packet.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
 import { Takeover } from "./takeover.ts";
@@ -36,8 +36,6 @@ interface ShareRoute {
   readonly key: string;
   readonly node: NodeId;
 }
-
-const SHARE = /^\$share\/([^/]+)\/(.+)$/;
 
 export class ClusterNode implements ClusterLink {
   /** Other nodes' plain filters: the value is the node id. */
@@ -106,9 +104,7 @@ export class ClusterNode implements ClusterLink {
   /** Routes of a session put straight into the index (restored from the store). */
   private announce(session: Session): void {
     for (const sub of session.subscriptions.values()) {
-      this.subscribed(
-        sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`,
-      );
+      this.subscribed(routeFilter(sub));
     }
   }
 
@@ -314,11 +310,11 @@ export class ClusterNode implements ClusterLink {
       if (!set?.delete(filter)) return;
       if (set.size === 0) this.byNode.delete(node);
     }
-    const share = SHARE.exec(filter);
+    const share = parseShared(filter);
     if (share) {
-      const key = share[1] + "\0" + share[2];
-      if (present) this.remoteShares.add(share[2], key + "\0" + node, { key, node });
-      else this.remoteShares.remove(share[2], key + "\0" + node);
+      const key = share.group + "\0" + share.filter;
+      if (present) this.remoteShares.add(share.filter, key + "\0" + node, { key, node });
+      else this.remoteShares.remove(share.filter, key + "\0" + node);
     } else if (present) this.remote.add(filter, node, node);
     else this.remote.remove(filter, node);
   }
@@ -330,17 +326,3 @@ export class ClusterNode implements ClusterLink {
 
 /** A forwarded message serves no share group unless the sender says so. */
 const NO_SHARES = () => false;
-
-function willMessage(clientId: string, will: Will): MessageData {
-  const { willDelayInterval: _d, messageExpiryInterval: expiry, ...rest } = will.properties ?? {};
-  const m: { -readonly [K in keyof MessageData]: MessageData[K] } = {
-    topic: will.topic,
-    payload: will.payload,
-    qos: will.qos,
-    retain: will.retain,
-    from: clientId,
-  };
-  if (Object.keys(rest).length > 0) m.properties = rest;
-  if (expiry !== undefined) m.expiresAt = Date.now() + expiry * 1000;
-  return m;
-}

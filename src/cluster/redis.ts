@@ -13,7 +13,7 @@
  * `routes:<id>` (set of filters), `wills:<id>` (hash client id → will),
  * `owner` (hash client id → "epoch node") and `epoch` (a counter).
  */
-import { createClient, RESP_TYPES } from "@redis/client";
+import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
 import { bytes } from "../store/redis_codec.ts";
 import {
@@ -74,15 +74,7 @@ export class RedisBus implements ClusterBus {
     this.nodeId = o.nodeId;
     this.p = o.prefix ?? "mqttx:cluster:";
     this.log = o.log ?? (() => {});
-    this.cmd = createClient({
-      url: o.url,
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: 5_000,
-        reconnectStrategy: (n: number) =>
-          Math.min(50 * 2 ** Math.min(n, 7), 2_000) * (0.75 + Math.random() / 2),
-      },
-    }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    this.cmd = redisClient(o.url, 2_000);
     this.sub = this.cmd.duplicate();
     this.cmd.on("error", (e: Error) => this.setState(false, e.message));
     this.sub.on("error", () => {});

@@ -15,7 +15,6 @@ import { escapeForLog } from "./escape.ts";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 export type LogFormat = "text" | "json";
-export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
 
 export type LogFields = Record<string, string | number | boolean | undefined>;
 

@@ -24,3 +24,8 @@ export class MessageIds {
 
 /** 36^11 > 2^53: every safe integer fits. */
 const WIDTH = 11;
+
+/** Sorts stored deliveries in message-id (creation) order. */
+export function byMessageId(a: { messageId: string }, b: { messageId: string }): number {
+  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
+}

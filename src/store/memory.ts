@@ -1,3 +1,4 @@
+import { byMessageId } from "./ids.ts";
 import { RetainedMemory } from "./retained.ts";
 import type {
   MessageData,
@@ -175,8 +176,4 @@ export class MemorySessionStore implements SessionStore {
         break;
     }
   }
-}
-
-function byMessageId(a: StoredDelivery, b: StoredDelivery): number {
-  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
 }

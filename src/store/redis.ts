@@ -10,7 +10,8 @@
  * reconnects with backoff, and retained changes made meanwhile are written
  * when it is back.
  */
-import { createClient, RESP_TYPES } from "@redis/client";
+import { redactUrl, redisClient } from "./redis_client.ts";
+import { byMessageId } from "./ids.ts";
 import { Buffer } from "node:buffer";
 import { RetainedMemory } from "./retained.ts";
 import {
@@ -97,16 +98,7 @@ export class RedisStore implements Store {
 
   /** Connect (waiting up to `connectTimeoutMs`) and load the retained messages. */
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
-    const client = createClient({
-      url: options.url,
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: 5_000,
-        // Backoff from 50 ms to 5 s, with jitter so many brokers do not reconnect in step.
-        reconnectStrategy: (retries: number) =>
-          Math.min(50 * 2 ** Math.min(retries, 7), 5_000) * (0.75 + Math.random() / 2),
-      },
-    }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+    const client = redisClient(options.url, 5_000);
     const store = new RedisStore(client, options);
     const timeout = options.connectTimeoutMs ?? 10_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -442,20 +434,5 @@ export class RedisSessionStore implements SessionStore {
         break;
       }
     }
-  }
-}
-
-function byMessageId(a: { messageId: string }, b: { messageId: string }): number {
-  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
-}
-
-/** The URL without its password, for logs. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(invalid url)";
   }
 }

@@ -8,12 +8,13 @@ import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
 import { DropLog } from "./drops.ts";
 import { ReadRights } from "./read_rights.ts";
-import { type Message, ownPayload } from "./message.ts";
+import { type Message, ownPayload, willMessage } from "./message.ts";
 import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
 import { SessionDeadlines } from "./deadlines.ts";
 import type { ClusterLink } from "./cluster_link.ts";
+import { changeRetained } from "./retained_change.ts";
 import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
@@ -200,10 +201,8 @@ export class Broker implements BrokerCore, PacketSink {
     }
     if (message.retain) {
       // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
-      const stored = this.store.setRetained(
-        message.topic,
-        message.payload.length === 0 ? undefined : message,
-      );
+      const kept = message.payload.length === 0 ? undefined : message;
+      const stored = changeRetained(this.store, this.cluster, message.topic, kept);
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
@@ -216,6 +215,11 @@ export class Broker implements BrokerCore, PacketSink {
       }
     }
     return this.routeConfirmed(message, true);
+  }
+
+  /** Clear the retained message of `topic` here and, in a cluster, on every node (admin API). */
+  clearRetained(topic: string): void | Promise<void> {
+    return changeRetained(this.store, this.cluster, topic, undefined);
   }
 
   /**
@@ -464,31 +468,9 @@ export class Broker implements BrokerCore, PacketSink {
   }
 }
 
-/** The route a subscription gives its node: its filter, or `$share/group/filter`. */
 /** The filter a subscription routes by: its match filter, with its share group if any. */
 export function routeFilter(sub: Subscription): string {
   return sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`;
-}
-
-/** The message a will becomes [MQTT-3.1.2-8]: its delay and expiry interval are not forwarded. */
-export function willMessage(clientId: string, will: Will): Message {
-  const props = will.properties;
-  const expiry = props?.messageExpiryInterval;
-  return {
-    topic: will.topic,
-    payload: will.payload,
-    qos: will.qos,
-    retain: will.retain,
-    properties: forwardedWillProperties(props),
-    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
-    from: clientId,
-  };
-}
-
-function forwardedWillProperties(props: Will["properties"]) {
-  if (!props) return undefined;
-  const { willDelayInterval: _d, messageExpiryInterval: _e, ...rest } = props;
-  return Object.keys(rest).length > 0 ? rest : undefined;
 }
 
 /** Both held: like each part, the joint promise may be left untaken (a will), so no crash if refused. */

@@ -75,6 +75,8 @@ export class RedisStore implements Store {
   private readonly retained = new RetainedMemory();
   /** Retained topics changed while Redis could not take them: written when it is back. */
   private readonly dirtyRetained = new Set<string>();
+  /** During resyncRetained(): topics changed here meanwhile, which what it read must not undo. */
+  private touched: Set<string> | undefined = undefined;
   /** undefined until the first connect or error, so the first state is logged too. */
   private up: boolean | undefined = undefined;
   private closed = false;
@@ -113,6 +115,7 @@ export class RedisStore implements Store {
         }),
       ]);
       await store.loadRetained();
+      await store.markRetained();
     } catch (e) {
       store.closed = true;
       client.destroy();
@@ -131,6 +134,7 @@ export class RedisStore implements Store {
 
   setRetained(topic: string, message: MessageData | undefined): Promise<void> {
     const stored = this.retained.set(topic, message);
+    this.touched?.add(topic);
     return this.writeRetained(topic, stored).catch((e) => {
       this.dirtyRetained.add(topic);
       throw e;
@@ -150,6 +154,52 @@ export class RedisStore implements Store {
   cacheRetained(topic: string, message: MessageData | undefined): void {
     this.retained.set(topic, message);
     this.dirtyRetained.delete(topic);
+    this.touched?.add(topic);
+  }
+
+  /** The retained message of `topic` in the in-memory index. */
+  retainedOf(topic: string): MessageData | undefined {
+    return this.retained.index.get(topic);
+  }
+
+  /** Write every retained change Redis could not take yet; rejects while it still cannot. */
+  async flushRetained(): Promise<void> {
+    const topics = [...this.dirtyRetained];
+    await Promise.all(topics.map(async (t) => {
+      await this.writeRetained(t, this.retained.index.get(t));
+      this.dirtyRetained.delete(t);
+    }));
+  }
+
+  /**
+   * Make the in-memory index what Redis holds again (a cluster node back from
+   * an outage, while other nodes went on changing retained messages), except
+   * `keep` (this node's own changes the others have not heard of), changes not
+   * yet written, and changes made while this runs. A Redis that lost its data
+   * (no marker) gets this node's whole index written back instead.
+   */
+  async resyncRetained(keep: ReadonlySet<string>): Promise<void> {
+    const touched = this.touched = new Set<string>();
+    const mine = (t: string) => keep.has(t) || touched.has(t) || this.dirtyRetained.has(t);
+    try {
+      if (await this.markRetained()) {
+        const all = [...this.retained.index.entries()];
+        for (let i = 0; i < all.length; i += 500) {
+          await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.writeRetained(t, m)));
+        }
+        return;
+      }
+      const seen = new Set<string>();
+      await this.readRetained((topic, m) => {
+        seen.add(topic);
+        if (!mine(topic)) this.retained.set(topic, m);
+      });
+      for (const [topic] of [...this.retained.index.entries()]) {
+        if (!seen.has(topic) && !mine(topic)) this.retained.index.delete(topic);
+      }
+    } finally {
+      this.touched = undefined;
+    }
   }
 
   retainedCursor(filter: string): Iterator<MessageData> {
@@ -216,17 +266,27 @@ export class RedisStore implements Store {
     ]);
   }
 
-  private async loadRetained(): Promise<void> {
+  private loadRetained(): Promise<void> {
+    return this.readRetained((topic, m) => this.retained.set(topic, m));
+  }
+
+  /** Every retained message in Redis, to `each`. */
+  private async readRetained(each: (topic: string, m: MessageData) => void): Promise<void> {
     const keys = await this.scan(this.keys.retainedPattern());
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);
       const hashes = await this.read(chunk.map((k) => ["HGETALL", k])) as Record<string, Buffer>[];
       hashes.forEach((h, j) => {
-        if (h.m === undefined) return;
-        const m = decodeMessage(h.m.toString(), ownBytes(h.p));
-        this.retained.set(this.keys.topicOf(chunk[j]), m);
+        if (h.m === undefined) return; // the marker
+        each(this.keys.topicOf(chunk[j]), decodeMessage(h.m.toString(), ownBytes(h.p)));
       });
     }
+  }
+
+  /** Set the marker; true when it was missing (a new or emptied Redis). */
+  private async markRetained(): Promise<boolean> {
+    const r = await this.client.sendCommand(["HSETNX", this.keys.retainedMarker(), "since", "1"]);
+    return Number(r) === 1;
   }
 
   /** Let writes call the script by SHA once this connection's Redis has it. */

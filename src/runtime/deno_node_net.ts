@@ -23,7 +23,8 @@ export function listenNodeNet(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: opts.hostname, port: opts.port }, () => {
+    // node:net's reusePort (Deno 2.9 has it; Deno.listen's needs --unstable-net).
+    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", reject);
       server.on("error", () => {}); // a failed accept must not stop the server
       let closed = false;

@@ -50,7 +50,7 @@ export function listenNodeTls(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: opts.hostname, port: opts.port }, () => {
+    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", reject);
       server.on("error", () => {});
       const port = (server.address() as { port: number }).port;

@@ -118,6 +118,11 @@ export class ClusterNode implements ClusterLink {
     for (const session of this.broker.sessions.values()) this.announce(session);
   }
 
+  /** The store refused these clients' writes (fenced): their sessions belong to another node. */
+  fenced(clientIds: readonly string[]): void {
+    this.takeovers.fenced(clientIds);
+  }
+
   takeOver(conn: object, clientId: string, username: string | undefined) {
     return this.takeovers.takeOver(conn, clientId, username);
   }

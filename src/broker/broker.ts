@@ -27,9 +27,10 @@ export { willMessage } from "./session_lifecycle.ts";
 const SWEEP_MS = 250;
 
 /**
- * The runtime-free broker: sessions, the subscription index, routing,
- * retained messages and wills. Connections feed it packets; handlers in
- * ./handlers/ implement each packet's rules.
+ * The runtime-free broker: connections, hooks, publishing (retained,
+ * routing, held acknowledgements) and shutdown. Connections feed it packets;
+ * handlers in ./handlers/ implement each packet's rules; sessions change only
+ * through the session modules (`lifecycle`, see session.ts).
  */
 export class Broker implements BrokerCore, PacketSink {
   readonly options: BrokerOptions;

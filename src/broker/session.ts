@@ -89,7 +89,7 @@ export interface SessionState {
   readonly incomingQos2: ReadonlySet<number>;
   /** The will of the current connection. */
   readonly will: Will | undefined;
-  /** 5.0 will waiting for its Will Delay Interval (its deadline: Broker.deadlines). */
+  /** 5.0 will waiting for its Will Delay Interval (its deadline: SessionLifecycle.deadlines). */
   readonly pendingWill: Will | undefined;
   /** The last packet id used (kept across restarts by the session store). */
   readonly lastPacketId: number;

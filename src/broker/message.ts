@@ -1,4 +1,4 @@
-import type { Properties, QoS, Will } from "../mqtt/packet.ts";
+import type { Properties, QoS } from "../mqtt/packet.ts";
 
 /**
  * An application message as the broker routes it: what a PUBLISH carried,
@@ -108,25 +108,4 @@ export function remainingExpiry(msg: Message, now: number): number | undefined {
 
 export function isExpired(msg: Message, now: number): boolean {
   return msg.expiresAt !== undefined && msg.expiresAt <= now;
-}
-
-/** The message a will becomes [MQTT-3.1.2-8]: its delay and expiry interval are not forwarded. */
-export function willMessage(clientId: string, will: Will): Message {
-  const props = will.properties;
-  const expiry = props?.messageExpiryInterval;
-  return {
-    topic: will.topic,
-    payload: will.payload,
-    qos: will.qos,
-    retain: will.retain,
-    properties: forwardedWillProperties(props),
-    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
-    from: clientId,
-  };
-}
-
-function forwardedWillProperties(props: Will["properties"]) {
-  if (!props) return undefined;
-  const { willDelayInterval: _d, messageExpiryInterval: _e, ...rest } = props;
-  return Object.keys(rest).length > 0 ? rest : undefined;
 }

@@ -17,8 +17,7 @@
  * - Wills: kept in the bus while their client is connected, published here
  *   when the bus hands this node the wills of a node that died.
  */
-import { type Broker, routeFilter } from "../broker/broker.ts";
-import { willMessage } from "../broker/message.ts";
+import { type Broker, routeFilter, willMessage } from "../broker/broker.ts";
 import { parseShared } from "../mqtt/topic.ts";
 import type { ClusterLink } from "../broker/cluster_link.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";

@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import { runStoreContract } from "../src/store/contract.ts";
 import { SessionBatchBuilder } from "../src/store/batch.ts";
 import type { RedisStore } from "../src/store/redis.ts";
-import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import {
+  openRedisStore,
+  redisContractBackend,
+  RedisServer,
+  skipWithoutRedis,
+} from "./helpers/redis_server.ts";
 
 const skip = skipWithoutRedis();
 let server: RedisServer | undefined;
@@ -24,27 +29,15 @@ after(async () => {
   await server?.dispose();
 });
 
-async function fenced(): Promise<RedisStore> {
-  const s = await openRedisStore(server!.url);
+async function fenced(url = server!.url): Promise<RedisStore> {
+  const s = await openRedisStore(url);
   s.sessions.fence = { writers: WRITERS, want: () => " self" };
   return s;
 }
 
 runStoreContract("redis (fenced)", {
   skip,
-  backend: async () => {
-    const admin = await openRedisStore(server!.url);
-    await admin.client.sendCommand(["FLUSHDB"]);
-    return {
-      open: async () => {
-        const s = await fenced();
-        return { sessions: s.sessions, retained: s };
-      },
-      storedMessageCount: async () => (await admin.scan(admin.keys.messagePattern())).length,
-      durableRetained: true,
-      dispose: () => admin.close(),
-    };
-  },
+  backend: () => redisContractBackend(server!.url, fenced),
 });
 
 describe("redis store, fenced", () => {

@@ -8,7 +8,7 @@
  */
 import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";
-import { connectionAccepted, reclaimAfterStart } from "./deno_memory.ts";
+import { connectionChurn, reclaimAfterStart } from "./deno_memory.ts";
 import type { Listener, ListenOptions, TransportConn } from "./types.ts";
 
 export function listenNodeNet(
@@ -16,7 +16,7 @@ export function listenNodeNet(
   onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
-    connectionAccepted();
+    connectionChurn();
     try {
       onConn(new NodeSocketConn(socket));
     } catch {

@@ -159,11 +159,14 @@ export class RedisStore implements Store {
     const touched = this.touched = new Set<string>();
     const mine = (t: string) => keep.has(t) || touched.has(t) || this.dirtyRetained.has(t);
     try {
-      if (await this.markRetained()) {
+      if (!(await this.retainedMarked())) {
+        // The marker goes last: a node resyncing meanwhile sees no marker either and writes
+        // its index back too, rather than reading a half-written Redis and deleting the rest.
         const all = [...this.retained.index.entries()];
         for (let i = 0; i < all.length; i += 500) {
           await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.writeRetained(t, m)));
         }
+        await this.client.sendCommand(["HSET", this.keys.retainedMarker(), "since", "1"]);
         return;
       }
       const seen = new Set<string>();
@@ -264,9 +267,9 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Set the marker; true when it was missing (a new or emptied Redis). */
-  private async markRetained(): Promise<boolean> {
-    const r = await this.client.sendCommand(["HSETNX", this.keys.retainedMarker(), "since", "1"]);
+  /** Whether the marker is there (false: a new or emptied Redis). */
+  private async retainedMarked(): Promise<boolean> {
+    const r = await this.client.sendCommand(["EXISTS", this.keys.retainedMarker()]);
     return Number(r) === 1;
   }
 

@@ -78,7 +78,8 @@ export class PacketDecoder {
    * onPacket must not throw (if it does, the decoder is unusable too).
    *
    * With a budget, stops at the first packet boundary at least `limit` bytes
-   * past `start` and at least `minPackets` packets in, and returns where it
+   * past `start` and at least `minPackets` packets in, if at least `limit`
+   * bytes are left (a smaller tail is taken now), and returns where it
    * stopped in `chunk` (then nothing is kept: feed the rest again, from
    * there, before any newer chunk); returns chunk.length once all was taken.
    * A `start` above 0 is only for such a rest.
@@ -139,7 +140,7 @@ export class PacketDecoder {
       packets++;
     }
     while (pos < len) {
-      if (pos - start >= limit && packets >= minPackets) return pos;
+      if (pos - start >= limit && packets >= minPackets && len - pos >= limit) return pos;
       const total = this.header(chunk, pos, len);
       if (total < 0 || pos + total > len) {
         this.keep(chunk.subarray(pos), total);

@@ -116,7 +116,7 @@ function kick(ctx: ApiContext, id: string): Response {
     ctx.logger.info("api.client.kicked", { clientId: id, address: conn.remoteAddr });
     return json({ kicked: id, connected: true });
   }
-  ctx.broker.endSession(session); // offline: the session itself goes
+  ctx.broker.lifecycle.end(session); // offline: the session itself goes
   ctx.logger.info("api.session.ended", { clientId: id });
   return json({ kicked: id, connected: false });
 }

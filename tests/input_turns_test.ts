@@ -8,6 +8,7 @@ import { encode } from "../src/mqtt/encoder.ts";
 import {
   BYTES_PER_TURN,
   LOOSE_BYTES_PER_TURN,
+  LOOSE_MAX_PACKETS,
   LOOSE_PACKETS_PER_TURN,
   PACKETS_PER_TURN,
   subscriberWaits,
@@ -75,8 +76,9 @@ async function floodAndPing(b: Broker, chunk: Uint8Array, count: number, mode: s
   for (let i = 1; i <= count; i++) assert.equal((await flood.expect(4)).packetId, i);
 }
 
+// The loose cases first: a tight case leaves turns tight for TIGHT_MS in this process.
 for (const mode of ["callbacks-sync", "streams"] as const) {
-  describe(`input turns (${mode})`, () => {
+  describe(`input turns, nobody waiting (${mode})`, () => {
     test("a burst of several reads' worth does not keep another connection's PINGREQ waiting", async () => {
       const count = 5 * LOOSE_PACKETS_PER_TURN;
       const chunk = burst(count, 1024);
@@ -84,11 +86,22 @@ for (const mode of ["callbacks-sync", "streams"] as const) {
       await floodAndPing(newBroker(), chunk, count, mode);
     });
 
-    test("while a subscriber waits, turns are tight: a small burst takes several", async () => {
+    test("a burst of tiny packets within a read's bytes still takes several turns", async () => {
+      const count = 2 * LOOSE_MAX_PACKETS + 100;
+      const chunk = burst(count);
+      assert.ok(chunk.length < LOOSE_BYTES_PER_TURN, "one turn by bytes alone");
+      await floodAndPing(newBroker(), chunk, count, mode);
+    });
+  });
+}
+
+for (const mode of ["callbacks-sync", "streams"] as const) {
+  describe(`input turns, a subscriber waiting (${mode})`, () => {
+    test("turns are tight: a small burst takes several", async () => {
       const count = 400;
       const chunk = burst(count);
       assert.ok(chunk.length > 4 * BYTES_PER_TURN && count > 4 * PACKETS_PER_TURN, "several turns");
-      assert.ok(chunk.length < LOOSE_BYTES_PER_TURN, "one turn if loose");
+      assert.ok(chunk.length < LOOSE_BYTES_PER_TURN && count < LOOSE_MAX_PACKETS, "one if loose");
       const b = newBroker({ maxInflight: 1 });
       await waitingSubscriber(b);
       await floodAndPing(b, chunk, count, mode);
@@ -99,9 +112,17 @@ for (const mode of ["callbacks-sync", "streams"] as const) {
 test("turns are tight from a subscriber's wait until TIGHT_MS after the last one", () => {
   const now = Date.now();
   subscriberWaits();
-  assert.deepEqual(turnBudget(now), { bytes: BYTES_PER_TURN, packets: PACKETS_PER_TURN });
+  assert.deepEqual(turnBudget(now), {
+    bytes: BYTES_PER_TURN,
+    packets: PACKETS_PER_TURN,
+    maxPackets: Infinity,
+  });
   assert.equal(turnBudget(now + TIGHT_MS - 1).bytes, BYTES_PER_TURN);
-  const loose = { bytes: LOOSE_BYTES_PER_TURN, packets: LOOSE_PACKETS_PER_TURN };
+  const loose = {
+    bytes: LOOSE_BYTES_PER_TURN,
+    packets: LOOSE_PACKETS_PER_TURN,
+    maxPackets: LOOSE_MAX_PACKETS,
+  };
   assert.deepEqual(turnBudget(now + TIGHT_MS), loose);
   // Another wait tightens them again.
   subscriberWaits();

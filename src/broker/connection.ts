@@ -289,7 +289,14 @@ export class Connection extends ConnectionState implements TurnTaker {
     let n = 0, i = 0;
     try {
       const budget = turnBudget(this.lastActivity);
-      const stop = this.decoder.feed(chunk, scratch.collect, start, budget.bytes, budget.packets);
+      const stop = this.decoder.feed(
+        chunk,
+        scratch.collect,
+        start,
+        budget.bytes,
+        budget.packets,
+        budget.maxPackets,
+      );
       n = scratch.scratchCount();
       for (; i < n; i++) {
         const packet = scratch.takeAt(i);

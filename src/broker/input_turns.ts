@@ -24,7 +24,8 @@ import { setImmediate } from "node:timers";
  *
  * Otherwise nobody's progress hangs on reading someone's input promptly, and
  * the budget only keeps one connection's burst from holding the loop: a read's
- * worth (LOOSE_BYTES_PER_TURN, LOOSE_PACKETS_PER_TURN; node:net reads 64 KiB).
+ * worth (LOOSE_BYTES_PER_TURN, LOOSE_PACKETS_PER_TURN; node:net reads 64 KiB),
+ * and at most LOOSE_MAX_PACKETS packets (64 KiB of PINGREQs would be 32,768).
  * Tight turns cost ingest more than their bookkeeping: every chunk left for a
  * later turn is still alive when the collector runs, so it survives into the
  * old generation, the heap's limit grows with it, and each new chunk lands on
@@ -39,15 +40,27 @@ export const BYTES_PER_TURN = 512;
 export const PACKETS_PER_TURN = 8;
 export const LOOSE_BYTES_PER_TURN = 64 * 1024;
 export const LOOSE_PACKETS_PER_TURN = 64;
+export const LOOSE_MAX_PACKETS = 1024;
 /** How long turns stay tight after a subscriber last waited, ms. */
 export const TIGHT_MS = 1000;
 
 export interface TurnBudget {
   readonly bytes: number;
+  /** At least this many packets (a floor: large packets). */
   readonly packets: number;
+  /** At most this many, whatever their size (a cap: tiny packets). */
+  readonly maxPackets: number;
 }
-const TIGHT: TurnBudget = { bytes: BYTES_PER_TURN, packets: PACKETS_PER_TURN };
-const LOOSE: TurnBudget = { bytes: LOOSE_BYTES_PER_TURN, packets: LOOSE_PACKETS_PER_TURN };
+const TIGHT: TurnBudget = {
+  bytes: BYTES_PER_TURN,
+  packets: PACKETS_PER_TURN,
+  maxPackets: Infinity, // 512 B holds at most 256 packets
+};
+const LOOSE: TurnBudget = {
+  bytes: LOOSE_BYTES_PER_TURN,
+  packets: LOOSE_PACKETS_PER_TURN,
+  maxPackets: LOOSE_MAX_PACKETS,
+};
 
 let waited = false;
 let tightUntil = -Infinity;

@@ -86,3 +86,14 @@ test("feed with a budget takes a tail smaller than the budget at once", () => {
   assert.equal(d2.feed(chunk, () => n++, 0, lastSize, 9), chunk.length - lastSize);
   assert.equal(n, 9);
 });
+
+test("feed with a packet cap stops after that many packets, whatever their bytes", () => {
+  const chunk = concat(Array.from({ length: 20 }, (_, i) => encode(publish(i + 1), 4)));
+  const d = new PacketDecoder();
+  d.version = 4;
+  let n = 0;
+  const stop = d.feed(chunk, () => n++, 0, chunk.length, 1, 6);
+  assert.equal(n, 6);
+  d.feed(chunk, () => n++, stop);
+  assert.equal(n, 20);
+});

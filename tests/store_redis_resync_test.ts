@@ -69,4 +69,35 @@ describe("redis store: retained resync after Redis lost its data", () => {
       await a.close();
     }
   });
+  test("a node that starts empty and seeds a wiped Redis first does not wipe the others", {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const a = await openRedisStore(server!.url);
+    let c: Awaited<ReturnType<typeof openRedisStore>> | undefined;
+    try {
+      await a.client.sendCommand(["FLUSHDB"]);
+      await a.resyncRetained(new Set());
+      const topic = "keep/me";
+      await a.setRetained(topic, { topic, payload: enc.encode("x"), qos: 0, retain: true });
+      await a.client.sendCommand(["FLUSHDB"]); // Redis restarted empty
+      c = await openRedisStore(server!.url); // a new node: nothing to write back
+      await c.resyncRetained(new Set()); // ...and it resyncs first
+      await a.resyncRetained(new Set());
+      assert.equal(a.retainedOf(topic)?.topic, topic, "node A kept its message");
+      const d = await openRedisStore(server!.url);
+      try {
+        assert.equal(d.retainedOf(topic)?.topic, topic, "and wrote it back to Redis");
+      } finally {
+        await d.close();
+      }
+      // Same generation: a topic cleared in Redis meanwhile is cleared here too.
+      await c.setRetained(topic, undefined);
+      await a.resyncRetained(new Set());
+      assert.equal(a.retainedOf(topic), undefined);
+    } finally {
+      await c?.close();
+      await a.close();
+    }
+  });
 });

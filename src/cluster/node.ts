@@ -95,6 +95,7 @@ export class ClusterNode implements ClusterLink {
   /** Announce the routes of sessions restored straight into the index. */
   announceRestored(): void {
     for (const session of this.broker.sessions.values()) this.announce(session);
+    this.bus.ready?.();
   }
 
   takeOver(conn: object, clientId: string, username: string | undefined) {

@@ -58,7 +58,7 @@ export class RedisBus implements ClusterBus {
   private readonly since = Date.now();
   private cmd: Client;
   private sub: Client;
-  private handlers: BusHandlers | undefined;
+  protected handlers: BusHandlers | undefined;
   /** Other live nodes and when we last heard of them. */
   private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number }>();
   /** Our own routes and wills, rewritten whole after Redis comes back. */
@@ -94,11 +94,7 @@ export class RedisBus implements ClusterBus {
     // A previous run of this id that died: its wills are still owed.
     await this.reap(this.nodeId);
     await this.cmd.sendCommand(["HSET", this.key("nodes"), this.nodeId, String(this.since)]);
-    await this.sub.subscribe(
-      [this.key("chan:" + this.nodeId), this.key("chan:all")],
-      (b: Buffer) => this.onBusMessage(b),
-      true,
-    );
+    await this.listen();
     await this.sub.subscribe(
       this.key("chan:ctl"),
       (b: Buffer) => this.onControl(b.toString()),
@@ -108,6 +104,15 @@ export class RedisBus implements ClusterBus {
     await this.resync();
     this.up = true;
     this.timer = setInterval(() => void this.heartbeat(), this.o.heartbeatInterval);
+  }
+
+  /** Start receiving messages sent to this node and broadcasts (another bus may carry them). */
+  protected async listen(): Promise<void> {
+    await this.sub.subscribe(
+      [this.key("chan:" + this.nodeId), this.key("chan:all")],
+      (b: Buffer) => this.onBusMessage(b),
+      true,
+    );
   }
 
   async leave(): Promise<void> {
@@ -290,6 +295,10 @@ export class RedisBus implements ClusterBus {
             `(give each node its own broker-id)`,
         );
       }
+      // Not refreshed: a previous run of this id that died. Take the id the moment it expires,
+      // before the others declare it dead (they wait a heartbeat longer), so a node restarted
+      // within node-timeout keeps its sessions and its undelivered messages (Kafka bus).
+      if (after > 0) await new Promise((r) => setTimeout(r, after + 5));
     }
     throw new DuplicateNodeError(`broker-id ${this.nodeId}: could not register the node`);
   }
@@ -312,7 +321,8 @@ export class RedisBus implements ClusterBus {
       ]);
       const now = Date.now();
       for (const [id, p] of this.peers) {
-        if (now - p.seen <= this.o.nodeTimeout) continue;
+        // A heartbeat of grace: a node restarting takes its id back as the key expires.
+        if (now - p.seen <= this.o.nodeTimeout + this.o.heartbeatInterval) continue;
         const alive = Number(await this.cmd.sendCommand(["EXISTS", this.key("node:" + id)]));
         if (alive) p.seen = now; // heard nothing, but it is registered: give it time
         else await this.down(id);

@@ -10,7 +10,14 @@
  *    every client on node A; flat out (target ≥ 0.5×) and at 200 msg/s per
  *    pair (p99 latency, target ≤ 3×).
  *
+ * 3. Cross-node work per CPU second: messages delivered across nodes ÷ the two
+ *    nodes' user+sys CPU seconds (from /proc), the one figure that survives a
+ *    noisy shared machine. `BUS=kafka` runs the nodes with `cluster.type: kafka`
+ *    over librdkafka's mock cluster (tests/kafka_mock, built with gcc);
+ *    `CROSS_ONLY=1` skips part 1.
+ *
  *   deno run -A bench/cluster.ts        (make bench-cluster)
+ *   BUS=kafka CROSS_ONLY=1 deno run -A bench/cluster.ts
  */
 import {
   BROKERS,
@@ -25,6 +32,8 @@ import {
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const NAME = env("BROKER") ?? "mqttx-bun";
+const BUS = env("BUS") === "kafka" ? "kafka" : "redis";
+let kafkaBootstrap = "";
 const REDIS_PORT = 18961, PORT_A = 18962, PORT_B = 18963;
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 " +
   "--duration 10 --timeout 60";
@@ -34,7 +43,39 @@ const dir = await Deno.makeTempDir({ dir: BUILD, prefix: "cluster-" });
 function yaml(id: string, port: number, cluster: boolean): string {
   return `mqttx:\n  broker-id: "${id}"\n  host: 127.0.0.1\n  enable-test-mode: false\n` +
     `  socket:\n    port: ${port}\n  redis:\n    url: redis://127.0.0.1:${REDIS_PORT}\n` +
-    `  cluster:\n    enable: ${cluster}\n`;
+    `  cluster:\n    enable: ${cluster}\n` +
+    (BUS === "kafka" ? `    type: kafka\n    kafka-brokers: [${kafkaBootstrap}]\n` : "");
+}
+
+/** user+sys CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** librdkafka's mock cluster (BUS=kafka), pinned with the brokers; its bootstrap address. */
+async function startKafka(): Promise<Deno.ChildProcess> {
+  const bin = `${dir}/mock_cluster`;
+  const cc = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `gcc -O1 -o ${bin} tests/kafka_mock/mock_cluster.c $(pkg-config --cflags --libs rdkafka)`,
+    ],
+    cwd: ROOT,
+  }).output();
+  if (!cc.success) throw new Error(`mock_cluster: ${new TextDecoder().decode(cc.stderr)}`);
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "1", bin],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) text += new TextDecoder().decode((await reader.read()).value);
+  kafkaBootstrap = text.split("\n")[0].trim();
+  reader.releaseLock();
+  return child;
 }
 
 async function node(id: string, port: number, cluster: boolean): Promise<Deno.ChildProcess> {
@@ -72,7 +113,8 @@ const say = (l: string) => {
 
 // 1. One node, cluster off and on.
 const single: Record<string, number> = {};
-for (const cluster of [false, true]) {
+const kafka = BUS === "kafka" ? await startKafka() : undefined;
+for (const cluster of env("CROSS_ONLY") ? [] : [false, true]) {
   await withRedis(async () => {
     const broker = await node("001", PORT_A, cluster);
     try {
@@ -97,7 +139,9 @@ for (const cluster of [false, true]) {
     }
   });
 }
-say(`ratio cluster.enable (no peers) / without: ${(single.true / single.false).toFixed(2)}`);
+if (!env("CROSS_ONLY")) {
+  say(`ratio cluster.enable (no peers) / without: ${(single.true / single.false).toFixed(2)}`);
+}
 
 // 2. Cross-node against one node, with the MQTT.js harness (bench/cluster_clients.ts).
 async function harness(pubPort: number, subPort: number, rate: number) {
@@ -114,7 +158,7 @@ async function harness(pubPort: number, subPort: number, rate: number) {
   const text = new TextDecoder().decode(out.stdout);
   const line = text.split("\n").find((l) => l.startsWith("RESULT "));
   if (!line) throw new Error(`harness failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
-  return JSON.parse(line.slice(7)) as { rate: number; p99: number; lost: number };
+  return JSON.parse(line.slice(7)) as { rate: number; p99: number; lost: number; received: number };
 }
 await withRedis(async () => {
   const a = await node("001", PORT_A, true);
@@ -123,7 +167,13 @@ await withRedis(async () => {
     await sleep(1000);
     for (const rate of [0, 200]) {
       const one = await harness(PORT_A, PORT_A, rate);
+      const cpu0 = (await cpuSeconds(a.pid)) + (await cpuSeconds(b.pid));
       const cross = await harness(PORT_A, PORT_B, rate);
+      const cpu = (await cpuSeconds(a.pid)) + (await cpuSeconds(b.pid)) - cpu0;
+      say(
+        `cross-node over ${BUS}, ${rate || "flat out"}: ${cross.received} delivered, nodes' CPU ` +
+          `${cpu.toFixed(2)} s: ${Math.round(cross.received / cpu)} msg per CPU second`,
+      );
       const what = rate === 0 ? "flat out" : `${rate} msg/s per pair`;
       say(
         `S4 (MQTT.js) ${what}, one node: ${Math.round(one.rate)} msg/s, p99 ${
@@ -144,14 +194,20 @@ await withRedis(async () => {
     await stop(b);
   }
 });
+if (kafka) {
+  kafka.kill("SIGTERM");
+  await kafka.status;
+}
 const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
 say(`load average (1 min) at the end: ${load}`);
 await Deno.remove(dir, { recursive: true });
 const outDir = env("BENCH_OUT") ?? `${ROOT}/bench/results`;
 await Deno.mkdir(outDir, { recursive: true });
-const file = `${outDir}/${new Date().toISOString().slice(0, 10)}-cluster.md`;
+const file = `${outDir}/${new Date().toISOString().slice(0, 10)}-cluster${
+  BUS === "kafka" ? "-kafka" : ""
+}.md`;
 await Deno.writeTextFile(
   file,
-  `# Cluster (bench/cluster.ts, ${NAME})\n\n${lines.map((l) => `- ${l}`).join("\n")}\n`,
+  `# Cluster (bench/cluster.ts, ${NAME}, bus ${BUS})\n\n${lines.map((l) => `- ${l}`).join("\n")}\n`,
 );
 console.log(`written: ${file}`);

@@ -24,7 +24,12 @@ const skip = !(redisServerAvailable() && kafkaAvailable()) && !mustRun()
 const HEARTBEAT_MS = 500;
 const NODE_TIMEOUT_MS = 8_000;
 
-function nodeYaml(redis: RedisServer, kafka: MockKafka, brokerId: string, port: number): string {
+function nodeYaml(
+  redis: RedisServer,
+  kafka: Pick<MockKafka, "bootstrap">,
+  brokerId: string,
+  port: number,
+): string {
   return `mqttx:
   broker-id: "${brokerId}"
   enable-test-mode: false
@@ -51,9 +56,9 @@ const env: { redis?: RedisServer; kafka?: MockKafka; a?: Node; b?: Node } = {};
 const onA = new Clients(() => env.a!.url);
 const onB = new Clients(() => env.b!.url);
 
-async function startNode(id: string, runtime?: "deno" | "bun"): Promise<Node> {
+async function startNode(id: string, runtime?: "deno" | "bun", kafka = env.kafka!): Promise<Node> {
   const port = await freePort();
-  const proc = new BrokerProcess(nodeYaml(env.redis!, env.kafka!, id, port), runtime);
+  const proc = new BrokerProcess(nodeYaml(env.redis!, kafka, id, port), runtime);
   await proc.start(60_000);
   return { proc, url: `mqtt://127.0.0.1:${port}` };
 }
@@ -192,6 +197,31 @@ describe("cluster over Kafka (nodes on deno and bun)", { skip }, () => {
     const acked = (await Promise.all(acks)).filter((ok) => ok).length;
     console.log(`restart: ${acked}/${N} PUBACKs succeeded (the rest timed out while B was down)`);
     assert.equal(lines(env.a!, "took over").length, 0, "node A never took node B's sessions");
+  });
+
+  test("a node whose Kafka is unreachable at start still starts and serves its clients", {
+    timeout: 90_000,
+  }, async () => {
+    const nowhere = { bootstrap: `127.0.0.1:${await freePort()}` } as MockKafka;
+    const c = await startNode("003", undefined, nowhere);
+    const onC = new Clients(() => c.url);
+    try {
+      const t = `alone/${uid()}`;
+      const sub = await onC.connect({ clientId: `s-${uid()}` });
+      await subscribe(sub.client, t, { qos: 1 });
+      const pub = await onC.connect({ clientId: `p-${uid()}` });
+      for (let i = 0; i < 10; i++) await publish(pub.client, t, `a${i}`, { qos: 1 });
+      await sub.inbox.payload("a9", t, 15_000);
+      const deadline = Date.now() + 30_000;
+      while (lines(c, "cannot read from Kafka").length === 0 && Date.now() < deadline) {
+        await sleep(200);
+      }
+      await sleep(3_000); // retries go on; each must not log again
+      assert.equal(lines(c, "cannot read from Kafka").length, 1, c.proc.output);
+    } finally {
+      await onC.closeAll();
+      await c.proc.dispose();
+    }
   });
 
   test("Kafka down: local clients still served, one log line per change, then caught up", {

@@ -110,8 +110,9 @@ export class KafkaBus extends RedisBus {
   }
 
   protected override async listen(): Promise<void> {
-    // Mark where this run joins the broadcasts (Kafka down: marked when it is back).
-    await this.createTopics().catch(() => {});
+    // Mark where this run joins the broadcasts (Kafka down: marked when it is back; the broker
+    // starts meanwhile and serves its own clients).
+    await Promise.race([this.createTopics().catch(() => {}), sleep(3_000)]);
     if (!this.k.holdUntilReady) this.ready();
   }
 
@@ -248,6 +249,7 @@ export class KafkaBus extends RedisBus {
       });
       const crashed = new Promise<unknown>((resolve) =>
         consumer.on(consumer.events.CRASH, (ev) => {
+          this.readState(false, ev.payload.error); // kafkajs restarts, or we do (below)
           if (!ev.payload.restart) resolve(ev.payload.error);
         })
       );
@@ -271,9 +273,8 @@ export class KafkaBus extends RedisBus {
         });
         consumer.seek({ topic: this.broadcastTopic, partition: 0, offset: String(from) });
         // Running: kafkajs reconnects by itself; a crash it does not restart from comes here.
-        const e = await crashed;
+        await crashed;
         if (this.stopping) return;
-        this.readState(false, e);
         backoff = 200;
       } catch (e) {
         if (this.stopping) return;

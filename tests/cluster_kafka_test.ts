@@ -10,7 +10,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { BrokerProcess } from "./helpers/broker_process.ts";
-import { OTHER_RUNTIME, untilRouted } from "./helpers/cluster.ts";
+import { nodeYaml, OTHER_RUNTIME, untilRouted } from "./helpers/cluster.ts";
+import { shareGroupExactlyOnce, takeoverBothWays } from "./helpers/cluster_scenarios.ts";
 import { mustRun } from "./helpers/harness.ts";
 import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
 import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
@@ -24,29 +25,6 @@ const skip = !(redisServerAvailable() && kafkaAvailable()) && !mustRun()
 const HEARTBEAT_MS = 500;
 const NODE_TIMEOUT_MS = 8_000;
 
-function nodeYaml(
-  redis: RedisServer,
-  kafka: Pick<MockKafka, "bootstrap">,
-  brokerId: string,
-  port: number,
-): string {
-  return `mqttx:
-  broker-id: "${brokerId}"
-  enable-test-mode: false
-  host: 127.0.0.1
-  socket:
-    port: ${port}
-  redis:
-    url: ${redis.url}
-  cluster:
-    enable: true
-    type: kafka
-    kafka-brokers: [${kafka.bootstrap}]
-    heartbeat-interval: ${HEARTBEAT_MS}ms
-    node-timeout: ${NODE_TIMEOUT_MS}ms
-`;
-}
-
 interface Node {
   proc: BrokerProcess;
   url: string;
@@ -58,7 +36,12 @@ const onB = new Clients(() => env.b!.url);
 
 async function startNode(id: string, runtime?: "deno" | "bun", kafka = env.kafka!): Promise<Node> {
   const port = await freePort();
-  const proc = new BrokerProcess(nodeYaml(env.redis!, kafka, id, port), runtime);
+  const yaml = nodeYaml(env.redis!, id, port, "", {
+    heartbeatMs: HEARTBEAT_MS,
+    nodeTimeoutMs: NODE_TIMEOUT_MS,
+    lines: `    type: kafka\n    kafka-brokers: [${kafka.bootstrap}]\n`,
+  });
+  const proc = new BrokerProcess(yaml, runtime);
   await proc.start(60_000);
   return { proc, url: `mqtt://127.0.0.1:${port}` };
 }
@@ -115,53 +98,15 @@ describe("cluster over Kafka (nodes on deno and bun)", { skip }, () => {
     }
   });
 
-  test("a share group gets each message exactly once across nodes", {
-    timeout: 90_000,
-  }, async () => {
-    const t = `sh/${uid()}`;
-    const m1 = await onA.connect({ clientId: `m1-${uid()}` });
-    const m2 = await onB.connect({ clientId: `m2-${uid()}` });
-    await subscribe(m1.client, `$share/g/${t}`, { qos: 1 });
-    await subscribe(m2.client, `$share/g/${t}`, { qos: 1 });
-    const pub = await onA.connect({ clientId: `pub-${uid()}` });
-    const deadline = Date.now() + 30_000;
-    while (m2.inbox.messages.length === 0 && Date.now() < deadline) {
-      await publish(pub.client, t, "warm", { qos: 1 });
-      await sleep(100);
-    }
-    assert.ok(m2.inbox.messages.length > 0, "the member on node B gets a share");
-    const before1 = m1.inbox.messages.length;
-    const before2 = m2.inbox.messages.length;
-    const N = 200;
-    for (let i = 0; i < N; i++) await publish(pub.client, t, `s${i}`, { qos: 1 });
-    const all = () => [...m1.inbox.messages.slice(before1), ...m2.inbox.messages.slice(before2)];
-    await withTimeout(
-      (async () => {
-        while (all().length < N) await sleep(50);
-      })(),
-      `${N} shared messages`,
-      30_000,
-    );
-    await sleep(1_000); // a duplicate would show up now
-    const payloads = all().map((m) => m.payload);
-    assert.equal(payloads.length, N, "no message twice");
-    assert.equal(new Set(payloads).size, N);
-    assert.ok(m1.inbox.messages.length > before1 && m2.inbox.messages.length > before2);
-  });
+  test(
+    "a share group gets each message exactly once across nodes",
+    { timeout: 90_000 },
+    () => shareGroupExactlyOnce(onA, onB),
+  );
 
   test("one connection per client id: a connect on the other node takes over (both ways)", {
     timeout: 60_000,
-  }, async () => {
-    const id = `take-${uid()}`;
-    const first = await onA.connect({ clientId: id, protocolVersion: 5 });
-    const second = await onB.connect({ clientId: id, protocolVersion: 5 });
-    await withTimeout(first.closed, "the connection on node A closed", 15_000);
-    assert.equal(first.disconnects[0]?.reasonCode, 0x8e, "DISCONNECT Session taken over");
-    const third = await onA.connect({ clientId: id, protocolVersion: 5 });
-    await withTimeout(second.closed, "the connection on node B closed", 15_000);
-    assert.equal(second.disconnects[0]?.reasonCode, 0x8e);
-    assert.equal(third.client.connected, true);
-  });
+  }, () => takeoverBothWays(onA, onB));
 
   test("a node killed (SIGKILL) and restarted skips nothing that was sent to it meanwhile", {
     timeout: 180_000,

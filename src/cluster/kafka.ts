@@ -100,15 +100,6 @@ export class KafkaBus extends RedisBus {
     return this.prefix + "all";
   }
 
-  get buffered(): number {
-    return this.queue.length;
-  }
-
-  /** Up when both sending and reading work (for /health and $SYS). */
-  get kafkaUp(): boolean {
-    return this.sendUp !== false && this.readUp === true;
-  }
-
   protected override async listen(): Promise<void> {
     // Mark where this run joins the broadcasts (Kafka down: marked when it is back; the broker
     // starts meanwhile and serves its own clients).
@@ -181,6 +172,7 @@ export class KafkaBus extends RedisBus {
     let backoff = 100;
     try {
       while (this.queue.length > 0) {
+        if (Date.now() >= this.flushUntil) return; // left: what is still here is lost (logged)
         const batch = this.queue.slice(0, BATCH);
         try {
           if (!this.producerConnected) {

@@ -17,7 +17,7 @@
  *    `CROSS_ONLY=1` skips part 1.
  *
  *   deno run -A bench/cluster.ts        (make bench-cluster)
- *   BUS=kafka CROSS_ONLY=1 deno run -A bench/cluster.ts
+ *   BUS=kafka CROSS_ONLY=1 PORT_BASE=28961 deno run -A bench/cluster.ts
  */
 import {
   BROKERS,
@@ -34,7 +34,9 @@ const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const NAME = env("BROKER") ?? "mqttx-bun";
 const BUS = env("BUS") === "kafka" ? "kafka" : "redis";
 let kafkaBootstrap = "";
-const REDIS_PORT = 18961, PORT_A = 18962, PORT_B = 18963;
+// PORT_BASE: another run of this bench on the machine uses the defaults.
+const BASE = Number(env("PORT_BASE") ?? 18961);
+const REDIS_PORT = BASE, PORT_A = BASE + 1, PORT_B = BASE + 2;
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 " +
   "--duration 10 --timeout 60";
 await Deno.mkdir(BUILD, { recursive: true });
@@ -114,6 +116,8 @@ const say = (l: string) => {
 // 1. One node, cluster off and on.
 const single: Record<string, number> = {};
 const kafka = BUS === "kafka" ? await startKafka() : undefined;
+// Stopped on any exit, a failed run too (stdin closing ends it as well).
+globalThis.addEventListener("unload", () => kafka?.kill("SIGTERM"));
 for (const cluster of env("CROSS_ONLY") ? [] : [false, true]) {
   await withRedis(async () => {
     const broker = await node("001", PORT_A, cluster);

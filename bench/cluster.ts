@@ -10,19 +10,21 @@
  *    every client on node A; flat out (target ≥ 0.5×) and at 200 msg/s per
  *    pair (p99 latency, target ≤ 3×).
  *
- * 3. Cross-node work per CPU second: messages delivered across nodes ÷ the two
- *    nodes' user+sys CPU seconds (from /proc), the one figure that survives a
- *    noisy shared machine. `BUS=kafka` runs the nodes with `cluster.type: kafka`
- *    over librdkafka's mock cluster (tests/kafka_mock, built with gcc);
- *    `CROSS_ONLY=1` skips part 1.
+ * On a shared machine wall-clock rates are noise: each run also reports the
+ * messages delivered per CPU-second of the brokers and Redis together, and
+ * Redis's own CPU per delivered message (where one Redis becomes the limit).
  *
- *   deno run -A bench/cluster.ts        (make bench-cluster)
- *   BUS=kafka CROSS_ONLY=1 PORT_BASE=28961 deno run -A bench/cluster.ts
+ * `BUS=kafka` runs the nodes with `cluster.type: kafka` over librdkafka's mock
+ * cluster (tests/kafka_mock, built with gcc; its CPU is not counted).
+ *
+ *   deno run -A bench/cluster.ts        (make bench-cluster; CLUSTER_PORT_BASE=n: ports n..n+2)
+ *   BUS=kafka deno run -A bench/cluster.ts
  */
 import {
   BROKERS,
   BUILD,
   buildLoadgen,
+  cpuTicks,
   firstConnack,
   ROOT,
   sleep,
@@ -32,32 +34,26 @@ import {
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const NAME = env("BROKER") ?? "mqttx-bun";
-const BUS = env("BUS") === "kafka" ? "kafka" : "redis";
-let kafkaBootstrap = "";
-// PORT_BASE: another run of this bench on the machine uses the defaults.
-const BASE = Number(env("PORT_BASE") ?? 18961);
+// CLUSTER_PORT_BASE: another run (another worktree) may hold the default ports.
+const BASE = Number(env("CLUSTER_PORT_BASE") ?? 18961);
 const REDIS_PORT = BASE, PORT_A = BASE + 1, PORT_B = BASE + 2;
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 " +
   "--duration 10 --timeout 60";
 await Deno.mkdir(BUILD, { recursive: true });
 const dir = await Deno.makeTempDir({ dir: BUILD, prefix: "cluster-" });
 
+const BUS = env("BUS") === "kafka" ? "kafka" : "redis";
+const kafka = BUS === "kafka" ? await startKafka() : undefined;
+
 function yaml(id: string, port: number, cluster: boolean): string {
   return `mqttx:\n  broker-id: "${id}"\n  host: 127.0.0.1\n  enable-test-mode: false\n` +
     `  socket:\n    port: ${port}\n  redis:\n    url: redis://127.0.0.1:${REDIS_PORT}\n` +
     `  cluster:\n    enable: ${cluster}\n` +
-    (BUS === "kafka" ? `    type: kafka\n    kafka-brokers: [${kafkaBootstrap}]\n` : "");
+    (kafka ? `    type: kafka\n    kafka-brokers: [${kafka.bootstrap}]\n` : "");
 }
 
-/** user+sys CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** librdkafka's mock cluster (BUS=kafka), pinned with the brokers; its bootstrap address. */
-async function startKafka(): Promise<Deno.ChildProcess> {
+/** librdkafka's mock cluster (BUS=kafka) on the brokers' CPU; ends when this process does. */
+async function startKafka(): Promise<{ bootstrap: string; child: Deno.ChildProcess }> {
   const bin = `${dir}/mock_cluster`;
   const cc = await new Deno.Command("sh", {
     args: [
@@ -67,17 +63,18 @@ async function startKafka(): Promise<Deno.ChildProcess> {
     cwd: ROOT,
   }).output();
   if (!cc.success) throw new Error(`mock_cluster: ${new TextDecoder().decode(cc.stderr)}`);
+  // stdin stays open while this process lives: the mock exits when it closes.
   const child = new Deno.Command("taskset", {
     args: ["-c", "1", bin],
     stdin: "piped",
     stdout: "piped",
-  }).spawn();
+  })
+    .spawn();
   const reader = child.stdout.getReader();
   let text = "";
   while (!text.includes("\n")) text += new TextDecoder().decode((await reader.read()).value);
-  kafkaBootstrap = text.split("\n")[0].trim();
   reader.releaseLock();
-  return child;
+  return { bootstrap: text.split("\n")[0].trim(), child };
 }
 
 async function node(id: string, port: number, cluster: boolean): Promise<Deno.ChildProcess> {
@@ -93,11 +90,30 @@ async function node(id: string, port: number, cluster: boolean): Promise<Deno.Ch
   return child;
 }
 
+/** The CPU seconds (user + system) the processes used while `f` ran, with `f`'s result. */
+async function cpuDuring<T>(pids: number[], f: () => Promise<T>): Promise<[T, number[]]> {
+  const ticks = () => Promise.all(pids.map(async (p) => (await cpuTicks(p)).broker));
+  const before = await ticks();
+  const r = await f();
+  const after = await ticks();
+  return [r, after.map((t, i) => (t - before[i]) / 100)]; // USER_HZ is 100 on Linux
+}
+
+/** "N msg per CPU-second (brokers + Redis), Redis X µs/msg". */
+function perCpu(delivered: number, brokers: number[], redis: number): string {
+  const all = brokers.reduce((a, b) => a + b, 0) + redis;
+  return `${Math.round(delivered / all)} msg per CPU-s (brokers ${
+    brokers.map((b) => b.toFixed(1)).join("+")
+  } s, Redis ${redis.toFixed(1)} s: ${(redis / delivered * 1e6).toFixed(1)} µs/msg)`;
+}
+
+let redisPid = 0;
 async function withRedis<T>(f: () => Promise<T>): Promise<T> {
   const redis = spawnPinned(1, [
     "redis-server",
     ...["--port", `${REDIS_PORT}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
   ], `${dir}/redis.log`);
+  redisPid = redis.pid;
   await sleep(300);
   try {
     return await f();
@@ -115,37 +131,40 @@ const say = (l: string) => {
 
 // 1. One node, cluster off and on.
 const single: Record<string, number> = {};
-const kafka = BUS === "kafka" ? await startKafka() : undefined;
-// Stopped on any exit, a failed run too (stdin closing ends it as well).
-globalThis.addEventListener("unload", () => kafka?.kill("SIGTERM"));
-for (const cluster of env("CROSS_ONLY") ? [] : [false, true]) {
+const singleCpu: Record<string, number> = {};
+for (const cluster of [false, true]) {
   await withRedis(async () => {
     const broker = await node("001", PORT_A, cluster);
     try {
-      const out = await spawnPinned(0, [
-        loadgen,
-        ...S4.split(" "),
-        "--port",
-        `${PORT_A}`,
-        "--quiet",
-      ])
-        .output();
+      const [out, [cpuBroker, cpuRedis]] = await cpuDuring(
+        [broker.pid, redisPid],
+        () =>
+          spawnPinned(0, [
+            loadgen,
+            ...S4.split(" "),
+            "--port",
+            `${PORT_A}`,
+            "--quiet",
+          ]).output(),
+      );
       const text = new TextDecoder().decode(out.stdout);
       const r = JSON.parse(text.split("\n").find((l) => l.startsWith("RESULT "))!.slice(7));
       single[String(cluster)] = r.recv_window_rate;
+      singleCpu[String(cluster)] = r.recv / (cpuBroker + cpuRedis);
       say(
         `S4 one node, cluster.enable ${cluster}: ${
           Math.round(r.recv_window_rate)
-        } msg/s, lost ${r.lost}`,
+        } msg/s, lost ${r.lost}; ${perCpu(r.recv, [cpuBroker], cpuRedis)}`,
       );
     } finally {
       await stop(broker);
     }
   });
 }
-if (!env("CROSS_ONLY")) {
-  say(`ratio cluster.enable (no peers) / without: ${(single.true / single.false).toFixed(2)}`);
-}
+say(
+  `ratio cluster.enable (no peers) / without: ${(single.true / single.false).toFixed(2)} ` +
+    `(per CPU-s: ${(singleCpu.true / singleCpu.false).toFixed(2)})`,
+);
 
 // 2. Cross-node against one node, with the MQTT.js harness (bench/cluster_clients.ts).
 async function harness(pubPort: number, subPort: number, rate: number) {
@@ -169,28 +188,28 @@ await withRedis(async () => {
   const b = await node("002", PORT_B, true);
   try {
     await sleep(1000);
+    const pids = [a.pid, b.pid, redisPid];
     for (const rate of [0, 200]) {
-      const one = await harness(PORT_A, PORT_A, rate);
-      const cpu0 = (await cpuSeconds(a.pid)) + (await cpuSeconds(b.pid));
-      const cross = await harness(PORT_A, PORT_B, rate);
-      const cpu = (await cpuSeconds(a.pid)) + (await cpuSeconds(b.pid)) - cpu0;
-      say(
-        `cross-node over ${BUS}, ${rate || "flat out"}: ${cross.received} delivered, nodes' CPU ` +
-          `${cpu.toFixed(2)} s: ${Math.round(cross.received / cpu)} msg per CPU second`,
-      );
+      const [one, cpuOne] = await cpuDuring(pids, () => harness(PORT_A, PORT_A, rate));
+      const [cross, cpuCross] = await cpuDuring(pids, () => harness(PORT_A, PORT_B, rate));
       const what = rate === 0 ? "flat out" : `${rate} msg/s per pair`;
       say(
         `S4 (MQTT.js) ${what}, one node: ${Math.round(one.rate)} msg/s, p99 ${
           one.p99.toFixed(1)
-        } ms, lost ${one.lost}`,
+        } ms, lost ${one.lost}; ${perCpu(one.received, cpuOne.slice(0, 2), cpuOne[2])}`,
       );
       say(
         `S4 (MQTT.js) ${what}, cross-node: ${Math.round(cross.rate)} msg/s, p99 ${
           cross.p99.toFixed(1)
-        } ms, lost ${cross.lost}`,
+        } ms, lost ${cross.lost}; ${perCpu(cross.received, cpuCross.slice(0, 2), cpuCross[2])}`,
       );
+      const sum = (c: number[]) => c.reduce((x, y) => x + y, 0);
+      const work = (cross.received / sum(cpuCross)) / (one.received / sum(cpuOne));
       if (rate === 0) {
-        say(`ratio cross-node / one node (delivered): ${(cross.rate / one.rate).toFixed(2)}`);
+        say(
+          `ratio cross-node / one node (delivered): ${(cross.rate / one.rate).toFixed(2)} ` +
+            `(per CPU-s: ${work.toFixed(2)})`,
+        );
       } else say(`ratio cross-node / one node (p99): ${(cross.p99 / one.p99).toFixed(2)}`);
     }
   } finally {
@@ -198,17 +217,17 @@ await withRedis(async () => {
     await stop(b);
   }
 });
-if (kafka) {
-  kafka.kill("SIGTERM");
-  await kafka.status;
-}
 const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
 say(`load average (1 min) at the end: ${load}`);
+if (kafka) {
+  kafka.child.kill("SIGTERM");
+  await kafka.child.status;
+}
 await Deno.remove(dir, { recursive: true });
 const outDir = env("BENCH_OUT") ?? `${ROOT}/bench/results`;
 await Deno.mkdir(outDir, { recursive: true });
 const file = `${outDir}/${new Date().toISOString().slice(0, 10)}-cluster${
-  BUS === "kafka" ? "-kafka" : ""
+  kafka ? "-kafka" : ""
 }.md`;
 await Deno.writeTextFile(
   file,

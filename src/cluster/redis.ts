@@ -11,7 +11,8 @@
  * Keys (prefix `mqttx:cluster:`): `node:<id>` liveness (a token with a TTL of
  * node-timeout, refreshed each heartbeat), `nodes` (hash id → since),
  * `routes:<id>` (set of filters), `wills:<id>` (hash client id → will),
- * `owner` (hash client id → "epoch node") and `epoch` (a counter).
+ * `owner` (hash client id → "epoch node"), `writer` (the same, once the previous
+ * owner handed over: the fence the store's writes check) and `epoch` (a counter).
  */
 import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
@@ -19,6 +20,7 @@ import { bytes } from "../store/redis_codec.ts";
 import {
   CLAIM,
   CLAIM_FROM,
+  COMMIT,
   decodeWill,
   encodeWill,
   HEARTBEAT,
@@ -27,11 +29,11 @@ import {
 } from "./redis_scripts.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusMessage, encodeBusMessage } from "./codec.ts";
+import { acquireNodeId } from "./node_id.ts";
 import {
   type BusHandlers,
   type BusMessage,
   type ClusterBus,
-  DuplicateNodeError,
   type NodeId,
   type NodeInfo,
 } from "./types.ts";
@@ -184,9 +186,10 @@ export class RedisBus implements ClusterBus {
     const [e, prev] = await this.cmd.sendCommand([
       "EVAL",
       CLAIM,
-      "2",
+      "3",
       this.key("epoch"),
       this.key("owner"),
+      this.writers,
       clientId,
       this.nodeId,
     ]) as [number, Buffer];
@@ -201,14 +204,32 @@ export class RedisBus implements ClusterBus {
     const e = await this.cmd.sendCommand([
       "EVAL",
       CLAIM_FROM,
-      "2",
+      "3",
       this.key("epoch"),
       this.key("owner"),
+      this.writers,
       clientId,
       this.nodeId,
       node,
     ]);
     return Number(e);
+  }
+
+  /** The hash naming each client's writer ("epoch node"), which the store's writes check. */
+  get writers(): string {
+    return this.key("writer");
+  }
+
+  async commit(clientId: string, epoch: number): Promise<void> {
+    await this.cmd.sendCommand([
+      "EVAL",
+      COMMIT,
+      "1",
+      this.writers,
+      clientId,
+      String(epoch),
+      this.nodeId,
+    ]);
   }
 
   async ownedBy(node: NodeId): Promise<string[]> {
@@ -251,8 +272,9 @@ export class RedisBus implements ClusterBus {
     this.cmd.sendCommand([
       "EVAL",
       RELEASE,
-      "1",
+      "2",
       this.key("owner"),
+      this.writers,
       clientId,
       `${epoch} ${this.nodeId}`,
     ]).catch(() => {});
@@ -271,36 +293,15 @@ export class RedisBus implements ClusterBus {
 
   // ---- internals
 
-  /** Take `node:<id>`; a holder that keeps refreshing it is a live duplicate. */
-  private async acquireId(): Promise<void> {
-    const k = this.key("node:" + this.nodeId);
-    const deadline = Date.now() + this.o.nodeTimeout * 2 + 1_000;
-    while (Date.now() < deadline) {
-      const ok = await this.cmd.sendCommand([
-        "SET",
-        k,
-        this.token,
-        "NX",
-        "PX",
-        String(this.o.nodeTimeout),
-      ]);
-      if (ok) return;
-      const before = Number(await this.cmd.sendCommand(["PTTL", k]));
-      const wait = this.o.heartbeatInterval + 250;
-      await new Promise((r) => setTimeout(r, wait));
-      const after = Number(await this.cmd.sendCommand(["PTTL", k]));
-      if (before > 0 && after > before - wait / 2) {
-        throw new DuplicateNodeError(
-          `broker-id ${this.nodeId} is already used by a live node of this cluster ` +
-            `(give each node its own broker-id)`,
-        );
-      }
-      // Not refreshed: a previous run of this id that died. Take the id the moment it expires,
-      // before the others declare it dead (they wait a heartbeat longer), so a node restarted
-      // within node-timeout keeps its sessions and its undelivered messages (Kafka bus).
-      if (after > 0) await new Promise((r) => setTimeout(r, after + 5));
-    }
-    throw new DuplicateNodeError(`broker-id ${this.nodeId}: could not register the node`);
+  /** Take `node:<id>` (node_id.ts); a holder that keeps refreshing it is a live duplicate. */
+  private acquireId(): Promise<void> {
+    return acquireNodeId(
+      this.cmd,
+      this.key("node:" + this.nodeId),
+      this.token,
+      this.nodeId,
+      this.o,
+    );
   }
 
   private async heartbeat(): Promise<void> {

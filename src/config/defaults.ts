@@ -52,6 +52,7 @@ export function defaultConfig(): MqttxConfig {
       kafkaBrokers: [],
       kafkaTopicPrefix: "mqttx.cluster.",
       kafkaBufferSize: 100_000,
+      reusePort: false,
     },
     ssl: {
       enable: false,

@@ -216,6 +216,7 @@ export const SCHEMA: Section = {
       kafkaBrokers: { kind: "strings", check: hostPort },
       kafkaTopicPrefix: { kind: "string", check: kafkaTopicPrefixCheck },
       kafkaBufferSize: positive,
+      reusePort: bool,
     },
   },
   ssl: {

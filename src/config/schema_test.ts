@@ -34,6 +34,7 @@ describe("defaultConfig", () => {
       kafkaBrokers: [],
       kafkaTopicPrefix: "mqttx.cluster.",
       kafkaBufferSize: 100_000,
+      reusePort: false,
     });
     assert.deepEqual(c.ssl, {
       enable: false,

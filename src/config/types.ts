@@ -127,6 +127,8 @@ export interface MqttxConfig {
     kafkaTopicPrefix: string;
     /** (ours) type kafka: messages held while Kafka is down; past it new ones are dropped. */
     kafkaBufferSize: number;
+    /** (ours) MQTT listeners bind with SO_REUSEPORT: several nodes on one host share a port. */
+    reusePort: boolean;
   };
   ssl: {
     enable: boolean;

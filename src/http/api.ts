@@ -57,7 +57,7 @@ export function apiHandler(ctx: ApiContext): (req: Request, path: string) => Pro
       if (topic === undefined) return badRequest("malformed %-encoding in the topic");
       const why = topicNameError(topic);
       if (why) return badRequest(`topic ${JSON.stringify(topic)} ${why}`);
-      await ctx.broker.store.setRetained(topic, undefined);
+      await ctx.broker.clearRetained(topic);
       ctx.logger.info("api.retained.deleted", { topic });
       return json({ deleted: topic });
     }
@@ -116,7 +116,7 @@ function kick(ctx: ApiContext, id: string): Response {
     ctx.logger.info("api.client.kicked", { clientId: id, address: conn.remoteAddr });
     return json({ kicked: id, connected: true });
   }
-  ctx.broker.endSession(session); // offline: the session itself goes
+  ctx.broker.lifecycle.end(session); // offline: the session itself goes
   ctx.logger.info("api.session.ended", { clientId: id });
   return json({ kicked: id, connected: false });
 }

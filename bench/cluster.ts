@@ -14,7 +14,11 @@
  * messages delivered per CPU-second of the brokers and Redis together, and
  * Redis's own CPU per delivered message (where one Redis becomes the limit).
  *
+ * `BUS=kafka` runs the nodes with `cluster.type: kafka` over librdkafka's mock
+ * cluster (tests/kafka_mock, built with gcc; its CPU is not counted).
+ *
  *   deno run -A bench/cluster.ts        (make bench-cluster; CLUSTER_PORT_BASE=n: ports n..n+2)
+ *   BUS=kafka deno run -A bench/cluster.ts
  */
 import {
   BROKERS,
@@ -38,10 +42,39 @@ const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --si
 await Deno.mkdir(BUILD, { recursive: true });
 const dir = await Deno.makeTempDir({ dir: BUILD, prefix: "cluster-" });
 
+const BUS = env("BUS") === "kafka" ? "kafka" : "redis";
+const kafka = BUS === "kafka" ? await startKafka() : undefined;
+
 function yaml(id: string, port: number, cluster: boolean): string {
   return `mqttx:\n  broker-id: "${id}"\n  host: 127.0.0.1\n  enable-test-mode: false\n` +
     `  socket:\n    port: ${port}\n  redis:\n    url: redis://127.0.0.1:${REDIS_PORT}\n` +
-    `  cluster:\n    enable: ${cluster}\n`;
+    `  cluster:\n    enable: ${cluster}\n` +
+    (kafka ? `    type: kafka\n    kafka-brokers: [${kafka.bootstrap}]\n` : "");
+}
+
+/** librdkafka's mock cluster (BUS=kafka) on the brokers' CPU; ends when this process does. */
+async function startKafka(): Promise<{ bootstrap: string; child: Deno.ChildProcess }> {
+  const bin = `${dir}/mock_cluster`;
+  const cc = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `gcc -O1 -o ${bin} tests/kafka_mock/mock_cluster.c $(pkg-config --cflags --libs rdkafka)`,
+    ],
+    cwd: ROOT,
+  }).output();
+  if (!cc.success) throw new Error(`mock_cluster: ${new TextDecoder().decode(cc.stderr)}`);
+  // stdin stays open while this process lives: the mock exits when it closes.
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "1", bin],
+    stdin: "piped",
+    stdout: "piped",
+  })
+    .spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) text += new TextDecoder().decode((await reader.read()).value);
+  reader.releaseLock();
+  return { bootstrap: text.split("\n")[0].trim(), child };
 }
 
 async function node(id: string, port: number, cluster: boolean): Promise<Deno.ChildProcess> {
@@ -186,12 +219,18 @@ await withRedis(async () => {
 });
 const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
 say(`load average (1 min) at the end: ${load}`);
+if (kafka) {
+  kafka.child.kill("SIGTERM");
+  await kafka.child.status;
+}
 await Deno.remove(dir, { recursive: true });
 const outDir = env("BENCH_OUT") ?? `${ROOT}/bench/results`;
 await Deno.mkdir(outDir, { recursive: true });
-const file = `${outDir}/${new Date().toISOString().slice(0, 10)}-cluster.md`;
+const file = `${outDir}/${new Date().toISOString().slice(0, 10)}-cluster${
+  kafka ? "-kafka" : ""
+}.md`;
 await Deno.writeTextFile(
   file,
-  `# Cluster (bench/cluster.ts, ${NAME})\n\n${lines.map((l) => `- ${l}`).join("\n")}\n`,
+  `# Cluster (bench/cluster.ts, ${NAME}, bus ${BUS})\n\n${lines.map((l) => `- ${l}`).join("\n")}\n`,
 );
 console.log(`written: ${file}`);

@@ -212,7 +212,13 @@ export async function startApp(
     for (const p of plugins) hooks.push(p.hooks);
     if (config.cluster.enable) {
       const { startCluster } = await import("./cluster/start.ts");
-      const node = cluster = await startCluster(config, broker, redis!, log);
+      const node = cluster = await startCluster(
+        config,
+        broker,
+        redis!,
+        log,
+        (path) => runtime.readTextFile(path),
+      );
       metrics.register((m) => clusterMetrics(m, node));
       hooks.push(cluster.hooks());
       if (stored) stored = await cluster.ownSessions(stored);

@@ -16,6 +16,7 @@ import {
   untilRouted,
   useTwoNodes,
 } from "./helpers/cluster.ts";
+import { shareGroupExactlyOnce, takeoverBothWays } from "./helpers/cluster_scenarios.ts";
 import { skipWithoutRedis } from "./helpers/redis_server.ts";
 import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
@@ -106,41 +107,7 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
   test(
     "a share group gets each message exactly once across nodes",
     { timeout: 90_000 },
-    async () => {
-      const t = `sh/${uid()}`;
-      const m1 = await onA.connect({ clientId: `m1-${uid()}` });
-      const m2 = await onB.connect({ clientId: `m2-${uid()}` });
-      await subscribe(m1.client, `$share/g/${t}`, { qos: 1 });
-      await subscribe(m2.client, `$share/g/${t}`, { qos: 1 });
-      const pub = await onA.connect({ clientId: `pub-${uid()}` });
-      // Both nodes know both members once B's member has had a message published on A.
-      const deadline = Date.now() + 20_000;
-      while (m2.inbox.messages.length === 0 && Date.now() < deadline) {
-        await publish(pub.client, t, "warm", { qos: 1 });
-        await sleep(50);
-      }
-      assert.ok(m2.inbox.messages.length > 0, "the member on node B gets a share");
-      const before1 = m1.inbox.messages.length;
-      const before2 = m2.inbox.messages.length;
-      const N = 200;
-      for (let i = 0; i < N; i++) await publish(pub.client, t, `s${i}`, { qos: 1 });
-      const all = () => [...m1.inbox.messages.slice(before1), ...m2.inbox.messages.slice(before2)];
-      await withTimeout(
-        (async () => {
-          while (all().length < N) await sleep(50);
-        })(),
-        `${N} shared messages`,
-        30_000,
-      );
-      await sleep(500); // a duplicate would show up now
-      const payloads = all().map((m) => m.payload).sort();
-      assert.equal(payloads.length, N, "no message twice");
-      assert.equal(new Set(payloads).size, N);
-      assert.ok(
-        m1.inbox.messages.length > before1 && m2.inbox.messages.length > before2,
-        "both nodes' members served",
-      );
-    },
+    () => shareGroupExactlyOnce(onA, onB),
   );
 
   test("$SYS/broker/nodes lists both nodes", { timeout: 30_000 }, async () => {
@@ -153,17 +120,7 @@ describe("cluster over Redis (nodes on deno and bun)", { skip }, () => {
 
   test("one connection per client id: a connect on the other node takes over (both ways)", {
     timeout: 60_000,
-  }, async () => {
-    const id = `take-${uid()}`;
-    const first = await onA.connect({ clientId: id, protocolVersion: 5 });
-    const second = await onB.connect({ clientId: id, protocolVersion: 5 });
-    await withTimeout(first.closed, "the connection on node A closed", 15_000);
-    assert.equal(first.disconnects[0]?.reasonCode, 0x8e, "DISCONNECT Session taken over");
-    const third = await onA.connect({ clientId: id, protocolVersion: 5 });
-    await withTimeout(second.closed, "the connection on node B closed", 15_000);
-    assert.equal(second.disconnects[0]?.reasonCode, 0x8e);
-    assert.equal(third.client.connected, true);
-  });
+  }, () => takeoverBothWays(onA, onB));
 
   test("a persistent session follows its client to the other node (session present)", {
     timeout: 60_000,

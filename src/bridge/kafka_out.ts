@@ -264,7 +264,7 @@ function byTopic(batch: OutRecord[]): TopicMessages[] {
  * authorized, ...), possibly wrapped by kafkajs's retrier. Connection errors and
  * exhausted retries of retriable errors are not: those records wait for Kafka.
  */
-function refusedForGood(e: unknown): boolean {
+export function refusedForGood(e: unknown): boolean {
   for (
     let x = e as KafkaError | undefined, i = 0;
     x && i < 5;

@@ -16,7 +16,11 @@ interface Waiting {
 }
 
 export class RemoteAcks {
-  private next = 1;
+  /**
+   * Random start: an answer meant for an earlier run of this node (a bus that keeps messages
+   * for a restarting node delivers it late) must not match one of this run's ids.
+   */
+  private next = 1 + Math.floor(Math.random() * 2 ** 48);
   private readonly waiting = new Map<number, Waiting>();
   /** Answers this node owes, per origin node, sent together once per turn. */
   private readonly owed = new Map<NodeId, { ok: number[]; failed: number[] }>();

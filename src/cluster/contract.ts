@@ -1,7 +1,7 @@
 /**
  * The one contract test suite every ClusterBus passes
- * (tests/cluster_bus_redis_test.ts runs it against the Redis bus; a Kafka bus
- * would run it too).
+ * (tests/cluster_bus_redis_test.ts runs it against the Redis bus,
+ * tests/cluster_bus_kafka_test.ts against the Kafka bus).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";

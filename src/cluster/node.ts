@@ -116,6 +116,7 @@ export class ClusterNode implements ClusterLink {
   /** Announce the routes of sessions restored straight into the index. */
   announceRestored(): void {
     for (const session of this.broker.sessions.values()) this.announce(session);
+    this.bus.ready?.();
   }
 
   /** The store refused these clients' writes (fenced): their sessions belong to another node. */

@@ -29,11 +29,11 @@ import {
 } from "./redis_scripts.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusMessage, encodeBusMessage } from "./codec.ts";
+import { acquireNodeId } from "./node_id.ts";
 import {
   type BusHandlers,
   type BusMessage,
   type ClusterBus,
-  DuplicateNodeError,
   type NodeId,
   type NodeInfo,
 } from "./types.ts";
@@ -60,7 +60,7 @@ export class RedisBus implements ClusterBus {
   private readonly since = Date.now();
   private cmd: Client;
   private sub: Client;
-  private handlers: BusHandlers | undefined;
+  protected handlers: BusHandlers | undefined;
   /** Other live nodes and when we last heard of them. */
   private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number }>();
   /** Our own routes and wills, rewritten whole after Redis comes back. */
@@ -96,11 +96,7 @@ export class RedisBus implements ClusterBus {
     // A previous run of this id that died: its wills are still owed.
     await this.reap(this.nodeId);
     await this.cmd.sendCommand(["HSET", this.key("nodes"), this.nodeId, String(this.since)]);
-    await this.sub.subscribe(
-      [this.key("chan:" + this.nodeId), this.key("chan:all")],
-      (b: Buffer) => this.onBusMessage(b),
-      true,
-    );
+    await this.listen();
     await this.sub.subscribe(
       this.key("chan:ctl"),
       (b: Buffer) => this.onControl(b.toString()),
@@ -110,6 +106,15 @@ export class RedisBus implements ClusterBus {
     await this.resync();
     this.up = true;
     this.timer = setInterval(() => void this.heartbeat(), this.o.heartbeatInterval);
+  }
+
+  /** Start receiving messages sent to this node and broadcasts (another bus may carry them). */
+  protected async listen(): Promise<void> {
+    await this.sub.subscribe(
+      [this.key("chan:" + this.nodeId), this.key("chan:all")],
+      (b: Buffer) => this.onBusMessage(b),
+      true,
+    );
   }
 
   async leave(): Promise<void> {
@@ -288,32 +293,15 @@ export class RedisBus implements ClusterBus {
 
   // ---- internals
 
-  /** Take `node:<id>`; a holder that keeps refreshing it is a live duplicate. */
-  private async acquireId(): Promise<void> {
-    const k = this.key("node:" + this.nodeId);
-    const deadline = Date.now() + this.o.nodeTimeout * 2 + 1_000;
-    while (Date.now() < deadline) {
-      const ok = await this.cmd.sendCommand([
-        "SET",
-        k,
-        this.token,
-        "NX",
-        "PX",
-        String(this.o.nodeTimeout),
-      ]);
-      if (ok) return;
-      const before = Number(await this.cmd.sendCommand(["PTTL", k]));
-      const wait = this.o.heartbeatInterval + 250;
-      await new Promise((r) => setTimeout(r, wait));
-      const after = Number(await this.cmd.sendCommand(["PTTL", k]));
-      if (before > 0 && after > before - wait / 2) {
-        throw new DuplicateNodeError(
-          `broker-id ${this.nodeId} is already used by a live node of this cluster ` +
-            `(give each node its own broker-id)`,
-        );
-      }
-    }
-    throw new DuplicateNodeError(`broker-id ${this.nodeId}: could not register the node`);
+  /** Take `node:<id>` (node_id.ts); a holder that keeps refreshing it is a live duplicate. */
+  private acquireId(): Promise<void> {
+    return acquireNodeId(
+      this.cmd,
+      this.key("node:" + this.nodeId),
+      this.token,
+      this.nodeId,
+      this.o,
+    );
   }
 
   private async heartbeat(): Promise<void> {
@@ -334,7 +322,8 @@ export class RedisBus implements ClusterBus {
       ]);
       const now = Date.now();
       for (const [id, p] of this.peers) {
-        if (now - p.seen <= this.o.nodeTimeout) continue;
+        // A heartbeat of grace: a node restarting takes its id back as the key expires.
+        if (now - p.seen <= this.o.nodeTimeout + this.o.heartbeatInterval) continue;
         const alive = Number(await this.cmd.sendCommand(["EXISTS", this.key("node:" + id)]));
         if (alive) p.seen = now; // heard nothing, but it is registered: give it time
         else await this.down(id);

@@ -1,30 +1,33 @@
-/** Build this broker's cluster node from the config (cluster.type: redis) and join. */
+/** Build this broker's cluster node from the config (cluster.type: redis or kafka) and join. */
 import type { Broker } from "../broker/broker.ts";
 import type { MqttxConfig } from "../config/types.ts";
 import type { RedisStore } from "../store/redis.ts";
 import { ClusterNode } from "./node.ts";
-import { RedisBus } from "./redis.ts";
+import { RedisBus, type RedisBusOptions } from "./redis.ts";
 
 export async function startCluster(
   config: MqttxConfig,
   broker: Broker,
   store: RedisStore,
   log: (line: string) => void,
+  readTextFile: (path: string) => Promise<string>,
 ): Promise<ClusterNode> {
   const nodeId = String(config.brokerId);
-  const bus = new RedisBus({
+  const c = config.cluster;
+  const o: RedisBusOptions = {
     url: config.redis.url,
     nodeId,
-    heartbeatInterval: config.cluster.heartbeatInterval,
-    nodeTimeout: config.cluster.nodeTimeout,
+    heartbeatInterval: c.heartbeatInterval,
+    nodeTimeout: c.nodeTimeout,
     log,
-  });
+  };
+  const bus = c.type === "kafka" ? await kafkaBus(config, o, readTextFile) : new RedisBus(o);
   const node = new ClusterNode(
     broker,
     bus,
     store,
     config.shareTopic.shareSubStrategy,
-    config.cluster.nodeTimeout,
+    c.nodeTimeout,
   );
   // Each client's session writes go through only while this node is its writer.
   store.sessions.fence = { writers: bus.writers, want: () => " " + nodeId };
@@ -35,6 +38,33 @@ export async function startCluster(
     await bus.leave().catch(() => {});
     throw e;
   }
-  log(`cluster: node ${nodeId} joined (${node.nodes().length} live nodes)`);
+  log(`cluster: node ${nodeId} joined over ${c.type} (${node.nodes().length} live nodes)`);
   return node;
+}
+
+/** State in Redis, messages over Kafka (kafkajs is loaded only for this bus). */
+async function kafkaBus(
+  config: MqttxConfig,
+  o: RedisBusOptions,
+  readTextFile: (path: string) => Promise<string>,
+): Promise<RedisBus> {
+  const [{ KafkaBus }, { connectionOptions }] = await Promise.all([
+    import("./kafka.ts"),
+    import("../bridge/kafka.ts"),
+  ]);
+  const c = config.cluster;
+  // Where and how to connect: TLS and SASL as the bridge's (message-bridge.tls, .sasl).
+  const bridge = config.messageBridge;
+  const kafka = await connectionOptions({
+    ...bridge,
+    kafkaBrokers: c.kafkaBrokers.length > 0 ? c.kafkaBrokers : bridge.kafkaBrokers,
+    clientId: `${bridge.clientId}-cluster-${o.nodeId}`,
+  }, readTextFile);
+  return new KafkaBus({
+    ...o,
+    kafka,
+    topicPrefix: c.kafkaTopicPrefix,
+    bufferSize: c.kafkaBufferSize,
+    holdUntilReady: true,
+  });
 }

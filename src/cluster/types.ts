@@ -1,8 +1,9 @@
 /**
  * The cluster seam: what one mqttx node needs from the bus that joins it to
  * the others. `src/cluster/redis.ts` implements it over Redis (pub/sub for
- * messages, keys for membership, routes, client ownership and wills); a Kafka
- * bus would be a second implementation. `src/cluster/contract.ts` is the one
+ * messages, keys for membership, routes, client ownership and wills);
+ * `src/cluster/kafka.ts` keeps that state in Redis and carries the messages
+ * between nodes over Kafka. `src/cluster/contract.ts` is the one
  * test suite every implementation passes. The bus knows nothing of the broker:
  * `src/cluster/node.ts` glues the two.
  */
@@ -102,6 +103,11 @@ export interface ClusterBus {
   owners(clientIds: readonly string[]): Promise<Map<string, NodeId>>;
   /** Forget the owner of `clientId` if it is still this node's claim `epoch`. */
   release(clientId: string, epoch: number): void;
+  /**
+   * The node has restored its stored sessions: a bus that kept messages for this node while it
+   * was down may deliver them now (before this they would find no session to go to).
+   */
+  ready?(): void;
   /** Keep (or with undefined, forget) the will of a client connected here, for survivors. */
   keepWill(clientId: string, will: MessageData | undefined): void;
 }

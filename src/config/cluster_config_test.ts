@@ -50,11 +50,18 @@ describe("cluster config", () => {
     assert.equal(ok.cluster.enable, true);
   });
 
-  test("cluster.type kafka is refused (not built); node-timeout must exceed the heartbeat", () => {
+  test("cluster.type kafka needs Kafka brokers; node-timeout must exceed the heartbeat", () => {
     const base = "mqttx:\n  enable-test-mode: false\n  cluster:\n    enable: true\n";
     const kafka = refusal(base + "    type: kafka\n");
-    assert.equal(kafka.key, "mqttx.cluster.type");
-    assert.match(kafka.message, /not built yet/);
+    assert.equal(kafka.key, "mqttx.cluster.kafka-brokers");
+    assert.equal(kafka.line, 5);
+    const ok = parseConfig(base + "    type: kafka\n    kafka-brokers: [k1:9092]\n", "c");
+    assert.deepEqual(ok.cluster.kafkaBrokers, ["k1:9092"]);
+    assert.equal(ok.cluster.kafkaTopicPrefix, "mqttx.cluster.");
+    const bridged = "  message-bridge:\n    kafka-brokers: [k2:9092]\n";
+    assert.equal(parseConfig(base + "    type: kafka\n" + bridged, "c").cluster.type, "kafka");
+    const bad = refusal(base + "    type: kafka\n    kafka-topic-prefix: a/b\n" + bridged);
+    assert.equal(bad.key, "mqttx.cluster.kafka-topic-prefix");
     const t = refusal(base + "    heartbeat-interval: 5s\n    node-timeout: 2s\n");
     assert.equal(t.key, "mqttx.cluster.node-timeout");
   });

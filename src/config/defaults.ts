@@ -49,6 +49,9 @@ export function defaultConfig(): MqttxConfig {
       type: "redis",
       heartbeatInterval: 1_000,
       nodeTimeout: 5_000,
+      kafkaBrokers: [],
+      kafkaTopicPrefix: "mqttx.cluster.",
+      kafkaBufferSize: 100_000,
       reusePort: false,
     },
     ssl: {

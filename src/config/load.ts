@@ -313,12 +313,23 @@ function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
         : `a cluster needs the Redis store (shared state lives in Redis), not store.type ${c.store.type}`,
     });
   }
-  if (c.cluster.enable && c.cluster.type === "kafka") {
+  const kafkaBus = c.cluster.enable && c.cluster.type === "kafka";
+  if (kafkaBus && c.cluster.kafkaBrokers.length + c.messageBridge.kafkaBrokers.length === 0) {
     throw new ConfigError({
       file: ctx.file,
-      key: `${ROOT}.cluster.type`,
+      key: `${ROOT}.cluster.kafka-brokers`,
       line: lineOfPath(ctx, ["cluster", "type"]),
-      reason: "the Kafka cluster bus is not built yet; use `type: redis`",
+      reason: "`cluster.type` is kafka, so at least one Kafka broker (host:port) is needed " +
+        "(here or in message-bridge.kafka-brokers)",
+    });
+  }
+  if (kafkaBus && !/^[A-Za-z0-9._-]+$/.test(c.brokerId)) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.broker-id`,
+      line: lineOfPath(ctx, ["broker-id"]),
+      reason: `with \`cluster.type: kafka\` the broker-id names a Kafka topic: use letters, ` +
+        `digits, ".", "_" or "-", not ${JSON.stringify(c.brokerId)}`,
     });
   }
   if (c.cluster.reusePort && (!c.cluster.enable || process.platform !== "linux")) {

@@ -55,6 +55,12 @@ const scramHash: Check = (p) =>
     ? undefined
     : "password is not a SCRAM-SHA-256 hash; create one with `mqttx passwd --hash`";
 
+/** Kafka topic names: letters, digits, `.`, `_`, `-` (the node's broker-id is appended). */
+const kafkaTopicPrefixCheck: Check = (p) =>
+  /^[A-Za-z0-9._-]{0,200}$/.test(p)
+    ? undefined
+    : `expected letters, digits, ".", "_" or "-" (a Kafka topic name), got ${JSON.stringify(p)}`;
+
 const brokerIdCheck: Check = (id) =>
   id === "" || /[/+#\s]/.test(id)
     ? `expected a broker id without "/", "+", "#" or spaces (it names $SYS topics), got ${
@@ -207,6 +213,9 @@ export const SCHEMA: Section = {
       type: { kind: "enum", values: ["redis", "kafka"] },
       heartbeatInterval: duration,
       nodeTimeout: duration,
+      kafkaBrokers: { kind: "strings", check: hostPort },
+      kafkaTopicPrefix: { kind: "string", check: kafkaTopicPrefixCheck },
+      kafkaBufferSize: positive,
       reusePort: bool,
     },
   },

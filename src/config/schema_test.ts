@@ -31,6 +31,9 @@ describe("defaultConfig", () => {
       type: "redis",
       heartbeatInterval: 1_000,
       nodeTimeout: 5_000,
+      kafkaBrokers: [],
+      kafkaTopicPrefix: "mqttx.cluster.",
+      kafkaBufferSize: 100_000,
       reusePort: false,
     });
     assert.deepEqual(c.ssl, {

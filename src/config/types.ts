@@ -121,6 +121,12 @@ export interface MqttxConfig {
     heartbeatInterval: number;
     /** (ours) ms without a heartbeat after which a node counts as dead (its wills are sent). */
     nodeTimeout: number;
+    /** (ours) type kafka: bootstrap servers; empty: message-bridge.kafka-brokers. */
+    kafkaBrokers: string[];
+    /** (ours) type kafka: topics `<prefix>node.<broker-id>` and `<prefix>all`, groups likewise. */
+    kafkaTopicPrefix: string;
+    /** (ours) type kafka: messages held while Kafka is down; past it new ones are dropped. */
+    kafkaBufferSize: number;
     /** (ours) MQTT listeners bind with SO_REUSEPORT: several nodes on one host share a port. */
     reusePort: boolean;
   };

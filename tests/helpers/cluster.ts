@@ -18,7 +18,21 @@ export interface ClusterNodeProcess {
   url: string;
 }
 
-export function nodeYaml(redis: RedisServer, brokerId: string, port: number, extra = ""): string {
+/** Keys of the `cluster` section other than enable (type, kafka-brokers, timings). */
+export interface ClusterKeys {
+  heartbeatMs?: number;
+  nodeTimeoutMs?: number;
+  /** More lines of the cluster section, indented 4. */
+  lines?: string;
+}
+
+export function nodeYaml(
+  redis: RedisServer,
+  brokerId: string,
+  port: number,
+  extra = "",
+  cluster: ClusterKeys = {},
+): string {
   return `mqttx:
   broker-id: "${brokerId}"
   enable-test-mode: false
@@ -31,9 +45,9 @@ export function nodeYaml(redis: RedisServer, brokerId: string, port: number, ext
     url: ${redis.url}
   cluster:
     enable: true
-    heartbeat-interval: ${HEARTBEAT_MS}ms
-    node-timeout: ${NODE_TIMEOUT_MS}ms
-${extra}`;
+    heartbeat-interval: ${cluster.heartbeatMs ?? HEARTBEAT_MS}ms
+    node-timeout: ${cluster.nodeTimeoutMs ?? NODE_TIMEOUT_MS}ms
+${cluster.lines ?? ""}${extra}`;
 }
 
 /** Start a node; resolves once it listens. */

@@ -185,6 +185,20 @@ describe("MQTT bridge to an upstream Mosquitto", () => {
     },
   );
 
+  test("the upstream URL's password never reaches the log", T, async () => {
+    upstream = await startUpstream(); // allow_anonymous: any username/password is accepted
+    const url = upstream.url.replace("mqtt://", "mqtt://gw:s3cr%3Ft@");
+    app = await startBridgeApp([bridge({ name: "up", url, topics: [{ filter: "t/#" }] })]);
+    const status = await statusWatcher(local, "up");
+    await status.until((s) => s.connected, "connected with the URL's credentials");
+    await upstream.stop();
+    await status.until((s) => !s.connected, "disconnected");
+    const lines = app.log.filter((l) => l.startsWith("bridge up:"));
+    assert.ok(lines.some((l) => /connected to mqtt:\/\/gw:\*\*\*@/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /unreachable/.test(l)), lines.join("\n"));
+    assert.ok(!app.log.some((l) => /s3cr/.test(l)), app.log.join("\n"));
+  });
+
   test("queue-max: past the bound the oldest are dropped and counted", T, async () => {
     const status = await setup([{ filter: "q/#", qos: 1 }], { queueMax: 10 });
     const subId = `sink-${uid()}`;

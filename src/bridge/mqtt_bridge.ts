@@ -23,6 +23,7 @@ import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 
 import type { QoS } from "../mqtt/packet.ts";
 import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
 import type { BridgeTopics } from "./mqtt_topics.ts";
+import { redactUrl } from "../log/redact.ts";
 
 export type ConnectFn = (opts: IClientOptions) => MqttClient;
 
@@ -188,7 +189,7 @@ export class MqttBridge {
     this.inflight = 0;
     this.window = Math.min(WINDOW, connack.properties?.receiveMaximum ?? WINDOW);
     o.log(
-      `bridge ${this.name}: connected to ${o.url}` +
+      `bridge ${this.name}: connected to ${redactUrl(o.url)}` +
         (this.queued > 0 ? `, sending ${this.queued} queued messages` : ""),
     );
     this.everConnected = true;
@@ -217,7 +218,7 @@ export class MqttBridge {
     if (this.stopped) return;
     if (wasConnected || !this.everConnected && this.attempts === 0) {
       this.options.log(
-        `bridge ${this.name}: upstream ${this.options.url} unreachable` +
+        `bridge ${this.name}: upstream ${redactUrl(this.options.url)} unreachable` +
           (this.lastError ? ` (${this.lastError})` : "") +
           `; queueing up to ${this.options.queueMax} messages, reconnecting with backoff`,
       );

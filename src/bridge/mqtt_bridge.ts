@@ -103,6 +103,8 @@ export class MqttBridge {
   private pumpAgain = false;
   private lastError = "";
   private everConnected = false;
+  private queueFailing = false;
+  private pumpRetry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly options: MqttBridgeOptions) {}
 
@@ -253,8 +255,16 @@ export class MqttBridge {
           for (const m of batch) this.send(m, gen);
         }
       } while (this.pumpAgain && this.connected);
+      if (this.queueFailing) this.queueTrouble();
     } catch (e) {
-      this.options.log(`bridge ${this.name}: reading the queue failed: ${e}`);
+      // The store is unreachable (Redis down): try again shortly, log once per state change.
+      this.queueTrouble(e);
+      if (!this.stopped) {
+        this.pumpRetry ??= setTimeout(() => {
+          this.pumpRetry = undefined;
+          void this.pump();
+        }, 1_000);
+      }
     } finally {
       this.pumping = false;
     }
@@ -278,8 +288,9 @@ export class MqttBridge {
   private acknowledged(seq: number): void {
     this.inflight--;
     this.sent++;
+    // A removal that fails (store unreachable) leaves the message stored: sent again after a restart.
     const r = this.options.queue.remove(seq);
-    if (r instanceof Promise) r.catch((e) => this.options.log(`bridge ${this.name}: ${e}`));
+    if (r instanceof Promise) r.then(() => this.queueTrouble(), (e) => this.queueTrouble(e));
     if (this.dropping && this.queued < this.options.queueMax) {
       this.dropping = false;
       this.options.log(
@@ -289,6 +300,17 @@ export class MqttBridge {
     }
     if (!this.pumping) void this.pump();
     else this.pumpAgain = true;
+  }
+
+  /** Logs the queue's store failing and recovering, once per change. */
+  private queueTrouble(e?: unknown): void {
+    if ((e !== undefined) === this.queueFailing) return;
+    this.queueFailing = e !== undefined;
+    this.options.log(
+      e === undefined
+        ? `bridge ${this.name}: queue store reachable again`
+        : `bridge ${this.name}: queue store failing (${e instanceof Error ? e.message : e})`,
+    );
   }
 
   /** An upstream message: published locally before MQTT.js acknowledges it. */
@@ -311,6 +333,7 @@ export class MqttBridge {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.pumpRetry);
     const c = this.client;
     this.client = undefined;
     this.connected = false;

@@ -24,6 +24,7 @@ import type { QoS } from "../mqtt/packet.ts";
 import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
 import type { BridgeTopics } from "./mqtt_topics.ts";
 import { redactUrl } from "../log/redact.ts";
+import { BridgeOutgoingStore } from "./mqtt_outgoing.ts";
 
 export type ConnectFn = (opts: IClientOptions) => MqttClient;
 
@@ -106,7 +107,15 @@ export class MqttBridge {
   private queueFailing = false;
   private pumpRetry: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(readonly options: MqttBridgeOptions) {}
+  /**
+   * Packet ids of the messages in flight upstream, kept in the queue across connections and
+   * restarts (exactly-once QoS 2). Not with clean-start: the upstream forgets them anyway.
+   */
+  private readonly outgoing: BridgeOutgoingStore | undefined;
+
+  constructor(readonly options: MqttBridgeOptions) {
+    if (!options.cleanStart) this.outgoing = new BridgeOutgoingStore(options.queue);
+  }
 
   get name(): string {
     return this.options.name;
@@ -117,7 +126,11 @@ export class MqttBridge {
   }
 
   start(): void {
-    this.connectNow();
+    if (!this.outgoing) return this.connectNow();
+    this.outgoing.load().catch((e) => {
+      // Then what was in flight is sent again under new packet ids: at least once.
+      this.options.log(`bridge ${this.name}: reading the in-flight packet ids failed: ${e}`);
+    }).then(() => this.connectNow());
   }
 
   /** Queue a message for the upstream; resolves once it is in the queue (durable queues). */
@@ -167,10 +180,18 @@ export class MqttBridge {
       key: o.key,
       rejectUnauthorized: true,
       manualConnect: true, // connect() below, once the CONNECT writer is set up
+      // MQTT.js sends what this store holds first on every connection (same packet ids).
+      outgoingStore: this.outgoing as unknown as IClientOptions["outgoingStore"],
     });
     if (!v5) setBridgeBit(client);
     this.client = client;
     client.handleMessage = (packet, done) => this.incoming(packet, done);
+    // Before MQTT.js handles the CONNACK (and sends the store's packets again).
+    client.on("packetreceive", (p) => {
+      if (p.cmd === "connack" && !p.sessionPresent && gen === this.generation) {
+        this.outgoing?.sessionLost();
+      }
+    });
     client.on("connect", (connack) => {
       if (gen === this.generation) this.up(client, connack);
     });
@@ -252,7 +273,11 @@ export class MqttBridge {
           const got = this.options.queue.peek(this.cursor, this.window - this.inflight);
           const batch = got instanceof Promise ? await got : got;
           if (gen !== this.generation || batch.length === 0) break;
-          for (const m of batch) this.send(m, gen);
+          for (const m of batch) {
+            // In flight under a packet id: MQTT.js sends it again itself.
+            if (this.outgoing?.has(m.seq)) this.cursor = m.seq;
+            else this.send(m, gen);
+          }
         }
       } while (this.pumpAgain && this.connected);
       if (this.queueFailing) this.queueTrouble();
@@ -274,6 +299,8 @@ export class MqttBridge {
     this.cursor = m.seq;
     this.inflight++;
     const p = m.payload;
+    // MQTT.js stores the packet in `outgoing` synchronously inside publish(): tell it whose it is.
+    if (this.outgoing) this.outgoing.sending = m.seq;
     this.client!.publish(
       m.topic,
       Buffer.from(p.buffer, p.byteOffset, p.byteLength),
@@ -283,6 +310,7 @@ export class MqttBridge {
         this.acknowledged(m.seq);
       },
     );
+    if (this.outgoing) this.outgoing.sending = undefined;
   }
 
   private acknowledged(seq: number): void {

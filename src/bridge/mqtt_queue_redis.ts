@@ -16,7 +16,7 @@
 import { Buffer } from "node:buffer";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { QoS } from "../mqtt/packet.ts";
-import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
+import type { BridgeQueue, InflightRecord, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
 
 /** Push and drop the oldest in one step (one round trip, atomic). */
 const PUSH_AND_TRIM = `redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
@@ -29,11 +29,24 @@ local out = {}
 for i = 2, #r, 2 do out[#out + 1] = r[i] end
 return out`;
 
+/** The in-flight records as a flat [packet id, "seq:released", ...] list. */
+const RECORDS = `return redis.call('HGETALL', KEYS[1])`;
+
+/** A completed packet id: its record and its message go in one step. */
+const COMPLETE = `redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])
+return 1`;
+
 /** Header of a member: seq (float64), qos, retain, topic length (uint32). */
 const HEADER = 14;
 
 export function bridgeQueueKey(bridge: string): string {
   return `mqttx:bridge:{${bridge}}:queue`;
+}
+
+/** Hash: packet id → "seq:released" of the messages in flight upstream. */
+export function bridgeInflightKey(bridge: string): string {
+  return `mqttx:bridge:{${bridge}}:inflight`;
 }
 
 export function encodeQueued(m: QueuedOutbound): Buffer {
@@ -65,6 +78,9 @@ export class RedisBridgeQueue implements BridgeQueue {
   private readonly live = new Set<number>();
   private nextSeq = 1;
   private readonly key: string;
+  private readonly inflightKey: string;
+  /** Packet id → seq of the in-flight records (to delete the message with its record). */
+  private readonly inflightSeq = new Map<number, number>();
 
   private constructor(
     private readonly client: RedisClient,
@@ -72,6 +88,7 @@ export class RedisBridgeQueue implements BridgeQueue {
     private readonly max: number,
   ) {
     this.key = bridgeQueueKey(bridge);
+    this.inflightKey = bridgeInflightKey(bridge);
   }
 
   /** Load the seqs still queued (a restart), and drop the oldest past a smaller `max`. */
@@ -149,6 +166,48 @@ export class RedisBridgeQueue implements BridgeQueue {
 
   size(): number {
     return this.live.size;
+  }
+
+  async inflight(): Promise<InflightRecord[]> {
+    const flat: unknown[] = await this.client.sendCommand(["EVAL", RECORDS, "1", this.inflightKey]);
+    const out: InflightRecord[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const [seq, released] = String(flat[i + 1]).split(":");
+      const r = {
+        messageId: Number(String(flat[i])),
+        seq: Number(seq),
+        released: released === "1",
+      };
+      this.inflightSeq.set(r.messageId, r.seq);
+      out.push(r);
+    }
+    return out;
+  }
+
+  async putInflight(r: InflightRecord): Promise<void> {
+    this.inflightSeq.set(r.messageId, r.seq);
+    await this.client.sendCommand([
+      "HSET",
+      this.inflightKey,
+      String(r.messageId),
+      `${r.seq}:${r.released ? 1 : 0}`,
+    ]);
+  }
+
+  async complete(messageId: number): Promise<void> {
+    const seq = this.inflightSeq.get(messageId);
+    if (seq === undefined) return;
+    this.inflightSeq.delete(messageId);
+    this.live.delete(seq);
+    await this.client.sendCommand([
+      "EVAL",
+      COMPLETE,
+      "2",
+      this.inflightKey,
+      this.key,
+      String(messageId),
+      String(seq),
+    ]);
   }
 
   close(): void {

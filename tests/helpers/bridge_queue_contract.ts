@@ -89,6 +89,27 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
+  test(`${name}: in-flight records; completing one removes its message too`, opts, async () => {
+    const q = await f.make(100);
+    for (let i = 0; i < 3; i++) await q.push(msg(i));
+    const [a, b] = await q.peek(0, 2);
+    await q.putInflight({ messageId: 7, seq: a.seq, released: false });
+    await q.putInflight({ messageId: 9, seq: b.seq, released: false });
+    await q.putInflight({ messageId: 7, seq: a.seq, released: true }); // PUBREC came
+    const byId = (rs: { messageId: number }[]) => rs.sort((x, y) => x.messageId - y.messageId);
+    assert.deepEqual(byId(await q.inflight()), [
+      { messageId: 7, seq: a.seq, released: true },
+      { messageId: 9, seq: b.seq, released: false },
+    ]);
+    await q.complete(7);
+    await q.complete(7); // twice: nothing happens
+    await q.complete(123); // unknown: nothing happens
+    assert.equal(q.size(), 2);
+    assert.deepEqual((await q.peek(0, 10)).map((m) => m.topic), ["t/1", "t/2"]);
+    assert.deepEqual(await q.inflight(), [{ messageId: 9, seq: b.seq, released: false }]);
+    await q.close();
+  });
+
   if (f.reopen) {
     const reopen = f.reopen;
     test(`${name}: what is queued survives a close and reopen, in order`, opts, async () => {
@@ -104,6 +125,26 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
       await q.push(msg(7));
       const all = await q.peek(0, 10);
       assert.ok(all[3].seq > all[2].seq, "new messages go after the old ones");
+      await q.close();
+    });
+
+    test(`${name}: in-flight records survive a reopen and complete there`, opts, async () => {
+      let q = await f.make(10);
+      for (let i = 0; i < 3; i++) await q.push(msg(i));
+      const [a, b] = await q.peek(0, 2);
+      await q.putInflight({ messageId: 1, seq: a.seq, released: true });
+      await q.putInflight({ messageId: 2, seq: b.seq, released: false });
+      q = await reopen(q, 10);
+      const kept = (await q.inflight()).sort((x, y) => x.messageId - y.messageId);
+      assert.deepEqual(kept, [
+        { messageId: 1, seq: a.seq, released: true },
+        { messageId: 2, seq: b.seq, released: false },
+      ]);
+      await q.complete(1);
+      q = await reopen(q, 10);
+      await q.inflight();
+      assert.deepEqual((await q.peek(0, 10)).map((m) => m.topic), ["t/1", "t/2"]);
+      assert.deepEqual((await q.inflight()).map((r) => r.messageId), [2]);
       await q.close();
     });
 

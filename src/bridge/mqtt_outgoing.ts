@@ -104,18 +104,16 @@ export class BridgeOutgoingStore {
   /** What MQTT.js sends first on a new connection: the records, oldest message first. */
   createStream(): Readable {
     const records = [...this.records.values()].sort((a, b) => a.seq - b.seq);
-    const self = this;
-    return Readable.from(
-      (async function* () {
-        for (const r of records) {
-          if (!self.records.has(r.messageId)) continue;
-          const p = await self.packetOf(r);
-          if (p) yield p;
-          else await self.settle(self.queue.complete(r.messageId), () => {}); // dropped meanwhile
-        }
-      })(),
-      { objectMode: true },
-    );
+    return Readable.from(this.replay(records), { objectMode: true });
+  }
+
+  private async *replay(records: InflightRecord[]): AsyncGenerator<StorePacket> {
+    for (const r of records) {
+      if (!this.records.has(r.messageId)) continue;
+      const p = await this.packetOf(r);
+      if (p) yield p;
+      else await this.settle(this.queue.complete(r.messageId), () => {}); // dropped meanwhile
+    }
   }
 
   close(cb?: Done): void {

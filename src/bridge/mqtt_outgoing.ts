@@ -1,6 +1,6 @@
 /**
  * MQTT.js's `outgoingStore` for a bridge, kept in the bridge's queue: the
- * packet id of every QoS 1/2 message handed to the upstream, and whether its
+ * packet id of every QoS 2 message handed to the upstream, and whether its
  * PUBREL went out, live as long as the message is not completed, across the
  * fresh MQTT.js client of each connection and, with a durable queue (SQLite,
  * Redis), across a restart or a kill -9 of mqttx.
@@ -15,9 +15,9 @@
  * new; the upstream recognises the id, so QoS 2 stays exactly once.
  *
  * Order of writes: MQTT.js writes a PUBLISH or PUBREL only after `put` called
- * back, which is after the record is stored; `del` (PUBACK/PUBCOMP) removes
- * the record and the message from the queue in one step, so a crash keeps
- * both or neither.
+ * back, which is after the record is stored; `del` (PUBCOMP) removes the
+ * record and the message from the queue in one step, so a crash keeps both
+ * or neither. QoS 1 messages are not recorded (at least once either way).
  */
 import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
@@ -69,14 +69,15 @@ export class BridgeOutgoingStore {
   put(packet: StorePacket, cb: Done): this {
     const id = packet.messageId!;
     let record: InflightRecord | undefined;
-    if (packet.cmd === "publish" && this.sending !== undefined) {
+    // QoS 2 only: QoS 1 is at least once anyway, and each record costs a commit before the send.
+    if (packet.cmd === "publish" && packet.qos === 2 && this.sending !== undefined) {
       record = { messageId: id, seq: this.sending, released: false };
       this.add(record);
     } else if (packet.cmd === "pubrel" && this.records.has(id)) {
       record = this.records.get(id)!;
       record.released = true;
     }
-    // Not ours (none is): MQTT.js sends it; at least once, as without this store.
+    // QoS 1, or not ours: MQTT.js sends it; at least once, as without this store.
     if (!record) return (cb(), this);
     const r = record;
     this.settle(this.queue.putInflight({ ...r }), (err) => {
@@ -97,7 +98,10 @@ export class BridgeOutgoingStore {
     const id = packet.messageId!;
     if (!this.records.has(id)) return (cb(undefined, packet as StorePacket), this);
     this.forget(id);
-    this.settle(this.queue.complete(id), (err) => cb(err, packet as StorePacket));
+    // No need to wait: the queue's writes are applied in order, so the id's next record comes
+    // after this; a crash first only means PUBREL again, which the upstream answers with PUBCOMP.
+    void this.settle(this.queue.complete(id), () => {});
+    cb(undefined, packet as StorePacket);
     return this;
   }
 

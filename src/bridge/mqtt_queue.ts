@@ -24,8 +24,8 @@ export interface QueuedOutbound extends OutboundMessage {
 }
 
 /**
- * A QoS 1/2 message handed to the upstream under a packet id and not yet
- * completed (PUBACK/PUBCOMP). Kept with the queue, so that after a broken
+ * A QoS 2 message handed to the upstream under a packet id and not yet
+ * completed (PUBCOMP). Kept with the queue, so that after a broken
  * link or a restart it is sent again under the same packet id (PUBLISH with
  * DUP, or only PUBREL once PUBREC came): the upstream recognises it, and QoS 2
  * stays exactly once (src/bridge/mqtt_outgoing.ts).

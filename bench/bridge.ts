@@ -3,6 +3,7 @@
  * upstream Mosquitto, with the in-memory, the SQLite and the Redis store.
  *
  *   deno run -A bench/bridge.ts [N=20000] [BACKLOG=100000]
+ *   BRIDGE_QOS=2 (default 1): the QoS of the whole path; BRIDGE_BENCH=sqlite/full: one store only
  *
  * 1. Throughput: an MQTT.js publisher sends N QoS 1 messages to mqttx (100 in
  *    flight); time until a QoS 1 subscriber on Mosquitto has all of them.
@@ -42,6 +43,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const N = Number(process.argv[2] ?? 20_000);
 const BACKLOG = Number(process.argv[3] ?? 100_000);
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
+const QOS = Number(process.env.BRIDGE_QOS ?? 1) as 1 | 2;
 
 function startMqttx(configFile: string): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(BUN, [path.join(ROOT, "src/main_bun.ts"), "--config", configFile], {
@@ -62,14 +64,14 @@ async function connect(url: string, opts: mqtt.IClientOptions = {}): Promise<mqt
   return await mqtt.connectAsync(url, { reconnectPeriod: 0, ...opts });
 }
 
-/** Publish `n` QoS 1 messages with up to `window` unacknowledged. */
+/** Publish `n` messages at QOS with up to `window` unacknowledged. */
 async function publishMany(c: mqtt.MqttClient, n: number, window = 100): Promise<void> {
   const payload = Buffer.alloc(64, 1);
   let next = 0;
   const worker = async () => {
     while (next < n) {
       next++;
-      await c.publishAsync("bench/x", payload, { qos: 1 });
+      await c.publishAsync("bench/x", payload, { qos: QOS });
     }
   };
   await Promise.all(Array.from({ length: window }, worker));
@@ -113,7 +115,7 @@ async function startMosquittoEdge(
       "max_queued_messages 0",
       "connection up",
       `address 127.0.0.1:${upstreamPort}`,
-      "topic bench/# out 1",
+      `topic bench/# out ${QOS}`,
       "cleansession false",
       "restart_timeout 1",
       "",
@@ -149,7 +151,7 @@ async function run(
         (store === "sqlite" ? `  synchronous: ${synchronous}\n` : "") +
         (redis ? `redis:\n  url: ${redis.url}\n` : "") +
         `bridges:\n  - name: up\n    url: ${upstream.url}\n    reconnect-delay: 200ms\n` +
-        `    reconnect-max-delay: 1s\n    topics: [{ filter: "bench/#", qos: 1 }]\n`,
+        `    reconnect-max-delay: 1s\n    topics: [{ filter: "bench/#", qos: ${QOS} }]\n`,
     );
     const m = store === "mosquitto"
       ? await startMosquittoEdge(dir, upstream.port, synchronous === "persistence")
@@ -157,7 +159,7 @@ async function run(
     mqttx = m.child;
     const subId = `bench-sub-${process.pid}`;
     let sub = await connect(upstream.url, { clientId: subId, clean: false });
-    await sub.subscribeAsync("bench/#", { qos: 1 });
+    await sub.subscribeAsync("bench/#", { qos: QOS });
     let got = counter(sub);
     const pub = await connect(m.url);
     await new Promise((r) => setTimeout(r, 500)); // the bridge connects
@@ -171,7 +173,9 @@ async function run(
     const label = store === "memory" || store === "redis" ? store : `${store}/${synchronous}`;
     const rate = (N / ms * 1000).toFixed(0);
     console.log(
-      `${label}: bridged ${N} QoS 1 in ${ms.toFixed(0)} ms = ${rate} msg/s; ${perCpu(N, c1 - c0)}`,
+      `${label}: bridged ${N} QoS ${QOS} in ${ms.toFixed(0)} ms = ${rate} msg/s; ${
+        perCpu(N, c1 - c0)
+      }`,
     );
 
     await sub.endAsync();

@@ -59,6 +59,20 @@ export interface BridgeQueue {
   close(): void | Promise<void>;
 }
 
+/**
+ * For queues that keep their live seqs in a Set (oldest first, insertion
+ * order): forget the oldest past `max`; returns their seqs, oldest first.
+ */
+export function dropOldest(live: Set<number>, max: number): number[] {
+  const out: number[] = [];
+  for (const seq of live) {
+    if (live.size <= max) break;
+    live.delete(seq);
+    out.push(seq);
+  }
+  return out;
+}
+
 interface Slot {
   message: QueuedOutbound;
   removed: boolean;

@@ -16,7 +16,13 @@
 import { Buffer } from "node:buffer";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { QoS } from "../mqtt/packet.ts";
-import type { BridgeQueue, InflightRecord, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
+import {
+  type BridgeQueue,
+  dropOldest,
+  type InflightRecord,
+  type OutboundMessage,
+  type QueuedOutbound,
+} from "./mqtt_queue.ts";
 
 /** Push and drop the oldest in one step (one round trip, atomic). */
 const PUSH_AND_TRIM = `redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
@@ -216,12 +222,6 @@ export class RedisBridgeQueue implements BridgeQueue {
 
   /** Forget the oldest past the bound; returns their seqs, oldest first. */
   private trim(): number[] {
-    const out: number[] = [];
-    for (const seq of this.live) {
-      if (this.live.size <= this.max) break;
-      this.live.delete(seq);
-      out.push(seq);
-    }
-    return out;
+    return dropOldest(this.live, this.max);
   }
 }

@@ -10,7 +10,13 @@
  */
 import type { SqliteDb } from "../store/sqlite_db.ts";
 import type { QoS } from "../mqtt/packet.ts";
-import type { BridgeQueue, InflightRecord, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
+import {
+  type BridgeQueue,
+  dropOldest,
+  type InflightRecord,
+  type OutboundMessage,
+  type QueuedOutbound,
+} from "./mqtt_queue.ts";
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS bridge_queue (
   bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
@@ -143,15 +149,9 @@ export class SqliteBridgeQueue implements BridgeQueue {
     // The file belongs to the store, which closes it.
   }
 
-  /** Forget the oldest past the bound; returns their seqs. */
+  /** Forget the oldest past the bound; returns their seqs, oldest first. */
   private trim(): number[] {
-    const out: number[] = [];
-    for (const seq of this.live) {
-      if (this.live.size <= this.max) break;
-      this.live.delete(seq);
-      out.push(seq);
-    }
-    return out;
+    return dropOldest(this.live, this.max);
   }
 
   private deleteSeqs(seqs: number[]): void {

@@ -6,8 +6,9 @@
  * PUBACK), and a pump sends the queue in order, up to `window` messages
  * unacknowledged at once, removing each when the upstream acknowledged it.
  * While the upstream is unreachable the queue just grows (up to its bound);
- * after a reconnect everything still queued is sent again from the oldest, so
- * a message in flight when the link broke may arrive twice (at least once).
+ * after a reconnect everything still queued is sent again from the oldest:
+ * QoS 2 messages that were in flight under the same packet ids first
+ * (mqtt_outgoing.ts: exactly once), the rest as new (QoS 1: at least once).
  *
  * In: the bridge subscribes upstream (5.0: No Local, so what we send up never
  * comes back) and publishes what arrives through its own LocalClient, whose

@@ -7,6 +7,7 @@ import { isOnline, type Outgoing, type Session } from "./session.ts";
 import { completed, dequeued, enqueue, nextPacketId, sent, unqueued } from "./session_state.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
 import type { ReadRights } from "./read_rights.ts";
+import { subscriberWaits } from "./input_turns.ts";
 
 /**
  * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
@@ -60,16 +61,17 @@ export function deliver(
   const online = conn !== undefined && isOnline(session);
   // Rights are checked where messages go out (queued ones when they leave the queue).
   if (online && !mayRead(conn, message, qos, share, limits)) return;
+  // Past its expiry before onward delivery started: deleted for this subscriber [MQTT-3.3.2-5].
+  if (message.expiresAt !== undefined && isExpired(message, Date.now())) {
+    limits.dropped.expired++;
+    return;
+  }
   if (qos === 0) {
     // QoS 0 is not queued for offline clients; for a reader whose output backlog is
     // full it is that client's own loss.
     if (!online) return;
     if (conn.congested) return queueFull(session, limits);
     const now = Date.now();
-    if (isExpired(message, now)) {
-      limits.dropped.expired++;
-      return;
-    }
     if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
       if (fits(conn, bytes.length)) {
@@ -93,6 +95,8 @@ export function deliver(
     );
     return;
   }
+  // A connected client's window is full: its acknowledgements must be read promptly.
+  if (online) subscriberWaits();
   // Full: the newest message is dropped (as Mosquitto does). What the client already has
   // queued or in flight stays in order, and QoS 1/2 in flight cannot be taken back anyway.
   if (session.queue.length >= limits.maxQueuedMessages) return queueFull(session, limits);

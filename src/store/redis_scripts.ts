@@ -23,16 +23,33 @@ export type Command = (string | Buffer)[];
  * - `@delete prefix queue inflight key...`: drop the reference of every entry the session's
  *   queue and in-flight hashes hold (what Redis has, not what the broker believes), then delete
  *   its keys.
+ * - `@fence hash client want` (a cluster's ownership fence, before one client's commands): when
+ *   field `client` of `hash` names another writer than `want` ("epoch node"; " node": any epoch
+ *   of that node), the commands up to the next `@fence` are skipped and `client` is returned.
+ *   An empty `hash` ends the fenced part. Returns the list of refused clients.
  */
 const APPLY = `local function unref(k, d)
   local n = redis.call('HINCRBY', k, 'n', d)
   if n <= 0 then redis.call('DEL', k) end
 end
 local i, n = 1, #ARGV
+local skip, fenced = false, {}
 while i <= n do
   local k = tonumber(ARGV[i])
   local c = ARGV[i + 1]
-  if c == '@adjust' then
+  if c == '@fence' then
+    skip = false
+    if ARGV[i + 2] ~= '' then
+      local cur = redis.call('HGET', ARGV[i + 2], ARGV[i + 3])
+      local want = ARGV[i + 4]
+      if cur and cur ~= want and (string.sub(want, 1, 1) ~= ' ' or string.sub(cur, -#want) ~= want) then
+        skip = true
+        fenced[#fenced + 1] = ARGV[i + 3]
+      end
+    end
+  elseif skip then
+    -- a client whose writer is another node: nothing of it is written
+  elseif c == '@adjust' then
     local m = (k - 1) / 2
     for j = 1, m do unref(ARGV[i + 1 + j], tonumber(ARGV[i + 1 + m + j])) end
   elseif c == '@remove' then
@@ -52,7 +69,7 @@ while i <= n do
   end
   i = i + k + 1
 end
-return 1`;
+return fenced`;
 
 /**
  * The script, called by its SHA once Redis has it (loaded at every connect),
@@ -91,6 +108,15 @@ export const removeEntry = (hash: string, set: string, field: string, message: s
   field,
   message,
 ];
+
+/** Guard the commands of `clientId` that follow (see `@fence`); `fenceEnd` ends the guarded part. */
+export const fence = (writers: string, clientId: string, want: string): Command => [
+  "@fence",
+  writers,
+  clientId,
+  want,
+];
+export const fenceEnd: Command = ["@fence", "", "", ""];
 
 /** `keys`: the session's keys, its queue and in-flight hashes first. */
 export const deleteSession = (messagePrefix: string, keys: string[]): Command => [

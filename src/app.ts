@@ -11,6 +11,7 @@ import { buildPlugins, type Plugin } from "./plugins.ts";
 import { type MqttxConfig, storeType } from "./config/types.ts";
 import { openSqliteStore, type SqliteStore } from "./store/sqlite.ts";
 import { SqliteBridgeQueue } from "./bridge/mqtt_queue_sqlite.ts";
+import { RedisBridgeQueue } from "./bridge/mqtt_queue_redis.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type BoundListener, type Listeners, startListeners } from "./transport/listeners.ts";
 import { certificateUsernameHook } from "./transport/cert_username.ts";
@@ -203,8 +204,10 @@ export async function startApp(
       version,
       health,
       metrics,
-      // In the SQLite file, a bridge's queue survives a restart.
-      bridgeQueue: sqlite && ((b) => new SqliteBridgeQueue(sqlite.file, b.name, b.queueMax)),
+      // In the SQLite file or in Redis, a bridge's queue survives a restart.
+      bridgeQueue: sqlite
+        ? (b) => new SqliteBridgeQueue(sqlite.file, b.name, b.queueMax)
+        : redis && ((b) => RedisBridgeQueue.open(redis.client, b.name, b.queueMax)),
     });
     // The certificate's CN becomes the username before any plugin sees the client.
     if (config.ssl.useCnAsUsername) hooks.push(certificateUsernameHook());

@@ -30,7 +30,7 @@ export interface PluginContext {
   health?: HealthRegistry;
   metrics?: MetricsRegistry;
   /** A durable outbound queue for each MQTT bridge (default: in memory). */
-  bridgeQueue?: (bridge: BridgeConfig) => BridgeQueue;
+  bridgeQueue?: (bridge: BridgeConfig) => BridgeQueue | Promise<BridgeQueue>;
 }
 
 /** A feature that needs to stop timers or connections at shutdown, or reloads on SIGHUP. */

@@ -185,6 +185,49 @@ describe("MQTT bridge to an upstream Mosquitto", () => {
     },
   );
 
+  test("QoS 2 across an upstream restart mid-flow: each message exactly once", T, async () => {
+    const status = await setup([{ filter: "q2/#", qos: 2 }]);
+    const subId = `sink-${uid()}`;
+    const sink = await remote.connect({ clientId: subId, clean: false });
+    await subscribe(sink.client, "q2/#", { qos: 2 });
+    await sink.client.endAsync();
+    const pub = await local.connect();
+    const TOTAL = 600;
+    let acked = 0;
+    let stopping: Promise<void> | undefined;
+    // 20 publishers' worth in flight, so the upstream goes down with messages between PUBLISH and PUBCOMP.
+    await Promise.all(Array.from({ length: 20 }, async (_, w) => {
+      for (let i = w; i < TOTAL; i += 20) {
+        await publish(pub.client, "q2/x", String(i), { qos: 2 });
+        if (++acked === 150) stopping = upstream!.stop();
+      }
+    }));
+    await stopping;
+    await upstream!.start();
+    await status.until((s) => s.connected && s.queued === 0, "reconnected and drained", 30_000);
+    const again = await remote.connect({ clientId: subId, clean: false });
+    await again.inbox.until((ms) => ms.length >= TOTAL, `${TOTAL} messages`, 30_000);
+    await sleep(500); // a late duplicate would arrive now
+    const counts = new Map<string, number>();
+    for (const m of again.inbox.messages) counts.set(m.payload, (counts.get(m.payload) ?? 0) + 1);
+    assert.deepEqual([...counts].filter(([, n]) => n > 1), [], "none twice");
+    assert.equal(counts.size, TOTAL);
+  });
+
+  test("the upstream URL's password never reaches the log", T, async () => {
+    upstream = await startUpstream(); // allow_anonymous: any username/password is accepted
+    const url = upstream.url.replace("mqtt://", "mqtt://gw:s3cr%3Ft@");
+    app = await startBridgeApp([bridge({ name: "up", url, topics: [{ filter: "t/#" }] })]);
+    const status = await statusWatcher(local, "up");
+    await status.until((s) => s.connected, "connected with the URL's credentials");
+    await upstream.stop();
+    await status.until((s) => !s.connected, "disconnected");
+    const lines = app.log.filter((l) => l.startsWith("bridge up:"));
+    assert.ok(lines.some((l) => /connected to mqtt:\/\/gw:\*\*\*@/.test(l)), lines.join("\n"));
+    assert.ok(lines.some((l) => /unreachable/.test(l)), lines.join("\n"));
+    assert.ok(!app.log.some((l) => /s3cr/.test(l)), app.log.join("\n"));
+  });
+
   test("queue-max: past the bound the oldest are dropped and counted", T, async () => {
     const status = await setup([{ filter: "q/#", qos: 1 }], { queueMax: 10 });
     const subId = `sink-${uid()}`;

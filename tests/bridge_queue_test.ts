@@ -1,5 +1,5 @@
-// The bridge's outbound queue, in memory and in SQLite, against the BridgeQueue contract.
-import { after, test } from "node:test";
+// The bridge's outbound queue, in memory, in SQLite and in Redis, against the BridgeQueue contract.
+import { after, before, test } from "node:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -8,6 +8,9 @@ import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
 import assert from "node:assert/strict";
 import { MemoryBridgeQueue } from "../src/bridge/mqtt_queue.ts";
 import { bridgeQueueContract } from "./helpers/bridge_queue_contract.ts";
+import { RedisBridgeQueue } from "../src/bridge/mqtt_queue_redis.ts";
+import { type RedisClient, redisClient } from "../src/store/redis_client.ts";
+import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
 
 bridgeQueueContract("memory", { make: (max) => new MemoryBridgeQueue(max) });
 
@@ -51,4 +54,65 @@ after(() => {
     f.db.close();
     fs.rmSync(f.dir, { recursive: true, force: true });
   }
+});
+
+// The same contract in Redis (a real redis-server), across a new client too.
+const skipRedis = skipWithoutRedis();
+let redis: RedisServer | undefined;
+const redisClients: RedisClient[] = [];
+before(async () => {
+  if (!skipRedis) redis = await RedisServer.start();
+});
+async function connected(): Promise<RedisClient> {
+  const c = redisClient(redis!.url, 1_000);
+  c.on("error", () => {});
+  await c.connect();
+  redisClients.push(c);
+  return c;
+}
+let bridges = 0;
+const names = new WeakMap<object, { name: string; client: RedisClient }>();
+bridgeQueueContract("redis", {
+  skip: skipRedis,
+  async make(max) {
+    const name = `b${++bridges}`;
+    const client = await connected();
+    const q = await RedisBridgeQueue.open(client, name, max);
+    names.set(q, { name, client });
+    return q;
+  },
+  async reopen(q, max) {
+    const { name, client } = names.get(q)!;
+    client.destroy();
+    const again = await connected();
+    const q2 = await RedisBridgeQueue.open(again, name, max);
+    names.set(q2, { name, client: again });
+    return q2;
+  },
+});
+test("redis: while Redis is down a push fails and is not counted", {
+  skip: skipRedis,
+  timeout: 30_000,
+}, async () => {
+  const q = await RedisBridgeQueue.open(await connected(), "down", 10);
+  const m = { topic: "t", payload: new Uint8Array([1]), qos: 1 as const, retain: false };
+  await q.push(m);
+  await redis!.stop();
+  await assert.rejects(Promise.resolve(q.push({ ...m, topic: "lost" })));
+  assert.equal(q.size(), 1, "the failed push is not queued");
+  await redis!.restart(); // no persistence in this server: the queue in Redis starts empty
+  for (let i = 0; i < 200; i++) {
+    try {
+      await q.push({ ...m, topic: "kept" });
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50)); // the client reconnects with backoff
+    }
+  }
+  assert.deepEqual((await q.peek(0, 10)).map((x) => x.topic), ["kept"]);
+});
+
+after(async () => {
+  for (const c of redisClients) if (c.isOpen) c.destroy();
+  await redis?.dispose();
 });

@@ -11,7 +11,8 @@ import { Broker } from "../src/broker/broker.ts";
 import { restoreSessions } from "../src/broker/restore.ts";
 import type { RedisStore } from "../src/store/redis.ts";
 import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
-import { PacketClient, publishPacket, testBrokerOptions } from "./helpers/packet_client.ts";
+import { testBrokerOptions } from "./helpers/packet_client.ts";
+import { fillExpiringSessions } from "./helpers/churn.ts";
 
 const skip = skipWithoutRedis();
 const SESSIONS = 10_000;
@@ -50,39 +51,7 @@ describe("session churn on Redis", () => {
     const keysBefore = await dbsize();
     const memoryBefore = await info("used_memory");
 
-    for (let i = 0; i < SESSIONS; i += 500) {
-      await Promise.all(Array.from({ length: Math.min(500, SESSIONS - i) }, async (_, j) => {
-        const id = `churn-${i + j}`;
-        const { client } = await PacketClient.connect(broker!, {
-          clientId: id,
-          protocolVersion: 5,
-          clean: false,
-          properties: { sessionExpiryInterval: EXPIRY },
-        });
-        client.send({
-          type: 8,
-          packetId: 1,
-          subscriptions: [{ topicFilter: "churn/all", qos: 1 }, { topicFilter: id, qos: 2 }],
-        });
-        await client.expect(9);
-        client.send({ type: 14, reasonCode: 0 });
-        await client.expectClosed();
-      }));
-    }
-    const { client: pub } = await PacketClient.connect(broker, { clientId: "churn-pub" });
-    let packetId = 0;
-    for (let k = 0; k < 3; k++) {
-      pub.send(publishPacket("churn/all", `shared ${k}`, 1, ++packetId));
-      await pub.expect(4, 30_000);
-    }
-    for (let i = 0; i < SESSIONS; i += 1000) {
-      const n = Math.min(1000, SESSIONS - i);
-      for (let j = 0; j < n; j++) {
-        pub.send(publishPacket(`churn-${i + j}`, `own ${i + j}`, 1, ++packetId));
-      }
-      for (let j = 0; j < n; j++) await pub.expect(4, 30_000);
-    }
-    await broker.journal!.settled();
+    await fillExpiringSessions(broker, SESSIONS, EXPIRY);
     const keysFull = await dbsize();
     const memoryFull = await info("used_memory");
     assert.equal(broker.sessions.size, SESSIONS + 1, "none expired yet");

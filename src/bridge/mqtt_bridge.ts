@@ -6,8 +6,9 @@
  * PUBACK), and a pump sends the queue in order, up to `window` messages
  * unacknowledged at once, removing each when the upstream acknowledged it.
  * While the upstream is unreachable the queue just grows (up to its bound);
- * after a reconnect everything still queued is sent again from the oldest, so
- * a message in flight when the link broke may arrive twice (at least once).
+ * after a reconnect everything still queued is sent again from the oldest:
+ * QoS 2 messages that were in flight under the same packet ids first
+ * (mqtt_outgoing.ts: exactly once), the rest as new (QoS 1: at least once).
  *
  * In: the bridge subscribes upstream (5.0: No Local, so what we send up never
  * comes back) and publishes what arrives through its own LocalClient, whose
@@ -23,6 +24,8 @@ import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from 
 import type { QoS } from "../mqtt/packet.ts";
 import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
 import type { BridgeTopics } from "./mqtt_topics.ts";
+import { redactUrl } from "../log/redact.ts";
+import { BridgeOutgoingStore } from "./mqtt_outgoing.ts";
 
 export type ConnectFn = (opts: IClientOptions) => MqttClient;
 
@@ -102,8 +105,18 @@ export class MqttBridge {
   private pumpAgain = false;
   private lastError = "";
   private everConnected = false;
+  private queueFailing = false;
+  private pumpRetry: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(readonly options: MqttBridgeOptions) {}
+  /**
+   * Packet ids of the messages in flight upstream, kept in the queue across connections and
+   * restarts (exactly-once QoS 2). Not with clean-start: the upstream forgets them anyway.
+   */
+  private readonly outgoing: BridgeOutgoingStore | undefined;
+
+  constructor(readonly options: MqttBridgeOptions) {
+    if (!options.cleanStart) this.outgoing = new BridgeOutgoingStore(options.queue);
+  }
 
   get name(): string {
     return this.options.name;
@@ -114,7 +127,11 @@ export class MqttBridge {
   }
 
   start(): void {
-    this.connectNow();
+    if (!this.outgoing) return this.connectNow();
+    this.outgoing.load().catch((e) => {
+      // Then what was in flight is sent again under new packet ids: at least once.
+      this.options.log(`bridge ${this.name}: reading the in-flight packet ids failed: ${e}`);
+    }).then(() => this.connectNow());
   }
 
   /** Queue a message for the upstream; resolves once it is in the queue (durable queues). */
@@ -164,10 +181,18 @@ export class MqttBridge {
       key: o.key,
       rejectUnauthorized: true,
       manualConnect: true, // connect() below, once the CONNECT writer is set up
+      // MQTT.js sends what this store holds first on every connection (same packet ids).
+      outgoingStore: this.outgoing as unknown as IClientOptions["outgoingStore"],
     });
     if (!v5) setBridgeBit(client);
     this.client = client;
     client.handleMessage = (packet, done) => this.incoming(packet, done);
+    // Before MQTT.js handles the CONNACK (and sends the store's packets again).
+    client.on("packetreceive", (p) => {
+      if (p.cmd === "connack" && !p.sessionPresent && gen === this.generation) {
+        this.outgoing?.sessionLost();
+      }
+    });
     client.on("connect", (connack) => {
       if (gen === this.generation) this.up(client, connack);
     });
@@ -188,7 +213,7 @@ export class MqttBridge {
     this.inflight = 0;
     this.window = Math.min(WINDOW, connack.properties?.receiveMaximum ?? WINDOW);
     o.log(
-      `bridge ${this.name}: connected to ${o.url}` +
+      `bridge ${this.name}: connected to ${redactUrl(o.url)}` +
         (this.queued > 0 ? `, sending ${this.queued} queued messages` : ""),
     );
     this.everConnected = true;
@@ -217,7 +242,7 @@ export class MqttBridge {
     if (this.stopped) return;
     if (wasConnected || !this.everConnected && this.attempts === 0) {
       this.options.log(
-        `bridge ${this.name}: upstream ${this.options.url} unreachable` +
+        `bridge ${this.name}: upstream ${redactUrl(this.options.url)} unreachable` +
           (this.lastError ? ` (${this.lastError})` : "") +
           `; queueing up to ${this.options.queueMax} messages, reconnecting with backoff`,
       );
@@ -249,11 +274,23 @@ export class MqttBridge {
           const got = this.options.queue.peek(this.cursor, this.window - this.inflight);
           const batch = got instanceof Promise ? await got : got;
           if (gen !== this.generation || batch.length === 0) break;
-          for (const m of batch) this.send(m, gen);
+          for (const m of batch) {
+            // In flight under a packet id: MQTT.js sends it again itself.
+            if (this.outgoing?.has(m.seq)) this.cursor = m.seq;
+            else this.send(m, gen);
+          }
         }
       } while (this.pumpAgain && this.connected);
+      if (this.queueFailing) this.queueTrouble();
     } catch (e) {
-      this.options.log(`bridge ${this.name}: reading the queue failed: ${e}`);
+      // The store is unreachable (Redis down): try again shortly, log once per state change.
+      this.queueTrouble(e);
+      if (!this.stopped) {
+        this.pumpRetry ??= setTimeout(() => {
+          this.pumpRetry = undefined;
+          void this.pump();
+        }, 1_000);
+      }
     } finally {
       this.pumping = false;
     }
@@ -263,6 +300,8 @@ export class MqttBridge {
     this.cursor = m.seq;
     this.inflight++;
     const p = m.payload;
+    // MQTT.js stores the packet in `outgoing` synchronously inside publish(): tell it whose it is.
+    if (this.outgoing) this.outgoing.sending = m.seq;
     this.client!.publish(
       m.topic,
       Buffer.from(p.buffer, p.byteOffset, p.byteLength),
@@ -272,13 +311,15 @@ export class MqttBridge {
         this.acknowledged(m.seq);
       },
     );
+    if (this.outgoing) this.outgoing.sending = undefined;
   }
 
   private acknowledged(seq: number): void {
     this.inflight--;
     this.sent++;
+    // A removal that fails (store unreachable) leaves the message stored: sent again after a restart.
     const r = this.options.queue.remove(seq);
-    if (r instanceof Promise) r.catch((e) => this.options.log(`bridge ${this.name}: ${e}`));
+    if (r instanceof Promise) r.then(() => this.queueTrouble(), (e) => this.queueTrouble(e));
     if (this.dropping && this.queued < this.options.queueMax) {
       this.dropping = false;
       this.options.log(
@@ -288,6 +329,17 @@ export class MqttBridge {
     }
     if (!this.pumping) void this.pump();
     else this.pumpAgain = true;
+  }
+
+  /** Logs the queue's store failing and recovering, once per change. */
+  private queueTrouble(e?: unknown): void {
+    if ((e !== undefined) === this.queueFailing) return;
+    this.queueFailing = e !== undefined;
+    this.options.log(
+      e === undefined
+        ? `bridge ${this.name}: queue store reachable again`
+        : `bridge ${this.name}: queue store failing (${e instanceof Error ? e.message : e})`,
+    );
   }
 
   /** An upstream message: published locally before MQTT.js acknowledges it. */
@@ -310,6 +362,7 @@ export class MqttBridge {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.pumpRetry);
     const c = this.client;
     this.client = undefined;
     this.connected = false;

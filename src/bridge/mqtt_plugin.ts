@@ -52,7 +52,10 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
   const { broker, log } = opts;
   // Loaded only when a bridge is configured: the broker alone starts without it.
   const mqtt = await import("mqtt");
-  const connect: ConnectFn = (o) => (mqtt.connect ?? mqtt.default.connect)(o);
+  const mqttConnect = mqtt.connect ?? mqtt.default.connect;
+  const IdProvider = mqtt.UniqueMessageIdProvider ?? mqtt.default.UniqueMessageIdProvider;
+  // Unique ids: the ids of messages still in flight from an earlier connection stay taken.
+  const connect: ConnectFn = (o) => mqttConnect({ ...o, messageIdProvider: new IdProvider() });
   const statusClient = new LocalClient(broker, "$mqttx-bridges");
   const entries: { bridge: MqttBridge; localId: string; last: string }[] = [];
 

@@ -23,6 +23,20 @@ export interface QueuedOutbound extends OutboundMessage {
   readonly seq: number;
 }
 
+/**
+ * A QoS 2 message handed to the upstream under a packet id and not yet
+ * completed (PUBCOMP). Kept with the queue, so that after a broken
+ * link or a restart it is sent again under the same packet id (PUBLISH with
+ * DUP, or only PUBREL once PUBREC came): the upstream recognises it, and QoS 2
+ * stays exactly once (src/bridge/mqtt_outgoing.ts).
+ */
+export interface InflightRecord {
+  messageId: number;
+  seq: number;
+  /** PUBREC came and PUBREL went out: only PUBREL is sent again. */
+  released: boolean;
+}
+
 export interface BridgeQueue {
   /**
    * Append at the tail. Past `max` messages the oldest are dropped; returns how
@@ -36,7 +50,27 @@ export interface BridgeQueue {
   remove(seq: number): void | Promise<void>;
   /** Messages queued now. */
   size(): number;
+  /** The in-flight records kept (after a restart: those of the last run). */
+  inflight(): InflightRecord[] | Promise<InflightRecord[]>;
+  /** Keep (or replace) the record of `r.messageId`; a durable queue resolves once stored. */
+  putInflight(r: InflightRecord): void | Promise<void>;
+  /** The upstream completed `messageId`: its record and its message go, in one step. */
+  complete(messageId: number): void | Promise<void>;
   close(): void | Promise<void>;
+}
+
+/**
+ * For queues that keep their live seqs in a Set (oldest first, insertion
+ * order): forget the oldest past `max`; returns their seqs, oldest first.
+ */
+export function dropOldest(live: Set<number>, max: number): number[] {
+  const out: number[] = [];
+  for (const seq of live) {
+    if (live.size <= max) break;
+    live.delete(seq);
+    out.push(seq);
+  }
+  return out;
 }
 
 interface Slot {
@@ -55,8 +89,24 @@ export class MemoryBridgeQueue implements BridgeQueue {
   private live = 0;
   private nextSeq = 1;
   private readonly bySeq = new Map<number, Slot>();
+  private readonly records = new Map<number, InflightRecord>();
 
   constructor(readonly max: number) {}
+
+  inflight(): InflightRecord[] {
+    return [...this.records.values()];
+  }
+
+  putInflight(r: InflightRecord): void {
+    this.records.set(r.messageId, { ...r });
+  }
+
+  complete(messageId: number): void {
+    const r = this.records.get(messageId);
+    if (!r) return;
+    this.records.delete(messageId);
+    this.remove(r.seq);
+  }
 
   push(message: OutboundMessage): number {
     const slot: Slot = { message: { ...message, seq: this.nextSeq++ }, removed: false };
@@ -98,6 +148,7 @@ export class MemoryBridgeQueue implements BridgeQueue {
   close(): void {
     this.slots = [];
     this.bySeq.clear();
+    this.records.clear();
     this.head = 0;
     this.live = 0;
   }

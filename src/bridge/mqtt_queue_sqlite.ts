@@ -10,11 +10,20 @@
  */
 import type { SqliteDb } from "../store/sqlite_db.ts";
 import type { QoS } from "../mqtt/packet.ts";
-import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
+import {
+  type BridgeQueue,
+  dropOldest,
+  type InflightRecord,
+  type OutboundMessage,
+  type QueuedOutbound,
+} from "./mqtt_queue.ts";
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS bridge_queue (
   bridge TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
-  qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)) WITHOUT ROWID`;
+  qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bridge_inflight (
+  bridge TEXT NOT NULL, message_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+  released INTEGER NOT NULL, PRIMARY KEY (bridge, message_id)) WITHOUT ROWID`;
 
 /** Rows read at once when the pump asks for fewer. */
 const READ_AHEAD = 512;
@@ -26,6 +35,8 @@ export class SqliteBridgeQueue implements BridgeQueue {
   /** Rows read past what the last peek returned, following `aheadAfter`. */
   private ahead: QueuedOutbound[] = [];
   private aheadAfter = -1;
+  /** Packet id → seq of the in-flight records (to delete the message with its record). */
+  private readonly inflightSeq = new Map<number, number>();
 
   constructor(
     private readonly file: SqliteDb,
@@ -97,19 +108,50 @@ export class SqliteBridgeQueue implements BridgeQueue {
     return this.live.size;
   }
 
+  inflight(): InflightRecord[] {
+    const rows = this.file.prepare(
+      "SELECT message_id, seq, released FROM bridge_inflight WHERE bridge = ?",
+    ).all(this.bridge);
+    return rows.map((r) => {
+      const rec = {
+        messageId: Number(r.message_id),
+        seq: Number(r.seq),
+        released: r.released === 1,
+      };
+      this.inflightSeq.set(rec.messageId, rec.seq);
+      return rec;
+    });
+  }
+
+  putInflight(r: InflightRecord): Promise<void> {
+    this.inflightSeq.set(r.messageId, r.seq);
+    return this.file.write(() =>
+      this.file.prepare(
+        "INSERT OR REPLACE INTO bridge_inflight (bridge, message_id, seq, released) VALUES (?, ?, ?, ?)",
+      ).run(this.bridge, r.messageId, r.seq, r.released ? 1 : 0)
+    );
+  }
+
+  /** The record and the message in the same transaction: a crash keeps both or neither. */
+  complete(messageId: number): Promise<void> | void {
+    const seq = this.inflightSeq.get(messageId);
+    if (seq === undefined) return;
+    this.inflightSeq.delete(messageId);
+    this.live.delete(seq);
+    return this.file.write(() => {
+      this.file.prepare("DELETE FROM bridge_inflight WHERE bridge = ? AND message_id = ?")
+        .run(this.bridge, messageId);
+      this.deleteSeqs([seq]);
+    });
+  }
+
   close(): void {
     // The file belongs to the store, which closes it.
   }
 
-  /** Forget the oldest past the bound; returns their seqs. */
+  /** Forget the oldest past the bound; returns their seqs, oldest first. */
   private trim(): number[] {
-    const out: number[] = [];
-    for (const seq of this.live) {
-      if (this.live.size <= this.max) break;
-      this.live.delete(seq);
-      out.push(seq);
-    }
-    return out;
+    return dropOldest(this.live, this.max);
   }
 
   private deleteSeqs(seqs: number[]): void {

@@ -10,7 +10,8 @@
  * reconnects with backoff, and retained changes made meanwhile are written
  * when it is back.
  */
-import { redactUrl, redisClient } from "./redis_client.ts";
+import { redisClient } from "./redis_client.ts";
+import { redactUrl } from "../log/redact.ts";
 import { Buffer } from "node:buffer";
 import { RetainedMemory } from "./retained.ts";
 import { ApplyScript, type Command } from "./redis_scripts.ts";

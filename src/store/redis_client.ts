@@ -21,14 +21,3 @@ export function redisClient(url: string, maxDelayMs: number): RedisClient {
     },
   }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
 }
-
-/** The URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(invalid url)";
-  }
-}

@@ -96,7 +96,8 @@ export class SqliteDb {
 
   /** Give free pages back to the file system (a no-op when there are none). */
   vacuum(): void {
-    this.db.exec("PRAGMA incremental_vacuum");
+    // One page per step: exec() may step once, so read every row (each frees a page).
+    this.prepare("PRAGMA incremental_vacuum").all();
     this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import type { BridgeQueue, OutboundMessage } from "../../src/bridge/mqtt_queue.ts";
 
 export interface QueueFactory {
+  /** A reason to skip (a peer missing and not required), as node:test takes it. */
+  skip?: string | false;
   /** A fresh, empty queue bounded by `max`. */
   make(max: number): Promise<BridgeQueue> | BridgeQueue;
   /** Close `q` and open the same queue again (durable implementations only). */
@@ -25,7 +27,8 @@ const msg = (i: number, qos: 0 | 1 | 2 = 1): OutboundMessage => ({
 const text = (p: Uint8Array) => new TextDecoder().decode(p);
 
 export function bridgeQueueContract(name: string, f: QueueFactory): void {
-  test(`${name}: FIFO, peek forward from a cursor, messages kept intact`, async () => {
+  const opts = { skip: f.skip ?? false, timeout: 30_000 };
+  test(`${name}: FIFO, peek forward from a cursor, messages kept intact`, opts, async () => {
     const q = await f.make(100);
     for (let i = 0; i < 5; i++) assert.equal(await q.push(msg(i, (i % 3) as 0 | 1 | 2)), 0);
     assert.equal(q.size(), 5);
@@ -40,7 +43,7 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
-  test(`${name}: removal in any order; removed messages are never read again`, async () => {
+  test(`${name}: removal in any order; removed messages are never read again`, opts, async () => {
     const q = await f.make(100);
     for (let i = 0; i < 6; i++) await q.push(msg(i));
     const all = await q.peek(0, 10);
@@ -58,7 +61,7 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
-  test(`${name}: reading on from a cursor also finds what was pushed since`, async () => {
+  test(`${name}: reading on from a cursor also finds what was pushed since`, opts, async () => {
     const q = await f.make(100);
     for (let i = 0; i < 3; i++) await q.push(msg(i));
     const [first] = await q.peek(0, 1);
@@ -76,7 +79,7 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
-  test(`${name}: past the bound the oldest are dropped and counted`, async () => {
+  test(`${name}: past the bound the oldest are dropped and counted`, opts, async () => {
     const q = await f.make(3);
     let dropped = 0;
     for (let i = 0; i < 5; i++) dropped += await q.push(msg(i));
@@ -86,9 +89,30 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
+  test(`${name}: in-flight records; completing one removes its message too`, opts, async () => {
+    const q = await f.make(100);
+    for (let i = 0; i < 3; i++) await q.push(msg(i));
+    const [a, b] = await q.peek(0, 2);
+    await q.putInflight({ messageId: 7, seq: a.seq, released: false });
+    await q.putInflight({ messageId: 9, seq: b.seq, released: false });
+    await q.putInflight({ messageId: 7, seq: a.seq, released: true }); // PUBREC came
+    const byId = (rs: { messageId: number }[]) => rs.sort((x, y) => x.messageId - y.messageId);
+    assert.deepEqual(byId(await q.inflight()), [
+      { messageId: 7, seq: a.seq, released: true },
+      { messageId: 9, seq: b.seq, released: false },
+    ]);
+    await q.complete(7);
+    await q.complete(7); // twice: nothing happens
+    await q.complete(123); // unknown: nothing happens
+    assert.equal(q.size(), 2);
+    assert.deepEqual((await q.peek(0, 10)).map((m) => m.topic), ["t/1", "t/2"]);
+    assert.deepEqual(await q.inflight(), [{ messageId: 9, seq: b.seq, released: false }]);
+    await q.close();
+  });
+
   if (f.reopen) {
     const reopen = f.reopen;
-    test(`${name}: what is queued survives a close and reopen, in order`, async () => {
+    test(`${name}: what is queued survives a close and reopen, in order`, opts, async () => {
       let q = await f.make(10);
       for (let i = 0; i < 4; i++) await q.push(msg(i));
       const [first] = await q.peek(0, 1);
@@ -101,6 +125,37 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
       await q.push(msg(7));
       const all = await q.peek(0, 10);
       assert.ok(all[3].seq > all[2].seq, "new messages go after the old ones");
+      await q.close();
+    });
+
+    test(`${name}: in-flight records survive a reopen and complete there`, opts, async () => {
+      let q = await f.make(10);
+      for (let i = 0; i < 3; i++) await q.push(msg(i));
+      const [a, b] = await q.peek(0, 2);
+      await q.putInflight({ messageId: 1, seq: a.seq, released: true });
+      await q.putInflight({ messageId: 2, seq: b.seq, released: false });
+      q = await reopen(q, 10);
+      const kept = (await q.inflight()).sort((x, y) => x.messageId - y.messageId);
+      assert.deepEqual(kept, [
+        { messageId: 1, seq: a.seq, released: true },
+        { messageId: 2, seq: b.seq, released: false },
+      ]);
+      await q.complete(1);
+      q = await reopen(q, 10);
+      await q.inflight();
+      assert.deepEqual((await q.peek(0, 10)).map((m) => m.topic), ["t/1", "t/2"]);
+      assert.deepEqual((await q.inflight()).map((r) => r.messageId), [2]);
+      await q.close();
+    });
+
+    test(`${name}: reopened with a smaller bound, the oldest are dropped`, opts, async () => {
+      let q = await f.make(10);
+      for (let i = 0; i < 6; i++) await q.push(msg(i));
+      q = await reopen(q, 4);
+      assert.equal(q.size(), 4);
+      assert.deepEqual((await q.peek(0, 10)).map((m) => m.topic), ["t/2", "t/3", "t/4", "t/5"]);
+      q = await reopen(q, 4);
+      assert.deepEqual((await q.peek(0, 10)).map((m) => m.topic), ["t/2", "t/3", "t/4", "t/5"]);
       await q.close();
     });
   }

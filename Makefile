@@ -102,6 +102,7 @@ bench-kafka: deps
 clean:
 	rm -rf dist
 
-# The cost of the cluster: S4 on one node with and without cluster.enable, cross-node vs one node.
+# The cost of the cluster with the load generator: S4 and S1 on two nodes vs one, cross-node p99
+# (bench/cluster_loadgen.ts). `deno run -A bench/cluster.ts` is the older MQTT.js-client version.
 bench-cluster: deps
-	deno run -A bench/cluster.ts
+	deno run -A bench/cluster_loadgen.ts

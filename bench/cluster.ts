@@ -5,7 +5,8 @@
  *
  * 1. S4 (mqtt-loadgen: 50 → 50 pairs, 256 B, QoS 1, 10 s) on one node on the
  *    Redis store, without and with `cluster.enable` (no peers): target ≥ 0.9×.
- * 2. Cross-node S4 with an MQTT.js client process (mqtt-loadgen has one port):
+ * 2. Cross-node S4 with an MQTT.js client process (the older harness; bench/cluster_loadgen.ts
+ *    does the same with mqttx-loadgen's --sub-port):
  *    publishers on node A, subscribers on node B, against the same harness with
  *    every client on node A; flat out (target ≥ 0.5×) and at 200 msg/s per
  *    pair (p99 latency, target ≤ 3×).
@@ -17,87 +18,27 @@
  * `BUS=kafka` runs the nodes with `cluster.type: kafka` over librdkafka's mock
  * cluster (tests/kafka_mock, built with gcc; its CPU is not counted).
  *
- *   deno run -A bench/cluster.ts        (make bench-cluster; CLUSTER_PORT_BASE=n: ports n..n+2)
+ *   deno run -A bench/cluster.ts   (make bench-cluster runs bench/cluster_loadgen.ts instead)
  *   BUS=kafka deno run -A bench/cluster.ts
  */
+import { buildLoadgen, ROOT, spawnPinned } from "./brokers.ts";
 import {
-  BROKERS,
-  BUILD,
-  buildLoadgen,
-  cpuTicks,
-  firstConnack,
-  ROOT,
-  sleep,
-  spawnPinned,
-  stop,
-} from "./brokers.ts";
+  cpuDuring,
+  kafkaBusFromEnv,
+  type Proc,
+  scratch,
+  startNode,
+  startRedis,
+  stopAll,
+  stopKafka,
+} from "./cluster_nodes.ts";
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const NAME = env("BROKER") ?? "mqttx-bun";
-// CLUSTER_PORT_BASE: another run (another worktree) may hold the default ports.
-const BASE = Number(env("CLUSTER_PORT_BASE") ?? 18961);
-const REDIS_PORT = BASE, PORT_A = BASE + 1, PORT_B = BASE + 2;
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 " +
   "--duration 10 --timeout 60";
-await Deno.mkdir(BUILD, { recursive: true });
-const dir = await Deno.makeTempDir({ dir: BUILD, prefix: "cluster-" });
-
-const BUS = env("BUS") === "kafka" ? "kafka" : "redis";
-const kafka = BUS === "kafka" ? await startKafka() : undefined;
-
-function yaml(id: string, port: number, cluster: boolean): string {
-  return `mqttx:\n  broker-id: "${id}"\n  host: 127.0.0.1\n  enable-test-mode: false\n` +
-    `  socket:\n    port: ${port}\n  redis:\n    url: redis://127.0.0.1:${REDIS_PORT}\n` +
-    `  cluster:\n    enable: ${cluster}\n` +
-    (kafka ? `    type: kafka\n    kafka-brokers: [${kafka.bootstrap}]\n` : "");
-}
-
-/** librdkafka's mock cluster (BUS=kafka) on the brokers' CPU; ends when this process does. */
-async function startKafka(): Promise<{ bootstrap: string; child: Deno.ChildProcess }> {
-  const bin = `${dir}/mock_cluster`;
-  const cc = await new Deno.Command("sh", {
-    args: [
-      "-c",
-      `gcc -O1 -o ${bin} tests/kafka_mock/mock_cluster.c $(pkg-config --cflags --libs rdkafka)`,
-    ],
-    cwd: ROOT,
-  }).output();
-  if (!cc.success) throw new Error(`mock_cluster: ${new TextDecoder().decode(cc.stderr)}`);
-  // stdin stays open while this process lives: the mock exits when it closes.
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "1", bin],
-    stdin: "piped",
-    stdout: "piped",
-  })
-    .spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) text += new TextDecoder().decode((await reader.read()).value);
-  reader.releaseLock();
-  return { bootstrap: text.split("\n")[0].trim(), child };
-}
-
-async function node(id: string, port: number, cluster: boolean): Promise<Deno.ChildProcess> {
-  const conf = `${dir}/${id}-${port}-${cluster}.yml`;
-  await Deno.writeTextFile(conf, yaml(id, port, cluster));
-  const cmd = await BROKERS.find((b) => b.name === NAME)!.command(port);
-  const child = spawnPinned(
-    1,
-    [...cmd.slice(0, cmd.indexOf("--config")), "--config", conf],
-    `${dir}/${id}.log`,
-  );
-  await firstConnack(port, performance.now(), () => false);
-  return child;
-}
-
-/** The CPU seconds (user + system) the processes used while `f` ran, with `f`'s result. */
-async function cpuDuring<T>(pids: number[], f: () => Promise<T>): Promise<[T, number[]]> {
-  const ticks = () => Promise.all(pids.map(async (p) => (await cpuTicks(p)).broker));
-  const before = await ticks();
-  const r = await f();
-  const after = await ticks();
-  return [r, after.map((t, i) => (t - before[i]) / 100)]; // USER_HZ is 100 on Linux
-}
+const dir = await scratch("cluster-");
+const kafka = await kafkaBusFromEnv(dir, 1);
 
 /** "N msg per CPU-second (brokers + Redis), Redis X µs/msg". */
 function perCpu(delivered: number, brokers: number[], redis: number): string {
@@ -107,18 +48,12 @@ function perCpu(delivered: number, brokers: number[], redis: number): string {
   } s, Redis ${redis.toFixed(1)} s: ${(redis / delivered * 1e6).toFixed(1)} µs/msg)`;
 }
 
-let redisPid = 0;
-async function withRedis<T>(f: () => Promise<T>): Promise<T> {
-  const redis = spawnPinned(1, [
-    "redis-server",
-    ...["--port", `${REDIS_PORT}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-  ], `${dir}/redis.log`);
-  redisPid = redis.pid;
-  await sleep(300);
+async function withRedis<T>(f: (redis: Proc) => Promise<T>): Promise<T> {
+  const redis = await startRedis(dir, 1);
   try {
-    return await f();
+    return await f(redis);
   } finally {
-    await stop(redis);
+    await stopAll([redis]);
   }
 }
 
@@ -133,17 +68,17 @@ const say = (l: string) => {
 const single: Record<string, number> = {};
 const singleCpu: Record<string, number> = {};
 for (const cluster of [false, true]) {
-  await withRedis(async () => {
-    const broker = await node("001", PORT_A, cluster);
+  await withRedis(async (redis) => {
+    const broker = await startNode(dir, 1, redis.port, "001", cluster, NAME, kafka);
     try {
-      const [out, [cpuBroker, cpuRedis]] = await cpuDuring(
-        [broker.pid, redisPid],
+      const { result: out, cpu: [cpuBroker, cpuRedis] } = await cpuDuring(
+        [broker.pid, redis.pid],
         () =>
           spawnPinned(0, [
             loadgen,
             ...S4.split(" "),
             "--port",
-            `${PORT_A}`,
+            `${broker.port}`,
             "--quiet",
           ]).output(),
       );
@@ -157,7 +92,7 @@ for (const cluster of [false, true]) {
         } msg/s, lost ${r.lost}; ${perCpu(r.recv, [cpuBroker], cpuRedis)}`,
       );
     } finally {
-      await stop(broker);
+      await stopAll([broker]);
     }
   });
 }
@@ -183,15 +118,21 @@ async function harness(pubPort: number, subPort: number, rate: number) {
   if (!line) throw new Error(`harness failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
   return JSON.parse(line.slice(7)) as { rate: number; p99: number; lost: number; received: number };
 }
-await withRedis(async () => {
-  const a = await node("001", PORT_A, true);
-  const b = await node("002", PORT_B, true);
+await withRedis(async (redis) => {
+  const a = await startNode(dir, 1, redis.port, "001", true, NAME, kafka);
+  const b = await startNode(dir, 1, redis.port, "002", true, NAME, kafka);
   try {
-    await sleep(1000);
-    const pids = [a.pid, b.pid, redisPid];
+    await new Promise((r) => setTimeout(r, 1000));
+    const pids = [a.pid, b.pid, redis.pid];
     for (const rate of [0, 200]) {
-      const [one, cpuOne] = await cpuDuring(pids, () => harness(PORT_A, PORT_A, rate));
-      const [cross, cpuCross] = await cpuDuring(pids, () => harness(PORT_A, PORT_B, rate));
+      const { result: one, cpu: cpuOne } = await cpuDuring(
+        pids,
+        () => harness(a.port, a.port, rate),
+      );
+      const { result: cross, cpu: cpuCross } = await cpuDuring(
+        pids,
+        () => harness(a.port, b.port, rate),
+      );
       const what = rate === 0 ? "flat out" : `${rate} msg/s per pair`;
       say(
         `S4 (MQTT.js) ${what}, one node: ${Math.round(one.rate)} msg/s, p99 ${
@@ -213,16 +154,12 @@ await withRedis(async () => {
       } else say(`ratio cross-node / one node (p99): ${(cross.p99 / one.p99).toFixed(2)}`);
     }
   } finally {
-    await stop(a);
-    await stop(b);
+    await stopAll([a, b]);
   }
 });
 const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
 say(`load average (1 min) at the end: ${load}`);
-if (kafka) {
-  kafka.child.kill("SIGTERM");
-  await kafka.child.status;
-}
+await stopKafka(kafka);
 await Deno.remove(dir, { recursive: true });
 const outDir = env("BENCH_OUT") ?? `${ROOT}/bench/results`;
 await Deno.mkdir(outDir, { recursive: true });
@@ -231,6 +168,8 @@ const file = `${outDir}/${new Date().toISOString().slice(0, 10)}-cluster${
 }.md`;
 await Deno.writeTextFile(
   file,
-  `# Cluster (bench/cluster.ts, ${NAME}, bus ${BUS})\n\n${lines.map((l) => `- ${l}`).join("\n")}\n`,
+  `# Cluster (bench/cluster.ts, ${NAME}, bus ${kafka ? "kafka" : "redis"})\n\n${
+    lines.map((l) => `- ${l}`).join("\n")
+  }\n`,
 );
 console.log(`written: ${file}`);

@@ -95,6 +95,33 @@ describe("bench/loadgen against mqttx", () => {
     }
   });
 
+  test("--sub-port and port lists place clients on other brokers", opts, async () => {
+    const [a, b] = [await startBroker(), await startBroker()];
+    try {
+      // publishers on A, subscribers on B: two separate brokers, so nothing arrives
+      const split = await loadgen(
+        bin!,
+        a.port,
+        `--sub-port ${b.port} --pub 2 --sub 2 --qos 1 --count 50 --size 32 --drain 1`,
+      );
+      assert.equal(split.result.conn_ok, 4, JSON.stringify(split.result));
+      assert.equal(split.result.pub_acked, 100);
+      assert.equal(split.result.recv, 0);
+      // publisher 0 on A, publisher 1 on B, the one subscriber on A: only publisher 0 arrives
+      const spread = await loadgen(
+        bin!,
+        a.port,
+        `--port ${a.port},${b.port} --sub-port ${a.port} --pub 2 --sub 1 --qos 1 --count 50 ` +
+          "--size 32 --drain 1",
+      );
+      assert.equal(spread.result.pub_acked, 100, JSON.stringify(spread.result));
+      assert.equal(spread.result.recv, 50);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   test("--connect-only holds idle connections and reports them", opts, async () => {
     const broker = await startBroker();
     try {

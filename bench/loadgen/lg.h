@@ -12,7 +12,10 @@
 
 struct opts {
   const char *host;
-  int port;
+  /* --port/--sub-port lists: a client of a role takes its list's entry idx % n */
+#define MAX_PORTS 8
+  int pub_ports[MAX_PORTS], npub_ports;
+  int sub_ports[MAX_PORTS], nsub_ports;
   int pubs, subs;
   const char *topic, *sub_topic;
   int qos;

@@ -15,7 +15,7 @@
 #include "run.h"
 
 struct opts O = {
-    .host = "127.0.0.1", .port = 1883, .topic = "bench/%i", .sub_topic = "bench/#",
+    .host = "127.0.0.1", .topic = "bench/%i", .sub_topic = "bench/#",
     .size = 64, .inflight = 64, .qos0_window = 64, .hold = 10, .conn_parallel = 100,
     .conn_timeout = 10, .keepalive = 60, .timeout = 120, .drain = 3, .drain_max = 15,
     .batch = 64,
@@ -36,7 +36,9 @@ static uint64_t secs(double s) { return (uint64_t)(s * 1e9); }
 static void usage(FILE *f) {
   fprintf(f,
           "mqttx-loadgen %s: MQTT 3.1.1 load generator for mqttx's `make bench`\n"
-          "  --host H --port P         broker (numeric IPv4; 127.0.0.1:1883)\n"
+          "  --host H --port P[,P2..]  broker (numeric IPv4; 127.0.0.1:1883); with several\n"
+          "                            ports, client i of a role uses port i mod n\n"
+          "  --sub-port P[,P2..]       subscribers' port(s) (the --port list)\n"
           "  --pub N --sub M           publishers, subscribers (subscribers connect first)\n"
           "  --topic T --sub-topic F   %%i = client index (bench/%%i, bench/#)\n"
           "  --qos Q --size B          QoS 0/1/2 (0); payload bytes, >= 24 (64)\n"
@@ -57,12 +59,25 @@ static void usage(FILE *f) {
           LG_VERSION);
 }
 
+/* "P" or "P1,P2,...": fills ports[], returns how many; -1 when malformed. */
+static int port_list(const char *arg, int *ports) {
+  int n = 0;
+  for (const char *p = arg; *p;) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 65535 || n == MAX_PORTS || (*end && *end != ',')) return -1;
+    ports[n++] = (int)v;
+    p = *end ? end + 1 : end;
+  }
+  return n ? n : -1;
+}
+
 static void parse(int argc, char **argv) {
-  enum { HOST = 256, PORT, PUB, SUB, TOPIC, SUBTOPIC, QOS, SIZE, COUNT, DURATION, RATE,
+  enum { HOST = 256, PORT, SUBPORT, PUB, SUB, TOPIC, SUBTOPIC, QOS, SIZE, COUNT, DURATION, RATE,
          INFLIGHT, WINDOW, CONNONLY, HOLD, PARALLEL, CTIMEOUT, KEEPALIVE, TIMEOUT, DRAIN,
          DRAINMAX, BATCH, TRACKMEM, BPID, QUIET, HELP };
   static const struct option longs[] = {
-      {"host", 1, 0, HOST}, {"port", 1, 0, PORT}, {"pub", 1, 0, PUB}, {"sub", 1, 0, SUB},
+      {"host", 1, 0, HOST}, {"port", 1, 0, PORT}, {"sub-port", 1, 0, SUBPORT}, {"pub", 1, 0, PUB}, {"sub", 1, 0, SUB},
       {"topic", 1, 0, TOPIC}, {"sub-topic", 1, 0, SUBTOPIC}, {"qos", 1, 0, QOS},
       {"size", 1, 0, SIZE}, {"count", 1, 0, COUNT}, {"duration", 1, 0, DURATION},
       {"rate", 1, 0, RATE}, {"inflight", 1, 0, INFLIGHT}, {"qos0-window", 1, 0, WINDOW},
@@ -75,7 +90,8 @@ static void parse(int argc, char **argv) {
   while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
     switch (opt) {
     case HOST: O.host = optarg; break;
-    case PORT: O.port = atoi(optarg); break;
+    case PORT: O.npub_ports = port_list(optarg, O.pub_ports); break;
+    case SUBPORT: O.nsub_ports = port_list(optarg, O.sub_ports); break;
     case PUB: O.pubs = atoi(optarg); break;
     case SUB: O.subs = atoi(optarg); break;
     case TOPIC: O.topic = optarg; break;
@@ -105,6 +121,7 @@ static void parse(int argc, char **argv) {
     }
   }
   const char *bad = optind < argc                                  ? "unexpected argument"
+                    : O.npub_ports < 0 || O.nsub_ports < 0         ? "bad --port/--sub-port list"
                     : O.qos < 0 || O.qos > 2                        ? "--qos must be 0, 1 or 2"
                     : O.size < 24                                   ? "--size must be >= 24"
                     : O.inflight < 1 || O.inflight > 65535          ? "--inflight must be 1..65535"
@@ -119,6 +136,11 @@ static void parse(int argc, char **argv) {
     exit(2);
   }
   if (!O.count && !O.duration) O.count = 100;
+  if (!O.npub_ports) O.pub_ports[O.npub_ports++] = 1883;
+  if (!O.nsub_ports) {
+    memcpy(O.sub_ports, O.pub_ports, sizeof O.sub_ports);
+    O.nsub_ports = O.npub_ports;
+  }
 }
 
 static void raise_nofile(int need) {

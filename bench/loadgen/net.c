@@ -14,7 +14,7 @@
 #include "run.h"
 
 struct run R;
-static struct sockaddr_in broker_addr;
+static struct in_addr broker_ip;
 static int addr_ready;
 
 void set_error(const char *fmt, ...) {
@@ -25,10 +25,7 @@ void set_error(const char *fmt, ...) {
 }
 
 static int resolve(void) {
-  memset(&broker_addr, 0, sizeof broker_addr);
-  broker_addr.sin_family = AF_INET;
-  broker_addr.sin_port = htons((uint16_t)O.port);
-  if (inet_pton(AF_INET, O.host, &broker_addr.sin_addr) != 1) {
+  if (inet_pton(AF_INET, O.host, &broker_ip) != 1) {
     set_error("--host must be a numeric IPv4 address: %s", O.host);
     return -1;
   }
@@ -65,6 +62,11 @@ void client_start_connect(struct client *c) {
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c->state = CS_CONNECTING;
+  /* Idle (--connect-only) clients use the --port list, like publishers. */
+  const int *ports = c->role == ROLE_SUB ? O.sub_ports : O.pub_ports;
+  int nports = c->role == ROLE_SUB ? O.nsub_ports : O.npub_ports;
+  struct sockaddr_in broker_addr = {.sin_family = AF_INET, .sin_addr = broker_ip};
+  broker_addr.sin_port = htons((uint16_t)ports[c->idx % nports]);
   if (connect(c->fd, (struct sockaddr *)&broker_addr, sizeof broker_addr) < 0 && errno != EINPROGRESS) {
     char why[96];
     snprintf(why, sizeof why, "connect: %s", strerror(errno));

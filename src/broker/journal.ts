@@ -5,7 +5,7 @@
  * between adds to it), so batches grow with the load: one round trip on Redis
  * and one COMMIT on SQLite carry hundreds of messages. Each message is stored
  * once for all sessions it goes to. A batch goes one event-loop turn after it
- * opened or after the write ahead of it returned, and one turn later still if
+ * opened or after the write ahead of it returned, and up to two turns later if
  * it holds deliveries not yet acknowledged: a delivery sent and acknowledged
  * before its batch is written leaves it (SessionBatchBuilder), which is why an
  * online persistent subscriber costs the store almost nothing. Clean sessions
@@ -58,12 +58,19 @@ export interface SessionRecord {
 }
 
 const RETRY_MS = 1000;
+/**
+ * Turns a batch holding unacknowledged sends waits before it is written
+ * (measured on S4 persistent QoS 1: 1 turn left ~15% of deliveries stored and
+ * deleted; 2 turns gave 8-20% more messages per CPU-second on Redis and SQLite).
+ */
+const LINGER_TURNS = 2;
 
 export class SessionJournal {
   readonly ids = new MessageIds();
   private batch = new SessionBatchBuilder();
   private flushScheduled = false;
-  private lingered = false;
+  /** Turns the open batch has waited for acknowledgements of its sends. */
+  private lingered = 0;
   private open: PendingWrite | undefined;
   /**
    * The batch being written (one at a time), until it settles: what is no
@@ -284,14 +291,15 @@ export class SessionJournal {
   private flush(): void {
     this.flushScheduled = false;
     if (this.writing) return; // the write ahead of it flushes when it returns
-    if (!this.lingered && this.batch.sending) {
-      // Deliveries sent by this batch are usually acknowledged within a turn: wait one more,
+    if (this.lingered < LINGER_TURNS && this.batch.sending) {
+      // Deliveries sent by this batch are usually acknowledged within a turn or two: wait,
       // so they leave the batch instead of being stored now and deleted by the next one.
-      this.lingered = this.flushScheduled = true;
+      this.lingered++;
+      this.flushScheduled = true;
       setTimeout(() => this.flush(), 0);
       return;
     }
-    this.lingered = false;
+    this.lingered = 0;
     const open = this.open ?? new PendingWrite(this.log);
     this.open = undefined;
     let batch = this.batch;

@@ -20,6 +20,7 @@ import {
   type Command,
   deleteSession,
   removeEntry,
+  storeMessage,
 } from "./redis_scripts.ts";
 import {
   bytes,
@@ -176,11 +177,11 @@ export class RedisStore implements Store {
   // ---- internals shared with RedisSessionStore
 
   /** Apply commands atomically, in order, as one script call: one request, one reply. */
-  async exec(commands: Command[]): Promise<void> {
+  async exec(commands: Command[], payloads?: Buffer): Promise<void> {
     if (commands.length === 0) return;
     this.stats.commands += commands.length;
     this.stats.roundTrips++;
-    await this.client.sendCommand(this.apply.call(commands));
+    await this.client.sendCommand(this.apply.call(commands, payloads));
   }
 
   /** Run read commands concurrently (pipelined by the client). */
@@ -262,15 +263,13 @@ export class RedisSessionStore implements SessionStore {
     // messages nothing references. A removal never meets a count the batch
     // has yet to add.
     const commands: Command[] = [];
+    const payloads: Uint8Array[] = [];
+    let offset = 0;
     for (const m of batch.messages) {
-      commands.push([
-        "HSET",
-        keys.message(m.id),
-        "m",
-        encodeMessageFields(m),
-        "p",
-        bytes(m.payload),
-      ]);
+      const length = m.payload.byteLength;
+      commands.push(storeMessage(keys.message(m.id), encodeMessageFields(m), offset, length));
+      payloads.push(m.payload);
+      offset += length;
     }
     const adds = new Map<string, number>();
     for (const changes of batch.changes.values()) {
@@ -300,7 +299,7 @@ export class RedisSessionStore implements SessionStore {
       const ids = batch.messages.map((m) => m.id);
       commands.push(adjust(ids, ids.map(() => 0)));
     }
-    return this.redis.exec(commands);
+    return this.redis.exec(commands, Buffer.concat(payloads, offset));
   }
 
   async load(): Promise<StoredState> {

@@ -43,6 +43,10 @@ check: deps
 	    | grep -vE '^src/(runtime/|main\.ts:|main_bun\.ts:)'; then \
 	  echo "check: Deno./Bun. used outside src/runtime/ and the entry files"; exit 1; \
 	fi
+	@if grep -rlE '(writableState|createSession|WritableSession)' src --include='*.ts' \
+	    | grep -vE '^src/broker/session(_state|_lifecycle|_subscriptions)?\.ts$$|_test\.ts$$'; then \
+	  echo "check: session state changed outside src/broker/session*.ts (see session.ts)"; exit 1; \
+	fi
 
 fmt: deps
 	deno fmt

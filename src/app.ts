@@ -148,6 +148,17 @@ export async function startApp(
     if (reload) void reload();
     else log("SIGHUP: still starting, nothing reloaded");
   });
+  // One order for a failed start and for stop(): no new clients, plugins (bridges) off,
+  // clients closed while the cluster still hears of it, then the cluster, then /health last
+  // (load balancers see "stopping" until the end).
+  const teardown = async () => {
+    removeSighup();
+    await listeners?.close();
+    await stopPlugins(plugins);
+    await broker.close();
+    await cluster?.stop();
+    await ops?.close();
+  };
   health.register({
     name: "listeners",
     status: () =>
@@ -241,12 +252,7 @@ export async function startApp(
     }
   } catch (e) {
     state = "stopping";
-    removeSighup();
-    await listeners?.close();
-    await stopPlugins(plugins);
-    await cluster?.stop();
-    await broker.close();
-    await ops?.close();
+    await teardown();
     throw e;
   }
   state = "ready";
@@ -275,15 +281,7 @@ export async function startApp(
     reload,
     stop() {
       state = "stopping"; // /ready answers 503 from now on; /health too
-      stopping ??= (async () => {
-        removeSighup();
-        await listeners?.close();
-        await stopPlugins(plugins);
-        await broker.close();
-        await cluster?.stop();
-        await ops?.close(); // last: load balancers see "stopping" until the end
-      })();
-      return stopping;
+      return stopping ??= teardown();
     },
   };
 }

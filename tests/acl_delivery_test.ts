@@ -70,4 +70,34 @@ describe("ACL deny rules and wildcard subscribers", () => {
     assert.deepEqual(ops.inbox.messages.map((m) => m.payload).sort(), ["a", "n"]);
     assert.deepEqual(other.inbox.messages.map((m) => m.payload), ["n"]);
   });
+  test(
+    "a share group's message goes to a member that may read it, not to a denied one",
+    TIMEOUT,
+    async () => {
+      const broker = app.broker = await startBroker({
+        acl: {
+          enable: true,
+          defaultPolicy: "allow",
+          rules: [
+            { permission: "allow", action: "subscribe", clientId: "ops", topic: "alerts/fire" },
+            { permission: "deny", action: "subscribe", topic: "alerts/fire" },
+          ],
+        },
+      });
+      if (broker.external) return;
+      const ops = await clients.connect({ clientId: "ops" });
+      const other = await clients.connect({ clientId: `o-${uid()}` });
+      // alerts/+ is broader than the denied topic, so both members are accepted [issue 14.7].
+      assert.deepEqual(await subackCodes(ops.client, ["$share/g/alerts/+"]), [1]);
+      assert.deepEqual(await subackCodes(other.client, ["$share/g/alerts/+"]), [1]);
+      const pub = await clients.connect({ clientId: `p-${uid()}` });
+      for (let i = 0; i < 6; i++) await publish(pub.client, "alerts/fire", `f${i}`, { qos: 1 });
+      await ops.inbox.payload("f5");
+      // Every fire alert reached the one member allowed to read it; none was dropped.
+      const got = ops.inbox.messages.map((m) => m.payload).filter((p) => p.startsWith("f"));
+      assert.deepEqual(got, ["f0", "f1", "f2", "f3", "f4", "f5"]);
+      assert.ok(!other.inbox.messages.some((m) => m.payload.startsWith("f")));
+      assert.equal(broker.core!.stats.dropped.notAuthorized, 0);
+    },
+  );
 });

@@ -90,6 +90,31 @@ describe("hooks", () => {
     assert.deepEqual((await client.expect(9)).reasonCodes, [0x87, 1]);
   });
 
+  test("read rights at delivery are asked per QoS: a QoS 0 answer is not reused for QoS 1", async () => {
+    // Subscribing to q/# is allowed at any QoS; reading a topic only at QoS 0.
+    const b = newBroker({
+      hooks: [{ authorizeSubscribe: (_c, f, qos) => f === "q/#" || qos === 0 }],
+    });
+    const { client: s } = await PacketClient.connect(b, { clientId: "s", protocolVersion: 5 });
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "q/#", qos: 1 }] });
+    assert.deepEqual((await s.expect(9)).reasonCodes, [1]);
+    const { client: p } = await PacketClient.connect(b, { clientId: "p", protocolVersion: 5 });
+    p.send({ type: 3, qos: 0, retain: false, dup: false, topic: "q/a", payload: text("zero") });
+    assert.equal((await s.expect(3)).qos, 0);
+    p.send({
+      type: 3,
+      qos: 1,
+      packetId: 7,
+      retain: false,
+      dup: false,
+      topic: "q/a",
+      payload: text("one"),
+    });
+    await p.expect(4);
+    await s.expectNothing(100);
+    assert.equal(b.stats.dropped.notAuthorized, 1);
+  });
+
   test("a will the client may not publish is not stored", async () => {
     const b = newBroker({ hooks: [{ authorizePublish: (_c, t) => t !== "will/denied" }] });
     const { client: s } = await PacketClient.connect(b, { clientId: "s" });

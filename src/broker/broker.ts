@@ -1,6 +1,6 @@
 import type { Conn, StreamConn } from "./conn.ts";
 import { connFromStreams, isCallbackConn } from "./stream_conn.ts";
-import type { Packet, QoS, Will } from "../mqtt/packet.ts";
+import type { Packet, QoS } from "../mqtt/packet.ts";
 import { MemoryStore } from "../store/memory.ts";
 import type { Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
@@ -8,31 +8,37 @@ import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
 import { DropLog } from "./drops.ts";
 import { ReadRights } from "./read_rights.ts";
-import { type Message, ownPayload } from "./message.ts";
-import { NEVER_EXPIRES, type Queued, Session, type Subscription } from "./session.ts";
+import type { Message } from "./message.ts";
+import type { Session, Subscription } from "./session.ts";
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
-import { SessionDeadlines } from "./deadlines.ts";
+import { SessionLifecycle } from "./session_lifecycle.ts";
 import type { ClusterLink } from "./cluster_link.ts";
-import { completed, enqueue, unqueued } from "./session_state.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 import { BrokerStats } from "./stats.ts";
-import { escapeForLog } from "../log/escape.ts";
+
+// Moved to the session modules; re-exported for the cluster, which imports them from here.
+export { routeFilter } from "./session_subscriptions.ts";
+export { willMessage } from "./session_lifecycle.ts";
 
 /** How often connection deadlines (CONNECT, keep-alive) are checked. */
 const SWEEP_MS = 250;
 
 /**
- * The runtime-free broker: sessions, the subscription index, routing,
- * retained messages and wills. Connections feed it packets; handlers in
- * ./handlers/ implement each packet's rules.
+ * The runtime-free broker: connections, hooks, publishing (retained,
+ * routing, held acknowledgements) and shutdown. Connections feed it packets;
+ * handlers in ./handlers/ implement each packet's rules; sessions change only
+ * through the session modules (`lifecycle`, see session.ts).
  */
 export class Broker implements BrokerCore, PacketSink {
   readonly options: BrokerOptions;
   readonly store: Store;
-  readonly sessions = new Map<string, Session>();
+  /** Opens, resumes, takes over and ends sessions: the only writer of `sessions`. */
+  readonly lifecycle: SessionLifecycle = new SessionLifecycle(this);
+  /** Every session by client id (connected, or persistent and offline). */
+  readonly sessions: ReadonlyMap<string, Session> = this.lifecycle.sessions;
   readonly connections = new Set<Connection>();
   readonly limits: DeliveryLimits;
   /** The subscription index and the routing of one message through it. */
@@ -40,8 +46,6 @@ export class Broker implements BrokerCore, PacketSink {
   readonly hooks: BrokerHooks[];
   /** Writes persistent sessions to the session store; absent in the in-memory mode. */
   readonly journal: SessionJournal | undefined;
-  /** Offline sessions' expiry and delayed wills, checked by the sweep. */
-  readonly deadlines = new SessionDeadlines();
   /** Set when this broker is a node of a cluster (src/cluster/node.ts). */
   cluster: ClusterLink | undefined = undefined;
   /** Counters for $SYS, /metrics and tests; `dropped` counts undelivered messages by reason. */
@@ -81,7 +85,7 @@ export class Broker implements BrokerCore, PacketSink {
   private checkDeadlines(): void {
     const now = Date.now();
     for (const c of this.connections) c.checkDeadlines(now);
-    this.deadlines.sweep(now, (s) => this.publishDelayedWill(s), (s) => this.endSession(s));
+    this.lifecycle.sweep(now);
   }
 
   /** Run the authenticate chain: the first hook with an opinion decides. */
@@ -284,156 +288,11 @@ export class Broker implements BrokerCore, PacketSink {
     this.router.deliverTo(sub, message, retain);
   }
 
-  /** The key a subscription has in the index: one entry per client per filter (and share group). */
-  indexKey(session: Session, group: string | undefined): string {
-    return group === undefined ? session.clientId : group + "\0" + session.clientId;
-  }
-
-  addSubscription(sub: Subscription): Subscription | undefined {
-    const previous = sub.session.subscriptions.get(sub.filter);
-    sub.session.subscriptions.set(sub.filter, sub);
-    const replaced = this.router.index.add(
-      sub.matchFilter,
-      this.indexKey(sub.session, sub.group),
-      sub,
-    );
-    if (!replaced && this.cluster) this.cluster.subscribed(routeFilter(sub));
-    sub.session.journal?.subscribed(sub);
-    return previous;
-  }
-
-  removeSubscription(session: Session, filter: string): boolean {
-    const sub = session.subscriptions.get(filter);
-    if (!sub) return false;
-    session.subscriptions.delete(filter);
-    session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
-    this.router.index.remove(sub.matchFilter, this.indexKey(session, sub.group));
-    this.cluster?.unsubscribed(routeFilter(sub));
-    session.journal?.unsubscribed(session, filter);
-    return true;
-  }
-
-  /** End a session for good: its subscriptions, queue and timers go [MQTT-3.1.2-6]. */
-  destroySession(session: Session): void {
-    session.journal?.deleted(session); // before the removals below, which it need not write
-    for (const filter of [...session.subscriptions.keys()]) {
-      this.removeSubscription(session, filter);
-    }
-    this.deadlines.clearExpiry(session);
-    this.deadlines.clearWill(session);
-    session.inflight.clear();
-    session.queue.length = 0;
-    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
-  }
-
-  /** Publish a will message [MQTT-3.1.2-8]. */
-  publishWill(clientId: string, will: Will): void {
-    const message = willMessage(clientId, will);
-    const r = this.publish(message);
-    if (r instanceof Promise) {
-      r.catch((e) => this.log(`will of ${escapeForLog(clientId)}: ${e}`));
-    }
-  }
-
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
     this.connectionsByListener[conn.listener]--;
     if (this.connections.size === 0) this.whenEmpty?.();
-    const session = conn.session;
-    if (!session || session.connection !== conn) return; // taken over, or never connected
-    session.connection = undefined;
-    conn.session = undefined;
-    session.replay = undefined; // a retained replay lasts as long as its connection
-    if (conn.connected) this.markDisconnected(conn);
-    const will = session.will;
-    session.will = undefined;
-    let willAt: number | undefined;
-    if (will && conn.publishWillOnClose) {
-      const delay = Math.min(will.properties?.willDelayInterval ?? 0, session.expiryInterval);
-      // 5.0 Will Delay: sent later unless the session resumes first [MQTT-3.1.3-9].
-      if (delay > 0 && !this.closed) willAt = this.delayWill(session, will, delay * 1000);
-      else this.publishWill(session.clientId, will);
-    }
-    this.handOverShared(session);
-    // In-flight messages now wait for a reconnect: stop pinning socket chunks.
-    for (const o of session.inflight.values()) ownPayload(o.message);
-    if (session.expiryInterval === 0) {
-      this.endSession(session);
-      return;
-    }
-    let expiresAt: number | undefined;
-    if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
-      expiresAt = this.expireLater(session, session.expiryInterval * 1000);
-    }
-    session.journal?.metaChanged(session, { expiresAt, willAt });
-  }
-
-  /** Publish `will` after `ms` unless the session resumes first; returns when (ms since epoch). */
-  delayWill(session: Session, will: Will, ms: number): number {
-    session.pendingWill = will;
-    const at = Date.now() + ms;
-    this.deadlines.setWill(session, at);
-    return at;
-  }
-
-  /** A will's delay has passed [MQTT-3.1.3-9]. */
-  private publishDelayedWill(session: Session): void {
-    const will = session.pendingWill;
-    session.pendingWill = undefined;
-    if (!will) return;
-    this.publishWill(session.clientId, will);
-    session.journal?.metaChanged(session, { willAt: undefined });
-  }
-
-  /** End the offline `session` after `ms`; returns when (ms since epoch). */
-  expireLater(session: Session, ms: number): number {
-    const at = Date.now() + ms;
-    this.deadlines.setExpiry(session, at);
-    return at;
-  }
-
-  /**
-   * A shared-subscription member went offline: its unacknowledged shared
-   * deliveries go to another online member of the same group, if there is one
-   * (MQTT 5.0 4.8.2): QoS 1 in flight and anything queued. A QoS 2 message in
-   * flight stays: the member may already have it, and exactly once must hold.
-   */
-  private handOverShared(session: Session): void {
-    const moving: Queued[] = [];
-    for (const [id, o] of session.inflight) {
-      // QoS 2 in flight must be completed with this member [MQTT-4.8.2-4]; only QoS 1 moves.
-      if (o.share && o.qos === 1) {
-        moving.push(o);
-        completed(session, id);
-      }
-    }
-    if (session.queue.some((q) => q.share)) {
-      const keep = session.queue.filter((q) => !q.share);
-      for (const q of session.queue) {
-        if (!q.share) continue;
-        moving.push(q);
-        unqueued(session, q.message);
-      }
-      session.queue.length = 0;
-      session.queue.push(...keep);
-    }
-    for (const q of moving) {
-      const target = this.router.otherMember(q.share!, q.message, session);
-      if (target) {
-        this.router.deliverTo(target, q.message, q.retain, undefined, q.share);
-      } else {
-        enqueue(session, q); // nobody else is online: it waits for this member
-      }
-    }
-  }
-
-  /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */
-  endSession(session: Session): void {
-    if (this.deadlines.clearWill(session) && session.pendingWill) {
-      this.publishWill(session.clientId, session.pendingWill);
-    }
-    session.pendingWill = undefined;
-    this.destroySession(session);
+    this.lifecycle.connectionEnded(conn, this.closed);
   }
 
   async close(): Promise<void> {
@@ -462,33 +321,6 @@ export class Broker implements BrokerCore, PacketSink {
     }
     await this.store.close();
   }
-}
-
-/** The route a subscription gives its node: its filter, or `$share/group/filter`. */
-/** The filter a subscription routes by: its match filter, with its share group if any. */
-export function routeFilter(sub: Subscription): string {
-  return sub.group === undefined ? sub.matchFilter : `$share/${sub.group}/${sub.matchFilter}`;
-}
-
-/** The message a will becomes [MQTT-3.1.2-8]: its delay and expiry interval are not forwarded. */
-export function willMessage(clientId: string, will: Will): Message {
-  const props = will.properties;
-  const expiry = props?.messageExpiryInterval;
-  return {
-    topic: will.topic,
-    payload: will.payload,
-    qos: will.qos,
-    retain: will.retain,
-    properties: forwardedWillProperties(props),
-    expiresAt: expiry !== undefined ? Date.now() + expiry * 1000 : undefined,
-    from: clientId,
-  };
-}
-
-function forwardedWillProperties(props: Will["properties"]) {
-  if (!props) return undefined;
-  const { willDelayInterval: _d, messageExpiryInterval: _e, ...rest } = props;
-  return Object.keys(rest).length > 0 ? rest : undefined;
 }
 
 /** Both held: like each part, the joint promise may be left untaken (a will), so no crash if refused. */

@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SessionDeadlines } from "./deadlines.ts";
-import { Session } from "./session.ts";
+import { createSession } from "./session.ts";
 
 test("deadlines: due wills before due expiries, cleared ones never, far ones not early", () => {
   const d = new SessionDeadlines();
-  const a = new Session("a", 60), b = new Session("b", 60), c = new Session("c", 60);
+  const a = createSession("a", 60), b = createSession("b", 60), c = createSession("c", 60);
   const now = 1_000_000;
   d.setExpiry(a, now + 10);
   d.setWill(a, now + 5);
@@ -30,7 +30,7 @@ test("deadlines: due wills before due expiries, cleared ones never, far ones not
 
 test("deadlines: a deadline set after a sweep found nothing due is still seen", () => {
   const d = new SessionDeadlines();
-  const a = new Session("a", 60), b = new Session("b", 60);
+  const a = createSession("a", 60), b = createSession("b", 60);
   d.setExpiry(a, 100);
   const ended: string[] = [];
   d.sweep(50, () => {}, (s) => ended.push(s.clientId));

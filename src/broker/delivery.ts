@@ -4,7 +4,7 @@ import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
-import { completed, enqueue, sent, unqueued } from "./session_state.ts";
+import { completed, dequeued, enqueue, nextPacketId, sent, unqueued } from "./session_state.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
 import type { ReadRights } from "./read_rights.ts";
 
@@ -137,7 +137,7 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
     }
     sendNew(session, conn, { ...q, released: false }, limits, true);
   }
-  if (taken > 0) session.queue.splice(0, taken);
+  if (taken > 0) dequeued(session, taken);
   // Retained messages still to be sent on a SUBSCRIBE come after the queue.
   if (session.queue.length === 0) session.replay?.pump();
 }
@@ -179,7 +179,7 @@ function sendNew(
   limits: DeliveryLimits,
   fromQueue: boolean,
 ): void {
-  const packetId = session.nextPacketId();
+  const packetId = nextPacketId(session);
   const ok = sendPublish(
     conn,
     o.message,

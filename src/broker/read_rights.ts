@@ -18,12 +18,17 @@ const CACHE_LIMIT = 4096;
 
 type Check = (client: ClientInfo, filter: string, qos: QoS) => boolean;
 
-/** One connection's answers: by topic, and by share group key then topic. */
+/**
+ * One connection's answers: by topic, and by share group key then topic.
+ * Each value holds bits per QoS (a hook may answer by QoS): 1 << qos for
+ * "allowed", 8 << qos for "refused"; neither means not asked yet.
+ */
 export interface ReadRightsCache {
-  plain: Map<string, boolean>;
-  shared: Map<string, Map<string, boolean>> | undefined;
+  plain: Map<string, number>;
+  shared: Map<string, Map<string, number>> | undefined;
   /** The last plain answer: a connection often gets one topic many times in a row. */
   lastTopic: string | undefined;
+  lastQos: QoS;
   lastOk: boolean;
 }
 
@@ -40,7 +45,7 @@ export class ReadRights {
     return this.checks.length === 0;
   }
 
-  /** May `conn`'s client receive `topic` (through shared group key `share`, "group\0filter")? */
+  /** May `conn`'s client receive `topic` at `qos` (through shared group key `share`, "group\0filter")? */
   allows(conn: Connection, topic: string, qos: QoS, share: string | undefined): boolean {
     if (this.open) return true;
     const client = conn.client;
@@ -49,23 +54,30 @@ export class ReadRights {
       plain: new Map(),
       shared: undefined,
       lastTopic: undefined,
+      lastQos: 0,
       lastOk: false,
     };
-    if (share === undefined && cached.lastTopic === topic) return cached.lastOk;
+    if (share === undefined && cached.lastTopic === topic && cached.lastQos === qos) {
+      return cached.lastOk;
+    }
     let cache = cached.plain;
     if (share !== undefined) {
       const shared = cached.shared ??= new Map();
       cache = shared.get(share) ?? new Map();
       if (cache.size === 0) shared.set(share, cache);
     }
-    let ok = cache.get(topic);
-    if (ok === undefined) {
+    const bits = cache.get(topic) ?? 0;
+    let ok: boolean;
+    if (bits & (1 << qos)) ok = true;
+    else if (bits & (8 << qos)) ok = false;
+    else {
       ok = this.ask(client, topic, qos, share);
       if (cache.size >= CACHE_LIMIT) cache.clear();
-      cache.set(topic, ok);
+      cache.set(topic, bits | (ok ? 1 << qos : 8 << qos));
     }
     if (share === undefined) {
       cached.lastTopic = topic;
+      cached.lastQos = qos;
       cached.lastOk = ok;
     }
     return ok;

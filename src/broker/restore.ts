@@ -8,11 +8,12 @@
  * DISCONNECT [MQTT-3.1.2-8].
  */
 import type { StoredDelivery, StoredMessage, StoredState } from "../store/types.ts";
-import { parseShared } from "../mqtt/topic.ts";
 import type { Will } from "../mqtt/packet.ts";
 import type { Broker } from "./broker.ts";
 import type { Message } from "./message.ts";
-import { NEVER_EXPIRES, Session, type Subscription } from "./session.ts";
+import { NEVER_EXPIRES, type Outgoing, type Queued } from "./session.ts";
+import { restoreDeliveries } from "./session_state.ts";
+import { restoreSubscription } from "./session_subscriptions.ts";
 
 export interface RestoreCounts {
   sessions: number;
@@ -34,62 +35,50 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
   const now = Date.now();
   // Wills due now go once every session is back: one restored later may subscribe to them.
   const wills: [string, Will][] = [];
+  const lifecycle = broker.lifecycle;
   for (const s of state.sessions) {
-    const session = new Session(s.clientId, s.expiryInterval, s.username); // its owner
-    session.lastPacketId = s.lastPacketId;
+    const session = lifecycle.restored(s.clientId, s.expiryInterval, s.username);
     const was = { username: s.username, protocolVersion: s.protocolVersion };
     journal.adopt(session, { ...was, expiresAt: s.expiresAt, willAt: s.willAt });
-    broker.sessions.set(s.clientId, session);
     const will: Will | undefined = s.will ? { ...liveMessage(s.will) } : undefined;
     if (s.expiresAt !== undefined && s.expiresAt <= now) {
       // Its time ran out while the broker was down: a waiting will goes now, then the session.
       if (will && s.willAt !== undefined) wills.push([s.clientId, will]);
-      broker.destroySession(session);
+      lifecycle.destroy(session);
       counts.expired++;
       continue;
     }
     counts.sessions++;
-    for (const sub of s.subscriptions) {
-      const shared = parseShared(sub.filter);
-      const live: Subscription = {
-        session,
-        filter: sub.filter,
-        matchFilter: shared ? shared.filter : sub.filter,
-        group: shared?.group,
-        qos: sub.qos,
-        noLocal: sub.noLocal ?? false,
-        retainAsPublished: sub.retainAsPublished ?? false,
-        retainHandling: sub.retainHandling ?? 0,
-        subscriptionId: sub.subscriptionId,
-      };
-      session.subscriptions.set(sub.filter, live);
-      broker.router.index.add(live.matchFilter, broker.indexKey(session, live.group), live);
-    }
+    for (const sub of s.subscriptions) restoreSubscription(broker, session, sub);
+    const queue: Queued[] = [];
     for (const d of s.queue) {
       const message = messages.get(d.messageId);
-      if (!message) continue;
-      session.queue.push({ message, ...deliveryFields(d) });
-      counts.queued++;
+      if (message) queue.push({ message, ...deliveryFields(d) });
     }
+    const inflight: [number, Outgoing][] = [];
     for (const f of s.inflight) {
       const message = messages.get(f.messageId);
       if (!message) continue;
-      session.inflight.set(f.packetId, { message, ...deliveryFields(f), released: f.released });
-      counts.inflight++;
+      inflight.push([f.packetId, { message, ...deliveryFields(f), released: f.released }]);
     }
-    for (const id of s.incomingQos2) session.incomingQos2.add(id);
+    restoreDeliveries(session, s.lastPacketId, queue, inflight, s.incomingQos2);
+    counts.queued += queue.length;
+    counts.inflight += inflight.length;
 
     // Deadlines: a session that was connected gets its full expiry from now.
     const wasConnected = s.expiresAt === undefined && s.willAt === undefined;
     let expiresAt = s.expiresAt;
     if (s.expiryInterval !== NEVER_EXPIRES) {
-      expiresAt = broker.expireLater(session, (s.expiresAt ?? now + s.expiryInterval * 1000) - now);
+      expiresAt = lifecycle.expireLater(
+        session,
+        (s.expiresAt ?? now + s.expiryInterval * 1000) - now,
+      );
     }
     let willAt = s.willAt;
     if (will) {
       const delay = Math.min(s.will!.delayInterval, s.expiryInterval);
       const at = s.willAt ?? (wasConnected ? now + delay * 1000 : undefined);
-      if (at !== undefined && at > now) willAt = broker.delayWill(session, will, at - now);
+      if (at !== undefined && at > now) willAt = lifecycle.delayWill(session, will, at - now);
       else if (at !== undefined) {
         wills.push([s.clientId, will]);
         willAt = undefined;
@@ -99,7 +88,7 @@ export function restoreSessions(broker: Broker, state: StoredState): RestoreCoun
       journal.metaChanged(session, { expiresAt, willAt });
     }
   }
-  for (const [clientId, will] of wills) broker.publishWill(clientId, will);
+  for (const [clientId, will] of wills) lifecycle.publishWill(clientId, will);
   return counts;
 }
 

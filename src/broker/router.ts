@@ -72,7 +72,26 @@ export class Router {
         online.push(sub);
       }
     }
-    return online.length > 0 ? this.sharePicker.pick(share, online, message.from) : undefined;
+    return online.length > 0 ? this.pickMember(share, online, message) : undefined;
+  }
+
+  /**
+   * One member of group `key` for the message, among those whose user may
+   * read its topic: a member that may not is passed over, not handed the
+   * message to drop [MQTT-4.8.2-2]. With no reader at all the pick stands
+   * (the drop is counted at delivery).
+   */
+  private pickMember(key: string, members: Subscription[], message: Message): Subscription {
+    const rights = this.limits.readRights;
+    if (members.length > 1 && !rights.open) {
+      const readers = members.filter((m) => {
+        const conn = m.session.connection;
+        if (!conn || !isOnline(m.session)) return true; // checked when its queue drains
+        return rights.allows(conn, message.topic, Math.min(message.qos, m.qos) as QoS, key);
+      });
+      if (readers.length > 0) members = readers;
+    }
+    return this.sharePicker.pick(key, members, message.from);
   }
 
   /** No Local and ignore-client-self-pub: not back to the publisher [MQTT-3.8.3-3]. */
@@ -158,7 +177,7 @@ export class Router {
       const serves = this.shareFilter;
       for (const [key, members] of groups) {
         if (serves !== undefined && !serves(key)) continue; // another node's member gets it
-        const sub = this.sharePicker.pick(key, members, message.from);
+        const sub = this.pickMember(key, members, message);
         const retain = sub.retainAsPublished && message.retain;
         this.deliverTo(sub, message, retain, cache, key);
         count++;

@@ -33,8 +33,8 @@ export interface Outgoing {
   readonly subscriptionIds?: number[];
   /** Set when delivered through a shared subscription: its group key ("group\0filter"). */
   readonly share?: string;
-  /** qos 2 after PUBREC: we sent PUBREL and wait for PUBCOMP. */
-  released: boolean;
+  /** qos 2 after PUBREC: we sent PUBREL and wait for PUBCOMP (set by session_state.ts). */
+  readonly released: boolean;
 }
 
 /** A delivery waiting for inflight room or for the client to come back. */
@@ -52,6 +52,101 @@ export interface ReplayPump {
   cancel(filter: string): void;
 }
 
+/** The in-flight window as everyone but the owner modules sees it. */
+export interface ReadonlyInflight<T> extends Iterable<[number, T]> {
+  readonly size: number;
+  has(id: number): boolean;
+  get(id: number): T | undefined;
+  values(): IterableIterator<T>;
+}
+
+/** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
+export const NEVER_EXPIRES = 0xffffffff;
+
+/**
+ * A session's state [MQTT-3.1.2-4]: what outlives connections and what the
+ * session store keeps (`StoredSession` in src/store/types.ts; the journal and
+ * restore.ts translate, because here messages are live objects, a payload
+ * possibly still a range of its socket chunk, not ids). Read-only here: every
+ * change goes through session_lifecycle.ts (open, resume, take over,
+ * disconnect, expire), session_subscriptions.ts (subscribe, unsubscribe) or
+ * session_state.ts (queue, in flight, inbound QoS 2, packet ids), which write
+ * the journal too.
+ */
+export interface SessionState {
+  readonly clientId: string;
+  /** The user name that owns it: another user may not resume or take it over. */
+  readonly username: string | undefined;
+  /** Seconds; 0 ends the session with the connection. */
+  readonly expiryInterval: number;
+  /** By filter as sent (incl. a `$share/group/` prefix). */
+  readonly subscriptions: ReadonlyMap<string, Subscription>;
+  /** Deliveries waiting for in-flight room or for the client, oldest first. */
+  readonly queue: readonly Queued[];
+  /** Outgoing QoS 1/2 by packet id, in send order. */
+  readonly inflight: ReadonlyInflight<Outgoing>;
+  /** Incoming QoS 2 packet ids received but not yet released [MQTT-4.3.3-2]. */
+  readonly incomingQos2: ReadonlySet<number>;
+  /** The will of the current connection. */
+  readonly will: Will | undefined;
+  /** 5.0 will waiting for its Will Delay Interval (its deadline: SessionLifecycle.deadlines). */
+  readonly pendingWill: Will | undefined;
+  /** The last packet id used (kept across restarts by the session store). */
+  readonly lastPacketId: number;
+}
+
+/**
+ * A session's live link: nothing here is stored. The connection is set by
+ * session_lifecycle.ts only; the rest belongs to the module named on it.
+ */
+export interface SessionLink {
+  readonly connection: Connection | undefined;
+  /** Retained messages still to be sent for this connection's subscribes (retained_replay.ts). */
+  replay: ReplayPump | undefined;
+  /** Scratch for Router.route: the last message that matched this session. */
+  routeMark: number;
+  /** Messages this session lost because it could not keep up (delivery.ts). */
+  dropped: number;
+  /** When its drops were last logged (ms; 0 = never; drops.ts). */
+  lastDropLog: number;
+  /** Set while the session is persistent and a session store keeps it (journal.ts). */
+  journal: SessionJournal | undefined;
+}
+
+/** A session as the broker passes it around: its state (read-only) and its live link. */
+export interface Session extends SessionState, SessionLink {}
+
+/**
+ * The same object with its state writable. Only the owner modules take this
+ * view (`make check` fails if another file names `writableState`, `createSession` or `WritableSession`).
+ */
+export interface WritableSession extends Session {
+  username: string | undefined;
+  expiryInterval: number;
+  readonly subscriptions: Map<string, Subscription>;
+  readonly queue: Queued[];
+  readonly inflight: InflightWindow<Outgoing>;
+  readonly incomingQos2: Set<number>;
+  will: Will | undefined;
+  pendingWill: Will | undefined;
+  lastPacketId: number;
+  connection: Connection | undefined;
+}
+
+/** For the owner modules: the writable view of `session` (the same object). */
+export function writableState(session: Session): WritableSession {
+  return session as WritableSession;
+}
+
+/** For the owner modules: a new session, not yet registered anywhere. */
+export function createSession(
+  clientId: string,
+  expiryInterval: number,
+  username?: string,
+): WritableSession {
+  return new SessionObject(clientId, expiryInterval, username);
+}
+
 interface SessionExtras {
   replay?: ReplayPump;
   pendingWill?: Will;
@@ -60,18 +155,14 @@ interface SessionExtras {
   journal?: SessionJournal;
 }
 
-/** Session expiry meaning "never" (3.1.1 clean session 0, 5.0 0xFFFFFFFF). */
-export const NEVER_EXPIRES = 0xffffffff;
-
 /**
- * The server side of an MQTT session [MQTT-3.1.2-4]: it outlives connections
- * when the client asked for a persistent session.
+ * State and link in one object: a delivery reads both (queue and connection),
+ * and a second object per session would cost memory per connection and a load
+ * per delivery. The types above keep them apart.
  */
-export class Session {
+class SessionObject implements WritableSession {
   readonly clientId: string;
-  /** The user name that owns it: another user may not resume or take it over. */
   username: string | undefined;
-  /** Seconds; 0 ends the session with the connection. */
   expiryInterval: number;
   // The collections are made on first use: most idle sessions never need them,
   // and empty ones cost a few hundred bytes each per connection.
@@ -83,55 +174,46 @@ export class Session {
   get subscriptions(): Map<string, Subscription> {
     return this._subscriptions ??= new Map();
   }
-  /** Outgoing QoS 1/2 by packet id, in send order. */
   get inflight(): InflightWindow<Outgoing> {
     return this._inflight ??= new InflightWindow();
   }
   get queue(): Queued[] {
     return this._queue ??= [];
   }
-  /** Incoming QoS 2 packet ids received but not yet released [MQTT-4.3.3-2]. */
   get incomingQos2(): Set<number> {
     return this._incomingQos2 ??= new Set();
   }
   connection: Connection | undefined;
   will: Will | undefined;
-  /** The last packet id used (kept across restarts by the session store). */
   lastPacketId = 0;
-  /** Scratch for Broker.route: the last message that matched this session. */
   routeMark = 0;
   /** Rarely used state, made on first use: an idle session stays small. */
   private x: SessionExtras | undefined;
 
-  /** 5.0 will waiting for its Will Delay Interval (its deadline: Broker.deadlines). */
   get pendingWill(): Will | undefined {
     return this.x?.pendingWill;
   }
   set pendingWill(v: Will | undefined) {
     (this.x ??= {}).pendingWill = v;
   }
-  /** Set while the session is persistent and a session store keeps it: its changes go there. */
   get journal(): SessionJournal | undefined {
     return this.x?.journal;
   }
   set journal(v: SessionJournal | undefined) {
     if (v || this.x) (this.x ??= {}).journal = v;
   }
-  /** Messages this session lost because it could not keep up (its queue or output was full). */
   get dropped(): number {
     return this.x?.dropped ?? 0;
   }
   set dropped(n: number) {
     (this.x ??= {}).dropped = n;
   }
-  /** Retained messages still to be sent for this connection's subscribes. */
   get replay(): ReplayPump | undefined {
     return this.x?.replay;
   }
   set replay(v: ReplayPump | undefined) {
     if (v || this.x) (this.x ??= {}).replay = v;
   }
-  /** When its drops were last logged (ms; 0 = never). */
   get lastDropLog(): number {
     return this.x?.lastDropLog ?? 0;
   }
@@ -143,14 +225,5 @@ export class Session {
     this.clientId = clientId;
     this.username = username;
     this.expiryInterval = expiryInterval;
-  }
-
-  /** Next free packet id (1..65535), skipping ids still in flight [MQTT-2.3.1-4]. */
-  nextPacketId(): number {
-    for (let i = 0; i < 65535; i++) {
-      this.lastPacketId = this.lastPacketId === 65535 ? 1 : this.lastPacketId + 1;
-      if (!this.inflight.has(this.lastPacketId)) return this.lastPacketId;
-    }
-    throw new Error("no free packet identifier"); // unreachable while inflight <= 65535
   }
 }

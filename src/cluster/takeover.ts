@@ -94,8 +94,7 @@ export class Takeover {
   evict(clientId: string): void {
     const session = this.broker.sessions.get(clientId);
     if (!session || session.connection) return; // reconnected here meanwhile
-    session.journal = undefined;
-    this.broker.destroySession(session);
+    this.broker.lifecycle.forget(session);
   }
 
   private async claim(clientId: string, username: string | undefined): Promise<void> {

@@ -48,7 +48,7 @@ export function apiHandler(ctx: ApiContext): (req: Request, path: string) => Pro
       const filter = q.get("filter") ?? "#";
       const why = topicFilterError(filter);
       if (why) return badRequest(`filter ${JSON.stringify(filter)} ${why}`);
-      const all = await ctx.broker.store.matchRetained(filter);
+      const all = ctx.broker.store.matchRetained(filter);
       all.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
       return json(page(q, all, (m) => ({ topic: m.topic, qos: m.qos, ...payloadJson(m.payload) })));
     }
@@ -116,7 +116,7 @@ function kick(ctx: ApiContext, id: string): Response {
     ctx.logger.info("api.client.kicked", { clientId: id, address: conn.remoteAddr });
     return json({ kicked: id, connected: true });
   }
-  ctx.broker.endSession(session); // offline: the session itself goes
+  ctx.broker.lifecycle.end(session); // offline: the session itself goes
   ctx.logger.info("api.session.ended", { clientId: id });
   return json({ kicked: id, connected: false });
 }

@@ -38,6 +38,7 @@
 import type { Broker } from "../broker/broker.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import { LocalClient } from "../broker/local_client.ts";
+import { removeSubscription } from "../broker/session_subscriptions.ts";
 import { type Levels, levels, matchesTopic } from "../acl/filters.ts";
 import type { Plugin } from "../plugins.ts";
 import { escapeForLog } from "../log/escape.ts";
@@ -196,7 +197,7 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
       if (session && !session.connection) {
         // $SYS subscriptions end with the connection (they are never persisted).
         for (const [filter, sub] of [...session.subscriptions]) {
-          if (isSysTopic(sub.matchFilter)) broker.removeSubscription(session, filter);
+          if (isSysTopic(sub.matchFilter)) removeSubscription(broker, session, filter);
         }
       }
       presence(client, "disconnected");

@@ -10,7 +10,7 @@ import {
   connackV3Code,
   type PeerCertificate,
 } from "../hooks.ts";
-import { NEVER_EXPIRES, Session } from "../session.ts";
+import { NEVER_EXPIRES } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 import { isUtf8 } from "./publish.ts";
 import { reasonName } from "../../mqtt/reason_codes.ts";
@@ -143,55 +143,12 @@ export function accept(
   }
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 
-  let session = broker.sessions.get(clientId);
-  // A client id held by another user's session (connected or offline) is not theirs to resume,
-  // take over or end: that would hand them its queued and future messages.
-  if (session && session.username !== client.username && !broker.options.allowCrossUserSession) {
+  // A client id held by another user's session (connected or offline) is not theirs.
+  if (broker.lifecycle.belongsToOther(clientId, client.username)) {
     // Not authorized (3.1.1: 5)
     return refuse(conn, 0x87, undefined, "its session belongs to another user");
   }
-  // Take over a connected client with the same id [MQTT-3.1.4-2].
-  const old = session?.connection;
-  if (session && old) {
-    session.connection = undefined;
-    old.session = undefined;
-    if (old.connected) broker.markDisconnected(old);
-    const will = session.will;
-    session.will = undefined;
-    // A 5.0 will with a delay is not sent when the session continues [MQTT-3.1.3-9].
-    const continues = !p.clean && (will?.properties?.willDelayInterval ?? 0) > 0;
-    if (will && old.publishWillOnClose && !continues) broker.publishWill(clientId, will);
-    old.publishWillOnClose = false;
-    old.close(0x8e); // Session taken over
-  }
-  let sessionPresent = false;
-  if (session && p.clean) {
-    // Clean Session / Clean Start ends it [MQTT-3.1.2-6]; a will waiting for its delay goes now
-    // (5.0 3.1.3.2.2: until the delay passes or the session ends).
-    broker.endSession(session);
-    session = undefined;
-  }
-  if (session) {
-    sessionPresent = true; // [MQTT-3.2.2-2]
-    broker.deadlines.clearExpiry(session);
-    // Resumed in time: the delayed will is not sent.
-    if (broker.deadlines.clearWill(session)) session.pendingWill = undefined;
-    session.expiryInterval = expiry;
-    session.username = client.username;
-    recheckSubscriptions(broker, session, client);
-  } else {
-    session = new Session(clientId, expiry, client.username);
-    broker.sessions.set(clientId, session);
-  }
-  // The will lives as long as the connection: do not pin the CONNECT's socket chunk.
-  // A will the client may not publish is not stored.
-  const will = p.will && broker.mayPublish(client, p.will.topic, p.will.qos, p.will.retain)
-    ? { ...p.will, payload: p.will.payload.slice() }
-    : undefined;
-  session.will = will;
-  session.connection = conn;
-  conn.session = session;
-  broker.journal?.opened(session, client.username, conn.version);
+  const { session, present: sessionPresent } = broker.lifecycle.open(conn, client, p, expiry);
 
   // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
   const max = broker.options.maxKeepAlive ?? 0;
@@ -212,25 +169,6 @@ export function accept(
   if (sessionPresent) {
     resendInflight(session, conn, broker.limits);
     drainQueue(session, broker.limits);
-  }
-}
-
-/**
- * A resumed session keeps only the subscriptions its (new) user may still make: rights can
- * change between connections, and another user may resume it (allow-cross-user-session).
- */
-function recheckSubscriptions(broker: Broker, session: Session, client: ClientInfo): void {
-  let removed = 0;
-  for (const sub of [...session.subscriptions.values()]) {
-    if (broker.maySubscribe(client, sub.filter, sub.qos)) continue;
-    broker.removeSubscription(session, sub.filter);
-    removed++;
-  }
-  if (removed > 0) {
-    broker.log(
-      `client ${escapeForLog(client.clientId)}: ${removed} subscription(s) of its resumed ` +
-        `session removed, not allowed for user ${escapeForLog(client.username ?? "(none)")}`,
-    );
   }
 }
 

@@ -1,10 +1,9 @@
 import type { DisconnectPacket } from "../../mqtt/packet.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
-import { NEVER_EXPIRES } from "../session.ts";
 
 /** A client DISCONNECT: no will [MQTT-3.1.2-10] (5.0: unless reason 0x04), then close. */
-export function handleDisconnect(_broker: Broker, conn: Connection, p: DisconnectPacket): void {
+export function handleDisconnect(broker: Broker, conn: Connection, p: DisconnectPacket): void {
   const session = conn.session!;
   if (conn.version === 5) {
     const expiry = p.properties?.sessionExpiryInterval;
@@ -14,7 +13,7 @@ export function handleDisconnect(_broker: Broker, conn: Connection, p: Disconnec
         conn.close(0x82);
         return;
       }
-      session.expiryInterval = expiry > NEVER_EXPIRES ? NEVER_EXPIRES : expiry;
+      broker.lifecycle.setExpiry(session, expiry);
     }
     conn.publishWillOnClose = p.reasonCode === 0x04; // Disconnect with Will Message
   } else {

@@ -5,6 +5,7 @@ import type { Connection } from "../connection.ts";
 import type { Message } from "../message.ts";
 import { RetainedReplays } from "../retained_replay.ts";
 import type { Subscription } from "../session.ts";
+import { addSubscription, subscription } from "../session_subscriptions.ts";
 
 /** SUBSCRIBE: validate each filter, store it, SUBACK, then send matching retained messages. */
 export function handleSubscribe(
@@ -44,19 +45,16 @@ export function handleSubscribe(
       reasonCodes.push(v5 ? 0x97 : 0x80); // Quota exceeded
       continue;
     }
-    const sub: Subscription = {
-      session,
+    const sub = subscription(session, {
       filter,
-      matchFilter: shared ? shared.filter : filter,
-      group: shared?.group,
       qos: req.qos,
       noLocal: v5 && !!req.noLocal,
       retainAsPublished: v5 && !!req.retainAsPublished,
       retainHandling: v5 ? (req.retainHandling ?? 0) : 0,
       subscriptionId,
-    };
+    });
     // A subscription to the same filter replaces the old one [MQTT-3.8.4-3].
-    const existed = broker.addSubscription(sub) !== undefined;
+    const existed = addSubscription(broker, sub) !== undefined;
     reasonCodes.push(req.qos); // granted QoS [MQTT-3.9.3-..]
     // Retained messages: never on shared subscriptions; 5.0 Retain Handling 1/2.
     if (!shared && (sub.retainHandling === 0 || (sub.retainHandling === 1 && !existed))) {

@@ -2,6 +2,7 @@ import type { UnsubscribePacket } from "../../mqtt/packet.ts";
 import { topicFilterError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
+import { removeSubscription } from "../session_subscriptions.ts";
 
 /** UNSUBSCRIBE: remove each filter, answer UNSUBACK with a code per filter [MQTT-3.10.4-4]. */
 export function handleUnsubscribe(
@@ -16,7 +17,7 @@ export function handleUnsubscribe(
     return;
   }
   const reasonCodes = p.topicFilters.map((f) => {
-    if (broker.removeSubscription(session, f)) return 0x00;
+    if (removeSubscription(broker, session, f)) return 0x00;
     return topicFilterError(f) ? 0x8f : 0x11; // Topic Filter invalid / No subscription existed
   });
   const unsuback = () => conn.send({ type: 11, packetId: p.packetId, reasonCodes });

@@ -24,7 +24,9 @@
  * already acknowledged it (PUBACK, or PUBCOMP for QoS 2) needs nothing more:
  * storing it would only be undone by the completion in the same write. Every
  * other session's entry stays in the batch and the publisher's acknowledgement
- * still waits for that batch. Only the batch not yet handed to the store is
+ * still waits for that batch. (A delivery completed for another reason, e.g.
+ * handed to another share-group member, cancels the same way: the store would
+ * apply both changes together, so leaving both out stores the same.) Only the batch not yet handed to the store is
  * changed, so the store never sees half of a pair; a crash before the write
  * loses the pair as it would have lost both changes anyway (and the publisher,
  * not acknowledged, resends).

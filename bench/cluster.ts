@@ -10,12 +10,17 @@
  *    every client on node A; flat out (target ≥ 0.5×) and at 200 msg/s per
  *    pair (p99 latency, target ≤ 3×).
  *
- *   deno run -A bench/cluster.ts        (make bench-cluster)
+ * On a shared machine wall-clock rates are noise: each run also reports the
+ * messages delivered per CPU-second of the brokers and Redis together, and
+ * Redis's own CPU per delivered message (where one Redis becomes the limit).
+ *
+ *   deno run -A bench/cluster.ts        (make bench-cluster; CLUSTER_PORT_BASE=n: ports n..n+2)
  */
 import {
   BROKERS,
   BUILD,
   buildLoadgen,
+  cpuTicks,
   firstConnack,
   ROOT,
   sleep,
@@ -25,7 +30,9 @@ import {
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const NAME = env("BROKER") ?? "mqttx-bun";
-const REDIS_PORT = 18961, PORT_A = 18962, PORT_B = 18963;
+// CLUSTER_PORT_BASE: another run (another worktree) may hold the default ports.
+const BASE = Number(env("CLUSTER_PORT_BASE") ?? 18961);
+const REDIS_PORT = BASE, PORT_A = BASE + 1, PORT_B = BASE + 2;
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 " +
   "--duration 10 --timeout 60";
 await Deno.mkdir(BUILD, { recursive: true });
@@ -50,11 +57,30 @@ async function node(id: string, port: number, cluster: boolean): Promise<Deno.Ch
   return child;
 }
 
+/** The CPU seconds (user + system) the processes used while `f` ran, with `f`'s result. */
+async function cpuDuring<T>(pids: number[], f: () => Promise<T>): Promise<[T, number[]]> {
+  const ticks = () => Promise.all(pids.map(async (p) => (await cpuTicks(p)).broker));
+  const before = await ticks();
+  const r = await f();
+  const after = await ticks();
+  return [r, after.map((t, i) => (t - before[i]) / 100)]; // USER_HZ is 100 on Linux
+}
+
+/** "N msg per CPU-second (brokers + Redis), Redis X µs/msg". */
+function perCpu(delivered: number, brokers: number[], redis: number): string {
+  const all = brokers.reduce((a, b) => a + b, 0) + redis;
+  return `${Math.round(delivered / all)} msg per CPU-s (brokers ${
+    brokers.map((b) => b.toFixed(1)).join("+")
+  } s, Redis ${redis.toFixed(1)} s: ${(redis / delivered * 1e6).toFixed(1)} µs/msg)`;
+}
+
+let redisPid = 0;
 async function withRedis<T>(f: () => Promise<T>): Promise<T> {
   const redis = spawnPinned(1, [
     "redis-server",
     ...["--port", `${REDIS_PORT}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
   ], `${dir}/redis.log`);
+  redisPid = redis.pid;
   await sleep(300);
   try {
     return await f();
@@ -72,32 +98,40 @@ const say = (l: string) => {
 
 // 1. One node, cluster off and on.
 const single: Record<string, number> = {};
+const singleCpu: Record<string, number> = {};
 for (const cluster of [false, true]) {
   await withRedis(async () => {
     const broker = await node("001", PORT_A, cluster);
     try {
-      const out = await spawnPinned(0, [
-        loadgen,
-        ...S4.split(" "),
-        "--port",
-        `${PORT_A}`,
-        "--quiet",
-      ])
-        .output();
+      const [out, [cpuBroker, cpuRedis]] = await cpuDuring(
+        [broker.pid, redisPid],
+        () =>
+          spawnPinned(0, [
+            loadgen,
+            ...S4.split(" "),
+            "--port",
+            `${PORT_A}`,
+            "--quiet",
+          ]).output(),
+      );
       const text = new TextDecoder().decode(out.stdout);
       const r = JSON.parse(text.split("\n").find((l) => l.startsWith("RESULT "))!.slice(7));
       single[String(cluster)] = r.recv_window_rate;
+      singleCpu[String(cluster)] = r.recv / (cpuBroker + cpuRedis);
       say(
         `S4 one node, cluster.enable ${cluster}: ${
           Math.round(r.recv_window_rate)
-        } msg/s, lost ${r.lost}`,
+        } msg/s, lost ${r.lost}; ${perCpu(r.recv, [cpuBroker], cpuRedis)}`,
       );
     } finally {
       await stop(broker);
     }
   });
 }
-say(`ratio cluster.enable (no peers) / without: ${(single.true / single.false).toFixed(2)}`);
+say(
+  `ratio cluster.enable (no peers) / without: ${(single.true / single.false).toFixed(2)} ` +
+    `(per CPU-s: ${(singleCpu.true / singleCpu.false).toFixed(2)})`,
+);
 
 // 2. Cross-node against one node, with the MQTT.js harness (bench/cluster_clients.ts).
 async function harness(pubPort: number, subPort: number, rate: number) {
@@ -114,29 +148,35 @@ async function harness(pubPort: number, subPort: number, rate: number) {
   const text = new TextDecoder().decode(out.stdout);
   const line = text.split("\n").find((l) => l.startsWith("RESULT "));
   if (!line) throw new Error(`harness failed: ${text}\n${new TextDecoder().decode(out.stderr)}`);
-  return JSON.parse(line.slice(7)) as { rate: number; p99: number; lost: number };
+  return JSON.parse(line.slice(7)) as { rate: number; p99: number; lost: number; received: number };
 }
 await withRedis(async () => {
   const a = await node("001", PORT_A, true);
   const b = await node("002", PORT_B, true);
   try {
     await sleep(1000);
+    const pids = [a.pid, b.pid, redisPid];
     for (const rate of [0, 200]) {
-      const one = await harness(PORT_A, PORT_A, rate);
-      const cross = await harness(PORT_A, PORT_B, rate);
+      const [one, cpuOne] = await cpuDuring(pids, () => harness(PORT_A, PORT_A, rate));
+      const [cross, cpuCross] = await cpuDuring(pids, () => harness(PORT_A, PORT_B, rate));
       const what = rate === 0 ? "flat out" : `${rate} msg/s per pair`;
       say(
         `S4 (MQTT.js) ${what}, one node: ${Math.round(one.rate)} msg/s, p99 ${
           one.p99.toFixed(1)
-        } ms, lost ${one.lost}`,
+        } ms, lost ${one.lost}; ${perCpu(one.received, cpuOne.slice(0, 2), cpuOne[2])}`,
       );
       say(
         `S4 (MQTT.js) ${what}, cross-node: ${Math.round(cross.rate)} msg/s, p99 ${
           cross.p99.toFixed(1)
-        } ms, lost ${cross.lost}`,
+        } ms, lost ${cross.lost}; ${perCpu(cross.received, cpuCross.slice(0, 2), cpuCross[2])}`,
       );
+      const sum = (c: number[]) => c.reduce((x, y) => x + y, 0);
+      const work = (cross.received / sum(cpuCross)) / (one.received / sum(cpuOne));
       if (rate === 0) {
-        say(`ratio cross-node / one node (delivered): ${(cross.rate / one.rate).toFixed(2)}`);
+        say(
+          `ratio cross-node / one node (delivered): ${(cross.rate / one.rate).toFixed(2)} ` +
+            `(per CPU-s: ${work.toFixed(2)})`,
+        );
       } else say(`ratio cross-node / one node (p99): ${(cross.p99 / one.p99).toFixed(2)}`);
     }
   } finally {

@@ -2,7 +2,8 @@
  * The client side of bench/cluster.ts: 50 MQTT.js publishers on one port and
  * 50 subscribers on another (a topic per pair, QoS 1, 256 B, 10 s), flat out
  * (64 unacknowledged per publisher) or at a fixed rate per pair. Prints
- * `RESULT {"rate": delivered msg/s, "p99": ms, "lost": acknowledged - delivered}`.
+ * `RESULT {"rate": delivered msg/s, "p99": ms, "lost": acknowledged - delivered,
+ * "received": delivered in the measured window}`.
  *
  *   deno run -A bench/cluster_clients.ts PUB_PORT SUB_PORT RATE
  */
@@ -96,6 +97,7 @@ while (received !== last) {
 }
 latencies.sort((a, b) => a - b);
 const p99 = latencies.length ? latencies[Math.floor(latencies.length * 0.99)] : 0;
-console.log(`RESULT ${JSON.stringify({ rate: received / sentFor, p99, lost: acked - received })}`);
+const result = { rate: received / sentFor, p99, lost: acked - received, received };
+console.log(`RESULT ${JSON.stringify(result)}`);
 for (const c of [...pubs, ...subs]) c.end(true);
 Deno.exit(0);

@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import { runStoreContract } from "../src/store/contract.ts";
 import { SessionBatchBuilder } from "../src/store/batch.ts";
 import type { RedisStore } from "../src/store/redis.ts";
-import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import {
+  openRedisStore,
+  redisContractBackend,
+  RedisServer,
+  skipWithoutRedis,
+} from "./helpers/redis_server.ts";
 
 const skip = skipWithoutRedis();
 let server: RedisServer | undefined;
@@ -23,19 +28,7 @@ after(async () => {
 
 runStoreContract("redis", {
   skip,
-  backend: async () => {
-    const admin = await openRedisStore(server!.url);
-    await admin.client.sendCommand(["FLUSHDB"]);
-    return {
-      open: async () => {
-        const s = await openRedisStore(server!.url);
-        return { sessions: s.sessions, retained: s };
-      },
-      storedMessageCount: async () => (await admin.scan(admin.keys.messagePattern())).length,
-      durableRetained: true,
-      dispose: () => admin.close(),
-    };
-  },
+  backend: () => redisContractBackend(server!.url),
 });
 
 const OPTS = { skip, timeout: 30_000 };

@@ -14,6 +14,7 @@ import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
 import { SessionLifecycle } from "./session_lifecycle.ts";
 import type { ClusterLink } from "./cluster_link.ts";
+import { changeRetained } from "./retained_change.ts";
 import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
@@ -204,10 +205,8 @@ export class Broker implements BrokerCore, PacketSink {
     }
     if (message.retain) {
       // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
-      const stored = this.store.setRetained(
-        message.topic,
-        message.payload.length === 0 ? undefined : message,
-      );
+      const kept = message.payload.length === 0 ? undefined : message;
+      const stored = changeRetained(this.store, this.cluster, message.topic, kept);
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
@@ -220,6 +219,11 @@ export class Broker implements BrokerCore, PacketSink {
       }
     }
     return this.routeConfirmed(message, true);
+  }
+
+  /** Clear the retained message of `topic` here and, in a cluster, on every node (admin API). */
+  clearRetained(topic: string): void | Promise<void> {
+    return changeRetained(this.store, this.cluster, topic, undefined);
   }
 
   /**

@@ -4,6 +4,7 @@
  * hear when this node starts or stops having a subscription with a filter.
  */
 import type { Message } from "./message.ts";
+import type { MessageData } from "../store/types.ts";
 
 export interface ClusterLink {
   /** Send `message` to every other node with a matching route; returns how many. */
@@ -18,6 +19,11 @@ export interface ClusterLink {
   subscribed(filter: string): void;
   /** This node's last subscription with `filter` is gone. */
   unsubscribed(filter: string): void;
+  /**
+   * The retained message of `topic` changed here (undefined: cleared): tell the
+   * other nodes, with every field. `stored`: this node's store write, if async.
+   */
+  retained(topic: string, message: MessageData | undefined, stored: void | Promise<void>): void;
   /**
    * Before a CONNECT is accepted: make this node the owner of `clientId`; the
    * node that held it closes its connection and hands over the session, which

@@ -10,8 +10,10 @@
  *   the nodes that have members); that node gives it to one of its members.
  * - One connection per client id: a CONNECT here claims the client id; the
  *   node that had it closes its connection (5.0: DISCONNECT 0x8E).
- * - Retained: a retained publish here is sent to every node's in-memory index
- *   (the Redis store holds the shared copy).
+ * - Retained: a retained change here (a publish, a will, the admin API) is
+ *   sent whole to every node's in-memory index (the Redis store holds the
+ *   shared copy); back from a bus outage, the node reads the index again from
+ *   Redis and sends the changes the others missed.
  * - Wills: kept in the bus while their client is connected, published here
  *   when the bus hands this node the wills of a node that died.
  */
@@ -30,6 +32,11 @@ import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./ty
 /** The in-memory retained index of this node's store, updated for other nodes' writes. */
 export interface RetainedCache {
   cacheRetained(topic: string, message: MessageData | undefined): void;
+  retainedOf(topic: string): MessageData | undefined;
+  /** Write the changes the shared store could not take yet; rejects while it still cannot. */
+  flushRetained(): Promise<void>;
+  /** Read the shared store's retained messages into the index again, except `keep`. */
+  resyncRetained(keep: ReadonlySet<string>): Promise<void>;
 }
 
 interface ShareRoute {
@@ -53,11 +60,17 @@ export class ClusterNode implements ClusterLink {
   private readonly takeovers: Takeover;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
+  private busUp = true;
+  /** Retained changes made here that other nodes may have missed (bus or store down). */
+  private readonly unannounced = new Set<string>();
+  /** The running retained resync, and whether another must follow it. */
+  private resyncing: Promise<void> | undefined = undefined;
+  private resyncAgain = false;
 
   constructor(
     private readonly broker: Broker,
     private readonly bus: ClusterBus,
-    private readonly retained: RetainedCache | undefined,
+    private readonly retainedCache: RetainedCache | undefined,
     private readonly strategy: "round" | "random" | "hash",
     ackTimeoutMs: number,
   ) {
@@ -73,6 +86,13 @@ export class ClusterNode implements ClusterLink {
   async start(): Promise<void> {
     await this.bus.join(this.handlers());
     this.broker.cluster = this;
+    // Changes another node made between this store's load and joining the bus reached neither.
+    this.resyncRetained();
+  }
+
+  /** Resolves once no retained resync is running (tests). */
+  async retainedSettled(): Promise<void> {
+    while (this.resyncing) await this.resyncing;
   }
 
   async stop(): Promise<void> {
@@ -95,6 +115,11 @@ export class ClusterNode implements ClusterLink {
   /** Announce the routes of sessions restored straight into the index. */
   announceRestored(): void {
     for (const session of this.broker.sessions.values()) this.announce(session);
+  }
+
+  /** The store refused these clients' writes (fenced): their sessions belong to another node. */
+  fenced(clientIds: readonly string[]): void {
+    this.takeovers.fenced(clientIds);
   }
 
   takeOver(conn: object, clientId: string, username: string | undefined) {
@@ -156,7 +181,7 @@ export class ClusterNode implements ClusterLink {
     } else this.local.set(filter, n - 1);
   }
 
-  /** Broker hooks: claim client ids, keep wills in the bus, share retained changes. */
+  /** Broker hooks: claim client ids, keep wills in the bus. */
   hooks(): BrokerHooks {
     return {
       onConnected: (client) => this.connected(client),
@@ -175,17 +200,55 @@ export class ClusterNode implements ClusterLink {
           this.bus.release(id, epoch);
         }
       },
-      onPublished: (topic, payload, qos, retain) => {
-        if (!retain || this.byNode.size === 0 && this.bus.nodes().length < 2) return;
-        const message = payload.length === 0
-          ? undefined
-          : { topic, payload: payload.slice(), qos, retain: true };
-        this.bus.broadcast({ kind: "retained", topic, message });
-      },
     };
   }
 
+  retained(topic: string, message: MessageData | undefined, stored: void | Promise<void>): void {
+    // Not in Redis either: the others hear of it once both are back.
+    if (stored) stored.catch(() => this.unannounced.add(topic));
+    if (this.busUp) this.bus.broadcast({ kind: "retained", topic, message });
+    else this.unannounced.add(topic);
+  }
+
   // ---- internals
+
+  /** Read the retained index again from Redis, then send the changes the others missed. */
+  private resyncRetained(): void {
+    if (!this.retainedCache || this.stopped) return;
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    const cache = this.retainedCache;
+    const run = async () => {
+      for (let delay = 200; !this.stopped && this.busUp; delay = Math.min(delay * 2, 5_000)) {
+        try {
+          const missed = [...this.unannounced];
+          await cache.flushRetained();
+          await cache.resyncRetained(this.unannounced);
+          for (const topic of missed) {
+            this.unannounced.delete(topic);
+            const message = cache.retainedOf(topic);
+            this.bus.broadcast({ kind: "retained", topic, message });
+          }
+          if (missed.length > 0) {
+            this.broker.log(`cluster: sent ${missed.length} retained changes the others missed`);
+          }
+          return;
+        } catch (e) {
+          if (delay === 200) this.broker.log(`cluster: retained resync failed, retrying: ${e}`);
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    };
+    this.resyncing = run().finally(() => {
+      this.resyncing = undefined;
+      if (this.resyncAgain) {
+        this.resyncAgain = false;
+        this.resyncRetained();
+      }
+    });
+  }
 
   /** Assign each matching share group to one node; returns the groups served elsewhere. */
   private pickShares(
@@ -266,7 +329,10 @@ export class ClusterNode implements ClusterLink {
           );
         }
       },
-      state: () => {},
+      state: (up) => {
+        this.busUp = up;
+        if (up) this.resyncRetained();
+      },
     };
   }
 
@@ -296,7 +362,7 @@ export class ClusterNode implements ClusterLink {
         this.takeovers.released(msg.clientId, msg.epoch, msg.ok);
         return;
       case "retained":
-        this.retained?.cacheRetained(msg.topic, msg.message);
+        this.retainedCache?.cacheRetained(msg.topic, msg.message);
         return;
     }
   }

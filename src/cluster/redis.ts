@@ -11,7 +11,8 @@
  * Keys (prefix `mqttx:cluster:`): `node:<id>` liveness (a token with a TTL of
  * node-timeout, refreshed each heartbeat), `nodes` (hash id → since),
  * `routes:<id>` (set of filters), `wills:<id>` (hash client id → will),
- * `owner` (hash client id → "epoch node") and `epoch` (a counter).
+ * `owner` (hash client id → "epoch node"), `writer` (the same, once the previous
+ * owner handed over: the fence the store's writes check) and `epoch` (a counter).
  */
 import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
@@ -19,6 +20,7 @@ import { bytes } from "../store/redis_codec.ts";
 import {
   CLAIM,
   CLAIM_FROM,
+  COMMIT,
   decodeWill,
   encodeWill,
   HEARTBEAT,
@@ -179,9 +181,10 @@ export class RedisBus implements ClusterBus {
     const [e, prev] = await this.cmd.sendCommand([
       "EVAL",
       CLAIM,
-      "2",
+      "3",
       this.key("epoch"),
       this.key("owner"),
+      this.writers,
       clientId,
       this.nodeId,
     ]) as [number, Buffer];
@@ -196,14 +199,32 @@ export class RedisBus implements ClusterBus {
     const e = await this.cmd.sendCommand([
       "EVAL",
       CLAIM_FROM,
-      "2",
+      "3",
       this.key("epoch"),
       this.key("owner"),
+      this.writers,
       clientId,
       this.nodeId,
       node,
     ]);
     return Number(e);
+  }
+
+  /** The hash naming each client's writer ("epoch node"), which the store's writes check. */
+  get writers(): string {
+    return this.key("writer");
+  }
+
+  async commit(clientId: string, epoch: number): Promise<void> {
+    await this.cmd.sendCommand([
+      "EVAL",
+      COMMIT,
+      "1",
+      this.writers,
+      clientId,
+      String(epoch),
+      this.nodeId,
+    ]);
   }
 
   async ownedBy(node: NodeId): Promise<string[]> {
@@ -246,8 +267,9 @@ export class RedisBus implements ClusterBus {
     this.cmd.sendCommand([
       "EVAL",
       RELEASE,
-      "1",
+      "2",
       this.key("owner"),
+      this.writers,
       clientId,
       `${epoch} ${this.nodeId}`,
     ]).catch(() => {});

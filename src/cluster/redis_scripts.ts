@@ -12,28 +12,50 @@ if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
-/** Take ownership of a client id: a new epoch from the counter, the previous owner. */
-export const CLAIM = `local e = redis.call('INCR', KEYS[1])
+/**
+ * Make claim `e` of node `n` the writer of client `c` in hash `w` (the fence the store's
+ * script checks), unless a later claim already is.
+ */
+const COMMIT_WRITER = `local function commit(w, c, e, n)
+  local cur = redis.call('HGET', w, c)
+  if cur and tonumber(string.match(cur, '^%d+')) > tonumber(e) then return 0 end
+  redis.call('HSET', w, c, e .. ' ' .. n)
+  return 1
+end
+`;
+
+/**
+ * Take ownership of a client id: a new epoch from the counter, the previous owner. With no
+ * other previous owner this claim is the writer at once; else after the hand-over (COMMIT).
+ */
+export const CLAIM = `${COMMIT_WRITER}local e = redis.call('INCR', KEYS[1])
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], e .. ' ' .. ARGV[2])
+local suffix = ' ' .. ARGV[2]
+if not prev or string.sub(prev, -#suffix) == suffix then commit(KEYS[3], ARGV[1], e, ARGV[2]) end
 return {e, prev or ''}`;
 
-/** CLAIM, only if the owner is still node ARGV[3]; 0 when not. */
-export const CLAIM_FROM = `local cur = redis.call('HGET', KEYS[2], ARGV[1])
+/** CLAIM (and writer at once: node ARGV[3] is dead), only if the owner is still ARGV[3]; else 0. */
+export const CLAIM_FROM = `${COMMIT_WRITER}local cur = redis.call('HGET', KEYS[2], ARGV[1])
 local suffix = ' ' .. ARGV[3]
 if not cur or string.sub(cur, -#suffix) ~= suffix then return 0 end
 local e = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], e .. ' ' .. ARGV[2])
+commit(KEYS[3], ARGV[1], e, ARGV[2])
 return e`;
+
+/** The previous owner handed over (or never answered): claim ARGV[2] of ARGV[3] now writes. */
+export const COMMIT = `${COMMIT_WRITER}return commit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])`;
 
 /** Read and delete a hash in one step: exactly one caller gets its fields (flat: field, value...). */
 export const TAKE_ALL = `local v = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 return v`;
 
-/** Forget the owner of a client id if it is still this claim. */
-export const RELEASE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1]) end
+/** Forget the owner (and writer) of a client id if it is still this claim. */
+export const RELEASE = `for _, k in ipairs(KEYS) do
+  if redis.call('HGET', k, ARGV[1]) == ARGV[2] then redis.call('HDEL', k, ARGV[1]) end
+end
 return 1`;
 
 export function encodeWill(w: MessageData): Buffer {

@@ -26,6 +26,9 @@ export async function startCluster(
     config.shareTopic.shareSubStrategy,
     config.cluster.nodeTimeout,
   );
+  // Each client's session writes go through only while this node is its writer.
+  store.sessions.fence = { writers: bus.writers, want: () => " " + nodeId };
+  store.sessions.onFenced = (ids) => node.fenced(ids);
   try {
     await node.start();
   } catch (e) {

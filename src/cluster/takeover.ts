@@ -10,6 +10,12 @@
  * client resumes it (`session present`). Only one node holds a session at a
  * time: the holder writes nothing after it answered. A holder that does not
  * answer within node-timeout (dead, or cut off from Redis) is not waited for.
+ *
+ * Fenced: once the holder answered (or did not in time), the new claim is
+ * committed as the client's writer in Redis, and the store's script refuses
+ * every later write of that session from another node; a node whose write was
+ * refused (a holder that was cut off and missed the kick) drops the session
+ * and closes its connection (`fenced`).
  */
 import type { Broker } from "../broker/broker.ts";
 import { restoreSessions } from "../broker/restore.ts";
@@ -85,6 +91,26 @@ export class Takeover {
     return n;
   }
 
+  /** The store refused writes of these clients: another node is their writer now. */
+  fenced(clientIds: readonly string[]): void {
+    for (const clientId of clientIds) {
+      const session = this.broker.sessions.get(clientId);
+      this.epochs.delete(clientId);
+      if (!session) continue;
+      session.journal = undefined; // nothing more of it is written from here
+      const conn = session.connection;
+      this.broker.log(
+        `cluster: client ${escapeForLog(clientId)} is written by another node now ` +
+          `(a write from here was refused); dropping its session here`,
+      );
+      if (conn) {
+        this.kicked.add(clientId);
+        conn.close(0x8e); // Session taken over
+      }
+      void this.handOver(clientId, session);
+    }
+  }
+
   /** The answer to one of our kicks. */
   released(clientId: string, epoch: number, ok: boolean): void {
     this.waiting.get(clientId + "\0" + epoch)?.(ok);
@@ -110,6 +136,8 @@ export class Takeover {
         });
       }
     }
+    // Handed over, or no answer: from now on the previous holder's writes are refused.
+    await this.bus.commit?.(clientId, epoch);
     await this.adopt(clientId);
   }
 

@@ -89,6 +89,11 @@ export interface ClusterBus {
    * every earlier claim's) and the node that owned it before, if another.
    */
   claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }>;
+  /**
+   * The previous owner handed `clientId` over (or did not answer): from now on
+   * claim `epoch` alone may write its session (a bus whose store fences writes).
+   */
+  commit?(clientId: string, epoch: number): Promise<void>;
   /** Claim `clientId` only if `node` owns it; epoch 0 when it does not (nothing changed). */
   claimFrom(clientId: string, node: NodeId): Promise<number>;
   /** The client ids `node` owns (claimed last). */

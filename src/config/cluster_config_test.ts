@@ -58,4 +58,17 @@ describe("cluster config", () => {
     const t = refusal(base + "    heartbeat-interval: 5s\n    node-timeout: 2s\n");
     assert.equal(t.key, "mqttx.cluster.node-timeout");
   });
+
+  test("cluster.reuse-port: default false; refused without cluster.enable", () => {
+    assert.equal(parseConfig("mqttx:\n  broker-id: 1\n", "c").cluster.reusePort, false);
+    const e = refusal("mqttx:\n  cluster:\n    reuse-port: true\n");
+    assert.equal(e.key, "mqttx.cluster.reuse-port");
+    assert.equal(e.line, 3);
+    assert.match(e.message, /cluster\.enable: true/);
+    const ok = parseConfig(
+      "mqttx:\n  enable-test-mode: false\n  cluster:\n    enable: true\n    reuse-port: true\n",
+      "c",
+    );
+    assert.equal(ok.cluster.reusePort, true);
+  });
 });

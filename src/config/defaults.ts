@@ -49,6 +49,7 @@ export function defaultConfig(): MqttxConfig {
       type: "redis",
       heartbeatInterval: 1_000,
       nodeTimeout: 5_000,
+      reusePort: false,
     },
     ssl: {
       enable: false,

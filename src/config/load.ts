@@ -10,6 +10,7 @@ import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument }
 import type { Node, YAMLMap } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
+import process from "node:process";
 import { httpTokenProblem } from "../http/access.ts";
 import { dirname, isAbsolute, join } from "node:path";
 import { topicFilterError } from "../mqtt/topic.ts";
@@ -318,6 +319,16 @@ function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
       key: `${ROOT}.cluster.type`,
       line: lineOfPath(ctx, ["cluster", "type"]),
       reason: "the Kafka cluster bus is not built yet; use `type: redis`",
+    });
+  }
+  if (c.cluster.reusePort && (!c.cluster.enable || process.platform !== "linux")) {
+    throw new ConfigError({
+      file: ctx.file,
+      key: `${ROOT}.cluster.reuse-port`,
+      line: lineOfPath(ctx, ["cluster", "reuse-port"]),
+      reason: !c.cluster.enable
+        ? "needs `cluster.enable: true`: processes sharing a port must be nodes of one cluster"
+        : `needs Linux (SO_REUSEPORT spreads connections there only), not ${process.platform}`,
     });
   }
   if (c.cluster.enable && c.cluster.nodeTimeout <= c.cluster.heartbeatInterval) {

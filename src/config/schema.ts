@@ -207,6 +207,7 @@ export const SCHEMA: Section = {
       type: { kind: "enum", values: ["redis", "kafka"] },
       heartbeatInterval: duration,
       nodeTimeout: duration,
+      reusePort: bool,
     },
   },
   ssl: {

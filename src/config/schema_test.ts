@@ -31,6 +31,7 @@ describe("defaultConfig", () => {
       type: "redis",
       heartbeatInterval: 1_000,
       nodeTimeout: 5_000,
+      reusePort: false,
     });
     assert.deepEqual(c.ssl, {
       enable: false,

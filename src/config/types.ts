@@ -121,6 +121,8 @@ export interface MqttxConfig {
     heartbeatInterval: number;
     /** (ours) ms without a heartbeat after which a node counts as dead (its wills are sent). */
     nodeTimeout: number;
+    /** (ours) MQTT listeners bind with SO_REUSEPORT: several nodes on one host share a port. */
+    reusePort: boolean;
   };
   ssl: {
     enable: boolean;

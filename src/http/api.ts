@@ -57,7 +57,7 @@ export function apiHandler(ctx: ApiContext): (req: Request, path: string) => Pro
       if (topic === undefined) return badRequest("malformed %-encoding in the topic");
       const why = topicNameError(topic);
       if (why) return badRequest(`topic ${JSON.stringify(topic)} ${why}`);
-      await ctx.broker.store.setRetained(topic, undefined);
+      await ctx.broker.clearRetained(topic);
       ctx.logger.info("api.retained.deleted", { topic });
       return json({ deleted: topic });
     }

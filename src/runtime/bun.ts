@@ -328,6 +328,7 @@ function listen(opts: ListenOptions, onConn: (conn: TransportConn) => void): Pro
     const server = Bun.listen({
       hostname: opts.hostname,
       port: opts.port,
+      reusePort: opts.reusePort === true,
       socket: {
         // Plain Uint8Array chunks: the core needs no Buffer methods, and they cost less to make.
         binaryType: "uint8array",

@@ -8,6 +8,7 @@
  */
 import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";
+import { connectionChurn, reclaimAfterStart } from "./deno_memory.ts";
 import type { Listener, ListenOptions, TransportConn } from "./types.ts";
 
 export function listenNodeNet(
@@ -15,6 +16,7 @@ export function listenNodeNet(
   onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+    connectionChurn();
     try {
       onConn(new NodeSocketConn(socket));
     } catch {
@@ -23,9 +25,11 @@ export function listenNodeNet(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: opts.hostname, port: opts.port }, () => {
+    // node:net's reusePort (Deno 2.9 has it; Deno.listen's needs --unstable-net).
+    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", reject);
       server.on("error", () => {}); // a failed accept must not stop the server
+      reclaimAfterStart();
       let closed = false;
       resolve({
         port: (server.address() as net.AddressInfo).port,

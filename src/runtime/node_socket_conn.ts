@@ -10,6 +10,7 @@
 import type { Socket } from "node:net";
 import { hostPort } from "./address.ts";
 import type { ConnCallbacks, TransportConn } from "./types.ts";
+import { connectionChurn } from "./deno_memory.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 const CLOSE_FLUSH_MS = 2000;
@@ -54,6 +55,7 @@ export class NodeSocketConn implements TransportConn {
   inputEnded(): void {
     if (this.ended) return;
     this.ended = true;
+    connectionChurn();
     this.sink?.end();
   }
 

@@ -14,6 +14,7 @@
 import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
 import { NodeSocketConn } from "./node_socket_conn.ts";
+import { connectionChurn } from "./deno_memory.ts";
 import type { TlsCredentials, TlsListener, TlsListenOptions, TransportConn } from "./types.ts";
 import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
 import { escapeForLog } from "../log/escape.ts";
@@ -26,6 +27,7 @@ export function listenNodeTls(
   const log = opts.log ?? (() => {});
   let cas = parseCaBundle(opts.credentials.ca);
   server.on("secureConnection", (socket: tls.TLSSocket) => {
+    connectionChurn();
     const peer = socket.getPeerCertificate();
     // rustls refuses certificates without v3 extensions; check those against the CA ourselves.
     const authorized = socket.authorized ||
@@ -50,7 +52,7 @@ export function listenNodeTls(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: opts.hostname, port: opts.port }, () => {
+    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", reject);
       server.on("error", () => {});
       const port = (server.address() as { port: number }).port;

@@ -25,6 +25,8 @@ export interface ListenOptions {
   port: number;
   /** Told why a connection was closed before it was handed over (handshake, certificate). */
   log?: (line: string) => void;
+  /** SO_REUSEPORT: other processes may bind the same port; Linux spreads new connections. */
+  reusePort?: boolean;
 }
 
 /** A server certificate (with its chain) and key, PEM; `ca` verifies client certificates. */

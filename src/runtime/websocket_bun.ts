@@ -42,6 +42,7 @@ declare const Bun: {
   serve(opts: {
     hostname: string;
     port: number;
+    reusePort?: boolean;
     fetch(req: Request, server: BunHttpServer): Response | undefined;
     websocket: {
       idleTimeout?: number;
@@ -75,6 +76,7 @@ export function listenBunWebSocket(
     const server = Bun.serve({
       hostname: opts.hostname,
       port: opts.port,
+      reusePort: opts.reusePort === true,
       fetch(req, server) {
         const decision = opts.decide({
           method: req.method,

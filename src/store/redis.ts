@@ -11,43 +11,19 @@
  * when it is back.
  */
 import { redactUrl, redisClient } from "./redis_client.ts";
-import { byMessageId } from "./ids.ts";
 import { Buffer } from "node:buffer";
 import { RetainedMemory } from "./retained.ts";
-import {
-  adjustRefs,
-  ApplyScript,
-  type Command,
-  deleteSession,
-  removeEntry,
-  storeMessage,
-} from "./redis_scripts.ts";
+import { ApplyScript, type Command } from "./redis_scripts.ts";
 import {
   bytes,
-  decodeDelivery,
-  decodeInflight,
   decodeMessage,
-  decodeMeta,
-  decodeStoredMessage,
-  decodeSubscription,
-  encodeDelivery,
   encodeMessageFields,
-  encodeMeta,
-  encodeSubscription,
   ownBytes,
   type RedisKeyPrefixes,
   RedisKeys,
 } from "./redis_codec.ts";
-import type {
-  MessageData,
-  SessionBatch,
-  SessionChange,
-  SessionStore,
-  Store,
-  StoredMessage,
-  StoredSession,
-  StoredState,
-} from "./types.ts";
+import type { MessageData, Store } from "./types.ts";
+import { RedisSessionStore } from "./redis_sessions.ts";
 
 export interface RedisStoreOptions extends RedisKeyPrefixes {
   /** redis://[user:password@]host:port[/db] or rediss:// */
@@ -76,6 +52,8 @@ export class RedisStore implements Store {
   private readonly retained = new RetainedMemory();
   /** Retained topics changed while Redis could not take them: written when it is back. */
   private readonly dirtyRetained = new Set<string>();
+  /** During resyncRetained(): topics changed here meanwhile, which what it read must not undo. */
+  private touched: Set<string> | undefined = undefined;
   /** undefined until the first connect or error, so the first state is logged too. */
   private up: boolean | undefined = undefined;
   private closed = false;
@@ -132,6 +110,7 @@ export class RedisStore implements Store {
 
   setRetained(topic: string, message: MessageData | undefined): Promise<void> {
     const stored = this.retained.set(topic, message);
+    this.touched?.add(topic);
     return this.writeRetained(topic, stored).catch((e) => {
       this.dirtyRetained.add(topic);
       throw e;
@@ -151,6 +130,53 @@ export class RedisStore implements Store {
   cacheRetained(topic: string, message: MessageData | undefined): void {
     this.retained.set(topic, message);
     this.dirtyRetained.delete(topic);
+    this.touched?.add(topic);
+  }
+
+  /** The retained message of `topic` in the in-memory index. */
+  retainedOf(topic: string): MessageData | undefined {
+    return this.retained.index.get(topic);
+  }
+
+  /** Write every retained change Redis could not take yet; rejects while it still cannot. */
+  async flushRetained(): Promise<void> {
+    const topics = [...this.dirtyRetained];
+    await Promise.all(topics.map(async (t) => {
+      await this.writeRetained(t, this.retained.index.get(t));
+      this.dirtyRetained.delete(t);
+    }));
+  }
+
+  /**
+   * Make the in-memory index what Redis holds again (a cluster node back from
+   * an outage, while other nodes went on changing retained messages), except
+   * `keep` (this node's own changes the others have not heard of), changes not
+   * yet written, and changes made while this runs. A Redis that lost its data
+   * (no marker; set by the first resync, a cluster node's join) gets this
+   * node's whole index written back instead.
+   */
+  async resyncRetained(keep: ReadonlySet<string>): Promise<void> {
+    const touched = this.touched = new Set<string>();
+    const mine = (t: string) => keep.has(t) || touched.has(t) || this.dirtyRetained.has(t);
+    try {
+      if (await this.markRetained()) {
+        const all = [...this.retained.index.entries()];
+        for (let i = 0; i < all.length; i += 500) {
+          await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.writeRetained(t, m)));
+        }
+        return;
+      }
+      const seen = new Set<string>();
+      await this.readRetained((topic, m) => {
+        seen.add(topic);
+        if (!mine(topic)) this.retained.set(topic, m);
+      });
+      for (const [topic] of [...this.retained.index.entries()]) {
+        if (!seen.has(topic) && !mine(topic)) this.retained.index.delete(topic);
+      }
+    } finally {
+      this.touched = undefined;
+    }
   }
 
   retainedCursor(filter: string): Iterator<MessageData> {
@@ -176,12 +202,18 @@ export class RedisStore implements Store {
 
   // ---- internals shared with RedisSessionStore
 
-  /** Apply commands atomically, in order, as one script call: one request, one reply. */
-  async exec(commands: Command[], payloads?: Buffer): Promise<void> {
-    if (commands.length === 0) return;
+  /**
+   * Apply commands atomically, in order, as one script call: one request, one
+   * reply (the client ids a `@fence` refused).
+   */
+  async exec(commands: Command[], payloads?: Buffer): Promise<string[]> {
+    if (commands.length === 0) return [];
     this.stats.commands += commands.length;
     this.stats.roundTrips++;
-    await this.client.sendCommand(this.apply.call(commands, payloads));
+    const fenced = await this.client.sendCommand(this.apply.call(commands, payloads)) as
+      | Buffer[]
+      | number;
+    return Array.isArray(fenced) ? fenced.map((b) => b.toString()) : [];
   }
 
   /** Run read commands concurrently (pipelined by the client). */
@@ -208,26 +240,36 @@ export class RedisStore implements Store {
     return keys;
   }
 
-  private writeRetained(topic: string, message: MessageData | undefined): Promise<void> {
+  private async writeRetained(topic: string, message: MessageData | undefined): Promise<void> {
     const key = this.keys.retained(topic);
-    if (!message) return this.exec([["DEL", key]]);
-    return this.exec([
+    if (!message) return void await this.exec([["DEL", key]]);
+    await this.exec([
       ["DEL", key],
       ["HSET", key, "m", encodeMessageFields(message), "p", bytes(message.payload)],
     ]);
   }
 
-  private async loadRetained(): Promise<void> {
+  private loadRetained(): Promise<void> {
+    return this.readRetained((topic, m) => this.retained.set(topic, m));
+  }
+
+  /** Every retained message in Redis, to `each`. */
+  private async readRetained(each: (topic: string, m: MessageData) => void): Promise<void> {
     const keys = await this.scan(this.keys.retainedPattern());
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);
       const hashes = await this.read(chunk.map((k) => ["HGETALL", k])) as Record<string, Buffer>[];
       hashes.forEach((h, j) => {
-        if (h.m === undefined) return;
-        const m = decodeMessage(h.m.toString(), ownBytes(h.p));
-        this.retained.set(this.keys.topicOf(chunk[j]), m);
+        if (h.m === undefined) return; // the marker
+        each(this.keys.topicOf(chunk[j]), decodeMessage(h.m.toString(), ownBytes(h.p)));
       });
     }
+  }
+
+  /** Set the marker; true when it was missing (a new or emptied Redis). */
+  private async markRetained(): Promise<boolean> {
+    const r = await this.client.sendCommand(["HSETNX", this.keys.retainedMarker(), "since", "1"]);
+    return Number(r) === 1;
   }
 
   /** Let writes call the script by SHA once this connection's Redis has it. */
@@ -246,192 +288,6 @@ export class RedisStore implements Store {
     this.dirtyRetained.clear();
     for (const t of topics) {
       this.writeRetained(t, this.retained.index.get(t)).catch(() => this.dirtyRetained.add(t));
-    }
-  }
-}
-
-/** Persistent sessions in Redis; see src/store/redis_codec.ts for the key layout. */
-export class RedisSessionStore implements SessionStore {
-  constructor(private readonly redis: RedisStore) {}
-
-  write(batch: SessionBatch): Promise<void> {
-    const keys = this.redis.keys;
-    const adjust = (ids: string[], deltas: number[]): Command =>
-      adjustRefs(ids.map((id) => keys.message(id)), deltas);
-    // Order: the messages, the references the batch adds, then the changes
-    // (whose removals drop references at once), then a sweep of carried
-    // messages nothing references. A removal never meets a count the batch
-    // has yet to add.
-    const commands: Command[] = [];
-    const payloads: Uint8Array[] = [];
-    let offset = 0;
-    for (const m of batch.messages) {
-      const length = m.payload.byteLength;
-      commands.push(storeMessage(keys.message(m.id), encodeMessageFields(m), offset, length));
-      payloads.push(m.payload);
-      offset += length;
-    }
-    const adds = new Map<string, number>();
-    for (const changes of batch.changes.values()) {
-      for (const c of changes) {
-        const id = c.kind === "enqueue"
-          ? c.delivery.messageId
-          : c.kind === "send" && !c.fromQueue
-          ? c.inflight.messageId
-          : undefined;
-        if (id !== undefined) adds.set(id, (adds.get(id) ?? 0) + 1);
-      }
-    }
-    if (adds.size > 0) commands.push(adjust([...adds.keys()], [...adds.values()]));
-    for (const [clientId, changes] of batch.changes) {
-      let lastPacketId: number | undefined;
-      for (const c of changes) {
-        this.commandsFor(clientId, c, commands);
-        if (c.kind === "send") lastPacketId = c.inflight.packetId;
-        else if (c.kind === "delete") lastPacketId = undefined;
-      }
-      // One write of the last packet id per client and batch, however many sends.
-      if (lastPacketId !== undefined) {
-        commands.push(["SET", keys.packetId(clientId), String(lastPacketId)]);
-      }
-    }
-    if (batch.messages.length > 0) {
-      const ids = batch.messages.map((m) => m.id);
-      commands.push(adjust(ids, ids.map(() => 0)));
-    }
-    return this.redis.exec(commands, Buffer.concat(payloads, offset));
-  }
-
-  async load(): Promise<StoredState> {
-    const keys = this.redis.keys;
-    return this.loadSessions(
-      (await this.redis.scan(keys.sessionPattern())).map((k) => keys.clientIdOf(k)),
-    );
-  }
-
-  async loadSessions(clientIds: readonly string[]): Promise<StoredState> {
-    const keys = this.redis.keys;
-    const sessions: StoredSession[] = [];
-    const wanted = new Set<string>();
-    for (let i = 0; i < clientIds.length; i += 200) {
-      const chunk = clientIds.slice(i, i + 200);
-      const replies = await this.redis.read(chunk.flatMap((id) => [
-        ["HGETALL", keys.session(id)],
-        ["HGETALL", keys.subscriptions(id)],
-        ["HGETALL", keys.queue(id)],
-        ["HGETALL", keys.inflight(id)],
-        ["SMEMBERS", keys.released(id)],
-        ["SMEMBERS", keys.incoming(id)],
-        ["GET", keys.packetId(id)],
-      ]));
-      chunk.forEach((_id, j) => {
-        const [meta, subs, queue, inflight, released, incoming, lastId] = replies.slice(
-          j * 7,
-          j * 7 + 7,
-        ) as [
-          Record<string, Buffer>,
-          Record<string, Buffer>,
-          Record<string, Buffer>,
-          Record<string, Buffer>,
-          Buffer[],
-          Buffer[],
-          Buffer | null,
-        ];
-        if (meta.c === undefined) return;
-        const rel = new Set(released.map((b) => Number(b.toString())));
-        const s: StoredSession = {
-          ...decodeMeta(meta),
-          subscriptions: Object.values(subs).map((v) => decodeSubscription(v.toString())),
-          queue: Object.entries(queue)
-            .map(([id, v]) => decodeDelivery(id, v.toString()))
-            .sort(byMessageId),
-          inflight: Object.entries(inflight)
-            .map(([pid, v]) => decodeInflight(Number(pid), v.toString(), rel.has(Number(pid))))
-            .sort(byMessageId),
-          incomingQos2: incoming.map((b) => Number(b.toString())),
-          lastPacketId: lastId ? Number(lastId.toString()) : 0,
-        };
-        for (const d of s.queue) wanted.add(d.messageId);
-        for (const d of s.inflight) wanted.add(d.messageId);
-        sessions.push(s);
-      });
-    }
-    const messages = new Map<string, StoredMessage>();
-    const ids = [...wanted];
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
-      const hashes = await this.redis.read(
-        chunk.map((id) => ["HGETALL", keys.message(id)]),
-      ) as Record<
-        string,
-        Buffer
-      >[];
-      hashes.forEach((h, j) => {
-        if (h.m !== undefined) {
-          messages.set(chunk[j], decodeStoredMessage(chunk[j], h.m.toString(), ownBytes(h.p)));
-        }
-      });
-    }
-    return { sessions, messages };
-  }
-
-  close(): Promise<void> {
-    return this.redis.close();
-  }
-
-  /** The commands of one change (reference additions are counted by `write`). */
-  private commandsFor(clientId: string, c: SessionChange, out: Command[]): void {
-    const keys = this.redis.keys;
-    switch (c.kind) {
-      case "meta": {
-        const key = keys.session(clientId);
-        out.push(["DEL", key], ["HSET", key, ...encodeMeta(c.meta)]);
-        break;
-      }
-      case "subscribe":
-        out.push(["HSET", keys.subscriptions(clientId), c.sub.filter, encodeSubscription(c.sub)]);
-        break;
-      case "unsubscribe":
-        out.push(["HDEL", keys.subscriptions(clientId), c.filter]);
-        break;
-      case "enqueue":
-        out.push([
-          "HSET",
-          keys.queue(clientId),
-          c.delivery.messageId,
-          encodeDelivery(c.delivery, false),
-        ]);
-        break;
-      case "send": {
-        const f = c.inflight;
-        if (c.fromQueue) out.push(["HDEL", keys.queue(clientId), f.messageId]);
-        out.push(["HSET", keys.inflight(clientId), String(f.packetId), encodeDelivery(f, true)]);
-        // The released set loses an id when its delivery completes, before the id is reused.
-        if (f.released) out.push(["SADD", keys.released(clientId), String(f.packetId)]);
-        break;
-      }
-      case "release":
-        out.push(["SADD", keys.released(clientId), String(c.packetId)]);
-        break;
-      case "complete":
-        out.push(removeEntry(
-          keys.inflight(clientId),
-          keys.released(clientId),
-          String(c.packetId),
-          keys.message(c.messageId),
-        ));
-        break;
-      case "drop":
-        out.push(removeEntry(keys.queue(clientId), "", c.messageId, keys.message(c.messageId)));
-        break;
-      case "incoming":
-        out.push([c.add ? "SADD" : "SREM", keys.incoming(clientId), String(c.packetId)]);
-        break;
-      case "delete": {
-        const all = keys.allOf(clientId);
-        out.push(deleteSession(keys.message(""), all));
-        break;
-      }
     }
   }
 }

@@ -83,6 +83,13 @@ export class RedisKeys {
   retained(topic: string): string {
     return this.p.retainMessagePrefix + topic;
   }
+  /**
+   * Hash with no message: present while Redis holds the retained set (gone: Redis lost its data).
+   * The key of the empty topic, which no MQTT topic is [MQTT-4.7.3-1].
+   */
+  retainedMarker(): string {
+    return this.p.retainMessagePrefix;
+  }
   retainedPattern(): string {
     return `${escapeGlob(this.p.retainMessagePrefix)}*`;
   }

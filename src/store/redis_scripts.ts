@@ -27,6 +27,10 @@ export type Command = (string | Buffer)[];
  * - `@delete prefix queue inflight key...`: drop the reference of every entry the session's
  *   queue and in-flight hashes hold (what Redis has, not what the broker believes), then delete
  *   its keys.
+ * - `@fence hash client want` (a cluster's ownership fence, before one client's commands): when
+ *   field `client` of `hash` names another writer than `want` ("epoch node"; " node": any epoch
+ *   of that node), the commands up to the next `@fence` are skipped and `client` is returned.
+ *   An empty `hash` ends the fenced part. Returns the list of refused clients.
  */
 const APPLY = `local function unref(k, d)
   local n = redis.call('HINCRBY', k, 'n', d)
@@ -34,6 +38,7 @@ const APPLY = `local function unref(k, d)
 end
 local payloads = ARGV[1]
 local i, n = 2, #ARGV
+local skip, fenced = false, {}
 while i <= n do
   local k = tonumber(ARGV[i])
   local c = ARGV[i + 1]
@@ -41,6 +46,18 @@ while i <= n do
     local at = tonumber(ARGV[i + 4])
     local p = string.sub(payloads, at + 1, at + tonumber(ARGV[i + 5]))
     redis.call('HSET', ARGV[i + 2], 'm', ARGV[i + 3], 'p', p)
+  elseif c == '@fence' then
+    skip = false
+    if ARGV[i + 2] ~= '' then
+      local cur = redis.call('HGET', ARGV[i + 2], ARGV[i + 3])
+      local want = ARGV[i + 4]
+      if cur and cur ~= want and (string.sub(want, 1, 1) ~= ' ' or string.sub(cur, -#want) ~= want) then
+        skip = true
+        fenced[#fenced + 1] = ARGV[i + 3]
+      end
+    end
+  elseif skip then
+    -- a client whose writer is another node: nothing of it is written
   elseif c == '@adjust' then
     local m = (k - 1) / 2
     for j = 1, m do unref(ARGV[i + 1 + j], tonumber(ARGV[i + 1 + m + j])) end
@@ -61,7 +78,7 @@ while i <= n do
   end
   i = i + k + 1
 end
-return 1`;
+return fenced`;
 
 /**
  * The script, called by its SHA once Redis has it (loaded at every connect),
@@ -109,6 +126,15 @@ export const removeEntry = (hash: string, set: string, field: string, message: s
   field,
   message,
 ];
+
+/** Guard the commands of `clientId` that follow (see `@fence`); `fenceEnd` ends the guarded part. */
+export const fence = (writers: string, clientId: string, want: string): Command => [
+  "@fence",
+  writers,
+  clientId,
+  want,
+];
+export const fenceEnd: Command = ["@fence", "", "", ""];
 
 /** `keys`: the session's keys, its queue and in-flight hashes first. */
 export const deleteSession = (messagePrefix: string, keys: string[]): Command => [

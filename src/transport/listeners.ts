@@ -118,7 +118,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
     spec: ListenerSpec,
     onConn: (conn: TransportConn) => void,
   ): Promise<Listener> {
-    const opts = { hostname: spec.host, port: spec.port, log };
+    const opts = { hostname: spec.host, port: spec.port, log, reusePort: config.cluster.reusePort };
     switch (spec.type) {
       case "tcp":
         return await runtime.listen(opts, onConn);

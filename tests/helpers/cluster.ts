@@ -6,8 +6,8 @@
 import { after, before } from "node:test";
 import type { MqttClient } from "mqtt";
 import { BrokerProcess, THIS_RUNTIME } from "./broker_process.ts";
-import { Clients, type Inbox } from "./mqttjs.ts";
-import { freePort, RedisServer } from "./redis_server.ts";
+import { Clients, type Inbox, type Received, sleep, subscribe, uid } from "./mqttjs.ts";
+import { freePort, RedisServer, type RedisServerOptions } from "./redis_server.ts";
 
 export const HEARTBEAT_MS = 300;
 export const NODE_TIMEOUT_MS = 2_000;
@@ -77,18 +77,24 @@ export const OTHER_RUNTIME = THIS_RUNTIME === "deno" ? "bun" : "deno";
 /**
  * For a test file: a redis-server and nodes "001" (this runtime) and "002"
  * (the other one), started before its tests and stopped after them, with
- * MQTT.js clients for each node.
+ * MQTT.js clients for each node. `options.extra(brokerId)`: more YAML for that
+ * node's config (keys under `mqttx:`, indented two spaces).
  */
-export function useTwoNodes(skip: string | false) {
+export function useTwoNodes(
+  skip: string | false,
+  options: { redis?: RedisServerOptions; extra?: (brokerId: string) => Promise<string> } = {},
+) {
   const nodes: { redis?: RedisServer; a?: ClusterNodeProcess; b?: ClusterNodeProcess } = {};
   const onA = new Clients(() => nodes.a!.url);
   const onB = new Clients(() => nodes.b!.url);
   before(async () => {
     if (skip) return;
-    const redis = nodes.redis = await RedisServer.start();
+    const redis = nodes.redis = await RedisServer.start(options.redis);
+    const extra = options.extra ?? (() => Promise.resolve(""));
+    const [extraA, extraB] = [await extra("001"), await extra("002")];
     [nodes.a, nodes.b] = await Promise.all([
-      startNode(redis, "001"),
-      startNode(redis, "002", OTHER_RUNTIME),
+      startNode(redis, "001", undefined, extraA),
+      startNode(redis, "002", OTHER_RUNTIME, extraB),
     ]);
   });
   after(async () => {
@@ -99,4 +105,30 @@ export function useTwoNodes(skip: string | false) {
     await nodes.redis?.dispose();
   });
   return { nodes, onA, onB };
+}
+
+/** The retained message a fresh subscriber on `on` gets for `topic` (polled: changes travel). */
+export async function retainedOn(
+  on: Clients,
+  topic: string,
+  want: (m: Received | undefined) => boolean,
+  ms = 15_000,
+): Promise<Received | undefined> {
+  const deadline = Date.now() + ms;
+  let got: Received | undefined;
+  do {
+    // Refused while the node cannot reach Redis (the client id is claimed there): try again.
+    const s = await on.connect({ clientId: `r-${uid()}`, protocolVersion: 5 }).catch(() => null);
+    if (!s) {
+      await sleep(250);
+      continue;
+    }
+    await subscribe(s.client, topic, { qos: 1 });
+    got = await s.inbox.until((ms) => ms.length > 0, "retained", 500)
+      .then((ms) => ms[0], () => undefined);
+    await s.client.endAsync();
+    if (want(got)) return got;
+    await sleep(100);
+  } while (Date.now() < deadline);
+  return got;
 }

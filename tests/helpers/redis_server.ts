@@ -143,3 +143,24 @@ export function openRedisStore(
   const { url: _default, ...prefixes } = defaultConfig().redis;
   return RedisStore.open({ url, ...prefixes, ...extra });
 }
+
+/**
+ * The store contract's backend (src/store/contract.ts) on the Redis at `url`:
+ * the database emptied first, each store opened by `open`.
+ */
+export async function redisContractBackend(
+  url: string,
+  open: (url: string) => Promise<RedisStore> = openRedisStore,
+) {
+  const admin = await openRedisStore(url);
+  await admin.client.sendCommand(["FLUSHDB"]);
+  return {
+    open: async () => {
+      const s = await open(url);
+      return { sessions: s.sessions, retained: s };
+    },
+    storedMessageCount: async () => (await admin.scan(admin.keys.messagePattern())).length,
+    durableRetained: true,
+    dispose: () => admin.close(),
+  };
+}

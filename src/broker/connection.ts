@@ -13,13 +13,7 @@ import { reasonName } from "../mqtt/reason_codes.ts";
 import { escapeForLog } from "../log/escape.ts";
 import type { BrokerStats } from "./stats.ts";
 import * as scratch from "./packet_scratch.ts";
-import {
-  BYTES_PER_TURN,
-  PACKETS_PER_TURN,
-  STILL_WAITING,
-  type TurnTaker,
-  waitForTurn,
-} from "./input_turns.ts";
+import { STILL_WAITING, turnBudget, type TurnTaker, waitForTurn } from "./input_turns.ts";
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
@@ -281,7 +275,7 @@ export class Connection extends ConnectionState implements TurnTaker {
    * Decode one chunk and handle its packets in order. A handler that must
    * wait (authentication, a congested subscriber) returns a promise; the
    * remaining packets wait with it and the caller stops reading meanwhile.
-   * So does input past this turn's budget (BYTES_PER_TURN, input_turns.ts).
+   * So does input past this turn's budget (turnBudget, input_turns.ts).
    */
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
@@ -294,12 +288,14 @@ export class Connection extends ConnectionState implements TurnTaker {
     scratch.startScratch(); // one list for every connection (packet_scratch.ts)
     let n = 0, i = 0;
     try {
+      const budget = turnBudget(this.lastActivity);
       const stop = this.decoder.feed(
         chunk,
         scratch.collect,
         start,
-        BYTES_PER_TURN,
-        PACKETS_PER_TURN,
+        budget.bytes,
+        budget.packets,
+        budget.maxPackets,
       );
       n = scratch.scratchCount();
       for (; i < n; i++) {

@@ -7,6 +7,7 @@ import { isOnline, type Outgoing, type Session } from "./session.ts";
 import { completed, dequeued, enqueue, nextPacketId, sent, unqueued } from "./session_state.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
 import type { ReadRights } from "./read_rights.ts";
+import { subscriberWaits } from "./input_turns.ts";
 
 /**
  * Getting one message to one session: QoS 0 straight to the socket, QoS 1/2
@@ -93,6 +94,8 @@ export function deliver(
     );
     return;
   }
+  // A connected client's window is full: its acknowledgements must be read promptly.
+  if (online) subscriberWaits();
   // Full: the newest message is dropped (as Mosquitto does). What the client already has
   // queued or in flight stays in order, and QoS 1/2 in flight cannot be taken back anyway.
   if (session.queue.length >= limits.maxQueuedMessages) return queueFull(session, limits);

@@ -27,6 +27,8 @@ class Node<V> {
  */
 export const MATCH_CACHE_TOPICS = 4096;
 
+const NONE: readonly never[] = [];
+
 export class TopicIndex<V> {
   #root = new Node<V>();
   #size = 0;
@@ -160,6 +162,7 @@ export class TopicIndex<V> {
    * change it.
    */
   matchAll(topic: string): readonly V[] {
+    if (this.#size === 0) return NONE; // nobody subscribed: nothing to look up or remember
     const cached = this.#cache.get(topic);
     if (cached !== undefined) return cached;
     const found: V[] = [];

@@ -205,6 +205,9 @@ describe("matchAll: the cached answer stays the trie's answer", () => {
     assert.deepEqual([...index.matchAll("a/b")], ["v1b"]);
     index.remove("a/+", "c1");
     assert.deepEqual([...index.matchAll("a/b")], []);
+    // From empty (answered without a lookup) to one subscription again.
+    index.add("a/b", "c3", "v3");
+    assert.deepEqual([...index.matchAll("a/b")], ["v3"]);
   });
 
   test("more distinct topics than the cache holds still match exactly", () => {

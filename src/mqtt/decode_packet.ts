@@ -196,7 +196,7 @@ function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPac
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) r.fail("DUP flag set on a QoS 0 message"); // [MQTT-3.3.1-2]
   const retain = (flags & 0x01) !== 0;
-  const topic = r.topicName("topic name"); // [MQTT-3.3.2-1]
+  const topic = r.topicName("topic name"); // [MQTT-3.3.2-1] [MQTT-3.3.2-2]
   const packetId = qos > 0 ? r.packetId() : 0;
   const properties = v === 5 ? decodeProperties(r, 3) : undefined;
   if (topic.length === 0) {
@@ -205,8 +205,6 @@ function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPac
     if (properties?.topicAlias === undefined) {
       r.fail("topic name is empty and there is no topic alias", 0x82);
     }
-  } else if (hasWildcard(topic)) {
-    r.fail("topic name contains a wildcard", 0x90); // [MQTT-3.3.2-2]
   }
   if (r.ranges) {
     const source = r.buf, start = r.pos;

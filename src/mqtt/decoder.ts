@@ -78,9 +78,11 @@ export class PacketDecoder {
    * onPacket must not throw (if it does, the decoder is unusable too).
    *
    * With a budget, stops at the first packet boundary at least `limit` bytes
-   * past `start` and at least `minPackets` packets in, and returns where it
-   * stopped in `chunk` (then nothing is kept: feed the rest again, from
-   * there, before any newer chunk); returns chunk.length once all was taken.
+   * past `start` and at least `minPackets` packets in, if at least `limit`
+   * bytes are left (a smaller tail is taken now), or after `maxPackets`
+   * packets whatever their size, and returns where it stopped in `chunk`
+   * (then nothing is kept: feed the rest again, from there, before any newer
+   * chunk); returns chunk.length once all was taken.
    * A `start` above 0 is only for such a rest.
    */
   feed(
@@ -89,12 +91,13 @@ export class PacketDecoder {
     start = 0,
     limit = Infinity,
     minPackets = 1,
+    maxPackets = Infinity,
   ): number {
     if (this.flags & FAILED) {
       throw new MqttSyntaxError("Cannot decode: the stream failed earlier", 0x81);
     }
     try {
-      return this.run(chunk, onPacket, start, limit, minPackets);
+      return this.run(chunk, onPacket, start, limit, minPackets, maxPackets);
     } catch (e) {
       this.flags |= FAILED;
       throw e;
@@ -107,6 +110,7 @@ export class PacketDecoder {
     start: number,
     limit: number,
     minPackets: number,
+    maxPackets: number,
   ): number {
     const len = chunk.length;
     let pos = start, packets = 0;
@@ -139,7 +143,8 @@ export class PacketDecoder {
       packets++;
     }
     while (pos < len) {
-      if (pos - start >= limit && packets >= minPackets) return pos;
+      if (pos - start >= limit && packets >= minPackets && len - pos >= limit) return pos;
+      if (packets >= maxPackets) return pos;
       const total = this.header(chunk, pos, len);
       if (total < 0 || pos + total > len) {
         this.keep(chunk.subarray(pos), total);

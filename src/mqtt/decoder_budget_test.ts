@@ -68,3 +68,32 @@ test("feed with a packet floor goes on past the byte budget until that many pack
   d.feed(chunk, () => n++, stop);
   assert.equal(n, 20);
 });
+
+test("feed with a budget takes a tail smaller than the budget at once", () => {
+  const parts = Array.from({ length: 10 }, (_, i) => encode(publish(i + 1), 4));
+  const chunk = concat(parts);
+  const d = new PacketDecoder();
+  d.version = 4;
+  let n = 0;
+  // The budget is spent after 9 packets; the one left is smaller than its byte bound: taken too.
+  const lastSize = parts[9].length;
+  assert.equal(d.feed(chunk, () => n++, 0, lastSize + 1, 9), chunk.length);
+  assert.equal(n, 10);
+  // With a budget no larger than that packet, the decoder stops before it.
+  n = 0;
+  const d2 = new PacketDecoder();
+  d2.version = 4;
+  assert.equal(d2.feed(chunk, () => n++, 0, lastSize, 9), chunk.length - lastSize);
+  assert.equal(n, 9);
+});
+
+test("feed with a packet cap stops after that many packets, whatever their bytes", () => {
+  const chunk = concat(Array.from({ length: 20 }, (_, i) => encode(publish(i + 1), 4)));
+  const d = new PacketDecoder();
+  d.version = 4;
+  let n = 0;
+  const stop = d.feed(chunk, () => n++, 0, chunk.length, 1, 6);
+  assert.equal(n, 6);
+  d.feed(chunk, () => n++, stop);
+  assert.equal(n, 20);
+});

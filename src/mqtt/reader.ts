@@ -83,12 +83,13 @@ export class Reader {
     return s;
   }
 
-  /** A PUBLISH topic name: a UTF-8 string, decoded through the table of recent ones. */
+  /** A PUBLISH topic name: a UTF-8 string without wildcards, through the table of recent ones. */
   topicName(what: string): string {
     const n = this.u16(what);
     this.need(n, what);
     const s = decodeTopicName(this.buf, this.pos, this.pos + n);
     if (s === undefined) this.fail(`${what} is not valid UTF-8`);
+    if (s === null) this.fail(`${what} contains a wildcard`, 0x90); // [MQTT-3.3.2-2]
     this.pos += n;
     return s;
   }

@@ -40,3 +40,13 @@ test("invalid UTF-8 and non-ASCII names behave as decodeUtf8", () => {
   const long = bytes("l/".repeat(100));
   assert.equal(decodeTopicName(long, 0, long.length), "l/".repeat(100));
 });
+
+test("a name with a wildcard character is null, every time, short or long", () => {
+  for (const name of ["a/+", "a/#", "sport+", "#", "l/".repeat(100) + "+"]) {
+    const b = bytes(name);
+    assert.equal(decodeTopicName(b, 0, b.length), null, name);
+    assert.equal(decodeTopicName(b, 0, b.length), null, name); // not remembered
+  }
+  // Invalid UTF-8 is reported as such even with a wildcard in it.
+  assert.equal(decodeTopicName(new Uint8Array([0x2b, 0xc3]), 0, 2), undefined);
+});

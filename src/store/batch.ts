@@ -102,8 +102,9 @@ export class SessionBatchBuilder implements SessionBatch {
         const p = ids?.get(change.packetId);
         if (p && list) {
           ids!.delete(change.packetId);
+          // The client's group stays, even empty: a store may still check the client
+          // (the cluster's ownership fence refuses a stale node's session at its next batch).
           this.cancel(list, p);
-          if (list.length === 0) this.changes.delete(clientId);
           return this;
         }
         break;

@@ -113,6 +113,26 @@ describe("MQTT 5.0", () => {
     await again.client.expectNothing(80);
   });
 
+  test("a message past its expiry is not sent to an online subscriber [MQTT-3.3.2-5]", async () => {
+    const b = newBroker();
+    const { client: s } = await v5(b, "online");
+    await sub(s, [{ topicFilter: "late/#", qos: 1 }]);
+    const past = Date.now() - 1;
+    for (const qos of [0, 1, 2] as const) {
+      await b.publish({
+        topic: `late/${qos}`,
+        payload: text("x"),
+        qos,
+        retain: false,
+        expiresAt: past,
+      });
+    }
+    await b.publish({ topic: "late/fresh", payload: text("y"), qos: 1, retain: false });
+    assert.equal((await s.expect(3)).topic, "late/fresh");
+    await s.expectNothing(80);
+    assert.equal(b.stats.dropped.expired, 3);
+  });
+
   test("topic aliases from the client: set, reuse, invalid (0x94), unknown (0x82)", async () => {
     const b = newBroker({ topicAliasMaximum: 5 });
     const { client: s } = await v5(b, "s");

@@ -57,7 +57,8 @@ describe("redis store, fenced", () => {
         b.add({ kind: "meta", meta: { clientId, protocolVersion: 5, expiryInterval: 60 } });
         b.add({ kind: "enqueue", clientId, delivery: { messageId: "m1", qos: 1, retain: false } });
       }
-      await store.sessions.write(b);
+      // Acknowledged means kept: "stale"'s delivery is not stored, so the batch fails.
+      await assert.rejects(store.sessions.write(b), /written by another node/);
       assert.deepEqual(refused, [["stale"]]);
       const state = await store.sessions.load();
       assert.deepEqual(state.sessions.map((s) => s.clientId).sort(), ["mine", "new"]);
@@ -70,6 +71,16 @@ describe("redis store, fenced", () => {
       }
       await store.sessions.write(drops);
       assert.equal(Number(await store.client.sendCommand(["EXISTS", store.keys.message("m1")])), 0);
+      // Nothing anyone waits for: a refused client's own bookkeeping does not fail a batch
+      // (else the stale node would retry its session's removal for ever).
+      const bookkeeping = new SessionBatchBuilder();
+      bookkeeping.add({ kind: "delete", clientId: "stale" });
+      bookkeeping.add({
+        kind: "meta",
+        meta: { clientId: "mine", protocolVersion: 5, expiryInterval: 9 },
+      });
+      await store.sessions.write(bookkeeping);
+      assert.deepEqual(refused, [["stale"], ["stale"]]);
     } finally {
       await store.close();
     }

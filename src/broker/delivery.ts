@@ -61,16 +61,17 @@ export function deliver(
   const online = conn !== undefined && isOnline(session);
   // Rights are checked where messages go out (queued ones when they leave the queue).
   if (online && !mayRead(conn, message, qos, share, limits)) return;
+  // Past its expiry before onward delivery started: deleted for this subscriber [MQTT-3.3.2-5].
+  if (message.expiresAt !== undefined && isExpired(message, Date.now())) {
+    limits.dropped.expired++;
+    return;
+  }
   if (qos === 0) {
     // QoS 0 is not queued for offline clients; for a reader whose output backlog is
     // full it is that client's own loss.
     if (!online) return;
     if (conn.congested) return queueFull(session, limits);
     const now = Date.now();
-    if (isExpired(message, now)) {
-      limits.dropped.expired++;
-      return;
-    }
     if (cache && !subscriptionIds && conn.outAliasMaximum === 0) {
       const bytes = cache.get(conn, retain, now);
       if (fits(conn, bytes.length)) {

@@ -17,7 +17,8 @@
  * - Wills: kept in the bus while their client is connected, published here
  *   when the bus hands this node the wills of a node that died.
  */
-import { type Broker, routeFilter, willMessage } from "../broker/broker.ts";
+import { type Broker, routeFilter } from "../broker/broker.ts";
+import { keptWill, willToPublish } from "./kept_will.ts";
 import { parseShared } from "../mqtt/topic.ts";
 import type { ClusterLink } from "../broker/cluster_link.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
@@ -295,7 +296,7 @@ export class ClusterNode implements ClusterLink {
     // A persistent session's will is in the store: whoever restores the session sends it.
     const session = this.broker.sessions.get(id);
     if (session?.will && session.expiryInterval === 0) {
-      this.bus.keepWill(id, willMessage(id, session.will));
+      this.bus.keepWill(id, keptWill(id, session.will));
     }
   }
 
@@ -317,7 +318,7 @@ export class ClusterNode implements ClusterLink {
             (wills.length > 0 ? `; publishing ${wills.length} of its clients' wills` : ""),
         );
         for (const w of wills) {
-          const r = this.broker.publish({ ...w, owned: true });
+          const r = this.broker.publish({ ...willToPublish(w), owned: true });
           if (r instanceof Promise) {
             r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
           }

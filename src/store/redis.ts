@@ -54,6 +54,8 @@ export class RedisStore implements Store {
   private readonly dirtyRetained = new Set<string>();
   /** During resyncRetained(): topics changed here meanwhile, which what it read must not undo. */
   private touched: Set<string> | undefined = undefined;
+  /** The retained marker's token when this node last read Redis's retained set. */
+  private generation: string | undefined = undefined;
   /** undefined until the first connect or error, so the first state is logged too. */
   private up: boolean | undefined = undefined;
   private closed = false;
@@ -159,11 +161,21 @@ export class RedisStore implements Store {
     const touched = this.touched = new Set<string>();
     const mine = (t: string) => keep.has(t) || touched.has(t) || this.dirtyRetained.has(t);
     try {
-      if (await this.markRetained()) {
+      const generation = await this.retainedGeneration();
+      if (generation === undefined) {
+        // The marker goes last: a node resyncing meanwhile sees no marker either and writes
+        // its index back too, rather than reading a half-written Redis and deleting the rest.
         const all = [...this.retained.index.entries()];
         for (let i = 0; i < all.length; i += 500) {
           await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.writeRetained(t, m)));
         }
+        await this.client.sendCommand([
+          "HSETNX",
+          this.keys.retainedMarker(),
+          "since",
+          crypto.randomUUID(),
+        ]);
+        this.generation = await this.retainedGeneration();
         return;
       }
       const seen = new Set<string>();
@@ -171,9 +183,16 @@ export class RedisStore implements Store {
         seen.add(topic);
         if (!mine(topic)) this.retained.set(topic, m);
       });
-      for (const [topic] of [...this.retained.index.entries()]) {
-        if (!seen.has(topic) && !mine(topic)) this.retained.index.delete(topic);
+      // Another generation: Redis lost its data and another node seeded it again since this
+      // node last read it, so what Redis lacks was lost, not cleared: write it back (even a
+      // node that started empty and seeded first cannot wipe the others' messages).
+      const wiped = generation !== this.generation;
+      for (const [topic, m] of [...this.retained.index.entries()]) {
+        if (seen.has(topic) || mine(topic)) continue;
+        if (wiped) await this.writeRetained(topic, m);
+        else this.retained.index.delete(topic);
       }
+      this.generation = generation;
     } finally {
       this.touched = undefined;
     }
@@ -249,8 +268,9 @@ export class RedisStore implements Store {
     ]);
   }
 
-  private loadRetained(): Promise<void> {
-    return this.readRetained((topic, m) => this.retained.set(topic, m));
+  private async loadRetained(): Promise<void> {
+    this.generation = await this.retainedGeneration();
+    await this.readRetained((topic, m) => this.retained.set(topic, m));
   }
 
   /** Every retained message in Redis, to `each`. */
@@ -266,10 +286,15 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Set the marker; true when it was missing (a new or emptied Redis). */
-  private async markRetained(): Promise<boolean> {
-    const r = await this.client.sendCommand(["HSETNX", this.keys.retainedMarker(), "since", "1"]);
-    return Number(r) === 1;
+  /** Whether the marker is there (false: a new or emptied Redis). */
+  /**
+   * The marker's token, new each time a node seeds an empty Redis with its
+   * index (so a changed token says Redis lost its data meanwhile); undefined
+   * without a marker.
+   */
+  private async retainedGeneration(): Promise<string | undefined> {
+    const r = await this.client.sendCommand(["HGET", this.keys.retainedMarker(), "since"]);
+    return r == null ? undefined : String(r);
   }
 
   /** Let writes call the script by SHA once this connection's Redis has it. */

@@ -96,7 +96,15 @@ export class RedisSessionStore implements SessionStore {
       commands.push(adjust(new Map(batch.messages.map((m) => [m.id, 0]))));
     }
     const refused = await this.redis.exec(commands, Buffer.concat(payloads, offset));
-    if (refused.length > 0) this.onFenced?.(refused);
+    if (refused.length === 0) return;
+    this.onFenced?.(refused);
+    // Acknowledged means kept: a refused client's new deliveries or inbound QoS 2
+    // ids are not stored, so the batch fails and the publishers are not acknowledged
+    // (they resend, and the message is routed to the session's new owner).
+    const lost = refused.filter((id) => batch.changes.get(id)!.some(awaitsAcknowledgement));
+    if (lost.length > 0) {
+      throw new Error(`not stored for ${lost.length} client(s) written by another node now`);
+    }
   }
 
   async load(): Promise<StoredState> {
@@ -247,4 +255,9 @@ function referencesAdded(
     if (id !== undefined) adds.set(id, (adds.get(id) ?? 0) + 1);
   }
   return adds;
+}
+
+/** A change some client's PUBACK/PUBREC waits for. */
+function awaitsAcknowledgement(c: SessionChange): boolean {
+  return c.kind === "enqueue" || c.kind === "send" || c.kind === "incoming";
 }

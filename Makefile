@@ -64,6 +64,7 @@ compile-bun: deps
 # SCENARIOS=S1,S3 BROKERS=mqttx-bun,mosquitto to narrow it. Results go to bench/results/.
 bench: compile-bun bench-deps
 	deno run -A bench/run.ts
+	deno run -A bench/persistent.ts
 
 # Broker memory under S2 QoS 1 with a subscriber that reads slowly (bench/slow_subscriber.ts).
 bench-slow: deps bench-deps

@@ -29,6 +29,8 @@ struct opts {
   int conn_parallel;
   double conn_timeout;
   int keepalive;
+  int clean;             /* CONNECT clean session flag (1) */
+  const char *id_prefix; /* client ids are <prefix>{s|p|c}<index> (lgx<pid>-) */
   double timeout, drain, drain_max;
   int batch;
   int broker_pid;
@@ -73,7 +75,7 @@ uint64_t now_ns(void);
 
 /* mqtt.c: packet builders append to the client's output buffer */
 void out_reserve(struct client *c, size_t n);
-void mqtt_connect(struct client *c, const char *client_id, int keepalive);
+void mqtt_connect(struct client *c, const char *client_id, int keepalive, int clean);
 void mqtt_subscribe(struct client *c, uint16_t pid, const char *filter, int qos);
 void mqtt_publish(struct client *c, int qos, uint16_t pid, const uint8_t *payload, size_t len);
 void mqtt_ack(struct client *c, uint8_t type, uint16_t pid); /* PUBACK, PUBREC, PUBREL, PUBCOMP */

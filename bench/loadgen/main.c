@@ -17,7 +17,7 @@
 struct opts O = {
     .host = "127.0.0.1", .topic = "bench/%i", .sub_topic = "bench/#",
     .size = 64, .inflight = 64, .qos0_window = 64, .hold = 10, .conn_parallel = 100,
-    .conn_timeout = 10, .keepalive = 60, .timeout = 120, .drain = 3, .drain_max = 15,
+    .conn_timeout = 10, .keepalive = 60, .clean = 1, .timeout = 120, .drain = 3, .drain_max = 15,
     .batch = 64,
 };
 
@@ -50,6 +50,8 @@ static void usage(FILE *f) {
           "  --conn-parallel P         handshakes in progress at once (100)\n"
           "  --conn-timeout S          per-client connect + CONNACK (+ SUBACK) limit (10)\n"
           "  --keepalive S             CONNECT keep-alive (60)\n"
+          "  --clean 0|1               CONNECT clean session flag (1)\n"
+          "  --id-prefix X             client ids X{s|p|c}<index> (lgx<pid>-)\n"
           "  --drain S --drain-max S   wait for deliveries: S without progress (3), at most (15)\n"
           "  --timeout S               hard limit for the whole run (120)\n"
           "  --batch N                 messages per publisher per event-loop turn (64)\n"
@@ -75,7 +77,7 @@ static int port_list(const char *arg, int *ports) {
 static void parse(int argc, char **argv) {
   enum { HOST = 256, PORT, SUBPORT, PUB, SUB, TOPIC, SUBTOPIC, QOS, SIZE, COUNT, DURATION, RATE,
          INFLIGHT, WINDOW, CONNONLY, HOLD, PARALLEL, CTIMEOUT, KEEPALIVE, TIMEOUT, DRAIN,
-         DRAINMAX, BATCH, TRACKMEM, BPID, QUIET, HELP };
+         DRAINMAX, BATCH, TRACKMEM, BPID, QUIET, CLEAN, IDPREFIX, HELP };
   static const struct option longs[] = {
       {"host", 1, 0, HOST}, {"port", 1, 0, PORT}, {"sub-port", 1, 0, SUBPORT}, {"pub", 1, 0, PUB}, {"sub", 1, 0, SUB},
       {"topic", 1, 0, TOPIC}, {"sub-topic", 1, 0, SUBTOPIC}, {"qos", 1, 0, QOS},
@@ -85,7 +87,8 @@ static void parse(int argc, char **argv) {
       {"conn-parallel", 1, 0, PARALLEL}, {"conn-timeout", 1, 0, CTIMEOUT},
       {"keepalive", 1, 0, KEEPALIVE}, {"timeout", 1, 0, TIMEOUT}, {"drain", 1, 0, DRAIN},
       {"drain-max", 1, 0, DRAINMAX}, {"batch", 1, 0, BATCH}, {"track-mem", 1, 0, TRACKMEM},
-      {"broker-pid", 1, 0, BPID}, {"quiet", 0, 0, QUIET}, {"help", 0, 0, HELP}, {0, 0, 0, 0}};
+      {"broker-pid", 1, 0, BPID}, {"quiet", 0, 0, QUIET},
+      {"clean", 1, 0, CLEAN}, {"id-prefix", 1, 0, IDPREFIX}, {"help", 0, 0, HELP}, {0, 0, 0, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
     switch (opt) {
@@ -115,6 +118,8 @@ static void parse(int argc, char **argv) {
     case TRACKMEM: track_mem_mb = (size_t)atol(optarg); break;
     case BPID: O.broker_pid = atoi(optarg); break;
     case QUIET: O.quiet = 1; break;
+    case CLEAN: O.clean = atoi(optarg) != 0; break;
+    case IDPREFIX: O.id_prefix = optarg; break;
     case 'h':
     case HELP: usage(stdout); exit(0);
     default: usage(stderr); exit(2);

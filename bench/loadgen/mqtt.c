@@ -48,14 +48,14 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n) {
 
 static uint8_t *tail(struct client *c) { return c->out + c->out_len; }
 
-void mqtt_connect(struct client *c, const char *client_id, int keepalive) {
+void mqtt_connect(struct client *c, const char *client_id, int keepalive, int clean) {
   size_t id = strlen(client_id);
   size_t body = 10 + 2 + id;
   out_reserve(c, body + 5);
   uint8_t *p = put_header(tail(c), 0x10, body);
   p = put_str(p, "MQTT", 4);
   *p++ = 4;    /* protocol level 3.1.1 */
-  *p++ = 0x02; /* clean session */
+  *p++ = clean ? 0x02 : 0; /* clean session */
   p = put_u16(p, (unsigned)keepalive);
   p = put_str(p, client_id, id);
   c->out_len = (size_t)(p - c->out);

@@ -75,9 +75,10 @@ void client_start_connect(struct client *c) {
   }
   c->want_write = 1;
   arm(c, EPOLL_CTL_ADD, EPOLLIN | EPOLLOUT);
-  char id[64];
-  snprintf(id, sizeof id, "lgx%d-%c%d", (int)getpid(), "spc"[c->role], c->idx);
-  mqtt_connect(c, id, O.keepalive);
+  char id[128];
+  if (O.id_prefix) snprintf(id, sizeof id, "%s%c%d", O.id_prefix, "spc"[c->role], c->idx);
+  else snprintf(id, sizeof id, "lgx%d-%c%d", (int)getpid(), "spc"[c->role], c->idx);
+  mqtt_connect(c, id, O.keepalive, O.clean);
 }
 
 static int in_handshake(const struct client *c) {

@@ -1,16 +1,35 @@
 /**
  * Writes the changes of persistent sessions (session expiry > 0) to the
- * session store: collected until the event loop's next turn (every socket read
- * in between adds to it) into one batch (one round trip on Redis),
- * each message stored once for all sessions it goes to. Clean sessions never
- * reach it, and without a session store (the in-memory mode) the broker has
- * no journal at all: nothing here runs on that path.
+ * session store, one batch at a time (group commit): while a batch is being
+ * written, the next gathers every change made meanwhile (every socket read in
+ * between adds to it), so batches grow with the load: one round trip on Redis
+ * and one COMMIT on SQLite carry hundreds of messages. Each message is stored
+ * once for all sessions it goes to. A batch goes one event-loop turn after it
+ * opened or after the write ahead of it returned, and up to two turns later if
+ * it holds deliveries not yet acknowledged: a delivery sent and acknowledged
+ * before its batch is written leaves it (SessionBatchBuilder), which is why an
+ * online persistent subscriber costs the store almost nothing. Clean sessions
+ * never reach the journal, and without a session store (the in-memory mode)
+ * the broker has no journal at all: nothing here runs on that path.
  *
  * Acknowledgements wait for the batch that holds what they acknowledge
  * (`acknowledge`), in the order the PUBLISH packets came. A failed batch is
  * never acknowledged: the publisher's connection is closed, so it resends
  * after reconnecting; the sessions it touched are rewritten in full from
  * memory by the next batch that succeeds (retried every second meanwhile).
+ *
+ * Why leaving out a sent-and-acknowledged delivery keeps "acknowledged means
+ * kept": a PUBACK/PUBREC to the publisher promises the message is stored for
+ * every persistent session that must still receive it. A session that has
+ * already acknowledged it (PUBACK, or PUBCOMP for QoS 2) needs nothing more:
+ * storing it would only be undone by the completion in the same write. Every
+ * other session's entry stays in the batch and the publisher's acknowledgement
+ * still waits for that batch. (A delivery completed for another reason, e.g.
+ * handed to another share-group member, cancels the same way: the store would
+ * apply both changes together, so leaving both out stores the same.) Only the batch not yet handed to the store is
+ * changed, so the store never sees half of a pair; a crash before the write
+ * loses the pair as it would have lost both changes anyway (and the publisher,
+ * not acknowledged, resends).
  */
 import { SessionBatchBuilder } from "../store/batch.ts";
 import { MessageIds } from "../store/ids.ts";
@@ -26,6 +45,7 @@ import type {
 } from "../store/types.ts";
 import type { ProtocolVersion, Will } from "../mqtt/packet.ts";
 import type { Connection } from "./connection.ts";
+import { PendingWrite, refuse } from "./journal_write.ts";
 import type { Message } from "./message.ts";
 import type { Outgoing, Queued, Session, Subscription } from "./session.ts";
 
@@ -40,19 +60,29 @@ export interface SessionRecord {
 }
 
 const RETRY_MS = 1000;
+/**
+ * Turns a batch holding unacknowledged sends waits before it is written
+ * (measured on S4 persistent QoS 1: 1 turn left ~15% of deliveries stored and
+ * deleted; 2 turns gave 8-20% more messages per CPU-second on Redis and SQLite).
+ */
+const LINGER_TURNS = 2;
 
 export class SessionJournal {
   readonly ids = new MessageIds();
   private batch = new SessionBatchBuilder();
   private flushScheduled = false;
-  private open: { promise: Promise<void>; resolve(): void; reject(e: unknown): void } | undefined;
-  /** The batch being written, until it settles: what is no longer open may not be stored yet. */
-  private writing: Promise<void> | undefined;
+  /** Turns the open batch has waited for acknowledgements of its sends. */
+  private lingered = 0;
+  private open: PendingWrite | undefined;
+  /**
+   * The batch being written (one at a time), until it settles: what is no
+   * longer open may not be stored yet. Rejects when that batch failed.
+   */
+  private writing: PendingWrite | undefined;
   private readonly messageIds = new WeakMap<Message, string>();
   private readonly records = new WeakMap<Session, SessionRecord>();
   /** Client ids whose stored state may be behind: rewritten in full by the next batch. */
   private readonly dirty = new Set<string>();
-  private readonly acks = new Map<Connection, Promise<void>>();
   private failing = false;
   private retry: ReturnType<typeof setTimeout> | undefined;
   private retryMs = RETRY_MS;
@@ -180,31 +210,16 @@ export class SessionJournal {
    * to stop reading the connection meanwhile).
    */
   acknowledge(conn: Connection, send: () => void): Promise<void> | undefined {
-    const durable = this.open?.promise ?? this.writing;
-    const previous = this.acks.get(conn);
+    // Batches settle in order, so waiting for the latest keeps this connection's order.
+    const durable = this.open ?? this.writing;
     const session = conn.session;
     const behind = session !== undefined && this.dirty.has(session.clientId);
-    if (!durable && !previous && !behind) {
-      send();
-      return undefined;
-    }
-    const next = (previous ?? Promise.resolve())
-      .then(() => (behind ? Promise.reject(new Error("session not stored")) : durable))
-      .then(
-        () => {
-          if (!conn.closing) send();
-        },
-        (e) => {
-          if (conn.closing) return;
-          this.log(`closing ${conn.describe()}: cannot store its session (${errorText(e)})`);
-          conn.close(0x80);
-        },
-      );
-    this.acks.set(conn, next);
-    next.then(() => {
-      if (this.acks.get(conn) === next) this.acks.delete(conn);
-    });
-    return next;
+    if (durable) return durable.wait(conn, behind ? undefined : send);
+    // Nothing is being written, so no earlier acknowledgement of this connection waits.
+    if (behind) {
+      if (!conn.closing) refuse(conn, "session not stored", this.log);
+    } else send();
+    return undefined;
   }
 
   /**
@@ -218,7 +233,7 @@ export class SessionJournal {
   /** Resolves when everything written so far is stored (or failed). */
   async settled(): Promise<void> {
     while (this.open || this.flushScheduled || this.writing) {
-      const pending = this.open?.promise ?? this.writing;
+      const pending = (this.open ?? this.writing)?.promise;
       if (pending) await pending.catch(() => {});
       else await new Promise((r) => setTimeout(r, 0)); // a flush is scheduled: let it run
     }
@@ -238,7 +253,8 @@ export class SessionJournal {
 
   private delivery(d: Queued | Outgoing): StoredDelivery {
     const messageId = this.idOf(d.message);
-    this.batch.message(storedMessage(d.message, messageId));
+    const message = d.message;
+    this.batch.messageLater(messageId, () => storedMessage(message, messageId));
     const out: { -readonly [K in keyof StoredDelivery]: StoredDelivery[K] } = {
       messageId,
       qos: d.qos,
@@ -265,13 +281,9 @@ export class SessionJournal {
   }
 
   private schedule(): void {
-    if (!this.open) {
-      let resolve!: () => void, reject!: (e: unknown) => void;
-      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-      promise.catch(() => {}); // failures are handled per acknowledgement
-      this.open = { promise, resolve, reject };
-    }
-    if (this.flushScheduled) return;
+    this.open ??= new PendingWrite(this.log);
+    // Group commit: while a batch is being written, the next one gathers.
+    if (this.flushScheduled || this.writing) return;
     this.flushScheduled = true;
     // A macrotask, not a microtask: the reads of every connection ready now
     // land in this batch (measured: 150x fewer round trips than per read).
@@ -280,7 +292,17 @@ export class SessionJournal {
 
   private flush(): void {
     this.flushScheduled = false;
-    const open = this.open;
+    if (this.writing) return; // the write ahead of it flushes when it returns
+    if (this.lingered < LINGER_TURNS && this.batch.sending) {
+      // Deliveries sent by this batch are usually acknowledged within a turn or two: wait,
+      // so they leave the batch instead of being stored now and deleted by the next one.
+      this.lingered++;
+      this.flushScheduled = true;
+      setTimeout(() => this.flush(), 0);
+      return;
+    }
+    this.lingered = 0;
+    const open = this.open ?? new PendingWrite(this.log);
     this.open = undefined;
     let batch = this.batch;
     this.batch = new SessionBatchBuilder();
@@ -289,18 +311,11 @@ export class SessionJournal {
       batch = this.withSnapshots(batch);
     }
     if (batch.changes.size === 0) {
-      open?.resolve();
+      open.stored();
       return;
     }
     this.stats.batches++;
-    const written = open?.promise;
-    if (written) {
-      this.writing = written;
-      written.finally(() => {
-        if (this.writing === written) this.writing = undefined;
-      }).catch(() => {});
-    }
-    this.store.write(batch).then(
+    const written = this.store.write(batch).then(
       () => {
         this.retryMs = RETRY_MS;
         if (this.failing) {
@@ -308,7 +323,7 @@ export class SessionJournal {
           this.log("store: writes succeed again; sessions are stored");
         }
         if (this.dirty.size > 0) this.retryLater(); // rewrite what the outage left behind
-        open?.resolve();
+        open.stored();
       },
       (e) => {
         this.stats.failedBatches++;
@@ -318,9 +333,16 @@ export class SessionJournal {
         }
         for (const clientId of batch.changes.keys()) this.dirty.add(clientId);
         this.retryLater();
-        open?.reject(e);
+        open.failed(e);
       },
     );
+    this.writing = open;
+    written.then(() => {
+      this.writing = undefined;
+      // What gathered meanwhile goes next turn, so acknowledgements read now can cancel sends.
+      if (this.open) this.schedule();
+      else if (this.resyncDue && this.dirty.size > 0) this.flush(); // a rewrite came due
+    });
   }
 
   /** Rewrite the sessions left behind after a while (1 s, doubling to 8 s while it fails). */

@@ -10,6 +10,7 @@ import { MessageIds } from "./ids.ts";
 import { runRetainedContract } from "./contract_retained.ts";
 import type {
   RetainedStore,
+  SessionChange,
   SessionMeta,
   SessionStore,
   StoredInflight,
@@ -347,17 +348,21 @@ export function runStoreContract(name: string, options: ContractOptions): void {
       () =>
         withStore(async ({ sessions }, backend) => {
           const m = message("x", "y");
-          await sessions.write(
-            new SessionBatchBuilder().add({ kind: "meta", meta: meta("a") }).message(m)
-              .message(message("unused", "z"))
-              .add({
-                kind: "send",
-                clientId: "a",
-                fromQueue: false,
-                inflight: { messageId: m.id, qos: 1, retain: false, packetId: 5, released: false },
-              })
-              .add({ kind: "complete", clientId: "a", packetId: 5, messageId: m.id }),
-          );
+          // Written as is: SessionBatchBuilder would take the send and complete out itself.
+          const changes: SessionChange[] = [
+            { kind: "meta", meta: meta("a") },
+            {
+              kind: "send",
+              clientId: "a",
+              fromQueue: false,
+              inflight: { messageId: m.id, qos: 1, retain: false, packetId: 5, released: false },
+            },
+            { kind: "complete", clientId: "a", packetId: 5, messageId: m.id },
+          ];
+          await sessions.write({
+            messages: [m, message("unused", "z")],
+            changes: new Map([["a", changes]]),
+          });
           assert.equal(await backend.storedMessageCount(), 0);
           assert.deepEqual(session((await reload(backend)).sessions, "a").inflight, []);
         }),

@@ -226,11 +226,13 @@ export class RedisStore implements Store {
    * Apply commands atomically, in order, as one script call: one request, one
    * reply (the client ids a `@fence` refused).
    */
-  async exec(commands: Command[]): Promise<string[]> {
+  async exec(commands: Command[], payloads?: Buffer): Promise<string[]> {
     if (commands.length === 0) return [];
     this.stats.commands += commands.length;
     this.stats.roundTrips++;
-    const fenced = await this.client.sendCommand(this.apply.call(commands)) as Buffer[] | number;
+    const fenced = await this.client.sendCommand(this.apply.call(commands, payloads)) as
+      | Buffer[]
+      | number;
     return Array.isArray(fenced) ? fenced.map((b) => b.toString()) : [];
   }
 

@@ -15,7 +15,11 @@ import { createHash } from "node:crypto";
 export type Command = (string | Buffer)[];
 
 /**
- * ARGV: for each command, its argument count, then its arguments.
+ * ARGV: the batch's payloads, one after another (one binary argument: the
+ * Redis client writes each Buffer argument as a separate socket write), then,
+ * for each command, its argument count, then its arguments.
+ * - `@message key fields offset length`: HSET key m fields p <length bytes of the payloads
+ *   from offset>.
  * - `@adjust k1..km d1..dm`: add d to the count of message ki, deleting it at zero.
  * - `@remove hash set field message`: remove the entry `field` of `hash` (and of `set`, when
  *   not empty); only if it was there, drop its reference on `message` (an acknowledgement seen
@@ -32,12 +36,17 @@ const APPLY = `local function unref(k, d)
   local n = redis.call('HINCRBY', k, 'n', d)
   if n <= 0 then redis.call('DEL', k) end
 end
-local i, n = 1, #ARGV
+local payloads = ARGV[1]
+local i, n = 2, #ARGV
 local skip, fenced = false, {}
 while i <= n do
   local k = tonumber(ARGV[i])
   local c = ARGV[i + 1]
-  if c == '@fence' then
+  if c == '@message' then
+    local at = tonumber(ARGV[i + 4])
+    local p = string.sub(payloads, at + 1, at + tonumber(ARGV[i + 5]))
+    redis.call('HSET', ARGV[i + 2], 'm', ARGV[i + 3], 'p', p)
+  elseif c == '@fence' then
     skip = false
     if ARGV[i + 2] ~= '' then
       local cur = redis.call('HGET', ARGV[i + 2], ARGV[i + 3])
@@ -80,12 +89,13 @@ export class ApplyScript {
   readonly sha = createHash("sha1").update(APPLY).digest("hex");
   loaded = false;
 
-  /** The one request that applies `commands`, in order. */
-  call(commands: readonly Command[]): Command {
+  /** The one request that applies `commands`, in order (`payloads`: what `@message` reads). */
+  call(commands: readonly Command[], payloads: Buffer | string = ""): Command {
     const out: Command = [
       this.loaded ? "EVALSHA" : "EVAL",
       this.loaded ? this.sha : this.text,
       "0",
+      payloads,
     ];
     for (const c of commands) {
       out.push(String(c.length));
@@ -94,6 +104,14 @@ export class ApplyScript {
     return out;
   }
 }
+
+/** Store a message whose payload is `length` bytes at `offset` of the call's payloads. */
+export const storeMessage = (
+  key: string,
+  fields: string,
+  offset: number,
+  length: number,
+): Command => ["@message", key, fields, String(offset), String(length)];
 
 export const adjustRefs = (messageKeys: string[], deltas: number[]): Command => [
   "@adjust",

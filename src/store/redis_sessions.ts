@@ -4,7 +4,7 @@
  * changes are fenced: the script writes them only while this node is the
  * client's writer (`fence`), and reports the clients it refused.
  */
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import { byMessageId } from "./ids.ts";
 import {
   adjustRefs,
@@ -13,9 +13,9 @@ import {
   fence,
   fenceEnd,
   removeEntry,
+  storeMessage,
 } from "./redis_scripts.ts";
 import {
-  bytes,
   decodeDelivery,
   decodeInflight,
   decodeMeta,
@@ -60,15 +60,13 @@ export class RedisSessionStore implements SessionStore {
     // has yet to add. Fenced, each client's references go with its changes,
     // so a refused client adds none.
     const commands: Command[] = [];
+    const payloads: Uint8Array[] = [];
+    let offset = 0;
     for (const m of batch.messages) {
-      commands.push([
-        "HSET",
-        keys.message(m.id),
-        "m",
-        encodeMessageFields(m),
-        "p",
-        bytes(m.payload),
-      ]);
+      const length = m.payload.byteLength;
+      commands.push(storeMessage(keys.message(m.id), encodeMessageFields(m), offset, length));
+      payloads.push(m.payload);
+      offset += length;
     }
     const fenced = this.fence;
     if (!fenced) {
@@ -97,7 +95,7 @@ export class RedisSessionStore implements SessionStore {
     if (batch.messages.length > 0) {
       commands.push(adjust(new Map(batch.messages.map((m) => [m.id, 0]))));
     }
-    const refused = await this.redis.exec(commands);
+    const refused = await this.redis.exec(commands, Buffer.concat(payloads, offset));
     if (refused.length === 0) return;
     this.onFenced?.(refused);
     // Acknowledged means kept: a refused client's new deliveries or inbound QoS 2

@@ -162,7 +162,10 @@ export type SessionChange =
 export interface SessionBatch {
   /** Messages first referenced by this batch's `enqueue`/`send` changes, each once. */
   readonly messages: readonly StoredMessage[];
-  /** Changes, grouped by client id, each group in order. */
+  /**
+   * Changes, grouped by client id, each group in order. A group may be empty (its changes
+   * cancelled out): nothing to apply, but the client was acted for (the cluster's fence checks it).
+   */
   readonly changes: ReadonlyMap<string, readonly SessionChange[]>;
 }
 

@@ -1,0 +1,64 @@
+/**
+ * One batch of the session journal (src/broker/journal.ts) from the moment it
+ * opens until its write settles, and the acknowledgements waiting for it.
+ * Acknowledgements run in the order they were asked for, and batches settle
+ * in the order they were opened (one write at a time), so each connection's
+ * acknowledgements keep its order [MQTT-4.6.0-2] with no promise per message.
+ */
+import type { Connection } from "./connection.ts";
+
+/** `send` undefined: the connection's session is not stored, close it instead. */
+interface Ack {
+  readonly conn: Connection;
+  readonly send: (() => void) | undefined;
+}
+
+export class PendingWrite {
+  /** Resolves when the batch is stored, rejects when it failed. */
+  readonly promise: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (e: unknown) => void;
+  private acks: Ack[] = [];
+  /** Settles (never rejects) once the acknowledgements waiting here ran. */
+  private done: Promise<void> | undefined;
+
+  constructor(private readonly log: (line: string) => void) {
+    this.promise = new Promise<void>((res, rej) => ((this.resolve = res), (this.reject = rej)));
+    this.promise.catch(() => {}); // failures are handled per acknowledgement
+  }
+
+  /** Run `send` once stored (or close `conn` if it failed); the promise settles after. */
+  wait(conn: Connection, send: (() => void) | undefined): Promise<void> {
+    this.acks.push({ conn, send });
+    return this.done ??= this.promise.then(noop, noop);
+  }
+
+  stored(): void {
+    for (const a of this.take()) {
+      if (a.conn.closing) continue;
+      if (a.send) a.send();
+      else refuse(a.conn, "session not stored", this.log);
+    }
+    this.resolve();
+  }
+
+  failed(e: unknown): void {
+    const why = e instanceof Error ? e.message : String(e);
+    for (const a of this.take()) if (!a.conn.closing) refuse(a.conn, why, this.log);
+    this.reject(e);
+  }
+
+  private take(): Ack[] {
+    const acks = this.acks;
+    this.acks = [];
+    return acks;
+  }
+}
+
+/** The client resends what was not acknowledged after it reconnects. */
+export function refuse(conn: Connection, why: string, log: (line: string) => void): void {
+  log(`closing ${conn.describe()}: cannot store its session (${why})`);
+  conn.close(0x80);
+}
+
+function noop(): void {}

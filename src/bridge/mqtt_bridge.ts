@@ -25,6 +25,7 @@ import type { QoS } from "../mqtt/packet.ts";
 import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
 import type { BridgeTopics } from "./mqtt_topics.ts";
 import { redactUrl } from "../log/redact.ts";
+import { escapeForLog } from "../log/escape.ts";
 import { BridgeOutgoingStore } from "./mqtt_outgoing.ts";
 
 export type ConnectFn = (opts: IClientOptions) => MqttClient;
@@ -81,6 +82,8 @@ export interface MqttBridgeOptions {
 const WINDOW = 256;
 /** How long an upstream 5.0 session lasts after the bridge went away, when clean-start is false. */
 const SESSION_EXPIRY_S = 7 * 24 * 3600;
+/** At most one log line about refused messages per this many ms. */
+const REFUSED_LOG_MS = 10_000;
 
 export class MqttBridge {
   connected = false;
@@ -90,6 +93,15 @@ export class MqttBridge {
   dropped = 0;
   /** Messages that came in from the upstream and were published locally. */
   received = 0;
+  /**
+   * Messages the upstream refused (5.0 PUBACK/PUBREC/PUBCOMP reason code >= 0x80,
+   * e.g. its ACL denies the topic): removed from the queue, never sent again.
+   */
+  refused = 0;
+  /** Refusals not yet logged, and when the last refusal line was written (rate limit). */
+  private refusedUnlogged = 0;
+  private refusedLoggedAt = 0;
+  private refusedTimer: ReturnType<typeof setTimeout> | undefined;
   private dropping = false;
   private client: MqttClient | undefined;
   /** Bumped per connection: acknowledgements of an older one are ignored. */
@@ -104,6 +116,7 @@ export class MqttBridge {
   private pumping = false;
   private pumpAgain = false;
   private lastError = "";
+  private lastRefusal = "";
   private everConnected = false;
   private queueFailing = false;
   private pumpRetry: ReturnType<typeof setTimeout> | undefined;
@@ -307,7 +320,11 @@ export class MqttBridge {
       Buffer.from(p.buffer, p.byteOffset, p.byteLength),
       { qos: m.qos, retain: m.retain },
       (err) => {
-        if (gen !== this.generation || err) return; // the connection went: sent again later
+        if (gen !== this.generation) return; // the connection went: sent again later
+        const code = (err as { code?: unknown } | undefined)?.code;
+        // A refusal frees its window slot and goes (MQTT.js already freed the packet id).
+        if (typeof code === "number" && code >= 0x80) return this.refusedBy(m, code, err!.message);
+        if (err) return;
         this.acknowledged(m.seq);
       },
     );
@@ -315,8 +332,46 @@ export class MqttBridge {
   }
 
   private acknowledged(seq: number): void {
-    this.inflight--;
     this.sent++;
+    this.settled(seq);
+  }
+
+  /**
+   * The upstream will never take this message: sending it again gets the same
+   * answer, and keeping it would hold a slot of the window for good (after the
+   * upstream's Receive Maximum of them the bridge would send nothing more).
+   */
+  private refusedBy(m: QueuedOutbound, code: number, why: string): void {
+    this.refused++;
+    this.refusedUnlogged++;
+    this.lastRefusal = `0x${code.toString(16)} (${why}) on ${escapeForLog(m.topic)}`;
+    this.logRefusals();
+    this.settled(m.seq);
+    this.options.onStateChange?.();
+  }
+
+  /** At most one line per REFUSED_LOG_MS, with the count since the last and the latest reason. */
+  private logRefusals(): void {
+    if (this.refusedTimer || this.refusedUnlogged === 0) return;
+    const wait = this.refusedLoggedAt + REFUSED_LOG_MS - Date.now();
+    if (wait > 0) {
+      this.refusedTimer = setTimeout(() => {
+        this.refusedTimer = undefined;
+        this.logRefusals();
+      }, wait);
+      return;
+    }
+    this.refusedLoggedAt = Date.now();
+    this.options.log(
+      `bridge ${this.name}: the upstream refused ${this.refusedUnlogged} message(s), ` +
+        `last ${this.lastRefusal}; dropped (${this.refused} refused so far)`,
+    );
+    this.refusedUnlogged = 0;
+  }
+
+  /** The message left the window for good (acknowledged or refused): out of the queue. */
+  private settled(seq: number): void {
+    this.inflight--;
     // A removal that fails (store unreachable) leaves the message stored: sent again after a restart.
     const r = this.options.queue.remove(seq);
     if (r instanceof Promise) r.then(() => this.queueTrouble(), (e) => this.queueTrouble(e));
@@ -363,13 +418,36 @@ export class MqttBridge {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pumpRetry);
+    clearTimeout(this.refusedTimer);
     const c = this.client;
     this.client = undefined;
     this.connected = false;
     this.generation++;
-    if (c) await new Promise<void>((resolve) => c.end(false, {}, () => resolve()));
+    if (c) await endClient(c);
     await this.options.queue.close();
   }
+}
+
+/** How long `stop` waits for the upstream to acknowledge what is in flight. */
+const END_GRACE_MS = 2_000;
+
+/**
+ * A graceful end, bounded: MQTT.js's `end(false)` waits for every in-flight
+ * message's acknowledgement, which an upstream that stopped answering never
+ * sends. What is still unacknowledged stays queued (sent again next start).
+ */
+function endClient(c: MqttClient): Promise<void> {
+  return new Promise<void>((resolve) => {
+    // A second `end` while one is pending does nothing: close the socket itself.
+    const timer = setTimeout(() => {
+      c.stream?.destroy();
+      resolve();
+    }, END_GRACE_MS);
+    c.end(false, {}, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /**

@@ -11,7 +11,8 @@
  *    `sys-topic.enable`, in `$SYS/broker/bridges/{name}/status` (not retained,
  *    like all of $SYS: a subscriber gets it at once, then on every state
  *    change and every `sys-topic.interval` while the numbers move):
- *    {"connected":true,"queued":0,"sent":12,"dropped":0,"received":3}
+ *    {"connected":true,"queued":0,"sent":12,"dropped":0,"refused":0,"received":3}
+ *    (`dropped`: the queue was full; `refused`: the upstream answered >= 0x80)
  */
 import type { MetricsRegistry } from "../http/metrics.ts";
 import { mqttBridgeMetrics } from "../http/backend_metrics.ts";
@@ -66,6 +67,7 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
       queued: b.queued,
       sent: b.sent,
       dropped: b.dropped,
+      refused: b.refused,
       received: b.received,
     });
   const publishStatus = (e: (typeof entries)[number], force: boolean) => {

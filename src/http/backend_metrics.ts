@@ -27,6 +27,7 @@ export interface BridgeFigures {
   readonly queued: number;
   readonly sent: number;
   readonly dropped: number;
+  readonly refused: number;
   readonly received: number;
 }
 
@@ -56,6 +57,12 @@ export function mqttBridgeMetrics(m: PromText, bridges: readonly BridgeFigures[]
     "counter",
     "Messages dropped because the bridge's queue was full (oldest first).",
     per((b) => b.dropped),
+  );
+  m.family(
+    "mqttx_bridge_messages_refused_total",
+    "counter",
+    "Messages the upstream broker refused (reason code >= 0x80), dropped from the queue.",
+    per((b) => b.refused),
   );
   m.family(
     "mqttx_bridge_messages_received_total",

@@ -61,6 +61,8 @@ export interface BridgeStatus {
   queued: number;
   sent: number;
   dropped: number;
+  /** Messages the upstream refused (reason code >= 0x80), removed from the queue. */
+  refused: number;
   received: number;
 }
 

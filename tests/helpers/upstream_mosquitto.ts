@@ -21,6 +21,13 @@ export function mosquittoAvailable(): boolean {
 export interface UpstreamOptions {
   /** A TLS listener with these PEM files instead of plain TCP. */
   tls?: { cert: string; key: string; ca: string };
+  /** An ACL file's text (Mosquitto `acl_file`): lines before any `user` apply to anonymous clients. */
+  acl?: string;
+  /**
+   * Mosquitto's `max_queued_messages` (default here 0: no bound). Mosquitto 2.0.11 drops the
+   * connection right after refusing a QoS 2 PUBLISH (PUBREC 0x87) when it is 0.
+   */
+  maxQueuedMessages?: number;
 }
 
 export interface Upstream {
@@ -33,6 +40,8 @@ export interface Upstream {
   /** Start again on the same port. */
   start(): Promise<void>;
   remove(): Promise<void>;
+  /** What Mosquitto wrote to stderr so far (for failure messages). */
+  log(): string;
 }
 
 /** A loopback port nobody listens on right now. */
@@ -69,11 +78,15 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     "user root",
     "persistence true",
     `persistence_location ${dir}/`,
-    "max_queued_messages 0",
+    `max_queued_messages ${opts.maxQueuedMessages ?? 0}`,
     "log_dest stderr",
   ];
   if (opts.tls) {
     lines.push(`cafile ${opts.tls.ca}`, `certfile ${opts.tls.cert}`, `keyfile ${opts.tls.key}`);
+  }
+  if (opts.acl !== undefined) {
+    writeFileSync(join(dir, "acl"), opts.acl);
+    lines.push(`acl_file ${join(dir, "acl")}`);
   }
   writeFileSync(conf, lines.join("\n") + "\n");
   let child: ChildProcess | undefined;
@@ -104,6 +117,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
       child.kill("SIGTERM");
       await exited;
     },
+    log: () => log,
     async remove() {
       if (child && up.running) {
         up.running = false;

@@ -74,6 +74,20 @@ export const BROKERS: Broker[] = [
     ],
   },
   {
+    // Another checkout's Bun broker (MQTTX_BASE=<folder>), for a same-run A/B against an
+    // older commit: `git worktree add ../base <commit>`, then BROKERS=mqttx-bun,mqttx-bun-base.
+    name: "mqttx-bun-base",
+    optIn: true,
+    missing: () =>
+      Deno.env.get("MQTTX_BASE")
+        ? need("bun", "run `npm ci` at the repo root")
+        : Promise.resolve("MQTTX_BASE is not set (a folder with another checkout of mqttx)"),
+    command: async (port) => [
+      (await which("bun"))!,
+      ...[`${Deno.env.get("MQTTX_BASE")}/src/main_bun.ts`, "--config", await mqttxConfig(port)],
+    ],
+  },
+  {
     // The single binary users download (`make compile-bun`, which `make bench` runs first).
     name: "mqttx-bin",
     missing: () =>

@@ -27,6 +27,7 @@ import type { BridgeTopics } from "./mqtt_topics.ts";
 import { redactUrl } from "../log/redact.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { BridgeOutgoingStore } from "./mqtt_outgoing.ts";
+import { BridgeIncomingStore, packetOf } from "./mqtt_incoming.ts";
 
 export type ConnectFn = (opts: IClientOptions) => MqttClient;
 
@@ -126,9 +127,14 @@ export class MqttBridge {
    * restarts (exactly-once QoS 2). Not with clean-start: the upstream forgets them anyway.
    */
   private readonly outgoing: BridgeOutgoingStore | undefined;
+  /** Upstream QoS 2 messages between PUBREC and PUBREL, kept likewise (mqtt_incoming.ts). */
+  private readonly incomingStore: BridgeIncomingStore | undefined;
 
   constructor(readonly options: MqttBridgeOptions) {
-    if (!options.cleanStart) this.outgoing = new BridgeOutgoingStore(options.queue);
+    if (!options.cleanStart) {
+      this.outgoing = new BridgeOutgoingStore(options.queue);
+      this.incomingStore = new BridgeIncomingStore(options.queue);
+    }
   }
 
   get name(): string {
@@ -141,7 +147,7 @@ export class MqttBridge {
 
   start(): void {
     if (!this.outgoing) return this.connectNow();
-    this.outgoing.load().catch((e) => {
+    Promise.all([this.outgoing.load(), this.incomingStore?.load()]).catch((e) => {
       // Then what was in flight is sent again under new packet ids: at least once.
       this.options.log(`bridge ${this.name}: reading the in-flight packet ids failed: ${e}`);
     }).then(() => this.connectNow());
@@ -196,6 +202,7 @@ export class MqttBridge {
       manualConnect: true, // connect() below, once the CONNECT writer is set up
       // MQTT.js sends what this store holds first on every connection (same packet ids).
       outgoingStore: this.outgoing as unknown as IClientOptions["outgoingStore"],
+      incomingStore: this.incomingStore as unknown as IClientOptions["incomingStore"],
     });
     if (!v5) setBridgeBit(client);
     this.client = client;
@@ -204,6 +211,10 @@ export class MqttBridge {
     client.on("packetreceive", (p) => {
       if (p.cmd === "connack" && !p.sessionPresent && gen === this.generation) {
         this.outgoing?.sessionLost();
+        // No PUBREL will come for what we acknowledged with PUBREC: it is ours, publish it now.
+        for (const r of this.incomingStore?.all() ?? []) {
+          this.incoming(packetOf(r) as unknown as IPublishPacket, () => {});
+        }
       }
     });
     client.on("connect", (connack) => {
@@ -400,7 +411,10 @@ export class MqttBridge {
   /** An upstream message: published locally before MQTT.js acknowledges it. */
   private incoming(packet: IPublishPacket, done: (err?: Error) => void): void {
     const mapped = this.options.topics.inbound(packet.topic, packet.qos);
-    if (!mapped) return done();
+    if (!mapped) {
+      if (packet.qos === 2) void this.incomingStore?.forget(packet.messageId!);
+      return done();
+    }
     const p = packet.payload;
     const payload = typeof p === "string" ? new TextEncoder().encode(p) : new Uint8Array(p);
     let r: unknown;
@@ -410,8 +424,11 @@ export class MqttBridge {
       return done(e as Error);
     }
     this.received++;
-    if (r instanceof Promise) r.then(() => done(), (e) => done(e as Error));
-    else done();
+    // QoS 2 (at PUBREL): the kept record goes once the local publish is stored, before PUBCOMP.
+    const kept = packet.qos === 2 ? this.incomingStore : undefined;
+    const after = kept ? () => kept.forget(packet.messageId!).then(() => done(), done) : done;
+    if (r instanceof Promise) r.then(() => after(), (e) => done(e as Error));
+    else after();
   }
 
   async stop(): Promise<void> {

@@ -37,6 +37,16 @@ export interface InflightRecord {
   released: boolean;
 }
 
+/**
+ * A QoS 2 message from the upstream, PUBREC sent, PUBREL not yet come: kept
+ * with the queue so that it survives a restart (acknowledged means kept) and is
+ * published locally once, at PUBREL (src/bridge/mqtt_incoming.ts). The topic
+ * is the upstream's (mapped when published).
+ */
+export interface IncomingRecord extends OutboundMessage {
+  messageId: number;
+}
+
 export interface BridgeQueue {
   /**
    * Append at the tail. Past `max` messages the oldest are dropped; returns how
@@ -56,6 +66,12 @@ export interface BridgeQueue {
   putInflight(r: InflightRecord): void | Promise<void>;
   /** The upstream completed `messageId`: its record and its message go, in one step. */
   complete(messageId: number): void | Promise<void>;
+  /** The incoming QoS 2 messages kept (after a restart: those of the last run). */
+  incoming(): IncomingRecord[] | Promise<IncomingRecord[]>;
+  /** Keep (or replace) the incoming message `r.messageId`; a durable queue resolves once stored. */
+  putIncoming(r: IncomingRecord): void | Promise<void>;
+  /** Forget the incoming message `messageId` (published locally). Unknown: nothing happens. */
+  delIncoming(messageId: number): void | Promise<void>;
   close(): void | Promise<void>;
 }
 
@@ -90,8 +106,21 @@ export class MemoryBridgeQueue implements BridgeQueue {
   private nextSeq = 1;
   private readonly bySeq = new Map<number, Slot>();
   private readonly records = new Map<number, InflightRecord>();
+  private readonly received = new Map<number, IncomingRecord>();
 
   constructor(readonly max: number) {}
+
+  incoming(): IncomingRecord[] {
+    return [...this.received.values()];
+  }
+
+  putIncoming(r: IncomingRecord): void {
+    this.received.set(r.messageId, { ...r });
+  }
+
+  delIncoming(messageId: number): void {
+    this.received.delete(messageId);
+  }
 
   inflight(): InflightRecord[] {
     return [...this.records.values()];
@@ -149,6 +178,7 @@ export class MemoryBridgeQueue implements BridgeQueue {
     this.slots = [];
     this.bySeq.clear();
     this.records.clear();
+    this.received.clear();
     this.head = 0;
     this.live = 0;
   }

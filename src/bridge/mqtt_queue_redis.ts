@@ -19,6 +19,7 @@ import type { QoS } from "../mqtt/packet.ts";
 import {
   type BridgeQueue,
   dropOldest,
+  type IncomingRecord,
   type InflightRecord,
   type OutboundMessage,
   type QueuedOutbound,
@@ -55,6 +56,11 @@ export function bridgeInflightKey(bridge: string): string {
   return `mqttx:bridge:{${bridge}}:inflight`;
 }
 
+/** Hash: packet id → the incoming QoS 2 message (encoded as a queued one, seq = packet id). */
+export function bridgeIncomingKey(bridge: string): string {
+  return `mqttx:bridge:{${bridge}}:incoming`;
+}
+
 export function encodeQueued(m: QueuedOutbound): Buffer {
   const topic = Buffer.from(m.topic, "utf8");
   const out = Buffer.allocUnsafe(HEADER + topic.length + m.payload.byteLength);
@@ -85,6 +91,7 @@ export class RedisBridgeQueue implements BridgeQueue {
   private nextSeq = 1;
   private readonly key: string;
   private readonly inflightKey: string;
+  private readonly incomingKey: string;
   /** Packet id → seq of the in-flight records (to delete the message with its record). */
   private readonly inflightSeq = new Map<number, number>();
 
@@ -95,6 +102,7 @@ export class RedisBridgeQueue implements BridgeQueue {
   ) {
     this.key = bridgeQueueKey(bridge);
     this.inflightKey = bridgeInflightKey(bridge);
+    this.incomingKey = bridgeIncomingKey(bridge);
   }
 
   /** Load the seqs still queued (a restart), and drop the oldest past a smaller `max`. */
@@ -214,6 +222,26 @@ export class RedisBridgeQueue implements BridgeQueue {
       String(messageId),
       String(seq),
     ]);
+  }
+
+  async incoming(): Promise<IncomingRecord[]> {
+    const flat: unknown[] = await this.client.sendCommand(["EVAL", RECORDS, "1", this.incomingKey]);
+    const out: IncomingRecord[] = [];
+    for (let i = 1; i < flat.length; i += 2) {
+      const { seq, ...m } = decodeQueued(Buffer.from(flat[i] as Uint8Array));
+      out.push({ ...m, messageId: seq });
+    }
+    return out;
+  }
+
+  async putIncoming(r: IncomingRecord): Promise<void> {
+    const { messageId, ...m } = r;
+    const value = encodeQueued({ ...m, seq: messageId });
+    await this.client.sendCommand(["HSET", this.incomingKey, String(messageId), value]);
+  }
+
+  async delIncoming(messageId: number): Promise<void> {
+    await this.client.sendCommand(["HDEL", this.incomingKey, String(messageId)]);
   }
 
   close(): void {

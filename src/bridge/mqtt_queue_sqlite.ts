@@ -13,6 +13,7 @@ import type { QoS } from "../mqtt/packet.ts";
 import {
   type BridgeQueue,
   dropOldest,
+  type IncomingRecord,
   type InflightRecord,
   type OutboundMessage,
   type QueuedOutbound,
@@ -23,7 +24,10 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS bridge_queue (
   qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bridge_inflight (
   bridge TEXT NOT NULL, message_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-  released INTEGER NOT NULL, PRIMARY KEY (bridge, message_id)) WITHOUT ROWID`;
+  released INTEGER NOT NULL, PRIMARY KEY (bridge, message_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bridge_incoming (
+  bridge TEXT NOT NULL, message_id INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+  qos INTEGER NOT NULL, retain INTEGER NOT NULL, PRIMARY KEY (bridge, message_id)) WITHOUT ROWID`;
 
 /** Rows read at once when the pump asks for fewer. */
 const READ_AHEAD = 512;
@@ -143,6 +147,34 @@ export class SqliteBridgeQueue implements BridgeQueue {
         .run(this.bridge, messageId);
       this.deleteSeqs([seq]);
     });
+  }
+
+  incoming(): IncomingRecord[] {
+    return this.file.prepare(
+      "SELECT message_id, topic, payload, qos, retain FROM bridge_incoming WHERE bridge = ?",
+    ).all(this.bridge).map((r) => ({
+      messageId: Number(r.message_id),
+      topic: r.topic as string,
+      payload: r.payload as Uint8Array,
+      qos: Number(r.qos) as QoS,
+      retain: r.retain === 1,
+    }));
+  }
+
+  putIncoming(r: IncomingRecord): Promise<void> {
+    return this.file.write(() =>
+      this.file.prepare(
+        "INSERT OR REPLACE INTO bridge_incoming (bridge, message_id, topic, payload, qos, retain) " +
+          "VALUES (?, ?, ?, ?, ?, ?)",
+      ).run(this.bridge, r.messageId, r.topic, r.payload, r.qos, r.retain ? 1 : 0)
+    );
+  }
+
+  delIncoming(messageId: number): Promise<void> {
+    return this.file.write(() =>
+      this.file.prepare("DELETE FROM bridge_incoming WHERE bridge = ? AND message_id = ?")
+        .run(this.bridge, messageId)
+    );
   }
 
   close(): void {

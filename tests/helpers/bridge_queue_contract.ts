@@ -110,8 +110,44 @@ export function bridgeQueueContract(name: string, f: QueueFactory): void {
     await q.close();
   });
 
+  test(`${name}: incoming QoS 2 records are kept, replaced and forgotten`, opts, async () => {
+    const q = await f.make(10);
+    const rec = (id: number, p: string) => ({
+      messageId: id,
+      topic: `in/${id}`,
+      payload: new TextEncoder().encode(p),
+      qos: 2 as const,
+      retain: id === 4,
+    });
+    await q.putIncoming(rec(3, "a"));
+    await q.putIncoming(rec(4, "b"));
+    await q.putIncoming(rec(3, "c")); // the upstream sent 3 again (DUP): one record
+    const byId = async () =>
+      (await q.incoming()).sort((x, y) => x.messageId - y.messageId)
+        .map((r) => [r.messageId, r.topic, text(r.payload), r.qos, r.retain]);
+    assert.deepEqual(await byId(), [[3, "in/3", "c", 2, false], [4, "in/4", "b", 2, true]]);
+    await q.delIncoming(3);
+    await q.delIncoming(3); // twice: nothing happens
+    assert.deepEqual(await byId(), [[4, "in/4", "b", 2, true]]);
+    assert.equal(q.size(), 0, "incoming records are not queued outbound");
+    await q.close();
+  });
+
   if (f.reopen) {
     const reopen = f.reopen;
+    test(`${name}: incoming records survive a reopen`, opts, async () => {
+      let q = await f.make(10);
+      const payload = new TextEncoder().encode("kept");
+      await q.putIncoming({ messageId: 9, topic: "in/x", payload, qos: 2, retain: false });
+      q = await reopen(q, 10);
+      const [r] = await q.incoming();
+      assert.deepEqual([r.messageId, r.topic, text(r.payload)], [9, "in/x", "kept"]);
+      await q.delIncoming(9);
+      q = await reopen(q, 10);
+      assert.deepEqual(await q.incoming(), []);
+      await q.close();
+    });
+
     test(`${name}: what is queued survives a close and reopen, in order`, opts, async () => {
       let q = await f.make(10);
       for (let i = 0; i < 4; i++) await q.push(msg(i));

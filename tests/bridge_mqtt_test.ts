@@ -8,7 +8,7 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mustRun } from "./helpers/harness.ts";
-import { Clients, publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 import { mosquittoAvailable, startUpstream, type Upstream } from "./helpers/upstream_mosquitto.ts";
 import { bridge, type BridgeApp, startBridgeApp, statusWatcher } from "./helpers/bridge_app.ts";
 import { makePki, opensslAvailable, type TestPki } from "./helpers/certs.ts";
@@ -35,6 +35,11 @@ afterEach(async () => {
   upstream = undefined;
 });
 after(() => pki?.remove());
+
+/** More than Mosquitto's receive maximum (20): enough refusals to fill the old send window. */
+const REFUSED = 50;
+/** Our own deadline under node:test's timeout (a test must end, also on Deno). */
+const DEADLINE_MS = 60_000;
 
 async function setup(topics: Parameters<typeof bridge>[0]["topics"], more = {}) {
   upstream = await startUpstream();
@@ -313,4 +318,60 @@ describe("MQTT bridge to an upstream Mosquitto", () => {
       app.log.join("\n"),
     );
   });
+});
+
+/**
+ * The upstream refuses a message (MQTT 5 PUBACK/PUBREC reason code >= 0x80, here
+ * Mosquitto's ACL): the bridge counts it as refused (status, log), removes it from
+ * its queue and goes on sending. Before, each refusal kept a slot of the send
+ * window, and after Mosquitto's receive maximum (20) of them nothing more was sent.
+ */
+describe("bridge: messages the upstream refuses", () => {
+  for (const qos of [1, 2] as QoS[]) {
+    test(
+      `QoS ${qos}: ${REFUSED} refused, counted and removed; sending goes on`,
+      T,
+      () =>
+        withTimeout(
+          (async () => {
+            // Anonymous clients may write up/ok/# and read everything: up/denied is refused.
+            upstream = await startUpstream({
+              acl: "topic readwrite up/ok/#\ntopic read #\n",
+              maxQueuedMessages: 1000,
+            });
+            app = await startBridgeApp([
+              bridge({
+                name: "up",
+                url: upstream.url,
+                topics: [{ filter: "#", remotePrefix: "up/", qos }],
+              }),
+            ]);
+            const status = await statusWatcher(local, "up");
+            await status.until((s) => s.connected, "connected");
+            const sub = await remote.connect({ clientId: `sub-${uid()}` });
+            await subscribe(sub.client, "up/#", { qos: 2 });
+            const pub = await local.connect();
+            for (let i = 0; i < REFUSED; i++) {
+              await publish(pub.client, "denied", String(i), { qos });
+            }
+            await publish(pub.client, "ok/after", "after", { qos });
+            await sub.inbox.payload("after", "up/ok/after", 30_000);
+            const s = await status.until(
+              (s) => s.refused === REFUSED && s.queued === 0 && s.sent === 1,
+              `${REFUSED} refused, 1 sent, queue empty`,
+              30_000,
+            );
+            assert.equal(s.dropped, 0, "dropped counts a full queue only");
+            assert.ok(sub.inbox.messages.every((m) => m.topic === "up/ok/after"));
+            // Logged with the reason, rate-limited: not one line per refused message.
+            const lines = app.log.filter((l) => /refused/.test(l));
+            assert.ok(lines.length >= 1 && lines.length < 5, lines.join("\n"));
+            assert.match(lines[0], /0x87|Not authorized/);
+            assert.match(lines[0], /up\/denied/);
+          })(),
+          `QoS ${qos} refusals`,
+          DEADLINE_MS,
+        ),
+    );
+  }
 });

@@ -7,24 +7,33 @@
  * subscriber has every message exactly once, in order. (The bridge keeps
  * MQTT.js's outgoing packet-id state in the queue's store:
  * src/bridge/mqtt_outgoing.ts.)
+ *
+ * And from the upstream: Mosquitto sends N QoS 2 messages to a bridged `in`
+ * topic; mqttx is killed while some are kept in its store as acknowledged with
+ * PUBREC but not yet released; after the restart the upstream sends PUBREL again
+ * (clean-start: false) and a local persistent subscriber, offline all along,
+ * gets every message exactly once (mqtt_incoming.ts).
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { mustRun } from "./helpers/harness.ts";
-import { Clients, publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 import { BrokerProcess } from "./helpers/broker_process.ts";
 import { mosquittoAvailable, startUpstream, type Upstream } from "./helpers/upstream_mosquitto.ts";
 import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
 import { redisClient } from "../src/store/redis_client.ts";
-import { bridgeInflightKey } from "../src/bridge/mqtt_queue_redis.ts";
+import { bridgeIncomingKey, bridgeInflightKey } from "../src/bridge/mqtt_queue_redis.ts";
 
 const T = {
   timeout: 180_000,
   skip: !mosquittoAvailable() && !mustRun() ? "mosquitto not on PATH" : false,
 };
 const N = 3000;
+/** Messages from the upstream in the inbound test, and its own deadline under node:test's. */
+const N_IN = 2000;
+const DEADLINE_MS = 160_000;
 
 let mqttx: BrokerProcess | undefined;
 let upstream: Upstream | undefined;
@@ -42,6 +51,8 @@ after(async () => {
 interface StoreUnderTest {
   yaml(): string;
   inflight(b: BrokerProcess): Promise<{ inflight: number; released: number }>;
+  /** Incoming QoS 2 records kept in the store (PUBREC sent, not yet published locally). */
+  kept(b: BrokerProcess): Promise<number>;
 }
 
 const sqlite: StoreUnderTest = {
@@ -54,6 +65,18 @@ const sqlite: StoreUnderTest = {
     db.close();
     return Promise.resolve(r);
   },
+  kept(b) {
+    const db = new DatabaseSync(path.join(b.dir, "mqttx.db"));
+    try {
+      return Promise.resolve(
+        Number(db.prepare("SELECT count(*) AS n FROM bridge_incoming").get()!.n),
+      );
+    } catch {
+      return Promise.resolve(0); // not created yet
+    } finally {
+      db.close();
+    }
+  },
 };
 
 const onRedis: StoreUnderTest = {
@@ -65,6 +88,13 @@ const onRedis: StoreUnderTest = {
     c.destroy();
     const released = values.filter((v) => String(v).endsWith(":1")).length;
     return { inflight: values.length, released };
+  },
+  async kept() {
+    const c = redisClient(redis!.url, 1_000);
+    await c.connect();
+    const n = Number(await c.sendCommand(["HLEN", bridgeIncomingKey("cloud")]));
+    c.destroy();
+    return n;
   },
 };
 
@@ -85,6 +115,19 @@ describe("bridge QoS 2 across kill -9", () => {
     ...T,
     skip: T.skip || skipRedis,
   }, () => killMidDrain(onRedis));
+});
+
+describe("bridge: inbound QoS 2 across kill -9", () => {
+  test(
+    "SQLite: killed between PUBREC and PUBREL, each message arrives locally once",
+    T,
+    () => withTimeout(killMidStream(sqlite), "SQLite inbound kill", DEADLINE_MS),
+  );
+  test(
+    "Redis: killed between PUBREC and PUBREL, each message arrives locally once",
+    { ...T, skip: T.skip || skipRedis },
+    () => withTimeout(killMidStream(onRedis), "Redis inbound kill", DEADLINE_MS),
+  );
 });
 
 async function killMidDrain(store: StoreUnderTest): Promise<void> {
@@ -140,6 +183,78 @@ async function killMidDrain(store: StoreUnderTest): Promise<void> {
     assert.deepEqual(twice, [], `delivered more than once (of ${got.length} received)`);
     assert.equal(payloads.length, N);
     assert.deepEqual(payloads, [...payloads].sort(), "in the order they were accepted");
+  } finally {
+    await local.closeAll();
+    await remote.closeAll();
+  }
+}
+
+async function killMidStream(store: StoreUnderTest): Promise<void> {
+  upstream = await startUpstream();
+  const remote = new Clients(() => upstream!.url);
+  let url = "";
+  const local = new Clients(() => url);
+  try {
+    const b = mqttx = new BrokerProcess(
+      `host: 127.0.0.1\nsocket:\n  port: 0\nmax-queued-messages: ${2 * N_IN}\n${store.yaml()}` +
+        `bridges:\n  - name: cloud\n    url: ${upstream.url}\n    reconnect-delay: 100ms\n` +
+        `    reconnect-max-delay: 300ms\n    topics:\n` +
+        `      - { filter: "#", direction: in, qos: 2, remote-prefix: "down/" }\n`,
+    );
+    url = `mqtt://127.0.0.1:${await b.start()}`;
+    // The local persistent subscriber, offline while it all happens: the messages are stored.
+    const sinkId = `sink-${uid()}`;
+    const sink = await local.connect({ clientId: sinkId, clean: false });
+    await subscribe(sink.client, ["data", "probe"], { qos: 2 });
+    // The bridge is subscribed upstream once a probe comes through.
+    const pub = await remote.connect();
+    for (let i = 0; !sink.inbox.messages.some((m) => m.topic === "probe"); i++) {
+      assert.ok(i < 200, "the bridge never subscribed upstream");
+      await publish(pub.client, "down/probe", "p", { qos: 0 });
+      await sleep(100);
+    }
+    await local.closeAll();
+
+    const sent = Promise.all(Array.from({ length: 20 }, async (_, w) => {
+      for (let i = w; i < N_IN; i += 20) {
+        await publish(pub.client, "down/data", String(i).padStart(5, "0"), { qos: 2 });
+      }
+    }));
+    // Kill as soon as the store holds messages acknowledged upstream (PUBREC) but not released;
+    // if none are left at the kill (they were released meanwhile), start again and retry.
+    let kept = 0;
+    for (let tries = 0; kept === 0; tries++) {
+      assert.ok(tries < 20, "never killed with a kept incoming message");
+      for (let i = 0; (await store.kept(b)) === 0; i++) {
+        assert.ok(i < 20_000, "the store never held an incoming message");
+        await sleep(2);
+      }
+      await b.kill("SIGKILL");
+      kept = await store.kept(b);
+      if (kept === 0) url = `mqtt://127.0.0.1:${await b.start()}`;
+    }
+    await sent;
+    console.log(`killed with ${kept} incoming QoS 2 messages kept between PUBREC and PUBREL`);
+    url = `mqtt://127.0.0.1:${await b.start()}`;
+    const again = await local.connect({ clientId: sinkId, clean: false });
+    const data = () => again.inbox.messages.filter((m) => m.topic === "data");
+    // Until all N_IN came, or nothing new came for 30 s (then the assertions say what is missing).
+    let seen = -1;
+    for (let quiet = 0; quiet < 300 && seen < N_IN;) {
+      await sleep(100);
+      const now = new Set(data().map((m) => m.payload)).size;
+      quiet = now === seen ? quiet + 1 : 0;
+      seen = now;
+    }
+    await sleep(1_000); // a late duplicate would arrive now
+    const all = Array.from({ length: N_IN }, (_, i) => String(i).padStart(5, "0"));
+    const got = new Set(data().map((m) => m.payload));
+    assert.deepEqual(all.filter((p) => !got.has(p)), [], "lost");
+    const counts = new Map<string, number>();
+    for (const m of data()) counts.set(m.payload, (counts.get(m.payload) ?? 0) + 1);
+    const twice = [...counts].filter(([, n]) => n > 1).map(([p]) => p);
+    assert.deepEqual(twice, [], "delivered more than once");
+    assert.equal(data().length, N_IN);
   } finally {
     await local.closeAll();
     await remote.closeAll();

@@ -13,6 +13,7 @@
  * record's tail, raw. Acks are binary too; the rare kinds (kick, released,
  * retained) carry a JSON header and the payload as before.
  */
+import { Buffer } from "node:buffer";
 import { decodeMessage, encodeMessageFields, fromJson, toJson } from "../store/redis_codec.ts";
 import type { MessageData } from "../store/types.ts";
 import type { BusMessage, NodeId } from "./types.ts";
@@ -32,7 +33,7 @@ export class FrameWriter {
   private pos = 0;
 
   constructor(from: NodeId, size = 4_096) {
-    this.buf = new Uint8Array(size);
+    this.buf = alloc(size);
     this.view = new DataView(this.buf.buffer);
     this.u8(MAGIC);
     this.str(from);
@@ -106,7 +107,7 @@ export class FrameWriter {
 
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    const bigger = alloc(Math.max(this.buf.length * 2, this.pos + n));
     bigger.set(this.buf.subarray(0, this.pos));
     this.buf = bigger;
     this.view = new DataView(bigger.buffer);
@@ -131,9 +132,17 @@ export class FrameWriter {
 
   private str(s: string): void {
     this.room(4 + s.length * 3);
-    const { written } = enc.encodeInto(s, this.buf.subarray(this.pos + 4));
+    const b = this.buf, start = this.pos + 4, n = s.length;
+    // ASCII (topics, client ids, usually) byte by byte: no view, no encoder call.
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[start + i] = c;
+    }
+    const written = i === n ? n : enc.encodeInto(s, b.subarray(start)).written;
     this.view.setUint32(this.pos, written);
-    this.pos += 4 + written;
+    this.pos = start + written;
   }
 
   private raw(b: Uint8Array): void {
@@ -150,12 +159,21 @@ export function encodeBusMessage(from: NodeId, msg: BusMessage): Uint8Array {
   return w.bytes();
 }
 
+/** Without zero-filling: every byte handed out is written first. */
+const alloc = (n: number): Uint8Array => {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+};
+
 /** Reads one frame. */
 class FrameReader {
   private readonly view: DataView;
+  /** A plain Uint8Array over the frame: its `slice` copies (a Buffer's is a view). */
+  readonly b: Uint8Array;
   pos = 0;
-  constructor(readonly b: Uint8Array) {
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  constructor(frame: Uint8Array) {
+    this.b = new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength);
+    this.view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   }
   u8(): number {
     if (this.pos >= this.b.length) throw new RangeError("short frame");
@@ -172,16 +190,26 @@ class FrameReader {
     return n;
   }
   str(): string {
-    const n = this.u32();
-    if (this.pos + n > this.b.length) throw new RangeError("short frame");
-    return dec.decode(this.b.subarray(this.pos, this.pos += n));
+    const n = this.u32(), b = this.b, start = this.pos, end = start + n;
+    if (end > b.length) throw new RangeError("short frame");
+    this.pos = end;
+    if (n <= 64) {
+      // short ASCII without a view and a decoder call
+      let s = "";
+      for (let i = start; i < end; i++) {
+        if (b[i] >= 0x80) return dec.decode(b.subarray(start, end));
+        s += String.fromCharCode(b[i]);
+      }
+      return s;
+    }
+    return dec.decode(b.subarray(start, end));
   }
   /**
    * A copy (not Buffer.slice, a view): a queued message must not keep the whole frame, or the
    * client library's pooled reply buffer, alive.
    */
   rest(end: number): Uint8Array {
-    const out = new Uint8Array(this.b.subarray(this.pos, end));
+    const out = this.b.slice(this.pos, end);
     this.pos = end;
     return out;
   }

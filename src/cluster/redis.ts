@@ -476,12 +476,22 @@ export class RedisBus implements ClusterBus {
         m.addCommand(["HSET", this.key("wills:" + id), c, encodeWill(w)]);
       }
       await m.exec();
+      // Not up before the subscriber is: a retained change another node broadcasts
+      // while ours is still resubscribing would be missed, and our resync may have read
+      // Redis before that node wrote it (tests/cluster_redis_resync_test.ts, under load).
+      await this.resubscribed();
       await this.announce("up");
       await this.resync();
       this.setState(true);
     } catch {
       // still down; the next ready event tries again
     }
+  }
+
+  /** node-redis is ready only once its SUBSCRIBEs are confirmed again after a reconnect. */
+  private resubscribed(): Promise<void> {
+    if (this.sub.isReady) return Promise.resolve();
+    return new Promise((resolve) => this.sub.once("ready", () => resolve()));
   }
 
   private setState(up: boolean, why?: string): void {

@@ -41,9 +41,9 @@ async function need(bin: string, hint: string, file?: string, fileHint?: string)
 }
 
 /** mqttx defaults, except: in-memory store, plain TCP on 127.0.0.1 only, no $SYS. */
-async function mqttxConfig(port: number, httpPort?: number): Promise<string> {
+async function mqttxConfig(port: number, httpPort?: number, extra = ""): Promise<string> {
   const path = `${BUILD}/mqttx-${port}.yml`;
-  const http = httpPort ? `  http:\n    enable: true\n    port: ${httpPort}\n` : "";
+  const http = (httpPort ? `  http:\n    enable: true\n    port: ${httpPort}\n` : "") + extra;
   await Deno.writeTextFile(
     path,
     `mqttx:\n  host: 127.0.0.1\n  enable-test-mode: true\n  socket:\n    enable: true\n` +
@@ -73,19 +73,34 @@ export const BROKERS: Broker[] = [
       ...["src/main_bun.ts", "--config", await mqttxConfig(port)],
     ],
   },
-  {
-    // Another checkout's Bun broker (MQTTX_BASE=<folder>), for a same-run A/B against an
-    // older commit: `git worktree add ../base <commit>`, then BROKERS=mqttx-bun,mqttx-bun-base.
-    name: "mqttx-bun-base",
+  // Other checkouts' Bun brokers (MQTTX_BASE, MQTTX_BASE2=<folder>), for a same-run A/B against
+  // older commits: `git worktree add ../base <commit>`, then BROKERS=mqttx-bun,mqttx-bun-base.
+  ...(["MQTTX_BASE", "MQTTX_BASE2"] as const).map((key, i): Broker => ({
+    name: i === 0 ? "mqttx-bun-base" : "mqttx-bun-base2",
     optIn: true,
     missing: () =>
-      Deno.env.get("MQTTX_BASE")
+      Deno.env.get(key)
         ? need("bun", "run `npm ci` at the repo root")
-        : Promise.resolve("MQTTX_BASE is not set (a folder with another checkout of mqttx)"),
+        : Promise.resolve(`${key} is not set (a folder with another checkout of mqttx)`),
     command: async (port) => [
       (await which("bun"))!,
-      ...[`${Deno.env.get("MQTTX_BASE")}/src/main_bun.ts`, "--config", await mqttxConfig(port)],
+      ...[`${Deno.env.get(key)}/src/main_bun.ts`, "--config", await mqttxConfig(port)],
     ],
+  })),
+  {
+    // Bun on the SQLite store (synchronous full, a fresh file per run): S1 against memory.
+    name: "mqttx-bun-sqlite",
+    optIn: true,
+    missing: () => need("bun", "run `npm ci` at the repo root", "src/main_bun.ts"),
+    command: async (port) => {
+      const db = `${BUILD}/mqttx-${port}.db`;
+      for (const f of [db, `${db}-wal`, `${db}-shm`]) await Deno.remove(f).catch(() => {});
+      const store = `  store:\n    type: sqlite\n    path: ${db}\n`;
+      return [
+        (await which("bun"))!,
+        ...["src/main_bun.ts", "--config", await mqttxConfig(port, undefined, store)],
+      ];
+    },
   },
   {
     // The single binary users download (`make compile-bun`, which `make bench` runs first).

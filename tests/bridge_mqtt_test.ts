@@ -227,6 +227,10 @@ describe("MQTT bridge to an upstream Mosquitto", () => {
     await status.until((s) => s.connected, "connected with the URL's credentials");
     await upstream.stop();
     await status.until((s) => !s.connected, "disconnected");
+    // The status may say so before the line is logged: wait for the line (a flake under load).
+    for (let i = 0; i < 100 && !app.log.some((l) => /bridge up: .*unreachable/.test(l)); i++) {
+      await sleep(100);
+    }
     const lines = app.log.filter((l) => l.startsWith("bridge up:"));
     assert.ok(lines.some((l) => /connected to mqtt:\/\/gw:\*\*\*@/.test(l)), lines.join("\n"));
     assert.ok(lines.some((l) => /unreachable/.test(l)), lines.join("\n"));

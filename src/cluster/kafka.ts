@@ -16,17 +16,19 @@
  *   copy is in Redis and was just loaded) are read from where this run joined;
  * - a restarting node reads only once it has restored its sessions (`ready()`),
  *   so what waited for it finds its sessions;
- * - sends wait in a bounded buffer, one produce request at a time (order kept
- *   through retries), while Kafka is slow or down; past the bound new ones are
- *   dropped and counted. Each side logs once per state change.
+ * - what one turn sends to one topic is one Kafka record (a frame, batch.ts);
+ *   frames wait in a bounded buffer (bounded in messages), one produce request
+ *   at a time (order kept through retries), while Kafka is slow or down; past
+ *   the bound new ones are dropped and counted. Each side logs once per state
+ *   change.
  */
 import { Buffer } from "node:buffer";
 import { type Consumer, Kafka, type KafkaConfig, logLevel, type Producer } from "kafkajs";
 import { bytes } from "../store/redis_codec.ts";
 import { describe, refusedForGood } from "../bridge/kafka_out.ts";
-import { decodeBusMessage, encodeBusMessage } from "./codec.ts";
+import { decodeBusFrame } from "./codec.ts";
 import { RedisBus, type RedisBusOptions } from "./redis.ts";
-import type { BusMessage, NodeId } from "./types.ts";
+import type { NodeId } from "./types.ts";
 
 export interface KafkaBusOptions extends RedisBusOptions {
   /** Bootstrap servers, client id, TLS and SASL (as the Kafka bridge's). */
@@ -41,11 +43,15 @@ export interface KafkaBusOptions extends RedisBusOptions {
 
 interface Outgoing {
   topic: string;
+  /** A frame (codec.ts) of `count` messages. */
   value: Buffer;
+  count: number;
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** Frames per produce request, and bytes (a frame is at most MAX_FRAME_BYTES; one always goes). */
 const BATCH = 1_000;
+const BATCH_BYTES = 4 * 1024 * 1024;
 
 export class KafkaBus extends RedisBus {
   private readonly kafka: Kafka;
@@ -55,6 +61,8 @@ export class KafkaBus extends RedisBus {
   private readonly bufferSize: number;
   private readonly logLine: (line: string) => void;
   private queue: Outgoing[] = [];
+  /** Messages in `queue` (the buffer's bound counts messages, not frames). */
+  private queued = 0;
   private pumping = false;
   private producerConnected = false;
   private stopping = false;
@@ -113,23 +121,21 @@ export class KafkaBus extends RedisBus {
     void this.consume();
   }
 
-  override send(to: NodeId, msg: BusMessage): void {
-    this.enqueue(this.topicOf(to), msg);
-  }
-
-  override broadcast(msg: BusMessage): void {
-    this.enqueue(this.broadcastTopic, msg);
+  /** One frame of this turn's messages to `to` (undefined: all): one Kafka record. */
+  protected override sendFrame(to: NodeId | undefined, frame: Uint8Array, count: number): void {
+    this.enqueue(to === undefined ? this.broadcastTopic : this.topicOf(to), frame, count);
   }
 
   override async leave(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.frames.flush();
     // Stop reading first (commits what was handed over), then give what we owe others 2 s.
     await this.consumer?.disconnect().catch(() => {});
     this.flushUntil = Date.now() + 2_000;
     while (this.queue.length > 0 && Date.now() < this.flushUntil) await sleep(20);
     if (this.queue.length > 0) {
-      this.logLine(`cluster: leaving with ${this.queue.length} messages not sent over Kafka`);
+      this.logLine(`cluster: leaving with ${this.queued} messages not sent over Kafka`);
     }
     await super.leave();
     await this.producer.disconnect().catch(() => {});
@@ -140,6 +146,7 @@ export class KafkaBus extends RedisBus {
     this.stopping = true;
     this.flushUntil = 0;
     this.queue = [];
+    this.queued = 0;
     super.abandon();
     // A crashed process does not commit; disconnecting a stopped consumer commits nothing new.
     void this.consumer?.stop().then(() => this.consumer?.disconnect()).catch(() => {});
@@ -148,10 +155,10 @@ export class KafkaBus extends RedisBus {
 
   // ---- sending
 
-  private enqueue(topic: string, msg: BusMessage): void {
+  private enqueue(topic: string, frame: Uint8Array, count: number): void {
     if (this.stopping && this.flushUntil === 0) return;
-    if (this.queue.length >= this.bufferSize) {
-      this.dropped++;
+    if (this.queued + count > this.bufferSize) {
+      this.dropped += count;
       if (!this.full) {
         this.full = true;
         this.logLine(
@@ -160,7 +167,8 @@ export class KafkaBus extends RedisBus {
       }
       return;
     }
-    this.queue.push({ topic, value: bytes(encodeBusMessage(this.nodeId, msg)) });
+    this.queue.push({ topic, value: bytes(frame), count });
+    this.queued += count;
     if (!this.pumping) {
       this.pumping = true;
       queueMicrotask(() => void this.pump());
@@ -173,23 +181,29 @@ export class KafkaBus extends RedisBus {
     try {
       while (this.queue.length > 0) {
         if (Date.now() >= this.flushUntil) return; // left: what is still here is lost (logged)
-        const batch = this.queue.slice(0, BATCH);
+        let n = 0, size = 0;
+        while (n < this.queue.length && n < BATCH) {
+          size += this.queue[n].value.length;
+          if (n > 0 && size > BATCH_BYTES) break;
+          n++;
+        }
+        const batch = this.queue.slice(0, n);
         try {
           if (!this.producerConnected) {
             await this.producer.connect();
             this.producerConnected = true;
           }
           await this.producer.sendBatch({ topicMessages: byTopic(batch), acks: -1 });
-          this.queue.splice(0, batch.length);
-          this.sent += batch.length;
+          this.taken(batch);
+          this.sent += countOf(batch);
           backoff = 100;
           this.sendState(true);
         } catch (e) {
           if (refusedForGood(e)) {
             // e.g. larger than Kafka's max.message.bytes: retrying cannot help.
-            this.queue.splice(0, batch.length);
-            this.dropped += batch.length;
-            this.logLine(`cluster: Kafka refused ${batch.length} messages: ${describe(e)}`);
+            this.taken(batch);
+            this.dropped += countOf(batch);
+            this.logLine(`cluster: Kafka refused ${countOf(batch)} messages: ${describe(e)}`);
             continue;
           }
           this.producerConnected = false;
@@ -199,7 +213,7 @@ export class KafkaBus extends RedisBus {
           await sleep(Math.min(backoff, left));
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
-        if (this.full && this.queue.length < this.bufferSize) {
+        if (this.full && this.queued < this.bufferSize) {
           this.full = false;
           this.logLine(`cluster: Kafka send buffer has room again (${this.dropped} dropped)`);
         }
@@ -207,6 +221,12 @@ export class KafkaBus extends RedisBus {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /** The first `batch.length` frames left the buffer (sent, or refused for good). */
+  private taken(batch: Outgoing[]): void {
+    this.queue.splice(0, batch.length);
+    this.queued -= countOf(batch);
   }
 
   private sendState(up: boolean, e?: unknown): void {
@@ -219,7 +239,7 @@ export class KafkaBus extends RedisBus {
           `holding up to ${this.bufferSize} messages, retrying`,
       );
     } else if (!first) {
-      this.logLine(`cluster: sending over Kafka again (${this.queue.length} waiting)`);
+      this.logLine(`cluster: sending over Kafka again (${this.queued} waiting)`);
     }
   }
 
@@ -300,10 +320,10 @@ export class KafkaBus extends RedisBus {
   }
 
   private receive(value: Buffer): void {
-    const d = decodeBusMessage(value);
+    const d = decodeBusFrame(value);
     if (!d || d.from === this.nodeId) return; // our own broadcast
-    this.received++;
-    this.handlers?.message(d.from, d.msg);
+    this.received += d.msgs.length;
+    for (const msg of d.msgs) this.handlers?.message(d.from, msg);
   }
 
   private readState(up: boolean, e?: unknown): void {
@@ -328,5 +348,7 @@ function byTopic(batch: Outgoing[]) {
   }
   return [...out].map(([topic, messages]) => ({ topic, messages }));
 }
+
+const countOf = (batch: Outgoing[]) => batch.reduce((n, o) => n + o.count, 0);
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

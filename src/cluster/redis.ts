@@ -28,7 +28,8 @@ import {
   TAKE_ALL,
 } from "./redis_scripts.ts";
 import type { MessageData } from "../store/types.ts";
-import { decodeBusMessage, encodeBusMessage } from "./codec.ts";
+import { decodeBusFrame } from "./codec.ts";
+import { FrameBatcher } from "./batch.ts";
 import { acquireNodeId } from "./node_id.ts";
 import {
   type BusHandlers,
@@ -71,9 +72,12 @@ export class RedisBus implements ClusterBus {
   private up: boolean | undefined;
   private closed = false;
   private readonly log: (line: string) => void;
+  /** What this turn sends, one frame per destination (batch.ts). */
+  protected readonly frames: FrameBatcher;
 
   constructor(private readonly o: RedisBusOptions) {
     this.nodeId = o.nodeId;
+    this.frames = new FrameBatcher(o.nodeId, (to, frame, n) => this.sendFrame(to, frame, n));
     this.p = o.prefix ?? "mqttx:cluster:";
     this.log = o.log ?? (() => {});
     this.cmd = redisClient(o.url, 2_000);
@@ -121,6 +125,7 @@ export class RedisBus implements ClusterBus {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.frames.flush(); // what this turn sent goes out before the leave
     // Never joined (a duplicate id, Redis down at start): the keys are another node's.
     if (this.timer !== undefined) await this.unregister();
     for (const c of [this.sub, this.cmd]) {
@@ -136,6 +141,7 @@ export class RedisBus implements ClusterBus {
   abandon(): void {
     this.closed = true;
     clearInterval(this.timer);
+    this.frames.clear();
     this.sub.destroy();
     this.cmd.destroy();
   }
@@ -169,13 +175,17 @@ export class RedisBus implements ClusterBus {
   }
 
   send(to: NodeId, msg: BusMessage): void {
-    const b = bytes(encodeBusMessage(this.nodeId, msg));
-    this.cmd.sendCommand(["PUBLISH", this.key("chan:" + to), b]).catch(() => {});
+    this.frames.add(to, msg);
   }
 
   broadcast(msg: BusMessage): void {
-    const b = bytes(encodeBusMessage(this.nodeId, msg));
-    this.cmd.sendCommand(["PUBLISH", this.key("chan:all"), b]).catch(() => {});
+    this.frames.add(undefined, msg);
+  }
+
+  /** One frame of this turn's messages to `to` (undefined: all): one PUBLISH. */
+  protected sendFrame(to: NodeId | undefined, frame: Uint8Array, _count: number): void {
+    const channel = this.key(to === undefined ? "chan:all" : "chan:" + to);
+    this.cmd.sendCommand(["PUBLISH", channel, bytes(frame)]).catch(() => {});
   }
 
   nodes(): NodeInfo[] {
@@ -376,10 +386,10 @@ export class RedisBus implements ClusterBus {
   }
 
   private onBusMessage(b: Buffer): void {
-    const d = decodeBusMessage(b);
+    const d = decodeBusFrame(b);
     if (!d || d.from === this.nodeId) return;
     this.heard(d.from);
-    this.handlers?.message(d.from, d.msg);
+    for (const msg of d.msgs) this.handlers?.message(d.from, msg);
   }
 
   private onControl(s: string): void {

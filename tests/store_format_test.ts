@@ -4,7 +4,7 @@
  * here literally, as the stores wrote them on 2026-12-02) load with every
  * field. Change a codec and this fails unless the old records still read.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore } from "../src/store/sqlite.ts";
 import type { StoredMessage, StoredSession } from "../src/store/types.ts";
-import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
 
 /** The will's message fields (t, q, r, P with a binary value as {"$b": base64}, x, f). */
 const WILL_FIELDS = '{"t":"will/c1","q":1,"r":1,"P":{"contentType":"text/plain",' +
@@ -66,6 +66,8 @@ const expectedRetained = {
 function plain(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v, (_k, x) => x instanceof Uint8Array ? [...x] : x));
 }
+
+const redis = redisServerForFile();
 
 describe("stored format of the current version", () => {
   test("a SQLite file loads: session meta with will, subscription, queue, in flight, retained", async () => {
@@ -127,20 +129,11 @@ CREATE TABLE retained (topic TEXT PRIMARY KEY, fields TEXT NOT NULL, payload BLO
     }
   });
 
-  const skip = skipWithoutRedis();
-  let server: RedisServer | undefined;
-  before(async () => {
-    if (!skip) server = await RedisServer.start();
-  });
-  after(async () => {
-    await server?.dispose();
-  });
-
   test("a Redis database loads: the same session in hashes under the default prefixes", {
-    skip,
+    skip: redis.skip,
     timeout: 30_000,
   }, async () => {
-    const admin = await openRedisStore(server!.url);
+    const admin = await openRedisStore(redis.url());
     const cmd = (...args: (string | Buffer)[]) => admin.client.sendCommand(args);
     try {
       await cmd("FLUSHDB");
@@ -164,7 +157,7 @@ CREATE TABLE retained (topic TEXT PRIMARY KEY, fields TEXT NOT NULL, payload BLO
       await admin.close();
     }
 
-    const store = await openRedisStore(server!.url);
+    const store = await openRedisStore(redis.url());
     try {
       const state = await store.sessions.load();
       assert.deepEqual(plain(state.sessions), plain([expectedSession]));

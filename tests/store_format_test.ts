@@ -133,7 +133,7 @@ CREATE TABLE retained (topic TEXT PRIMARY KEY, fields TEXT NOT NULL, payload BLO
     skip: redis.skip,
     timeout: 30_000,
   }, async () => {
-    const admin = await openRedisStore(redis.url());
+    const admin = await openRedisStore(redis.server().url);
     const cmd = (...args: (string | Buffer)[]) => admin.client.sendCommand(args);
     try {
       await cmd("FLUSHDB");
@@ -157,7 +157,7 @@ CREATE TABLE retained (topic TEXT PRIMARY KEY, fields TEXT NOT NULL, payload BLO
       await admin.close();
     }
 
-    const store = await openRedisStore(redis.url());
+    const store = await openRedisStore(redis.server().url);
     try {
       const state = await store.sessions.load();
       assert.deepEqual(plain(state.sessions), plain([expectedSession]));

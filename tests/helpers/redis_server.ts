@@ -140,7 +140,7 @@ export class RedisServer {
  * The redis-server of one test file: started before its tests, disposed after
  * them, not at all when `skip` (pass it to the tests). Call at the top level.
  */
-export function redisServerForFile(): { skip: string | false; url(): string } {
+export function redisServerForFile(): { skip: string | false; server(): RedisServer } {
   const skip = skipWithoutRedis();
   let server: RedisServer | undefined;
   before(async () => {
@@ -149,7 +149,7 @@ export function redisServerForFile(): { skip: string | false; url(): string } {
   after(async () => {
     await server?.dispose();
   });
-  return { skip, url: () => server!.url };
+  return { skip, server: () => server! };
 }
 
 /** A Redis store on `url` with the default key prefixes. */

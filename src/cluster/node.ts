@@ -206,10 +206,21 @@ export class ClusterNode implements ClusterLink {
   }
 
   retained(topic: string, message: MessageData | undefined, stored: void | Promise<void>): void {
-    // Not in Redis either: the others hear of it once both are back.
-    if (stored) stored.catch(() => this.unannounced.add(topic));
+    if (!stored) return this.announceRetained(topic, message);
+    // Announced only once Redis holds it: a node that hears of it and then reads Redis (its
+    // retained resync) reads this change or a newer one, never the one before it, which would
+    // undo it there for good (tests/cluster_retained_race_test.ts). No round trip is added:
+    // the publish is routed after this same write.
+    stored.then(() => this.announceRetained(topic, message), () => {
+      // Not in Redis: the others hear of it once the store takes it (the resync retries).
+      this.unannounced.add(topic);
+      this.resyncRetained();
+    });
+  }
+
+  private announceRetained(topic: string, message: MessageData | undefined): void {
     if (this.busUp) this.bus.broadcast({ kind: "retained", topic, message });
-    else this.unannounced.add(topic);
+    else this.unannounced.add(topic); // the others hear of it once the bus is back
   }
 
   // ---- internals

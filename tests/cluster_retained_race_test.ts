@@ -113,6 +113,12 @@ function change(n: TestNode, topic: string, payload: string | undefined): Promis
   return changeRetained(n.store, n.node, topic, m) ?? Promise.resolve();
 }
 
+/** Change `topic` on `from` and wait until `to` has it. */
+async function changeSeen(from: TestNode, to: TestNode, topic: string, payload: string) {
+  await change(from, topic, payload);
+  await until(() => payloadOn(to, topic) === payload, `${topic}=${payload} on the other node`);
+}
+
 function payloadOn(n: TestNode, topic: string): string | undefined {
   const m = n.store.retainedOf(topic);
   return m && dec.decode(m.payload);
@@ -147,12 +153,11 @@ async function busDrained(from: TestNode, to: TestNode): Promise<void> {
 }
 
 /** Hold the commands `n`'s store sends from now on, until `open()`. */
-function gate(n: TestNode): { held: Promise<unknown>; open(): Promise<void> } {
+function gate(n: TestNode): { open(): Promise<void> } {
   const list = `gate:${crypto.randomUUID()}`;
   const held = n.store.client.sendCommand(["BLPOP", list, "0"]);
   held.catch(() => {}); // a test may cut the connection
   return {
-    held,
     open: async () => {
       await admin!.client.sendCommand(["LPUSH", list, "go"]);
       await held;
@@ -172,15 +177,25 @@ for (const kind of ["redis", "kafka"] as const) {
   }, () => raceTests(kind));
 }
 
-function raceTests(kind: BusKind): void {
-  test("a change that crossed the bus before it reached Redis survives a resync", {
-    timeout: 60_000,
-  }, async () => {
+/** A test on two fresh nodes joined by a `kind` bus, stopped after it. */
+function nodeTest(kind: BusKind, title: string, body: (a: TestNode, b: TestNode) => Promise<void>) {
+  test(title, { timeout: 60_000 }, async () => {
     const [a, b] = await twoNodes(kind);
     try {
+      await body(a, b);
+    } finally {
+      await stopNodes([a, b]);
+    }
+  });
+}
+
+function raceTests(kind: BusKind): void {
+  nodeTest(
+    kind,
+    "a change that crossed the bus before it reached Redis survives a resync",
+    async (a, b) => {
       const t = "race/one";
-      await change(b, t, "v1");
-      await until(() => payloadOn(a, t) === "v1", "v1 on A");
+      await changeSeen(b, a, t, "v1");
 
       const g = gate(b); // B's write of v2 waits behind the gate
       const written = change(b, t, "v2");
@@ -194,21 +209,17 @@ function raceTests(kind: BusKind): void {
       assert.equal(payloadOn(b, t), "v2", "node B");
       assert.equal(await inRedis(t), "v2", "Redis");
       assert.equal(payloadOn(a, t), "v2", "node A ends with what B and Redis hold");
-    } finally {
-      await stopNodes([a, b]);
-    }
-  });
+    },
+  );
 
-  test("changes made while the resync's read is held survive it, here and from the bus", {
-    timeout: 60_000,
-  }, async () => {
-    const [a, b] = await twoNodes(kind);
-    try {
+  nodeTest(
+    kind,
+    "changes made while the resync's read is held survive it, here and from the bus",
+    async (a, b) => {
       const local = "race/local";
       const remote = "race/remote";
       await change(a, local, "old");
-      await change(b, remote, "old");
-      await until(() => payloadOn(a, remote) === "old", "remote on A");
+      await changeSeen(b, a, remote, "old");
 
       const g = gate(a); // A's resync reads Redis only once the gate opens
       busBack(a);
@@ -228,19 +239,15 @@ function raceTests(kind: BusKind): void {
       assert.equal(payloadOn(a, remote), "new-on-b", "the change heard from the bus");
       await busDrained(a, b);
       assert.equal(payloadOn(b, local), "new-on-a", "A's change reached B");
-    } finally {
-      await stopNodes([a, b]);
-    }
-  });
+    },
+  );
 
-  test("a change whose store write failed reaches the others once the store is back", {
-    timeout: 60_000,
-  }, async () => {
-    const [a, b] = await twoNodes(kind);
-    try {
+  nodeTest(
+    kind,
+    "a change whose store write failed reaches the others once the store is back",
+    async (a, b) => {
       const t = "race/failed";
-      await change(b, t, "v1");
-      await until(() => payloadOn(a, t) === "v1", "v1 on A");
+      await changeSeen(b, a, t, "v1");
       gate(b); // never opened: the connection is cut below
       const written = change(b, t, "v2");
       const clients = await admin!.client.sendCommand(["CLIENT", "LIST"]) as unknown;
@@ -252,8 +259,6 @@ function raceTests(kind: BusKind): void {
       await assert.rejects(written, "the write failed");
       await until(() => payloadOn(a, t) === "v2", "v2 reached A", 30_000);
       await until(async () => await inRedis(t) === "v2", "v2 in Redis (B's store caught up)");
-    } finally {
-      await stopNodes([a, b]);
-    }
-  });
+    },
+  );
 }

@@ -105,6 +105,7 @@ describe("cluster over Kafka: the heir of a dead node reads its topic", { skip }
     assert.ok(await logged(env.a!, "took over 1 sessions of node 002", 60_000), a.output);
     // (Before the heir read the topic there was no such line; the assertions below say why.)
     await logged(env.a!, "of node 002's Kafka topic", 60_000);
+    console.log(a.output.split("\n").filter((l) => l.includes("Kafka topic")).join("\n"));
     const back = await onA.connect({ clientId: id, clean: false });
     assert.equal(back.connack.sessionPresent, true, "node A inherited the session");
     const got = await back.inbox.until(

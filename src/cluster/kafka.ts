@@ -27,8 +27,9 @@ import { type Consumer, Kafka, type KafkaConfig, logLevel, type Producer } from 
 import { bytes } from "../store/redis_codec.ts";
 import { describe, refusedForGood } from "../bridge/kafka_out.ts";
 import { decodeBusFrame } from "./codec.ts";
+import { drainTopic } from "./kafka_drain.ts";
 import { RedisBus, type RedisBusOptions } from "./redis.ts";
-import type { NodeId } from "./types.ts";
+import type { BusMessage, NodeId } from "./types.ts";
 
 export interface KafkaBusOptions extends RedisBusOptions {
   /** Bootstrap servers, client id, TLS and SASL (as the Kafka bridge's). */
@@ -151,6 +152,29 @@ export class KafkaBus extends RedisBus {
     // A crashed process does not commit; disconnecting a stopped consumer commits nothing new.
     void this.consumer?.stop().then(() => this.consumer?.disconnect()).catch(() => {});
     void this.producer.disconnect().catch(() => {});
+  }
+
+  /** The heir of dead `node` reads what waits unread in its topic (kafka_drain.ts). */
+  async drain(
+    node: NodeId,
+    take: (from: NodeId, msg: BusMessage) => void,
+  ): Promise<{ read: number; complete: boolean }> {
+    let read = 0;
+    const r = await drainTopic(this.kafka, {
+      group: this.topicOf(node),
+      topic: this.topicOf(node),
+      // The others stop sending to it about a heartbeat after this node saw it dead.
+      quietMs: Math.max(1_000, 3 * this.k.heartbeatInterval),
+      maxMs: 60_000 + this.k.nodeTimeout,
+      stopping: () => this.stopping,
+      take: (value) => {
+        const d = decodeBusFrame(value);
+        if (!d) return;
+        read += d.msgs.length;
+        for (const msg of d.msgs) take(d.from, msg);
+      },
+    });
+    return { read, complete: r.complete };
   }
 
   // ---- sending

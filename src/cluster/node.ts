@@ -26,6 +26,7 @@ import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
+import { deliverToInherited } from "./heir_delivery.ts";
 import { Takeover } from "./takeover.ts";
 import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
@@ -324,18 +325,39 @@ export class ClusterNode implements ClusterLink {
             r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
           }
         }
-        if (heir) {
-          this.takeovers.inherit(node).then(
-            (n) => n > 0 && this.broker.log(`cluster: took over ${n} sessions of node ${node}`),
-            (e) => this.broker.log(`cluster: sessions of node ${node} not taken over: ${e}`),
-          );
-        }
+        if (heir) void this.inherit(node);
       },
       state: (up) => {
         this.busUp = up;
         if (up) this.resyncRetained();
       },
     };
+  }
+
+  /** Heir of dead `node`: take its sessions, then what waits unread for them in the bus. */
+  private async inherit(node: NodeId): Promise<void> {
+    let taken: string[];
+    try {
+      taken = await this.takeovers.inherit(node);
+    } catch (e) {
+      this.broker.log(`cluster: sessions of node ${node} not taken over: ${e}`);
+      return;
+    }
+    if (taken.length > 0) {
+      this.broker.log(`cluster: took over ${taken.length} sessions of node ${node}`);
+    }
+    if (!this.bus.drain || this.stopped) return;
+    const inherited = new Set(taken);
+    const counts = { delivered: 0, qos2: 0 };
+    const r = await this.bus.drain(node, (_, msg) => {
+      deliverToInherited(this.broker, msg, inherited, counts);
+    });
+    this.broker.log(
+      `cluster: read ${r.read} messages of node ${node}'s Kafka topic` +
+        (r.complete ? "" : " (gave up before the end: Kafka unreachable or stopping)") +
+        `; ${counts.delivered} deliveries to its sessions here` +
+        (counts.qos2 > 0 ? `, ${counts.qos2} QoS 2 not delivered (may be stored or resent)` : ""),
+    );
   }
 
   private received(from: NodeId, msg: BusMessage): void {

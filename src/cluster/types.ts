@@ -111,6 +111,15 @@ export interface ClusterBus {
    * was down may deliver them now (before this they would find no session to go to).
    */
   ready?(): void;
+  /**
+   * `node` died and this node is its heir: read what was sent to it that it never read (a bus
+   * that keeps messages for a node: Kafka) and hand each message to `take`. Resolves once it
+   * has caught up, with how many messages it read; `complete` is false if it gave up.
+   */
+  drain?(
+    node: NodeId,
+    take: (from: NodeId, msg: BusMessage) => void,
+  ): Promise<{ read: number; complete: boolean }>;
   /** Keep (or with undefined, forget) the will of a client connected here, for survivors. */
   keepWill(clientId: string, will: MessageData | undefined): void;
 }

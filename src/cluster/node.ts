@@ -27,6 +27,7 @@ import { TopicIndex } from "../broker/topic_index.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
 import { deliverToInherited } from "./heir_delivery.ts";
+import { Qos2Resends } from "./qos2_resend.ts";
 import { Takeover } from "./takeover.ts";
 import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
@@ -59,6 +60,7 @@ export class ClusterNode implements ClusterLink {
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
   private readonly acks: RemoteAcks;
+  private readonly resends = new Qos2Resends();
   private readonly takeovers: Takeover;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
@@ -149,14 +151,15 @@ export class ClusterNode implements ClusterLink {
     let sent = 0;
     const skip = this.pickShares(message, targets);
     // A client's QoS 1/2 message: its publisher waits until every node that got it stored it.
-    let ack: number | undefined;
+    let ack: number | undefined, resendOf: number | undefined;
     if (targets.size > 0 && message.qos > 0 && message.from !== undefined && !message.internal) {
       const expected = this.acks.expect(targets.size);
       ack = expected.id;
       this.pending = expected.stored;
+      if (message.qos === 2) resendOf = this.resends.sending(message, ack, expected.stored);
     }
     for (const [node, shares] of targets) {
-      this.bus.send(node, { kind: "publish", message, shares, ack });
+      this.bus.send(node, { kind: "publish", message, shares, ack, resendOf });
       sent++;
     }
     targets.clear();
@@ -363,6 +366,11 @@ export class ClusterNode implements ClusterLink {
   private received(from: NodeId, msg: BusMessage): void {
     switch (msg.kind) {
       case "publish": {
+        if (this.resends.duplicate(from, msg)) {
+          // Taken already (qos2_resend.ts): answer, as the first copy is answered, once stored.
+          this.acks.owe(from, msg.ack!, this.broker.journal?.whenStored());
+          return;
+        }
         const router = this.broker.router;
         const shares = msg.shares;
         router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;

@@ -28,6 +28,11 @@ export type BusMessage =
     readonly shares?: readonly string[];
     /** Set for QoS 1/2: the receiver answers with an `ack` carrying it once the message is stored. */
     readonly ack?: number;
+    /**
+     * QoS 2 sent again by its publisher after the first forward's acknowledgement timed out:
+     * that first forward's `ack` id. A receiver that has the first copy does not deliver again.
+     */
+    readonly resendOf?: number;
   }
   /** The receiver stored (ok) or could not store the messages with these `ack` ids. */
   | { readonly kind: "ack"; readonly ids: readonly number[]; readonly ok: boolean }

@@ -82,6 +82,9 @@ export class ClusterNode implements ClusterLink {
     this.takeovers = new Takeover(broker, bus, ackTimeoutMs, (session) => this.announce(session));
   }
 
+  /** More broker hooks (the Kafka bus's $SYS topic) and what to undo at stop (start.ts). */
+  extra: { hooks?: BrokerHooks; stop?: () => void } = {};
+
   get id(): NodeId {
     return this.bus.nodeId;
   }
@@ -102,6 +105,7 @@ export class ClusterNode implements ClusterLink {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.extra.stop?.();
     this.acks.close();
     await this.bus.leave();
   }

@@ -13,39 +13,18 @@
  * - A subscriber that was always on node A gets each message once (the heir
  *   gives what it reads only to the sessions it inherited).
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { BrokerProcess } from "./helpers/broker_process.ts";
-import { nodeYaml, OTHER_RUNTIME, untilRouted } from "./helpers/cluster.ts";
-import { mustRun } from "./helpers/harness.ts";
-import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
-import { Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
-import { freePort, RedisServer, redisServerAvailable } from "./helpers/redis_server.ts";
+import { untilRouted } from "./helpers/cluster.ts";
+import {
+  kafkaClusterSkip,
+  type KafkaNode as Node,
+  useKafkaCluster,
+} from "./helpers/kafka_cluster.ts";
+import { sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
-const skip = !(redisServerAvailable() && kafkaAvailable()) && !mustRun()
-  ? "needs redis-server, gcc, librdkafka-dev and kcat"
-  : false;
-
-interface Node {
-  proc: BrokerProcess;
-  url: string;
-}
-
-const env: { redis?: RedisServer; kafka?: MockKafka; a?: Node; b?: Node } = {};
-const onA = new Clients(() => env.a!.url);
-const onB = new Clients(() => env.b!.url);
-
-async function startNode(id: string, runtime?: "deno" | "bun"): Promise<Node> {
-  const port = await freePort();
-  const yaml = nodeYaml(env.redis!, id, port, "", {
-    heartbeatMs: 300,
-    nodeTimeoutMs: 2_500,
-    lines: `    type: kafka\n    kafka-brokers: [${env.kafka!.bootstrap}]\n`,
-  });
-  const proc = new BrokerProcess(yaml, runtime);
-  await proc.start(60_000);
-  return { proc, url: `mqtt://127.0.0.1:${port}` };
-}
+const skip = kafkaClusterSkip();
+const { env, onA, onB } = useKafkaCluster(skip, { heartbeatMs: 300, nodeTimeoutMs: 2_500 });
 
 /** Polls until `node`'s output contains `text`. */
 async function logged(node: Node, text: string, ms: number): Promise<boolean> {
@@ -56,22 +35,6 @@ async function logged(node: Node, text: string, ms: number): Promise<boolean> {
   }
   return true;
 }
-
-before(async () => {
-  if (skip) return;
-  env.redis = await RedisServer.start();
-  env.kafka = await startMockKafka([]);
-  [env.a, env.b] = await Promise.all([startNode("001"), startNode("002", OTHER_RUNTIME)]);
-});
-
-after(async () => {
-  await onA.closeAll();
-  await onB.closeAll();
-  await env.a?.proc.dispose();
-  await env.b?.proc.dispose();
-  await env.kafka?.stop();
-  await env.redis?.dispose();
-});
 
 describe("cluster over Kafka: the heir of a dead node reads its topic", { skip }, () => {
   test("what was sent to a node killed for good reaches its sessions on the heir", {

@@ -9,9 +9,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mustRun, testRuntime } from "./helpers/harness.ts";
-import { Clients, publish, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
+import { Clients, publish, subscribe, uid } from "./helpers/mqttjs.ts";
 import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
-import { parsePrometheus, sample } from "./helpers/ops.ts";
+import { parsePrometheus, pollUntil as until, sample } from "./helpers/ops.ts";
 import { RedisServer, redisServerAvailable } from "./helpers/redis_server.ts";
 import { untilRouted } from "./helpers/cluster.ts";
 import type { RunningApp } from "../src/app.ts";
@@ -44,17 +44,6 @@ async function node(id: string, http: boolean): Promise<RunningApp> {
   };
   if (http) config.http = { ...config.http, enable: true, host: "127.0.0.1", port: 0 };
   return await startApp(await testRuntime(), config, { quiet: true });
-}
-
-/** Poll `check` until it returns true (bounded). */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!(await check())) await new Promise((r) => setTimeout(r, 200));
-    })(),
-    what,
-    60_000,
-  );
 }
 
 before(async () => {

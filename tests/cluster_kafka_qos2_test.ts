@@ -7,56 +7,15 @@
  * sends them again (DUP) into B's topic. B, back, reads both copies of each:
  * the subscriber must get each message exactly once.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { BrokerProcess } from "./helpers/broker_process.ts";
-import { nodeYaml, OTHER_RUNTIME, untilRouted } from "./helpers/cluster.ts";
-import { mustRun } from "./helpers/harness.ts";
-import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
-import { Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
-import { freePort, RedisServer, redisServerAvailable } from "./helpers/redis_server.ts";
+import { untilRouted } from "./helpers/cluster.ts";
+import { kafkaClusterSkip, useKafkaCluster } from "./helpers/kafka_cluster.ts";
+import { sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
-const skip = !(redisServerAvailable() && kafkaAvailable()) && !mustRun()
-  ? "needs redis-server, gcc, librdkafka-dev and kcat"
-  : false;
-
+const skip = kafkaClusterSkip();
 // Long enough that node B, killed and started again, is back before A calls it dead.
-const NODE_TIMEOUT_MS = 6_000;
-
-const env: { redis?: RedisServer; kafka?: MockKafka; a?: BrokerProcess; b?: BrokerProcess } = {};
-const ports = { a: 0, b: 0 };
-const onA = new Clients(() => `mqtt://127.0.0.1:${ports.a}`);
-const onB = new Clients(() => `mqtt://127.0.0.1:${ports.b}`);
-
-function node(id: string, port: number, runtime?: "deno" | "bun"): BrokerProcess {
-  return new BrokerProcess(
-    nodeYaml(env.redis!, id, port, "", {
-      heartbeatMs: 500,
-      nodeTimeoutMs: NODE_TIMEOUT_MS,
-      lines: `    type: kafka\n    kafka-brokers: [${env.kafka!.bootstrap}]\n`,
-    }),
-    runtime,
-  );
-}
-
-before(async () => {
-  if (skip) return;
-  env.redis = await RedisServer.start();
-  env.kafka = await startMockKafka([]);
-  [ports.a, ports.b] = [await freePort(), await freePort()];
-  env.a = node("001", ports.a);
-  env.b = node("002", ports.b, OTHER_RUNTIME);
-  await Promise.all([env.a.start(60_000), env.b.start(60_000)]);
-});
-
-after(async () => {
-  await onA.closeAll();
-  await onB.closeAll();
-  await env.a?.dispose();
-  await env.b?.dispose();
-  await env.kafka?.stop();
-  await env.redis?.dispose();
-});
+const { env, onA, onB } = useKafkaCluster(skip, { heartbeatMs: 500, nodeTimeoutMs: 6_000 });
 
 describe("cluster over Kafka: QoS 2 resent after a timed-out acknowledgement", { skip }, () => {
   test("a restarted node that reads both copies delivers one", {
@@ -75,15 +34,15 @@ describe("cluster over Kafka: QoS 2 resent after a timed-out acknowledgement", {
     await untilRouted(pub.client, sub.inbox, `${t}/probe`, 40_000);
     await withTimeout(sub.client.endAsync(), "the subscriber disconnects");
     await sleep(500); // its session is stored in Redis
-    await env.b!.kill("SIGKILL");
+    await env.b!.proc.kill("SIGKILL");
     const N = 10;
     const done = [];
     for (let i = 0; i < N; i++) done.push(pub.client.publishAsync(`${t}/x`, `m${i}`, { qos: 2 }));
     await sleep(200);
-    await env.b!.start(60_000);
+    await env.b!.proc.start(60_000);
     // Each PUBCOMP comes once a copy was stored on node B (the first run of each failed).
     await withTimeout(Promise.all(done), "every PUBCOMP, after resending", 90_000);
-    assert.match(env.a!.output, /was not kept/, "node A closed the publisher at least once");
+    assert.match(env.a!.proc.output, /was not kept/, "node A closed the publisher at least once");
     const back = await onB.connect({ clientId: id, clean: false });
     assert.equal(back.connack.sessionPresent, true, "node B restored the session");
     await back.inbox.until(

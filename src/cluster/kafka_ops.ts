@@ -14,13 +14,13 @@
 import type { Broker } from "../broker/broker.ts";
 import type { BrokerHooks } from "../broker/hooks.ts";
 import { LocalClient } from "../broker/local_client.ts";
-import { levels, matchesTopic } from "../acl/filters.ts";
+import { StatusTopics, SYS_BROKER_PREFIX } from "../sys/status_topic.ts";
 import type { HealthRegistry, HealthStatus } from "../http/health.ts";
 import type { MetricsRegistry } from "../http/metrics.ts";
 import type { PromText } from "../http/prom_text.ts";
 import type { KafkaBus } from "./kafka.ts";
 
-export const CLUSTER_KAFKA_SYS_TOPIC = "$SYS/broker/cluster/kafka";
+export const CLUSTER_KAFKA_SYS_TOPIC = SYS_BROKER_PREFIX + "cluster/kafka";
 
 /** Where the bus is shown: the endpoint's registries (if any) and whether $SYS is on. */
 export interface ClusterOps {
@@ -96,26 +96,21 @@ export function watchKafkaBus(
   });
   const removeMetrics = ops.metrics?.register((m) => kafkaBusMetrics(m, bus));
   const hooks: BrokerHooks = {};
-  let stopped = false;
+  let sys: StatusTopics | undefined;
   if (ops.sys) {
-    const local = new LocalClient(broker, "$mqttx-cluster");
-    const topic = levels(CLUSTER_KAFKA_SYS_TOPIC);
-    bus.onChange = () =>
-      queueMicrotask(() => {
-        if (stopped) return;
-        const r = local.publish(CLUSTER_KAFKA_SYS_TOPIC, kafkaBusStatus(bus));
-        if (r instanceof Promise) r.catch(() => {});
-      });
-    hooks.onSubscribed = (client, filter) => {
-      if (matchesTopic(levels(filter), topic)) {
-        local.sendTo(client.clientId, CLUSTER_KAFKA_SYS_TOPIC, kafkaBusStatus(bus));
-      }
-    };
+    const topics = sys = new StatusTopics(
+      new LocalClient(broker, "$mqttx-cluster"),
+      (line) => broker.log(line),
+    );
+    const status = () => kafkaBusStatus(bus);
+    topics.add(CLUSTER_KAFKA_SYS_TOPIC, status);
+    bus.onChange = () => topics.publish(CLUSTER_KAFKA_SYS_TOPIC, status);
+    hooks.onSubscribed = (client, filter) => void topics.answer(client.clientId, filter);
   }
   return {
     hooks,
     stop: () => {
-      stopped = true;
+      sys?.stop();
       bus.onChange = undefined;
       removeHealth?.();
       removeMetrics?.();

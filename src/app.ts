@@ -221,9 +221,11 @@ export async function startApp(
         redis!,
         log,
         (path) => runtime.readTextFile(path),
+        { health, metrics, sys: config.sysTopic.enable },
       );
       metrics.register((m) => clusterMetrics(m, node));
       hooks.push(cluster.hooks());
+      if (cluster.extra.hooks) hooks.push(cluster.extra.hooks);
       if (stored) stored = await cluster.ownSessions(stored);
     }
     if (logger.enabled("debug")) hooks.push(clientEventLog(logger));

@@ -7,62 +7,21 @@
  * sent to it meanwhile, and Kafka down: local clients still served, one log
  * line per state change, what waited is delivered once Kafka is back.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { BrokerProcess } from "./helpers/broker_process.ts";
-import { nodeYaml, OTHER_RUNTIME, untilRouted } from "./helpers/cluster.ts";
+import { untilRouted } from "./helpers/cluster.ts";
 import { shareGroupExactlyOnce, takeoverBothWays } from "./helpers/cluster_scenarios.ts";
-import { mustRun } from "./helpers/harness.ts";
-import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
+import { kafkaClusterSkip, linesOf as lines, useKafkaCluster } from "./helpers/kafka_cluster.ts";
+import type { MockKafka } from "./helpers/kafka_mock.ts";
 import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
-import { freePort, RedisServer, redisServerAvailable } from "./helpers/redis_server.ts";
+import { freePort } from "./helpers/redis_server.ts";
 
-const skip = !(redisServerAvailable() && kafkaAvailable()) && !mustRun()
-  ? "needs redis-server, gcc, librdkafka-dev and kcat"
-  : false;
+const skip = kafkaClusterSkip();
 
 // Long enough that a node killed and started again is back before the others call it dead.
-const HEARTBEAT_MS = 500;
-const NODE_TIMEOUT_MS = 8_000;
-
-interface Node {
-  proc: BrokerProcess;
-  url: string;
-}
-
-const env: { redis?: RedisServer; kafka?: MockKafka; a?: Node; b?: Node } = {};
-const onA = new Clients(() => env.a!.url);
-const onB = new Clients(() => env.b!.url);
-
-async function startNode(id: string, runtime?: "deno" | "bun", kafka = env.kafka!): Promise<Node> {
-  const port = await freePort();
-  const yaml = nodeYaml(env.redis!, id, port, "", {
-    heartbeatMs: HEARTBEAT_MS,
-    nodeTimeoutMs: NODE_TIMEOUT_MS,
-    lines: `    type: kafka\n    kafka-brokers: [${kafka.bootstrap}]\n`,
-  });
-  const proc = new BrokerProcess(yaml, runtime);
-  await proc.start(60_000);
-  return { proc, url: `mqtt://127.0.0.1:${port}` };
-}
-
-/** Lines of a node's output that contain `text`. */
-const lines = (n: Node, text: string) => n.proc.output.split("\n").filter((l) => l.includes(text));
-
-before(async () => {
-  if (skip) return;
-  env.redis = await RedisServer.start();
-  env.kafka = await startMockKafka([]);
-  [env.a, env.b] = await Promise.all([startNode("001"), startNode("002", OTHER_RUNTIME)]);
-});
-
-after(async () => {
-  await onA.closeAll();
-  await onB.closeAll();
-  await env.a?.proc.dispose();
-  await env.b?.proc.dispose();
-  await env.kafka?.stop();
-  await env.redis?.dispose();
+const { env, onA, onB, startNode } = useKafkaCluster(skip, {
+  heartbeatMs: 500,
+  nodeTimeoutMs: 8_000,
 });
 
 describe("cluster over Kafka (nodes on deno and bun)", { skip }, () => {

@@ -7,9 +7,9 @@
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { mustRun, testRuntime } from "./helpers/harness.ts";
-import { Clients, publish, withTimeout } from "./helpers/mqttjs.ts";
+import { Clients, publish } from "./helpers/mqttjs.ts";
 import { kafkaAvailable, type MockKafka, startMockKafka } from "./helpers/kafka_mock.ts";
-import { parsePrometheus, sample } from "./helpers/ops.ts";
+import { parsePrometheus, pollUntil as until, sample } from "./helpers/ops.ts";
 import type { RunningApp } from "../src/app.ts";
 
 const available = kafkaAvailable();
@@ -28,17 +28,6 @@ afterEach(async () => {
   await mock?.stop();
   app = mock = undefined;
 });
-
-/** Poll `check` until it returns true (bounded). */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  await withTimeout(
-    (async () => {
-      while (!(await check())) await new Promise((r) => setTimeout(r, 200));
-    })(),
-    what,
-    60_000,
-  );
-}
 
 test(
   "kafka bridge: /health 503 naming it while Kafka is down, metrics count records",

@@ -21,6 +21,11 @@ export interface Message {
   readonly from?: string;
   /** Published by the broker itself ($SYS, bridges): not counted as a received message. */
   readonly internal?: boolean;
+  /**
+   * A 3.1.1 client's QoS 2 PUBLISH in a cluster: its packet id. Refused, such a client is
+   * closed and must send the message again with that id [MQTT-4.4.0-1]; a cluster knows it.
+   */
+  qos2PacketId?: number;
 }
 
 /**
@@ -35,6 +40,7 @@ export class RangeMessage implements Message {
   source: Uint8Array;
   sourceStart: number;
   owned?: boolean;
+  qos2PacketId?: number;
   private view: Uint8Array | undefined = undefined;
 
   constructor(

@@ -19,7 +19,8 @@ import type { MessageData } from "../store/types.ts";
 import type { BusMessage, NodeId } from "./types.ts";
 
 const MAGIC = 0xb1;
-const PUBLISH = 1, ACK = 2, OTHER = 3;
+/** RESENT: a publish with the `resendOf` id first (a kind of its own: the flags byte is full). */
+const PUBLISH = 1, ACK = 2, OTHER = 3, RESENT = 4;
 // publish flags: bits 0-1 are the QoS
 const RETAIN = 4, EXPIRES = 8, FROM = 16, PROPS = 32, ACK_ID = 64, SHARES = 128;
 
@@ -72,7 +73,10 @@ export class FrameWriter {
     if (m.properties !== undefined) flags |= PROPS;
     if (msg.ack !== undefined) flags |= ACK_ID;
     if (msg.shares !== undefined) flags |= SHARES;
-    this.u8(PUBLISH);
+    if (msg.resendOf !== undefined) {
+      this.u8(RESENT);
+      this.f64(msg.resendOf);
+    } else this.u8(PUBLISH);
     this.u8(flags);
     this.str(m.topic);
     if (m.expiresAt !== undefined) this.f64(m.expiresAt);
@@ -247,7 +251,8 @@ function readRecord(r: FrameReader, end: number): BusMessage {
     for (let i = 0; i < ids.length; i++) ids[i] = r.f64();
     return { kind: "ack", ids, ok };
   }
-  if (kind === PUBLISH) {
+  if (kind === PUBLISH || kind === RESENT) {
+    const resendOf = kind === RESENT ? r.f64() : undefined;
     const flags = r.u8();
     const topic = r.str();
     const expiresAt = flags & EXPIRES ? r.f64() : undefined;
@@ -268,7 +273,9 @@ function readRecord(r: FrameReader, end: number): BusMessage {
     if (expiresAt !== undefined) m.expiresAt = expiresAt;
     if (from !== undefined) m.from = from;
     if (properties !== undefined) m.properties = properties;
-    return { kind: "publish", message: m, shares, ack };
+    return resendOf === undefined
+      ? { kind: "publish", message: m, shares, ack }
+      : { kind: "publish", message: m, shares, ack, resendOf };
   }
   if (kind !== OTHER) throw new RangeError(`unknown record kind ${kind}`);
   const h = JSON.parse(r.str());

@@ -135,6 +135,8 @@ export function runBusContract(name: string, o: BusContractOptions): void {
               from: "client",
             },
             ack: i,
+            // A QoS 2 resend names its first forward (qos2_resend.ts).
+            resendOf: i % 2 === 0 ? 2 ** 48 + i : undefined,
           });
         }
         a.bus.broadcast({ kind: "retained", topic: "r" });
@@ -146,6 +148,7 @@ export function runBusContract(name: string, o: BusContractOptions): void {
           assert.equal(text(m.msg.message.payload), `p${i}`);
           assert.equal(m.msg.message.properties?.contentType, "text/plain");
           assert.equal(m.msg.ack, i);
+          assert.equal(m.msg.resendOf, i % 2 === 0 ? 2 ** 48 + i : undefined);
         });
         const bc = (r: Recorder) => r.messages.filter((m) => m.msg.kind === "retained").length;
         await until(() => bc(n2.rec) === 1 && bc(c.rec) === 1, "broadcast on b and c");

@@ -27,8 +27,9 @@ import { type Consumer, Kafka, type KafkaConfig, logLevel, type Producer } from 
 import { bytes } from "../store/redis_codec.ts";
 import { describe, refusedForGood } from "../bridge/kafka_out.ts";
 import { decodeBusFrame } from "./codec.ts";
+import { drainTopic } from "./kafka_drain.ts";
 import { RedisBus, type RedisBusOptions } from "./redis.ts";
-import type { NodeId } from "./types.ts";
+import type { BusMessage, NodeId } from "./types.ts";
 
 export interface KafkaBusOptions extends RedisBusOptions {
   /** Bootstrap servers, client id, TLS and SASL (as the Kafka bridge's). */
@@ -67,7 +68,7 @@ export class KafkaBus extends RedisBus {
   private producerConnected = false;
   private stopping = false;
   private flushUntil = Infinity;
-  private reading = false;
+  private started = false;
   /** Offset of the broadcast topic when this run joined: what came before is in Redis already. */
   private broadcastFrom: number | undefined;
   private full = false;
@@ -78,6 +79,10 @@ export class KafkaBus extends RedisBus {
   sent = 0;
   dropped = 0;
   received = 0;
+  /** Records of this node's topic not read yet, as of the last batch read. */
+  lag = 0;
+  /** Called on each change of `sending` or `reading` (kafka_ops.ts publishes it on $SYS). */
+  onChange: (() => void) | undefined = undefined;
 
   constructor(private readonly k: KafkaBusOptions) {
     super(k);
@@ -99,6 +104,21 @@ export class KafkaBus extends RedisBus {
     });
   }
 
+  /** Sending over Kafka works ("up"), does not ("down"), or nothing was sent yet. */
+  get sending(): "up" | "down" | "connecting" {
+    return this.sendUp === undefined ? "connecting" : this.sendUp ? "up" : "down";
+  }
+
+  /** This node's consumer group is joined ("joined"), lost ("down"), or not joined yet. */
+  get reading(): "joined" | "down" | "connecting" {
+    return this.readUp === undefined ? "connecting" : this.readUp ? "joined" : "down";
+  }
+
+  /** Messages waiting in the send buffer. */
+  get buffered(): number {
+    return this.queued;
+  }
+
   /** This node's topic (and consumer group). */
   topicOf(node: NodeId): string {
     return this.prefix + "node." + node;
@@ -116,8 +136,8 @@ export class KafkaBus extends RedisBus {
   }
 
   ready(): void {
-    if (this.reading || this.stopping) return;
-    this.reading = true;
+    if (this.started || this.stopping) return;
+    this.started = true;
     void this.consume();
   }
 
@@ -151,6 +171,29 @@ export class KafkaBus extends RedisBus {
     // A crashed process does not commit; disconnecting a stopped consumer commits nothing new.
     void this.consumer?.stop().then(() => this.consumer?.disconnect()).catch(() => {});
     void this.producer.disconnect().catch(() => {});
+  }
+
+  /** The heir of dead `node` reads what waits unread in its topic (kafka_drain.ts). */
+  async drain(
+    node: NodeId,
+    take: (from: NodeId, msg: BusMessage) => void,
+  ): Promise<{ read: number; complete: boolean }> {
+    let read = 0;
+    const r = await drainTopic(this.kafka, {
+      group: this.topicOf(node),
+      topic: this.topicOf(node),
+      // The others stop sending to it about a heartbeat after this node saw it dead.
+      quietMs: Math.max(1_000, 3 * this.k.heartbeatInterval),
+      maxMs: 60_000 + this.k.nodeTimeout,
+      stopping: () => this.stopping,
+      take: (value) => {
+        const d = decodeBusFrame(value);
+        if (!d) return;
+        read += d.msgs.length;
+        for (const msg of d.msgs) take(d.from, msg);
+      },
+    });
+    return { read, complete: r.complete };
   }
 
   // ---- sending
@@ -233,6 +276,7 @@ export class KafkaBus extends RedisBus {
     if (this.sendUp === up) return;
     const first = this.sendUp === undefined;
     this.sendUp = up;
+    this.onChange?.();
     if (!up) {
       this.logLine(
         `cluster: cannot send over Kafka (${describe(e)}); ` +
@@ -280,6 +324,9 @@ export class KafkaBus extends RedisBus {
               if (m.value && Number(m.offset) >= skip) this.receive(m.value);
               resolveOffset(m.offset);
             }
+            if (batch.topic !== this.broadcastTopic) {
+              this.lag = Math.max(0, Number(batch.offsetLag()));
+            }
             await heartbeat();
           },
         });
@@ -315,6 +362,7 @@ export class KafkaBus extends RedisBus {
       })),
       acks: -1,
     });
+    if (this.sendUp === undefined) this.sendState(true); // Kafka takes our records
     const mark = sent.find((r) => r.topicName === this.broadcastTopic)?.baseOffset;
     if (this.broadcastFrom === undefined && mark !== undefined) this.broadcastFrom = Number(mark);
   }
@@ -329,6 +377,7 @@ export class KafkaBus extends RedisBus {
   private readState(up: boolean, e?: unknown): void {
     if (this.readUp === up || this.stopping) return;
     this.readUp = up;
+    this.onChange?.();
     this.logLine(
       up
         ? `cluster: reading from Kafka (group ${this.topicOf(this.nodeId)} joined)`

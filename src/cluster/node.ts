@@ -26,6 +26,8 @@ import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
 import type { MessageData, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
+import { deliverToInherited } from "./heir_delivery.ts";
+import { Qos2Resends } from "./qos2_resend.ts";
 import { Takeover } from "./takeover.ts";
 import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
@@ -58,6 +60,7 @@ export class ClusterNode implements ClusterLink {
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
   private readonly acks: RemoteAcks;
+  private readonly resends = new Qos2Resends();
   private readonly takeovers: Takeover;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
@@ -79,6 +82,9 @@ export class ClusterNode implements ClusterLink {
     this.takeovers = new Takeover(broker, bus, ackTimeoutMs, (session) => this.announce(session));
   }
 
+  /** More broker hooks (the Kafka bus's $SYS topic) and what to undo at stop (start.ts). */
+  extra: { hooks?: BrokerHooks; stop?: () => void } = {};
+
   get id(): NodeId {
     return this.bus.nodeId;
   }
@@ -99,6 +105,7 @@ export class ClusterNode implements ClusterLink {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.extra.stop?.();
     this.acks.close();
     await this.bus.leave();
   }
@@ -148,14 +155,15 @@ export class ClusterNode implements ClusterLink {
     let sent = 0;
     const skip = this.pickShares(message, targets);
     // A client's QoS 1/2 message: its publisher waits until every node that got it stored it.
-    let ack: number | undefined;
+    let ack: number | undefined, resendOf: number | undefined;
     if (targets.size > 0 && message.qos > 0 && message.from !== undefined && !message.internal) {
       const expected = this.acks.expect(targets.size);
       ack = expected.id;
       this.pending = expected.stored;
+      if (message.qos === 2) resendOf = this.resends.sending(message, ack, expected.stored);
     }
     for (const [node, shares] of targets) {
-      this.bus.send(node, { kind: "publish", message, shares, ack });
+      this.bus.send(node, { kind: "publish", message, shares, ack, resendOf });
       sent++;
     }
     targets.clear();
@@ -335,12 +343,7 @@ export class ClusterNode implements ClusterLink {
             r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
           }
         }
-        if (heir) {
-          this.takeovers.inherit(node).then(
-            (n) => n > 0 && this.broker.log(`cluster: took over ${n} sessions of node ${node}`),
-            (e) => this.broker.log(`cluster: sessions of node ${node} not taken over: ${e}`),
-          );
-        }
+        if (heir) void this.inherit(node);
       },
       state: (up) => {
         this.busUp = up;
@@ -349,9 +352,40 @@ export class ClusterNode implements ClusterLink {
     };
   }
 
+  /** Heir of dead `node`: take its sessions, then what waits unread for them in the bus. */
+  private async inherit(node: NodeId): Promise<void> {
+    let taken: string[];
+    try {
+      taken = await this.takeovers.inherit(node);
+    } catch (e) {
+      this.broker.log(`cluster: sessions of node ${node} not taken over: ${e}`);
+      return;
+    }
+    if (taken.length > 0) {
+      this.broker.log(`cluster: took over ${taken.length} sessions of node ${node}`);
+    }
+    if (!this.bus.drain || this.stopped) return;
+    const inherited = new Set(taken);
+    const counts = { delivered: 0, qos2: 0 };
+    const r = await this.bus.drain(node, (_, msg) => {
+      deliverToInherited(this.broker, msg, inherited, counts);
+    });
+    this.broker.log(
+      `cluster: read ${r.read} messages of node ${node}'s Kafka topic` +
+        (r.complete ? "" : " (gave up before the end: Kafka unreachable or stopping)") +
+        `; ${counts.delivered} deliveries to its sessions here` +
+        (counts.qos2 > 0 ? `, ${counts.qos2} QoS 2 not delivered (may be stored or resent)` : ""),
+    );
+  }
+
   private received(from: NodeId, msg: BusMessage): void {
     switch (msg.kind) {
       case "publish": {
+        if (this.resends.duplicate(from, msg)) {
+          // Taken already (qos2_resend.ts): answer, as the first copy is answered, once stored.
+          this.acks.owe(from, msg.ack!, this.broker.journal?.whenStored());
+          return;
+        }
         const router = this.broker.router;
         const shares = msg.shares;
         router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;

@@ -4,6 +4,8 @@ import type { MqttxConfig } from "../config/types.ts";
 import type { RedisStore } from "../store/redis.ts";
 import { ClusterNode } from "./node.ts";
 import { RedisBus, type RedisBusOptions } from "./redis.ts";
+import type { KafkaBus } from "./kafka.ts";
+import type { ClusterOps } from "./kafka_ops.ts";
 
 export async function startCluster(
   config: MqttxConfig,
@@ -11,6 +13,7 @@ export async function startCluster(
   store: RedisStore,
   log: (line: string) => void,
   readTextFile: (path: string) => Promise<string>,
+  ops: ClusterOps = { sys: false },
 ): Promise<ClusterNode> {
   const nodeId = String(config.brokerId);
   const c = config.cluster;
@@ -29,12 +32,19 @@ export async function startCluster(
     config.shareTopic.shareSubStrategy,
     c.nodeTimeout,
   );
+  if (c.type === "kafka") {
+    // The Kafka link's state and counters on /health, /metrics and $SYS (the Redis bus's
+    // link is the Redis store's, already there).
+    const { watchKafkaBus } = await import("./kafka_ops.ts");
+    node.extra = watchKafkaBus(bus as KafkaBus, broker, ops);
+  }
   // Each client's session writes go through only while this node is its writer.
   store.sessions.fence = { writers: bus.writers, want: () => " " + nodeId };
   store.sessions.onFenced = (ids) => node.fenced(ids);
   try {
     await node.start();
   } catch (e) {
+    node.extra.stop?.();
     await bus.leave().catch(() => {});
     throw e;
   }

@@ -79,16 +79,19 @@ export class Takeover {
     this.handOver(clientId, session).then(() => answer(true), () => answer(true));
   }
 
-  /** `node` died and this node is its heir: take over the sessions it held, as their clients would. */
-  async inherit(node: NodeId): Promise<number> {
-    let n = 0;
+  /**
+   * `node` died and this node is its heir: take over the sessions it held, as their clients
+   * would. Returns the client ids it took (their sessions are here now).
+   */
+  async inherit(node: NodeId): Promise<string[]> {
+    const taken: string[] = [];
     for (const clientId of await this.bus.ownedBy(node)) {
       if ((await this.bus.claimFrom(clientId, node)) === 0) continue; // its client was faster
       if (this.broker.sessions.get(clientId)?.connection) continue;
       await this.adopt(clientId);
-      n++;
+      taken.push(clientId);
     }
-    return n;
+    return taken;
   }
 
   /** The store refused writes of these clients: another node is their writer now. */

@@ -28,6 +28,11 @@ export type BusMessage =
     readonly shares?: readonly string[];
     /** Set for QoS 1/2: the receiver answers with an `ack` carrying it once the message is stored. */
     readonly ack?: number;
+    /**
+     * QoS 2 sent again by its publisher after the first forward's acknowledgement timed out:
+     * that first forward's `ack` id. A receiver that has the first copy does not deliver again.
+     */
+    readonly resendOf?: number;
   }
   /** The receiver stored (ok) or could not store the messages with these `ack` ids. */
   | { readonly kind: "ack"; readonly ids: readonly number[]; readonly ok: boolean }
@@ -111,6 +116,15 @@ export interface ClusterBus {
    * was down may deliver them now (before this they would find no session to go to).
    */
   ready?(): void;
+  /**
+   * `node` died and this node is its heir: read what was sent to it that it never read (a bus
+   * that keeps messages for a node: Kafka) and hand each message to `take`. Resolves once it
+   * has caught up, with how many messages it read; `complete` is false if it gave up.
+   */
+  drain?(
+    node: NodeId,
+    take: (from: NodeId, msg: BusMessage) => void,
+  ): Promise<{ read: number; complete: boolean }>;
   /** Keep (or with undefined, forget) the will of a client connected here, for survivors. */
   keepWill(clientId: string, will: MessageData | undefined): void;
 }

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import type { MqttxConfig } from "../../src/config/types.ts";
 import { startTestApp, type TestApp } from "./certs.ts";
 import type { DeepPartial } from "./harness.ts";
-import { Clients } from "./mqttjs.ts";
+import { Clients, withTimeout } from "./mqttjs.ts";
 
 export const TOKEN = "test-token-0123456789";
 
@@ -107,4 +107,15 @@ export function sample(
   return samples.find((s) =>
     s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)
   )?.value;
+}
+
+/** Poll `check` until it returns true (bounded: 60 s). */
+export async function pollUntil(check: () => Promise<boolean>, what: string): Promise<void> {
+  await withTimeout(
+    (async () => {
+      while (!(await check())) await new Promise((r) => setTimeout(r, 200));
+    })(),
+    what,
+    60_000,
+  );
 }

@@ -104,6 +104,7 @@ export function handlePublish(
       expiresAt,
       from: session.clientId,
     };
+  if (p.qos === 2 && !v5 && broker.cluster) message.qos2PacketId = p.packetId;
   // A slow subscriber never holds the publisher back: it loses its own excess (delivery.ts).
   const routed = broker.publish(message);
   const held = broker.held;

@@ -6,6 +6,7 @@
  *
  *   frame  = 0xB1 (magic and version) | str sender | record*
  *   record = u32 length of what follows | u8 kind | body
+ *   ack    = u8 flags (bit 0 ok, bit 1 counts) | u32 n | f64 id * n | (u32 count * n)
  *   str    = u32 byte length | UTF-8
  *
  * A publish's header is binary (the profile of a cross-node S4 run showed
@@ -22,6 +23,8 @@ const MAGIC = 0xb1;
 const PUBLISH = 1, ACK = 2, OTHER = 3;
 // publish flags: bits 0-1 are the QoS
 const RETAIN = 4, EXPIRES = 8, FROM = 16, PROPS = 32, ACK_ID = 64, SHARES = 128;
+// ack flags: bit 0 is ok; ACK_COUNTS: a u32 count per id follows the ids
+const ACK_COUNTS = 2;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -54,11 +57,13 @@ export class FrameWriter {
     this.u32(0); // its length, set below
     if (msg.kind === "publish") this.publish(msg);
     else if (msg.kind === "ack") {
+      const counts = msg.counts;
       this.u8(ACK);
-      this.u8(msg.ok ? 1 : 0);
+      this.u8((msg.ok ? 1 : 0) | (counts ? ACK_COUNTS : 0));
       this.u32(msg.ids.length);
-      this.room(8 * msg.ids.length);
+      this.room((counts ? 12 : 8) * msg.ids.length);
       for (const id of msg.ids) this.f64(id);
+      if (counts) { for (const n of counts) this.u32(n); }
     } else this.other(msg);
     this.view.setUint32(start, this.pos - start - 4);
   }
@@ -242,10 +247,14 @@ export function decodeBusFrame(
 function readRecord(r: FrameReader, end: number): BusMessage {
   const kind = r.u8();
   if (kind === ACK) {
-    const ok = r.u8() === 1;
+    const flags = r.u8();
+    const ok = (flags & 1) === 1;
     const ids = new Array<number>(r.u32());
     for (let i = 0; i < ids.length; i++) ids[i] = r.f64();
-    return { kind: "ack", ids, ok };
+    if (!(flags & ACK_COUNTS)) return { kind: "ack", ids, ok };
+    const counts = new Array<number>(ids.length);
+    for (let i = 0; i < ids.length; i++) counts[i] = r.u32();
+    return { kind: "ack", ids, ok, counts };
   }
   if (kind === PUBLISH) {
     const flags = r.u8();

@@ -150,7 +150,11 @@ export class ClusterNode implements ClusterLink {
     // A client's QoS 1/2 message: its publisher waits until every node that got it stored it.
     let ack: number | undefined;
     if (targets.size > 0 && message.qos > 0 && message.from !== undefined && !message.internal) {
-      const expected = this.acks.expect(targets.size);
+      // One wait per turn and set of nodes (acks.ts): usually one node, its id the key.
+      const key = targets.size === 1
+        ? targets.keys().next().value!
+        : [...targets.keys()].sort().join("\0");
+      const expected = this.acks.expect(key, targets.size);
       ack = expected.id;
       this.pending = expected.stored;
     }
@@ -354,7 +358,7 @@ export class ClusterNode implements ClusterLink {
         return;
       }
       case "ack": {
-        this.acks.received(msg.ids, msg.ok);
+        this.acks.received(msg.ids, msg.ok, msg.counts);
         return;
       }
       case "kick":

@@ -143,21 +143,22 @@ export class ClusterNode implements ClusterLink {
 
   forward(message: Message): number {
     if (this.byNode.size === 0) return 0; // no other node has a route: no work at all
+    const nodes = this.remote.matchAll(message.topic);
+    // The usual case, one node and no share group elsewhere: no map to fill and clear (that
+    // cost ~4% of a node forwarding QoS 1 to another in a cross-node S4 profile).
+    if (nodes.length <= 1 && this.remoteShares.matchAll(message.topic).length === 0) {
+      if (nodes.length === 0) return 0;
+      const node = nodes[0];
+      this.bus.send(node, { kind: "publish", message, ack: this.ackId(message, node, 1) });
+      return 1;
+    }
     const targets = this.targets;
-    for (const node of this.remote.matchAll(message.topic)) targets.set(node, undefined);
+    for (const node of nodes) targets.set(node, undefined);
     let sent = 0;
     const skip = this.pickShares(message, targets);
-    // A client's QoS 1/2 message: its publisher waits until every node that got it stored it.
-    let ack: number | undefined;
-    if (targets.size > 0 && message.qos > 0 && message.from !== undefined && !message.internal) {
-      // One wait per turn and set of nodes (acks.ts): usually one node, its id the key.
-      const key = targets.size === 1
-        ? targets.keys().next().value!
-        : [...targets.keys()].sort().join("\0");
-      const expected = this.acks.expect(key, targets.size);
-      ack = expected.id;
-      this.pending = expected.stored;
-    }
+    const ack = targets.size === 0
+      ? undefined
+      : this.ackId(message, [...targets.keys()].sort().join("\0"), targets.size);
     for (const [node, shares] of targets) {
       this.bus.send(node, { kind: "publish", message, shares, ack });
       sent++;
@@ -165,6 +166,17 @@ export class ClusterNode implements ClusterLink {
     targets.clear();
     if (skip) this.broker.router.shareFilter = (key) => !skip.has(key);
     return sent;
+  }
+
+  /**
+   * A client's QoS 1/2 message: its publisher waits until every node that got it stored it,
+   * in one wait per turn and set of nodes (`key`, acks.ts); undefined for no wait.
+   */
+  private ackId(message: Message, key: string, nodes: number): number | undefined {
+    if (message.qos === 0 || message.from === undefined || message.internal) return undefined;
+    const expected = this.acks.expect(key, nodes);
+    this.pending = expected.stored;
+    return expected.id;
   }
 
   confirmation(): Promise<void> | undefined {

@@ -28,8 +28,7 @@ const RETAIN = 4, EXPIRES = 8, FROM = 16, PROPS = 32, ACK_ID = 64, SHARES = 128;
 // ack flags: bit 0 is ok; ACK_COUNTS: a u32 count per id follows the ids
 const ACK_COUNTS = 2;
 
-/** Below this a byte loop beats making a view to copy from (as mqtt/encoder.ts). */
-const COPY_BY_LOOP = 512;
+const copy = Buffer.prototype.copy;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -157,15 +156,14 @@ export class FrameWriter {
   }
 
   /**
-   * A payload still in its socket chunk (RangeMessage): copied from there, without the view
-   * `payload` makes (on JavaScriptCore the first view into a fresh chunk copies the chunk;
-   * ~4% of the sending node's CPU in a cross-node S4 profile).
+   * A payload still in its socket chunk (RangeMessage): copied from there by the native
+   * Buffer copy, without the view `payload` makes (on JavaScriptCore the first view into a
+   * fresh chunk copies the chunk; ~4% of the sending node's CPU in a cross-node S4 profile).
+   * 256 bytes: 18 ns on Bun (a byte loop 232 ns), 81 ns on Deno (187 ns).
    */
   private range(src: Uint8Array, start: number, n: number): void {
     this.room(n);
-    const b = this.buf, pos = this.pos;
-    if (n <= COPY_BY_LOOP) { for (let i = 0; i < n; i++) b[pos + i] = src[start + i]; }
-    else b.set(src.subarray(start, start + n), pos);
+    copy.call(src, this.buf, this.pos, start, start + n);
     this.pos += n;
   }
 

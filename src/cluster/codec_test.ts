@@ -40,3 +40,20 @@ test("codec: payloads still in their socket chunk, UTF-8 and long names, ack cou
   const plain = decodeBusFrame(encodeBusMessage("n", { kind: "ack", ids: [5], ok: false }))!;
   assert.deepEqual(plain.msgs, [{ kind: "ack", ids: [5], ok: false }]);
 });
+
+test("codec: many publishers' client ids (more than the table of recent ones holds), twice", () => {
+  const w = new FrameWriter("n");
+  const ids = Array.from({ length: 3000 }, (_, i) => `pub-${i}`);
+  for (const from of [...ids, ...ids]) {
+    const message = {
+      topic: "t",
+      payload: new Uint8Array(1),
+      qos: 1 as const,
+      retain: false,
+      from,
+    };
+    w.add({ kind: "publish", message });
+  }
+  const got = decodeBusFrame(w.bytes())!.msgs.map((m) => m.kind === "publish" && m.message.from);
+  assert.deepEqual(got, [...ids, ...ids]);
+});

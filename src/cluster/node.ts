@@ -361,7 +361,10 @@ export class ClusterNode implements ClusterLink {
         const shares = msg.shares;
         router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;
         try {
-          this.broker.routeLocal({ ...msg.message, owned: true });
+          // Decoded for this node alone, its payload a copy (codec.ts): owned, not cloned.
+          const message: Message = msg.message;
+          message.owned = true;
+          this.broker.routeLocal(message);
         } finally {
           router.shareFilter = undefined;
         }

@@ -15,7 +15,7 @@
  * retained) carry a JSON header and the payload as before.
  */
 import { Buffer } from "node:buffer";
-import { decodeMessage, encodeMessageFields, fromJson, toJson } from "../store/redis_codec.ts";
+import { decodeMessage, encodeMessageFields, fromJson, toJson } from "../store/codec.ts";
 import { RangeMessage } from "../broker/message.ts";
 import { decodeTopicName } from "../mqtt/topic_names.ts";
 import type { MessageData } from "../store/types.ts";

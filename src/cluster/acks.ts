@@ -66,9 +66,10 @@ export class RemoteAcks {
    */
   expect(key: string, nodes: number): { id: number; stored: Promise<void> } {
     const open = this.open.get(key);
-    if (open) {
-      this.waiting.get(open.id)!.left += nodes;
-      return open;
+    const w = open && this.waiting.get(open.id);
+    if (w) { // (gone if it failed already: a new wait)
+      w.left += nodes;
+      return open!;
     }
     const id = this.next++;
     const deadline = Date.now() + this.timeoutMs;

@@ -39,8 +39,19 @@ test("acks: a turn's messages to one node share one wait, settled when every rec
   assert.equal(both.settled, "ok");
   const l = state(later.stored);
   acks.received([later.id], false);
+  // A wait that fails while its turn is still open: the turn's next message gets a new one.
+  const open = acks.expect("d", 1);
+  const o = state(open.stored);
+  acks.received([open.id], false);
+  const after = acks.expect("d", 1);
+  assert.notEqual(after.id, open.id);
   await nextTurn();
   assert.equal(l.settled, "failed", "a node that could not store fails the whole wait");
+  assert.equal(o.settled, "failed");
+  const a = state(after.stored);
+  acks.received([after.id], true);
+  await nextTurn();
+  assert.equal(a.settled, "ok");
   acks.close();
 });
 

@@ -5,15 +5,35 @@
  * session batch is written). A node that does not answer within the timeout,
  * or cannot store, fails the wait: the publisher gets no PUBACK/PUBREC and
  * sends again.
+ *
+ * One wait per event-loop turn and set of destination nodes, not one per
+ * message: every QoS 1/2 message a turn forwards to the same nodes carries the
+ * same ack id, and each node answers that id once with how many of its records
+ * it stored (`counts`). The wait is sealed at the end of the turn and settles
+ * when the answers cover every record sent. A promise and a map entry per
+ * forwarded message cost about a quarter of the sending node's CPU in a
+ * cross-node S4 profile; the publishers' PUBACKs of a turn now release together.
  */
+import { setImmediate } from "node:timers";
 import type { ClusterBus, NodeId } from "./types.ts";
 
 interface Waiting {
+  /** Records sent under this id not answered yet (a message to two nodes is two). */
   left: number;
+  /** No more records join this id (its turn ended). */
+  sealed: boolean;
   resolve: () => void;
   reject: (e: Error) => void;
   /** ms since epoch after which the wait fails. */
   deadline: number;
+}
+
+/** An answer this node owes: `count` records of ack `id` from `node`, stored (or not) together. */
+interface Owed {
+  node: NodeId;
+  id: number;
+  count: number;
+  stored: Promise<void> | undefined;
 }
 
 export class RemoteAcks {
@@ -23,8 +43,13 @@ export class RemoteAcks {
    */
   private next = 1 + Math.floor(Math.random() * 2 ** 48);
   private readonly waiting = new Map<number, Waiting>();
+  /** This turn's open waits, by destination set. */
+  private readonly open = new Map<string, { id: number; stored: Promise<void> }>();
+  private sealing = false;
   /** Answers this node owes, per origin node, sent together once per turn. */
-  private readonly owed = new Map<NodeId, { ok: number[]; failed: number[] }>();
+  private readonly owed = new Map<NodeId, { ok: Owed[]; failed: Owed[] }>();
+  /** The last answer owed, while more records may still join it. */
+  private last: Owed | undefined;
   private flushing = false;
   /**
    * One timer for all waits, not one per message (a timer per forwarded QoS 1 message cost
@@ -35,45 +60,89 @@ export class RemoteAcks {
 
   constructor(private readonly bus: ClusterBus, private readonly timeoutMs: number) {}
 
-  /** A new ack id for a message sent to `nodes` nodes, and the promise of their answers. */
-  expect(nodes: number): { id: number; stored: Promise<void> } {
+  /**
+   * The ack id for a message sent to the nodes named by `key` (`nodes` of them) in this turn,
+   * and the promise that they stored it and every other message of the turn under that id.
+   */
+  expect(key: string, nodes: number): { id: number; stored: Promise<void> } {
+    const open = this.open.get(key);
+    const w = open && this.waiting.get(open.id);
+    if (w) { // (gone if it failed already: a new wait)
+      w.left += nodes;
+      return open!;
+    }
     const id = this.next++;
     const deadline = Date.now() + this.timeoutMs;
     const stored = new Promise<void>((resolve, reject) => {
-      this.waiting.set(id, { left: nodes, resolve, reject, deadline });
+      this.waiting.set(id, { left: nodes, sealed: false, resolve, reject, deadline });
     });
-    this.sweeper ??= setTimeout(() => this.sweep(), this.timeoutMs);
     stored.catch(() => {}); // whoever waits handles it; nobody waiting is no crash
-    return { id, stored };
+    const entry = { id, stored };
+    this.open.set(key, entry);
+    this.sweeper ??= setTimeout(() => this.sweep(), this.timeoutMs);
+    if (!this.sealing) {
+      this.sealing = true;
+      // The frames of this turn go at its end (batch.ts) as well: no answer can come earlier.
+      setImmediate(() => this.seal());
+    }
+    return entry;
   }
 
-  /** Answers from another node. */
-  received(ids: readonly number[], ok: boolean): void {
-    for (const id of ids) {
+  /** Answers from another node: `counts[i]` records of `ids[i]` (1 when not given). */
+  received(ids: readonly number[], ok: boolean, counts?: readonly number[]): void {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
       const w = this.waiting.get(id);
       if (!w) continue;
       if (!ok) {
         this.waiting.delete(id);
         w.reject(new Error("another node could not store the message"));
-      } else if (--w.left === 0) {
+      } else if ((w.left -= counts?.[i] ?? 1) <= 0 && w.sealed) {
         this.waiting.delete(id);
         w.resolve();
       }
     }
   }
 
-  /** Answer `node` for ack `id` once `stored` settles (undefined: nothing to wait for). */
+  /** Answer `node` for a record of ack `id` once `stored` settles (undefined: nothing to wait for). */
   owe(node: NodeId, id: number, stored: Promise<void> | undefined): void {
-    if (!stored) return this.add(node, id, true);
-    stored.then(() => this.add(node, id, true), () => this.add(node, id, false));
+    const last = this.last;
+    if (last && last.id === id && last.node === node && last.stored === stored) {
+      last.count++; // answered together with the records before it
+      return;
+    }
+    const o: Owed = { node, id, count: 1, stored };
+    this.last = o;
+    if (!stored) return this.add(o, true);
+    const done = (ok: boolean) => {
+      if (this.last === o) this.last = undefined;
+      this.add(o, ok);
+    };
+    stored.then(() => done(true), () => done(false));
   }
 
   close(): void {
     clearTimeout(this.sweeper);
+    this.open.clear();
     for (const [id, w] of this.waiting) {
       this.waiting.delete(id);
       w.reject(new Error("cluster stopped"));
     }
+  }
+
+  /** The turn ended: its waits take no more records, and settle once all are answered. */
+  private seal(): void {
+    this.sealing = false;
+    for (const { id } of this.open.values()) {
+      const w = this.waiting.get(id);
+      if (!w) continue; // failed already
+      w.sealed = true;
+      if (w.left <= 0) {
+        this.waiting.delete(id);
+        w.resolve();
+      }
+    }
+    this.open.clear();
   }
 
   /** Fail the waits past their deadline; come back at the next one's. */
@@ -90,10 +159,10 @@ export class RemoteAcks {
     }
   }
 
-  private add(node: NodeId, id: number, ok: boolean): void {
-    let o = this.owed.get(node);
-    if (!o) this.owed.set(node, o = { ok: [], failed: [] });
-    (ok ? o.ok : o.failed).push(id);
+  private add(o: Owed, ok: boolean): void {
+    let per = this.owed.get(o.node);
+    if (!per) this.owed.set(o.node, per = { ok: [], failed: [] });
+    (ok ? per.ok : per.failed).push(o);
     if (this.flushing) return;
     this.flushing = true;
     setTimeout(() => this.flush(), 0);
@@ -101,10 +170,18 @@ export class RemoteAcks {
 
   private flush(): void {
     this.flushing = false;
-    for (const [node, o] of this.owed) {
-      if (o.ok.length > 0) this.bus.send(node, { kind: "ack", ids: o.ok, ok: true });
-      if (o.failed.length > 0) this.bus.send(node, { kind: "ack", ids: o.failed, ok: false });
+    // Records that arrive from now on are answered in a later flush.
+    if (this.last && !this.last.stored) this.last = undefined;
+    for (const [node, per] of this.owed) {
+      if (per.ok.length > 0) this.bus.send(node, answer(per.ok, true));
+      if (per.failed.length > 0) this.bus.send(node, answer(per.failed, false));
     }
     this.owed.clear();
   }
+}
+
+function answer(owed: Owed[], ok: boolean) {
+  const ids = owed.map((o) => o.id);
+  if (owed.every((o) => o.count === 1)) return { kind: "ack" as const, ids, ok };
+  return { kind: "ack" as const, ids, ok, counts: owed.map((o) => o.count) };
 }

@@ -25,6 +25,12 @@ export type FrameSink = (to: NodeId | undefined, frame: Uint8Array, count: numbe
 
 export class FrameBatcher {
   private readonly pending = new Map<NodeId | undefined, { w: FrameWriter; count: number }>();
+  /**
+   * The size of the last frame to each destination: the next starts that large, not growing
+   * from 4 KiB by doubling (each step a fresh buffer and a copy: ~8% of the sending node's
+   * CPU in a cross-node S4 profile).
+   */
+  private readonly sizes = new Map<NodeId | undefined, number>();
   private broadcasting = false;
   private scheduled = false;
 
@@ -40,12 +46,15 @@ export class FrameBatcher {
     if (this.pending.size > 0 && broadcast !== this.broadcasting) this.flush();
     this.broadcasting = broadcast;
     let p = this.pending.get(to);
-    if (!p) this.pending.set(to, p = { w: new FrameWriter(this.from), count: 0 });
+    if (!p) {
+      p = { w: new FrameWriter(this.from, this.sizes.get(to)), count: 0 };
+      this.pending.set(to, p);
+    }
     p.w.add(msg);
     p.count++;
     if (p.w.length >= this.maxBytes) {
       this.pending.delete(to);
-      this.sink(to, p.w.bytes(), p.count);
+      this.send(to, p);
     } else if (!this.scheduled) {
       this.scheduled = true;
       // A macrotask: every connection's input read in this turn lands in the same frames.
@@ -61,7 +70,15 @@ export class FrameBatcher {
     if (this.pending.size === 0) return;
     const frames = [...this.pending];
     this.pending.clear();
-    for (const [to, p] of frames) this.sink(to, p.w.bytes(), p.count);
+    for (const [to, p] of frames) this.send(to, p);
+  }
+
+  private send(to: NodeId | undefined, p: { w: FrameWriter; count: number }): void {
+    // A little more than the last one; never past the largest frame.
+    const hint = Math.min(p.w.length + (p.w.length >> 3) + 64, this.maxBytes + 64 * 1024);
+    if (hint > 4_096) this.sizes.set(to, hint);
+    else this.sizes.delete(to);
+    this.sink(to, p.w.bytes(), p.count);
   }
 
   /** Forget what is pending (a crashed node sends nothing more). */

@@ -182,7 +182,7 @@ export function runBusContract(name: string, o: BusContractOptions): void {
           m.kind === "publish"
             ? m.message.topic
             : m.kind === "ack"
-            ? `ack ${m.ids.join(",")}`
+            ? `ack ${m.ids.join(",")}${m.counts ? ` × ${m.counts.join(",")}` : ""}`
             : m.kind === "retained"
             ? `retained ${m.topic}`
             : m.kind;
@@ -194,8 +194,10 @@ export function runBusContract(name: string, o: BusContractOptions): void {
           a.bus.send(to, pub(i));
           want.get(to)!.push(`t/${i}`);
           if (i % 100 === 1) {
-            a.bus.send("b", { kind: "ack", ids: [i, 2 ** 48 + i], ok: i % 200 === 1 });
-            want.get("b")!.push(`ack ${i},${2 ** 48 + i}`);
+            // every other one with counts (a turn's messages share one ack id, acks.ts)
+            const counts = i % 200 === 1 ? [3, 2 ** 20] : undefined;
+            a.bus.send("b", { kind: "ack", ids: [i, 2 ** 48 + i], ok: i % 200 === 1, counts });
+            want.get("b")!.push(`ack ${i},${2 ** 48 + i}${counts ? ` × ${counts.join(",")}` : ""}`);
           }
           if (i === N / 2) {
             a.bus.broadcast({ kind: "retained", topic: "mid" });

@@ -34,8 +34,16 @@ export type BusMessage =
      */
     readonly resendOf?: number;
   }
-  /** The receiver stored (ok) or could not store the messages with these `ack` ids. */
-  | { readonly kind: "ack"; readonly ids: readonly number[]; readonly ok: boolean }
+  /**
+   * The receiver stored (ok) or could not store the messages with these `ack` ids: `counts[i]`
+   * of them with `ids[i]` (one each without `counts`; a turn's messages share an id, acks.ts).
+   */
+  | {
+    readonly kind: "ack";
+    readonly ids: readonly number[];
+    readonly ok: boolean;
+    readonly counts?: readonly number[];
+  }
   /** Close the receiver's connection of `clientId` if it is older than `epoch` (taken over). */
   | {
     readonly kind: "kick";

@@ -14,6 +14,9 @@ interface Held {
   reason?: unknown;
   ack: () => void;
   refuse: (reason: unknown) => void;
+  held: Promise<void> | undefined;
+  /** The run of consecutive entries waiting on the same `held`, settled by one reaction. */
+  run: Held[];
 }
 
 /** Per connection, its held acknowledgements in the order the PUBLISH packets came in. */
@@ -32,7 +35,9 @@ export function hasHeldAcks(conn: Connection): boolean {
  * node's stored-ack for a whole batch, say), every ready acknowledgement goes
  * out in one synchronous pass, so the connection writes them in one go. A chain
  * released them one microtask apart, each in its own socket write (cross-node
- * S4: about one write per PUBACK).
+ * S4: about one write per PUBACK). Consecutive messages held by the same
+ * promise (a cluster turn's shared remote-ack wait, cluster/acks.ts) join one
+ * run with one reaction, not a reaction each.
  */
 export function ackWhenHeld(
   conn: Connection,
@@ -42,13 +47,24 @@ export function ackWhenHeld(
 ): void {
   let queue = chains.get(conn);
   if (!queue) chains.set(conn, queue = []);
-  const h: Held = { done: false, failed: false, ack, refuse };
+  const last = queue.length > 0 ? queue[queue.length - 1] : undefined;
+  if (held && last && last.held === held && !last.done) {
+    const h: Held = { done: false, failed: false, ack, refuse, held, run: last.run };
+    last.run.push(h);
+    queue.push(h);
+    return;
+  }
+  const run: Held[] = [];
+  const h: Held = { done: false, failed: false, ack, refuse, held, run };
+  run.push(h);
   queue.push(h);
   const q = queue;
   const settle = (failed: boolean, reason?: unknown) => {
-    h.done = true;
-    h.failed = failed;
-    h.reason = reason;
+    for (const r of run) {
+      r.done = true;
+      r.failed = failed;
+      r.reason = reason;
+    }
     drain(conn, q);
   };
   if (held) held.then(() => settle(false), (e) => settle(true, e));

@@ -1,0 +1,84 @@
+/**
+ * Same-minute A/B of the cross-node cost: for each broker build named in BROKERS (default
+ * mqttx-bun,mqttx-bun-base; MQTTX_BASE=<another checkout>), a Redis and nodes A and B on CPU 1,
+ * S4 on A only and S4 publishers on A / subscribers on B, ROUNDS times alternating builds.
+ * Prints CPU µs per delivered message of node A, node B and Redis.
+ *
+ *   MQTTX_BASE=/tmp/base ROUNDS=3 deno run -A bench/cluster_ab.ts
+ */
+import { BROKERS, buildLoadgen, spawnPinned } from "./brokers.ts";
+import { cpuDuring, scratch, startNode, startRedis, stopAll } from "./cluster_nodes.ts";
+
+const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
+const BUILDS = (env("BROKERS") ?? "mqttx-bun,mqttx-bun-base").split(",");
+const ROUNDS = Number(env("ROUNDS") ?? 2);
+const SECS = Number(env("SECS") ?? 6);
+const RATE = env("RATE"); // e.g. 200: S4-rate200 (p99) instead of flat out
+const S4 = `--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 ` +
+  `--duration ${SECS} --timeout 60${RATE ? ` --rate ${RATE}` : ""}`;
+const PROF = env("PROF"); // a folder: the nodes write Bun CPU profiles there (markdown too)
+if (PROF) {
+  for (const b of BROKERS.filter((b) => b.name.startsWith("mqttx-bun"))) {
+    const command = b.command;
+    b.command = async (port) => {
+      const [bun, ...rest] = await command(port);
+      return [bun, "--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${PROF}`, ...rest];
+    };
+  }
+}
+const loadgen = await buildLoadgen();
+const dir = await scratch("cluster-ab-");
+
+const ms = (us: number) => (us / 1000).toFixed(2);
+
+/** PUBLISH commands Redis has run (INFO commandstats). */
+async function publishes(port: number): Promise<number> {
+  const out = await new Deno.Command("redis-cli", {
+    args: ["-p", `${port}`, "info", "commandstats"],
+    stdout: "piped",
+  }).output();
+  return Number(
+    new TextDecoder().decode(out.stdout).match(/cmdstat_publish:calls=(\d+)/)?.[1] ?? 0,
+  );
+}
+
+for (let round = 0; round < ROUNDS; round++) {
+  for (const build of BUILDS) {
+    const redis = await startRedis(dir, 1);
+    const a = await startNode(dir, 1, redis.port, "001", true, build);
+    const b = await startNode(dir, 1, redis.port, "002", true, build);
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      const runs = [["one", [a.port]], ["cross", [a.port, b.port]]] as const;
+      for (const [name, ports] of runs.filter(([n]) => !env("ONLY") || env("ONLY") === n)) {
+        const cmd = [loadgen, ...S4.split(" "), "--port", `${ports[0]}`, "--quiet"];
+        if (ports[1]) cmd.push("--sub-port", `${ports[1]}`);
+        const pub0 = await publishes(redis.port);
+        const use = await cpuDuring([a.pid, b.pid, redis.pid], () => spawnPinned(0, cmd).output());
+        const text = new TextDecoder().decode(use.result.stdout);
+        const line = text.split("\n").find((l) => l.startsWith("RESULT "));
+        if (!line) throw new Error(`no RESULT\n${text}`);
+        const r = JSON.parse(line.slice(7));
+        const frames = await publishes(redis.port) - pub0;
+        const us = use.cpu.map((c) => (c / r.recv * 1e6).toFixed(2));
+        const total = use.cpu.reduce((x, y) => x + y, 0);
+        console.log(
+          `${build.padEnd(15)} ${name.padEnd(5)} recv ${r.recv} ${
+            Math.round(r.recv / total)
+          } msg/CPU-s` +
+            ` µs/msg A ${us[0]} B ${us[1]} redis ${us[2]} total ${
+              (total / r.recv * 1e6).toFixed(2)
+            }` +
+            ` latency ms p50 ${ms(r.lat_us.p50)} p90 ${ms(r.lat_us.p90)} p99 ${ms(r.lat_us.p99)}` +
+            ` p99.9 ${ms(r.lat_us.p999)}` +
+            `, other load ${((use.machine - total) / use.wall).toFixed(2)} CPU` +
+            ` ${(r.recv / Math.max(1, frames)).toFixed(1)} msg/PUBLISH` +
+            `${r.lost ? ` lost ${r.lost}` : ""}${r.dup ? ` dup ${r.dup}` : ""}`,
+        );
+      }
+    } finally {
+      await stopAll([a, b, redis]);
+    }
+  }
+}
+await Deno.remove(dir, { recursive: true });

@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { RemoteAcks } from "./acks.ts";
+import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
+
+/** The part of a bus RemoteAcks uses: `send`, recorded. */
+function recordingBus() {
+  const sent: { to: NodeId; msg: BusMessage }[] = [];
+  const bus = { send: (to: NodeId, msg: BusMessage) => void sent.push({ to, msg }) };
+  return { bus: bus as unknown as ClusterBus, sent };
+}
+
+const nextTurn = () => new Promise((r) => setTimeout(r, 5));
+const state = (p: Promise<void>) => {
+  const s = { settled: "no" };
+  p.then(() => s.settled = "ok", () => s.settled = "failed");
+  return s;
+};
+
+test("acks: a turn's messages to one node share one wait, settled when every record is stored", async () => {
+  const acks = new RemoteAcks(recordingBus().bus, 60_000);
+  const first = acks.expect("b", 1);
+  for (let i = 0; i < 9; i++) assert.equal(acks.expect("b", 1).id, first.id);
+  const toBoth = acks.expect("b\0c", 2);
+  assert.notEqual(toBoth.id, first.id, "another set of nodes, another wait");
+  const s = state(first.stored), both = state(toBoth.stored);
+  await nextTurn();
+  const later = acks.expect("b", 1);
+  assert.notEqual(later.id, first.id, "a new turn, a new wait");
+  acks.received([first.id], true, [6]);
+  await nextTurn();
+  assert.equal(s.settled, "no", "4 of 10 records not answered yet");
+  acks.received([first.id, toBoth.id], true, [4, 1]);
+  await nextTurn();
+  assert.equal(s.settled, "ok");
+  assert.equal(both.settled, "no", "one of its two nodes answered");
+  acks.received([toBoth.id], true); // without counts: one record
+  await nextTurn();
+  assert.equal(both.settled, "ok");
+  const l = state(later.stored);
+  acks.received([later.id], false);
+  // A wait that fails while its turn is still open: the turn's next message gets a new one.
+  const open = acks.expect("d", 1);
+  const o = state(open.stored);
+  acks.received([open.id], false);
+  const after = acks.expect("d", 1);
+  assert.notEqual(after.id, open.id);
+  await nextTurn();
+  assert.equal(l.settled, "failed", "a node that could not store fails the whole wait");
+  assert.equal(o.settled, "failed");
+  const a = state(after.stored);
+  acks.received([after.id], true);
+  await nextTurn();
+  assert.equal(a.settled, "ok");
+  acks.close();
+});
+
+test("acks: consecutive records stored together are answered once with their count", async () => {
+  const { bus, sent } = recordingBus();
+  const acks = new RemoteAcks(bus, 60_000);
+  let store!: () => void;
+  const batch = new Promise<void>((r) => store = r);
+  for (let i = 0; i < 5; i++) acks.owe("a", 7, batch);
+  acks.owe("a", 8, undefined); // nothing to store: answered at once
+  acks.owe("a", 8, undefined);
+  await nextTurn();
+  assert.deepEqual(sent.map((s) => s.msg), [{ kind: "ack", ids: [8], ok: true, counts: [2] }]);
+  acks.owe("a", 8, undefined); // after that answer went: a new one
+  acks.owe("a", 7, batch); // not next to the other 7s: answered apart (both correct)
+  store();
+  await nextTurn();
+  assert.deepEqual(sent.slice(1).map((s) => s.msg), [
+    { kind: "ack", ids: [8, 7, 7], ok: true, counts: [1, 5, 1] },
+  ]);
+  let fail!: (e: Error) => void;
+  const failing = new Promise<void>((_, r) => fail = r);
+  acks.owe("a", 9, failing);
+  acks.owe("c", 9, failing);
+  fail(new Error("store down"));
+  await nextTurn();
+  assert.deepEqual(sent.slice(2), [
+    { to: "a", msg: { kind: "ack", ids: [9], ok: false } },
+    { to: "c", msg: { kind: "ack", ids: [9], ok: false } },
+  ]);
+  acks.close();
+});

@@ -19,6 +19,7 @@ import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 import { BrokerStats } from "./stats.ts";
+import { trimPool } from "./out_pool.ts";
 
 // Moved to the session modules; re-exported for the cluster, which imports them from here.
 export { routeFilter } from "./session_subscriptions.ts";
@@ -87,6 +88,7 @@ export class Broker implements BrokerCore, PacketSink {
     const now = Date.now();
     for (const c of this.connections) c.checkDeadlines(now);
     this.lifecycle.sweep(now);
+    trimPool(); // output buffers a burst left in the pool (out_pool.ts)
   }
 
   /** Run the authenticate chain: the first hook with an opinion decides. */

@@ -28,6 +28,16 @@ function onData(this: OwnedSocket, chunk: Uint8Array) {
 }
 function ignore() {} // errors end in "close"
 
+/**
+ * Reading `remoteAddress` makes node:net keep the peer's address on the socket
+ * (`_peername`: an object and two strings, 112 B on Deno) besides our string,
+ * for every connection: drop that copy. Its getter reads it again if asked.
+ */
+function forgetPeername(socket: Socket): void {
+  const s = socket as Socket & { _peername?: unknown };
+  if (s._peername !== undefined) s._peername = undefined;
+}
+
 export class NodeSocketConn implements TransportConn {
   readonly remoteAddr: string;
   readonly peerCertificate: TransportConn["peerCertificate"];
@@ -40,6 +50,7 @@ export class NodeSocketConn implements TransportConn {
     this.socket = socket;
     this.peerCertificate = cert;
     this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+    forgetPeername(socket);
     (socket as OwnedSocket)[CONN] = this;
     // The input ends once, whichever comes first.
     socket.on("end", onEnd);

@@ -86,7 +86,8 @@ export class Broker implements BrokerCore, PacketSink {
 
   private checkDeadlines(): void {
     const now = Date.now();
-    for (const c of this.connections) c.checkDeadlines(now);
+    const openedBy = now - this.options.connectTimeout;
+    for (const c of this.connections) c.checkDeadlines(now, openedBy);
     this.lifecycle.sweep(now);
     trimPool(); // output buffers a burst left in the pool (out_pool.ts)
   }
@@ -154,12 +155,7 @@ export class Broker implements BrokerCore, PacketSink {
     }
     // One read path and one write path: a stream pair is adapted at the edge.
     const conn = isCallbackConn(transport) ? transport : connFromStreams(transport as StreamConn);
-    const c = new Connection(
-      this,
-      conn,
-      this.options.maximumPacketSize,
-      this.options.connectTimeout,
-    );
+    const c = new Connection(this, conn, this.options.maximumPacketSize);
     c.listener = listener;
     this.connectionsByListener[listener] = (this.connectionsByListener[listener] ?? 0) + 1;
     this.connections.add(c);

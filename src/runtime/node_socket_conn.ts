@@ -40,15 +40,17 @@ function forgetPeername(socket: Socket): void {
 
 export class NodeSocketConn implements TransportConn {
   readonly remoteAddr: string;
-  readonly peerCertificate: TransportConn["peerCertificate"];
+  // `declare`: set only when there is one (TLS with a client certificate; streams when asked
+  // for), so a plain TCP connection has no slots for them.
+  declare readonly peerCertificate: TransportConn["peerCertificate"];
   private readonly socket: Socket;
   private sink: ConnCallbacks | undefined = undefined;
   private ended = false;
-  private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
+  declare private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
 
   constructor(socket: Socket, cert?: TransportConn["peerCertificate"]) {
     this.socket = socket;
-    this.peerCertificate = cert;
+    if (cert) this.peerCertificate = cert;
     this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
     forgetPeername(socket);
     (socket as OwnedSocket)[CONN] = this;

@@ -38,6 +38,27 @@ function forgetPeername(socket: Socket): void {
   if (s._peername !== undefined) s._peername = undefined;
 }
 
+/**
+ * Listen for "end" without a second listener where node:net's own one does nothing. Deno's
+ * node:net gives every socket an "end" listener that only matters when `allowHalfOpen` is off
+ * (it ends our side too); adding ours turned that socket's "end" entry into an array of two
+ * (64 B per connection). On a half-open socket whose one "end" listener is that one, ours
+ * takes its place in the socket's listener table (EventEmitter's `_events`, where `on` would
+ * put it); anywhere else it is added as usual.
+ */
+function listenForEnd(socket: Socket): void {
+  const events = (socket as Socket & { _events?: Record<string, unknown> })._events;
+  const theirs = events?.end;
+  if (
+    socket.allowHalfOpen && socket.listenerCount("end") === 1 &&
+    typeof theirs === "function" && theirs.name === "_onReadableStreamEnd"
+  ) {
+    events!.end = onEnd;
+  } else {
+    socket.on("end", onEnd);
+  }
+}
+
 export class NodeSocketConn implements TransportConn {
   readonly remoteAddr: string;
   // `declare`: set only when there is one (TLS with a client certificate; streams when asked
@@ -55,7 +76,7 @@ export class NodeSocketConn implements TransportConn {
     forgetPeername(socket);
     (socket as OwnedSocket)[CONN] = this;
     // The input ends once, whichever comes first.
-    socket.on("end", onEnd);
+    listenForEnd(socket);
     socket.on("close", onEnd);
     socket.on("error", ignore);
   }

@@ -8,7 +8,7 @@
  * output still flows after the peer ended its side; `close()` ends both.
  */
 import type { Socket } from "node:net";
-import { hostPort } from "./address.ts";
+import { hostPort, sharedIp } from "./address.ts";
 import type { ConnCallbacks, TransportConn } from "./types.ts";
 import { connectionChurn } from "./deno_memory.ts";
 
@@ -60,7 +60,9 @@ function listenForEnd(socket: Socket): void {
 }
 
 export class NodeSocketConn implements TransportConn {
-  readonly remoteAddr: string;
+  /** The peer's (shared) IP string and its port, joined only when asked (as on Bun). */
+  private readonly ip: string;
+  private readonly port: number;
   // `declare`: set only when there is one (TLS with a client certificate; streams when asked
   // for), so a plain TCP connection has no slots for them.
   declare readonly peerCertificate: TransportConn["peerCertificate"];
@@ -72,13 +74,19 @@ export class NodeSocketConn implements TransportConn {
   constructor(socket: Socket, cert?: TransportConn["peerCertificate"]) {
     this.socket = socket;
     if (cert) this.peerCertificate = cert;
-    this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+    // Captured now: node:net cannot tell the address once the socket is closed.
+    this.ip = sharedIp(socket.remoteAddress ?? "unknown");
+    this.port = socket.remotePort ?? 0;
     forgetPeername(socket);
     (socket as OwnedSocket)[CONN] = this;
     // The input ends once, whichever comes first.
     listenForEnd(socket);
     socket.on("close", onEnd);
     socket.on("error", ignore);
+  }
+
+  get remoteAddr(): string {
+    return hostPort(this.ip, this.port);
   }
 
   endWrite(): void {

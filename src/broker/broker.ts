@@ -19,6 +19,7 @@ import { dispatch } from "./handlers/dispatch.ts";
 import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 import { BrokerStats } from "./stats.ts";
+import { trimPool } from "./out_pool.ts";
 
 // Moved to the session modules; re-exported for the cluster, which imports them from here.
 export { routeFilter } from "./session_subscriptions.ts";
@@ -85,8 +86,10 @@ export class Broker implements BrokerCore, PacketSink {
 
   private checkDeadlines(): void {
     const now = Date.now();
-    for (const c of this.connections) c.checkDeadlines(now);
+    const openedBy = now - this.options.connectTimeout;
+    for (const c of this.connections) c.checkDeadlines(now, openedBy);
     this.lifecycle.sweep(now);
+    trimPool(); // output buffers a burst left in the pool (out_pool.ts)
   }
 
   /** Run the authenticate chain: the first hook with an opinion decides. */
@@ -152,12 +155,7 @@ export class Broker implements BrokerCore, PacketSink {
     }
     // One read path and one write path: a stream pair is adapted at the edge.
     const conn = isCallbackConn(transport) ? transport : connFromStreams(transport as StreamConn);
-    const c = new Connection(
-      this,
-      conn,
-      this.options.maximumPacketSize,
-      this.options.connectTimeout,
-    );
+    const c = new Connection(this, conn, this.options.maximumPacketSize);
     c.listener = listener;
     this.connectionsByListener[listener] = (this.connectionsByListener[listener] ?? 0) + 1;
     this.connections.add(c);

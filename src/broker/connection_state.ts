@@ -4,7 +4,7 @@
  * authentication, drain waiters) in an object made on first use, so an idle
  * connection stays small. Connection extends this.
  */
-import type { EnhancedAuthenticator, EnhancedAuthSession } from "./hooks.ts";
+import type { EnhancedAuthenticator, EnhancedAuthSession, PeerCertificate } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 import type { ReadRightsCache } from "./read_rights.ts";
 
@@ -81,6 +81,20 @@ export class ConnectionState {
   /** 5.0 server → client topic aliases, up to the client's Topic Alias Maximum. */
   get outAliasMaximum(): number {
     return this.x?.outAliasMaximum ?? 0;
+  }
+
+  /** ClientInfo: per-client topic rights from authentication, when it gave any. */
+  get authorizedSub(): string[] | undefined {
+    return this.x?.authorizedSub;
+  }
+  set authorizedSub(v: string[] | undefined) {
+    if (v || this.x) (this.x ??= {}).authorizedSub = v;
+  }
+  get authorizedPub(): string[] | undefined {
+    return this.x?.authorizedPub;
+  }
+  set authorizedPub(v: string[] | undefined) {
+    if (v || this.x) (this.x ??= {}).authorizedPub = v;
   }
 
   /** Read rights answered for this connection's client (see read_rights.ts); reset when they change. */
@@ -160,6 +174,9 @@ export interface ConnectionExtras {
   topicAliases?: Map<number, string>;
   outAliases?: Map<string, number>;
   readRights?: ReadRightsCache;
+  authorizedSub?: string[];
+  authorizedPub?: string[];
+  certificate?: PeerCertificate;
   drained?: (() => void)[];
   linger?: ReturnType<typeof setTimeout>;
   /** Input left for a later turn (input_turns.ts): the chunk, and where to go on in it. */

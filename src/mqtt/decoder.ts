@@ -21,10 +21,14 @@ export const MAX_PACKET_SIZE = 268435455 + 5;
  * would be memory held by every idle connection).
  */
 const reader = new Reader();
+/** Fixed header length of the last header parsed (read at once: shared like the reader). */
+let headerLen = 0;
 
 const OWNED = 1;
 const FAILED = 2;
 const RANGES = 4;
+/** Bits from here up hold the protocol level (0: not known yet). */
+const VERSION_SHIFT = 3;
 
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted, bytes. */
@@ -44,8 +48,14 @@ export class PacketDecoder {
    * known level comes with the other version's name, e.g. "MQTT" + 3), and
    * the rest is read as 3.1.1 as far as possible. The broker answers CONNACK
    * 0x01 (3.x format) and closes [MQTT-3.1.2-2].
+   * (Kept in `flags`: every idle connection has a decoder.)
    */
-  version: ProtocolVersion | undefined = undefined;
+  get version(): ProtocolVersion | undefined {
+    return (this.flags >> VERSION_SHIFT) as ProtocolVersion || undefined;
+  }
+  set version(v: ProtocolVersion | undefined) {
+    this.flags = (this.flags & ((1 << VERSION_SHIFT) - 1)) | ((v ?? 0) << VERSION_SHIFT);
+  }
   maximumPacketSize: number;
 
   /**
@@ -57,11 +67,9 @@ export class PacketDecoder {
   private pendingLen = 0;
   /** Total size of the pending packet, -1 while its fixed header is incomplete. */
   private pendingTotal = -1;
-  /** Fixed header length of the last header parsed. */
-  private headerLen = 0;
   /**
-   * OWNED (pending is our buffer, not a view), FAILED, RANGES (payloadRanges):
-   * one field instead of three, as every idle connection has a decoder.
+   * OWNED (pending is our buffer, not a view), FAILED, RANGES (payloadRanges),
+   * the version: one field instead of four, as every idle connection has a decoder.
    */
   private flags = 0;
 
@@ -125,8 +133,8 @@ export class PacketDecoder {
           this.keep(head, -1);
           return len;
         }
-        pos = this.headerLen - this.pendingLen;
-        this.keep(head.subarray(0, this.headerLen), total);
+        pos = headerLen - this.pendingLen;
+        this.keep(head.subarray(0, headerLen), total);
       }
       const need = this.pendingTotal - this.pendingLen;
       if (len - pos < need) {
@@ -192,8 +200,8 @@ export class PacketDecoder {
       const b = buf[i];
       value += (b & 0x7f) * mult;
       if ((b & 0x80) === 0) {
-        this.headerLen = i + 1 - pos;
-        const total = this.headerLen + value;
+        headerLen = i + 1 - pos;
+        const total = headerLen + value;
         if (total > this.maximumPacketSize) {
           // Checked before buffering the body.
           throw new MqttSyntaxError(
@@ -224,7 +232,7 @@ export class PacketDecoder {
     const r = reader;
     r.buf = buf;
     r.start = start;
-    r.pos = start + this.headerLen;
+    r.pos = start + headerLen;
     r.end = end;
     r.ranges = (this.flags & RANGES) !== 0;
     const packet = decodePacket(r, buf[start], this.version);

@@ -16,7 +16,7 @@
  * - `socket.end()` flushes, closes, and fires `close` at once.
  * - `socket.remoteAddress` is gone once closed, so it is read at accept.
  */
-import { hostPort } from "./address.ts";
+import { hostPort, sharedIp } from "./address.ts";
 import process from "node:process";
 import { writeFile } from "node:fs/promises";
 import type {
@@ -303,19 +303,6 @@ class BunConn implements TransportConn {
       else x?.controller?.close();
     } catch { /* the reader already cancelled */ }
   }
-}
-
-/**
- * One string per distinct peer IP: many connections from one gateway (or a
- * load test) then share it instead of holding an "ip:port" each.
- */
-const ips = new Map<string, string>();
-function sharedIp(ip: string): string {
-  const known = ips.get(ip);
-  if (known !== undefined) return known;
-  if (ips.size >= 4096) ips.clear(); // bounded: an IP past this is merely not shared
-  ips.set(ip, ip);
-  return ip;
 }
 
 // Shared by every socket of every listener: no per-connection closures.

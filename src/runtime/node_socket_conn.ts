@@ -8,7 +8,7 @@
  * output still flows after the peer ended its side; `close()` ends both.
  */
 import type { Socket } from "node:net";
-import { hostPort } from "./address.ts";
+import { hostPort, sharedIp } from "./address.ts";
 import type { ConnCallbacks, TransportConn } from "./types.ts";
 import { connectionChurn } from "./deno_memory.ts";
 
@@ -28,23 +28,65 @@ function onData(this: OwnedSocket, chunk: Uint8Array) {
 }
 function ignore() {} // errors end in "close"
 
+/**
+ * Reading `remoteAddress` makes node:net keep the peer's address on the socket
+ * (`_peername`: an object and two strings, 112 B on Deno) besides our string,
+ * for every connection: drop that copy. Its getter reads it again if asked.
+ */
+function forgetPeername(socket: Socket): void {
+  const s = socket as Socket & { _peername?: unknown };
+  if (s._peername !== undefined) s._peername = undefined;
+}
+
+/**
+ * Listen for "end" without a second listener where node:net's own one does nothing. Deno's
+ * node:net gives every socket an "end" listener that only matters when `allowHalfOpen` is off
+ * (it ends our side too); adding ours turned that socket's "end" entry into an array of two
+ * (64 B per connection). On a half-open socket whose one "end" listener is that one, ours
+ * takes its place in the socket's listener table (EventEmitter's `_events`, where `on` would
+ * put it); anywhere else it is added as usual.
+ */
+function listenForEnd(socket: Socket): void {
+  const events = (socket as Socket & { _events?: Record<string, unknown> })._events;
+  const theirs = events?.end;
+  if (
+    socket.allowHalfOpen && socket.listenerCount("end") === 1 &&
+    typeof theirs === "function" && theirs.name === "_onReadableStreamEnd"
+  ) {
+    events!.end = onEnd;
+  } else {
+    socket.on("end", onEnd);
+  }
+}
+
 export class NodeSocketConn implements TransportConn {
-  readonly remoteAddr: string;
-  readonly peerCertificate: TransportConn["peerCertificate"];
+  /** The peer's (shared) IP string and its port, joined only when asked (as on Bun). */
+  private readonly ip: string;
+  private readonly port: number;
+  // `declare`: set only when there is one (TLS with a client certificate; streams when asked
+  // for), so a plain TCP connection has no slots for them.
+  declare readonly peerCertificate: TransportConn["peerCertificate"];
   private readonly socket: Socket;
   private sink: ConnCallbacks | undefined = undefined;
   private ended = false;
-  private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
+  declare private streams?: { readable?: ReadableStream<Uint8Array>; writable?: WritableStream };
 
   constructor(socket: Socket, cert?: TransportConn["peerCertificate"]) {
     this.socket = socket;
-    this.peerCertificate = cert;
-    this.remoteAddr = hostPort(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+    if (cert) this.peerCertificate = cert;
+    // Captured now: node:net cannot tell the address once the socket is closed.
+    this.ip = sharedIp(socket.remoteAddress ?? "unknown");
+    this.port = socket.remotePort ?? 0;
+    forgetPeername(socket);
     (socket as OwnedSocket)[CONN] = this;
     // The input ends once, whichever comes first.
-    socket.on("end", onEnd);
+    listenForEnd(socket);
     socket.on("close", onEnd);
     socket.on("error", ignore);
+  }
+
+  get remoteAddr(): string {
+    return hostPort(this.ip, this.port);
   }
 
   endWrite(): void {

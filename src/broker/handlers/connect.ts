@@ -1,15 +1,9 @@
-import type { ConnectPacket, Properties, ProtocolVersion } from "../../mqtt/packet.ts";
-import type { Conn } from "../conn.ts";
+import type { ConnectPacket, Properties } from "../../mqtt/packet.ts";
 import { topicNameError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import { drainQueue, resendInflight } from "../delivery.ts";
-import {
-  type AuthDecision,
-  type ClientInfo,
-  connackV3Code,
-  type PeerCertificate,
-} from "../hooks.ts";
+import { type AuthDecision, type ClientInfo, connackV3Code } from "../hooks.ts";
 import { NEVER_EXPIRES } from "../session.ts";
 import { startEnhancedAuth } from "./auth.ts";
 import { isUtf8 } from "./publish.ts";
@@ -58,13 +52,8 @@ export function handleConnect(
     return refuse(conn, 0x99); // Payload format invalid [MQTT-3.1.3-..]
   }
 
-  const client: ClientInfo = new ConnectedClient(
-    clientId,
-    p.username,
-    p.protocolVersion,
-    conn.conn,
-  );
-  conn.client = client;
+  conn.identify(clientId, p.username);
+  const client: ClientInfo = conn;
   const method = p.properties?.authenticationMethod;
   if (method !== undefined) return startEnhancedAuth(broker, conn, p, client, method, assigned);
   const decision = broker.authenticate(client, p);
@@ -111,13 +100,11 @@ export function accept(
   if (conn.closing) return; // the socket went away while authentication ran
   if (decision && !decision.ok) return refuse(conn, decision.reasonCode, decision.reasonString);
   if (decision?.ok) {
-    if (decision.anonymous) Object.assign(client, { username: undefined });
-    else if (decision.username !== undefined) {
-      Object.assign(client, { username: decision.username });
-    }
-    // Only when given: ConnectedClient has no room for them otherwise (it stays small).
-    if (decision.authorizedSub) client.authorizedSub = decision.authorizedSub;
-    if (decision.authorizedPub) client.authorizedPub = decision.authorizedPub;
+    if (decision.anonymous) conn.username = undefined;
+    else if (decision.username !== undefined) conn.username = decision.username;
+    // Only when given: kept in the connection's extras (an idle one stays small).
+    if (decision.authorizedSub) conn.authorizedSub = decision.authorizedSub;
+    if (decision.authorizedPub) conn.authorizedPub = decision.authorizedPub;
   }
   // A cluster node first takes the client id (and its session) from the node that holds it.
   const taking = broker.cluster?.takeOver(conn, client.clientId, client.username);
@@ -186,27 +173,4 @@ function connackProperties(broker: Broker, assignedClientIdentifier?: string): P
   };
   if (assignedClientIdentifier) props.assignedClientIdentifier = assignedClientIdentifier;
   return props;
-}
-
-/**
- * A connection's ClientInfo. The address is read from the transport when a
- * hook asks: an idle client does not keep an "ip:port" string of its own.
- */
-class ConnectedClient implements ClientInfo {
-  // `declare`: written only when there is one (see Connection: smaller objects on JSC).
-  declare readonly certificate: PeerCertificate | undefined;
-  declare authorizedSub?: string[];
-  declare authorizedPub?: string[];
-  constructor(
-    readonly clientId: string,
-    readonly username: string | undefined,
-    readonly protocolVersion: ProtocolVersion,
-    private readonly transport: Conn,
-  ) {
-    if (transport.peerCertificate) this.certificate = transport.peerCertificate;
-  }
-
-  get remoteAddr(): string {
-    return this.transport.remoteAddr;
-  }
 }

@@ -15,6 +15,7 @@ import mqtt from "mqtt";
 import { mustRun } from "./helpers/harness.ts";
 import { parsePrometheus, prometheusParserAvailable, sample } from "./helpers/ops.ts";
 import { buildBinary, exited, findBun, startBinary, terminate } from "./helpers/binary.ts";
+import { HELPER_NICE } from "../src/runtime/helper_threads.ts";
 
 const bun = findBun();
 
@@ -92,12 +93,16 @@ test("compiled binary serves MQTT and exits 0 on SIGTERM", {
           )
           .map((id) => os.getPriority(Number(id)));
       let seen = jitNice();
-      for (let i = 0; i < 30 && !(seen.length > 0 && seen.every((n) => n === 10)); i++) {
+      for (let i = 0; i < 30 && !(seen.length > 0 && seen.every((n) => n === HELPER_NICE)); i++) {
         await new Promise((r) => setTimeout(r, 100));
         seen = jitNice();
       }
       assert.ok(seen.length > 0, "the binary has JITWorker threads");
-      assert.deepEqual(seen, seen.map(() => 10), "JITWorker threads at nice 10");
+      assert.deepEqual(
+        seen,
+        seen.map(() => HELPER_NICE),
+        `JITWorker threads at nice ${HELPER_NICE}`,
+      );
       assert.equal(os.getPriority(proc.pid!), os.getPriority(process.pid), "event loop thread");
     }
 

@@ -113,7 +113,10 @@ export class Broker implements BrokerCore, PacketSink {
   }
 
   mayPublish(client: ClientInfo, topic: string, qos: QoS, retain: boolean): boolean {
-    for (const h of this.hooks) {
+    // Called per message: a plain loop is less code to run and compile than for-of.
+    const hooks = this.hooks;
+    for (let i = 0; i < hooks.length; i++) {
+      const h = hooks[i];
       if (h.authorizePublish && !h.authorizePublish(client, topic, qos, retain)) return false;
     }
     return true;

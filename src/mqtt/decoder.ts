@@ -7,7 +7,7 @@
  */
 import { decodePacket, PACKET_NAMES } from "./decode_packet.ts";
 import { MqttSyntaxError } from "./errors.ts";
-import type { Packet, ProtocolVersion } from "./packet.ts";
+import type { ConnectPacket, Packet, ProtocolVersion } from "./packet.ts";
 import { Reader } from "./reader.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -235,10 +235,14 @@ export class PacketDecoder {
     r.pos = start + headerLen;
     r.end = end;
     r.ranges = (this.flags & RANGES) !== 0;
-    const packet = decodePacket(r, buf[start], this.version);
+    const first = buf[start];
+    const packet = decodePacket(r, first, this.version);
     r.buf = EMPTY; // don't keep the chunk alive
-    if (packet.type === 1 && this.version === undefined) {
-      const v = packet.protocolVersion;
+    // The type from the header byte, not `packet.type`: a property read here would see each
+    // packet class, and a class first met late (PINGREQ after a run of PUBLISHes) would make
+    // JavaScriptCore throw this function's optimized code away.
+    if (first >> 4 === 1 && this.version === undefined) {
+      const v = (packet as ConnectPacket).protocolVersion;
       if (v === 3 || v === 4 || v === 5) this.version = v;
     }
     onPacket(packet);

@@ -18,8 +18,15 @@ const WAYS = 4;
 /** Longer topic names are decoded every time rather than kept. */
 const LONGEST = 128;
 
-/** Set s is slots WAYS * s (the newest) to WAYS * s + WAYS - 1 (the oldest). */
-const slotBytes: (Uint8Array | undefined)[] = new Array(WAYS * SETS).fill(undefined);
+/**
+ * Set s is slots WAYS * s (the newest) to WAYS * s + WAYS - 1 (the oldest).
+ * An empty slot holds NONE (a name is never empty here), not undefined: the
+ * table then only ever holds Uint8Arrays, so JavaScriptCore's optimized code
+ * for the lookup, compiled while the table was filling, does not bail out
+ * and get compiled again once it is full.
+ */
+const NONE = new Uint8Array(0);
+const slotBytes: Uint8Array[] = new Array(WAYS * SETS).fill(NONE);
 const slotNames: string[] = new Array(WAYS * SETS).fill("");
 
 /**
@@ -39,7 +46,7 @@ export function decodeTopicName(
   const first = ((h >>> 0) & (SETS - 1)) * WAYS;
   for (let slot = first; slot < first + WAYS; slot++) {
     const known = slotBytes[slot];
-    if (known === undefined) break;
+    if (known === NONE) break;
     if (known.length === len && sameBytes(known, buf, start)) return slotNames[slot];
   }
   const name = checked(decodeUtf8(buf, start, end));

@@ -7,9 +7,19 @@
  * loop needs just as a packet arrives: in a fresh Bun broker the JIT compilers
  * alone ran ~250 ms in its first two seconds, and that is where the slowest
  * 1% of deliveries came from. Linux lets a process lower the priority of its
- * own threads (no privilege needed), so we give them `nice` 10: the event loop
- * wins the core whenever it has work, and the helpers still get about a tenth
- * of a busy core, enough for compilation to finish under full load.
+ * own threads (no privilege needed), so we give them `nice` 5: the scheduler
+ * prefers the event loop when a packet arrives, and under full load the
+ * helpers still get about a quarter of the core.
+ *
+ * Why not less: a burst into a fresh broker is served by whatever code the JIT
+ * has finished. At nice 10 (a tenth of the core) the compiler threads had done
+ * little of their ~60 ms of work by the end of `make bench` S1 QoS 0 (100,000
+ * PUBLISHes in ~0.2 s), so the event loop ran unoptimized code throughout:
+ * 8 alternating fresh-broker runs, messages per broker CPU-second, median
+ * 421k at nice 10, 533k at nice 5 (Mosquitto 349k); earlier sets gave 479k
+ * (10), 550k (6), 555k (3), 567k (0). nice 19 starved compilation outright.
+ * (Nice 10 was chosen for S4-rate200's p99 in a fresh broker; what 5 costs
+ * there could not be measured on the shared machine of 2026-12-02.)
  *
  * Linux only (threads are listed in /proc/self/task); elsewhere this does
  * nothing. Threads may come and go (JIT workers exit when idle and are started
@@ -20,7 +30,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { setPriority } from "node:os";
 
 /** Nice value of the helper threads: low enough to yield, high enough to make progress. */
-export const HELPER_NICE = 10;
+export const HELPER_NICE = 5;
 
 /** How often to look for new helper threads. */
 const SWEEP_INTERVAL_MS = 1000;

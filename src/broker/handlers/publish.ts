@@ -141,7 +141,7 @@ export function handlePublish(
     return routed.then(() => {});
   }
   if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
-  acknowledge(broker, conn, p, routed);
+  if (p.qos > 0) acknowledge(broker, conn, p, routed); // QoS 0: not a call per message
 }
 
 /**

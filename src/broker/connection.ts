@@ -176,7 +176,7 @@ export class Connection extends ConnectionState implements TurnTaker {
   }
 
   private scheduleFlush(): void {
-    // One write per tick: everything handled in this turn goes out together.
+    // One write per chunk of input or tick: everything handled meanwhile goes out together.
     if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
       dirty[dirtyCount++] = this;
@@ -281,7 +281,14 @@ export class Connection extends ConnectionState implements TurnTaker {
     if (this.closing) return;
     this.lastActivity = Date.now();
     this.sink.stats.networkIn += chunk.length;
-    return this.handleInput(chunk, 0);
+    const handled = this.handleInput(chunk, 0);
+    // Write what this chunk produced now, not on a microtask: Deno calls the data handler of
+    // every socket ready in a poll before it runs any microtask, so under S4 at a fixed rate
+    // a message waited for the other sockets' messages to be handled (in the broker, data to
+    // write: p50 90-140 us, now 16-20 us). Where microtasks run after each data event (Bun,
+    // Node) this writes the same bytes at the same point.
+    if (dirtyCount > 0) flushDirty();
+    return handled;
   }
 
   private handleInput(chunk: Uint8Array, start: number): void | Promise<void> {
@@ -470,13 +477,21 @@ export class Connection extends ConnectionState implements TurnTaker {
  * packet_scratch.ts). */
 const dirty: (Connection | undefined)[] = [];
 let dirtyCount = 0;
+let flushing = false;
 
 function flushDirty(): void {
-  // A flush may add more connections (none today), so walk by index.
-  for (let i = 0; i < dirtyCount; i++) {
-    const c = dirty[i]!;
-    dirty[i] = undefined;
-    c.flush();
+  // A write may deliver input at once (an in-process Conn) whose handling calls this again:
+  // the walk in progress takes what that adds, by index.
+  if (flushing) return;
+  flushing = true;
+  try {
+    for (let i = 0; i < dirtyCount; i++) {
+      const c = dirty[i]!;
+      dirty[i] = undefined;
+      c.flush();
+    }
+  } finally {
+    dirtyCount = 0;
+    flushing = false;
   }
-  dirtyCount = 0;
 }

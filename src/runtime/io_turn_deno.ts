@@ -76,6 +76,14 @@ export async function closeIoTurn(): Promise<void> {
   await Promise.all(closing.map(destroy));
 }
 
+/** A pair closed under us (not by closeIoTurn): turns are setImmediates from now on. */
+function lost(p: WakePair): void {
+  if (!pairs.includes(p)) return;
+  for (const other of pairs) destroy(other);
+  pairs = [];
+  if (written) setImmediate(runQueued); // its byte may never be read
+}
+
 function destroy(p: WakePair): Promise<void> {
   const closed = (s: net.Socket) =>
     new Promise<void>((resolve) => {
@@ -102,7 +110,10 @@ function makePair(): Promise<WakePair> {
       reader.on("data", runQueued);
       reader.on("error", () => {});
       reader.unref();
-      resolve({ writer: writer!, reader });
+      const pair = { writer: writer!, reader };
+      reader.once("close", () => lost(pair));
+      writer!.once("close", () => lost(pair));
+      resolve(pair);
     };
     const server = net.createServer({ noDelay: true }, (socket) => {
       accepted.push(socket);

@@ -5,20 +5,12 @@
  * must not take a half-written Redis for the truth and delete from its own
  * index the retained messages not written back yet.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
 
-const skip = skipWithoutRedis();
-let server: RedisServer | undefined;
-
-before(async () => {
-  if (!skip) server = await RedisServer.start();
-});
-
-after(async () => {
-  await server?.dispose();
-});
+const redis = redisServerForFile();
+const skip = redis.skip;
 
 const N = 1500;
 const enc = new TextEncoder();
@@ -28,7 +20,7 @@ describe("redis store: retained resync after Redis lost its data", () => {
     skip,
     timeout: 60_000,
   }, async () => {
-    const a = await openRedisStore(server!.url);
+    const a = await openRedisStore(redis.server().url);
     let b: Awaited<ReturnType<typeof openRedisStore>> | undefined;
     try {
       await a.client.sendCommand(["FLUSHDB"]);
@@ -46,7 +38,7 @@ describe("redis store: retained resync after Redis lost its data", () => {
           });
         }));
       }
-      b = await openRedisStore(server!.url);
+      b = await openRedisStore(redis.server().url);
       assert.equal(b.retainedCount(), N);
 
       await a.client.sendCommand(["FLUSHDB"]); // Redis restarted empty
@@ -58,7 +50,7 @@ describe("redis store: retained resync after Redis lost its data", () => {
       assert.equal(m?.properties?.contentType, "text/plain");
       assert.ok(m?.expiresAt !== undefined);
       // Redis holds them all again, for a node that starts next.
-      const c = await openRedisStore(server!.url);
+      const c = await openRedisStore(redis.server().url);
       try {
         assert.equal(c.retainedCount(), N, "what Redis holds");
       } finally {
@@ -73,7 +65,7 @@ describe("redis store: retained resync after Redis lost its data", () => {
     skip,
     timeout: 60_000,
   }, async () => {
-    const a = await openRedisStore(server!.url);
+    const a = await openRedisStore(redis.server().url);
     let c: Awaited<ReturnType<typeof openRedisStore>> | undefined;
     try {
       await a.client.sendCommand(["FLUSHDB"]);
@@ -81,11 +73,11 @@ describe("redis store: retained resync after Redis lost its data", () => {
       const topic = "keep/me";
       await a.setRetained(topic, { topic, payload: enc.encode("x"), qos: 0, retain: true });
       await a.client.sendCommand(["FLUSHDB"]); // Redis restarted empty
-      c = await openRedisStore(server!.url); // a new node: nothing to write back
+      c = await openRedisStore(redis.server().url); // a new node: nothing to write back
       await c.resyncRetained(new Set()); // ...and it resyncs first
       await a.resyncRetained(new Set());
       assert.equal(a.retainedOf(topic)?.topic, topic, "node A kept its message");
-      const d = await openRedisStore(server!.url);
+      const d = await openRedisStore(redis.server().url);
       try {
         assert.equal(d.retainedOf(topic)?.topic, topic, "and wrote it back to Redis");
       } finally {

@@ -3,7 +3,7 @@
  * real redis-server (tests/helpers/redis_server.ts), plus what only Redis has:
  * key names and hash tags, one round trip per batch, Redis going away.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { runStoreContract } from "../src/store/contract.ts";
 import { SessionBatchBuilder } from "../src/store/batch.ts";
@@ -12,23 +12,15 @@ import {
   openRedisStore,
   redisContractBackend,
   RedisServer,
-  skipWithoutRedis,
+  redisServerForFile,
 } from "./helpers/redis_server.ts";
 
-const skip = skipWithoutRedis();
-let server: RedisServer | undefined;
-
-before(async () => {
-  if (!skip) server = await RedisServer.start();
-});
-
-after(async () => {
-  await server?.dispose();
-});
+const redis = redisServerForFile();
+const skip = redis.skip;
 
 runStoreContract("redis", {
   skip,
-  backend: () => redisContractBackend(server!.url),
+  backend: () => redisContractBackend(redis.server().url),
 });
 
 const OPTS = { skip, timeout: 30_000 };
@@ -56,7 +48,9 @@ describe("redis store", () => {
     "keys start with the configured prefixes; one client's keys share its hash tag",
     OPTS,
     async () => {
-      const store = await openRedisStore(server!.url, { clusterSessionHashKey: "my:sessions" });
+      const store = await openRedisStore(redis.server().url, {
+        clusterSessionHashKey: "my:sessions",
+      });
       try {
         await store.client.sendCommand(["FLUSHDB"]);
         const b = fill("dev{1}", 1)
@@ -98,7 +92,7 @@ describe("redis store", () => {
   );
 
   test("a batch of 500 messages to a session is one request: one script call", OPTS, async () => {
-    const store = await openRedisStore(server!.url);
+    const store = await openRedisStore(redis.server().url);
     try {
       // By SHA once the script is loaded (not its text with every batch).
       while (!store.apply.loaded) await new Promise((r) => setTimeout(r, 10));
@@ -124,10 +118,10 @@ describe("redis store", () => {
     OPTS,
     async () => {
       const lines: string[] = [];
-      const store = await openRedisStore(server!.url, { log: (l) => lines.push(l) });
+      const store = await openRedisStore(redis.server().url, { log: (l) => lines.push(l) });
       try {
         await store.client.sendCommand(["FLUSHDB"]);
-        await server!.stop();
+        await redis.server().stop();
         await assert.rejects(store.sessions.write(fill("down", 1)));
         await assert.rejects(
           store.setRetained("kept", {
@@ -138,7 +132,7 @@ describe("redis store", () => {
           }),
         );
         assert.equal(store.matchRetained("kept").length, 1, "still served from memory");
-        await server!.restart();
+        await redis.server().restart();
         const deadline = Date.now() + 20_000;
         while (!store.connected && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));

@@ -15,7 +15,7 @@ import type { Broker } from "../broker/broker.ts";
 import { LocalClient } from "../broker/local_client.ts";
 import type { BrokerHooks } from "../broker/hooks.ts";
 import type { MessageBridgeConfig } from "../config/types.ts";
-import { levels, matchesTopic } from "../acl/filters.ts";
+import { StatusTopics, SYS_BROKER_PREFIX } from "../sys/status_topic.ts";
 import type { Plugin } from "../plugins.ts";
 import { KafkaOut } from "./kafka_out.ts";
 import { KafkaIn } from "./kafka_in.ts";
@@ -23,7 +23,7 @@ import { bridgeHealth, bridgeMetrics } from "./kafka_ops.ts";
 import type { HealthRegistry } from "../http/health.ts";
 import type { MetricsRegistry } from "../http/metrics.ts";
 
-export const BRIDGE_SYS_TOPIC = "$SYS/broker/bridge/kafka";
+export const BRIDGE_SYS_TOPIC = `${SYS_BROKER_PREFIX}bridge/kafka`;
 
 export interface KafkaBridgeContext {
   broker: Broker;
@@ -51,8 +51,23 @@ export async function kafkaBridge(
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
   const local = new LocalClient(ctx.broker, "$mqttx-kafka");
-  let publishStatus = () => {};
-  const onChange = () => publishStatus();
+  const sys = new StatusTopics(local, ctx.log);
+  // Read a microtask after a change or at a subscribe, when `out` and `inbound` exist.
+  const status = () =>
+    JSON.stringify({
+      producer: out?.state ?? "off",
+      buffered: out?.buffered ?? 0,
+      sent: out?.sent ?? 0,
+      dropped: out?.dropped ?? 0,
+      failed: out?.failed ?? 0,
+      consumer: inbound?.state ?? "off",
+      fromKafka: inbound?.routed ?? 0,
+      unroutable: inbound?.unroutable ?? 0,
+    });
+  sys.add(BRIDGE_SYS_TOPIC, status);
+  const onChange = () => {
+    if (ctx.sys) sys.publish(BRIDGE_SYS_TOPIC, status);
+  };
 
   // Not idempotent: kafkajs's idempotent producer hangs on Bun (oven-sh/bun#6571) and finds no
   // controller on librdkafka's mock cluster; one request at a time keeps the order instead.
@@ -97,44 +112,16 @@ export async function kafkaBridge(
   });
   const removeMetrics = ctx.metrics?.register((m) => bridgeMetrics(m, out, inbound));
 
-  const status = () =>
-    JSON.stringify({
-      producer: out?.state ?? "off",
-      buffered: out?.buffered ?? 0,
-      sent: out?.sent ?? 0,
-      dropped: out?.dropped ?? 0,
-      failed: out?.failed ?? 0,
-      consumer: inbound?.state ?? "off",
-      fromKafka: inbound?.routed ?? 0,
-      unroutable: inbound?.unroutable ?? 0,
-    });
-  const sysLevels = levels(BRIDGE_SYS_TOPIC);
-  let stopped = false;
-  if (ctx.sys) {
-    publishStatus = () =>
-      queueMicrotask(() => {
-        if (stopped) return;
-        const r = local.publish(BRIDGE_SYS_TOPIC, status());
-        if (r instanceof Promise) r.catch(() => {});
-      });
-  }
-
   const hooks: BrokerHooks = {};
   if (out) hooks.persistPublish = (m) => m.internal ? undefined : out.take(m);
-  if (ctx.sys) {
-    hooks.onSubscribed = (client, filter) => {
-      if (matchesTopic(levels(filter), sysLevels)) {
-        local.sendTo(client.clientId, BRIDGE_SYS_TOPIC, status());
-      }
-    };
-  }
+  if (ctx.sys) hooks.onSubscribed = (client, filter) => void sys.answer(client.clientId, filter);
   return {
     hooks,
     async stop() {
       removeHealth?.();
       removeMetrics?.();
       await out?.stop(c.shutdownTimeout);
-      stopped = true;
+      sys.stop();
       await inbound?.stop();
     },
   };

@@ -13,22 +13,10 @@
  * calls `del`. With `clean-start: false` the upstream sends a PUBREL again
  * after a reconnect [MQTT-4.4.0-1], so the message is published locally once.
  */
-import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import type { QoS } from "../mqtt/packet.ts";
 import type { BridgeQueue, IncomingRecord } from "./mqtt_queue.ts";
-
-// MQTT.js's publish packet, as far as this store uses it.
-interface StorePacket {
-  cmd: string;
-  messageId?: number;
-  topic?: string;
-  payload?: string | Uint8Array;
-  qos?: number;
-  retain?: boolean;
-  [key: string]: unknown;
-}
-type Done = (err?: Error, packet?: StorePacket) => void;
+import { type Done, publishPacket, settle, type StorePacket } from "./mqtt_store.ts";
 
 export class BridgeIncomingStore {
   /** By packet id. */
@@ -102,18 +90,5 @@ export class BridgeIncomingStore {
 }
 
 export function packetOf(r: IncomingRecord): StorePacket {
-  return {
-    cmd: "publish",
-    topic: r.topic,
-    payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength),
-    qos: r.qos,
-    retain: r.retain,
-    dup: false,
-    messageId: r.messageId,
-  };
-}
-
-function settle(r: void | Promise<void>, cb: (err?: Error) => void): void {
-  if (!(r instanceof Promise)) return cb();
-  r.then(() => cb(), (e) => cb(e instanceof Error ? e : new Error(String(e))));
+  return publishPacket(r, r.messageId, false);
 }

@@ -19,17 +19,9 @@
  * record and the message from the queue in one step, so a crash keeps both
  * or neither. QoS 1 messages are not recorded (at least once either way).
  */
-import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import type { BridgeQueue, InflightRecord } from "./mqtt_queue.ts";
-
-// MQTT.js's Packet and Store types, as far as this store uses them.
-interface StorePacket {
-  cmd: string;
-  messageId?: number;
-  [key: string]: unknown;
-}
-type Done = (err?: Error, packet?: StorePacket) => void;
+import { type Done, publishPacket, settle, type StorePacket } from "./mqtt_store.ts";
 
 export class BridgeOutgoingStore {
   /** By packet id. */
@@ -61,7 +53,7 @@ export class BridgeOutgoingStore {
    */
   sessionLost(): void {
     for (const r of this.records.values()) {
-      if (r.released) this.settle(this.queue.putInflight({ ...r, released: false }), () => {});
+      if (r.released) settle(this.queue.putInflight({ ...r, released: false }), () => {});
       r.released = false;
     }
   }
@@ -80,7 +72,7 @@ export class BridgeOutgoingStore {
     // QoS 1, or not ours: MQTT.js sends it; at least once, as without this store.
     if (!record) return (cb(), this);
     const r = record;
-    this.settle(this.queue.putInflight({ ...r }), (err) => {
+    settle(this.queue.putInflight({ ...r }), (err) => {
       if (err && packet.cmd === "publish") this.forget(id);
       cb(err);
     });
@@ -100,7 +92,7 @@ export class BridgeOutgoingStore {
     this.forget(id);
     // No need to wait: the queue's writes are applied in order, so the id's next record comes
     // after this; a crash first only means PUBREL again, which the upstream answers with PUBCOMP.
-    void this.settle(this.queue.complete(id), () => {});
+    void settle(this.queue.complete(id), () => {});
     cb(undefined, packet as StorePacket);
     return this;
   }
@@ -116,7 +108,7 @@ export class BridgeOutgoingStore {
       if (!this.records.has(r.messageId)) continue;
       const p = await this.packetOf(r);
       if (p) yield p;
-      else await this.settle(this.queue.complete(r.messageId), () => {}); // dropped meanwhile
+      else await settle(this.queue.complete(r.messageId), () => {}); // dropped meanwhile
     }
   }
 
@@ -145,20 +137,6 @@ export class BridgeOutgoingStore {
       this.forget(r.messageId); // dropped from the queue (queue-max): nothing to send
       return undefined;
     }
-    const p = m.payload;
-    return {
-      cmd: "publish",
-      topic: m.topic,
-      payload: Buffer.from(p.buffer, p.byteOffset, p.byteLength),
-      qos: m.qos,
-      retain: m.retain,
-      dup: true,
-      messageId: r.messageId,
-    };
-  }
-
-  private settle(r: void | Promise<void>, cb: (err?: Error) => void): Promise<void> {
-    if (!(r instanceof Promise)) return (cb(), Promise.resolve());
-    return r.then(() => cb(), (e) => cb(e instanceof Error ? e : new Error(String(e))));
+    return publishPacket(m, r.messageId, true);
   }
 }

@@ -22,8 +22,8 @@ import { LocalClient } from "../broker/local_client.ts";
 import type { BridgeConfig } from "../config/types.ts";
 import type { QoS } from "../mqtt/packet.ts";
 import type { Plugin } from "../plugins.ts";
-import { levels, matchesTopic } from "../acl/filters.ts";
-import { SYS_BROKER_PREFIX } from "../sys/sys_topics.ts";
+import { levels } from "../acl/filters.ts";
+import { StatusTopics, SYS_BROKER_PREFIX } from "../sys/status_topic.ts";
 import { type ConnectFn, MqttBridge } from "./mqtt_bridge.ts";
 import { type BridgeQueue, MemoryBridgeQueue } from "./mqtt_queue.ts";
 import { BridgeTopics } from "./mqtt_topics.ts";
@@ -57,7 +57,7 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
   const IdProvider = mqtt.UniqueMessageIdProvider ?? mqtt.default.UniqueMessageIdProvider;
   // Unique ids: the ids of messages still in flight from an earlier connection stay taken.
   const connect: ConnectFn = (o) => mqttConnect({ ...o, messageIdProvider: new IdProvider() });
-  const statusClient = new LocalClient(broker, "$mqttx-bridges");
+  const sys = new StatusTopics(new LocalClient(broker, "$mqttx-bridges"), log);
   const entries: { bridge: MqttBridge; localId: string; last: string }[] = [];
 
   const statusTopic = (b: MqttBridge) => `${SYS_BROKER_PREFIX}bridges/${b.name}/status`;
@@ -75,9 +75,7 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
     const status = statusOf(e.bridge);
     if (!force && status === e.last) return;
     e.last = status;
-    const topic = statusTopic(e.bridge);
-    const r = statusClient.publish(topic, status);
-    if (r instanceof Promise) r.catch((err) => log(`$SYS ${topic}: ${err}`));
+    sys.publish(statusTopic(e.bridge), status);
   };
 
   for (const c of opts.bridges) {
@@ -109,19 +107,14 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
       onStateChange: () => queueMicrotask(() => publishStatus(entry, true)),
     });
     entries.push(entry);
+    sys.add(statusTopic(entry.bridge), () => statusOf(entry.bridge));
   }
   const outgoing = entries.filter((e) => e.bridge.options.topics.hasOut);
 
   const hooks: BrokerHooks = {
     // Nothing under $SYS is retained: a new subscriber gets the current status at once.
     onSubscribed(client, filter) {
-      if (!opts.sysTopic.enable || !filter.startsWith("$SYS/")) return;
-      for (const e of entries) {
-        const topic = statusTopic(e.bridge);
-        if (matchesTopic(levels(filter), levels(topic))) {
-          statusClient.sendTo(client.clientId, topic, statusOf(e.bridge));
-        }
-      }
+      if (opts.sysTopic.enable) sys.answer(client.clientId, filter);
     },
     persistPublish(message) {
       const { topic, qos, retain, from } = message;
@@ -153,19 +146,16 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
   };
 
   for (const e of entries) e.bridge.start();
-  const timer = opts.sysTopic.enable
-    ? setInterval(
-      () => entries.forEach((e) => publishStatus(e, false)),
-      Math.max(10, opts.sysTopic.interval),
-    )
-    : undefined;
+  if (opts.sysTopic.enable) {
+    sys.every(opts.sysTopic.interval, () => entries.forEach((e) => publishStatus(e, false)));
+  }
   const bridges = entries.map((e) => e.bridge);
   const removeMetrics = opts.metrics?.register((m) => mqttBridgeMetrics(m, bridges));
   return {
     hooks,
     bridges,
     async stop() {
-      clearInterval(timer);
+      sys.stop();
       removeMetrics?.();
       await Promise.all(entries.map((e) => e.bridge.stop()));
     },

@@ -94,13 +94,7 @@ export class SqliteBridgeQueue implements BridgeQueue {
     return this.file.prepare(
       "SELECT seq, topic, payload, qos, retain FROM bridge_queue " +
         "WHERE bridge = ? AND seq > ? ORDER BY seq LIMIT ?",
-    ).all(this.bridge, after, max).map((r) => ({
-      seq: Number(r.seq),
-      topic: r.topic as string,
-      payload: r.payload as Uint8Array,
-      qos: Number(r.qos) as QoS,
-      retain: r.retain === 1,
-    }));
+    ).all(this.bridge, after, max).map((r) => ({ seq: Number(r.seq), ...messageOf(r) }));
   }
 
   remove(seq: number): Promise<void> | void {
@@ -152,13 +146,7 @@ export class SqliteBridgeQueue implements BridgeQueue {
   incoming(): IncomingRecord[] {
     return this.file.prepare(
       "SELECT message_id, topic, payload, qos, retain FROM bridge_incoming WHERE bridge = ?",
-    ).all(this.bridge).map((r) => ({
-      messageId: Number(r.message_id),
-      topic: r.topic as string,
-      payload: r.payload as Uint8Array,
-      qos: Number(r.qos) as QoS,
-      retain: r.retain === 1,
-    }));
+    ).all(this.bridge).map((r) => ({ messageId: Number(r.message_id), ...messageOf(r) }));
   }
 
   putIncoming(r: IncomingRecord): Promise<void> {
@@ -190,4 +178,14 @@ export class SqliteBridgeQueue implements BridgeQueue {
     const del = this.file.prepare("DELETE FROM bridge_queue WHERE bridge = ? AND seq = ?");
     for (const s of seqs) del.run(this.bridge, s);
   }
+}
+
+/** The message columns of a `bridge_queue` or `bridge_incoming` row. */
+function messageOf(r: Record<string, unknown>): OutboundMessage {
+  return {
+    topic: r.topic as string,
+    payload: r.payload as Uint8Array,
+    qos: Number(r.qos) as QoS,
+    retain: r.retain === 1,
+  };
 }

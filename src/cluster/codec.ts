@@ -14,7 +14,7 @@
  * retained) carry a JSON header and the payload as before.
  */
 import { Buffer } from "node:buffer";
-import { decodeMessage, encodeMessageFields, fromJson, toJson } from "../store/redis_codec.ts";
+import { decodeMessage, encodeMessageFields, fromJson, toJson } from "../store/codec.ts";
 import type { MessageData } from "../store/types.ts";
 import type { BusMessage, NodeId } from "./types.ts";
 

@@ -3,7 +3,8 @@
  * (a 4-byte length, the message's fields as the store encodes them, the payload).
  */
 import { Buffer } from "node:buffer";
-import { bytes, decodeMessage, encodeMessageFields, ownBytes } from "../store/redis_codec.ts";
+import { bytes, ownBytes } from "../store/redis_codec.ts";
+import { decodeMessage, encodeMessageFields } from "../store/codec.ts";
 import type { MessageData } from "../store/types.ts";
 
 /** Refresh our liveness key unless another process holds it. */

@@ -23,18 +23,27 @@ export function listenNodeNet(
       socket.destroy();
     }
   });
+  return listening(server, opts).then((listener) => {
+    reclaimAfterStart();
+    return listener;
+  });
+}
+
+/**
+ * `server` listening on `opts`' address (node:net's reusePort: Deno 2.9 has it; Deno.listen's
+ * needs --unstable-net): its port, and a close that stops accepting and leaves live
+ * connections with their owners. Also for the TLS listener (tls_deno.ts).
+ */
+export function listening(server: net.Server, opts: ListenOptions): Promise<Listener> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    // node:net's reusePort (Deno 2.9 has it; Deno.listen's needs --unstable-net).
     server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", reject);
       server.on("error", () => {}); // a failed accept must not stop the server
-      reclaimAfterStart();
       let closed = false;
       resolve({
         port: (server.address() as net.AddressInfo).port,
         close() {
-          // Stop accepting; live connections stay with their owners.
           if (!closed) server.close();
           closed = true;
           return Promise.resolve();

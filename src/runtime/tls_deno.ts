@@ -15,6 +15,7 @@ import { hostPort } from "./address.ts";
 import * as tls from "node:tls";
 import { NodeSocketConn } from "./node_socket_conn.ts";
 import { connectionChurn } from "./deno_memory.ts";
+import { listening } from "./deno_node_net.ts";
 import type { TlsCredentials, TlsListener, TlsListenOptions, TransportConn } from "./types.ts";
 import { clientCertificate, issuedByCa, parseCaBundle } from "./certs.ts";
 import { escapeForLog } from "../log/escape.ts";
@@ -50,29 +51,14 @@ export function listenNodeTls(
   server.on("tlsClientError", (e: Error, socket: tls.TLSSocket) => {
     log(`closing ${remote(socket)}: TLS handshake failed (${escapeForLog(e.message)})`);
   });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
-      server.off("error", reject);
-      server.on("error", () => {});
-      const port = (server.address() as { port: number }).port;
-      let closed = false;
-      resolve({
-        port,
-        setCredentials(credentials) {
-          server.setSecureContext(secureContextOptions(credentials, opts));
-          cas = parseCaBundle(credentials.ca);
-          return Promise.resolve();
-        },
-        close() {
-          // Stop accepting; live connections stay with their owners.
-          if (!closed) server.close();
-          closed = true;
-          return Promise.resolve();
-        },
-      });
-    });
-  });
+  return listening(server, opts).then((listener) => ({
+    ...listener,
+    setCredentials(credentials) {
+      server.setSecureContext(secureContextOptions(credentials, opts));
+      cas = parseCaBundle(credentials.ca);
+      return Promise.resolve();
+    },
+  }));
 }
 
 function remote(socket: tls.TLSSocket): string {

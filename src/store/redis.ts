@@ -15,14 +15,8 @@ import { redactUrl } from "../log/redact.ts";
 import { Buffer } from "node:buffer";
 import { RetainedMemory } from "./retained.ts";
 import { ApplyScript, type Command } from "./redis_scripts.ts";
-import {
-  bytes,
-  decodeMessage,
-  encodeMessageFields,
-  ownBytes,
-  type RedisKeyPrefixes,
-  RedisKeys,
-} from "./redis_codec.ts";
+import { bytes, ownBytes, type RedisKeyPrefixes, RedisKeys } from "./redis_codec.ts";
+import { decodeMessage, encodeMessageFields } from "./codec.ts";
 import type { MessageData, Store } from "./types.ts";
 import { RedisSessionStore } from "./redis_sessions.ts";
 

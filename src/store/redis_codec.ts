@@ -2,19 +2,13 @@
  * How the Redis store lays out and encodes its data. Key names start with the
  * original's `redis.*` prefixes (config), and every key of one client carries
  * the hash tag `{client-id}`, so one client's update touches one slot even on
- * Redis Cluster. Binary payloads are stored as bytes, the rest as short JSON.
+ * Redis Cluster. Binary payloads are stored as bytes, the rest as short JSON
+ * (codec.ts).
  */
 import { Buffer } from "node:buffer";
 import type { MqttxConfig } from "../config/types.ts";
-import type {
-  MessageData,
-  SessionMeta,
-  StoredDelivery,
-  StoredInflight,
-  StoredMessage,
-  StoredSubscription,
-  StoredWill,
-} from "./types.ts";
+import type { SessionMeta } from "./types.ts";
+import { decodeMetaFields, encodeMetaFields, type MetaFields } from "./codec.ts";
 
 export type RedisKeyPrefixes = Omit<MqttxConfig["redis"], "url">;
 
@@ -102,27 +96,6 @@ function escapeGlob(s: string): string {
   return s.replace(/[*?[\]\\]/g, (c) => "\\" + c);
 }
 
-/** JSON with Uint8Array values (correlation data) as {"$b": base64}. */
-export function toJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => {
-    if (x instanceof Uint8Array) return { $b: Buffer.from(x).toString("base64") };
-    // JSON.stringify turns a Buffer into {type, data} before the replacer sees it.
-    if (x && x.type === "Buffer" && Array.isArray(x.data)) {
-      return { $b: Buffer.from(x.data).toString("base64") };
-    }
-    return x;
-  });
-}
-
-export function fromJson<T>(s: string): T {
-  return JSON.parse(s, (_k, x) => {
-    if (x && typeof x === "object" && typeof x.$b === "string" && Object.keys(x).length === 1) {
-      return new Uint8Array(Buffer.from(x.$b, "base64"));
-    }
-    return x;
-  });
-}
-
 export function bytes(b: Uint8Array): Buffer {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
@@ -132,103 +105,15 @@ export function ownBytes(b: Uint8Array | undefined): Uint8Array {
   return b ? new Uint8Array(b) : new Uint8Array(0);
 }
 
-interface MessageFields {
-  t: string;
-  q: 0 | 1 | 2;
-  r?: 1;
-  P?: MessageData["properties"];
-  x?: number;
-  f?: string;
-}
-
-export function encodeMessageFields(m: MessageData): string {
-  const f: MessageFields = { t: m.topic, q: m.qos };
-  if (m.retain) f.r = 1;
-  if (m.properties !== undefined) f.P = m.properties;
-  if (m.expiresAt !== undefined) f.x = m.expiresAt;
-  if (m.from !== undefined) f.f = m.from;
-  return toJson(f);
-}
-
-export function decodeMessage(fields: string, payload: Uint8Array): MessageData {
-  const f = fromJson<MessageFields>(fields);
-  const m: { -readonly [K in keyof MessageData]: MessageData[K] } = {
-    topic: f.t,
-    payload,
-    qos: f.q,
-    retain: f.r === 1,
-  };
-  if (f.P !== undefined) m.properties = f.P;
-  if (f.x !== undefined) m.expiresAt = f.x;
-  if (f.f !== undefined) m.from = f.f;
-  return m;
-}
-
-export function decodeStoredMessage(
-  id: string,
-  fields: string,
-  payload: Uint8Array,
-): StoredMessage {
-  return { id, ...decodeMessage(fields, payload) };
-}
-
-interface DeliveryFields {
-  m?: string;
-  q: 1 | 2;
-  r?: 1;
-  s?: readonly number[];
-  g?: string;
-}
-
-export function encodeDelivery(d: StoredDelivery, withId: boolean): string {
-  const f: DeliveryFields = { q: d.qos };
-  if (withId) f.m = d.messageId;
-  if (d.retain) f.r = 1;
-  if (d.subscriptionIds?.length) f.s = d.subscriptionIds;
-  if (d.share !== undefined) f.g = d.share;
-  return JSON.stringify(f);
-}
-
-export function decodeDelivery(messageId: string | undefined, s: string): StoredDelivery {
-  const f = JSON.parse(s) as DeliveryFields;
-  const d: { -readonly [K in keyof StoredDelivery]: StoredDelivery[K] } = {
-    messageId: messageId ?? f.m!,
-    qos: f.q,
-    retain: f.r === 1,
-  };
-  if (f.s) d.subscriptionIds = f.s;
-  if (f.g !== undefined) d.share = f.g;
-  return d;
-}
-
-export function decodeInflight(packetId: number, s: string, released: boolean): StoredInflight {
-  return { ...decodeDelivery(undefined, s), packetId, released };
-}
-
-export function encodeSubscription(s: StoredSubscription): string {
-  return toJson(s);
-}
-
-export function decodeSubscription(s: string): StoredSubscription {
-  return fromJson<StoredSubscription>(s);
-}
-
 /** Session meta as hash fields (absent optional values are absent fields). */
 export function encodeMeta(m: SessionMeta): (string | Buffer)[] {
-  const out: (string | Buffer)[] = [
-    "c",
-    m.clientId,
-    "v",
-    String(m.protocolVersion),
-    "e",
-    String(m.expiryInterval),
-  ];
-  if (m.username !== undefined) out.push("u", m.username);
-  if (m.expiresAt !== undefined) out.push("x", String(m.expiresAt));
-  if (m.willAt !== undefined) out.push("wa", String(m.willAt));
-  if (m.will !== undefined) {
-    out.push("w", toJson({ m: encodeMessageFields(m.will), d: m.will.delayInterval }));
-    out.push("wp", bytes(m.will.payload));
+  const f = encodeMetaFields(m);
+  const out: (string | Buffer)[] = ["c", f.c, "v", String(f.v), "e", String(f.e)];
+  if (f.u !== undefined) out.push("u", f.u);
+  if (f.x !== undefined) out.push("x", String(f.x));
+  if (f.wa !== undefined) out.push("wa", String(f.wa));
+  if (f.w !== undefined) {
+    out.push("w", JSON.stringify({ m: f.w, d: f.wd }), "wp", bytes(m.will!.payload));
   }
   return out;
 }
@@ -236,18 +121,17 @@ export function encodeMeta(m: SessionMeta): (string | Buffer)[] {
 export function decodeMeta(h: Record<string, Uint8Array>): SessionMeta {
   const str = (k: string) => (h[k] === undefined ? undefined : new TextDecoder().decode(h[k]));
   const num = (k: string) => (h[k] === undefined ? undefined : Number(str(k)));
-  const meta: { -readonly [K in keyof SessionMeta]: SessionMeta[K] } = {
-    clientId: str("c")!,
-    protocolVersion: num("v") as SessionMeta["protocolVersion"],
-    expiryInterval: num("e")!,
+  const f: MetaFields = {
+    c: str("c")!,
+    v: num("v") as MetaFields["v"],
+    e: num("e")!,
+    u: str("u"),
+    x: num("x"),
+    wa: num("wa"),
   };
-  if (h.u !== undefined) meta.username = str("u");
-  if (h.x !== undefined) meta.expiresAt = num("x");
-  if (h.wa !== undefined) meta.willAt = num("wa");
   if (h.w !== undefined) {
-    const w = fromJson<{ m: string; d: number }>(str("w")!);
-    const will: StoredWill = { ...decodeMessage(w.m, ownBytes(h.wp)), delayInterval: w.d };
-    meta.will = will;
+    const w = JSON.parse(str("w")!) as { m: string; d: number };
+    (f.w = w.m), (f.wd = w.d);
   }
-  return meta;
+  return decodeMetaFields(f, ownBytes(h.wp));
 }

@@ -18,15 +18,13 @@ import {
 import {
   decodeDelivery,
   decodeInflight,
-  decodeMeta,
   decodeStoredMessage,
   decodeSubscription,
   encodeDelivery,
   encodeMessageFields,
-  encodeMeta,
   encodeSubscription,
-  ownBytes,
-} from "./redis_codec.ts";
+} from "./codec.ts";
+import { decodeMeta, encodeMeta, ownBytes } from "./redis_codec.ts";
 import type { RedisStore } from "./redis.ts";
 import type {
   SessionBatch,

@@ -14,17 +14,19 @@ import { RetainedMemory } from "./retained.ts";
 import {
   decodeDelivery,
   decodeMessage,
+  decodeMetaFields,
   decodeSubscription,
   encodeDelivery,
   encodeMessageFields,
+  encodeMetaFields,
   encodeSubscription,
-} from "./redis_codec.ts";
+  type MetaFields,
+} from "./codec.ts";
 import { SqliteDb, type SqliteDbOptions } from "./sqlite_db.ts";
 import type {
   MessageData,
   SessionBatch,
   SessionChange,
-  SessionMeta,
   SessionStore,
   Store,
   StoredMessage,
@@ -132,43 +134,6 @@ export function openSqliteStore(options: SqliteDbOptions): SqliteStore {
   return new SqliteStore(new SqliteDb(options));
 }
 
-interface MetaFields {
-  c: string;
-  v: SessionMeta["protocolVersion"];
-  e: number;
-  u?: string;
-  x?: number;
-  wa?: number;
-  /** The will's message fields (encodeMessageFields) and delay; its payload is a column. */
-  w?: string;
-  wd?: number;
-}
-
-function encodeMeta(m: SessionMeta): string {
-  const f: MetaFields = { c: m.clientId, v: m.protocolVersion, e: m.expiryInterval };
-  if (m.username !== undefined) f.u = m.username;
-  if (m.expiresAt !== undefined) f.x = m.expiresAt;
-  if (m.willAt !== undefined) f.wa = m.willAt;
-  if (m.will) (f.w = encodeMessageFields(m.will)), (f.wd = m.will.delayInterval);
-  return JSON.stringify(f);
-}
-
-function decodeMeta(s: string, willPayload: Uint8Array | null): SessionMeta {
-  const f = JSON.parse(s) as MetaFields;
-  const m: { -readonly [K in keyof SessionMeta]: SessionMeta[K] } = {
-    clientId: f.c,
-    protocolVersion: f.v,
-    expiryInterval: f.e,
-  };
-  if (f.u !== undefined) m.username = f.u;
-  if (f.x !== undefined) m.expiresAt = f.x;
-  if (f.wa !== undefined) m.willAt = f.wa;
-  if (f.w !== undefined) {
-    m.will = { ...decodeMessage(f.w, willPayload ?? new Uint8Array(0)), delayInterval: f.wd ?? 0 };
-  }
-  return m;
-}
-
 type Row = Record<string, unknown>;
 
 /** Sessions in tables; one batch is one part of the tick's transaction. */
@@ -211,7 +176,10 @@ export class SqliteSessionStore implements SessionStore {
     for (const r of this.file.prepare("SELECT * FROM sessions").all()) {
       const id = r.client_id as string;
       sessions.push({
-        ...decodeMeta(r.meta as string, r.will_payload as Uint8Array | null),
+        ...decodeMetaFields(
+          JSON.parse(r.meta as string) as MetaFields,
+          (r.will_payload as Uint8Array | null) ?? undefined,
+        ),
         subscriptions: subs.get(id) ?? [],
         queue: queues.get(id) ?? [],
         inflight: inflight.get(id) ?? [],
@@ -293,7 +261,7 @@ export class SqliteSessionStore implements SessionStore {
         "INSERT INTO sessions (client_id, meta, will_payload) VALUES (?, ?, ?) " +
           "ON CONFLICT (client_id) DO UPDATE SET meta = excluded.meta, " +
           "will_payload = excluded.will_payload",
-      ).run(clientId, encodeMeta(c.meta), c.meta.will?.payload ?? null);
+      ).run(clientId, JSON.stringify(encodeMetaFields(c.meta)), c.meta.will?.payload ?? null);
       return;
     }
     // The session's entries drop their references; the store finds them itself.

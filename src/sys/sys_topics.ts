@@ -41,7 +41,9 @@ import { LocalClient } from "../broker/local_client.ts";
 import { removeSubscription } from "../broker/session_subscriptions.ts";
 import { type Levels, levels, matchesTopic } from "../acl/filters.ts";
 import type { Plugin } from "../plugins.ts";
-import { escapeForLog } from "../log/escape.ts";
+import { isSysTopic, StatusTopics, SYS_BROKER_PREFIX as PREFIX } from "./status_topic.ts";
+
+export { isSysTopic, SYS_BROKER_PREFIX } from "./status_topic.ts";
 
 export interface SysTopicsOptions {
   broker: Broker;
@@ -51,15 +53,6 @@ export interface SysTopicsOptions {
   version: string;
   /** ms between `status` pushes (at least 10). */
   interval: number;
-}
-
-const PREFIX = "$SYS/broker/";
-/** Other features' $SYS topics (e.g. bridges) live under this prefix too. */
-export const SYS_BROKER_PREFIX = PREFIX;
-
-/** True for `$SYS` and `$SYS/...`: topics only the broker publishes to. */
-export function isSysTopic(topic: string): boolean {
-  return topic === "$SYS" || topic.startsWith("$SYS/");
 }
 
 /** `yyyy-MM-dd HH:mm:ss` in local time, as the original's LocalDateTime pattern. */
@@ -88,12 +81,12 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
   const guard = sysPublishGuard();
   if (!opts.enable) return { hooks: guard };
   const { broker, brokerId, version } = opts;
-  const local = new LocalClient(broker, "$mqttx-sys");
+  const sys = new StatusTopics(new LocalClient(broker, "$mqttx-sys"), (l) => broker.log(l));
   const startedAt = Date.now();
   const uptime = () => Math.floor((Date.now() - startedAt) / 1000);
   const now = () => formatTimestamp(new Date());
 
-  const oneShots: [string, Levels, () => unknown][] = ([
+  const oneShots: [string, () => unknown][] = [
     ["activeConnectCount", () => ({ activeConnectCount: broker.connectedCount })],
     ["time", () => ({ timestamp: now() })],
     ["version", () => ({ version })],
@@ -104,7 +97,8 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     ["droppedMsg", () => ({ droppedMsg: broker.stats.dropped })],
     // The live nodes of the cluster (this one alone when not clustered).
     ["nodes", () => ({ nodes: broker.cluster?.nodes() ?? [{ id: String(brokerId) }] })],
-  ] as const).map(([name, f]) => [PREFIX + name, levels(PREFIX + name), f]);
+  ];
+  for (const [name, answer] of oneShots) sys.add(PREFIX + name, () => JSON.stringify(answer()));
   const statusTopics: [string, Levels][] = [PREFIX + "status", `${PREFIX}${brokerId}/status`]
     .map((t) => [t, levels(t)]);
   const status = () =>
@@ -118,6 +112,8 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
       uptime: uptime(),
       version,
     });
+  for (const [topic] of statusTopics) sys.add(topic, status);
+  const isStatusTopic = (topic: string) => statusTopics.some(([t]) => t === topic);
 
   /** Connected clients that subscribed to a status topic, by client id. */
   const statusSubscribers = new Set<string>();
@@ -142,16 +138,15 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     return out;
   };
 
-  const tick = () => {
+  sys.every(opts.interval, () => {
     if (statusSubscribers.size === 0) return;
     const payload = status();
     for (const id of statusSubscribers) {
       const topics = subscribedStatusTopics(id);
       if (topics.length === 0) statusSubscribers.delete(id); // unsubscribed or gone
-      for (const topic of topics) local.sendTo(id, topic, payload);
+      for (const topic of topics) sys.local.sendTo(id, topic, payload);
     }
-  };
-  const timer = setInterval(tick, Math.max(10, opts.interval));
+  });
 
   const presence = (client: ClientInfo, event: "connected" | "disconnected") => {
     // A topic name may not hold wildcards: such a client id gets no event.
@@ -163,30 +158,16 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
       protocolVersion: client.protocolVersion,
       timestamp: now(),
     });
-    const topic = `${PREFIX}${brokerId}/clients/${client.clientId}/${event}`;
-    // Later, never inside whatever routing or connection handling called the hook.
-    queueMicrotask(() => {
-      if (stopped) return;
-      const r = local.publish(topic, payload);
-      if (r instanceof Promise) r.catch((e) => broker.log(`$SYS ${escapeForLog(topic)}: ${e}`));
-    });
+    sys.publish(`${PREFIX}${brokerId}/clients/${client.clientId}/${event}`, payload);
   };
 
   const hooks: BrokerHooks = {
     authorizePublish: guard.authorizePublish,
     onSubscribed(client, filter) {
-      if (!isSysTopic(filter)) return; // also skips $share/...: presence only
-      const f = levels(filter);
-      for (const [topic, t, answer] of oneShots) {
-        if (matchesTopic(f, t)) local.sendTo(client.clientId, topic, JSON.stringify(answer()));
+      // Also skips $share/...: presence only.
+      if (sys.answer(client.clientId, filter).some(isStatusTopic)) {
+        statusSubscribers.add(client.clientId);
       }
-      let wantsStatus = false;
-      for (const [topic, t] of statusTopics) {
-        if (!matchesTopic(f, t)) continue;
-        wantsStatus = true;
-        local.sendTo(client.clientId, topic, status());
-      }
-      if (wantsStatus) statusSubscribers.add(client.clientId);
     },
     onConnected(client) {
       presence(client, "connected");
@@ -207,7 +188,7 @@ export function sysTopics(opts: SysTopicsOptions): Plugin {
     hooks,
     stop() {
       stopped = true;
-      clearInterval(timer);
+      sys.stop();
       statusSubscribers.clear();
     },
   };

@@ -3,6 +3,7 @@
  * no snapshots and no AOF unless asked. Missing redis-server: tests skip,
  * unless MQTTX_REQUIRE_INTEGRATION=1 (then they fail).
  */
+import { after, before } from "node:test";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, Socket } from "node:net";
@@ -133,6 +134,22 @@ export class RedisServer {
       s.connect(this.port, "127.0.0.1", () => s.write("PING\r\n"));
     });
   }
+}
+
+/**
+ * The redis-server of one test file: started before its tests, disposed after
+ * them, not at all when `skip` (pass it to the tests). Call at the top level.
+ */
+export function redisServerForFile(): { skip: string | false; server(): RedisServer } {
+  const skip = skipWithoutRedis();
+  let server: RedisServer | undefined;
+  before(async () => {
+    if (!skip) server = await RedisServer.start();
+  });
+  after(async () => {
+    await server?.dispose();
+  });
+  return { skip, server: () => server! };
 }
 
 /** A Redis store on `url` with the default key prefixes. */

@@ -282,12 +282,10 @@ export class Connection extends ConnectionState implements TurnTaker {
     this.lastActivity = Date.now();
     this.sink.stats.networkIn += chunk.length;
     const handled = this.handleInput(chunk, 0);
-    // Write what this chunk produced now, not on a microtask: Deno calls the data handler of
-    // every socket ready in a poll before it runs any microtask, so under S4 at a fixed rate
-    // a message waited for the other sockets' messages to be handled (in the broker, data to
-    // write: p50 90-140 us, now 16-20 us). Where microtasks run after each data event (Bun,
-    // Node) this writes the same bytes at the same point.
-    if (dirtyCount > 0) flushDirty();
+    // Deliveries to others are written now: Deno runs every ready socket's data handler before
+    // any microtask, so they waited for the other sockets' input. Own replies wait for the
+    // microtask and share a write (bench/README.md, "Deno", round three).
+    if (dirtyCount > 0) flushDirty(this);
     return handled;
   }
 
@@ -479,19 +477,23 @@ const dirty: (Connection | undefined)[] = [];
 let dirtyCount = 0;
 let flushing = false;
 
-function flushDirty(): void {
-  // A write may deliver input at once (an in-process Conn) whose handling calls this again:
-  // the walk in progress takes what that adds, by index.
+/** Flush every dirty connection but `keep`, which stays for the microtask already queued. A
+ * write may deliver input at once (in-process Conn): the walk takes what that adds, by index. */
+function flushDirty(keep?: Connection): void {
   if (flushing) return;
   flushing = true;
+  let kept = false;
   try {
     for (let i = 0; i < dirtyCount; i++) {
       const c = dirty[i]!;
       dirty[i] = undefined;
-      c.flush();
+      if (c === keep) kept = true;
+      else c.flush();
     }
   } finally {
     dirtyCount = 0;
     flushing = false;
+    // Dirty means a flushDirty microtask is pending (queued when the list was last empty).
+    if (kept) dirty[dirtyCount++] = keep;
   }
 }

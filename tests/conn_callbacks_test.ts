@@ -3,8 +3,6 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
-import { encode } from "../src/mqtt/encoder.ts";
-import type { ConnCallbacks } from "../src/broker/conn.ts";
 
 afterEach(closeAll);
 
@@ -67,40 +65,3 @@ for (const mode of ["callbacks-sync", "callbacks-async", "streams"] as const) {
     });
   });
 }
-
-// Deno calls the data handler of every socket ready in a poll before it runs any microtask, so a
-// delivery flushed on a microtask waited for the other sockets' input (S4-rate200).
-test("a delivery is written before the data handler of its PUBLISH returns", async () => {
-  const b = newBroker();
-  const { client: s } = await PacketClient.connect(b, { clientId: "s" });
-  s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "now/#", qos: 1 }] });
-  await s.expect(9);
-  let cb!: ConnCallbacks;
-  const written: number[][] = [];
-  b.handleConnection({
-    remoteAddr: "127.0.0.1:50001",
-    close() {},
-    start: (callbacks) => void (cb = callbacks),
-    write: (bytes, length = bytes.length) => void written.push([...bytes.subarray(0, length)]),
-  });
-  const connect = { type: 1, protocolName: "MQTT", protocolVersion: 4, clean: true } as const;
-  await cb.data(encode({ ...connect, keepAlive: 0, clientId: "p" }, 4));
-  while (written.length === 0) await new Promise((r) => setTimeout(r, 5));
-  written.length = 0;
-  const publish = encode({
-    type: 3,
-    topic: "now/x",
-    payload: text("m"),
-    qos: 1,
-    retain: false,
-    dup: false,
-    packetId: 7,
-  }, 4);
-  const handled = cb.data(publish);
-  // Checked synchronously, before any microtask could run.
-  assert.equal(s.pending().length, 1, "the subscriber's PUBLISH is written");
-  await handled;
-  // The publisher's own PUBACK goes out on the microtask (shared with its other replies).
-  while (written.length === 0) await new Promise((r) => setTimeout(r, 5));
-  assert.deepEqual(written[0], [0x40, 0x02, 0x00, 0x07]);
-});

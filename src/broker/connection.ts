@@ -176,7 +176,7 @@ export class Connection extends ConnectionState implements TurnTaker {
   }
 
   private scheduleFlush(): void {
-    // One write per chunk of input or tick: everything handled meanwhile goes out together.
+    // One write per tick: everything handled in this turn goes out together.
     if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
       dirty[dirtyCount++] = this;
@@ -281,12 +281,7 @@ export class Connection extends ConnectionState implements TurnTaker {
     if (this.closing) return;
     this.lastActivity = Date.now();
     this.sink.stats.networkIn += chunk.length;
-    const handled = this.handleInput(chunk, 0);
-    // Deliveries to others are written now: Deno runs every ready socket's data handler before
-    // any microtask, so they waited for the other sockets' input. Own replies wait for the
-    // microtask and share a write (bench/README.md, "Deno", round three).
-    if (dirtyCount > 0) flushDirty(this);
-    return handled;
+    return this.handleInput(chunk, 0);
   }
 
   private handleInput(chunk: Uint8Array, start: number): void | Promise<void> {
@@ -475,25 +470,13 @@ export class Connection extends ConnectionState implements TurnTaker {
  * packet_scratch.ts). */
 const dirty: (Connection | undefined)[] = [];
 let dirtyCount = 0;
-let flushing = false;
 
-/** Flush every dirty connection but `keep`, which stays for the microtask already queued. A
- * write may deliver input at once (in-process Conn): the walk takes what that adds, by index. */
-function flushDirty(keep?: Connection): void {
-  if (flushing) return;
-  flushing = true;
-  let kept = false;
-  try {
-    for (let i = 0; i < dirtyCount; i++) {
-      const c = dirty[i]!;
-      dirty[i] = undefined;
-      if (c === keep) kept = true;
-      else c.flush();
-    }
-  } finally {
-    dirtyCount = 0;
-    flushing = false;
-    // Dirty means a flushDirty microtask is pending (queued when the list was last empty).
-    if (kept) dirty[dirtyCount++] = keep;
+function flushDirty(): void {
+  // A flush may add more connections (none today), so walk by index.
+  for (let i = 0; i < dirtyCount; i++) {
+    const c = dirty[i]!;
+    dirty[i] = undefined;
+    c.flush();
   }
+  dirtyCount = 0;
 }

@@ -18,6 +18,7 @@ import { certificateUsernameHook } from "./transport/cert_username.ts";
 import type { Store, StoredState } from "./store/types.ts";
 import type { RedisStore } from "./store/redis.ts";
 import { restoreSessions } from "./broker/restore.ts";
+import { useIoTurn } from "./broker/input_turns.ts";
 import type { ClusterNode } from "./cluster/node.ts";
 import { clusterMetrics, redisMetrics } from "./http/backend_metrics.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
@@ -238,6 +239,7 @@ export async function startApp(
     }
     // Routes of restored sessions are announced once they are back in the index.
     cluster?.announceRestored();
+    useIoTurn(runtime.ioTurn);
     listeners = await startListeners({
       runtime,
       config,

@@ -64,6 +64,8 @@ const LOOSE: TurnBudget = {
 
 let waited = false;
 let tightUntil = -Infinity;
+let tight = false;
+let ioTurn: ((f: () => void) => void) | undefined;
 
 /**
  * A connected session's QoS 1/2 window is full and a message waits (queued or
@@ -80,7 +82,19 @@ export function turnBudget(now: number): TurnBudget {
     waited = false;
     tightUntil = now + TIGHT_MS;
   }
-  return now < tightUntil ? TIGHT : LOOSE;
+  tight = now < tightUntil;
+  return tight ? TIGHT : LOOSE;
+}
+
+/**
+ * The runtime's turn that comes after a poll of its sockets (`Runtime.ioTurn`), taken while
+ * turns are tight; undefined: `setImmediate`. On Deno a chain of `setImmediate`s runs with no
+ * poll between them while the publishers still have input, so the subscriber's PUBACKs were
+ * read once per ~4,300 PUBLISHes (runtime/io_turn_deno.ts); otherwise turns keep
+ * `setImmediate`, which costs less and is all a loose budget needs.
+ */
+export function useIoTurn(f: ((f: () => void) => void) | undefined): void {
+  ioTurn = f;
 }
 
 /** handleInput's answer, called from resumeInput, when it left input for later again. */
@@ -103,7 +117,8 @@ export function waitForTurn(c: TurnTaker): void {
   waiting[waitingCount++] = c;
   if (!scheduled) {
     scheduled = true;
-    setImmediate(nextTurn);
+    if (tight && ioTurn) ioTurn(nextTurn);
+    else setImmediate(nextTurn);
   }
 }
 

@@ -9,15 +9,42 @@
  * unmasked client frames (RFC 6455 5.1: close 1002), and left the socket of
  * a peer that ignores the close frame open; none of that can be configured.
  */
-import type { Runtime } from "./types.ts";
+import type { Listener, Runtime, TransportConn } from "./types.ts";
 import { listenNodeNet } from "./deno_node_net.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { serveDenoHttp } from "./http_deno.ts";
+import { closeIoTurn, ioTurn, openIoTurn } from "./io_turn_deno.ts";
+
+/** A listener keeps the I/O turn's sockets open while it lives (io_turn_deno.ts). */
+function withIoTurn<O, L extends Listener>(
+  listen: (opts: O, onConn: (conn: TransportConn) => void) => Promise<L>,
+): (opts: O, onConn: (conn: TransportConn) => void) => Promise<L> {
+  return async (opts, onConn) => {
+    await openIoTurn();
+    let listener: L;
+    try {
+      listener = await listen(opts, onConn);
+    } catch (e) {
+      await closeIoTurn();
+      throw e;
+    }
+    const close = listener.close.bind(listener);
+    let closed = false;
+    listener.close = async () => {
+      await close();
+      if (!closed) {
+        closed = true;
+        await closeIoTurn();
+      }
+    };
+    return listener;
+  };
+}
 
 export const denoRuntime: Runtime = {
   name: "deno",
-  listen: listenNodeNet,
-  listenTls: listenNodeTls,
+  listen: withIoTurn(listenNodeNet),
+  listenTls: withIoTurn(listenNodeTls),
   // No listenWebSocket: Deno's own WebSocket can neither pause reads, bound a message, nor
   // refuse an unmasked frame, so ws:// is the project's server over listen() (transport/).
   serveHttp: serveDenoHttp,
@@ -36,4 +63,5 @@ export const denoRuntime: Runtime = {
   // V8's worker threads also do parallel GC work the main thread waits for;
   // lowering them made no measurable difference to latency, so they stay.
   helperThreads: [],
+  ioTurn,
 };

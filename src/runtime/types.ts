@@ -118,4 +118,10 @@ export interface Runtime {
    * at a lower priority than the event loop (see helper_threads.ts).
    */
   readonly helperThreads: readonly string[];
+  /**
+   * Run `f` on a later macrotask, after the event loop has polled its sockets. Absent: a
+   * `setImmediate` does that (Bun, like Node, polls every tick). The core's fair input turns
+   * use it while a subscriber waits on its acknowledgements (broker/input_turns.ts).
+   */
+  ioTurn?(f: () => void): void;
 }

@@ -1,5 +1,5 @@
 import type { Conn } from "./conn.ts";
-import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
+import type { Packet } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
 import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
@@ -50,13 +50,7 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
   // (with the 5.0 limits moved to the extras: 160 -> 113 B by bun:jsc's estimate).
   declare readonly conn: Conn;
   declare readonly decoder: PacketDecoder;
-  /** Protocol level; 4 until CONNECT says otherwise. */
-  version: ProtocolVersion = 4;
   session: Session | undefined;
-  /** Set at CONNECT (identify()); "" before. */
-  clientId = "";
-  /** The user name the client authenticated as (ClientInfo). */
-  username: string | undefined = undefined;
   /** The broker's counters. */
   get stats(): BrokerStats {
     return this.sink.stats;
@@ -96,17 +90,6 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
    */
   get client(): ClientInfo | undefined {
     return this.clientId === "" ? undefined : this;
-  }
-
-  /** CONNECT named the client (its id never "": the broker assigns one to an empty id). */
-  identify(clientId: string, username: string | undefined): void {
-    this.clientId = clientId;
-    this.username = username;
-  }
-
-  /** ClientInfo: the protocol level of the CONNECT. */
-  get protocolVersion(): ProtocolVersion {
-    return this.version;
   }
 
   /** ClientInfo: the TLS client certificate, when the transport verified one (or a hook set). */

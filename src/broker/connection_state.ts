@@ -5,7 +5,7 @@
  * connection stays small. Connection extends this.
  */
 import type { EnhancedAuthenticator, EnhancedAuthSession, PeerCertificate } from "./hooks.ts";
-import type { ConnectPacket } from "../mqtt/packet.ts";
+import type { ConnectPacket, ProtocolVersion } from "../mqtt/packet.ts";
 import type { ReadRightsCache } from "./read_rights.ts";
 
 /** An enhanced-authentication exchange in progress or completed (5.0, 4.12). */
@@ -31,6 +31,23 @@ export class ConnectionState {
   private state = PUBLISH_WILL;
   /** Rarely used state, made on first use. */
   protected x: ConnectionExtras | undefined = undefined;
+  /** Protocol level; 4 until CONNECT says otherwise. */
+  version: ProtocolVersion = 4;
+  /** Set at CONNECT (identify()); "" before. */
+  clientId = "";
+  /** The user name the client authenticated as (ClientInfo). */
+  username: string | undefined = undefined;
+
+  /** CONNECT named the client (its id never "": the broker assigns one to an empty id). */
+  identify(clientId: string, username: string | undefined): void {
+    this.clientId = clientId;
+    this.username = username;
+  }
+
+  /** ClientInfo: the protocol level of the CONNECT. */
+  get protocolVersion(): ProtocolVersion {
+    return this.version;
+  }
 
   /** Enhanced authentication of this connection, when it used one. */
   get auth(): AuthState | undefined {

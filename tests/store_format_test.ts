@@ -164,6 +164,15 @@ CREATE TABLE retained (topic TEXT PRIMARY KEY, fields TEXT NOT NULL, payload BLO
       const messages = [...state.messages.values()].sort((a, b) => a.id < b.id ? -1 : 1);
       assert.deepEqual(plain(messages), plain(expectedMessages));
       assert.deepEqual(plain(store.matchRetained("r/#")), plain([expectedRetained]));
+      // A retained message written before versions (no `v`) counts as older than any change.
+      await store.setRetained("r/t", {
+        ...expectedRetained,
+        qos: 1,
+        payload: new Uint8Array([83]),
+      });
+      const v = await store.client.sendCommand(["HGET", "mqttx:retain:r/t", "v"]);
+      assert.equal(String(v), "1");
+      assert.deepEqual([...store.matchRetained("r/t")[0].payload], [83]);
     } finally {
       await store.close();
     }

@@ -3,7 +3,9 @@
  * came back empty (restarted without persistence). The node that finds the
  * marker missing writes its index back; a node resyncing at the same moment
  * must not take a half-written Redis for the truth and delete from its own
- * index the retained messages not written back yet.
+ * index the retained messages not written back yet. And the versions Redis
+ * gives retained changes between two stores: an expiry deletes only the
+ * version that expired.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -90,6 +92,57 @@ describe("redis store: retained resync after Redis lost its data", () => {
     } finally {
       await c?.close();
       await a.close();
+    }
+  });
+});
+
+describe("redis store: retained versions between two nodes' stores", () => {
+  test("an expiry on one node never deletes a newer message another node wrote", {
+    skip,
+    timeout: 30_000,
+  }, async () => {
+    const a = await openRedisStore(redis.server().url);
+    const b = await openRedisStore(redis.server().url);
+    const key = a.keys.retained("ex/t");
+    try {
+      const soon = Date.now() + 300;
+      const v1 = await a.setRetained("ex/t", {
+        topic: "ex/t",
+        payload: enc.encode("old"),
+        qos: 0,
+        retain: true,
+        expiresAt: soon,
+      });
+      // Node B writes a newer message; node A has not heard of it yet when its copy expires.
+      const v2 = await b.setRetained("ex/t", {
+        topic: "ex/t",
+        payload: enc.encode("new"),
+        qos: 0,
+        retain: true,
+      });
+      assert.ok(typeof v1 === "number" && typeof v2 === "number" && v2 > v1, `${v1} < ${v2}`);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.deepEqual(a.matchRetained("ex/t"), [], "expired on A");
+      await a.client.sendCommand(["PING"]); // A's delete (if any) has run
+      assert.equal(String(await a.client.sendCommand(["HGET", key, "p"])), "new");
+      // B's message, heard late, is taken: newer than anything A holds for the topic.
+      a.cacheRetained("ex/t", b.retainedOf("ex/t"), v2);
+      assert.equal(new TextDecoder().decode(a.retainedOf("ex/t")!.payload), "new");
+      // And A's expiry of its own unchanged message does delete it in Redis.
+      await a.setRetained("ex/u", {
+        topic: "ex/u",
+        payload: enc.encode("x"),
+        qos: 0,
+        retain: true,
+        expiresAt: Date.now() + 100,
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(a.matchRetained("ex/u"), []);
+      await a.client.sendCommand(["PING"]);
+      assert.equal(Number(await a.client.sendCommand(["EXISTS", a.keys.retained("ex/u")])), 0);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });

@@ -4,7 +4,7 @@
  * hear when this node starts or stops having a subscription with a filter.
  */
 import type { Message } from "./message.ts";
-import type { MessageData } from "../store/types.ts";
+import type { MessageData, RetainedWrite } from "../store/types.ts";
 
 export interface ClusterLink {
   /** Send `message` to every other node with a matching route; returns how many. */
@@ -21,9 +21,14 @@ export interface ClusterLink {
   unsubscribed(filter: string): void;
   /**
    * The retained message of `topic` changed here (undefined: cleared): tell the
-   * other nodes, with every field. `stored`: this node's store write, if async.
+   * other nodes, with every field. `stored`: this node's store write, if async
+   * (resolving to the version Redis gave the change).
    */
-  retained(topic: string, message: MessageData | undefined, stored: void | Promise<void>): void;
+  retained(
+    topic: string,
+    message: MessageData | undefined,
+    stored: void | Promise<RetainedWrite>,
+  ): void;
   /**
    * Before a CONNECT is accepted: make this node the owner of `clientId`; the
    * node that held it closes its connection and hands over the session, which

@@ -3,7 +3,7 @@
  * a will, the admin API): the store keeps it, and in a cluster every other
  * node hears of it with the whole message (5.0 properties, expiry, publisher).
  */
-import type { RetainedStore } from "../store/types.ts";
+import type { RetainedStore, RetainedWrite } from "../store/types.ts";
 import type { ClusterLink } from "./cluster_link.ts";
 import type { Message } from "./message.ts";
 
@@ -17,7 +17,8 @@ export function changeRetained(
   topic: string,
   message: Message | undefined,
 ): void | Promise<void> {
-  const stored = store.setRetained(topic, message);
+  const stored: void | Promise<RetainedWrite> = store.setRetained(topic, message);
   cluster?.retained(topic, message, stored);
-  return stored;
+  // The caller waits for the write; the version it resolves to is the cluster's.
+  return stored as void | Promise<void>;
 }

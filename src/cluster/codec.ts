@@ -115,6 +115,7 @@ export class FrameWriter {
       h = { k: msg.kind, c: msg.clientId, e: msg.epoch, u: msg.username };
     } else {
       h = { k: msg.kind, t: msg.topic };
+      if (msg.version !== undefined) h.v = msg.version;
       if (msg.message) {
         h.m = encodeMessageFields(msg.message);
         payload = msg.message.payload;
@@ -354,6 +355,7 @@ function readRecord(r: FrameReader, end: number): BusMessage {
         kind: "retained",
         topic: h.t,
         message: h.m === undefined ? undefined : decodeMessage(h.m, rest),
+        version: h.v ?? undefined,
       };
   }
   throw new RangeError(`unknown message kind ${h.k}`);

@@ -12,8 +12,10 @@
  *   node that had it closes its connection (5.0: DISCONNECT 0x8E).
  * - Retained: a retained change here (a publish, a will, the admin API) is
  *   sent whole to every node's in-memory index (the Redis store holds the
- *   shared copy); back from a bus outage, the node reads the index again from
- *   Redis and sends the changes the others missed.
+ *   shared copy) with the version Redis gave it; each node takes only changes
+ *   newer than the one it holds, so all end with the change Redis ordered last
+ *   (store/retained_versions.ts). Back from a bus outage, the node reads the
+ *   index again from Redis and sends the changes the others missed.
  * - Wills: kept in the bus while their client is connected, published here
  *   when the bus hands this node the wills of a node that died.
  */
@@ -24,7 +26,7 @@ import type { ClusterLink } from "../broker/cluster_link.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import type { Message } from "../broker/message.ts";
 import { TopicIndex } from "../broker/topic_index.ts";
-import type { MessageData, StoredState } from "../store/types.ts";
+import type { MessageData, RetainedWrite, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
 import { deliverToInherited } from "./heir_delivery.ts";
 import { Qos2Resends } from "./qos2_resend.ts";
@@ -34,8 +36,11 @@ import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./ty
 
 /** The in-memory retained index of this node's store, updated for other nodes' writes. */
 export interface RetainedCache {
-  cacheRetained(topic: string, message: MessageData | undefined): void;
+  /** Another node's change, taken if newer than what is held (`version` absent: taken). */
+  cacheRetained(topic: string, message: MessageData | undefined, version?: number): void;
   retainedOf(topic: string): MessageData | undefined;
+  /** What Redis holds for `topic` as far as this node knows (none while a write is under way). */
+  retainedHeld(topic: string): { version: number; message: MessageData | undefined } | undefined;
   /** Write the changes the shared store could not take yet; rejects while it still cannot. */
   flushRetained(): Promise<void>;
   /** Read the shared store's retained messages into the index again, except `keep`. */
@@ -242,21 +247,30 @@ export class ClusterNode implements ClusterLink {
     };
   }
 
-  retained(topic: string, message: MessageData | undefined, stored: void | Promise<void>): void {
-    if (!stored) return this.announceRetained(topic, message);
+  retained(
+    topic: string,
+    message: MessageData | undefined,
+    stored: void | Promise<RetainedWrite>,
+  ): void {
+    if (!stored) return this.announceRetained(topic, message, undefined);
     // Announced only once Redis holds it: a node that hears of it and then reads Redis (its
     // retained resync) reads this change or a newer one, never the one before it, which would
     // undo it there for good (tests/cluster_retained_race_test.ts). No round trip is added:
-    // the publish is routed after this same write.
-    stored.then(() => this.announceRetained(topic, message), () => {
+    // the publish is routed after this same write. It carries the version Redis gave it: the
+    // others take it only if newer than what they hold, so all end with Redis's last.
+    stored.then((v) => this.announceRetained(topic, message, v ?? undefined), () => {
       // Not in Redis: the others hear of it once the store takes it (the resync retries).
       this.unannounced.add(topic);
       this.resyncRetained();
     });
   }
 
-  private announceRetained(topic: string, message: MessageData | undefined): void {
-    if (this.busUp) this.bus.broadcast({ kind: "retained", topic, message });
+  private announceRetained(
+    topic: string,
+    message: MessageData | undefined,
+    version: number | undefined,
+  ): void {
+    if (this.busUp) this.bus.broadcast({ kind: "retained", topic, message, version });
     else this.unannounced.add(topic); // the others hear of it once the bus is back
   }
 
@@ -278,8 +292,10 @@ export class ClusterNode implements ClusterLink {
           await cache.resyncRetained(this.unannounced);
           for (const topic of missed) {
             this.unannounced.delete(topic);
-            const message = cache.retainedOf(topic);
-            this.bus.broadcast({ kind: "retained", topic, message });
+            // None: a later change here is being written, and is announced once it is.
+            const held = cache.retainedHeld(topic);
+            if (!held) continue;
+            this.bus.broadcast({ kind: "retained", topic, ...held });
           }
           if (missed.length > 0) {
             this.broker.log(`cluster: sent ${missed.length} retained changes the others missed`);
@@ -441,7 +457,7 @@ export class ClusterNode implements ClusterLink {
         this.takeovers.released(msg.clientId, msg.epoch, msg.ok);
         return;
       case "retained":
-        this.retainedCache?.cacheRetained(msg.topic, msg.message);
+        this.retainedCache?.cacheRetained(msg.topic, msg.message, msg.version);
         return;
     }
   }

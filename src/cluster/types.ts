@@ -59,8 +59,16 @@ export type BusMessage =
     readonly epoch: number;
     readonly ok: boolean;
   }
-  /** The retained message of `topic` changed (undefined: cleared); the sender stores it. */
-  | { readonly kind: "retained"; readonly topic: string; readonly message?: MessageData };
+  /**
+   * The retained message of `topic` changed (undefined: cleared); the sender stored it, and
+   * Redis gave the change `version` (each node takes only a change newer than the one it has).
+   */
+  | {
+    readonly kind: "retained";
+    readonly topic: string;
+    readonly message?: MessageData;
+    readonly version?: number;
+  };
 
 /** Raised by `join` when a live node already has this id. */
 export class DuplicateNodeError extends Error {}

@@ -13,8 +13,8 @@
 import { redisClient } from "./redis_client.ts";
 import { redactUrl } from "../log/redact.ts";
 import { Buffer } from "node:buffer";
-import { RetainedMemory } from "./retained.ts";
-import { ApplyScript, type Command } from "./redis_scripts.ts";
+import { RetainedVersions } from "./retained_versions.ts";
+import { ApplyScript, type Command, RetainScript, UnretainScript } from "./redis_scripts.ts";
 import { bytes, ownBytes, type RedisKeyPrefixes, RedisKeys } from "./redis_codec.ts";
 import { decodeMessage, encodeMessageFields } from "./codec.ts";
 import type { MessageData, Store } from "./types.ts";
@@ -44,8 +44,14 @@ export class RedisStore implements Store {
   readonly stats: RedisStoreStats = { commands: 0, roundTrips: 0 };
   /** Per store: whether the script is loaded depends on the Redis this client talks to. */
   readonly apply = new ApplyScript();
-  private readonly retained = new RetainedMemory();
-  /** Retained topics changed while Redis could not take them: written when it is back. */
+  private readonly retain = new RetainScript();
+  private readonly unretain = new UnretainScript();
+  /** The retained index, each change taken in the order Redis gave it (retained_versions.ts). */
+  private readonly retained = new RetainedVersions();
+  /**
+   * Retained topics changed here while Redis could not take them, with no write under way:
+   * written when it is back.
+   */
   private readonly dirtyRetained = new Set<string>();
   /** During resyncRetained(): topics changed here meanwhile, which what it read must not undo. */
   private touched: Set<string> | undefined = undefined;
@@ -105,43 +111,43 @@ export class RedisStore implements Store {
 
   // ---- RetainedStore
 
-  setRetained(topic: string, message: MessageData | undefined): Promise<void> {
-    const stored = this.retained.set(topic, message);
+  /** Resolves to the version Redis gave the change (retained_versions.ts). */
+  setRetained(topic: string, message: MessageData | undefined): Promise<number | undefined> {
+    this.retained.local(topic, message);
     this.touched?.add(topic);
-    return this.writeRetained(topic, stored).catch((e) => {
-      this.dirtyRetained.add(topic);
-      throw e;
-    });
+    return this.writeRetained(topic);
   }
 
   matchRetained(filter: string): MessageData[] {
-    return this.retained.match(filter, (topic) => {
-      this.writeRetained(topic, undefined).catch(() => this.dirtyRetained.add(topic));
-    });
+    return this.retained.memory.match(filter, (topic) => this.expireRetained(topic));
   }
 
   /**
-   * Another cluster node stored (or cleared) the retained message of `topic`:
-   * update the in-memory index only (src/cluster/node.ts).
+   * Another cluster node stored (or cleared) the retained message of `topic`
+   * as `version` (undefined: not ordered by Redis): update the in-memory index
+   * only, if newer than what it holds (src/cluster/node.ts).
    */
-  cacheRetained(topic: string, message: MessageData | undefined): void {
-    this.retained.set(topic, message);
-    this.dirtyRetained.delete(topic);
+  cacheRetained(topic: string, message: MessageData | undefined, version?: number): void {
     this.touched?.add(topic);
+    if (version === undefined) return this.retained.unordered(topic, message);
+    if (!this.retained.heard(topic, version, message)) return void this.refreshRetained(topic);
+    // A change here that Redis never took (and no write of it under way) gives way to one it took.
+    if (this.dirtyRetained.delete(topic)) this.retained.abandon(topic);
   }
 
   /** The retained message of `topic` in the in-memory index. */
   retainedOf(topic: string): MessageData | undefined {
-    return this.retained.index.get(topic);
+    return this.retained.memory.index.get(topic);
+  }
+
+  /** The retained change of `topic` Redis holds as far as this node knows, with its version. */
+  retainedHeld(topic: string): { version: number; message: MessageData | undefined } | undefined {
+    return this.retained.held(topic);
   }
 
   /** Write every retained change Redis could not take yet; rejects while it still cannot. */
   async flushRetained(): Promise<void> {
-    const topics = [...this.dirtyRetained];
-    await Promise.all(topics.map(async (t) => {
-      await this.writeRetained(t, this.retained.index.get(t));
-      this.dirtyRetained.delete(t);
-    }));
+    await Promise.all([...this.dirtyRetained].map((t) => this.writeRetained(t)));
   }
 
   /**
@@ -160,9 +166,9 @@ export class RedisStore implements Store {
       if (generation === undefined) {
         // The marker goes last: a node resyncing meanwhile sees no marker either and writes
         // its index back too, rather than reading a half-written Redis and deleting the rest.
-        const all = [...this.retained.index.entries()];
+        const all = [...this.retained.memory.index.entries()];
         for (let i = 0; i < all.length; i += 500) {
-          await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.writeRetained(t, m)));
+          await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.rewriteRetained(t, m)));
         }
         await this.client.sendCommand([
           "HSETNX",
@@ -173,19 +179,22 @@ export class RedisStore implements Store {
         this.generation = await this.retainedGeneration();
         return;
       }
-      const seen = new Set<string>();
-      await this.readRetained((topic, m) => {
-        seen.add(topic);
-        if (!mine(topic)) this.retained.set(topic, m);
-      });
       // Another generation: Redis lost its data and another node seeded it again since this
       // node last read it, so what Redis lacks was lost, not cleared: write it back (even a
-      // node that started empty and seeded first cannot wipe the others' messages).
+      // node that started empty and seeded first cannot wipe the others' messages), and what
+      // it holds is taken whatever its version.
       const wiped = generation !== this.generation;
-      for (const [topic, m] of [...this.retained.index.entries()]) {
+      // Read before the topics: a topic missing below was cleared at this version or earlier.
+      const counter = await this.retainedCounter();
+      const seen = new Set<string>();
+      await this.readRetained((topic, m, version) => {
+        seen.add(topic);
+        if (!mine(topic)) this.retained.fromRedis(topic, version, m, wiped);
+      });
+      for (const [topic, m] of [...this.retained.memory.index.entries()]) {
         if (seen.has(topic) || mine(topic)) continue;
-        if (wiped) await this.writeRetained(topic, m);
-        else this.retained.index.delete(topic);
+        if (wiped) await this.rewriteRetained(topic, m);
+        else this.retained.fromRedis(topic, counter, undefined);
       }
       this.generation = generation;
     } finally {
@@ -194,13 +203,11 @@ export class RedisStore implements Store {
   }
 
   retainedCursor(filter: string): Iterator<MessageData> {
-    return this.retained.cursor(filter, (topic) => {
-      this.writeRetained(topic, undefined).catch(() => this.dirtyRetained.add(topic));
-    });
+    return this.retained.memory.cursor(filter, (topic) => this.expireRetained(topic));
   }
 
   retainedCount(): number {
-    return this.retained.index.size;
+    return this.retained.memory.index.size;
   }
 
   async close(): Promise<void> {
@@ -254,29 +261,100 @@ export class RedisStore implements Store {
     return keys;
   }
 
-  private async writeRetained(topic: string, message: MessageData | undefined): Promise<void> {
+  /**
+   * Write this node's last change of `topic` that Redis has not taken (none:
+   * nothing to do); resolves to the version Redis gave it.
+   */
+  private async writeRetained(topic: string): Promise<number | undefined> {
+    this.dirtyRetained.delete(topic);
+    const change = this.retained.unwritten(topic);
+    if (!change) return undefined;
+    const { seq, message } = change;
+    this.stats.commands++;
+    this.stats.roundTrips++;
+    try {
+      const version = Number(
+        await this.client.sendCommand(this.retain.call(
+          this.keys.retainedVersions(),
+          this.retained.newest,
+          this.keys.retained(topic),
+          message ? encodeMessageFields(message) : "",
+          message ? bytes(message.payload) : NO_PAYLOAD,
+        )),
+      );
+      this.retained.written(topic, seq, version);
+      return version;
+    } catch (e) {
+      // Written again when Redis is back, unless a later change here is on its way by then.
+      if (this.retained.unwritten(topic)?.seq === seq) this.dirtyRetained.add(topic);
+      throw e;
+    }
+  }
+
+  /** Write `message` to Redis again as a change made here (Redis lost it). */
+  private rewriteRetained(topic: string, message: MessageData): Promise<number | undefined> {
+    this.retained.local(topic, message);
+    return this.writeRetained(topic);
+  }
+
+  /**
+   * A retained message expired here: delete it from Redis unless it changed
+   * there since (best effort: one left behind expires again where it is read).
+   */
+  private expireRetained(topic: string): void {
+    const version = this.retained.expired(topic);
+    if (version === undefined) return;
     const key = this.keys.retained(topic);
-    if (!message) return void await this.exec([["DEL", key]]);
-    await this.exec([
-      ["DEL", key],
-      ["HSET", key, "m", encodeMessageFields(message), "p", bytes(message.payload)],
-    ]);
+    this.client.sendCommand(this.unretain.call(key, version)).catch(() => {});
+  }
+
+  /**
+   * A change of `topic` heard from another node could not be placed in order
+   * (retained_versions.ts): take what Redis holds (failing, the resync that
+   * follows Redis's return reads it).
+   */
+  private async refreshRetained(topic: string): Promise<void> {
+    try {
+      const [counter, h] = await Promise.all([
+        this.retainedCounter(),
+        this.client.sendCommand(["HGETALL", this.keys.retained(topic)]) as Promise<
+          Record<string, Buffer>
+        >,
+      ]);
+      if (h.m === undefined) this.retained.fromRedis(topic, counter, undefined);
+      else {this.retained.fromRedis(
+          topic,
+          versionOf(h),
+          decodeMessage(h.m.toString(), ownBytes(h.p)),
+        );}
+    } catch {
+      // Redis unreachable: the node reads the retained set again once it is back.
+    }
+  }
+
+  /** The version the last retained change got (0: none yet). */
+  private async retainedCounter(): Promise<number> {
+    const n = await this.client.sendCommand(["HGET", this.keys.retainedVersions(), "n"]);
+    return n == null ? 0 : Number(String(n));
   }
 
   private async loadRetained(): Promise<void> {
     this.generation = await this.retainedGeneration();
-    await this.readRetained((topic, m) => this.retained.set(topic, m));
+    await this.readRetained((topic, m, version) => this.retained.fromRedis(topic, version, m));
   }
 
-  /** Every retained message in Redis, to `each`. */
-  private async readRetained(each: (topic: string, m: MessageData) => void): Promise<void> {
+  /** Every retained message in Redis, with its version, to `each`. */
+  private async readRetained(
+    each: (topic: string, m: MessageData, version: number) => void,
+  ): Promise<void> {
     const keys = await this.scan(this.keys.retainedPattern());
     for (let i = 0; i < keys.length; i += 500) {
       const chunk = keys.slice(i, i + 500);
       const hashes = await this.read(chunk.map((k) => ["HGETALL", k])) as Record<string, Buffer>[];
       hashes.forEach((h, j) => {
-        if (h.m === undefined) return; // the marker
-        each(this.keys.topicOf(chunk[j]), decodeMessage(h.m.toString(), ownBytes(h.p)));
+        if (h.m === undefined) return; // the marker, the version counter
+        const m = decodeMessage(h.m.toString(), ownBytes(h.p));
+        each(this.keys.topicOf(chunk[j]), m, versionOf(h));
       });
     }
   }
@@ -294,20 +372,23 @@ export class RedisStore implements Store {
 
   /** Let writes call the script by SHA once this connection's Redis has it. */
   private loadScripts(): void {
-    this.client.sendCommand(["SCRIPT", "LOAD", this.apply.text])
+    const scripts = [this.apply, this.retain, this.unretain];
+    Promise.all(scripts.map((s) => this.client.sendCommand(["SCRIPT", "LOAD", s.text])))
       .then(() => this.scriptsLoaded(true), () => {});
   }
 
   private scriptsLoaded(loaded: boolean): void {
-    this.apply.loaded = loaded;
+    this.apply.loaded = this.retain.loaded = this.unretain.loaded = loaded;
   }
 
   private catchUp(): void {
-    if (this.dirtyRetained.size === 0) return;
-    const topics = [...this.dirtyRetained];
-    this.dirtyRetained.clear();
-    for (const t of topics) {
-      this.writeRetained(t, this.retained.index.get(t)).catch(() => this.dirtyRetained.add(t));
-    }
+    for (const t of [...this.dirtyRetained]) this.writeRetained(t).catch(() => {});
   }
+}
+
+const NO_PAYLOAD = Buffer.alloc(0);
+
+/** A retained message's version (written before versions were: 0, older than any). */
+function versionOf(h: Record<string, Buffer>): number {
+  return h.v === undefined ? 0 : Number(h.v.toString());
 }

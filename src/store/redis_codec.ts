@@ -73,7 +73,7 @@ export class RedisKeys {
   messagePattern(): string {
     return `${escapeGlob(this.p.msgPayLoadKey + ":")}*`;
   }
-  /** Hash: the retained message of a topic (m, p). */
+  /** Hash: the retained message of a topic (m, p, v: its version; absent in older data: 0). */
   retained(topic: string): string {
     return this.p.retainMessagePrefix + topic;
   }
@@ -83,6 +83,13 @@ export class RedisKeys {
    */
   retainedMarker(): string {
     return this.p.retainMessagePrefix;
+  }
+  /**
+   * Hash with no message: field `n` is the version the last retained change got
+   * (retained_versions.ts). The key of the topic `#`, which no topic name is [MQTT-3.3.2-2].
+   */
+  retainedVersions(): string {
+    return this.p.retainMessagePrefix + "#";
   }
   retainedPattern(): string {
     return `${escapeGlob(this.p.retainMessagePrefix)}*`;

@@ -81,22 +81,31 @@ end
 return fenced`;
 
 /**
- * The script, called by its SHA once Redis has it (loaded at every connect),
- * by its text until then: a write never fails for a script Redis lost.
+ * A script, called by its SHA once Redis has it (loaded at every connect), by
+ * its text until then: a write never fails for a script Redis lost.
  */
-export class ApplyScript {
-  readonly text = APPLY;
-  readonly sha = createHash("sha1").update(APPLY).digest("hex");
+class Script {
+  readonly sha: string;
   loaded = false;
+
+  constructor(readonly text: string) {
+    this.sha = createHash("sha1").update(text).digest("hex");
+  }
+
+  /** The request that runs the script with `args`. */
+  protected run(args: Command): Command {
+    return [this.loaded ? "EVALSHA" : "EVAL", this.loaded ? this.sha : this.text, "0", ...args];
+  }
+}
+
+export class ApplyScript extends Script {
+  constructor() {
+    super(APPLY);
+  }
 
   /** The one request that applies `commands`, in order (`payloads`: what `@message` reads). */
   call(commands: readonly Command[], payloads: Buffer | string = ""): Command {
-    const out: Command = [
-      this.loaded ? "EVALSHA" : "EVAL",
-      this.loaded ? this.sha : this.text,
-      "0",
-      payloads,
-    ];
+    const out = this.run([payloads]);
     for (const c of commands) {
       out.push(String(c.length));
       for (const a of c) out.push(a);
@@ -142,3 +151,45 @@ export const deleteSession = (messagePrefix: string, keys: string[]): Command =>
   messagePrefix,
   ...keys,
 ];
+
+/**
+ * A retained change, ordered: ARGV = the counter hash, the lowest version to
+ * give (the newest the node has seen: Redis may have lost its counter), the
+ * topic's key, its fields ('' to clear) and payload. The counter goes up by
+ * one and the topic's key holds the message and that version (a clear deletes
+ * it), in one step; returns the version.
+ */
+const RETAIN = `local n = tonumber(redis.call('HGET', ARGV[1], 'n') or '0')
+local floor = tonumber(ARGV[2])
+if n < floor then n = floor end
+n = n + 1
+redis.call('HSET', ARGV[1], 'n', n)
+redis.call('DEL', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', ARGV[3], 'm', ARGV[4], 'p', ARGV[5], 'v', n) end
+return n`;
+
+/** An expired retained message: ARGV = the topic's key and its version; deleted if still held. */
+const UNRETAIN = `if (redis.call('HGET', ARGV[1], 'v') or '0') == ARGV[2] then
+  redis.call('DEL', ARGV[1])
+end
+return 0`;
+
+export class RetainScript extends Script {
+  constructor() {
+    super(RETAIN);
+  }
+
+  call(counter: string, floor: number, key: string, fields: string, payload: Buffer): Command {
+    return this.run([counter, String(floor), key, fields, payload]);
+  }
+}
+
+export class UnretainScript extends Script {
+  constructor() {
+    super(UNRETAIN);
+  }
+
+  call(key: string, version: number): Command {
+    return this.run([key, String(version)]);
+  }
+}

@@ -192,8 +192,12 @@ export interface SessionStore {
  * loads its index at start); writes may be asynchronous.
  */
 export interface RetainedStore {
-  /** Store `message` as the retained message of `topic`, or clear it with undefined [MQTT-3.3.1-10]. */
-  setRetained(topic: string, message: MessageData | undefined): void | Promise<void>;
+  /**
+   * Store `message` as the retained message of `topic`, or clear it with undefined
+   * [MQTT-3.3.1-10]. A store that orders the changes of a cluster (Redis) resolves to the
+   * version it gave this one.
+   */
+  setRetained(topic: string, message: MessageData | undefined): void | Promise<RetainedWrite>;
   /** Retained messages whose topic matches `filter` (wildcards allowed); expired ones are gone. */
   matchRetained(filter: string): MessageData[];
   /**
@@ -205,6 +209,9 @@ export interface RetainedStore {
   retainedCount(): number;
   close(): Promise<void>;
 }
+
+/** What an asynchronous retained write resolves to: its version, where the store gives one. */
+export type RetainedWrite = number | undefined | void;
 
 /** A store with both halves, as the broker takes it. */
 export interface Store extends RetainedStore {

@@ -16,6 +16,9 @@ const SECS = Number(env("SECS") ?? 6);
 const RATE = env("RATE"); // e.g. 200: S4-rate200 (p99) instead of flat out
 const S4 = `--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 ` +
   `--duration ${SECS} --timeout 60${RATE ? ` --rate ${RATE}` : ""}`;
+// Placement: the nodes and Redis on CPU 1 as in `make bench-cluster`; REDIS_CPU=0 or B_CPU=0 move
+// Redis or node B next to the load generator (how much of the latency is the shared CPU).
+const REDIS_CPU = Number(env("REDIS_CPU") ?? 1), B_CPU = Number(env("B_CPU") ?? 1);
 const PROF = env("PROF"); // a folder: the nodes write Bun CPU profiles there (markdown too)
 if (PROF) {
   for (const b of BROKERS.filter((b) => b.name.startsWith("mqttx-bun"))) {
@@ -44,9 +47,9 @@ async function publishes(port: number): Promise<number> {
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const build of BUILDS) {
-    const redis = await startRedis(dir, 1);
+    const redis = await startRedis(dir, REDIS_CPU);
     const a = await startNode(dir, 1, redis.port, "001", true, build);
-    const b = await startNode(dir, 1, redis.port, "002", true, build);
+    const b = await startNode(dir, B_CPU, redis.port, "002", true, build);
     try {
       await new Promise((r) => setTimeout(r, 1000));
       const runs = [["one", [a.port]], ["cross", [a.port, b.port]]] as const;

@@ -16,12 +16,12 @@
  */
 import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
-import { bytes } from "../store/redis_codec.ts";
 import { decodeWill, encodeWill, HEARTBEAT, TAKE_ALL } from "./redis_scripts.ts";
 import { RedisOwners } from "./redis_owners.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
+import { RedisPublisher } from "./redis_publisher.ts";
 import { acquireNodeId } from "./node_id.ts";
 import {
   type BusHandlers,
@@ -67,6 +67,8 @@ export class RedisBus implements ClusterBus {
   /** What this turn sends, one frame per destination (batch.ts). */
   protected readonly frames: FrameBatcher;
   private readonly owners_: RedisOwners;
+  /** Where the frames go (redis_publisher.ts); made at the first frame (Kafka sends its own). */
+  private publisher: RedisPublisher | undefined;
 
   constructor(private readonly o: RedisBusOptions) {
     this.nodeId = o.nodeId;
@@ -124,6 +126,8 @@ export class RedisBus implements ClusterBus {
     this.closed = true;
     clearInterval(this.timer);
     this.frames.flush(); // what this turn sent goes out before the leave
+    await this.publisher?.settled(); // and Redis took it (the leave goes on another connection)
+    (this.publisher ??= new RedisPublisher(this.o.url)).close(); // nothing is sent after it
     // Never joined (a duplicate id, Redis down at start): the keys are another node's.
     if (this.timer !== undefined) await this.unregister();
     for (const c of [this.sub, this.cmd]) {
@@ -140,6 +144,7 @@ export class RedisBus implements ClusterBus {
     this.closed = true;
     clearInterval(this.timer);
     this.frames.clear();
+    (this.publisher ??= new RedisPublisher(this.o.url)).close();
     this.sub.destroy();
     this.cmd.destroy();
   }
@@ -180,10 +185,10 @@ export class RedisBus implements ClusterBus {
     this.frames.add(undefined, msg);
   }
 
-  /** One frame of this turn's messages to `to` (undefined: all): one PUBLISH. */
+  /** One frame of this turn's messages to `to` (undefined: all): one PUBLISH, written now. */
   protected sendFrame(to: NodeId | undefined, frame: Uint8Array, _count: number): void {
     const channel = this.key(to === undefined ? "chan:all" : "chan:" + to);
-    this.cmd.sendCommand(["PUBLISH", channel, bytes(frame)]).catch(() => {});
+    (this.publisher ??= new RedisPublisher(this.o.url)).publish(channel, frame);
   }
 
   nodes(): NodeInfo[] {

@@ -54,7 +54,7 @@ export class LocalClient {
       });
     }
     // The batch the journal opened for this message's deliveries (none: nothing to wait for).
-    const stored = journal?.stats.changes !== changes ? journal?.whenStored() : undefined;
+    const stored = journal?.stats.changes !== changes ? journal?.whenStoredSoon() : undefined;
     if (!held && !stored) return routed;
     return Promise.all([held, stored]).then(() => routed);
   }

@@ -19,10 +19,19 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { mustRun } from "./helpers/harness.ts";
-import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
+import {
+  Clients,
+  type Connected,
+  publish,
+  sleep,
+  subscribe,
+  uid,
+  withTimeout,
+} from "./helpers/mqttjs.ts";
 import { BrokerProcess } from "./helpers/broker_process.ts";
 import { mosquittoAvailable, startUpstream, type Upstream } from "./helpers/upstream_mosquitto.ts";
 import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { RedisCut } from "./helpers/redis_cut.ts";
 import { redisClient } from "../src/store/redis_client.ts";
 import { bridgeIncomingKey, bridgeInflightKey } from "../src/bridge/mqtt_queue_redis.ts";
 
@@ -128,7 +137,71 @@ describe("bridge: inbound QoS 2 across kill -9", () => {
     { ...T, skip: T.skip || skipRedis },
     () => withTimeout(killMidStream(onRedis), "Redis inbound kill", DEADLINE_MS),
   );
+  // The worst instant of the kill above, every time: right after the kept record was deleted.
+  test(
+    "Redis: dead right after the kept record went, the message is stored for the subscriber",
+    { ...T, skip: T.skip || skipRedis },
+    () => withTimeout(deadAfterRelease(), "Redis inbound cut", 60_000),
+  );
 });
+
+/** The bridge is subscribed upstream once a probe comes through to `sink` (on `probe`). */
+async function untilBridged(pub: Connected, sink: Connected): Promise<void> {
+  for (let i = 0; !sink.inbox.messages.some((m) => m.topic === "probe"); i++) {
+    assert.ok(i < 200, "the bridge never subscribed upstream");
+    await publish(pub.client, "down/probe", "p", { qos: 0 });
+    await sleep(100);
+  }
+}
+
+/**
+ * The upstream's PUBREL makes mqttx publish the kept message locally and then delete its
+ * record (and send PUBCOMP): the message must be stored for the offline persistent
+ * subscriber before the record goes, or a crash in between loses it (acknowledged means
+ * kept). Redis sees nothing mqttx sends after that deletion (a proxy cuts it there, as a
+ * kill -9 at that instant would); after the restart the subscriber gets the message once.
+ */
+async function deadAfterRelease(): Promise<void> {
+  upstream = await startUpstream();
+  const cut = await RedisCut.start(redis!.port);
+  const remote = new Clients(() => upstream!.url);
+  let url = "";
+  const local = new Clients(() => url);
+  try {
+    const name = `cut${uid()}`;
+    const b = mqttx = new BrokerProcess(
+      `host: 127.0.0.1\nsocket:\n  port: 0\nstore:\n  type: redis\nredis:\n  url: ${cut.url}\n` +
+        `bridges:\n  - name: ${name}\n    url: ${upstream.url}\n    reconnect-delay: 100ms\n` +
+        `    reconnect-max-delay: 300ms\n    topics:\n` +
+        `      - { filter: "#", direction: in, qos: 2, remote-prefix: "down/" }\n`,
+    );
+    url = `mqtt://127.0.0.1:${await b.start()}`;
+    const sinkId = `sink-${uid()}`;
+    const sink = await local.connect({ clientId: sinkId, clean: false });
+    await subscribe(sink.client, ["data", "probe"], { qos: 2 });
+    const pub = await remote.connect();
+    await untilBridged(pub, sink);
+    await local.closeAll();
+
+    const gone = cut.cutAfter("HDEL", bridgeIncomingKey(name));
+    await publish(pub.client, "down/data", "kept", { qos: 2 });
+    await withTimeout(gone, "the kept record deleted", 20_000);
+    await sleep(300); // what mqttx writes now never reaches Redis
+    await b.kill("SIGKILL");
+    cut.heal();
+    url = `mqtt://127.0.0.1:${await b.start()}`;
+    const again = await local.connect({ clientId: sinkId, clean: false });
+    const data = () => again.inbox.messages.filter((m) => m.topic === "data");
+    await again.inbox.until(() => data().length > 0, "the message after the restart", 10_000)
+      .catch(() => {});
+    await sleep(500); // a duplicate would arrive now
+    assert.deepEqual(data().map((m) => m.payload), ["kept"], "delivered once after the restart");
+  } finally {
+    await local.closeAll();
+    await remote.closeAll();
+    await cut.close();
+  }
+}
 
 async function killMidDrain(store: StoreUnderTest): Promise<void> {
   upstream = await startUpstream();
@@ -215,13 +288,8 @@ async function killMidStream(store: StoreUnderTest): Promise<void> {
     const sinkId = `sink-${uid()}`;
     const sink = await local.connect({ clientId: sinkId, clean: false });
     await subscribe(sink.client, ["data", "probe"], { qos: 2 });
-    // The bridge is subscribed upstream once a probe comes through.
     const pub = await remote.connect();
-    for (let i = 0; !sink.inbox.messages.some((m) => m.topic === "probe"); i++) {
-      assert.ok(i < 200, "the bridge never subscribed upstream");
-      await publish(pub.client, "down/probe", "p", { qos: 0 });
-      await sleep(100);
-    }
+    await untilBridged(pub, sink);
     await local.closeAll();
 
     const sent = Promise.all(Array.from({ length: 20 }, async (_, w) => {

@@ -2,7 +2,8 @@
  * Kafka → MQTT: records of the configured Kafka topics are published through
  * the broker's LocalClient on their mapped MQTT topic. One consumer group (one
  * per cluster); a record's offset is committed only after its message was
- * routed (kafkajs commits what eachMessage resolved): at least once.
+ * routed and stored for the persistent sessions it went to (kafkajs commits
+ * what eachMessage resolved): at least once.
  */
 import type { Consumer } from "kafkajs";
 import type { LocalClient } from "../broker/local_client.ts";
@@ -66,7 +67,7 @@ export class KafkaIn {
               return;
             }
             const value = message.value ?? new Uint8Array(0);
-            // Resolves once routed; only then may kafkajs commit this offset.
+            // Resolves once routed and kept (LocalClient.publish); only then may kafkajs commit.
             await this.local.publish(mqttTopic, new Uint8Array(value), {
               qos: entry.qos,
               retain: entry.retain,

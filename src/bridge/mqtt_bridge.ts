@@ -14,7 +14,8 @@
  * comes back) and publishes what arrives through its own LocalClient, whose
  * client id marks the message as the bridge's: the plugin never sends it back
  * out over this bridge. The upstream's PUBACK/PUBCOMP waits for the local
- * publish (MQTT.js `handleMessage`).
+ * publish to be kept, stored for the persistent sessions it went to (MQTT.js
+ * `handleMessage`, LocalClient.publish).
  *
  * Reconnects use a fresh MQTT.js client each time (its own reconnect has no
  * backoff) after an exponential delay with jitter.
@@ -424,7 +425,8 @@ export class MqttBridge {
       return done(e as Error);
     }
     this.received++;
-    // QoS 2 (at PUBREL): the kept record goes once the local publish is stored, before PUBCOMP.
+    // QoS 2 (at PUBREL): the kept record goes once the local publish is stored, before PUBCOMP;
+    // the other way round a crash in between lost the message (tests/bridge_qos2_kill_test.ts).
     const kept = packet.qos === 2 ? this.incomingStore : undefined;
     const after = kept ? () => kept.forget(packet.messageId!).then(() => done(), done) : done;
     if (r instanceof Promise) r.then(() => after(), (e) => done(e as Error));

@@ -17,6 +17,9 @@
  * never acknowledged: the publisher's connection is closed, so it resends
  * after reconnecting; the sessions it touched are rewritten in full from
  * memory by the next batch that succeeds (retried every second meanwhile).
+ * An in-process publisher (LocalClient: a bridge's upstream, Kafka) waits for
+ * its batch too (`whenStoredSoon`); it hands over one message at a time, so
+ * that batch goes at once instead of a turn later, and without lingering.
  *
  * Why leaving out a sent-and-acknowledged delivery keeps "acknowledged means
  * kept": a PUBACK/PUBREC to the publisher promises the message is stored for
@@ -71,6 +74,8 @@ export class SessionJournal {
   readonly ids = new MessageIds();
   private batch = new SessionBatchBuilder();
   private flushScheduled = false;
+  /** Someone waits on the open batch to go on (whenStoredSoon): written without delay. */
+  private urgent = false;
   /** Turns the open batch has waited for acknowledgements of its sends. */
   private lingered = 0;
   private open: PendingWrite | undefined;
@@ -230,6 +235,21 @@ export class SessionJournal {
     return this.open?.promise;
   }
 
+  /**
+   * `whenStored`, for a caller that cannot go on meanwhile (a bridge's upstream hands over
+   * one message at a time): the batch is written at once, not a turn or more later.
+   */
+  whenStoredSoon(): Promise<void> | undefined {
+    const open = this.open;
+    if (!open) return undefined;
+    if (!this.urgent) {
+      this.urgent = true;
+      // While a write is on its way, its return starts the next one (schedule()).
+      if (!this.writing) queueMicrotask(() => this.flush());
+    }
+    return open.promise;
+  }
+
   /** Resolves when everything written so far is stored (or failed). */
   async settled(): Promise<void> {
     while (this.open || this.flushScheduled || this.writing) {
@@ -286,14 +306,16 @@ export class SessionJournal {
     if (this.flushScheduled || this.writing) return;
     this.flushScheduled = true;
     // A macrotask, not a microtask: the reads of every connection ready now
-    // land in this batch (measured: 150x fewer round trips than per read).
-    setTimeout(() => this.flush(), 0);
+    // land in this batch (measured: 150x fewer round trips than per read);
+    // unless someone waits on it to go on (whenStoredSoon).
+    if (this.urgent) queueMicrotask(() => this.flush());
+    else setTimeout(() => this.flush(), 0);
   }
 
   private flush(): void {
     this.flushScheduled = false;
     if (this.writing) return; // the write ahead of it flushes when it returns
-    if (this.lingered < LINGER_TURNS && this.batch.sending) {
+    if (!this.urgent && this.lingered < LINGER_TURNS && this.batch.sending) {
       // Deliveries sent by this batch are usually acknowledged within a turn or two: wait,
       // so they leave the batch instead of being stored now and deleted by the next one.
       this.lingered++;
@@ -302,6 +324,7 @@ export class SessionJournal {
       return;
     }
     this.lingered = 0;
+    this.urgent = false;
     const open = this.open ?? new PendingWrite(this.log);
     this.open = undefined;
     let batch = this.batch;

@@ -23,13 +23,40 @@ export class LocalClient {
     this.clientId = clientId;
   }
 
-  /** Publish to every matching subscription. Returns how many sessions got it. */
+  /**
+   * Publish to every matching subscription. Returns how many sessions got it;
+   * at QoS 1/2 only once the message is kept as a client's PUBACK/PUBREC
+   * promises (acknowledged means kept): stored for every persistent session it
+   * went to (the session journal's batch), and by every hook or cluster node
+   * that holds it. Whoever acknowledges on its strength (a bridge's PUBACK or
+   * PUBCOMP upstream and the deletion of its kept record, a Kafka offset, an
+   * API answer) then never acknowledges a message a crash could still lose.
+   */
   publish(
     topic: string,
     payload: Uint8Array | string,
     opts: LocalPublishOptions = {},
   ): number | Promise<number> {
-    return this.broker.publish(this.message(topic, payload, opts));
+    const broker = this.broker;
+    const message = this.message(topic, payload, opts);
+    const journal = broker.journal;
+    const changes = journal?.stats.changes;
+    const routed = broker.publish(message);
+    if (message.qos === 0) return routed;
+    const held = broker.held; // taken, as the PUBLISH handler takes it
+    broker.held = undefined;
+    if (routed instanceof Promise) {
+      // Routed once the retained message was stored: the journal has its changes by then.
+      return routed.then(async (n) => {
+        await held;
+        await journal?.whenStored();
+        return n;
+      });
+    }
+    // The batch the journal opened for this message's deliveries (none: nothing to wait for).
+    const stored = journal?.stats.changes !== changes ? journal?.whenStoredSoon() : undefined;
+    if (!held && !stored) return routed;
+    return Promise.all([held, stored]).then(() => routed);
   }
 
   /**

@@ -158,12 +158,22 @@ export class RedisBus implements ClusterBus {
         .addCommand([
           "PUBLISH",
           this.key("chan:ctl"),
-          JSON.stringify({ n: this.nodeId, x: "leave" }),
+          JSON.stringify({ ...this.leaveNote(), n: this.nodeId, x: "leave" }),
         ])
         .exec();
     } catch {
       // Redis down: the others find out by the liveness timeout.
     }
+  }
+
+  /** What the leave announcement carries besides the id (Kafka: where its last frames are). */
+  protected leaveNote(): Record<string, unknown> {
+    return {};
+  }
+
+  /** `node` announced its leave, carrying `note`: it is gone, and leaves no wills. */
+  protected left(node: NodeId, _note: Record<string, unknown>): void {
+    if (this.peers.delete(node)) this.handlers?.nodeDown(node, [], false);
   }
 
   route(filter: string, present: boolean): void {
@@ -327,17 +337,14 @@ export class RedisBus implements ClusterBus {
   }
 
   private onControl(s: string): void {
-    let c: { n: NodeId; x?: string; f?: string; p?: number; s?: number };
+    let c: { n: NodeId; x?: string; f?: string; p?: number; s?: number; [k: string]: unknown };
     try {
       c = JSON.parse(s);
     } catch {
       return;
     }
     if (c.n === this.nodeId) return;
-    if (c.x === "leave") {
-      if (this.peers.delete(c.n)) this.handlers?.nodeDown(c.n, [], false);
-      return;
-    }
+    if (c.x === "leave") return this.left(c.n, c);
     const known = this.peers.has(c.n);
     this.heard(c.n, c.s);
     if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);

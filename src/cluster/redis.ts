@@ -22,6 +22,7 @@ import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
 import { RedisPublisher } from "./redis_publisher.ts";
+import { escapeForLog } from "../log/escape.ts";
 import { acquireNodeId } from "./node_id.ts";
 import {
   type BusHandlers,
@@ -127,7 +128,7 @@ export class RedisBus implements ClusterBus {
     clearInterval(this.timer);
     this.frames.flush(); // what this turn sent goes out before the leave
     await this.publisher?.settled(); // and Redis took it (the leave goes on another connection)
-    (this.publisher ??= new RedisPublisher(this.o.url)).close(); // nothing is sent after it
+    (this.publisher ??= new RedisPublisher(this.o.url, this.log)).close(); // nothing is sent after it
     // Never joined (a duplicate id, Redis down at start): the keys are another node's.
     if (this.timer !== undefined) await this.unregister();
     for (const c of [this.sub, this.cmd]) {
@@ -144,7 +145,7 @@ export class RedisBus implements ClusterBus {
     this.closed = true;
     clearInterval(this.timer);
     this.frames.clear();
-    (this.publisher ??= new RedisPublisher(this.o.url)).close();
+    (this.publisher ??= new RedisPublisher(this.o.url, this.log)).close();
     this.sub.destroy();
     this.cmd.destroy();
   }
@@ -198,7 +199,7 @@ export class RedisBus implements ClusterBus {
   /** One frame of this turn's messages to `to` (undefined: all): one PUBLISH, written now. */
   protected sendFrame(to: NodeId | undefined, frame: Uint8Array, _count: number): void {
     const channel = this.key(to === undefined ? "chan:all" : "chan:" + to);
-    (this.publisher ??= new RedisPublisher(this.o.url)).publish(channel, frame);
+    (this.publisher ??= new RedisPublisher(this.o.url, this.log)).publish(channel, frame);
   }
 
   nodes(): NodeInfo[] {
@@ -440,7 +441,11 @@ export class RedisBus implements ClusterBus {
     const first = this.up === undefined;
     this.up = up;
     if (!first || !up) {
-      this.log(up ? "cluster: bus connected again" : `cluster: bus unreachable (${why})`);
+      this.log(
+        up
+          ? "cluster: bus connected again"
+          : `cluster: bus unreachable (${escapeForLog(why ?? "")})`,
+      );
     }
     this.handlers?.state(up);
   }

@@ -20,7 +20,12 @@
  *   frames wait in a bounded buffer (bounded in messages), one produce request
  *   at a time (order kept through retries), while Kafka is slow or down; past
  *   the bound new ones are dropped and counted. Each side logs once per state
- *   change.
+ *   change;
+ * - a leave is announced on Redis, but the receivers read the node's last frames
+ *   from Kafka later: `leave()` waits (2 s at most) until Kafka has taken every
+ *   frame, and the announcement names the offset of the last one per topic; a
+ *   receiver hands the leave on once it has read that far (a node timeout at
+ *   most), so nothing the node sent arrives after it left.
  */
 import { Buffer } from "node:buffer";
 import { type Consumer, Kafka, type KafkaConfig, logLevel, type Producer } from "kafkajs";
@@ -69,6 +74,10 @@ export class KafkaBus extends RedisBus {
   private stopping = false;
   private flushUntil = Infinity;
   private started = false;
+  /** Per topic, the offset of the last frame Kafka took from this node (named in its leave). */
+  private readonly lastSent = new Map<string, number>();
+  /** Per topic read, the offset after the last record handed over. */
+  private readonly readTo = new Map<string, number>();
   /** Offset of the broadcast topic when this run joined: what came before is in Redis already. */
   private broadcastFrom: number | undefined;
   private full = false;
@@ -161,6 +170,25 @@ export class KafkaBus extends RedisBus {
     await this.producer.disconnect().catch(() => {});
   }
 
+  protected override leaveNote(): Record<string, unknown> {
+    return { k: Object.fromEntries(this.lastSent) };
+  }
+
+  /** Handed on once this node has read the last frames `node` sent it (a node timeout at most). */
+  protected override left(node: NodeId, note: Record<string, unknown>): void {
+    const last = (note.k ?? {}) as Record<string, number>;
+    const owed = () =>
+      [this.topicOf(this.nodeId), this.broadcastTopic].some((t) =>
+        typeof last[t] === "number" && (this.readTo.get(t) ?? 0) <= last[t]
+      );
+    if (!owed()) return super.left(node, note);
+    const until = Date.now() + this.k.nodeTimeout;
+    void (async () => {
+      while (owed() && !this.stopping && Date.now() < until) await sleep(10);
+      super.left(node, note);
+    })();
+  }
+
   /** Stop as a killed process would (tests): nothing more sent, read or committed. */
   override abandon(): void {
     this.stopping = true;
@@ -236,7 +264,14 @@ export class KafkaBus extends RedisBus {
             await this.producer.connect();
             this.producerConnected = true;
           }
-          await this.producer.sendBatch({ topicMessages: byTopic(batch), acks: -1 });
+          const topics = byTopic(batch);
+          const taken = await this.producer.sendBatch({ topicMessages: topics, acks: -1 });
+          for (const r of taken) {
+            const n = topics.find((t) => t.topic === r.topicName)?.messages.length ?? 0;
+            if (r.baseOffset !== undefined) {
+              this.lastSent.set(r.topicName, Number(r.baseOffset) + n - 1);
+            }
+          }
           this.taken(batch);
           this.sent += countOf(batch);
           backoff = 100;
@@ -323,6 +358,7 @@ export class KafkaBus extends RedisBus {
               if (!isRunning() || isStale()) return;
               if (m.value && Number(m.offset) >= skip) this.receive(m.value);
               resolveOffset(m.offset);
+              this.readTo.set(batch.topic, Number(m.offset) + 1);
             }
             if (batch.topic !== this.broadcastTopic) {
               this.lag = Math.max(0, Number(batch.offsetLag()));

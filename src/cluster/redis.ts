@@ -22,6 +22,7 @@ import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
 import { RedisPublisher } from "./redis_publisher.ts";
+import { escapeForLog } from "../log/escape.ts";
 import { acquireNodeId } from "./node_id.ts";
 import {
   type BusHandlers,
@@ -127,7 +128,7 @@ export class RedisBus implements ClusterBus {
     clearInterval(this.timer);
     this.frames.flush(); // what this turn sent goes out before the leave
     await this.publisher?.settled(); // and Redis took it (the leave goes on another connection)
-    (this.publisher ??= new RedisPublisher(this.o.url)).close(); // nothing is sent after it
+    (this.publisher ??= new RedisPublisher(this.o.url, this.log)).close(); // nothing is sent after it
     // Never joined (a duplicate id, Redis down at start): the keys are another node's.
     if (this.timer !== undefined) await this.unregister();
     for (const c of [this.sub, this.cmd]) {
@@ -144,7 +145,7 @@ export class RedisBus implements ClusterBus {
     this.closed = true;
     clearInterval(this.timer);
     this.frames.clear();
-    (this.publisher ??= new RedisPublisher(this.o.url)).close();
+    (this.publisher ??= new RedisPublisher(this.o.url, this.log)).close();
     this.sub.destroy();
     this.cmd.destroy();
   }
@@ -158,12 +159,22 @@ export class RedisBus implements ClusterBus {
         .addCommand([
           "PUBLISH",
           this.key("chan:ctl"),
-          JSON.stringify({ n: this.nodeId, x: "leave" }),
+          JSON.stringify({ ...this.leaveNote(), n: this.nodeId, x: "leave" }),
         ])
         .exec();
     } catch {
       // Redis down: the others find out by the liveness timeout.
     }
+  }
+
+  /** What the leave announcement carries besides the id (Kafka: where its last frames are). */
+  protected leaveNote(): Record<string, unknown> {
+    return {};
+  }
+
+  /** `node` announced its leave, carrying `note`: it is gone, and leaves no wills. */
+  protected left(node: NodeId, _note: Record<string, unknown>): void {
+    if (this.peers.delete(node)) this.handlers?.nodeDown(node, [], false);
   }
 
   route(filter: string, present: boolean): void {
@@ -188,7 +199,7 @@ export class RedisBus implements ClusterBus {
   /** One frame of this turn's messages to `to` (undefined: all): one PUBLISH, written now. */
   protected sendFrame(to: NodeId | undefined, frame: Uint8Array, _count: number): void {
     const channel = this.key(to === undefined ? "chan:all" : "chan:" + to);
-    (this.publisher ??= new RedisPublisher(this.o.url)).publish(channel, frame);
+    (this.publisher ??= new RedisPublisher(this.o.url, this.log)).publish(channel, frame);
   }
 
   nodes(): NodeInfo[] {
@@ -327,17 +338,14 @@ export class RedisBus implements ClusterBus {
   }
 
   private onControl(s: string): void {
-    let c: { n: NodeId; x?: string; f?: string; p?: number; s?: number };
+    let c: { n: NodeId; x?: string; f?: string; p?: number; s?: number; [k: string]: unknown };
     try {
       c = JSON.parse(s);
     } catch {
       return;
     }
     if (c.n === this.nodeId) return;
-    if (c.x === "leave") {
-      if (this.peers.delete(c.n)) this.handlers?.nodeDown(c.n, [], false);
-      return;
-    }
+    if (c.x === "leave") return this.left(c.n, c);
     const known = this.peers.has(c.n);
     this.heard(c.n, c.s);
     if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);
@@ -433,7 +441,11 @@ export class RedisBus implements ClusterBus {
     const first = this.up === undefined;
     this.up = up;
     if (!first || !up) {
-      this.log(up ? "cluster: bus connected again" : `cluster: bus unreachable (${why})`);
+      this.log(
+        up
+          ? "cluster: bus connected again"
+          : `cluster: bus unreachable (${escapeForLog(why ?? "")})`,
+      );
     }
     this.handlers?.state(up);
   }

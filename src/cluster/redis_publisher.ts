@@ -7,12 +7,16 @@
  *
  * Fire and forget, as before: while Redis is unreachable a frame is dropped (the QoS 1/2 wait
  * for it times out and the publisher sends again), and the connection is made again at the
- * next frame after a back-off. The replies are counted, not read: each PUBLISH (and the AUTH
- * before them) is answered by one line, so `settled()` knows when Redis has taken every frame.
+ * next frame after a back-off. The replies are counted: PUBLISH (an integer) and AUTH (a
+ * simple string) are answered by one line each, and so is an error, so counting '\n' bytes across
+ * chunks counts replies, and `settled()` knows when Redis has taken every frame. An error reply
+ * (a refused AUTH, NOAUTH, ...) fails the connection: closed, logged once, retried after a
+ * back-off, like a lost connection.
  */
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import tls from "node:tls";
+import { escapeForLog } from "../log/escape.ts";
 
 /** Frames waiting in the socket beyond this are dropped: Redis stalled; memory stays bounded. */
 const MAX_UNSENT = 16 * 1024 * 1024;
@@ -25,8 +29,17 @@ export class RedisPublisher {
   private retryAt = 0;
   private delay = 50;
   private closed = false;
+  /** undefined until the first connection answered or failed: only a change is logged. */
+  private status: "up" | "unreachable" | "refused" | undefined;
+  /** The next byte read starts a reply line; the error reply being read (it may span chunks). */
+  private lineStart = true;
+  private errorLine: string | undefined;
 
-  constructor(private readonly url: string, private readonly maxDelayMs = 2_000) {}
+  constructor(
+    private readonly url: string,
+    private readonly log: (line: string) => void = () => {},
+    private readonly maxDelayMs = 2_000,
+  ) {}
 
   /** PUBLISH `payload` on `channel` now; false when dropped (Redis unreachable or stalled). */
   publish(channel: string, payload: Uint8Array): boolean {
@@ -70,6 +83,8 @@ export class RedisPublisher {
     s.setNoDelay(true);
     this.sock = s;
     this.written = this.answered = 0;
+    this.lineStart = true;
+    this.errorLine = undefined;
     if (u.password) { // answered by one line too; written before any frame
       const user = decodeURIComponent(u.username);
       const auth = ["AUTH", ...(user ? [user] : []), decodeURIComponent(u.password)];
@@ -78,23 +93,55 @@ export class RedisPublisher {
       );
       this.written++;
     }
-    s.on(u.protocol === "rediss:" ? "secureConnect" : "connect", () => this.delay = 50);
-    s.on("data", (d: Buffer) => this.answers(d));
-    s.on("error", () => {}); // followed by close
-    s.on("close", () => {
-      if (this.sock !== s) return;
-      this.sock = undefined;
-      this.retryAt = Date.now() + this.delay;
-      this.delay = Math.min(this.delay * 2, this.maxDelayMs);
-      for (const w of this.waiters.splice(0)) w.resolve();
-    });
+    let why = "connection closed";
+    s.on("data", (d: Buffer) => this.answers(s, d));
+    s.on("error", (e: Error) => why = e.message); // followed by close
+    s.on("close", () => this.lost(s, "unreachable", why));
     return s;
   }
 
-  private answers(d: Buffer): void {
-    for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) this.answered++;
+  private answers(s: net.Socket, d: Buffer): void {
+    for (let from = 0; from < d.length;) {
+      const nl = d.indexOf(10, from);
+      const end = nl < 0 ? d.length : nl;
+      if (this.lineStart) this.errorLine = d[from] === 0x2d ? "" : undefined; // "-": an error
+      if (this.errorLine !== undefined && this.errorLine.length < 200) {
+        this.errorLine += d.toString("utf8", from, Math.min(end, from + 200));
+      }
+      this.lineStart = nl >= 0;
+      if (nl < 0) break;
+      this.answered++;
+      from = nl + 1;
+      if (this.errorLine !== undefined) {
+        this.lost(s, "refused", "Redis answered " + this.errorLine.slice(1).trim());
+        s.destroy();
+        return;
+      }
+      this.state("up");
+    }
     while (this.waiters.length > 0 && this.waiters[0].upTo <= this.answered) {
       this.waiters.shift()!.resolve();
     }
+  }
+
+  /** `s` failed: frames are dropped until a connection made after the back-off answers. */
+  private lost(s: net.Socket, state: "unreachable" | "refused", why: string): void {
+    if (this.sock !== s) return; // closed here already, or replaced
+    this.sock = undefined;
+    this.retryAt = Date.now() + this.delay;
+    this.delay = Math.min(this.delay * 2, this.maxDelayMs);
+    for (const w of this.waiters.splice(0)) w.resolve();
+    this.state(state, why);
+  }
+
+  /** Unreachable and refused are told apart: a refusal after a lost connection is logged. */
+  private state(state: "up" | "unreachable" | "refused", why = ""): void {
+    if (this.status === state) return;
+    const first = this.status === undefined;
+    this.status = state;
+    if (state === "up") this.delay = 50; // answered: back-offs start short again
+    if (state !== "up") {
+      this.log(`cluster: cannot publish frames on Redis (${escapeForLog(why)}); retrying`);
+    } else if (!first) this.log("cluster: publishing frames on Redis again");
   }
 }

@@ -57,8 +57,10 @@ export class RedisServer {
     private readonly options: RedisServerOptions,
   ) {}
 
+  /** With the password when the server requires one. */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    const pw = this.options.password;
+    return `redis://${pw ? `:${encodeURIComponent(pw)}@` : ""}127.0.0.1:${this.port}`;
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {

@@ -1,0 +1,68 @@
+/**
+ * The Redis bus's frame publisher (src/cluster/redis_publisher.ts) against a
+ * real redis-server that requires a password: a refused AUTH is a failed
+ * connection, logged once however often it retries, and logged again when a
+ * retry is let in; the frames published after that arrive.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createClient } from "redis";
+import { RedisPublisher } from "../src/cluster/redis_publisher.ts";
+import { mustRun } from "./helpers/harness.ts";
+import { RedisServer, redisServerAvailable } from "./helpers/redis_server.ts";
+
+const skip = !redisServerAvailable() && !mustRun() ? "needs redis-server" : false;
+let server: RedisServer | undefined;
+
+before(async () => {
+  if (!skip) server = await RedisServer.start({ password: "right" });
+});
+after(async () => {
+  await server?.dispose();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("a wrong password: logged once while retrying, again once let in; frames then arrive", {
+  skip,
+  timeout: 30_000,
+}, async () => {
+  const admin = createClient({ url: `redis://:right@127.0.0.1:${server!.port}` });
+  const sub = admin.duplicate();
+  await Promise.all([admin.connect(), sub.connect()]);
+  const got: string[] = [];
+  await sub.subscribe("frames", (m) => got.push(m));
+  const logs: string[] = [];
+  // A small back-off cap, so the second's publishing below retries several times.
+  const p = new RedisPublisher(
+    `redis://:wrong@127.0.0.1:${server!.port}`,
+    (l) => logs.push(l),
+    100,
+  );
+  try {
+    for (let i = 0; i < 50; i++) {
+      p.publish("frames", new TextEncoder().encode(`lost ${i}`));
+      await p.settled(500); // answered by the error, or the connection is gone
+      await sleep(20);
+    }
+    assert.equal(logs.length, 1, logs.join("\n"));
+    assert.match(logs[0], /cannot publish frames on Redis \(Redis answered WRONGPASS/);
+    // The password the URL names becomes the right one: the next retry is let in.
+    await admin.sendCommand(["CONFIG", "SET", "requirepass", "wrong"]);
+    const deadline = Date.now() + 5_000;
+    while (logs.length < 2 && Date.now() < deadline) {
+      p.publish("frames", new TextEncoder().encode("probe"));
+      await sleep(50);
+    }
+    assert.deepEqual(logs.slice(1), ["cluster: publishing frames on Redis again"]);
+    p.publish("frames", new TextEncoder().encode("after"));
+    await p.settled();
+    while (!got.includes("after") && Date.now() < deadline) await sleep(20);
+    assert.ok(got.includes("after"), "a frame published once let in arrives");
+    assert.ok(!got.some((m) => m.startsWith("lost")), "nothing was taken before");
+  } finally {
+    p.close();
+    await sub.close();
+    await admin.close();
+  }
+});

@@ -139,6 +139,30 @@ describe("runtime adapter Conn callback path (start/write)", () => {
     assert.ok(Buffer.compare(bytes, Buffer.from(data.subarray(0, 5 + 3 * MB))) === 0);
   });
 
+  test("small writes of part of a reused buffer arrive intact while they queue", async () => {
+    // The broker's shape: a pooled 16 KiB buffer, `length` bytes of it, refilled after each
+    // write. The peer reads late, so the socket holds the writes (Deno: as pool slices).
+    const buf = new Uint8Array(16 * 1024);
+    const size = 300, count = 8000;
+    const listener = await serveCallbacks(async (conn) => {
+      conn.start({ data() {}, end() {} });
+      for (let i = 0; i < count; i++) {
+        buf.fill(i % 251, 0, size);
+        const pending = conn.write(buf, size);
+        buf.fill(255, 0, size);
+        if (pending) await pending;
+      }
+      conn.close();
+    });
+    const got = await within(readAllLate(listener.port), 10_000, "small writes");
+    await listener.close();
+    assert.equal(got.length, size * count);
+    for (let i = 0; i < count; i++) {
+      const block = got.subarray(i * size, (i + 1) * size);
+      assert.ok(block.every((b) => b === i % 251), `write ${i} was corrupted`);
+    }
+  });
+
   test("a peer reset ends the input once; write() then rejects; close() is idempotent", async () => {
     let server!: Required<Conn>;
     let ends = 0;

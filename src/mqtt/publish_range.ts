@@ -19,31 +19,58 @@
 import type { Properties, PublishPacket, QoS } from "./packet.ts";
 
 export class RangePublish implements PublishPacket {
-  readonly type = 3;
+  // `declare` and one assignment each in the constructor: a class field with an initializer
+  // is defined by a separate initializer step on JavaScriptCore, on every PUBLISH.
+  declare readonly type: 3;
+  /** Set again when a 5.0 topic alias names the topic. */
+  declare topic: string;
+  declare readonly qos: QoS;
+  declare readonly retain: boolean;
+  declare readonly dup: boolean;
+  declare readonly packetId: number | undefined;
+  /** As decoded; replaced by those forwarded to subscribers once routed as a message. */
+  declare properties: Properties | undefined;
+  /** The payload is source[sourceStart, +payloadLength). */
+  declare source: Uint8Array;
+  declare sourceStart: number;
+  declare readonly payloadLength: number;
   /** Routed as a message: the publisher's client id (No Local, share strategies). */
-  from: string | undefined = undefined;
+  declare from: string | undefined;
   /** Routed as a message: 5.0 Message Expiry as an absolute time, ms since the epoch. */
-  expiresAt: number | undefined = undefined;
+  declare expiresAt: number | undefined;
   /** True once `payload` is a copy the message owns (ownPayload). */
-  owned = false;
+  declare owned: boolean;
   /** A 3.1.1 QoS 2 PUBLISH in a cluster: its packet id (broker/message.ts). */
-  qos2PacketId: number | undefined = undefined;
-  private view: Uint8Array | undefined = undefined;
+  declare qos2PacketId: number | undefined;
+  declare private view: Uint8Array | undefined;
 
   constructor(
-    /** Set again when a 5.0 topic alias names the topic. */
-    public topic: string,
-    readonly qos: QoS,
-    readonly retain: boolean,
-    readonly dup: boolean,
-    readonly packetId: number | undefined,
-    /** As decoded; replaced by those forwarded to subscribers once routed as a message. */
-    public properties: Properties | undefined,
-    /** The payload is source[sourceStart, +payloadLength). */
-    public source: Uint8Array,
-    public sourceStart: number,
-    readonly payloadLength: number,
-  ) {}
+    topic: string,
+    qos: QoS,
+    retain: boolean,
+    dup: boolean,
+    packetId: number | undefined,
+    properties: Properties | undefined,
+    source: Uint8Array,
+    sourceStart: number,
+    payloadLength: number,
+  ) {
+    this.type = 3;
+    this.topic = topic;
+    this.qos = qos;
+    this.retain = retain;
+    this.dup = dup;
+    this.packetId = packetId;
+    this.properties = properties;
+    this.source = source;
+    this.sourceStart = sourceStart;
+    this.payloadLength = payloadLength;
+    this.from = undefined;
+    this.expiresAt = undefined;
+    this.owned = false;
+    this.qos2PacketId = undefined;
+    this.view = undefined;
+  }
 
   get payload(): Uint8Array {
     return this.view ??= this.source.subarray(

@@ -219,6 +219,12 @@ export class Broker implements BrokerCore, PacketSink {
         });
       }
     }
+    if (this.cluster === undefined) {
+      // route() written out for the common case: one call less per message.
+      const count = this.router.route(message);
+      this.stats.sent += count;
+      return count;
+    }
     return this.routeConfirmed(message, true);
   }
 

@@ -30,48 +30,12 @@ export interface Message {
 
 /**
  * A client's message whose payload is still a range of the socket chunk it
- * arrived in (from a RangePublish): deliveries copy the range straight into
- * each subscriber's output, and a view is made only if something reads
- * `payload` (a hook, the retained store, a QoS 0 encoding shared by several
- * subscribers). See src/mqtt/publish_range.ts for why.
+ * arrived in: the decoded PUBLISH itself (src/mqtt/publish_range.ts), routed
+ * as it is. Deliveries copy the range straight into each subscriber's output,
+ * and a view is made only if something reads `payload` (a hook, the retained
+ * store, a QoS 0 encoding shared by several subscribers).
  */
-export class RangeMessage implements Message {
-  /** The payload is source[sourceStart, +payloadLength). */
-  source: Uint8Array;
-  sourceStart: number;
-  owned?: boolean;
-  qos2PacketId?: number;
-  private view: Uint8Array | undefined = undefined;
-
-  constructor(
-    readonly topic: string,
-    source: Uint8Array,
-    sourceStart: number,
-    readonly payloadLength: number,
-    readonly qos: QoS,
-    readonly retain: boolean,
-    readonly properties: Properties | undefined,
-    readonly expiresAt: number | undefined,
-    readonly from: string | undefined,
-  ) {
-    this.source = source;
-    this.sourceStart = sourceStart;
-  }
-
-  get payload(): Uint8Array {
-    return this.view ??= this.source.subarray(
-      this.sourceStart,
-      this.sourceStart + this.payloadLength,
-    );
-  }
-
-  /** ownPayload() stores a copy: the chunk is let go. */
-  set payload(bytes: Uint8Array) {
-    this.view = bytes;
-    this.source = bytes;
-    this.sourceStart = 0;
-  }
-}
+export { RangePublish as RangeMessage } from "../mqtt/publish_range.ts";
 
 /**
  * Copy the payload out of the socket chunk it was decoded from, once, before

@@ -45,10 +45,34 @@ export class Router {
     this.sharePicker = new SharePicker(options.shareTopic.strategy);
   }
 
-  /** Deliver to every matching subscription; returns how many deliveries were made. */
+  /**
+   * Deliver to every matching subscription; returns how many deliveries were made. The
+   * common case is handled here without building anything: no share group among the
+   * matches and no session matched twice (else routeMerged). One function per message, not
+   * two: each one on that path is compiled by the JIT on its own and again inlined.
+   */
   route(message: Message): number {
     const subs = this.index.matchAll(message.topic);
-    return this.routeEachOnce(message, subs) ?? this.routeMerged(message, subs);
+    const n = subs.length;
+    if (n > 1) {
+      const mark = ++this.routeMark;
+      for (let i = 0; i < n; i++) {
+        const sub = subs[i];
+        if (sub.group || sub.session.routeMark === mark) return this.routeMerged(message, subs);
+        sub.session.routeMark = mark;
+      }
+    } else if (n === 1 && subs[0].group) return this.routeMerged(message, subs);
+    // One encoding shared by all subscribers pays only when there are several.
+    const cache = n > 1 ? this.qos0Cache : undefined;
+    cache?.reset(message);
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const sub = subs[i];
+      if (this.skipsOwn(sub, message)) continue;
+      this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache);
+      count++;
+    }
+    return count;
   }
 
   /** Deliver through one subscription: capped at its QoS [MQTT-3.8.4-6], with its identifier. */
@@ -98,33 +122,6 @@ export class Router {
   private skipsOwn(sub: Subscription, message: Message): boolean {
     return (sub.noLocal || this.options.ignoreClientSelfPub) &&
       message.from === sub.session.clientId;
-  }
-
-  /**
-   * The common case without building anything: no share group among the
-   * matches and no session matched twice. Undefined when that is not so.
-   */
-  private routeEachOnce(message: Message, subs: readonly Subscription[]): number | undefined {
-    const n = subs.length;
-    if (n > 1) {
-      const mark = ++this.routeMark;
-      for (let i = 0; i < n; i++) {
-        const sub = subs[i];
-        if (sub.group || sub.session.routeMark === mark) return undefined;
-        sub.session.routeMark = mark;
-      }
-    } else if (n === 1 && subs[0].group) return undefined;
-    // One encoding shared by all subscribers pays only when there are several.
-    const cache = n > 1 ? this.qos0Cache : undefined;
-    cache?.reset(message);
-    let count = 0;
-    for (let i = 0; i < n; i++) {
-      const sub = subs[i];
-      if (this.skipsOwn(sub, message)) continue;
-      this.deliverTo(sub, message, sub.retainAsPublished && message.retain, cache);
-      count++;
-    }
-    return count;
   }
 
   /** Overlapping subscriptions and share groups: merge per session, pick one member per group. */

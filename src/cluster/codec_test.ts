@@ -12,17 +12,8 @@ test("codec: payloads still in their socket chunk, UTF-8 and long names, ack cou
     { topic: "t/" + "x".repeat(100), from: "y".repeat(70), start: 0, n: 0 },
   ];
   for (const c of cases) {
-    const message = new RangeMessage(
-      c.topic,
-      chunk,
-      c.start,
-      c.n,
-      1,
-      false,
-      undefined,
-      undefined,
-      c.from,
-    );
+    const message = new RangeMessage(c.topic, 1, false, false, 1, undefined, chunk, c.start, c.n);
+    message.from = c.from;
     w.add({ kind: "publish", message, ack: 7 });
   }
   w.add({ kind: "ack", ids: [7, 2 ** 48 + 1], ok: true, counts: [3, 1] });

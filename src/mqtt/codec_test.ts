@@ -78,7 +78,7 @@ for (const c of CASES) {
             assert.equal(got.dup, p.dup);
             assert.equal(got.packetId, p.packetId);
             assert.deepEqual(got.properties, p.properties);
-            assert.equal(got.end - got.start, p.payload.length);
+            assert.equal(got.payloadLength, p.payload.length);
             assert.deepEqual([...got.payload], [...p.payload]);
           }
         });

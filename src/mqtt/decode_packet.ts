@@ -218,7 +218,7 @@ function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPac
       properties,
       source,
       start,
-      r.end,
+      r.end - start,
     );
   }
   const payload = r.buf.subarray(r.pos, r.end);

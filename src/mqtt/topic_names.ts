@@ -49,6 +49,16 @@ export function decodeTopicName(
     if (known === NONE) break;
     if (known.length === len && sameBytes(known, buf, start)) return slotNames[slot];
   }
+  return remember(buf, start, end, first);
+}
+
+/** A name not in the table: decode it and, when valid, make it the newest of its set. */
+function remember(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  first: number,
+): string | undefined | null {
   const name = checked(decodeUtf8(buf, start, end));
   if (name === undefined || name === null) return name; // never remembered
   for (let slot = first + WAYS - 1; slot > first; slot--) {

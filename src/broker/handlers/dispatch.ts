@@ -9,8 +9,18 @@ import { handleUnsubscribe } from "./unsubscribe.ts";
 import { handleDisconnect } from "./disconnect.ts";
 import { handleAuth } from "./auth.ts";
 
-/** One switch from packet type to handler; the first packet must be CONNECT [MQTT-3.1.0-1]. */
+/**
+ * From packet type to handler. A PUBLISH on a connected client (nearly every packet) is
+ * decided first and alone: the rest of the switch is not on the per-message path, so the JIT
+ * does not compile it into that path (see dispatchOther).
+ */
 export function dispatch(broker: Broker, conn: Connection, packet: Packet): void | Promise<void> {
+  if (packet.type === 3 && conn.connected) return handlePublish(broker, conn, packet);
+  return dispatchOther(broker, conn, packet);
+}
+
+/** One switch from packet type to handler; the first packet must be CONNECT [MQTT-3.1.0-1]. */
+function dispatchOther(broker: Broker, conn: Connection, packet: Packet): void | Promise<void> {
   if (packet.type === 1) return handleConnect(broker, conn, packet);
   // AUTH may flow before CONNACK, during an enhanced authentication exchange.
   if (packet.type === 15) return handleAuth(broker, conn, packet);

@@ -2,7 +2,7 @@ import type { PublishPacket } from "../../mqtt/packet.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import type { Session } from "../session.ts";
-import { forwardedProperties, type Message, RangeMessage } from "../message.ts";
+import { forwardedProperties, type Message } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
 import { incomingAdded, incomingRemoved } from "../session_state.ts";
@@ -10,8 +10,45 @@ import { ackWhenHeld, hasHeldAcks, heldQos2, holdQos2 } from "./held_ack.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** An incoming PUBLISH: resolve 5.0 topic aliases, route, acknowledge per QoS. */
+/**
+ * An incoming PUBLISH: resolve 5.0 topic aliases, route, acknowledge per QoS.
+ * The common one (QoS 0 or 1, no 5.0 properties) takes a short path: the
+ * decoded packet is routed as the message itself, and the checks that only
+ * 5.0 properties or QoS 2 need are not on it (less code for the JIT to
+ * compile and run per message; the rest is in handleAnyPublish).
+ */
 export function handlePublish(
+  broker: Broker,
+  conn: Connection,
+  p: PublishPacket,
+): void | Promise<void> {
+  const qos = p.qos;
+  const session = conn.session!;
+  if (
+    qos === 2 || !(p instanceof RangePublish) ||
+    // 5.0: properties, or a QoS 1 id still held by a QoS 2 message (0x91, handleAnyPublish).
+    (conn.version === 5 && (p.properties || (qos === 1 && session.incomingQos2.has(p.packetId!))))
+  ) {
+    return handleAnyPublish(broker, conn, p);
+  }
+  const stats = broker.stats;
+  stats.publishIn[qos]++;
+  stats.publishInBytes[qos] += p.payloadLength;
+  if (!broker.mayPublish(conn.client!, p.topic, qos, p.retain)) {
+    return refuseUnauthorized(conn, session, p, conn.version === 5);
+  }
+  p.from = session.clientId;
+  // route() written out: one call less per message.
+  const routed = broker.publish(p);
+  if (broker.held || (qos > 0 && broker.holding && hasHeldAcks(conn))) {
+    return acknowledgeHeld(broker, conn, session, p, routed, broker.held);
+  }
+  if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
+  if (qos > 0) acknowledge(broker, conn, p, routed); // QoS 0: not a call per message
+}
+
+/** Any PUBLISH: 5.0 properties (topic alias, payload format, expiry), QoS 2 and its resends. */
+function handleAnyPublish(
   broker: Broker,
   conn: Connection,
   p: PublishPacket,
@@ -19,7 +56,7 @@ export function handlePublish(
   const session = conn.session!;
   const stats = broker.stats;
   stats.publishIn[p.qos]++;
-  stats.publishInBytes[p.qos] += p instanceof RangePublish ? p.end - p.start : p.payload.length;
+  stats.publishInBytes[p.qos] += p instanceof RangePublish ? p.payloadLength : p.payload.length;
   let topic = p.topic;
   const props = p.properties;
   const v5 = conn.version === 5;
@@ -46,13 +83,7 @@ export function handlePublish(
   }
 
   if (!broker.mayPublish(conn.client!, topic, p.qos, p.retain)) {
-    // Not authorized: dropped, the connection stays (5.0 tells why with 0x87).
-    if (p.qos === 1) conn.sendAck(4, p.packetId!, 0x87);
-    else if (p.qos === 2) {
-      if (!v5) incomingAdded(session, p.packetId!); // 3.1.1 still completes the flow
-      conn.sendAck(5, p.packetId!, 0x87);
-    }
-    return;
+    return refuseUnauthorized(conn, session, p, v5);
   }
 
   if (p.qos === 1 && v5 && session.incomingQos2.has(p.packetId!)) {
@@ -83,19 +114,16 @@ export function handlePublish(
   const expiry = v5 ? props?.messageExpiryInterval : undefined;
   const properties = v5 ? forwardedProperties(props) : undefined;
   const expiresAt = expiry !== undefined ? Date.now() + expiry * 1000 : undefined;
-  const message: Message = p instanceof RangePublish
-    ? new RangeMessage(
-      topic,
-      p.source,
-      p.start,
-      p.end - p.start,
-      p.qos,
-      p.retain,
-      properties,
-      expiresAt,
-      session.clientId,
-    )
-    : {
+  let message: Message;
+  if (p instanceof RangePublish) {
+    // The packet becomes the message: what subscribers get in place of what the client sent.
+    p.topic = topic;
+    p.properties = properties;
+    p.expiresAt = expiresAt;
+    p.from = session.clientId;
+    message = p;
+  } else {
+    message = {
       topic,
       payload: p.payload,
       qos: p.qos,
@@ -104,33 +132,65 @@ export function handlePublish(
       expiresAt,
       from: session.clientId,
     };
+  }
   if (p.qos === 2 && !v5 && broker.cluster) message.qos2PacketId = p.packetId;
+  return route(broker, conn, session, p, message);
+}
+
+/** Not authorized: dropped, the connection stays (5.0 tells why with 0x87). */
+function refuseUnauthorized(conn: Connection, session: Session, p: PublishPacket, v5: boolean) {
+  if (p.qos === 1) conn.sendAck(4, p.packetId!, 0x87);
+  else if (p.qos === 2) {
+    if (!v5) incomingAdded(session, p.packetId!); // 3.1.1 still completes the flow
+    conn.sendAck(5, p.packetId!, 0x87);
+  }
+}
+
+/** Route the message, then acknowledge: at once, or when a hook or the cluster says so. */
+function route(
+  broker: Broker,
+  conn: Connection,
+  session: Session,
+  p: PublishPacket,
+  message: Message,
+): void | Promise<void> {
   // A slow subscriber never holds the publisher back: it loses its own excess (delivery.ts).
   const routed = broker.publish(message);
   const held = broker.held;
   if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
-    // A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on.
-    broker.held = undefined;
-    if (p.qos === 2) {
-      incomingAdded(session, p.packetId!); // a resend is not routed twice
-      if (held) holdQos2(session, p.packetId!, held);
-    }
-    if (p.qos > 0) {
-      let wait = held, ack: () => void;
-      if (routed instanceof Promise) {
-        wait = (held ? Promise.all([held, routed]) : routed).then(() => {});
-        ack = () => routed.then((n) => acknowledge(broker, conn, p, n));
-      } else {
-        // Routed already: only `held` to wait for (a promise of the count per message cost ~7%
-        // of a cluster node's CPU forwarding QoS 1 to another node).
-        ack = () => acknowledge(broker, conn, p, routed);
-      }
-      ackWhenHeld(conn, wait, ack, (e) => refuse(conn, session, p, e));
-    }
-    return routed instanceof Promise ? routed.then(() => {}) : undefined;
+    return acknowledgeHeld(broker, conn, session, p, routed, held);
   }
   if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
   if (p.qos > 0) acknowledge(broker, conn, p, routed); // QoS 0: not a call per message
+}
+
+/** A hook keeps the message (e.g. ack-after-kafka): acknowledge when it says so, reading on. */
+function acknowledgeHeld(
+  broker: Broker,
+  conn: Connection,
+  session: Session,
+  p: PublishPacket,
+  routed: number | Promise<number>,
+  held: Promise<void> | undefined,
+): void | Promise<void> {
+  broker.held = undefined;
+  if (p.qos === 2) {
+    incomingAdded(session, p.packetId!); // a resend is not routed twice
+    if (held) holdQos2(session, p.packetId!, held);
+  }
+  if (p.qos > 0) {
+    let wait = held, ack: () => void;
+    if (routed instanceof Promise) {
+      wait = (held ? Promise.all([held, routed]) : routed).then(() => {});
+      ack = () => routed.then((n) => acknowledge(broker, conn, p, n));
+    } else {
+      // Routed already: only `held` to wait for (a promise of the count per message cost ~7%
+      // of a cluster node's CPU forwarding QoS 1 to another node).
+      ack = () => acknowledge(broker, conn, p, routed);
+    }
+    ackWhenHeld(conn, wait, ack, (e) => refuse(conn, session, p, e));
+  }
+  return routed instanceof Promise ? routed.then(() => {}) : undefined;
 }
 
 /**

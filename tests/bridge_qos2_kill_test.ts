@@ -145,6 +145,29 @@ describe("bridge: inbound QoS 2 across kill -9", () => {
   );
 });
 
+/** A bridge `name` to `url` with one `#` topic (`topic`: the rest of its fields). */
+function bridgeYaml(name: string, url: string, topic: string): string {
+  return `bridges:\n  - name: ${name}\n    url: ${url}\n    reconnect-delay: 100ms\n` +
+    `    reconnect-max-delay: 300ms\n    topics:\n      - { filter: "#", ${topic} }\n`;
+}
+
+/**
+ * A persistent subscriber on `data` and `probe` (QoS 2), left offline once the bridge carries
+ * the upstream's `down/probe` to it; `pub` is the upstream publisher.
+ */
+async function offlineSinkBridged(
+  local: Clients,
+  remote: Clients,
+): Promise<{ sinkId: string; pub: Connected }> {
+  const sinkId = `sink-${uid()}`;
+  const sink = await local.connect({ clientId: sinkId, clean: false });
+  await subscribe(sink.client, ["data", "probe"], { qos: 2 });
+  const pub = await remote.connect();
+  await untilBridged(pub, sink);
+  await local.closeAll();
+  return { sinkId, pub };
+}
+
 /** The bridge is subscribed upstream once a probe comes through to `sink` (on `probe`). */
 async function untilBridged(pub: Connected, sink: Connected): Promise<void> {
   for (let i = 0; !sink.inbox.messages.some((m) => m.topic === "probe"); i++) {
@@ -171,17 +194,10 @@ async function deadAfterRelease(): Promise<void> {
     const name = `cut${uid()}`;
     const b = mqttx = new BrokerProcess(
       `host: 127.0.0.1\nsocket:\n  port: 0\nstore:\n  type: redis\nredis:\n  url: ${cut.url}\n` +
-        `bridges:\n  - name: ${name}\n    url: ${upstream.url}\n    reconnect-delay: 100ms\n` +
-        `    reconnect-max-delay: 300ms\n    topics:\n` +
-        `      - { filter: "#", direction: in, qos: 2, remote-prefix: "down/" }\n`,
+        bridgeYaml(name, upstream.url, `direction: in, qos: 2, remote-prefix: "down/"`),
     );
     url = `mqtt://127.0.0.1:${await b.start()}`;
-    const sinkId = `sink-${uid()}`;
-    const sink = await local.connect({ clientId: sinkId, clean: false });
-    await subscribe(sink.client, ["data", "probe"], { qos: 2 });
-    const pub = await remote.connect();
-    await untilBridged(pub, sink);
-    await local.closeAll();
+    const { sinkId, pub } = await offlineSinkBridged(local, remote);
 
     const gone = cut.cutAfter("HDEL", bridgeIncomingKey(name));
     await publish(pub.client, "down/data", "kept", { qos: 2 });
@@ -217,9 +233,7 @@ async function killMidDrain(store: StoreUnderTest): Promise<void> {
 
     const b = mqttx = new BrokerProcess(
       `host: 127.0.0.1\nsocket:\n  port: 0\n${store.yaml()}` +
-        `bridges:\n  - name: cloud\n    url: ${upstream.url}\n    reconnect-delay: 100ms\n` +
-        `    reconnect-max-delay: 300ms\n    topics:\n` +
-        `      - { filter: "#", qos: 2, remote-prefix: "up/" }\n`,
+        bridgeYaml("cloud", upstream.url, `qos: 2, remote-prefix: "up/"`),
     );
     url = `mqtt://127.0.0.1:${await b.start()}`;
     const pub = await local.connect();
@@ -279,18 +293,11 @@ async function killMidStream(store: StoreUnderTest): Promise<void> {
   try {
     const b = mqttx = new BrokerProcess(
       `host: 127.0.0.1\nsocket:\n  port: 0\nmax-queued-messages: ${2 * N_IN}\n${store.yaml()}` +
-        `bridges:\n  - name: cloud\n    url: ${upstream.url}\n    reconnect-delay: 100ms\n` +
-        `    reconnect-max-delay: 300ms\n    topics:\n` +
-        `      - { filter: "#", direction: in, qos: 2, remote-prefix: "down/" }\n`,
+        bridgeYaml("cloud", upstream.url, `direction: in, qos: 2, remote-prefix: "down/"`),
     );
     url = `mqtt://127.0.0.1:${await b.start()}`;
     // The local persistent subscriber, offline while it all happens: the messages are stored.
-    const sinkId = `sink-${uid()}`;
-    const sink = await local.connect({ clientId: sinkId, clean: false });
-    await subscribe(sink.client, ["data", "probe"], { qos: 2 });
-    const pub = await remote.connect();
-    await untilBridged(pub, sink);
-    await local.closeAll();
+    const { sinkId, pub } = await offlineSinkBridged(local, remote);
 
     const sent = Promise.all(Array.from({ length: 20 }, async (_, w) => {
       for (let i = w; i < N_IN; i += 20) {

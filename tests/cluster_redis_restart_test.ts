@@ -5,9 +5,9 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { untilRouted, useTwoNodes } from "./helpers/cluster.ts";
+import { crossAndLocal, untilRouted, useTwoNodes } from "./helpers/cluster.ts";
 import { skipWithoutRedis } from "./helpers/redis_server.ts";
-import { publish, sleep, subscribe, uid } from "./helpers/mqttjs.ts";
+import { publish, sleep, uid } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();
 const { nodes, onA, onB } = useTwoNodes(skip);
@@ -17,12 +17,7 @@ describe("cluster: Redis restarted", { skip }, () => {
     timeout: 120_000,
   }, async () => {
     const t = `rr/${uid()}`;
-    const remote = await onB.connect({ clientId: `rsub-${uid()}` });
-    await subscribe(remote.client, t, { qos: 0 });
-    const local = await onA.connect({ clientId: `lsub-${uid()}` });
-    await subscribe(local.client, `${t}/local`, { qos: 0 });
-    const pub = await onA.connect({ clientId: `pub-${uid()}` });
-    await untilRouted(pub.client, remote.inbox, t, 20_000);
+    const { remote, local, pub } = await crossAndLocal(onA, onB, t);
 
     await nodes.redis!.stop();
     await sleep(500);

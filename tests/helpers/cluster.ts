@@ -6,7 +6,15 @@
 import { after, before } from "node:test";
 import type { MqttClient } from "mqtt";
 import { BrokerProcess, THIS_RUNTIME } from "./broker_process.ts";
-import { Clients, type Inbox, type Received, sleep, subscribe, uid } from "./mqttjs.ts";
+import {
+  Clients,
+  type Connected,
+  type Inbox,
+  type Received,
+  sleep,
+  subscribe,
+  uid,
+} from "./mqttjs.ts";
 import { freePort, RedisServer, type RedisServerOptions } from "./redis_server.ts";
 
 export const HEARTBEAT_MS = 300;
@@ -83,6 +91,24 @@ export async function untilRouted(
     if (seen) return;
   }
   throw new Error(`no route to ${topic} after ${ms} ms`);
+}
+
+/**
+ * A subscriber to `t` on node B, one to `${t}/local` on node A and a publisher on node A, once
+ * `t` is routed from A to B: what a test needs to see local service go on while the bus is down.
+ */
+export async function crossAndLocal(
+  onA: Clients,
+  onB: Clients,
+  t: string,
+): Promise<{ remote: Connected; local: Connected; pub: Connected }> {
+  const remote = await onB.connect({ clientId: `rsub-${uid()}` });
+  await subscribe(remote.client, t, { qos: 0 });
+  const local = await onA.connect({ clientId: `lsub-${uid()}` });
+  await subscribe(local.client, `${t}/local`, { qos: 0 });
+  const pub = await onA.connect({ clientId: `pub-${uid()}` });
+  await untilRouted(pub.client, remote.inbox, t, 20_000);
+  return { remote, local, pub };
 }
 
 /** The runtime a mixed cluster's second node runs on. */

@@ -219,12 +219,8 @@ export class Broker implements BrokerCore, PacketSink {
         });
       }
     }
-    if (this.cluster === undefined) {
-      // route() written out for the common case: one call less per message.
-      const count = this.router.route(message);
-      this.stats.sent += count;
-      return count;
-    }
+    // No cluster: nothing to forward or confirm.
+    if (this.cluster === undefined) return this.routeLocal(message);
     return this.routeConfirmed(message, true);
   }
 
@@ -274,11 +270,7 @@ export class Broker implements BrokerCore, PacketSink {
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
     const cluster = this.cluster;
-    if (cluster === undefined) {
-      const count = this.router.route(message);
-      this.stats.sent += count;
-      return count;
-    }
+    if (cluster === undefined) return this.routeLocal(message);
     // First to the other nodes with a matching route (which may take some share groups), then here.
     const remote = cluster.forward(message);
     const count = this.router.route(message);
@@ -287,7 +279,7 @@ export class Broker implements BrokerCore, PacketSink {
     return count + remote; // a node it went to counts as one delivery
   }
 
-  /** A message another node forwarded: to the subscribers here only. */
+  /** To the subscribers here only (a message another node forwarded, or no cluster). */
   routeLocal(message: Message): number {
     const count = this.router.route(message);
     this.stats.sent += count;

@@ -2,7 +2,8 @@ import type { Properties, PublishPacket, QoS } from "../mqtt/packet.ts";
 import { encode, publishSize } from "../mqtt/encoder.ts";
 import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
-import { isExpired, type Message, ownPayload, RangeMessage, remainingExpiry } from "./message.ts";
+import { isExpired, type Message, ownPayload, remainingExpiry } from "./message.ts";
+import { RangePublish } from "../mqtt/publish_range.ts";
 import { isOnline, type Outgoing, type Session } from "./session.ts";
 import { completed, dequeued, enqueue, nextPacketId, sent, unqueued } from "./session_state.ts";
 import type { DropCounters, DropLog } from "./drops.ts";
@@ -220,9 +221,9 @@ function sendPublish(
 ): boolean {
   const properties = publishProperties(message, subscriptionIds, now);
   const topicLength = utf8Length(message.topic);
-  // A RangeMessage's bytes are copied from its chunk: no view of them is made.
+  // A RangePublish's bytes are copied from its chunk: no view of them is made.
   let source: Uint8Array, start: number, length: number;
-  if (message instanceof RangeMessage) {
+  if (message instanceof RangePublish) {
     source = message.source;
     start = message.sourceStart;
     length = message.payloadLength;
@@ -269,7 +270,7 @@ function countSent(conn: Connection, qos: QoS, payloadBytes: number): void {
 }
 
 function payloadLength(message: Message): number {
-  return message instanceof RangeMessage ? message.payloadLength : message.payload.length;
+  return message instanceof RangePublish ? message.payloadLength : message.payload.length;
 }
 
 function fits(conn: Connection, length: number): boolean {

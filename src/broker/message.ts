@@ -29,15 +29,6 @@ export interface Message {
 }
 
 /**
- * A client's message whose payload is still a range of the socket chunk it
- * arrived in: the decoded PUBLISH itself (src/mqtt/publish_range.ts), routed
- * as it is. Deliveries copy the range straight into each subscriber's output,
- * and a view is made only if something reads `payload` (a hook, the retained
- * store, a QoS 0 encoding shared by several subscribers).
- */
-export { RangePublish as RangeMessage } from "../mqtt/publish_range.ts";
-
-/**
  * Copy the payload out of the socket chunk it was decoded from, once, before
  * the message outlives the current tick (retained, queued, in flight), so a
  * small message does not pin a large chunk in memory.

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeBusFrame, encodeBusMessage, FrameWriter } from "./codec.ts";
-import { RangeMessage } from "../broker/message.ts";
+import { RangePublish } from "../mqtt/publish_range.ts";
 
 test("codec: payloads still in their socket chunk, UTF-8 and long names, ack counts", () => {
   const chunk = new Uint8Array(4096).map((_, i) => i % 251);
@@ -12,7 +12,7 @@ test("codec: payloads still in their socket chunk, UTF-8 and long names, ack cou
     { topic: "t/" + "x".repeat(100), from: "y".repeat(70), start: 0, n: 0 },
   ];
   for (const c of cases) {
-    const message = new RangeMessage(c.topic, 1, false, false, 1, undefined, chunk, c.start, c.n);
+    const message = new RangePublish(c.topic, 1, false, false, 1, undefined, chunk, c.start, c.n);
     message.from = c.from;
     w.add({ kind: "publish", message, ack: 7 });
   }

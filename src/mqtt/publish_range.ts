@@ -12,7 +12,7 @@
  * each subscriber's output instead.
  *
  * The same object is the message the broker routes (the `Message` of
- * src/broker/message.ts, as `RangeMessage`): the PUBLISH handler fills in the
+ * src/broker/message.ts): the PUBLISH handler fills in the
  * fields below the packet's (publisher, expiry, forwarded properties) rather
  * than building a second object per message.
  */

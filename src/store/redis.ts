@@ -321,12 +321,9 @@ export class RedisStore implements Store {
           Record<string, Buffer>
         >,
       ]);
-      if (h.m === undefined) this.retained.fromRedis(topic, counter, undefined);
-      else {this.retained.fromRedis(
-          topic,
-          versionOf(h),
-          decodeMessage(h.m.toString(), ownBytes(h.p)),
-        );}
+      // No key: cleared, at the counter's version or earlier.
+      const message = h.m === undefined ? undefined : decodeMessage(h.m.toString(), ownBytes(h.p));
+      this.retained.fromRedis(topic, message ? versionOf(h) : counter, message);
     } catch {
       // Redis unreachable: the node reads the retained set again once it is back.
     }

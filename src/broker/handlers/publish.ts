@@ -38,13 +38,7 @@ export function handlePublish(
     return refuseUnauthorized(conn, session, p, conn.version === 5);
   }
   p.from = session.clientId;
-  // route() written out: one call less per message.
-  const routed = broker.publish(p);
-  if (broker.held || (qos > 0 && broker.holding && hasHeldAcks(conn))) {
-    return acknowledgeHeld(broker, conn, session, p, routed, broker.held);
-  }
-  if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
-  if (qos > 0) acknowledge(broker, conn, p, routed); // QoS 0: not a call per message
+  return route(broker, conn, session, p, p);
 }
 
 /** Any PUBLISH: 5.0 properties (topic alias, payload format, expiry), QoS 2 and its resends. */

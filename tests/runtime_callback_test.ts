@@ -141,7 +141,8 @@ describe("runtime adapter Conn callback path (start/write)", () => {
 
   test("small writes of part of a reused buffer arrive intact while they queue", async () => {
     // The broker's shape: a pooled 16 KiB buffer, `length` bytes of it, refilled after each
-    // write. The peer reads late, so the socket holds the writes (Deno: as pool slices).
+    // write. The peer reads late, so the socket holds the writes (Deno: the handle keeps a
+    // view and write() returns a promise).
     const buf = new Uint8Array(16 * 1024);
     const size = 300, count = 8000;
     const listener = await serveCallbacks(async (conn) => {
@@ -149,8 +150,9 @@ describe("runtime adapter Conn callback path (start/write)", () => {
       for (let i = 0; i < count; i++) {
         buf.fill(i % 251, 0, size);
         const pending = conn.write(buf, size);
-        buf.fill(255, 0, size);
+        // The contract: a returned promise means the bytes are still in use until it settles.
         if (pending) await pending;
+        buf.fill(255, 0, size);
       }
       conn.close();
     });

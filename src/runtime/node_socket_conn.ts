@@ -12,6 +12,7 @@ import { Buffer } from "node:buffer";
 import { hostPort, sharedIp } from "./address.ts";
 import type { ConnCallbacks, TransportConn } from "./types.ts";
 import { connectionChurn } from "./deno_memory.ts";
+import { directHandle, readIntoShared, takeRead, writeToHandle } from "./node_handle_io.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 const CLOSE_FLUSH_MS = 2000;
@@ -30,68 +31,8 @@ function onData(this: OwnedSocket, chunk: Uint8Array) {
 }
 function ignore() {} // errors end in "close"
 
-/**
- * Reads land in one buffer shared by every socket (node:net's `onread.buffer`, which Deno
- * honours through the socket's handle), and the receiver gets a copy of its own. Without it
- * each read made an ArrayBuffer with a native backing store of its own and passed it through
- * the socket's Readable stream to a "data" event (bench/README.md, "Deno", round five).
- * A copy of up to 64 B lives in V8's heap; up to 512 B it is cut from a 1 KiB slab (a quiet
- * connection whose decoder keeps a partial packet pins at most that); larger, its own.
- */
-const READ_BUFFER = new Uint8Array(64 * 1024);
-const SLAB_BYTES = 1024;
-const SLAB_MAX_CHUNK = 512;
-const ON_HEAP = 64; // V8 keeps typed arrays up to this size inside the object
-let slab = new Uint8Array(SLAB_BYTES);
-let slabUsed = 0;
-
-/** A copy of READ_BUFFER[0, n) that the receiver owns. */
-function takeRead(n: number): Uint8Array {
-  const read = READ_BUFFER.subarray(0, n);
-  if (n > SLAB_MAX_CHUNK) return read.slice();
-  let chunk: Uint8Array;
-  if (n <= ON_HEAP) chunk = new Uint8Array(n);
-  else {
-    if (slabUsed + n > SLAB_BYTES) {
-      slab = new Uint8Array(SLAB_BYTES);
-      slabUsed = 0;
-    }
-    chunk = slab.subarray(slabUsed, slabUsed + n);
-    slabUsed += (n + 7) & ~7;
-  }
-  chunk.set(read);
-  return chunk;
-}
-
-function onRead(this: OwnedSocket, n: number): void {
-  this[CONN].received(takeRead(n));
-}
-
-/** node:net's own symbols for `onread` (own properties of every Socket), found once. */
-let readSymbols: { buffer: symbol; callback: symbol } | null | undefined;
-
-/**
- * Switch `socket` to reading into READ_BUFFER (onRead) where this node:net has the hooks
- * (Deno 2.9: `kBuffer`, `kBufferCb`, `handle.useUserBuffer`); false: keep "data" events.
- */
-function readIntoShared(socket: Socket): boolean {
-  const handle = (socket as Socket & { _handle?: { useUserBuffer?: unknown } })._handle;
-  // TLS decrypts in between: its sockets keep "data" events.
-  if ((socket as Socket & { encrypted?: boolean }).encrypted) return false;
-  if (typeof handle?.useUserBuffer !== "function") return false;
-  if (readSymbols === undefined) {
-    const own = Object.getOwnPropertySymbols(socket);
-    const buffer = own.find((s) => s.description === "kBuffer");
-    const callback = own.find((s) => s.description === "kBufferCb");
-    readSymbols = buffer && callback ? { buffer, callback } : null;
-  }
-  if (!readSymbols) return false;
-  const s = socket as unknown as Record<symbol, unknown>;
-  if (s[readSymbols.buffer] !== null || s[readSymbols.callback] !== null) return false;
-  s[readSymbols.callback] = onRead;
-  s[readSymbols.buffer] = READ_BUFFER;
-  (handle.useUserBuffer as (b: Uint8Array) => void).call(handle, READ_BUFFER);
-  return true;
+function onRead(this: Socket, n: number): void {
+  (this as OwnedSocket)[CONN].received(takeRead(n));
 }
 
 /**
@@ -196,13 +137,32 @@ export class NodeSocketConn implements TransportConn {
     this.sink = callbacks;
     const socket = this.socket;
     // Bytes node:net read before now wait in its stream: those come as "data" events.
-    if (socket.readableLength > 0 || !readIntoShared(socket)) socket.on("data", onData);
+    if (socket.readableLength > 0 || !readIntoShared(socket, onRead)) socket.on("data", onData);
     if (this.ended) queueMicrotask(() => callbacks.end());
   }
 
   write(bytes: Uint8Array, length = bytes.byteLength): void | Promise<void> {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return Promise.reject(closedError());
+    const handle = directHandle(socket);
+    if (handle) {
+      // Straight to the handle: no copy unless it keeps the bytes, and then the caller
+      // waits (as the contract says) instead of a copy being made for every write.
+      const view = length === bytes.byteLength ? bytes : bytes.subarray(0, length);
+      const req: { buffer?: Uint8Array; oncomplete?: (status: number) => void } = {};
+      const kept = writeToHandle(handle, view, req);
+      if (kept === 0) return;
+      if (kept < 0) return Promise.reject(closedError());
+      return new Promise((resolve, reject) => {
+        const closed = () => reject(closedError());
+        socket.once("close", closed);
+        req.oncomplete = (status) => {
+          socket.off("close", closed);
+          if (status < 0) reject(closedError());
+          else resolve();
+        };
+      });
+    }
     // The socket keeps what it is given until sent, and the caller reuses its buffer: a copy,
     // into a slice of node:buffer's shared pool (up to 4 KiB), not an ArrayBuffer of its own:
     // per write a view, not a backing store that each scavenge must free (bench/README.md,

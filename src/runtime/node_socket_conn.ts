@@ -2,10 +2,13 @@
  * A `node:net`/`node:tls` socket (as Deno provides them) as a Conn: the callback path
  * (`start` + `write`) that the broker uses, and Web streams built on it when asked for.
  *
- * Input: `data` chunks go to the receiver; while its returned promise is pending the socket is
- * paused (backpressure). Output: the socket gets a copy; a write returns nothing while the
- * socket's own buffer is under its high-water mark, else a promise that settles on `drain`. Plain TCP listens with `allowHalfOpen`, so
- * output still flows after the peer ended its side; `close()` ends both.
+ * Input: chunks go to the receiver (plain TCP: copies out of one shared read buffer, see
+ * node_handle_io.ts; TLS: `data` events); while its returned promise is pending the socket is
+ * paused (backpressure). Output, plain TCP: straight to the socket's handle, a promise when
+ * the handle kept the bytes; TLS: the socket gets a copy, and a write returns nothing while
+ * the socket's own buffer is under its high-water mark, else a promise that settles on
+ * `drain`. Plain TCP listens with `allowHalfOpen`, so output still flows after the peer
+ * ended its side; `close()` ends both.
  */
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";

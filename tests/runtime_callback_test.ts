@@ -245,3 +245,27 @@ describe("runtime adapter Conn callback path (start/write)", () => {
     },
   );
 });
+
+// Deno's plain TCP below node:net's streams (src/runtime/node_handle_io.ts): a Deno upgrade
+// that drops a hook falls back to the streams silently, so this says when it happens.
+("Deno" in globalThis ? test : () => {})(
+  "Deno: plain TCP reads into the shared buffer and writes to the socket's handle",
+  async () => {
+    const { readIntoShared, directHandle } = await import("../src/runtime/node_handle_io.ts");
+    const net = await import("node:net");
+    let checked!: (ok: [boolean, boolean]) => void;
+    const result = new Promise<[boolean, boolean]>((r) => checked = r);
+    const server = net.createServer((socket) => {
+      checked([readIntoShared(socket, () => {}), directHandle(socket) !== undefined]);
+      socket.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const client = net.connect((server.address() as { port: number }).port, "127.0.0.1");
+    client.on("error", () => {});
+    const [reads, writes] = await within(result, 4000, "accept");
+    client.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+    assert.ok(reads, "reads into the shared buffer");
+    assert.ok(writes, "writes to the handle");
+  },
+);

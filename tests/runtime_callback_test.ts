@@ -141,7 +141,8 @@ describe("runtime adapter Conn callback path (start/write)", () => {
 
   test("small writes of part of a reused buffer arrive intact while they queue", async () => {
     // The broker's shape: a pooled 16 KiB buffer, `length` bytes of it, refilled after each
-    // write. The peer reads late, so the socket holds the writes (Deno: as pool slices).
+    // write. The peer reads late, so the socket holds the writes (Deno: the handle keeps a
+    // view and write() returns a promise).
     const buf = new Uint8Array(16 * 1024);
     const size = 300, count = 8000;
     const listener = await serveCallbacks(async (conn) => {
@@ -149,8 +150,9 @@ describe("runtime adapter Conn callback path (start/write)", () => {
       for (let i = 0; i < count; i++) {
         buf.fill(i % 251, 0, size);
         const pending = conn.write(buf, size);
-        buf.fill(255, 0, size);
+        // The contract: a returned promise means the bytes are still in use until it settles.
         if (pending) await pending;
+        buf.fill(255, 0, size);
       }
       conn.close();
     });
@@ -243,3 +245,27 @@ describe("runtime adapter Conn callback path (start/write)", () => {
     },
   );
 });
+
+// Deno's plain TCP below node:net's streams (src/runtime/node_handle_io.ts): a Deno upgrade
+// that drops a hook falls back to the streams silently, so this says when it happens.
+("Deno" in globalThis ? test : () => {})(
+  "Deno: plain TCP reads into the shared buffer and writes to the socket's handle",
+  async () => {
+    const { readIntoShared, directHandle } = await import("../src/runtime/node_handle_io.ts");
+    const net = await import("node:net");
+    let checked!: (ok: [boolean, boolean]) => void;
+    const result = new Promise<[boolean, boolean]>((r) => checked = r);
+    const server = net.createServer((socket) => {
+      checked([readIntoShared(socket, () => {}), directHandle(socket) !== undefined]);
+      socket.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const client = net.connect((server.address() as { port: number }).port, "127.0.0.1");
+    client.on("error", () => {});
+    const [reads, writes] = await within(result, 4000, "accept");
+    client.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+    assert.ok(reads, "reads into the shared buffer");
+    assert.ok(writes, "writes to the handle");
+  },
+);

@@ -2,16 +2,20 @@
  * A `node:net`/`node:tls` socket (as Deno provides them) as a Conn: the callback path
  * (`start` + `write`) that the broker uses, and Web streams built on it when asked for.
  *
- * Input: `data` chunks go to the receiver; while its returned promise is pending the socket is
- * paused (backpressure). Output: the socket gets a copy; a write returns nothing while the
- * socket's own buffer is under its high-water mark, else a promise that settles on `drain`. Plain TCP listens with `allowHalfOpen`, so
- * output still flows after the peer ended its side; `close()` ends both.
+ * Input: chunks go to the receiver (plain TCP: copies out of one shared read buffer, see
+ * node_handle_io.ts; TLS: `data` events); while its returned promise is pending the socket is
+ * paused (backpressure). Output, plain TCP: straight to the socket's handle, a promise when
+ * the handle kept the bytes; TLS: the socket gets a copy, and a write returns nothing while
+ * the socket's own buffer is under its high-water mark, else a promise that settles on
+ * `drain`. Plain TCP listens with `allowHalfOpen`, so output still flows after the peer
+ * ended its side; `close()` ends both.
  */
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { hostPort, sharedIp } from "./address.ts";
 import type { ConnCallbacks, TransportConn } from "./types.ts";
 import { connectionChurn } from "./deno_memory.ts";
+import { directHandle, readIntoShared, takeRead, writeToHandle } from "./node_handle_io.ts";
 
 const READ_HIGH_WATER = 64 * 1024;
 const CLOSE_FLUSH_MS = 2000;
@@ -25,9 +29,14 @@ function onEnd(this: OwnedSocket) {
   this[CONN].inputEnded();
 }
 function onData(this: OwnedSocket, chunk: Uint8Array) {
-  this[CONN].received(chunk);
+  // A plain view: Buffer#slice shares memory where Uint8Array#slice copies.
+  this[CONN].received(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
 }
 function ignore() {} // errors end in "close"
+
+function onRead(this: Socket, n: number): void {
+  (this as OwnedSocket)[CONN].received(takeRead(n));
+}
 
 /**
  * Reading `remoteAddress` makes node:net keep the peer's address on the socket
@@ -104,9 +113,7 @@ export class NodeSocketConn implements TransportConn {
 
   /** A chunk for the started receiver; a pending promise pauses the socket until it settles. */
   received(chunk: Uint8Array): void {
-    // A plain view: Buffer#slice shares memory where Uint8Array#slice copies.
-    const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const pending = this.sink!.data(view);
+    const pending = this.sink!.data(chunk);
     if (pending) {
       const socket = this.socket;
       socket.pause();
@@ -131,13 +138,34 @@ export class NodeSocketConn implements TransportConn {
   start(callbacks: ConnCallbacks): void {
     if (this.sink) throw new Error("Cannot start: the Conn is already read");
     this.sink = callbacks;
-    this.socket.on("data", onData);
+    const socket = this.socket;
+    // Bytes node:net read before now wait in its stream: those come as "data" events.
+    if (socket.readableLength > 0 || !readIntoShared(socket, onRead)) socket.on("data", onData);
     if (this.ended) queueMicrotask(() => callbacks.end());
   }
 
   write(bytes: Uint8Array, length = bytes.byteLength): void | Promise<void> {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return Promise.reject(closedError());
+    const handle = directHandle(socket);
+    if (handle) {
+      // Straight to the handle: no copy unless it keeps the bytes, and then the caller
+      // waits (as the contract says) instead of a copy being made for every write.
+      const view = length === bytes.byteLength ? bytes : bytes.subarray(0, length);
+      const req: { buffer?: Uint8Array; oncomplete?: (status: number) => void } = {};
+      const kept = writeToHandle(handle, view, req);
+      if (kept === 0) return;
+      if (kept < 0) return Promise.reject(closedError());
+      return new Promise((resolve, reject) => {
+        const closed = () => reject(closedError());
+        socket.once("close", closed);
+        req.oncomplete = (status) => {
+          socket.off("close", closed);
+          if (status < 0) reject(closedError());
+          else resolve();
+        };
+      });
+    }
     // The socket keeps what it is given until sent, and the caller reuses its buffer: a copy,
     // into a slice of node:buffer's shared pool (up to 4 KiB), not an ArrayBuffer of its own:
     // per write a view, not a backing store that each scavenge must free (bench/README.md,

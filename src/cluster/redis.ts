@@ -55,8 +55,11 @@ export class RedisBus implements ClusterBus {
   private cmd: Client;
   private sub: Client;
   protected handlers: BusHandlers | undefined;
-  /** Other live nodes and when we last heard of them. */
-  private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number }>();
+  /**
+   * Other live nodes and when we last heard of them; `run`: the `since` its run announced (a
+   * broker-id's runs told apart), undefined until heard from the node itself.
+   */
+  private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number; run?: number }>();
   /** Our own routes and wills, rewritten whole after Redis comes back. */
   private readonly localRoutes = new Set<string>();
   private readonly wills = new Map<string, MessageData>();
@@ -159,7 +162,7 @@ export class RedisBus implements ClusterBus {
         .addCommand([
           "PUBLISH",
           this.key("chan:ctl"),
-          JSON.stringify({ ...this.leaveNote(), n: this.nodeId, x: "leave" }),
+          JSON.stringify({ ...this.leaveNote(), n: this.nodeId, x: "leave", s: this.since }),
         ])
         .exec();
     } catch {
@@ -172,8 +175,13 @@ export class RedisBus implements ClusterBus {
     return {};
   }
 
-  /** `node` announced its leave, carrying `note`: it is gone, and leaves no wills. */
-  protected left(node: NodeId, _note: Record<string, unknown>): void {
+  /**
+   * `node` announced its leave, carrying `note`: it is gone, and leaves no wills. Unless a later
+   * run of its broker-id is here already (a leave held back, kafka.ts): that one stays.
+   */
+  protected left(node: NodeId, note: Record<string, unknown>): void {
+    const run = this.peers.get(node)?.run;
+    if (typeof note.s === "number" && run !== undefined && run !== note.s) return;
     if (this.peers.delete(node)) this.handlers?.nodeDown(node, [], false);
   }
 
@@ -346,24 +354,34 @@ export class RedisBus implements ClusterBus {
     }
     if (c.n === this.nodeId) return;
     if (c.x === "leave") return this.left(c.n, c);
-    const known = this.peers.has(c.n);
-    this.heard(c.n, c.s);
+    const known = this.heard(c.n, c.s);
     if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);
     // A known node (re)joined: it has just rewritten its routes (Redis may have lost them).
     else if (c.x === "up" && known) void this.readRoutes(c.n);
   }
 
-  /** Any message from a node proves it alive; an unknown one has joined. */
-  private heard(id: NodeId, since = Date.now(), readRoutes = true): void {
+  /**
+   * Any message from a node proves it alive; an unknown one has joined. `run`: the `since` the
+   * node announced. Another than the one known is a new run of the broker-id (restarted, or
+   * back while its previous run's leave is held): that run is gone, its routes with it.
+   * Returns whether the node (this run) was known.
+   */
+  private heard(id: NodeId, run?: number, readRoutes = true): boolean {
     const p = this.peers.get(id);
-    if (p) p.seen = Date.now();
-    else {
-      const info = { id, since };
-      this.peers.set(id, { info, seen: Date.now() });
-      this.handlers?.nodeUp(info);
-      // A node we had given up for dead (or never knew) may have routes already.
-      if (readRoutes) void this.readRoutes(id);
+    if (p && run !== undefined && p.run !== undefined && p.run !== run) {
+      this.peers.delete(id);
+      this.handlers?.nodeDown(id, [], false);
+    } else if (p) {
+      p.seen = Date.now();
+      p.run ??= run;
+      return true;
     }
+    const info = { id, since: run ?? Date.now() };
+    this.peers.set(id, { info, seen: Date.now(), run });
+    this.handlers?.nodeUp(info);
+    // A node we had given up for dead (or never knew) may have routes already.
+    if (readRoutes) void this.readRoutes(id);
+    return false;
   }
 
   private async readRoutes(id: NodeId): Promise<void> {

@@ -92,6 +92,9 @@ describe("cluster over Kafka: a dead node's broker-id back while its heir drains
       await withTimeout(c.client.endAsync(), "ends");
       break;
     }
+    console.log(
+      env.b!.proc.output.split("\n").filter((l) => l.includes("previous run")).join("\n"),
+    );
     const logs = `\nnode A:\n${a.output.slice(-2_500)}\nnode B:\n${
       env.b!.proc.output.slice(-2_500)
     }`;

@@ -388,7 +388,7 @@ export class ClusterNode implements ClusterLink {
             r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
           }
         }
-        if (heir) void this.inherit(node);
+        if (heir) void this.inherit(node).finally(() => this.bus.inherited?.(node));
       },
       state: (up) => {
         this.busUp = up;

@@ -18,6 +18,7 @@ import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
 import { decodeWill, encodeWill, HEARTBEAT, TAKE_ALL } from "./redis_scripts.ts";
 import { RedisOwners } from "./redis_owners.ts";
+import { HeirLocks } from "./redis_heir.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
@@ -71,6 +72,7 @@ export class RedisBus implements ClusterBus {
   /** What this turn sends, one frame per destination (batch.ts). */
   protected readonly frames: FrameBatcher;
   private readonly owners_: RedisOwners;
+  private readonly heirs: HeirLocks;
   /** Where the frames go (redis_publisher.ts); made at the first frame (Kafka sends its own). */
   private publisher: RedisPublisher | undefined;
 
@@ -86,6 +88,18 @@ export class RedisBus implements ClusterBus {
       owner: this.key("owner"),
       writer: this.writers,
     }, this.nodeId);
+    this.heirs = new HeirLocks(
+      this.cmd,
+      {
+        node: (id) => this.key("node:" + id),
+        wills: (id) => this.key("wills:" + id),
+        routes: (id) => this.key("routes:" + id),
+        nodes: this.key("nodes"),
+        heir: (id) => this.key("heir:" + id),
+      },
+      this.token,
+      o.nodeTimeout,
+    );
     this.cmd.on("error", (e: Error) => this.setState(false, e.message));
     this.sub.on("error", () => {});
     this.cmd.on("ready", () => {
@@ -101,8 +115,9 @@ export class RedisBus implements ClusterBus {
     this.handlers = handlers;
     await Promise.all([this.cmd.connect(), this.sub.connect()]);
     await this.acquireId();
+    await this.heirs.waitForHeir(this.nodeId, this.o.heartbeatInterval, this.log);
     // A previous run of this id that died: its wills are still owed.
-    await this.reap(this.nodeId);
+    await this.reap();
     await this.cmd.sendCommand(["HSET", this.key("nodes"), this.nodeId, String(this.since)]);
     await this.listen();
     await this.sub.subscribe(
@@ -283,6 +298,7 @@ export class RedisBus implements ClusterBus {
         this.key("chan:ctl"),
         JSON.stringify({ n: this.nodeId, x: "hb", s: this.since }),
       ]);
+      await this.heirs.refresh();
       const now = Date.now();
       for (const [id, p] of this.peers) {
         // A heartbeat of grace: a node restarting takes its id back as the key expires.
@@ -303,39 +319,32 @@ export class RedisBus implements ClusterBus {
     }
   }
 
+  /** `id` stopped refreshing its liveness: gone, unless a new run took the id (redis_heir.ts). */
   private async down(id: NodeId): Promise<void> {
-    if (!this.peers.delete(id)) return;
-    const wills = await this.reap(id);
-    // One survivor (the first to take this lock) inherits its offline sessions.
-    const lock = [
-      "SET",
-      this.key("heir:" + id),
-      this.token,
-      "NX",
-      "PX",
-      String(this.o.nodeTimeout * 2),
-    ];
-    const heir = (await this.cmd.sendCommand(lock)) !== null;
-    this.handlers?.nodeDown(id, wills, heir);
+    const p = this.peers.get(id);
+    if (!p || !this.peers.delete(id)) return;
+    const dead = await this.heirs.down(id);
+    if (!dead) {
+      if (!this.peers.has(id)) this.peers.set(id, { ...p, seen: Date.now() });
+      return;
+    }
+    // One survivor (the first to declare it) inherits its offline sessions.
+    this.handlers?.nodeDown(id, dead.wills, dead.heir);
   }
 
-  /** Take a dead node's wills (exactly one node gets them: MULTI of read and delete) and routes. */
-  private async reap(id: NodeId): Promise<MessageData[]> {
-    const w = await this.cmd.sendCommand([
-      "EVAL",
-      TAKE_ALL,
-      "1",
-      this.key("wills:" + id),
-    ]) as Buffer[];
-    if (id !== this.nodeId) {
-      await this.cmd.multi()
-        .addCommand(["DEL", this.key("routes:" + id)])
-        .addCommand(["HDEL", this.key("nodes"), id])
-        .exec();
-    } else await this.cmd.sendCommand(["DEL", this.key("routes:" + id)]);
-    const wills = w.filter((_, i) => i % 2 === 1).map(decodeWill).filter((m) => m !== undefined);
-    if (id === this.nodeId && wills.length > 0) this.handlers?.nodeDown(id, wills, false);
-    return wills;
+  /** The heir of `node` has taken its sessions over (and read what waited for them). */
+  inherited(node: NodeId): void {
+    this.heirs.done(node);
+  }
+
+  /** A previous run of this id that died: take its wills (the others did not) and routes. */
+  private async reap(): Promise<void> {
+    const id = this.nodeId;
+    const w = await this.cmd.sendCommand(["EVAL", TAKE_ALL, "1", this.key("wills:" + id)]);
+    await this.cmd.sendCommand(["DEL", this.key("routes:" + id)]);
+    const wills = (w as Buffer[]).filter((_, i) => i % 2 === 1).map(decodeWill)
+      .filter((m) => m !== undefined);
+    if (wills.length > 0) this.handlers?.nodeDown(id, wills, false);
   }
 
   private onBusMessage(b: Buffer): void {

@@ -449,6 +449,8 @@ export class RedisBus implements ClusterBus {
       // while ours is still resubscribing would be missed, and our resync may have read
       // Redis before that node wrote it (tests/cluster_redis_resync_test.ts, under load).
       await this.resubscribed();
+      // Frames sent from now on (the resyncs' announcements) are not dropped in a back-off.
+      this.publisher?.reconnect();
       await this.announce("up");
       await this.resync();
       this.setState(true);

@@ -26,8 +26,8 @@
  *   frame, and the announcement names the offset of the last one per topic; a
  *   receiver hands the leave on once it has read that far (a node timeout at
  *   most), so nothing the node sent arrives after it left. A new run of that broker-id heard
- *   meanwhile (it announces its own `since`) ends the old run there and then (redis.ts); the
- *   held leave, naming the old run, removes nothing.
+ *   meanwhile (it announces its own `since`) takes the old run's place (redis.ts); the held
+ *   leave, naming the old run, removes nothing.
  */
 import { Buffer } from "node:buffer";
 import { type Consumer, Kafka, type KafkaConfig, logLevel, type Producer } from "kafkajs";

@@ -371,18 +371,17 @@ export class RedisBus implements ClusterBus {
 
   /**
    * Any message from a node proves it alive; an unknown one has joined. `run`: the `since` the
-   * node announced. Another than the one known is a new run of the broker-id (restarted, or
-   * back while its previous run's leave is held): that run is gone, its routes with it.
-   * Returns whether the node (this run) was known.
+   * node announced; another than the one known is a new run of the broker-id (restarted, or back
+   * while its previous run's leave is held), which takes the previous run's place. Its routes are
+   * kept (read again on its "up"): the new run's restored sessions are announced only once they
+   * are loaded, and meanwhile what is published for them still goes there (Kafka keeps it; the
+   * anti-entropy resync drops the routes no run has). Returns whether the node was known.
    */
   private heard(id: NodeId, run?: number, readRoutes = true): boolean {
     const p = this.peers.get(id);
-    if (p && run !== undefined && p.run !== undefined && p.run !== run) {
-      this.peers.delete(id);
-      this.handlers?.nodeDown(id, [], false);
-    } else if (p) {
+    if (p) {
       p.seen = Date.now();
-      p.run ??= run;
+      if (run !== undefined && p.run !== run) (p.run = run), (p.info = { id, since: run });
       return true;
     }
     const info = { id, since: run ?? Date.now() };

@@ -9,7 +9,9 @@
  * waits until it is done before it joins: it would otherwise restore sessions
  * the heir is claiming, and read its Kafka topic in the group the heir reads
  * (each taking what was meant for the other). A heir that dies stops
- * refreshing: its lock expires within 2 node timeouts.
+ * refreshing: its lock expires within 2 node timeouts; one that never says it
+ * is done stops refreshing after HOLD_MAX_MS (its Kafka drain gives up after
+ * a minute and a node timeout).
  */
 import type { Buffer } from "node:buffer";
 import { decodeWill, DOWN, HEARTBEAT, HEIR_LOCK } from "./redis_scripts.ts";
@@ -18,6 +20,9 @@ import type { NodeId } from "./types.ts";
 
 // deno-lint-ignore no-explicit-any
 type Client = any;
+
+/** The longest a heir keeps a returning run waiting (ms), node timeouts aside. */
+const HOLD_MAX_MS = 120_000;
 
 interface Keys {
   node(id: NodeId): string;
@@ -28,8 +33,8 @@ interface Keys {
 }
 
 export class HeirLocks {
-  /** Dead nodes whose sessions this node is taking over (it holds their heir lock). */
-  private readonly held = new Set<NodeId>();
+  /** Dead nodes whose sessions this node is taking over (it holds their heir lock): since when. */
+  private readonly held = new Map<NodeId, number>();
 
   constructor(
     private readonly cmd: Client,
@@ -59,7 +64,7 @@ export class HeirLocks {
     ]) as [number, number?, ...Buffer[]];
     if (Number(r[0]) === 1) return undefined;
     const heir = Number(r[1]) === 1;
-    if (heir) this.held.add(id);
+    if (heir) this.held.set(id, Date.now());
     const flat = r.slice(2) as Buffer[];
     const wills = flat.filter((_, i) => i % 2 === 1).map(decodeWill).filter((m) => !!m);
     return { wills: wills as MessageData[], heir };
@@ -67,7 +72,11 @@ export class HeirLocks {
 
   /** Each heartbeat: the locks of the takeovers still under way are kept. */
   async refresh(): Promise<void> {
-    for (const id of this.held) await this.lock(id, "keep");
+    const until = Date.now() - HOLD_MAX_MS - 2 * this.nodeTimeout;
+    for (const [id, since] of this.held) {
+      if (since < until) this.held.delete(id); // expires within 2 node timeouts
+      else await this.lock(id, "keep");
+    }
   }
 
   /** This node is done taking `id`'s sessions over: a returning run may join. */

@@ -25,7 +25,9 @@
  *   from Kafka later: `leave()` waits (2 s at most) until Kafka has taken every
  *   frame, and the announcement names the offset of the last one per topic; a
  *   receiver hands the leave on once it has read that far (a node timeout at
- *   most), so nothing the node sent arrives after it left.
+ *   most), so nothing the node sent arrives after it left. A new run of that broker-id heard
+ *   meanwhile (it announces its own `since`) takes the old run's place (redis.ts); the held
+ *   leave, naming the old run, removes nothing.
  */
 import { Buffer } from "node:buffer";
 import { type Consumer, Kafka, type KafkaConfig, logLevel, type Producer } from "kafkajs";

@@ -29,7 +29,8 @@ import { TopicIndex } from "../broker/topic_index.ts";
 import type { MessageData, RetainedWrite, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
 import { deliverToInherited } from "./heir_delivery.ts";
-import { Qos2Resends } from "./qos2_resend.ts";
+import { AGAIN, bothKept, Qos2Resends } from "./qos2_resend.ts";
+import type { Qos2Memory } from "./qos2_memory.ts";
 import { Takeover } from "./takeover.ts";
 import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
@@ -43,8 +44,8 @@ export interface RetainedCache {
   retainedHeld(topic: string): { version: number; message: MessageData | undefined } | undefined;
   /** Write the changes the shared store could not take yet; rejects while it still cannot. */
   flushRetained(): Promise<void>;
-  /** Read the shared store's retained messages into the index again, except `keep`. */
-  resyncRetained(keep: ReadonlySet<string>): Promise<void>;
+  /** Read the retained set into the index again but `keep`; returns the topics it wrote back. */
+  resyncRetained(keep: ReadonlySet<string>): Promise<string[]>;
 }
 
 interface ShareRoute {
@@ -65,7 +66,7 @@ export class ClusterNode implements ClusterLink {
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
   private readonly acks: RemoteAcks;
-  private readonly resends = new Qos2Resends();
+  private readonly resends: Qos2Resends;
   /** Makes each QoS 2 message's wait its own (ackId). */
   private qos2Waits = 0;
   private readonly takeovers: Takeover;
@@ -84,7 +85,9 @@ export class ClusterNode implements ClusterLink {
     private readonly retainedCache: RetainedCache | undefined,
     private readonly strategy: "round" | "random" | "hash",
     ackTimeoutMs: number,
+    qos2Memory?: Qos2Memory,
   ) {
+    this.resends = new Qos2Resends(qos2Memory);
     this.acks = new RemoteAcks(bus, ackTimeoutMs);
     this.takeovers = new Takeover(broker, bus, ackTimeoutMs, (session) => this.announce(session));
   }
@@ -98,6 +101,8 @@ export class ClusterNode implements ClusterLink {
 
   /** Join the cluster; then the broker forwards through this node. */
   async start(): Promise<void> {
+    // A resend of a QoS 2 message an earlier run of this node took is not delivered again.
+    await this.resends.recall();
     await this.bus.join(this.handlers());
     this.broker.cluster = this;
     // Changes another node made between this store's load and joining the bus reached neither.
@@ -289,9 +294,11 @@ export class ClusterNode implements ClusterLink {
         try {
           const missed = [...this.unannounced];
           await cache.flushRetained();
-          await cache.resyncRetained(this.unannounced);
-          for (const topic of missed) {
-            this.unannounced.delete(topic);
+          // Written back into an emptied Redis: announced too, so all end with the write-back
+          // Redis ordered last (another node's may have come first).
+          const rewritten = await cache.resyncRetained(this.unannounced);
+          for (const topic of missed) this.unannounced.delete(topic);
+          for (const topic of new Set([...missed, ...rewritten])) {
             // None: a later change here is being written, and is announced once it is.
             const held = cache.retainedHeld(topic);
             if (!held) continue;
@@ -388,7 +395,7 @@ export class ClusterNode implements ClusterLink {
             r.catch((e) => this.broker.log(`cluster: a will of ${node}: ${e}`));
           }
         }
-        if (heir) void this.inherit(node);
+        if (heir) void this.inherit(node).finally(() => this.bus.inherited?.(node));
       },
       state: (up) => {
         this.busUp = up;
@@ -426,7 +433,8 @@ export class ClusterNode implements ClusterLink {
   private received(from: NodeId, msg: BusMessage): void {
     switch (msg.kind) {
       case "publish": {
-        if (this.resends.duplicate(from, msg)) {
+        const taken = this.resends.take(from, msg);
+        if (taken === AGAIN) {
           // Taken already (qos2_resend.ts): answer, as the first copy is answered, once stored.
           this.acks.owe(from, msg.ack!, this.broker.journal?.whenStored());
           return;
@@ -442,8 +450,10 @@ export class ClusterNode implements ClusterLink {
         } finally {
           router.shareFilter = undefined;
         }
-        // Answered once this node's persistent sessions that got it have it stored.
-        if (msg.ack !== undefined) this.acks.owe(from, msg.ack, this.broker.journal?.whenStored());
+        // Answered once this node's persistent sessions that got it have it stored (QoS 2: and
+        // the memory of what this node took has it).
+        if (msg.ack === undefined) return;
+        this.acks.owe(from, msg.ack, bothKept(taken, this.broker.journal?.whenStored()));
         return;
       }
       case "ack": {

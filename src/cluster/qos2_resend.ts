@@ -12,17 +12,21 @@
  * that packet id, topic and payload is that resend, forwarded with `resendOf`
  * set to the first ack id (anything else with the id is a new message and
  * forgets it). The receiving node remembers the QoS 2 messages it took (per
- * sending node, the last RECEIVED_MAX) and does not deliver a resend of one it
- * has again; it still answers, so the publisher gets its PUBREC.
+ * sending node, the last RECEIVED_MAX; and across its restarts in a Qos2Memory,
+ * qos2_memory.ts) and does not deliver a resend of one it has again; it still
+ * answers, so the publisher gets its PUBREC.
  *
  * A 5.0 publisher is told 0x80 and its flow ends there: what it sends next is a
  * new message. Bounded: FAILED_MAX remembered failures (oldest forgotten first).
  */
 import type { Message } from "../broker/message.ts";
 import type { BusMessage, NodeId } from "./types.ts";
+import { type Qos2Memory, RECEIVED_MAX } from "./qos2_memory.ts";
 
 const FAILED_MAX = 10_000;
-const RECEIVED_MAX = 100_000;
+
+/** `take`'s answer for a QoS 2 message this node has taken already. */
+export const AGAIN = "again";
 
 type Publish = Extract<BusMessage, { kind: "publish" }>;
 
@@ -39,6 +43,13 @@ export class Qos2Resends {
   private readonly failed = new Map<string, Failed>();
   /** Per sending node: the ids of QoS 2 messages taken here (first forward's ack id). */
   private readonly received = new Map<NodeId, Set<number>>();
+
+  constructor(private readonly memory?: Qos2Memory) {}
+
+  /** Before receiving: what this broker-id's earlier runs took. */
+  async recall(): Promise<void> {
+    for (const [node, id] of (await this.memory?.recall()) ?? []) this.add(node, id);
+  }
 
   /**
    * A client's QoS 2 message about to be forwarded with ack id `ack`: the first forward's id
@@ -62,17 +73,34 @@ export class Qos2Resends {
     return again ? id : undefined;
   }
 
-  /** True when `msg` (from `node`) is a QoS 2 message this node has taken already. */
-  duplicate(node: NodeId, msg: Publish): boolean {
-    if (msg.message.qos !== 2 || msg.ack === undefined) return false;
+  /**
+   * `msg` from `node`: AGAIN when it is a QoS 2 message this node has taken already; else
+   * taken now, and for a QoS 2 message kept in the memory: the promise that it is.
+   */
+  take(node: NodeId, msg: Publish): typeof AGAIN | Promise<void> | undefined {
+    if (msg.message.qos !== 2 || msg.ack === undefined) return undefined;
     const id = msg.resendOf ?? msg.ack;
+    if (!this.add(node, id)) return AGAIN;
+    return this.memory?.remember(node, id);
+  }
+
+  /** False when it was there already. */
+  private add(node: NodeId, id: number): boolean {
     let ids = this.received.get(node);
     if (!ids) this.received.set(node, ids = new Set());
-    if (ids.has(id)) return true;
+    if (ids.has(id)) return false;
     ids.add(id);
     if (ids.size > RECEIVED_MAX) ids.delete(ids.values().next().value!);
-    return false;
+    return true;
   }
+}
+
+/** Resolves once both are (either may be absent). */
+export function bothKept(
+  a: Promise<void> | undefined,
+  b: Promise<void> | undefined,
+): Promise<void> | undefined {
+  return a && b ? Promise.all([a, b]).then(() => {}) : a ?? b;
 }
 
 /** 32-bit FNV-1a: tells a resend from a new message with the same packet id and topic. */

@@ -18,6 +18,7 @@ import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
 import { decodeWill, encodeWill, HEARTBEAT, TAKE_ALL } from "./redis_scripts.ts";
 import { RedisOwners } from "./redis_owners.ts";
+import { HeirLocks } from "./redis_heir.ts";
 import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
@@ -55,8 +56,11 @@ export class RedisBus implements ClusterBus {
   private cmd: Client;
   private sub: Client;
   protected handlers: BusHandlers | undefined;
-  /** Other live nodes and when we last heard of them. */
-  private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number }>();
+  /**
+   * Other live nodes and when we last heard of them; `run`: the `since` its run announced (a
+   * broker-id's runs told apart), undefined until heard from the node itself.
+   */
+  private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number; run?: number }>();
   /** Our own routes and wills, rewritten whole after Redis comes back. */
   private readonly localRoutes = new Set<string>();
   private readonly wills = new Map<string, MessageData>();
@@ -68,6 +72,7 @@ export class RedisBus implements ClusterBus {
   /** What this turn sends, one frame per destination (batch.ts). */
   protected readonly frames: FrameBatcher;
   private readonly owners_: RedisOwners;
+  private readonly heirs: HeirLocks;
   /** Where the frames go (redis_publisher.ts); made at the first frame (Kafka sends its own). */
   private publisher: RedisPublisher | undefined;
 
@@ -83,6 +88,18 @@ export class RedisBus implements ClusterBus {
       owner: this.key("owner"),
       writer: this.writers,
     }, this.nodeId);
+    this.heirs = new HeirLocks(
+      this.cmd,
+      {
+        node: (id) => this.key("node:" + id),
+        wills: (id) => this.key("wills:" + id),
+        routes: (id) => this.key("routes:" + id),
+        nodes: this.key("nodes"),
+        heir: (id) => this.key("heir:" + id),
+      },
+      this.token,
+      o.nodeTimeout,
+    );
     this.cmd.on("error", (e: Error) => this.setState(false, e.message));
     this.sub.on("error", () => {});
     this.cmd.on("ready", () => {
@@ -98,8 +115,9 @@ export class RedisBus implements ClusterBus {
     this.handlers = handlers;
     await Promise.all([this.cmd.connect(), this.sub.connect()]);
     await this.acquireId();
+    await this.heirs.waitForHeir(this.nodeId, this.o.heartbeatInterval, this.log);
     // A previous run of this id that died: its wills are still owed.
-    await this.reap(this.nodeId);
+    await this.reap();
     await this.cmd.sendCommand(["HSET", this.key("nodes"), this.nodeId, String(this.since)]);
     await this.listen();
     await this.sub.subscribe(
@@ -159,7 +177,7 @@ export class RedisBus implements ClusterBus {
         .addCommand([
           "PUBLISH",
           this.key("chan:ctl"),
-          JSON.stringify({ ...this.leaveNote(), n: this.nodeId, x: "leave" }),
+          JSON.stringify({ ...this.leaveNote(), n: this.nodeId, x: "leave", s: this.since }),
         ])
         .exec();
     } catch {
@@ -172,8 +190,13 @@ export class RedisBus implements ClusterBus {
     return {};
   }
 
-  /** `node` announced its leave, carrying `note`: it is gone, and leaves no wills. */
-  protected left(node: NodeId, _note: Record<string, unknown>): void {
+  /**
+   * `node` announced its leave, carrying `note`: it is gone, and leaves no wills. Unless a later
+   * run of its broker-id is here already (a leave held back, kafka.ts): that one stays.
+   */
+  protected left(node: NodeId, note: Record<string, unknown>): void {
+    const run = this.peers.get(node)?.run;
+    if (typeof note.s === "number" && run !== undefined && run !== note.s) return;
     if (this.peers.delete(node)) this.handlers?.nodeDown(node, [], false);
   }
 
@@ -275,6 +298,7 @@ export class RedisBus implements ClusterBus {
         this.key("chan:ctl"),
         JSON.stringify({ n: this.nodeId, x: "hb", s: this.since }),
       ]);
+      await this.heirs.refresh();
       const now = Date.now();
       for (const [id, p] of this.peers) {
         // A heartbeat of grace: a node restarting takes its id back as the key expires.
@@ -295,39 +319,32 @@ export class RedisBus implements ClusterBus {
     }
   }
 
+  /** `id` stopped refreshing its liveness: gone, unless a new run took the id (redis_heir.ts). */
   private async down(id: NodeId): Promise<void> {
-    if (!this.peers.delete(id)) return;
-    const wills = await this.reap(id);
-    // One survivor (the first to take this lock) inherits its offline sessions.
-    const lock = [
-      "SET",
-      this.key("heir:" + id),
-      this.token,
-      "NX",
-      "PX",
-      String(this.o.nodeTimeout * 2),
-    ];
-    const heir = (await this.cmd.sendCommand(lock)) !== null;
-    this.handlers?.nodeDown(id, wills, heir);
+    const p = this.peers.get(id);
+    if (!p || !this.peers.delete(id)) return;
+    const dead = await this.heirs.down(id);
+    if (!dead) {
+      if (!this.peers.has(id)) this.peers.set(id, { ...p, seen: Date.now() });
+      return;
+    }
+    // One survivor (the first to declare it) inherits its offline sessions.
+    this.handlers?.nodeDown(id, dead.wills, dead.heir);
   }
 
-  /** Take a dead node's wills (exactly one node gets them: MULTI of read and delete) and routes. */
-  private async reap(id: NodeId): Promise<MessageData[]> {
-    const w = await this.cmd.sendCommand([
-      "EVAL",
-      TAKE_ALL,
-      "1",
-      this.key("wills:" + id),
-    ]) as Buffer[];
-    if (id !== this.nodeId) {
-      await this.cmd.multi()
-        .addCommand(["DEL", this.key("routes:" + id)])
-        .addCommand(["HDEL", this.key("nodes"), id])
-        .exec();
-    } else await this.cmd.sendCommand(["DEL", this.key("routes:" + id)]);
-    const wills = w.filter((_, i) => i % 2 === 1).map(decodeWill).filter((m) => m !== undefined);
-    if (id === this.nodeId && wills.length > 0) this.handlers?.nodeDown(id, wills, false);
-    return wills;
+  /** The heir of `node` has taken its sessions over (and read what waited for them). */
+  inherited(node: NodeId): void {
+    this.heirs.done(node);
+  }
+
+  /** A previous run of this id that died: take its wills (the others did not) and routes. */
+  private async reap(): Promise<void> {
+    const id = this.nodeId;
+    const w = await this.cmd.sendCommand(["EVAL", TAKE_ALL, "1", this.key("wills:" + id)]);
+    await this.cmd.sendCommand(["DEL", this.key("routes:" + id)]);
+    const wills = (w as Buffer[]).filter((_, i) => i % 2 === 1).map(decodeWill)
+      .filter((m) => m !== undefined);
+    if (wills.length > 0) this.handlers?.nodeDown(id, wills, false);
   }
 
   private onBusMessage(b: Buffer): void {
@@ -346,24 +363,33 @@ export class RedisBus implements ClusterBus {
     }
     if (c.n === this.nodeId) return;
     if (c.x === "leave") return this.left(c.n, c);
-    const known = this.peers.has(c.n);
-    this.heard(c.n, c.s);
+    const known = this.heard(c.n, c.s);
     if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);
     // A known node (re)joined: it has just rewritten its routes (Redis may have lost them).
     else if (c.x === "up" && known) void this.readRoutes(c.n);
   }
 
-  /** Any message from a node proves it alive; an unknown one has joined. */
-  private heard(id: NodeId, since = Date.now(), readRoutes = true): void {
+  /**
+   * Any message from a node proves it alive; an unknown one has joined. `run`: the `since` the
+   * node announced; another than the one known is a new run of the broker-id (restarted, or back
+   * while its previous run's leave is held), which takes the previous run's place. Its routes are
+   * kept (read again on its "up"): the new run's restored sessions are announced only once they
+   * are loaded, and meanwhile what is published for them still goes there (Kafka keeps it; the
+   * anti-entropy resync drops the routes no run has). Returns whether the node was known.
+   */
+  private heard(id: NodeId, run?: number, readRoutes = true): boolean {
     const p = this.peers.get(id);
-    if (p) p.seen = Date.now();
-    else {
-      const info = { id, since };
-      this.peers.set(id, { info, seen: Date.now() });
-      this.handlers?.nodeUp(info);
-      // A node we had given up for dead (or never knew) may have routes already.
-      if (readRoutes) void this.readRoutes(id);
+    if (p) {
+      p.seen = Date.now();
+      if (run !== undefined && p.run !== run) (p.run = run), (p.info = { id, since: run });
+      return true;
     }
+    const info = { id, since: run ?? Date.now() };
+    this.peers.set(id, { info, seen: Date.now(), run });
+    this.handlers?.nodeUp(info);
+    // A node we had given up for dead (or never knew) may have routes already.
+    if (readRoutes) void this.readRoutes(id);
+    return false;
   }
 
   private async readRoutes(id: NodeId): Promise<void> {
@@ -422,6 +448,8 @@ export class RedisBus implements ClusterBus {
       // while ours is still resubscribing would be missed, and our resync may have read
       // Redis before that node wrote it (tests/cluster_redis_resync_test.ts, under load).
       await this.resubscribed();
+      // Frames sent from now on (the resyncs' announcements) are not dropped in a back-off.
+      this.publisher?.reconnect();
       await this.announce("up");
       await this.resync();
       this.setState(true);

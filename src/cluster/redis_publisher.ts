@@ -57,6 +57,12 @@ export class RedisPublisher {
     return true;
   }
 
+  /** Redis is reachable again (the bus is back): connect now, not after the back-off. */
+  reconnect(): void {
+    this.retryAt = 0;
+    this.socket();
+  }
+
   /** Resolves once Redis answered every PUBLISH written so far (or `ms` passed, or it failed). */
   settled(ms = 1_000): Promise<void> {
     if (this.answered >= this.written || !this.sock) return Promise.resolve();

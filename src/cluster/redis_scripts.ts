@@ -48,6 +48,28 @@ return e`;
 /** The previous owner handed over (or never answered): claim ARGV[2] of ARGV[3] now writes. */
 export const COMMIT = `${COMMIT_WRITER}return commit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])`;
 
+/**
+ * Declare node ARGV[1] dead, unless its liveness key KEYS[1] is back (a new run took the id:
+ * returns {1}). Else take its wills (exactly one caller gets them: flat field, value...), drop
+ * its routes and its place in \`nodes\`, and make the first caller its heir, holding KEYS[5]
+ * (ARGV[2], PX ARGV[3]) while it takes the node's sessions over: returns {0, heir, wills...}.
+ * One step: a returning run either finds the heir's lock or is seen alive.
+ */
+export const DOWN = `if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
+local w = redis.call('HGETALL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HDEL', KEYS[4], ARGV[1])
+local heir = redis.call('SET', KEYS[5], ARGV[2], 'NX', 'PX', ARGV[3])
+local out = {0, heir and 1 or 0}
+for _, v in ipairs(w) do out[#out + 1] = v end
+return out`;
+
+/** The heir's lock KEYS[1]: kept (ARGV[2] = "keep") or marked done, if still ours (ARGV[1]). */
+export const HEIR_LOCK = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'keep' then redis.call('PEXPIRE', KEYS[1], ARGV[3])
+else redis.call('SET', KEYS[1], 'done', 'PX', ARGV[3]) end
+return 1`;
+
 /** Read and delete a hash in one step: exactly one caller gets its fields (flat: field, value...). */
 export const TAKE_ALL = `local v = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])

@@ -3,6 +3,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { MqttxConfig } from "../config/types.ts";
 import type { RedisStore } from "../store/redis.ts";
 import { ClusterNode } from "./node.ts";
+import { RedisQos2Memory } from "./qos2_memory.ts";
 import { RedisBus, type RedisBusOptions } from "./redis.ts";
 import type { KafkaBus } from "./kafka.ts";
 import type { ClusterOps } from "./kafka_ops.ts";
@@ -31,6 +32,8 @@ export async function startCluster(
     store,
     config.shareTopic.shareSubStrategy,
     c.nodeTimeout,
+    // On the store's connection: kept before the session batch that stores the message.
+    new RedisQos2Memory(store.client, `mqttx:cluster:qos2:${nodeId}`),
   );
   if (c.type === "kafka") {
     // The Kafka link's state and counters on /health, /metrics and $SYS (the Redis bus's

@@ -141,6 +141,11 @@ export interface ClusterBus {
     node: NodeId,
     take: (from: NodeId, msg: BusMessage) => void,
   ): Promise<{ read: number; complete: boolean }>;
+  /**
+   * This node, heir of dead `node` (nodeDown), has taken its sessions over and read what waited
+   * for them: a new run of `node`'s broker-id, which waits for that, may join.
+   */
+  inherited?(node: NodeId): void;
   /** Keep (or with undefined, forget) the will of a client connected here, for survivors. */
   keepWill(clientId: string, will: MessageData | undefined): void;
 }

@@ -156,9 +156,11 @@ export class RedisStore implements Store {
    * `keep` (this node's own changes the others have not heard of), changes not
    * yet written, and changes made while this runs. A Redis that lost its data
    * (no marker; set by the first resync, a cluster node's join) gets this
-   * node's whole index written back instead.
+   * node's whole index written back instead. Returns the topics written back
+   * (the other nodes must hear of them: another node's write-back of one may
+   * have come first, and Redis holds this one).
    */
-  async resyncRetained(keep: ReadonlySet<string>): Promise<void> {
+  async resyncRetained(keep: ReadonlySet<string>): Promise<string[]> {
     const touched = this.touched = new Set<string>();
     const mine = (t: string) => keep.has(t) || touched.has(t) || this.dirtyRetained.has(t);
     try {
@@ -170,6 +172,7 @@ export class RedisStore implements Store {
         for (let i = 0; i < all.length; i += 500) {
           await Promise.all(all.slice(i, i + 500).map(([t, m]) => this.rewriteRetained(t, m)));
         }
+        const rewritten = all.map(([t]) => t);
         await this.client.sendCommand([
           "HSETNX",
           this.keys.retainedMarker(),
@@ -177,7 +180,7 @@ export class RedisStore implements Store {
           crypto.randomUUID(),
         ]);
         this.generation = await this.retainedGeneration();
-        return;
+        return rewritten;
       }
       // Another generation: Redis lost its data and another node seeded it again since this
       // node last read it, so what Redis lacks was lost, not cleared: write it back (even a
@@ -187,16 +190,20 @@ export class RedisStore implements Store {
       // Read before the topics: a topic missing below was cleared at this version or earlier.
       const counter = await this.retainedCounter();
       const seen = new Set<string>();
+      const rewritten: string[] = [];
       await this.readRetained((topic, m, version) => {
         seen.add(topic);
         if (!mine(topic)) this.retained.fromRedis(topic, version, m, wiped);
       });
       for (const [topic, m] of [...this.retained.memory.index.entries()]) {
         if (seen.has(topic) || mine(topic)) continue;
-        if (wiped) await this.rewriteRetained(topic, m);
-        else this.retained.fromRedis(topic, counter, undefined);
+        if (wiped) {
+          await this.rewriteRetained(topic, m);
+          rewritten.push(topic);
+        } else this.retained.fromRedis(topic, counter, undefined);
       }
       this.generation = generation;
+      return rewritten;
     } finally {
       this.touched = undefined;
     }

@@ -77,8 +77,23 @@ export async function raceRetainedWrites(onA: Clients, onB: Clients, redisUrl: s
     // Each round ends acknowledged: the next starts on both nodes at the same moment again.
     await withTimeout(Promise.all(sent.splice(0)), `round ${round} acknowledged`, 30_000);
   }
+  await assertSameRetained(onA, onB, redisUrl, root, topics);
+}
+
+/**
+ * Wait (bounded) until a fresh subscriber of `root/#` on each node and Redis itself report the
+ * same retained message for every one of `topics`; fails with what each reported otherwise.
+ */
+export async function assertSameRetained(
+  onA: Clients,
+  onB: Clients,
+  redisUrl: string,
+  root: string,
+  topics: readonly string[],
+  ms = 15_000,
+): Promise<void> {
   let a = new Map<string, string>(), b = a, r = a;
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + ms;
   do {
     await sleep(500); // announcements still crossing the bus
     [a, b, r] = await Promise.all([

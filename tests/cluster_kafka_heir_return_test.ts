@@ -1,0 +1,112 @@
+/**
+ * `cluster.type: kafka`: a dead node's broker-id comes back while its heir is
+ * still taking over that node's sessions and reading its Kafka topic. Real
+ * processes: node B (the other runtime) is killed with SIGKILL while node A
+ * publishes QoS 1 into B's topic for B's offline persistent subscriber; node A
+ * inherits the session; B is started again (same broker-id) right then.
+ *
+ * Whichever node ends up with the session, the subscriber gets every message
+ * that was sent for it while B was dead, and a client of the returning run gets
+ * every message sent to it: the returning run must not take the dead run's
+ * topic from the heir, nor the heir (reading that topic for the dead run's
+ * sessions) what is sent to the returning run.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { untilRouted } from "./helpers/cluster.ts";
+import {
+  kafkaClusterSkip,
+  type KafkaNode as Node,
+  useKafkaCluster,
+} from "./helpers/kafka_cluster.ts";
+import { type Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
+
+const skip = kafkaClusterSkip();
+const { env, onA, onB } = useKafkaCluster(skip, { heartbeatMs: 300, nodeTimeoutMs: 2_500 });
+
+async function logged(node: Node, text: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!node.proc.output.includes(text)) {
+    if (Date.now() > deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+describe("cluster over Kafka: a dead node's broker-id back while its heir drains", { skip }, () => {
+  test("the subscriber gets every message sent while its node was dead", {
+    timeout: 240_000,
+  }, async () => {
+    const t = `ret/${uid()}`;
+    const id = `back-${uid()}`;
+    const sub = await onB.connect({ clientId: id, clean: false });
+    await subscribe(sub.client, `${t}/#`, { qos: 1 });
+    const pub = await onA.connect({ clientId: `pub-${uid()}`, protocolVersion: 5 });
+    await untilRouted(pub.client, sub.inbox, `${t}/probe`, 40_000);
+    await withTimeout(sub.client.endAsync(), "the subscriber disconnects");
+    await sleep(500); // its session is stored in Redis
+    await env.b!.proc.kill("SIGKILL");
+    const N = 50;
+    const sent = [];
+    for (let i = 0; i < N; i++) {
+      sent.push(pub.client.publishAsync(`${t}/q1`, `m${i}`, { qos: 1 }).then(() => 1, () => 0));
+    }
+    await Promise.all(sent);
+    const a = env.a!.proc;
+    assert.ok(await logged(env.a!, "took over 1 sessions of node 002", 60_000), a.output);
+    // The heir now waits for the dead run's Kafka group member to expire, then reads its topic:
+    // the broker-id comes back meanwhile.
+    await env.b!.proc.start(90_000);
+    // A client of the returning run, and QoS 1 messages for it from node A.
+    const live = await onB.connect({ clientId: `live-${uid()}` });
+    await subscribe(live.client, `${t}/live`, { qos: 1 });
+    await sleep(2_000); // its route reaches node A (no probe: the first one through would hide a loss)
+    const M = 20;
+    const liveSent = [];
+    for (let i = 0; i < M; i++) {
+      liveSent.push(
+        pub.client.publishAsync(`${t}/live`, `l${i}`, { qos: 1 }).then(() => 1, () => 0),
+      );
+      await sleep(100);
+    }
+    const liveAcked = (await Promise.all(liveSent)).reduce((x: number, y) => x + y, 0);
+    await live.inbox.until(
+      (ms) => ms.filter((m) => m.payload.startsWith("l")).length >= M,
+      "the returning run's client gets what is sent to it",
+      20_000,
+    ).catch(() => {});
+    const liveGot = live.inbox.on(`${t}/live`).map((m) => m.payload);
+    await logged(env.a!, "of node 002's Kafka topic", 90_000);
+    await sleep(2_000);
+    // The session is on one node: whichever answers `session present` delivers it all.
+    let got: string[] = [];
+    for (const [name, on] of [["A", onA], ["B", onB]] as [string, Clients][]) {
+      const c = await on.connect({ clientId: id, clean: false });
+      if (!c.connack.sessionPresent) continue;
+      const ms = await c.inbox.until(
+        (ms) => ms.filter((m) => m.topic === `${t}/q1`).length >= N,
+        `${N} QoS 1 messages on node ${name}`,
+        20_000,
+      ).catch(() => c.inbox.messages);
+      got = ms.filter((m) => m.topic === `${t}/q1`).map((m) => m.payload);
+      await withTimeout(c.client.endAsync(), "ends");
+      break;
+    }
+    console.log(
+      env.b!.proc.output.split("\n").filter((l) => l.includes("previous run")).join("\n"),
+    );
+    const logs = `\nnode A:\n${a.output.slice(-2_500)}\nnode B:\n${
+      env.b!.proc.output.slice(-2_500)
+    }`;
+    assert.deepEqual(
+      [...new Set(got)].sort(),
+      [...Array(N).keys()].map((i) => `m${i}`).sort(),
+      `every message sent while node B was dead${logs}`,
+    );
+    assert.deepEqual(
+      liveGot,
+      [...Array(M).keys()].map((i) => `l${i}`),
+      `the returning run's client: ${liveAcked}/${M} acknowledged${logs}`,
+    );
+  });
+});

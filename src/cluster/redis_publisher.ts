@@ -14,8 +14,8 @@
  * back-off, like a lost connection.
  */
 import { Buffer } from "node:buffer";
-import net from "node:net";
-import tls from "node:tls";
+import type net from "node:net";
+import { connectRedis } from "./redis_socket.ts";
 import { escapeForLog } from "../log/escape.ts";
 
 /** Frames waiting in the socket beyond this are dropped: Redis stalled; memory stays bounded. */
@@ -74,25 +74,12 @@ export class RedisPublisher {
 
   private socket(): net.Socket | undefined {
     if (this.sock || this.closed || Date.now() < this.retryAt) return this.sock;
-    const u = new URL(this.url);
-    const port = Number(u.port || 6379);
-    const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-    const s = u.protocol === "rediss:"
-      ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host })
-      : net.connect(port, host);
-    s.setNoDelay(true);
+    const { socket: s, auth } = connectRedis(this.url);
     this.sock = s;
-    this.written = this.answered = 0;
+    this.written = auth ? 1 : 0; // AUTH is answered by one line too; written before any frame
+    this.answered = 0;
     this.lineStart = true;
     this.errorLine = undefined;
-    if (u.password) { // answered by one line too; written before any frame
-      const user = decodeURIComponent(u.username);
-      const auth = ["AUTH", ...(user ? [user] : []), decodeURIComponent(u.password)];
-      s.write(
-        `*${auth.length}\r\n` + auth.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(""),
-      );
-      this.written++;
-    }
     let why = "connection closed";
     s.on("data", (d: Buffer) => this.answers(s, d));
     s.on("error", (e: Error) => why = e.message); // followed by close

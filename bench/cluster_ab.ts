@@ -6,7 +6,7 @@
  *
  *   MQTTX_BASE=/tmp/base ROUNDS=3 deno run -A bench/cluster_ab.ts
  */
-import { BROKERS, buildLoadgen, spawnPinned } from "./brokers.ts";
+import { BROKERS, buildLoadgen, ROOT, spawnPinned } from "./brokers.ts";
 import { cpuDuring, scratch, startNode, startRedis, stopAll } from "./cluster_nodes.ts";
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
@@ -37,7 +37,9 @@ if (HOPS) {
     const command = b.command;
     b.command = async (port) => {
       const [bun, ...rest] = await command(port);
-      const probe = `${new URL(".", import.meta.url).pathname}hop_probe.ts`;
+      // The probe of the build's own checkout: it wraps that checkout's modules.
+      const main = rest[0].startsWith("/") ? rest[0] : `${ROOT}/${rest[0]}`;
+      const probe = main.replace(/src\/main_bun\.ts$/, "bench/hop_probe.ts");
       return ["env", `HOPS=${HOPS}`, bun, "--preload", probe, ...rest];
     };
   }

@@ -115,7 +115,7 @@ export class RedisSubscriber {
     while (at < b.length && this.sock === s) {
       const next = this.value(b, at);
       if (next < 0) {
-        this.rest = b.subarray(at);
+        this.rest = Buffer.from(b.subarray(at)); // a copy: the chunk is the runtime's
         return;
       }
       at = next;

@@ -6,7 +6,7 @@
  *
  *   MQTTX_BASE=/tmp/base ROUNDS=3 deno run -A bench/cluster_ab.ts
  */
-import { BROKERS, buildLoadgen, spawnPinned } from "./brokers.ts";
+import { BROKERS, buildLoadgen, ROOT, spawnPinned } from "./brokers.ts";
 import { cpuDuring, scratch, startNode, startRedis, stopAll } from "./cluster_nodes.ts";
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
@@ -29,6 +29,21 @@ if (PROF) {
     };
   }
 }
+// HOPS=<folder>: the Bun nodes load bench/hop_probe.ts; each run prints where the time went.
+const HOPS = env("HOPS");
+if (HOPS) {
+  await Deno.mkdir(HOPS, { recursive: true });
+  for (const b of BROKERS.filter((b) => b.name.startsWith("mqttx-bun"))) {
+    const command = b.command;
+    b.command = async (port) => {
+      const [bun, ...rest] = await command(port);
+      // The probe of the build's own checkout: it wraps that checkout's modules.
+      const main = rest[0].startsWith("/") ? rest[0] : `${ROOT}/${rest[0]}`;
+      const probe = main.replace(/src\/main_bun\.ts$/, "bench/hop_probe.ts");
+      return ["env", `HOPS=${HOPS}`, bun, "--preload", probe, ...rest];
+    };
+  }
+}
 const loadgen = await buildLoadgen();
 const dir = await scratch("cluster-ab-");
 
@@ -45,6 +60,44 @@ async function publishes(port: number): Promise<number> {
   );
 }
 
+/** Voluntary and forced context switches of each process's main thread (wake-ups, preemptions). */
+async function switches(pids: number[]): Promise<number[][]> {
+  return await Promise.all(pids.map(async (pid) => {
+    const s = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => "");
+    const n = (k: string) => Number(s.match(new RegExp(`^${k}:\\s+(\\d+)`, "m"))?.[1] ?? 0);
+    // utime and stime (clock ticks, all threads): the user/kernel split of the CPU.
+    const st = (await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "")).split(") ")[1]
+      ?.split(" ") ?? [];
+    return [
+      n("voluntary_ctxt_switches"),
+      n("nonvoluntary_ctxt_switches"),
+      Number(st[11] ?? 0),
+      Number(st[12] ?? 0),
+    ];
+  }));
+}
+
+/** What each node's probe recorded in the run just done (µs from the send: p50/p90/p99). */
+async function hops(pids: number[]): Promise<string> {
+  const parts: string[] = [];
+  for (const pid of pids) {
+    const before = new Set([...Deno.readDirSync(HOPS!)].map((e) => e.name));
+    Deno.kill(pid, "SIGUSR2");
+    let file: string | undefined;
+    for (let i = 0; i < 50 && !file; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      file = [...Deno.readDirSync(HOPS!)].map((e) => e.name)
+        .find((n) => n.startsWith(`hops-${pid}-`) && !before.has(n));
+    }
+    if (!file) continue;
+    const h = JSON.parse(await Deno.readTextFile(`${HOPS}/${file}`));
+    for (const [k, v] of Object.entries(h) as [string, Record<string, number>][]) {
+      parts.push(`${k} ${v.p50}/${v.p90}/${v.p99}`);
+    }
+  }
+  return "  hops µs p50/p90/p99: " + parts.join(", ");
+}
+
 for (let round = 0; round < ROUNDS; round++) {
   for (const build of BUILDS) {
     const redis = await startRedis(dir, REDIS_CPU);
@@ -57,12 +110,21 @@ for (let round = 0; round < ROUNDS; round++) {
         const cmd = [loadgen, ...S4.split(" "), "--port", `${ports[0]}`, "--quiet"];
         if (ports[1]) cmd.push("--sub-port", `${ports[1]}`);
         const pub0 = await publishes(redis.port);
+        const sw0 = await switches([a.pid, b.pid, redis.pid]);
         const use = await cpuDuring([a.pid, b.pid, redis.pid], () => spawnPinned(0, cmd).output());
         const text = new TextDecoder().decode(use.result.stdout);
         const line = text.split("\n").find((l) => l.startsWith("RESULT "));
         if (!line) throw new Error(`no RESULT\n${text}`);
         const r = JSON.parse(line.slice(7));
         const frames = await publishes(redis.port) - pub0;
+        const sw1 = await switches([a.pid, b.pid, redis.pid]);
+        const sw = sw1.map((x, i) =>
+          x.slice(0, 2).map((v, j) => (1000 * (v - sw0[i][j]) / r.recv).toFixed(0)).join("+")
+        );
+        // user/kernel µs per message (clock ticks of 10 ms)
+        const uk = sw1.map((x, i) =>
+          x.slice(2).map((v, j) => ((v - sw0[i][j + 2]) * 1e4 / r.recv).toFixed(1)).join("/")
+        );
         const us = use.cpu.map((c) => (c / r.recv * 1e6).toFixed(2));
         const total = use.cpu.reduce((x, y) => x + y, 0);
         console.log(
@@ -76,8 +138,16 @@ for (let round = 0; round < ROUNDS; round++) {
             ` p99.9 ${ms(r.lat_us.p999)}` +
             `, other load ${((use.machine - total) / use.wall).toFixed(2)} CPU` +
             ` ${(r.recv / Math.max(1, frames)).toFixed(1)} msg/PUBLISH` +
+            ` switches per 1000 msg (woke+preempted) A ${sw[0]} B ${sw[1]} redis ${sw[2]}` +
+            ` user/kernel µs/msg A ${uk[0]} B ${uk[1]} redis ${uk[2]}` +
             `${r.lost ? ` lost ${r.lost}` : ""}${r.dup ? ` dup ${r.dup}` : ""}`,
         );
+        if (HOPS) {
+          console.log(
+            await hops([a.pid, b.pid]),
+            `loadgen p50 ${r.lat_us.p50} p99 ${r.lat_us.p99}`,
+          );
+        }
       }
     } finally {
       await stopAll([a, b, redis]);

@@ -3,9 +3,10 @@
  *
  * Messages between nodes go over Redis pub/sub: one channel per node (a node
  * receives only what matches its routes), one for broadcasts, one for route
- * changes and one for heartbeats. One publishing connection and one
- * subscribing connection per node, so what one node sends another arrives in
- * the order it was sent. Pub/sub keeps nothing: what is published while a
+ * changes and one for heartbeats. Frames go out on one connection
+ * (redis_publisher.ts) and every channel is read on one other
+ * (redis_subscriber.ts), so what one node sends another arrives in the order
+ * it was sent; commands use a third (npm `redis`). Pub/sub keeps nothing: what is published while a
  * node is not subscribed is lost (README: what each message type may lose).
  *
  * Keys (prefix `mqttx:cluster:`): `node:<id>` liveness (a token with a TTL of
@@ -23,6 +24,7 @@ import type { MessageData } from "../store/types.ts";
 import { decodeBusFrame } from "./codec.ts";
 import { FrameBatcher } from "./batch.ts";
 import { RedisPublisher } from "./redis_publisher.ts";
+import { RedisSubscriber } from "./redis_subscriber.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { acquireNodeId } from "./node_id.ts";
 import {
@@ -54,7 +56,8 @@ export class RedisBus implements ClusterBus {
   private readonly token = crypto.randomUUID();
   private readonly since = Date.now();
   private cmd: Client;
-  private sub: Client;
+  /** Frames, broadcasts and control messages, on one connection (redis_subscriber.ts). */
+  private readonly sub: RedisSubscriber;
   protected handlers: BusHandlers | undefined;
   /**
    * Other live nodes and when we last heard of them; `run`: the `since` its run announced (a
@@ -82,7 +85,7 @@ export class RedisBus implements ClusterBus {
     this.p = o.prefix ?? "mqttx:cluster:";
     this.log = o.log ?? (() => {});
     this.cmd = redisClient(o.url, 2_000);
-    this.sub = this.cmd.duplicate();
+    this.sub = new RedisSubscriber(o.url);
     this.owners_ = new RedisOwners(this.cmd, {
       epoch: this.key("epoch"),
       owner: this.key("owner"),
@@ -101,7 +104,6 @@ export class RedisBus implements ClusterBus {
       o.nodeTimeout,
     );
     this.cmd.on("error", (e: Error) => this.setState(false, e.message));
-    this.sub.on("error", () => {});
     this.cmd.on("ready", () => {
       if (this.up === false) void this.rejoin();
     });
@@ -113,18 +115,14 @@ export class RedisBus implements ClusterBus {
 
   async join(handlers: BusHandlers): Promise<void> {
     this.handlers = handlers;
-    await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    await this.cmd.connect();
     await this.acquireId();
     await this.heirs.waitForHeir(this.nodeId, this.o.heartbeatInterval, this.log);
     // A previous run of this id that died: its wills are still owed.
     await this.reap();
     await this.cmd.sendCommand(["HSET", this.key("nodes"), this.nodeId, String(this.since)]);
     await this.listen();
-    await this.sub.subscribe(
-      this.key("chan:ctl"),
-      (b: Buffer) => this.onControl(b.toString()),
-      true,
-    );
+    await this.sub.subscribe([this.key("chan:ctl")], (b) => this.onControl(b.toString()));
     await this.announce("up");
     await this.resync();
     this.up = true;
@@ -135,8 +133,7 @@ export class RedisBus implements ClusterBus {
   protected async listen(): Promise<void> {
     await this.sub.subscribe(
       [this.key("chan:" + this.nodeId), this.key("chan:all")],
-      (b: Buffer) => this.onBusMessage(b),
-      true,
+      (b) => this.onBusMessage(b),
     );
   }
 
@@ -149,12 +146,11 @@ export class RedisBus implements ClusterBus {
     (this.publisher ??= new RedisPublisher(this.o.url, this.log)).close(); // nothing is sent after it
     // Never joined (a duplicate id, Redis down at start): the keys are another node's.
     if (this.timer !== undefined) await this.unregister();
-    for (const c of [this.sub, this.cmd]) {
-      try {
-        await c.close();
-      } catch {
-        c.destroy();
-      }
+    this.sub.close();
+    try {
+      await this.cmd.close();
+    } catch {
+      this.cmd.destroy();
     }
   }
 
@@ -164,7 +160,7 @@ export class RedisBus implements ClusterBus {
     clearInterval(this.timer);
     this.frames.clear();
     (this.publisher ??= new RedisPublisher(this.o.url, this.log)).close();
-    this.sub.destroy();
+    this.sub.close();
     this.cmd.destroy();
   }
 
@@ -458,10 +454,9 @@ export class RedisBus implements ClusterBus {
     }
   }
 
-  /** node-redis is ready only once its SUBSCRIBEs are confirmed again after a reconnect. */
+  /** Ready only once every SUBSCRIBE is confirmed again after a reconnect. */
   private resubscribed(): Promise<void> {
-    if (this.sub.isReady) return Promise.resolve();
-    return new Promise((resolve) => this.sub.once("ready", () => resolve()));
+    return this.sub.whenReady();
   }
 
   private setState(up: boolean, why?: string): void {

@@ -14,8 +14,8 @@
  * back-off, like a lost connection.
  */
 import { Buffer } from "node:buffer";
-import net from "node:net";
-import tls from "node:tls";
+import type net from "node:net";
+import { connectRedis } from "./redis_socket.ts";
 import { escapeForLog } from "../log/escape.ts";
 
 /** Frames waiting in the socket beyond this are dropped: Redis stalled; memory stays bounded. */
@@ -24,6 +24,8 @@ const MAX_UNSENT = 16 * 1024 * 1024;
 export class RedisPublisher {
   private sock: net.Socket | undefined;
   private written = 0;
+  /** Each channel's "*3 PUBLISH <channel>" part of the command, encoded once. */
+  private readonly heads = new Map<string, Buffer>();
   private answered = 0;
   private waiters: { upTo: number; resolve: () => void }[] = [];
   private retryAt = 0;
@@ -45,14 +47,23 @@ export class RedisPublisher {
   publish(channel: string, payload: Uint8Array): boolean {
     const s = this.socket();
     if (!s || s.writableLength > MAX_UNSENT) return false;
-    const ch = Buffer.from(channel);
-    s.cork();
-    s.write(`*3\r\n$7\r\nPUBLISH\r\n$${ch.length}\r\n`);
-    s.write(ch);
-    s.write(`\r\n$${payload.length}\r\n`);
-    s.write(payload);
-    s.write("\r\n");
-    s.uncork();
+    // One buffer, one write: five writes under cork() cost ~7 µs more CPU per frame on Bun
+    // (its stream machinery; a same-CPU microbench, 21-23 against 14-16 µs per PUBLISH).
+    let start = this.heads.get(channel);
+    if (!start) {
+      const ch = Buffer.from(channel);
+      start = Buffer.concat([Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${ch.length}\r\n`), ch]);
+      if (this.heads.size < 64) this.heads.set(channel, start);
+    }
+    const len = `\r\n$${payload.length}\r\n`; // ASCII: one byte a character
+    const b = Buffer.allocUnsafe(start.length + len.length + payload.length + 2);
+    start.copy(b, 0);
+    let at = start.length + b.write(len, start.length, "latin1");
+    b.set(payload, at);
+    at += payload.length;
+    b[at] = 13; // "\r\n"
+    b[at + 1] = 10;
+    s.write(b);
     this.written++;
     return true;
   }
@@ -80,25 +91,12 @@ export class RedisPublisher {
 
   private socket(): net.Socket | undefined {
     if (this.sock || this.closed || Date.now() < this.retryAt) return this.sock;
-    const u = new URL(this.url);
-    const port = Number(u.port || 6379);
-    const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-    const s = u.protocol === "rediss:"
-      ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host })
-      : net.connect(port, host);
-    s.setNoDelay(true);
+    const { socket: s, auth } = connectRedis(this.url);
     this.sock = s;
-    this.written = this.answered = 0;
+    this.written = auth ? 1 : 0; // AUTH is answered by one line too; written before any frame
+    this.answered = 0;
     this.lineStart = true;
     this.errorLine = undefined;
-    if (u.password) { // answered by one line too; written before any frame
-      const user = decodeURIComponent(u.username);
-      const auth = ["AUTH", ...(user ? [user] : []), decodeURIComponent(u.password)];
-      s.write(
-        `*${auth.length}\r\n` + auth.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(""),
-      );
-      this.written++;
-    }
     let why = "connection closed";
     s.on("data", (d: Buffer) => this.answers(s, d));
     s.on("error", (e: Error) => why = e.message); // followed by close

@@ -34,6 +34,8 @@ export class SessionBatchBuilder implements SessionBatch {
   private unused = 0;
   /** Sends from no queue not yet completed, per client and packet id. */
   private readonly pending = new Map<string, Map<number, Pending>>();
+  /** Sends that left this batch, completed before it was written. */
+  cancelled = 0;
 
   get size(): number {
     return this.changes.size;
@@ -105,6 +107,7 @@ export class SessionBatchBuilder implements SessionBatch {
           // The client's group stays, even empty: a store may still check the client
           // (the cluster's ownership fence refuses a stale node's session at its next batch).
           this.cancel(list, p);
+          this.cancelled++;
           return this;
         }
         break;

@@ -73,8 +73,14 @@ const RETRY_MS = 1000;
  * deliveries once publishers moved in step (bench/README.md, "bimodal").
  */
 const LINGER_TURNS = 2;
-/** However their acknowledgements come, a batch waits at most this long for them. */
-const LINGER_MAX_MS = 10;
+/**
+ * A batch stops waiting once no acknowledgement of its sends came for this
+ * long (a subscriber that reads slowly or not at all), and in any case after
+ * LINGER_MAX_MS. Time, not turns: while the broker itself is busy a turn can
+ * take longer than this, and the acknowledgements it brings are progress.
+ */
+const LINGER_QUIET_MS = 10;
+const LINGER_MAX_MS = 100;
 
 export class SessionJournal {
   readonly ids = new MessageIds();
@@ -86,6 +92,8 @@ export class SessionJournal {
   private lingered = 0;
   /** When the open batch started waiting for acknowledgements (undefined: it has not). */
   private lingerSince: number | undefined;
+  /** When it started waiting or last saw one of them, whichever is later. */
+  private lastAcked = 0;
   /** The batch's cancelled sends and the journal's changes at the last turn it waited. */
   private seenCancelled = 0;
   private seenChanges = 0;
@@ -386,12 +394,12 @@ export class SessionJournal {
     const batch = this.batch;
     if (this.urgent || !batch.sending) return false;
     const now = performance.now();
-    if (this.lingerSince === undefined) this.lingerSince = now;
+    if (this.lingerSince === undefined) this.lingerSince = this.lastAcked = now;
     else if (now - this.lingerSince >= LINGER_MAX_MS) return false;
-    else if (
-      this.stats.changes !== this.seenChanges && batch.cancelled === this.seenCancelled &&
-      ++this.lingered >= LINGER_TURNS
-    ) return false;
+    else if (batch.cancelled !== this.seenCancelled) this.lastAcked = now;
+    else if (this.stats.changes !== this.seenChanges) {
+      if (++this.lingered >= LINGER_TURNS) return false; // input, but none of them acknowledged
+    } else if (now - this.lastAcked >= LINGER_QUIET_MS) return false;
     this.seenChanges = this.stats.changes;
     this.seenCancelled = batch.cancelled;
     return true;

@@ -91,6 +91,31 @@ describe("session journal linger (Redis)", () => {
   );
 
   test(
+    "a steady flow, each delivery acknowledged a turn later, does not hold PUBACKs back",
+    OPTS,
+    async () => {
+      const sub = await persistentSubscriber("steady-sub", "steady/#");
+      const { client: pub } = await PacketClient.connect(broker!, { clientId: "steady-pub" });
+      // Every turn: the subscriber acknowledges what it got in the turn before, and one more
+      // PUBLISH comes. Each turn brings acknowledgements and a new send.
+      let sent = 0, firstAckAt = 0;
+      while (firstAckAt === 0 && sent < 200) {
+        for (const p of sub.pending().splice(0)) {
+          if (p.type === 3) sub.send({ type: 4, packetId: p.packetId! });
+        }
+        pub.send(publishPacket("steady/t", `m${sent}`, 1, ++sent));
+        await idleTurns(1);
+        if (pub.pending().some((p) => p.type === 4)) firstAckAt = sent;
+      }
+      // Written a few turns after it opened, as without a linger for acknowledgements; not
+      // held while new sends keep coming (100 ms at most: about a hundred turns here).
+      assert.ok(firstAckAt > 0 && firstAckAt <= 10, `first PUBACK after ${firstAckAt} PUBLISHes`);
+      sub.send({ type: 14, reasonCode: 0 });
+      pub.send({ type: 14, reasonCode: 0 });
+    },
+  );
+
+  test(
     "a delivery not acknowledged is stored before the publisher's PUBACK",
     OPTS,
     async () => {

@@ -5,8 +5,10 @@
  * few event-loop turns in which nothing else happens (a subscriber still
  * reading a burst). Counting those idle turns against the linger stored every
  * such delivery and deleted it in the next batch (bench/README.md, "bimodal").
- * And a delivery that is not acknowledged is stored before the publisher's
- * PUBACK: acknowledged means kept.
+ * A steady flow (every turn brings acknowledgements and new sends) is still
+ * written after a few turns, not held to the linger's limit. And a delivery
+ * that is not acknowledged is stored before the publisher's PUBACK:
+ * acknowledged means kept.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";

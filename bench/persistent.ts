@@ -8,6 +8,8 @@
  * `mqttx-bun:sqlite` and `mqttx-bun:sqlite-normal` run mqttx on its SQLite store instead
  * (synchronous full / normal; the file in the run's temp dir).
  *
+ * PERSIST_PORT (18950; Redis on the next port), QOS (1,2).
+ *
  * `make bench` runs it after the S1–S5 scenarios (unless SCENARIOS leaves out `S4-persistent`).
  * The report gives each mqttx variant's ratio to Mosquitto (median delivered msg/s, same run) and
  * messages per CPU-second (broker + Redis), the figure to compare builds with on a busy machine.
@@ -22,6 +24,7 @@ import {
   buildLoadgen,
   cpuTicks,
   firstConnack,
+  portInUse,
   ROOT,
   sleep,
   spawnPinned,
@@ -30,6 +33,7 @@ import {
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const RUNS = Number(env("RUNS") ?? 1);
+const QOS = (env("QOS") ?? "1,2").split(",").map(Number);
 const SCENARIO = "S4-persistent";
 const scenarios = env("SCENARIOS")?.split(",");
 if (scenarios && !scenarios.includes(SCENARIO)) Deno.exit(0);
@@ -39,7 +43,8 @@ const wanted = (env("BROKERS")?.split(",") ??
   .filter((b) => b === "mosquitto" || b.startsWith("mqttx"));
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --size 256 --duration 10 " +
   "--timeout 60 --clean 0 --id-prefix persist-";
-const PORT = 18950, REDIS_PORT = 18951;
+// PERSIST_PORT moves both (another benchmark on this machine may hold the default ones).
+const PORT = Number(env("PERSIST_PORT") ?? 18950), REDIS_PORT = PORT + 1;
 
 async function redisServer(dir: string): Promise<Deno.ChildProcess> {
   const child = spawnPinned(1, [
@@ -96,9 +101,13 @@ await Deno.mkdir(BUILD, { recursive: true }); // not made when LOADGEN names a b
 const lines: string[] = [];
 /** Per QoS and broker: delivered msg/s and msg per CPU-second of each run. */
 const runs = new Map<string, { rate: number; perCpu: number }[]>();
-for (const qos of [1, 2]) {
+for (const qos of QOS) {
   for (const name of wanted) {
     for (let run = 1; run <= RUNS; run++) {
+      // Someone else's server there would be measured instead (or Redis would not start).
+      for (const p of [PORT, REDIS_PORT]) {
+        if (await portInUse(p)) throw new Error(`port ${p} already in use (set PERSIST_PORT)`);
+      }
       const dir = await Deno.makeTempDir({
         dir: BUILD,
         prefix: `persist-${name.replace(":", "-")}-`,
@@ -157,7 +166,7 @@ for (const qos of [1, 2]) {
 }
 const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary: string[] = [];
-for (const qos of [1, 2]) {
+for (const qos of QOS) {
   const base = runs.get(`${qos} mosquitto`);
   for (const name of wanted.filter((n) => n !== "mosquitto")) {
     const own = runs.get(`${qos} ${name}`);

@@ -5,10 +5,10 @@
  * between adds to it), so batches grow with the load: one round trip on Redis
  * and one COMMIT on SQLite carry hundreds of messages. Each message is stored
  * once for all sessions it goes to. A batch goes one event-loop turn after it
- * opened or after the write ahead of it returned, and up to two turns later if
- * it holds deliveries not yet acknowledged: a delivery sent and acknowledged
- * before its batch is written leaves it (SessionBatchBuilder), which is why an
- * online persistent subscriber costs the store almost nothing. Clean sessions
+ * opened or after the write ahead of it returned, later if it holds deliveries
+ * not yet acknowledged (`lingers`): a delivery sent and acknowledged before
+ * its batch is written leaves it (SessionBatchBuilder), which is why an online
+ * persistent subscriber costs the store almost nothing. Clean sessions
  * never reach the journal, and without a session store (the in-memory mode)
  * the broker has no journal at all: nothing here runs on that path.
  *
@@ -64,11 +64,27 @@ export interface SessionRecord {
 
 const RETRY_MS = 1000;
 /**
- * Turns a batch holding unacknowledged sends waits before it is written
- * (measured on S4 persistent QoS 1: 1 turn left ~15% of deliveries stored and
- * deleted; 2 turns gave 8-20% more messages per CPU-second on Redis and SQLite).
+ * Turns a batch holding unacknowledged sends waits for them (measured on S4
+ * persistent QoS 1: 1 turn left ~15% of deliveries stored and deleted; 2
+ * turns gave 8-20% more messages per CPU-second on Redis and SQLite). Until
+ * the sends it held when it began waiting are acknowledged, a turn that brings
+ * some of their acknowledgements, or nothing at all, does not count: the
+ * subscribers are still reading what was sent. Counting every turn stored a
+ * third of all deliveries once publishers moved in step (bench/README.md,
+ * "bimodal"). Once they are, the sends that came meanwhile are waited for
+ * the same way, and that counts as a turn: a steady flow, whose every turn
+ * brings acknowledgements and new sends, would otherwise keep each batch
+ * waiting to the limit.
  */
 const LINGER_TURNS = 2;
+/**
+ * A batch stops waiting once no acknowledgement of its sends came for this
+ * long (a subscriber that reads slowly or not at all), and in any case after
+ * LINGER_MAX_MS. Time, not turns: while the broker itself is busy a turn can
+ * take longer than this, and the acknowledgements it brings are progress.
+ */
+const LINGER_QUIET_MS = 10;
+const LINGER_MAX_MS = 100;
 
 export class SessionJournal {
   readonly ids = new MessageIds();
@@ -76,8 +92,17 @@ export class SessionJournal {
   private flushScheduled = false;
   /** Someone waits on the open batch to go on (whenStoredSoon): written without delay. */
   private urgent = false;
-  /** Turns the open batch has waited for acknowledgements of its sends. */
+  /** Turns of input without acknowledgements the open batch has waited for its sends. */
   private lingered = 0;
+  /** When the open batch started waiting for acknowledgements (undefined: it has not). */
+  private lingerSince: number | undefined;
+  /** When it started waiting or last saw one of them, whichever is later. */
+  private lastAcked = 0;
+  /** The open batch's sends when it started waiting (or last caught up): those it waits for. */
+  private waitFor = 0;
+  /** The batch's cancelled sends and the journal's changes at the last turn it waited. */
+  private seenCancelled = 0;
+  private seenChanges = 0;
   private open: PendingWrite | undefined;
   /**
    * The batch being written (one at a time), until it settles: what is no
@@ -315,15 +340,13 @@ export class SessionJournal {
   private flush(): void {
     this.flushScheduled = false;
     if (this.writing) return; // the write ahead of it flushes when it returns
-    if (!this.urgent && this.lingered < LINGER_TURNS && this.batch.sending) {
-      // Deliveries sent by this batch are usually acknowledged within a turn or two: wait,
-      // so they leave the batch instead of being stored now and deleted by the next one.
-      this.lingered++;
+    if (this.lingers()) {
       this.flushScheduled = true;
       setTimeout(() => this.flush(), 0);
       return;
     }
     this.lingered = 0;
+    this.lingerSince = undefined;
     this.urgent = false;
     const open = this.open ?? new PendingWrite(this.log);
     this.open = undefined;
@@ -366,6 +389,33 @@ export class SessionJournal {
       if (this.open) this.schedule();
       else if (this.resyncDue && this.dirty.size > 0) this.flush(); // a rewrite came due
     });
+  }
+
+  /**
+   * Deliveries sent by the open batch are usually acknowledged soon: wait, so
+   * they leave the batch instead of being stored now and deleted by the next
+   * one; unless someone waits on it to go on (whenStoredSoon).
+   */
+  private lingers(): boolean {
+    const batch = this.batch;
+    if (this.urgent || !batch.sending) return false;
+    const now = performance.now();
+    if (this.lingerSince === undefined) {
+      this.lingerSince = this.lastAcked = now;
+      this.waitFor = batch.sends;
+    } else if (now - this.lingerSince >= LINGER_MAX_MS) return false;
+    else if (!batch.pendingBefore(this.waitFor)) {
+      // Those are all acknowledged: wait for the later ones, a turn's worth of patience less.
+      if (++this.lingered >= LINGER_TURNS) return false;
+      this.waitFor = batch.sends;
+      this.lastAcked = now;
+    } else if (batch.cancelled !== this.seenCancelled) this.lastAcked = now;
+    else if (this.stats.changes !== this.seenChanges) {
+      if (++this.lingered >= LINGER_TURNS) return false; // input, but none of them acknowledged
+    } else if (now - this.lastAcked >= LINGER_QUIET_MS) return false;
+    this.seenChanges = this.stats.changes;
+    this.seenCancelled = batch.cancelled;
+    return true;
   }
 
   /** Rewrite the sessions left behind after a while (1 s, doubling to 8 s while it fails). */

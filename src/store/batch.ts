@@ -8,6 +8,8 @@ interface Later {
 /** A `send` not yet written, and the `release` that followed it in the same batch. */
 interface Pending {
   readonly change: SessionChange;
+  /** Its place among the batch's sends (`sends`). */
+  readonly seq: number;
   release?: SessionChange;
 }
 
@@ -34,6 +36,10 @@ export class SessionBatchBuilder implements SessionBatch {
   private unused = 0;
   /** Sends from no queue not yet completed, per client and packet id. */
   private readonly pending = new Map<string, Map<number, Pending>>();
+  /** Sends that left this batch, completed before it was written. */
+  cancelled = 0;
+  /** Sends from no queue added to this batch so far. */
+  sends = 0;
 
   get size(): number {
     return this.changes.size;
@@ -42,6 +48,18 @@ export class SessionBatchBuilder implements SessionBatch {
   /** Deliveries sent by this batch and not completed yet (their acknowledgement may be close). */
   get sending(): boolean {
     for (const ids of this.pending.values()) if (ids.size > 0) return true;
+    return false;
+  }
+
+  /** Some send among the first `n` of this batch is not completed yet. */
+  pendingBefore(n: number): boolean {
+    for (const ids of this.pending.values()) {
+      // Oldest first (insertion order), so the first entry says it.
+      for (const p of ids.values()) {
+        if (p.seq < n) return true;
+        break;
+      }
+    }
     return false;
   }
 
@@ -90,7 +108,9 @@ export class SessionBatchBuilder implements SessionBatch {
     let list = this.changes.get(clientId);
     switch (change.kind) {
       case "send":
-        if (!change.fromQueue) this.pendingOf(clientId).set(change.inflight.packetId, { change });
+        if (!change.fromQueue) {
+          this.pendingOf(clientId).set(change.inflight.packetId, { change, seq: this.sends++ });
+        }
         break;
       case "release": {
         const p = this.pending.get(clientId)?.get(change.packetId);
@@ -105,6 +125,7 @@ export class SessionBatchBuilder implements SessionBatch {
           // The client's group stays, even empty: a store may still check the client
           // (the cluster's ownership fence refuses a stale node's session at its next batch).
           this.cancel(list, p);
+          this.cancelled++;
           return this;
         }
         break;

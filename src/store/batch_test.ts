@@ -75,3 +75,18 @@ test("a message whose uses all cancelled is carried again when a later change ne
   b.message(msg("m")).add(send(2, "m"));
   assert.deepEqual(b.messages.map((m) => m.id), ["m"]);
 });
+
+test("pendingBefore: whether one of the first n sends is still waiting for its completion", () => {
+  const b = new SessionBatchBuilder().add(meta);
+  b.message(msg("m1")).add(send(1, "m1"));
+  b.message(msg("m2")).add(send(2, "m2"));
+  const first = b.sends;
+  b.message(msg("m3")).add(send(3, "m3"));
+  assert.equal(b.pendingBefore(first), true);
+  b.add(complete(1, "m1"));
+  assert.equal(b.pendingBefore(first), true);
+  b.add(complete(2, "m2"));
+  assert.equal(b.pendingBefore(first), false, "m3 came later");
+  assert.equal(b.pendingBefore(b.sends), true);
+  assert.equal(b.cancelled, 2);
+});

@@ -49,6 +49,7 @@ const V3_SUBACK_CODES: ReadonlySet<number> = new Set([0, 1, 2, 0x80]);
 /**
  * Decode one packet. `first` is the fixed header's first byte; `version` the
  * connection's protocol level (undefined before CONNECT: treated as 3.1.1).
+ * (The broker's decoder calls decodePublish itself: see PacketDecoder.decode.)
  */
 export function decodePacket(
   r: Reader,
@@ -58,8 +59,8 @@ export function decodePacket(
   const type = first >> 4;
   const flags = first & 0x0f;
   const v = version ?? 4;
-  r.name = PACKET_NAMES[type];
   if (type === 3) return decodePublish(r, flags, v);
+  r.name = PACKET_NAMES[type];
   // Reserved flag bits [MQTT-2.2.2-1] [MQTT-2.2.2-2].
   const expected = type === 6 || type === 8 || type === 10 ? 2 : 0;
   if (flags !== expected) r.fail(`reserved fixed header flags are ${flags}, must be ${expected}`);
@@ -189,7 +190,9 @@ function decodeConnack(r: Reader, v: ProtocolVersion): ConnackPacket {
   return p;
 }
 
-function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPacket {
+/** A PUBLISH; `flags` are the fixed header's low four bits. */
+export function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPacket {
+  r.name = "PUBLISH";
   const level = (flags >> 1) & 3;
   if (level === 3) r.fail("QoS is 3"); // [MQTT-3.3.1-4]
   const qos = level as QoS;

@@ -32,9 +32,13 @@ const names = env("VARIANTS", "mqttx-bun,mqttx-bun-base").split(",").map((s) => 
 /** CPU of every thread of `pid` so far, ns (threads that ended are lost: read before stop). */
 async function cpuNs(pid: number): Promise<number> {
   let total = 0;
-  for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
-    const f = (await readProc(`/proc/${pid}/task/${t.name}/schedstat`)).split(" ");
-    total += Number(f[0]) || 0;
+  try {
+    for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
+      const f = (await readProc(`/proc/${pid}/task/${t.name}/schedstat`)).split(" ");
+      total += Number(f[0]) || 0;
+    }
+  } catch {
+    return NaN; // the broker is gone
   }
   return total;
 }
@@ -91,12 +95,16 @@ const loadgen = await buildLoadgen();
 await Deno.mkdir(`${BUILD}/logs`, { recursive: true });
 Deno.chdir(ROOT);
 const rows: Row[] = [];
-let port = Number(env("BENCH_PORT", "18960"));
+let port = Number(env("BENCH_PORT", "18960")); // another range than other runs on the machine
 for (let round = 1; round <= rounds; round++) {
   // Alternate which goes first, so a drift in the background load hits both alike.
   const order = round % 2 ? names : [...names].reverse();
   for (const name of order) {
-    const row = await runOnce(loadgen, name, port++);
+    const row = await runOnce(loadgen, name, port++).catch((e) => {
+      console.log(`#${round} ${name}: failed (${String(e).split("\n")[0]})`);
+      return null;
+    });
+    if (!row) continue;
     rows.push(row);
     console.log(
       `#${round} ${name.padEnd(16)} pub ${k(row.rate)}/s, ${k(row.perCpuS)} msgs/broker-CPU-s ` +
@@ -107,7 +115,7 @@ for (let round = 1; round <= rounds; round++) {
 }
 console.log(`\nmedians over ${rounds} rounds (load ${Deno.loadavg().map((x) => x.toFixed(1))})`);
 for (const name of names) {
-  const mine = rows.filter((r) => r.name === name);
+  const mine = rows.filter((r) => r.name === name && r.cpuMs > 0);
   console.log(
     `${name.padEnd(16)} pub ${k(median(mine.map((r) => r.rate)))}/s, ` +
       `${k(median(mine.map((r) => r.perCpuS)))} msgs/broker-CPU-s, ` +

@@ -12,7 +12,9 @@
  * through the production path (`Connection.data`). Prints one JSON line per pass: CPU of the
  * whole process (every thread: the JIT's too) over the pass. Pass 0 is the fresh burst that
  * `make bench` measures; later passes show the same work once the JIT is done. Compare
- * checkouts alternating, many runs, medians: the machine is shared.
+ * checkouts alternating, many runs, medians: the machine is shared. A first line gives the CPU
+ * of the 1,000 CONNECTs and the second after them (what the JIT compiled for them included);
+ * `# pass N` on stderr splits a `BUN_JSC_reportCompileTimes=1` log by pass.
  */
 import process from "node:process";
 import { setImmediate } from "node:timers";
@@ -79,6 +81,7 @@ const str = (s: string) => {
 const payload = Array.from({ length: SIZE }, (_, i) => 97 + i % 26);
 
 const conns: FakeConn[] = [];
+const connectCpu = process.cpuUsage();
 for (let i = 0; i < N; i++) {
   const c = new FakeConn();
   conns.push(c);
@@ -86,6 +89,12 @@ for (let i = 0; i < N; i++) {
   await c.callbacks!.data(frame(0x10, [...str("MQTT"), 4, 2, 0, 60, ...str(`lg-${i}`)]));
 }
 await new Promise((r) => setTimeout(r, 1000));
+{
+  // The 1,000 CONNECTs (and what the JIT compiled for them by the end of the second after).
+  const cpu = process.cpuUsage(connectCpu);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  console.log(JSON.stringify({ runtime: runtime.name, pass: "connect", cpuMs }));
+}
 
 // What each client sends: windows of 32 PUBLISHes, each window ending with a PINGREQ.
 const streams = conns.map((_, i) => {
@@ -99,6 +108,7 @@ const streams = conns.map((_, i) => {
 });
 
 for (let pass = 0; pass < passes; pass++) {
+  console.error(`# pass ${pass}`); // splits a BUN_JSC_reportCompileTimes=1 log by pass
   const before = process.cpuUsage();
   const started = performance.now();
   const pos = new Array<number>(N).fill(0);

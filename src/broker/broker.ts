@@ -165,8 +165,8 @@ export class Broker implements BrokerCore, PacketSink {
     c.start();
   }
 
-  handlePacket(conn: Connection, packet: Packet): void | Promise<void> {
-    return dispatch(this, conn, packet);
+  handlePacket(conn: Connection, packet: Packet, type: number): void | Promise<void> {
+    return dispatch(this, conn, packet, type);
   }
 
   log(line: string): void {

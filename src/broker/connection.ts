@@ -17,7 +17,8 @@ import { STILL_WAITING, turnBudget, type TurnTaker, waitForTurn } from "./input_
 
 /** What a Connection needs from the broker (keeps this file free of broker internals). */
 export interface PacketSink {
-  handlePacket(conn: Connection, packet: Packet): void | Promise<void>;
+  /** `type`: the packet's type, from its fixed header (packet_scratch.ts typeAt). */
+  handlePacket(conn: Connection, packet: Packet, type: number): void | Promise<void>;
   connectionClosed(conn: Connection): void;
   log(line: string): void;
   /** Counters (bytes in and out, deliveries, drops): plain fields, incremented in place. */
@@ -293,7 +294,11 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     const now = Date.now();
-    if (this.connected) this.lastActivity = now;
+    // Before CONNECT the field keeps the time the connection opened (its deadline counts from
+    // there). Written either way: a store that only connected clients reach is code that
+    // JavaScriptCore, compiling this while a wave of clients sent their CONNECTs, never saw
+    // run, and it would throw that code away at their first PUBLISH.
+    this.lastActivity = this.connected ? now : this.lastActivity;
     this.sink.stats.networkIn += chunk.length;
     return this.handleInput(chunk, 0, now);
   }
@@ -315,7 +320,7 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
       for (; i < n; i++) {
         const packet = scratch.takeAt(i);
         if (this.closing) return;
-        const pending = this.sink.handlePacket(this, packet);
+        const pending = this.sink.handlePacket(this, packet, scratch.typeAt(i));
         if (pending) {
           return this.continueAfter(pending, scratch.takeRange(i + 1, n), chunk, stop);
         }
@@ -345,7 +350,7 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
       await pending;
       for (const p of rest) {
         if (this.closing) return;
-        const next = this.sink.handlePacket(this, p);
+        const next = this.sink.handlePacket(this, p, p.type);
         if (next) await next;
       }
       if (stop < chunk.length && !this.closing) await this.handleInput(chunk, stop);

@@ -7,7 +7,15 @@ import type { Packet } from "../mqtt/packet.ts";
  * drops its backing store, and the next push allocates a new one (measured:
  * ~300 B per message on the QoS 1 path).
  */
-const list: (Packet | undefined)[] = [];
+/**
+ * Made with room for a chunk's worth of packets: a store past an array's end, first met once a
+ * chunk holds more packets than any before (CONNECTs come one per chunk, PUBLISHes dozens),
+ * would make JavaScriptCore throw away the code it compiled for collect().
+ */
+const ROOM = 64;
+const list: (Packet | undefined)[] = new Array(ROOM).fill(undefined);
+/** Each packet's type, from its fixed header (see typeAt). */
+const types: number[] = new Array(ROOM).fill(0);
 let count = 0;
 
 export function startScratch(): void {
@@ -15,12 +23,22 @@ export function startScratch(): void {
 }
 
 /** The decoder's callback. */
-export function collect(p: Packet): void {
+export function collect(p: Packet, type: number): void {
+  types[count] = type;
   list[count++] = p;
 }
 
 export function scratchCount(): number {
   return count;
+}
+
+/**
+ * The type of the packet at `i`: dispatching on it, not on `packet.type`, keeps a read of
+ * every packet class (PINGREQ, CONNECT) off the PUBLISH path, where JavaScriptCore's code,
+ * compiled while only PUBLISHes came, would be thrown away at the first other one.
+ */
+export function typeAt(i: number): number {
+  return types[i];
 }
 
 /** The packet at `i`, cleared from the list: no packet (nor its chunk) is held past the call. */

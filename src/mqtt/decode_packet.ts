@@ -23,6 +23,7 @@ import type {
 } from "./packet.ts";
 import { decodeProperties, WILL } from "./properties.ts";
 import type { Reader } from "./reader.ts";
+import { decodeTopicName } from "./topic_names.ts";
 import { validReasonCodes } from "./reason_codes.ts";
 
 export const PACKET_NAMES = [
@@ -49,6 +50,7 @@ const V3_SUBACK_CODES: ReadonlySet<number> = new Set([0, 1, 2, 0x80]);
 /**
  * Decode one packet. `first` is the fixed header's first byte; `version` the
  * connection's protocol level (undefined before CONNECT: treated as 3.1.1).
+ * (The broker's decoder calls decodePublish itself: see PacketDecoder.decode.)
  */
 export function decodePacket(
   r: Reader,
@@ -58,8 +60,8 @@ export function decodePacket(
   const type = first >> 4;
   const flags = first & 0x0f;
   const v = version ?? 4;
-  r.name = PACKET_NAMES[type];
   if (type === 3) return decodePublish(r, flags, v);
+  r.name = PACKET_NAMES[type];
   // Reserved flag bits [MQTT-2.2.2-1] [MQTT-2.2.2-2].
   const expected = type === 6 || type === 8 || type === 10 ? 2 : 0;
   if (flags !== expected) r.fail(`reserved fixed header flags are ${flags}, must be ${expected}`);
@@ -189,14 +191,27 @@ function decodeConnack(r: Reader, v: ProtocolVersion): ConnackPacket {
   return p;
 }
 
-function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPacket {
+/** A PUBLISH; `flags` are the fixed header's low four bits. */
+export function decodePublish(r: Reader, flags: number, v: ProtocolVersion): PublishPacket {
+  r.name = "PUBLISH";
   const level = (flags >> 1) & 3;
   if (level === 3) r.fail("QoS is 3"); // [MQTT-3.3.1-4]
   const qos = level as QoS;
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) r.fail("DUP flag set on a QoS 0 message"); // [MQTT-3.3.1-2]
   const retain = (flags & 0x01) !== 0;
-  const topic = r.topicName("topic name"); // [MQTT-3.3.2-1] [MQTT-3.3.2-2]
+  // The topic name [MQTT-3.3.2-1] [MQTT-3.3.2-2], read here rather than by a Reader method:
+  // each function on the per-message path is one more that JavaScriptCore compiles on its own
+  // and again inside its callers while a fresh broker takes its first burst.
+  const b = r.buf, p = r.pos;
+  if (p + 2 > r.end) r.fail("topic name is truncated");
+  const topicStart = p + 2, topicEnd = topicStart + ((b[p] << 8) | b[p + 1]);
+  r.pos = topicStart;
+  if (topicEnd > r.end) r.fail("topic name is truncated");
+  const topic = decodeTopicName(b, topicStart, topicEnd);
+  if (topic === undefined) r.fail("topic name is not valid UTF-8");
+  if (topic === null) r.fail("topic name contains a wildcard", 0x90); // [MQTT-3.3.2-2]
+  r.pos = topicEnd;
   const packetId = qos > 0 ? r.packetId() : 0;
   const properties = v === 5 ? decodeProperties(r, 3) : undefined;
   if (topic.length === 0) {

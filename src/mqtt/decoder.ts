@@ -5,7 +5,7 @@
  * copied, into one buffer of its exact size (or a doubling one while it keeps
  * arriving in small pieces).
  */
-import { decodePacket, PACKET_NAMES } from "./decode_packet.ts";
+import { decodePacket, decodePublish, PACKET_NAMES } from "./decode_packet.ts";
 import { MqttSyntaxError } from "./errors.ts";
 import type { ConnectPacket, Packet, ProtocolVersion } from "./packet.ts";
 import { Reader } from "./reader.ts";
@@ -80,7 +80,8 @@ export class PacketDecoder {
 
   /**
    * Decode as many complete packets as the buffered bytes hold, calling
-   * onPacket for each, in order; keep a partial packet for the next call.
+   * onPacket for each, in order, with its type (from the fixed header);
+   * keep a partial packet for the next call.
    * Throws MqttSyntaxError on malformed input, after which the decoder is
    * unusable. The decoder keeps views of `chunk`: do not reuse its buffer.
    * onPacket must not throw (if it does, the decoder is unusable too).
@@ -95,7 +96,7 @@ export class PacketDecoder {
    */
   feed(
     chunk: Uint8Array,
-    onPacket: (packet: Packet) => void,
+    onPacket: (packet: Packet, type: number) => void,
     start = 0,
     limit = Infinity,
     minPackets = 1,
@@ -114,42 +115,17 @@ export class PacketDecoder {
 
   private run(
     chunk: Uint8Array,
-    onPacket: (packet: Packet) => void,
+    onPacket: (packet: Packet, type: number) => void,
     start: number,
     limit: number,
     minPackets: number,
     maxPackets: number,
   ): number {
     const len = chunk.length;
-    let pos = start, packets = 0;
-    if (this.pendingLen > 0) {
-      if (this.pendingTotal < 0) {
-        // The fixed header (at most 5 bytes) was split: join the few bytes needed.
-        const head = new Uint8Array(this.pendingLen + Math.min(len, 5));
-        head.set(this.pending.subarray(0, this.pendingLen));
-        head.set(chunk.subarray(0, 5), this.pendingLen);
-        const total = this.header(head, 0, head.length);
-        if (total < 0) {
-          this.keep(head, -1);
-          return len;
-        }
-        pos = headerLen - this.pendingLen;
-        this.keep(head.subarray(0, headerLen), total);
-      }
-      const need = this.pendingTotal - this.pendingLen;
-      if (len - pos < need) {
-        this.append(chunk.subarray(pos));
-        return len;
-      }
-      this.append(chunk.subarray(pos, pos + need));
-      const whole = this.pending;
-      pos += need;
-      this.keep(EMPTY, -1);
-      this.pendingLen = 0;
-      this.header(whole, 0, whole.length);
-      this.decode(whole, 0, whole.length, onPacket);
-      packets++;
-    }
+    // Called with nothing pending too: a branch around it would be code that JavaScriptCore's
+    // optimized `run`, compiled while every packet came whole, has never seen run.
+    let pos = this.completePending(chunk, start, onPacket);
+    let packets = pos === start ? 0 : 1;
     while (pos < len) {
       if (pos - start >= limit && packets >= minPackets && len - pos >= limit) return pos;
       if (packets >= maxPackets) return pos;
@@ -163,6 +139,46 @@ export class PacketDecoder {
       packets++;
     }
     return len;
+  }
+
+  /**
+   * Complete the packet an earlier chunk left pending, if any, with the start of `chunk`;
+   * returns where the next packet starts (`start` when none was pending, chunk.length when
+   * the chunk went into the pending packet, which is still incomplete).
+   */
+  private completePending(
+    chunk: Uint8Array,
+    start: number,
+    onPacket: (packet: Packet, type: number) => void,
+  ): number {
+    if (this.pendingLen === 0) return start;
+    const len = chunk.length;
+    let pos = start;
+    if (this.pendingTotal < 0) {
+      // The fixed header (at most 5 bytes) was split: join the few bytes needed.
+      const head = new Uint8Array(this.pendingLen + Math.min(len, 5));
+      head.set(this.pending.subarray(0, this.pendingLen));
+      head.set(chunk.subarray(0, 5), this.pendingLen);
+      const total = this.header(head, 0, head.length);
+      if (total < 0) {
+        this.keep(head, -1);
+        return len;
+      }
+      pos = headerLen - this.pendingLen;
+      this.keep(head.subarray(0, headerLen), total);
+    }
+    const need = this.pendingTotal - this.pendingLen;
+    if (len - pos < need) {
+      this.append(chunk.subarray(pos));
+      return len;
+    }
+    this.append(chunk.subarray(pos, pos + need));
+    const whole = this.pending;
+    this.keep(EMPTY, -1);
+    this.pendingLen = 0;
+    this.header(whole, 0, whole.length);
+    this.decode(whole, 0, whole.length, onPacket);
+    return pos + need;
   }
 
   /** Start a pending packet with a view of `bytes` (not copied). */
@@ -227,7 +243,7 @@ export class PacketDecoder {
     buf: Uint8Array,
     start: number,
     end: number,
-    onPacket: (packet: Packet) => void,
+    onPacket: (packet: Packet, type: number) => void,
   ): void {
     const r = reader;
     r.buf = buf;
@@ -236,15 +252,38 @@ export class PacketDecoder {
     r.end = end;
     r.ranges = (this.flags & RANGES) !== 0;
     const first = buf[start];
-    const packet = decodePacket(r, first, this.version);
-    r.buf = EMPTY; // don't keep the chunk alive
-    // The type from the header byte, not `packet.type`: a property read here would see each
-    // packet class, and a class first met late (PINGREQ after a run of PUBLISHes) would make
-    // JavaScriptCore throw this function's optimized code away.
-    if (first >> 4 === 1 && this.version === undefined) {
-      const v = (packet as ConnectPacket).protocolVersion;
-      if (v === 3 || v === 4 || v === 5) this.version = v;
-    }
-    onPacket(packet);
+    const type = first >> 4;
+    // A PUBLISH (nearly every packet) is decoded on its own path, the rest in decodeControl:
+    // JavaScriptCore compiles this function while one kind of packet flows (the CONNECTs of
+    // a wave of clients, then their PUBLISHes) and throws the code away when code it never
+    // saw run is reached, so the kinds share as little code as they can.
+    if (type === 3) {
+      const level = this.flags >> VERSION_SHIFT;
+      const packet = decodePublish(r, first & 0x0f, (level || 4) as ProtocolVersion);
+      r.buf = EMPTY; // don't keep the chunk alive
+      onPacket(packet, 3);
+    } else decodeControl(this, r, first, onPacket);
   }
+}
+
+/** Any packet but PUBLISH; a CONNECT sets the decoder's version. */
+function decodeControl(
+  d: PacketDecoder,
+  r: Reader,
+  first: number,
+  onPacket: (packet: Packet, type: number) => void,
+): void {
+  const packet = decodePacket(r, first, d.version);
+  r.buf = EMPTY; // don't keep the chunk alive
+  // The type from the header byte, and the CONNECT's field read in a function of its own: a
+  // read of `packet.protocolVersion` here would be checked for the CONNECT's class where
+  // `packet` is set (JavaScriptCore hoists the check), so every later PINGREQ would fail it.
+  if (first >> 4 === 1) learnVersion(d, packet as ConnectPacket);
+  onPacket(packet, first >> 4);
+}
+
+function learnVersion(d: PacketDecoder, connect: ConnectPacket): void {
+  if (d.version !== undefined) return;
+  const v = connect.protocolVersion;
+  if (v === 3 || v === 4 || v === 5) d.version = v;
 }

@@ -5,7 +5,6 @@
  */
 import { MqttSyntaxError } from "./errors.ts";
 import { decodeUtf8 } from "./utf8.ts";
-import { decodeTopicName } from "./topic_names.ts";
 
 export class Reader {
   buf: Uint8Array = new Uint8Array(0);
@@ -80,22 +79,6 @@ export class Reader {
     const s = decodeUtf8(this.buf, this.pos, this.pos + n);
     if (s === undefined) this.fail(`${what} is not valid UTF-8`);
     this.pos += n;
-    return s;
-  }
-
-  /** A PUBLISH topic name: a UTF-8 string without wildcards, through the table of recent ones. */
-  topicName(what: string): string {
-    // u16() and need() written out: this runs for every PUBLISH, and each small function on
-    // that path is one more for the JIT to compile (on its own and inlined) in a fresh broker.
-    const b = this.buf, p = this.pos;
-    if (p + 2 > this.end) this.fail(`${what} is truncated`);
-    const start = p + 2, end = start + ((b[p] << 8) | b[p + 1]);
-    this.pos = start;
-    if (end > this.end) this.fail(`${what} is truncated`);
-    const s = decodeTopicName(b, start, end);
-    if (s === undefined) this.fail(`${what} is not valid UTF-8`);
-    if (s === null) this.fail(`${what} contains a wildcard`, 0x90); // [MQTT-3.3.2-2]
-    this.pos = end;
     return s;
   }
 

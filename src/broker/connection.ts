@@ -294,10 +294,9 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
   data(chunk: Uint8Array): void | Promise<void> {
     if (this.closing) return;
     const now = Date.now();
-    // Before CONNECT the field keeps the time the connection opened (its deadline counts from
-    // there). Written either way: a store that only connected clients reach is code that
-    // JavaScriptCore, compiling this while a wave of clients sent their CONNECTs, never saw
-    // run, and it would throw that code away at their first PUBLISH.
+    // Before CONNECT it keeps the open time (the CONNECT deadline's start). Written either way:
+    // JavaScriptCore compiles this during a wave of CONNECTs and would discard code for a store
+    // only connected clients reach at their first PUBLISH.
     this.lastActivity = this.connected ? now : this.lastActivity;
     this.sink.stats.networkIn += chunk.length;
     return this.handleInput(chunk, 0, now);

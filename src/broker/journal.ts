@@ -49,6 +49,7 @@ import type {
 import type { ProtocolVersion, Will } from "../mqtt/packet.ts";
 import type { Connection } from "./connection.ts";
 import { PendingWrite, refuse } from "./journal_write.ts";
+import { BatchLinger } from "./journal_linger.ts";
 import type { Message } from "./message.ts";
 import type { Outgoing, Queued, Session, Subscription } from "./session.ts";
 
@@ -63,28 +64,6 @@ export interface SessionRecord {
 }
 
 const RETRY_MS = 1000;
-/**
- * Turns a batch holding unacknowledged sends waits for them (measured on S4
- * persistent QoS 1: 1 turn left ~15% of deliveries stored and deleted; 2
- * turns gave 8-20% more messages per CPU-second on Redis and SQLite). Until
- * the sends it held when it began waiting are acknowledged, a turn that brings
- * some of their acknowledgements, or nothing at all, does not count: the
- * subscribers are still reading what was sent. Counting every turn stored a
- * third of all deliveries once publishers moved in step (bench/README.md,
- * "bimodal"). Once they are, the sends that came meanwhile are waited for
- * the same way, and that counts as a turn: a steady flow, whose every turn
- * brings acknowledgements and new sends, would otherwise keep each batch
- * waiting to the limit.
- */
-const LINGER_TURNS = 2;
-/**
- * A batch stops waiting once no acknowledgement of its sends came for this
- * long (a subscriber that reads slowly or not at all), and in any case after
- * LINGER_MAX_MS. Time, not turns: while the broker itself is busy a turn can
- * take longer than this, and the acknowledgements it brings are progress.
- */
-const LINGER_QUIET_MS = 10;
-const LINGER_MAX_MS = 100;
 
 export class SessionJournal {
   readonly ids = new MessageIds();
@@ -92,17 +71,8 @@ export class SessionJournal {
   private flushScheduled = false;
   /** Someone waits on the open batch to go on (whenStoredSoon): written without delay. */
   private urgent = false;
-  /** Turns of input without acknowledgements the open batch has waited for its sends. */
-  private lingered = 0;
-  /** When the open batch started waiting for acknowledgements (undefined: it has not). */
-  private lingerSince: number | undefined;
-  /** When it started waiting or last saw one of them, whichever is later. */
-  private lastAcked = 0;
-  /** The open batch's sends when it started waiting (or last caught up): those it waits for. */
-  private waitFor = 0;
-  /** The batch's cancelled sends and the journal's changes at the last turn it waited. */
-  private seenCancelled = 0;
-  private seenChanges = 0;
+  /** Whether the open batch still waits for acknowledgements of its sends. */
+  private readonly linger = new BatchLinger();
   private open: PendingWrite | undefined;
   /**
    * The batch being written (one at a time), until it settles: what is no
@@ -345,8 +315,7 @@ export class SessionJournal {
       setTimeout(() => this.flush(), 0);
       return;
     }
-    this.lingered = 0;
-    this.lingerSince = undefined;
+    this.linger.reset();
     this.urgent = false;
     const open = this.open ?? new PendingWrite(this.log);
     this.open = undefined;
@@ -397,25 +366,7 @@ export class SessionJournal {
    * one; unless someone waits on it to go on (whenStoredSoon).
    */
   private lingers(): boolean {
-    const batch = this.batch;
-    if (this.urgent || !batch.sending) return false;
-    const now = performance.now();
-    if (this.lingerSince === undefined) {
-      this.lingerSince = this.lastAcked = now;
-      this.waitFor = batch.sends;
-    } else if (now - this.lingerSince >= LINGER_MAX_MS) return false;
-    else if (!batch.pendingBefore(this.waitFor)) {
-      // Those are all acknowledged: wait for the later ones, a turn's worth of patience less.
-      if (++this.lingered >= LINGER_TURNS) return false;
-      this.waitFor = batch.sends;
-      this.lastAcked = now;
-    } else if (batch.cancelled !== this.seenCancelled) this.lastAcked = now;
-    else if (this.stats.changes !== this.seenChanges) {
-      if (++this.lingered >= LINGER_TURNS) return false; // input, but none of them acknowledged
-    } else if (now - this.lastAcked >= LINGER_QUIET_MS) return false;
-    this.seenChanges = this.stats.changes;
-    this.seenCancelled = batch.cancelled;
-    return true;
+    return !this.urgent && this.linger.waits(this.batch, this.stats.changes);
   }
 
   /** Rewrite the sessions left behind after a while (1 s, doubling to 8 s while it fails). */

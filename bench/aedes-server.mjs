@@ -1,4 +1,4 @@
-// Aedes baseline for `make bench` (as in ../shared/bench/README.md).
+// Aedes baseline for `make bench` (the settings of the neutral benchmark kit this project was first measured with).
 // Install once: npm install --prefix bench   (aedes 1.2.0, pinned in bench/package.json)
 // Run: node bench/aedes-server.mjs [port]
 import net from "node:net";

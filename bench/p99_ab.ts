@@ -1,5 +1,5 @@
 /**
- * Same-minute A/B of S4-rate200's latency (bench/README.md, "Deno"): brokers and variants take
+ * Same-minute A/B of S4-rate200's latency (bench/notes/deno.md): brokers and variants take
  * turns, ROUNDS times (RATE=0: S4 flat out; S5=1: S5's idle connections instead), each a fresh broker pinned to CPU 1 with the load generator on CPU 0, as
  * bench/run.ts runs them; prints each run's p50/p99/p999, the broker's CPU µs per message and
  * the other load on CPU 1, then the medians and each one's p99 ÷ Mosquitto's.

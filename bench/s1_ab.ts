@@ -1,5 +1,5 @@
 /**
- * Same-minute A/B of S1 QoS 0 (bench/README.md, "S1 QoS 0 on Bun"): brokers and variants take
+ * Same-minute A/B of S1 QoS 0 (bench/notes/s1_bun.md): brokers and variants take
  * turns, ROUNDS times, each a fresh broker pinned to CPU 1 and given a second, then the load
  * generator on CPU 0 with S1 QoS 0's arguments (1,000 publishers × 100 × 1 KiB, connects
  * included). Prints, per run, pub msg/s, messages per broker CPU-second (the CPU of every thread

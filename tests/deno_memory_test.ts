@@ -1,7 +1,7 @@
 /**
  * Deno gives memory back after a burst of connections (src/runtime/deno_memory.ts): a full GC
  * (then malloc_trim) once the accepts stop. Deno only: Bun's idle connections are small without
- * it (bench/README.md, "Deno"), so under Bun this file has nothing to check.
+ * it (bench/notes/deno.md), so under Bun this file has nothing to check.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";

@@ -3,7 +3,7 @@
  * read by a minimal RESP reader: each message is handed to its channel's handler in the turn
  * its bytes arrive, as a view of the bytes read (handlers copy what they keep). Through the
  * client library each frame also went through its general decoder, push-type dispatch and
- * listener tables (bench/README.md "The cluster: where the cross-node time goes").
+ * listener tables (bench/notes/cluster_hops.md).
  *
  * One connection carries every channel, so what one node sends on them arrives in the order
  * Redis ran it (a leave after the frames before it). Lost connections are made again after a

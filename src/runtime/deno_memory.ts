@@ -5,7 +5,7 @@
  * young generation to tens of MB and promotes the handshakes' garbage into the old generation;
  * an idle broker then allocates too little for V8 to ever run the major GC that would return
  * it, so the resident size stays where the storm left it. 10,000 idle connections held 7.1 KB
- * each; after one full GC and glibc's `malloc_trim` about 4.3 KB (bench/README.md, "Deno").
+ * each; after one full GC and glibc's `malloc_trim` about 4.3 KB (bench/notes/deno.md).
  *
  * The price is one full GC, a pause of 80-200 ms with 10,000 connections on the busy 2-core
  * bench machine, once per burst: after at least BURST_CONNECTIONS connections opened or closed

@@ -4,7 +4,7 @@
  * Why not `Deno.listen` + `conn.read(buf)`: an idle connection must keep one read pending to
  * learn of data, and that pending op, its promises and its buffer cost about 3.6 KB per
  * connection (10,000 idle sockets, Deno 2.9), where a `node:net` socket waits for data without
- * one; QoS 1 ingest also costs less broker CPU per message. Numbers: bench/README.md, "Deno".
+ * one; QoS 1 ingest also costs less broker CPU per message. Numbers: bench/notes/deno.md.
  */
 import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";

@@ -5,7 +5,7 @@
  *
  * Why: at a steady 10k msg/s each message is its own wake-up, and node:net's per-read and
  * per-write work (a backing store per read, the Readable and Writable streams, a WriteWrap,
- * a nextTick) was a good part of the broker's CPU per message (bench/README.md, "Deno",
+ * a nextTick) was a good part of the broker's CPU per message (bench/notes/deno.md,
  * round five).
  */
 import type { Socket } from "node:net";
@@ -15,7 +15,7 @@ import process from "node:process";
  * Reads land in one buffer shared by every socket (node:net's `onread.buffer`, which Deno
  * honours through the socket's handle), and the receiver gets a copy of its own. Without it
  * each read made an ArrayBuffer with a native backing store of its own and passed it through
- * the socket's Readable stream to a "data" event (bench/README.md, "Deno", round five).
+ * the socket's Readable stream to a "data" event (bench/notes/deno.md, round five).
  * A copy of up to 64 B lives in V8's heap; up to 512 B it is cut from a 1 KiB slab (a quiet
  * connection whose decoder keeps a partial packet pins at most that); larger, its own.
  */

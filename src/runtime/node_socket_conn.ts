@@ -168,7 +168,7 @@ export class NodeSocketConn implements TransportConn {
     }
     // The socket keeps what it is given until sent, and the caller reuses its buffer: a copy,
     // into a slice of node:buffer's shared pool (up to 4 KiB), not an ArrayBuffer of its own:
-    // per write a view, not a backing store that each scavenge must free (bench/README.md,
+    // per write a view, not a backing store that each scavenge must free (bench/notes/deno.md,
     // "Deno": scavenge pauses 0.8 -> 0.3 ms), and a Buffer, which the stream takes as it is.
     const copy = Buffer.allocUnsafe(length);
     copy.set(length === bytes.byteLength ? bytes : bytes.subarray(0, length));

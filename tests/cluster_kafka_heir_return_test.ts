@@ -13,10 +13,10 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { untilRouted } from "./helpers/cluster.ts";
 import {
   kafkaClusterSkip,
-  type KafkaNode as Node,
+  offlineOnKilledB,
+  untilLogged,
   useKafkaCluster,
 } from "./helpers/kafka_cluster.ts";
 import { type Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
@@ -24,28 +24,13 @@ import { type Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqtt
 const skip = kafkaClusterSkip();
 const { env, onA, onB } = useKafkaCluster(skip, { heartbeatMs: 300, nodeTimeoutMs: 2_500 });
 
-async function logged(node: Node, text: string, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!node.proc.output.includes(text)) {
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-  return true;
-}
-
 describe("cluster over Kafka: a dead node's broker-id back while its heir drains", { skip }, () => {
   test("the subscriber gets every message sent while its node was dead", {
     timeout: 240_000,
   }, async () => {
     const t = `ret/${uid()}`;
     const id = `back-${uid()}`;
-    const sub = await onB.connect({ clientId: id, clean: false });
-    await subscribe(sub.client, `${t}/#`, { qos: 1 });
-    const pub = await onA.connect({ clientId: `pub-${uid()}`, protocolVersion: 5 });
-    await untilRouted(pub.client, sub.inbox, `${t}/probe`, 40_000);
-    await withTimeout(sub.client.endAsync(), "the subscriber disconnects");
-    await sleep(500); // its session is stored in Redis
-    await env.b!.proc.kill("SIGKILL");
+    const pub = await offlineOnKilledB({ env, onA, onB }, t, id, 1);
     const N = 50;
     const sent = [];
     for (let i = 0; i < N; i++) {
@@ -53,7 +38,7 @@ describe("cluster over Kafka: a dead node's broker-id back while its heir drains
     }
     await Promise.all(sent);
     const a = env.a!.proc;
-    assert.ok(await logged(env.a!, "took over 1 sessions of node 002", 60_000), a.output);
+    assert.ok(await untilLogged(env.a!, "took over 1 sessions of node 002", 60_000), a.output);
     // The heir now waits for the dead run's Kafka group member to expire, then reads its topic:
     // the broker-id comes back meanwhile.
     await env.b!.proc.start(90_000);
@@ -76,7 +61,7 @@ describe("cluster over Kafka: a dead node's broker-id back while its heir drains
       20_000,
     ).catch(() => {});
     const liveGot = live.inbox.on(`${t}/live`).map((m) => m.payload);
-    await logged(env.a!, "of node 002's Kafka topic", 90_000);
+    await untilLogged(env.a!, "of node 002's Kafka topic", 90_000);
     await sleep(2_000);
     // The session is on one node: whichever answers `session present` delivers it all.
     let got: string[] = [];

@@ -16,25 +16,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { untilRouted } from "./helpers/cluster.ts";
-import {
-  kafkaClusterSkip,
-  type KafkaNode as Node,
-  useKafkaCluster,
-} from "./helpers/kafka_cluster.ts";
+import { kafkaClusterSkip, untilLogged, useKafkaCluster } from "./helpers/kafka_cluster.ts";
 import { sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = kafkaClusterSkip();
 const { env, onA, onB } = useKafkaCluster(skip, { heartbeatMs: 300, nodeTimeoutMs: 2_500 });
-
-/** Polls until `node`'s output contains `text`. */
-async function logged(node: Node, text: string, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!node.proc.output.includes(text)) {
-    if (Date.now() > deadline) return false;
-    await sleep(200);
-  }
-  return true;
-}
 
 describe("cluster over Kafka: the heir of a dead node reads its topic", { skip }, () => {
   test("what was sent to a node killed for good reaches its sessions on the heir", {
@@ -65,9 +51,9 @@ describe("cluster over Kafka: the heir of a dead node reads its topic", { skip }
     const acked = (await Promise.all(sent)).filter((ok) => ok).length;
     console.log(`heir: ${acked}/${2 * N} PUBACK/PUBREC succeeded (node B never answered)`);
     const a = env.a!.proc;
-    assert.ok(await logged(env.a!, "took over 1 sessions of node 002", 60_000), a.output);
+    assert.ok(await untilLogged(env.a!, "took over 1 sessions of node 002", 60_000), a.output);
     // (Before the heir read the topic there was no such line; the assertions below say why.)
-    await logged(env.a!, "of node 002's Kafka topic", 60_000);
+    await untilLogged(env.a!, "of node 002's Kafka topic", 60_000);
     console.log(a.output.split("\n").filter((l) => l.includes("Kafka topic")).join("\n"));
     const back = await onA.connect({ clientId: id, clean: false });
     assert.equal(back.connack.sessionPresent, true, "node A inherited the session");

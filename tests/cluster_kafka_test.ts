@@ -11,7 +11,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { untilRouted } from "./helpers/cluster.ts";
 import { shareGroupExactlyOnce, takeoverBothWays } from "./helpers/cluster_scenarios.ts";
-import { kafkaClusterSkip, linesOf as lines, useKafkaCluster } from "./helpers/kafka_cluster.ts";
+import {
+  kafkaClusterSkip,
+  linesOf as lines,
+  offlineOnKilledB,
+  useKafkaCluster,
+} from "./helpers/kafka_cluster.ts";
 import type { MockKafka } from "./helpers/kafka_mock.ts";
 import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 import { freePort } from "./helpers/redis_server.ts";
@@ -72,13 +77,7 @@ describe("cluster over Kafka (nodes on deno and bun)", { skip }, () => {
   }, async () => {
     const id = `keep-${uid()}`;
     const t = `keep/${uid()}`;
-    const sub = await onB.connect({ clientId: id, clean: false });
-    await subscribe(sub.client, `${t}/#`, { qos: 1 });
-    const pub = await onA.connect({ clientId: `pub-${uid()}`, protocolVersion: 5 });
-    await untilRouted(pub.client, sub.inbox, `${t}/probe`, 40_000);
-    await withTimeout(sub.client.endAsync(), "the subscriber disconnects");
-    await sleep(500); // its session is stored in Redis
-    await env.b!.proc.kill("SIGKILL");
+    const pub = await offlineOnKilledB({ env, onA, onB }, t, id, 1);
     // Node A still routes to node B (its liveness has not expired): into B's Kafka topic.
     const N = 100;
     const acks = [];

@@ -7,10 +7,10 @@
  */
 import { after, before } from "node:test";
 import { BrokerProcess } from "./broker_process.ts";
-import { nodeYaml, OTHER_RUNTIME } from "./cluster.ts";
+import { nodeYaml, OTHER_RUNTIME, untilRouted } from "./cluster.ts";
 import { mustRun } from "./harness.ts";
 import { kafkaAvailable, type MockKafka, startMockKafka } from "./kafka_mock.ts";
-import { Clients } from "./mqttjs.ts";
+import { Clients, type Connected, sleep, subscribe, uid, withTimeout } from "./mqttjs.ts";
 import { freePort, RedisServer, redisServerAvailable } from "./redis_server.ts";
 
 export const kafkaClusterSkip = (): string | false =>
@@ -72,3 +72,33 @@ export function useKafkaCluster(
 /** Lines of a node's output that contain `text`. */
 export const linesOf = (n: KafkaNode, text: string) =>
   n.proc.output.split("\n").filter((l) => l.includes(text));
+
+/** Polls until `node`'s output contains `text`; false after `ms`. */
+export async function untilLogged(node: KafkaNode, text: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!node.proc.output.includes(text)) {
+    if (Date.now() > deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/**
+ * A persistent subscriber to `${t}/#` on node B (client id `id`), routed from a publisher on
+ * node A, then offline with its session stored; then node B killed (SIGKILL). The publisher.
+ */
+export async function offlineOnKilledB(
+  cluster: { env: KafkaClusterEnv; onA: Clients; onB: Clients },
+  t: string,
+  id: string,
+  qos: 1 | 2,
+): Promise<Connected> {
+  const sub = await cluster.onB.connect({ clientId: id, clean: false });
+  await subscribe(sub.client, `${t}/#`, { qos });
+  const pub = await cluster.onA.connect({ clientId: `pub-${uid()}`, protocolVersion: 5 });
+  await untilRouted(pub.client, sub.inbox, `${t}/probe`, 40_000);
+  await withTimeout(sub.client.endAsync(), "the subscriber disconnects");
+  await sleep(500); // its session is stored in Redis
+  await cluster.env.b!.proc.kill("SIGKILL");
+  return pub;
+}

@@ -4,6 +4,7 @@
  */
 import type { Conn, StreamConn } from "./conn.ts";
 import type { BrokerHooks } from "./hooks.ts";
+import type { LingerDeadlines } from "./journal_linger.ts";
 
 export interface BrokerOptions {
   brokerId: string | number;
@@ -42,6 +43,12 @@ export interface BrokerOptions {
   hooks?: BrokerHooks[];
   /** Where the core writes its few log lines (default: none). */
   log?: (line: string) => void;
+  /**
+   * How long the session journal waits for acknowledgements before it stores
+   * deliveries (src/broker/journal_linger.ts; default 10 ms quiet, 100 ms at most).
+   * Not a config key: tests that check the linger's turns set them out of reach.
+   */
+  journalLinger?: LingerDeadlines;
 }
 
 export interface BrokerCore {

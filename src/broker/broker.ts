@@ -72,7 +72,12 @@ export class Broker implements BrokerCore, PacketSink {
     };
     this.router = new Router(options, this.limits);
     this.journal = store.sessions
-      ? new SessionJournal(store.sessions, (id) => this.sessions.get(id), (l) => this.log(l))
+      ? new SessionJournal(
+        store.sessions,
+        (id) => this.sessions.get(id),
+        (l) => this.log(l),
+        options.journalLinger,
+      )
       : undefined;
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine
     // enough for 1.5 x keep-alive, and far cheaper than a timer per connection.

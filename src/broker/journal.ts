@@ -49,7 +49,7 @@ import type {
 import type { ProtocolVersion, Will } from "../mqtt/packet.ts";
 import type { Connection } from "./connection.ts";
 import { PendingWrite, refuse } from "./journal_write.ts";
-import { BatchLinger } from "./journal_linger.ts";
+import { BatchLinger, type LingerDeadlines } from "./journal_linger.ts";
 import type { Message } from "./message.ts";
 import type { Outgoing, Queued, Session, Subscription } from "./session.ts";
 
@@ -72,7 +72,7 @@ export class SessionJournal {
   /** Someone waits on the open batch to go on (whenStoredSoon): written without delay. */
   private urgent = false;
   /** Whether the open batch still waits for acknowledgements of its sends. */
-  private readonly linger = new BatchLinger();
+  private readonly linger: BatchLinger;
   private open: PendingWrite | undefined;
   /**
    * The batch being written (one at a time), until it settles: what is no
@@ -95,7 +95,10 @@ export class SessionJournal {
     readonly store: SessionStore,
     private readonly lookup: (clientId: string) => Session | undefined,
     private readonly log: (line: string) => void,
-  ) {}
+    lingerDeadlines?: LingerDeadlines,
+  ) {
+    this.linger = new BatchLinger(lingerDeadlines);
+  }
 
   /** True when `session` is written to the store. */
   tracks(session: Session): boolean {
@@ -245,10 +248,13 @@ export class SessionJournal {
     return open.promise;
   }
 
-  /** Resolves when everything written so far is stored (or failed). */
+  /**
+   * Resolves when everything written so far is stored (or failed). Its caller cannot go
+   * on meanwhile (closing, a takeover handing a session on): no linger.
+   */
   async settled(): Promise<void> {
     while (this.open || this.flushScheduled || this.writing) {
-      const pending = (this.open ?? this.writing)?.promise;
+      const pending = this.whenStoredSoon() ?? this.writing?.promise;
       if (pending) await pending.catch(() => {});
       else await new Promise((r) => setTimeout(r, 0)); // a flush is scheduled: let it run
     }

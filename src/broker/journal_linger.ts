@@ -23,11 +23,14 @@ const LINGER_TURNS = 2;
 /**
  * A batch stops waiting once no acknowledgement of its sends came for this
  * long (a subscriber that reads slowly or not at all), and in any case after
- * LINGER_MAX_MS. Time, not turns: while the broker itself is busy a turn can
+ * `maxMs`. Time, not turns: while the broker itself is busy a turn can
  * take longer than this, and the acknowledgements it brings are progress.
  */
-const LINGER_QUIET_MS = 10;
-const LINGER_MAX_MS = 100;
+export interface LingerDeadlines {
+  quietMs: number;
+  maxMs: number;
+}
+export const LINGER_DEADLINES: LingerDeadlines = { quietMs: 10, maxMs: 100 };
 
 /** One journal's linger state: asked once per turn in which its open batch could go. */
 export class BatchLinger {
@@ -43,6 +46,8 @@ export class BatchLinger {
   private seenCancelled = 0;
   private seenChanges = 0;
 
+  constructor(private readonly deadlines: LingerDeadlines = LINGER_DEADLINES) {}
+
   /** The batch was written (or given up on): the next one starts afresh. */
   reset(): void {
     this.lingered = 0;
@@ -56,7 +61,7 @@ export class BatchLinger {
     if (this.since === undefined) {
       this.since = this.lastAcked = now;
       this.waitFor = batch.sends;
-    } else if (now - this.since >= LINGER_MAX_MS) return false;
+    } else if (now - this.since >= this.deadlines.maxMs) return false;
     else if (!batch.pendingBefore(this.waitFor)) {
       // Those are all acknowledged: wait for the later ones, a turn's worth of patience less.
       if (++this.lingered >= LINGER_TURNS) return false;
@@ -65,7 +70,7 @@ export class BatchLinger {
     } else if (batch.cancelled !== this.seenCancelled) this.lastAcked = now;
     else if (changes !== this.seenChanges) {
       if (++this.lingered >= LINGER_TURNS) return false; // input, but none of them acknowledged
-    } else if (now - this.lastAcked >= LINGER_QUIET_MS) return false;
+    } else if (now - this.lastAcked >= this.deadlines.quietMs) return false;
     this.seenChanges = changes;
     this.seenCancelled = batch.cancelled;
     return true;

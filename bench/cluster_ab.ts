@@ -5,6 +5,9 @@
  * Prints CPU µs per delivered message of node A, node B and Redis.
  *
  *   MQTTX_BASE=/tmp/base ROUNDS=3 deno run -A bench/cluster_ab.ts
+ *
+ * ALONE=1: instead, one node on CPU 1 with cluster.enable false ("plain") against one with it
+ * and no peer ("alone"), S4 flat out, alternating; prints msg/s and µs of CPU per message.
  */
 import { BROKERS, buildLoadgen, ROOT, spawnPinned } from "./brokers.ts";
 import { cpuDuring, scratch, startNode, startRedis, stopAll } from "./cluster_nodes.ts";
@@ -68,13 +71,30 @@ async function switches(pids: number[]): Promise<number[][]> {
     // utime and stime (clock ticks, all threads): the user/kernel split of the CPU.
     const st = (await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "")).split(") ")[1]
       ?.split(" ") ?? [];
+    // read and write system calls (all threads): /proc/<pid>/io
+    const io = await Deno.readTextFile(`/proc/${pid}/io`).catch(() => "");
+    const c = (k: string) => Number(io.match(new RegExp(`^${k}: (\\d+)`, "m"))?.[1] ?? 0);
     return [
       n("voluntary_ctxt_switches"),
       n("nonvoluntary_ctxt_switches"),
       Number(st[11] ?? 0),
       Number(st[12] ?? 0),
+      c("syscr"),
+      c("syscw"),
     ];
   }));
+}
+
+/** CPU ticks (user + system) of each thread of `pid`, summed by thread name. */
+async function threads(pid: number): Promise<Map<string, number>> {
+  const m = new Map<string, number>();
+  for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
+    const st = await Deno.readTextFile(`/proc/${pid}/task/${t.name}/stat`).catch(() => "");
+    const name = st.slice(st.indexOf("(") + 1, st.lastIndexOf(")"));
+    const f = st.slice(st.lastIndexOf(") ") + 2).split(" ");
+    m.set(name, (m.get(name) ?? 0) + Number(f[11] ?? 0) + Number(f[12] ?? 0));
+  }
+  return m;
 }
 
 /** What each node's probe recorded in the run just done (µs from the send: p50/p90/p99). */
@@ -98,7 +118,46 @@ async function hops(pids: number[]): Promise<string> {
   return "  hops µs p50/p90/p99: " + parts.join(", ");
 }
 
-for (let round = 0; round < ROUNDS; round++) {
+for (let round = 0; round < ROUNDS && env("ALONE"); round++) {
+  for (const build of BUILDS) {
+    for (const cluster of round % 2 ? [true, false] : [false, true]) {
+      const redis = await startRedis(dir, 1);
+      const a = await startNode(dir, 1, redis.port, "001", cluster, build);
+      try {
+        const cmd = [loadgen, ...S4.split(" "), "--port", `${a.port}`, "--quiet"];
+        const th0 = await threads(a.pid);
+        const sw0 = await switches([a.pid, redis.pid]);
+        const use = await cpuDuring([a.pid, redis.pid], () => spawnPinned(0, cmd).output());
+        const sw1 = await switches([a.pid, redis.pid]);
+        const th1 = await threads(a.pid);
+        const line = new TextDecoder().decode(use.result.stdout).split("\n")
+          .find((l) => l.startsWith("RESULT "));
+        if (!line) throw new Error("no RESULT");
+        const r = JSON.parse(line.slice(7));
+        const total = use.cpu.reduce((x, y) => x + y, 0);
+        const sw = sw1.map((x, i) =>
+          x.slice(0, 2).map((v, j) => (1000 * (v - sw0[i][j]) / r.recv).toFixed(1)).join("+")
+        );
+        console.log(
+          `${build.padEnd(15)} ${cluster ? "alone" : "plain"} ${
+            Math.round(r.recv_window_rate)
+          } msg/s ${Math.round(r.recv / total)} msg/CPU-s µs/msg node ${
+            (use.cpu[0] / r.recv * 1e6).toFixed(2)
+          } redis ${(use.cpu[1] / r.recv * 1e6).toFixed(2)} p99 ${ms(r.lat_us.p99)} ms` +
+            ` switches/1000 msg node ${sw[0]} redis ${sw[1]}` +
+            `, other load ${((use.machine - total) / use.wall).toFixed(2)} CPU` +
+            ` node threads µs/msg ${
+              [...th1].map(([k, v]) => [k, (v - (th0.get(k) ?? 0)) * 1e4 / r.recv] as const)
+                .filter(([, v]) => v >= 0.05).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")
+            }`,
+        );
+      } finally {
+        await stopAll([a, redis]);
+      }
+    }
+  }
+}
+for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
   for (const build of BUILDS) {
     const redis = await startRedis(dir, REDIS_CPU);
     const a = await startNode(dir, 1, redis.port, "001", true, build);
@@ -123,7 +182,10 @@ for (let round = 0; round < ROUNDS; round++) {
         );
         // user/kernel µs per message (clock ticks of 10 ms)
         const uk = sw1.map((x, i) =>
-          x.slice(2).map((v, j) => ((v - sw0[i][j + 2]) * 1e4 / r.recv).toFixed(1)).join("/")
+          x.slice(2, 4).map((v, j) => ((v - sw0[i][j + 2]) * 1e4 / r.recv).toFixed(1)).join("/")
+        );
+        const rw = sw1.map((x, i) =>
+          x.slice(4).map((v, j) => (1000 * (v - sw0[i][j + 4]) / r.recv).toFixed(0)).join("/")
         );
         const us = use.cpu.map((c) => (c / r.recv * 1e6).toFixed(2));
         const total = use.cpu.reduce((x, y) => x + y, 0);
@@ -140,6 +202,7 @@ for (let round = 0; round < ROUNDS; round++) {
             ` ${(r.recv / Math.max(1, frames)).toFixed(1)} msg/PUBLISH` +
             ` switches per 1000 msg (woke+preempted) A ${sw[0]} B ${sw[1]} redis ${sw[2]}` +
             ` user/kernel µs/msg A ${uk[0]} B ${uk[1]} redis ${uk[2]}` +
+            ` reads/writes per 1000 msg A ${rw[0]} B ${rw[1]} redis ${rw[2]}` +
             `${r.lost ? ` lost ${r.lost}` : ""}${r.dup ? ` dup ${r.dup}` : ""}`,
         );
         if (HOPS) {

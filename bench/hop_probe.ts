@@ -57,9 +57,10 @@ const wrap = (proto: Any, name: string, f: (orig: Any) => Any) => {
   proto[name] = f(proto[name]);
 };
 
-// Node A (or one node): the client's PUBLISH is routed; the frame's write.
+// Node A (or one node): the client's PUBLISH is routed; the frame's write. (publish, not route:
+// while no other node has a route the broker calls routeLocal only.)
 const unsent: number[] = [];
-wrap(Broker.prototype, "route", (orig) =>
+wrap(Broker.prototype, "publish", (orig) =>
   function (this: Any, m: Message) {
     const ts = sentAt(m.payload);
     const r = orig.call(this, m);

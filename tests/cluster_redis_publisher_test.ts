@@ -2,7 +2,8 @@
  * The Redis bus's frame publisher (src/cluster/redis_publisher.ts) against a
  * real redis-server that requires a password: a refused AUTH is a failed
  * connection, logged once however often it retries, and logged again when a
- * retry is let in; the frames published after that arrive.
+ * retry is let in; the frames published after that arrive. A user that may not run CLIENT
+ * REPLY OFF gets every frame answered instead, and they arrive all the same.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -64,5 +65,46 @@ test("a wrong password: logged once while retrying, again once let in; frames th
     p.close();
     await sub.close();
     await admin.close();
+  }
+});
+
+test("a Redis user refused CLIENT REPLY: every frame answered, taken, settled", {
+  skip,
+  timeout: 30_000,
+}, async () => {
+  const own = await RedisServer.start(); // no password: the other test changes that one's
+  const admin = createClient({ url: `redis://127.0.0.1:${own.port}` });
+  const sub = admin.duplicate();
+  await Promise.all([admin.connect(), sub.connect()]);
+  // May publish, not run CLIENT (an ACL as some hosted Redis set): the frames still go out.
+  await admin.sendCommand([
+    "ACL",
+    "SETUSER",
+    "pubonly",
+    "on",
+    ">pw",
+    "allchannels",
+    "+@all",
+    "-client",
+  ]);
+  const got: string[] = [];
+  await sub.subscribe("frames", (m) => got.push(m));
+  const logs: string[] = [];
+  const p = new RedisPublisher(`redis://pubonly:pw@127.0.0.1:${own.port}`, (l) => logs.push(l));
+  try {
+    for (let i = 0; i < 200; i++) p.publish("frames", new TextEncoder().encode(`f${i}`));
+    await p.settled(10_000);
+    p.publish("frames", new TextEncoder().encode("last"));
+    await p.settled(10_000);
+    const deadline = Date.now() + 5_000;
+    while (got.length < 201 && Date.now() < deadline) await sleep(20);
+    assert.deepEqual(got, [...Array(200).keys()].map((i) => `f${i}`).concat("last"), logs.join());
+    assert.equal(logs.length, 1, logs.join("\n"));
+    assert.match(logs[0], /refused CLIENT REPLY OFF \(NOPERM/);
+  } finally {
+    p.close();
+    await sub.close();
+    await admin.close();
+    await own.dispose();
   }
 });

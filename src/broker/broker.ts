@@ -224,8 +224,8 @@ export class Broker implements BrokerCore, PacketSink {
         });
       }
     }
-    // No cluster: nothing to forward or confirm.
-    if (this.cluster === undefined) return this.routeLocal(message);
+    // No cluster, or no other node with a route: nothing to forward or confirm.
+    if (this.cluster === undefined || !this.cluster.forwarding) return this.routeLocal(message);
     return this.routeConfirmed(message, true);
   }
 
@@ -275,7 +275,7 @@ export class Broker implements BrokerCore, PacketSink {
   /** Deliver to matching subscriptions: once per client at its highest QoS, one member per share group. */
   route(message: Message): number {
     const cluster = this.cluster;
-    if (cluster === undefined) return this.routeLocal(message);
+    if (cluster === undefined || !cluster.forwarding) return this.routeLocal(message);
     // First to the other nodes with a matching route (which may take some share groups), then here.
     const remote = cluster.forward(message);
     const count = this.router.route(message);

@@ -7,6 +7,11 @@ import type { Message } from "./message.ts";
 import type { MessageData, RetainedWrite } from "../store/types.ts";
 
 export interface ClusterLink {
+  /**
+   * Whether any other node has a route now. While none has, the broker routes here only: no
+   * forward() or confirmation() per message (a node with cluster.enable and no peers).
+   */
+  readonly forwarding: boolean;
   /** Send `message` to every other node with a matching route; returns how many. */
   forward(message: Message): number;
   /**

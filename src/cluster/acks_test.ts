@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { RemoteAcks } from "./acks.ts";
+import { BUSY_RECORDS, RemoteAcks } from "./acks.ts";
+import { setImmediate } from "node:timers";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
 
 /** The part of a bus RemoteAcks uses: `send`, recorded. */
@@ -81,6 +82,24 @@ test("acks: consecutive records stored together are answered once with their cou
   assert.deepEqual(sent.slice(2), [
     { to: "a", msg: { kind: "ack", ids: [9], ok: false } },
     { to: "c", msg: { kind: "ack", ids: [9], ok: false } },
+  ]);
+  acks.close();
+});
+
+test("acks: a few records are answered at the end of their turn, many with the next ms's", async () => {
+  const { bus, sent } = recordingBus();
+  const acks = new RemoteAcks(bus, 60_000);
+  acks.owe("a", 7, undefined);
+  acks.owe("a", 7, undefined);
+  await new Promise((r) => setImmediate(r)); // queued after the answer's: the turn's end
+  assert.deepEqual(sent.map((s) => s.msg), [{ kind: "ack", ids: [7], ok: true, counts: [2] }]);
+  for (let i = 0; i < BUSY_RECORDS; i++) acks.owe("a", 8, undefined);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 1, "a busy turn's answers wait for the timer");
+  acks.owe("a", 9, undefined); // the next turn's join them
+  await nextTurn();
+  assert.deepEqual(sent.slice(1).map((s) => s.msg), [
+    { kind: "ack", ids: [8, 9], ok: true, counts: [BUSY_RECORDS, 1] },
   ]);
   acks.close();
 });

@@ -7,23 +7,41 @@
  *
  * Fire and forget, as before: while Redis is unreachable a frame is dropped (the QoS 1/2 wait
  * for it times out and the publisher sends again), and the connection is made again at the
- * next frame after a back-off. The replies are counted: PUBLISH (an integer) and AUTH (a
- * simple string) are answered by one line each, and so is an error, so counting '\n' bytes across
- * chunks counts replies, and `settled()` knows when Redis has taken every frame. An error reply
- * (a refused AUTH, NOAUTH, ...) fails the connection: closed, logged once, retried after a
- * back-off, like a lost connection.
+ * next frame after a back-off. Each connection starts with [AUTH,] PING and CLIENT REPLY OFF:
+ * Redis then answers no PUBLISH, so neither Redis writes nor this node wakes to read a reply
+ * per frame (at 200 msg/s per pair a frame carries ~2-3 messages; the others' wake-ups on
+ * the shared CPU are what a crossing message's p99 waits for). A Redis that refuses CLIENT
+ * REPLY (ACL, proxy) answers every PUBLISH as before. The replies are counted: AUTH, PING,
+ * PUBLISH and an error are one line each, so counting '\n' bytes across chunks counts replies,
+ * and `settled()` (CLIENT REPLY ON: answered once Redis has taken every frame before it) knows
+ * when Redis has taken every frame. An error reply (a refused AUTH, NOAUTH, ...) but CLIENT
+ * REPLY's fails the connection: closed, logged once, retried after a back-off, like a lost one.
  */
 import { Buffer } from "node:buffer";
 import type net from "node:net";
-import { connectRedis } from "./redis_socket.ts";
+import { command, connectRedis } from "./redis_socket.ts";
 import { escapeForLog } from "../log/escape.ts";
 
 /** Frames waiting in the socket beyond this are dropped: Redis stalled; memory stays bounded. */
 const MAX_UNSENT = 16 * 1024 * 1024;
 
+/** Written after connecting; a refusal (ACL, proxy) is answered, success is not. */
+const REPLY_OFF = command(["CLIENT", "REPLY", "OFF"]);
+/** `settled()`'s marker: answered once every frame before it is taken; then silent again. */
+const SYNC = command(["CLIENT", "REPLY", "ON"]) + REPLY_OFF;
+
 export class RedisPublisher {
   private sock: net.Socket | undefined;
+  /** Replies expected on this connection so far. */
   private written = 0;
+  /** The reply that would be CLIENT REPLY OFF's refusal (its index); -1 once refused. */
+  private offAt = 0;
+  /** Frames written on this connection, and whether the last is before the last SYNC. */
+  private frames = 0;
+  private synced = true;
+  /** SYNCs written before a refusal of CLIENT REPLY was read: each is refused twice too. */
+  private syncs = 0;
+  private refusalsOwed = 0;
   /** Each channel's "*3 PUBLISH <channel>" part of the command, encoded once. */
   private readonly heads = new Map<string, Buffer>();
   private answered = 0;
@@ -64,7 +82,9 @@ export class RedisPublisher {
     b[at] = 13; // "\r\n"
     b[at + 1] = 10;
     s.write(b);
-    this.written++;
+    this.frames++;
+    this.synced = false;
+    if (this.offAt < 0) this.written++; // replies on: each PUBLISH is answered
     return true;
   }
 
@@ -74,9 +94,16 @@ export class RedisPublisher {
     this.socket();
   }
 
-  /** Resolves once Redis answered every PUBLISH written so far (or `ms` passed, or it failed). */
+  /** Resolves once Redis has taken every PUBLISH written so far (or `ms` passed, or it failed). */
   settled(ms = 1_000): Promise<void> {
-    if (this.answered >= this.written || !this.sock) return Promise.resolve();
+    if (!this.sock) return Promise.resolve();
+    if (!this.synced && this.offAt >= 0) {
+      this.sock.write(SYNC);
+      this.written++;
+      this.syncs++;
+    }
+    this.synced = true;
+    if (this.answered >= this.written) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       this.waiters.push({ upTo: this.written, resolve: () => (clearTimeout(t), resolve()) });
@@ -93,7 +120,13 @@ export class RedisPublisher {
     if (this.sock || this.closed || Date.now() < this.retryAt) return this.sock;
     const { socket: s, auth } = connectRedis(this.url);
     this.sock = s;
-    this.written = auth ? 1 : 0; // AUTH is answered by one line too; written before any frame
+    // AUTH and PING are answered (a PING's PONG is the first sign of a working connection).
+    s.write(command(["PING"]) + REPLY_OFF);
+    this.written = auth ? 2 : 1;
+    this.offAt = this.written;
+    this.frames = 0;
+    this.synced = true;
+    this.syncs = this.refusalsOwed = 0;
     this.answered = 0;
     this.lineStart = true;
     this.errorLine = undefined;
@@ -116,6 +149,21 @@ export class RedisPublisher {
       if (nl < 0) break;
       this.answered++;
       from = nl + 1;
+      if (this.errorLine !== undefined && this.answered - 1 === this.offAt) {
+        // CLIENT REPLY OFF refused: every frame written so far (and to come) is answered, and
+        // each SYNC written meanwhile by two refusals.
+        this.offAt = -1;
+        this.written += 1 + this.frames + this.syncs;
+        this.refusalsOwed = 2 * this.syncs;
+        for (const w of this.waiters) w.upTo = this.written;
+        const why = escapeForLog(this.errorLine.slice(1).trim());
+        this.log(`cluster: Redis refused CLIENT REPLY OFF (${why}); frames are answered`);
+        continue;
+      }
+      if (this.errorLine !== undefined && this.refusalsOwed > 0) {
+        this.refusalsOwed--;
+        continue;
+      }
       if (this.errorLine !== undefined) {
         this.lost(s, "refused", "Redis answered " + this.errorLine.slice(1).trim());
         s.destroy();

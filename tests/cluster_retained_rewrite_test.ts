@@ -3,7 +3,10 @@
  * messages while it was down: both nodes write their retained messages back
  * at about the same moment, each topic's writes racing. Whatever Redis ends
  * with for a topic (the write it ordered last), every node must end with the
- * same, without another change of that topic.
+ * same, without another change of that topic. The node whose subscriptions
+ * come back last misses the other's announcements of its write-backs (pub/sub
+ * keeps nothing): its resync must take them from Redis, its own outage changes
+ * included (it kept those, on 20 topics, in 2 of 13 runs before).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,12 +15,7 @@ import { assertSameRetained } from "./helpers/retained_converge.ts";
 import { skipWithoutRedis } from "./helpers/redis_server.ts";
 import { sleep, uid } from "./helpers/mqttjs.ts";
 
-// Known race, not yet fixed: in a clean-clone CI run (Bun, 2026-12-02 17:55) node A kept its own
-// outage change ("a") on 20 topics while node B and Redis held B's write-back ("v0"). The fix
-// made it rarer (3 of 4 runs failed before, 1 of 3 CI runs after), not impossible: skipped so
-// CI stays usable, listed as open under issue 12 and in the README's limitation.
-const skip = skipWithoutRedis() ||
-  "known race: a node can keep its own write-back when Redis orders another last (issue 12)";
+const skip = skipWithoutRedis();
 const { nodes, onA, onB } = useTwoNodes(skip);
 const TOPICS = 40;
 

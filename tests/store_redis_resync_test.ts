@@ -26,7 +26,7 @@ describe("redis store: retained resync after Redis lost its data", () => {
     let b: Awaited<ReturnType<typeof openRedisStore>> | undefined;
     try {
       await a.client.sendCommand(["FLUSHDB"]);
-      await a.resyncRetained(new Set()); // the cluster's join: sets the marker
+      await a.resyncRetained(); // the cluster's join: sets the marker
       for (let i = 0; i < N; i += 100) {
         await Promise.all(Array.from({ length: 100 }, (_, j) => {
           const topic = `rs/${i + j}`;
@@ -44,7 +44,7 @@ describe("redis store: retained resync after Redis lost its data", () => {
       assert.equal(b.retainedCount(), N);
 
       await a.client.sendCommand(["FLUSHDB"]); // Redis restarted empty
-      await Promise.all([a.resyncRetained(new Set()), b.resyncRetained(new Set())]);
+      await Promise.all([a.resyncRetained(), b.resyncRetained()]);
 
       assert.equal(a.retainedCount(), N, "node A's index");
       assert.equal(b.retainedCount(), N, "node B's index");
@@ -71,13 +71,13 @@ describe("redis store: retained resync after Redis lost its data", () => {
     let c: Awaited<ReturnType<typeof openRedisStore>> | undefined;
     try {
       await a.client.sendCommand(["FLUSHDB"]);
-      await a.resyncRetained(new Set());
+      await a.resyncRetained();
       const topic = "keep/me";
       await a.setRetained(topic, { topic, payload: enc.encode("x"), qos: 0, retain: true });
       await a.client.sendCommand(["FLUSHDB"]); // Redis restarted empty
       c = await openRedisStore(redis.server().url); // a new node: nothing to write back
-      await c.resyncRetained(new Set()); // ...and it resyncs first
-      await a.resyncRetained(new Set());
+      await c.resyncRetained(); // ...and it resyncs first
+      await a.resyncRetained();
       assert.equal(a.retainedOf(topic)?.topic, topic, "node A kept its message");
       const d = await openRedisStore(redis.server().url);
       try {
@@ -87,11 +87,48 @@ describe("redis store: retained resync after Redis lost its data", () => {
       }
       // Same generation: a topic cleared in Redis meanwhile is cleared here too.
       await c.setRetained(topic, undefined);
-      await a.resyncRetained(new Set());
+      await a.resyncRetained();
       assert.equal(a.retainedOf(topic), undefined);
     } finally {
       await c?.close();
       await a.close();
+    }
+  });
+});
+
+describe("redis store: a resync takes what Redis ordered last", () => {
+  test("over this node's own written change and a change heard while it runs", {
+    skip,
+    timeout: 30_000,
+  }, async () => {
+    const a = await openRedisStore(redis.server().url);
+    const b = await openRedisStore(redis.server().url);
+    const msg = (topic: string, p: string) => ({
+      topic,
+      payload: enc.encode(p),
+      qos: 0 as const,
+      retain: true,
+    });
+    const text = (topic: string) => new TextDecoder().decode(a.retainedOf(topic)!.payload);
+    try {
+      await a.resyncRetained(); // the marker: a kept Redis, versions compared
+      // Node A's own change (as one made during an outage and written when Redis came back),
+      // then node B's later one, whose announcement A missed (it was not listening yet).
+      await a.setRetained("rv/own", msg("rv/own", "a"));
+      await b.setRetained("rv/own", msg("rv/own", "b"));
+      // A change of another topic Redis ordered before B's last one, heard by A only while its
+      // resync runs (a third node announcing what it held): older than what A reads.
+      const older = await b.setRetained("rv/heard", msg("rv/heard", "older"));
+      assert.equal(typeof older, "number");
+      await b.setRetained("rv/heard", msg("rv/heard", "newest"));
+      const resync = a.resyncRetained();
+      a.cacheRetained("rv/heard", msg("rv/heard", "older"), older as number);
+      await resync;
+      assert.equal(text("rv/own"), "b", "B's later write over A's own");
+      assert.equal(text("rv/heard"), "newest", "what Redis holds over an older change heard");
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });

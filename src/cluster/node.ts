@@ -44,8 +44,8 @@ export interface RetainedCache {
   retainedHeld(topic: string): { version: number; message: MessageData | undefined } | undefined;
   /** Write the changes the shared store could not take yet; rejects while it still cannot. */
   flushRetained(): Promise<void>;
-  /** Read the retained set into the index again but `keep`; returns the topics it wrote back. */
-  resyncRetained(keep: ReadonlySet<string>): Promise<string[]>;
+  /** Read the retained set into the index again; returns the topics it wrote back. */
+  resyncRetained(): Promise<string[]>;
 }
 
 interface ShareRoute {
@@ -296,7 +296,7 @@ export class ClusterNode implements ClusterLink {
           await cache.flushRetained();
           // Written back into an emptied Redis: announced too, so all end with the write-back
           // Redis ordered last (another node's may have come first).
-          const rewritten = await cache.resyncRetained(this.unannounced);
+          const rewritten = await cache.resyncRetained();
           for (const topic of missed) this.unannounced.delete(topic);
           for (const topic of new Set([...missed, ...rewritten])) {
             // None: a later change here is being written, and is announced once it is.

@@ -53,8 +53,6 @@ export class RedisStore implements Store {
    * written when it is back.
    */
   private readonly dirtyRetained = new Set<string>();
-  /** During resyncRetained(): topics changed here meanwhile, which what it read must not undo. */
-  private touched: Set<string> | undefined = undefined;
   /** The retained marker's token when this node last read Redis's retained set. */
   private generation: string | undefined = undefined;
   /** undefined until the first connect or error, so the first state is logged too. */
@@ -114,7 +112,6 @@ export class RedisStore implements Store {
   /** Resolves to the version Redis gave the change (retained_versions.ts). */
   setRetained(topic: string, message: MessageData | undefined): Promise<number | undefined> {
     this.retained.local(topic, message);
-    this.touched?.add(topic);
     return this.writeRetained(topic);
   }
 
@@ -128,7 +125,6 @@ export class RedisStore implements Store {
    * only, if newer than what it holds (src/cluster/node.ts).
    */
   cacheRetained(topic: string, message: MessageData | undefined, version?: number): void {
-    this.touched?.add(topic);
     if (version === undefined) return this.retained.unordered(topic, message);
     if (!this.retained.heard(topic, version, message)) return void this.refreshRetained(topic);
     // A change here that Redis never took (and no write of it under way) gives way to one it took.
@@ -152,17 +148,21 @@ export class RedisStore implements Store {
 
   /**
    * Make the in-memory index what Redis holds again (a cluster node back from
-   * an outage, while other nodes went on changing retained messages), except
-   * `keep` (this node's own changes the others have not heard of), changes not
-   * yet written, and changes made while this runs. A Redis that lost its data
-   * (no marker; set by the first resync, a cluster node's join) gets this
-   * node's whole index written back instead. Returns the topics written back
-   * (the other nodes must hear of them: another node's write-back of one may
-   * have come first, and Redis holds this one).
+   * an outage, while other nodes went on changing retained messages), but for
+   * changes of this node not yet answered. What this node changed or took
+   * while this runs is kept against an older version read. The node's own
+   * changes made during the outage are in Redis by now (flushRetained), so
+   * what Redis holds is theirs or newer: taken, as on every other node (an
+   * announcement of the newer one may have been sent before this node
+   * listened again). A Redis that lost its data (no marker; set by the first
+   * resync, a cluster node's join) gets this node's whole index written back
+   * instead. Returns the topics written back (the other nodes must hear of
+   * them: another node's write-back of one may have come first, and Redis
+   * holds this one).
    */
-  async resyncRetained(keep: ReadonlySet<string>): Promise<string[]> {
-    const touched = this.touched = new Set<string>();
-    const mine = (t: string) => keep.has(t) || touched.has(t) || this.dirtyRetained.has(t);
+  async resyncRetained(): Promise<string[]> {
+    const changed = this.retained.track();
+    const mine = (t: string) => changed.has(t) || this.dirtyRetained.has(t);
     try {
       const generation = await this.retainedGeneration();
       if (generation === undefined) {
@@ -185,7 +185,8 @@ export class RedisStore implements Store {
       // Another generation: Redis lost its data and another node seeded it again since this
       // node last read it, so what Redis lacks was lost, not cleared: write it back (even a
       // node that started empty and seeded first cannot wipe the others' messages), and what
-      // it holds is taken whatever its version.
+      // it holds is taken whatever its version (versions held here may predate the loss), but
+      // against a change set here meanwhile: its version is of this generation.
       const wiped = generation !== this.generation;
       // Read before the topics: a topic missing below was cleared at this version or earlier.
       const counter = await this.retainedCounter();
@@ -193,7 +194,9 @@ export class RedisStore implements Store {
       const rewritten: string[] = [];
       await this.readRetained((topic, m, version) => {
         seen.add(topic);
+        // Changed or taken here meanwhile: kept against an older version, or one without any.
         if (!mine(topic)) this.retained.fromRedis(topic, version, m, wiped);
+        else if (this.retained.held(topic)) this.retained.fromRedis(topic, version, m);
       });
       for (const [topic, m] of [...this.retained.memory.index.entries()]) {
         if (seen.has(topic) || mine(topic)) continue;
@@ -205,7 +208,7 @@ export class RedisStore implements Store {
       this.generation = generation;
       return rewritten;
     } finally {
-      this.touched = undefined;
+      this.retained.untrack();
     }
   }
 

@@ -47,10 +47,22 @@ export class RetainedVersions {
   private seq = 0;
   /** The newest version seen: Redis numbers from above it even after losing its counter. */
   newest = 0;
+  /** While a resync runs (`track`): the topics whose change was set or made here meanwhile. */
+  private tracked: Set<string> | undefined;
+
+  /** From now on, note each topic whose change is set or made here; until `untrack()`. */
+  track(): ReadonlySet<string> {
+    return (this.tracked = new Set());
+  }
+
+  untrack(): void {
+    this.tracked = undefined;
+  }
 
   /** This node changes `topic` (shown at once); returns the write's number, for `written()`. */
   local(topic: string, message: MessageData | undefined): number {
     const stored = this.memory.set(topic, message);
+    this.tracked?.add(topic);
     const seq = ++this.seq;
     const p = this.pending.get(topic);
     if (p) (p.seq = seq), (p.message = stored);
@@ -107,6 +119,7 @@ export class RetainedVersions {
   /** A change not ordered by Redis (a store or bus without versions): taken as it comes. */
   unordered(topic: string, message: MessageData | undefined): void {
     this.memory.set(topic, message);
+    this.tracked?.add(topic);
     this.versions.delete(topic);
     this.tombstones.delete(topic);
   }
@@ -135,6 +148,7 @@ export class RetainedVersions {
 
   private set(topic: string, version: number, message: MessageData | undefined): void {
     this.memory.set(topic, message);
+    this.tracked?.add(topic);
     this.versions.set(topic, version);
     this.tombstones.delete(topic);
     if (message) return;

@@ -2,7 +2,9 @@
  * Same-minute A/B of S4-rate200's latency (bench/notes/deno.md): brokers and variants take
  * turns, ROUNDS times (RATE=0: S4 flat out; S5=1: S5's idle connections instead), each a fresh broker pinned to CPU 1 with the load generator on CPU 0, as
  * bench/run.ts runs them; prints each run's p50/p99/p999, the broker's CPU µs per message and
- * the other load on CPU 1, then the medians and each one's p99 ÷ Mosquitto's.
+ * the other load on CPU 1, then the medians and each one's p99 ÷ Mosquitto's. TIMELINE=1 adds
+ * each run's p99 per second; a variant named `<name>+warm` (or WARM=S for all) first gets 3 s
+ * (S s) of the same load on the same broker, so a fresh broker's warm-up is left out.
  *
  *   ROUNDS=3 VARIANTS=mosquitto,mqttx-deno deno run -A bench/p99_ab.ts
  *   EXTRA='deno-ss16=deno run -A --v8-flags=--max-semi-space-size=16 src/main.ts --config {config}'
@@ -31,7 +33,11 @@ const env = (k: string, d: string) => Deno.env.get(k)?.trim() || d;
 const rounds = Number(env("ROUNDS", "3"));
 const secs = env("SECS", "10");
 const rate = env("RATE", "200"); // 0: flat out (S4)
-const S5 = env("S5", "") === "1"; // S5 instead: 10,000 idle connections, KB per connection
+// WARM=S (or a variant named `<name>+warm`: 3 s): the same load first, on the same broker
+const warm = env("WARM", "0");
+const S5 = env("S5", "") === "1";
+// TIMELINE=1: the p99 of each second of the run (where the slowest 1% falls)
+const TIMELINE = env("TIMELINE", "") === "1"; // S5 instead: 10,000 idle connections, KB per connection
 // RT=1: the broker's main thread and the load generator at SCHED_FIFO 10 (out of reach of
 // other sessions' work)
 const RT = env("RT", "") === "1" ? ["chrt", "-f", "10"] : [];
@@ -43,7 +49,8 @@ const extra = new Map(
   }),
 );
 
-async function command(name: string, port: number): Promise<string[]> {
+async function command(full: string, port: number): Promise<string[]> {
+  const name = full.replace(/\+warm$/, "");
   const b = BROKERS.find((b) => b.name === name);
   if (b) return b.command(port);
   const cmd = extra.get(name);
@@ -85,8 +92,17 @@ async function runOnce(loadgen: string, name: string, port: number): Promise<Row
       ...load,
       ...["--timeout", "90", "--port", `${port}`, "--broker-pid", `${child.pid}`],
     ];
+    // WARM=S: the same load for S seconds first, on the same broker (a warmed JIT and heap)
+    if (warm !== "0" || name.endsWith("+warm")) {
+      const w = args.map((a, i) => args[i - 1] === "--duration" ? (warm === "0" ? "3" : warm) : a);
+      await spawnPinned(0, [...RT, loadgen, ...w]).output();
+      await sleep(500);
+    }
     const before = await cpuTicks(child.pid);
-    const out = await spawnPinned(0, [...RT, loadgen, ...args]).output();
+    const dump = `${BUILD}/logs/p99ab-${name}-${port}.lat`;
+    const dumpEnv = TIMELINE ? ["env", `LAT_DUMP=${dump}`] : [];
+    const out = await spawnPinned(0, [...dumpEnv, ...RT, loadgen, ...args]).output();
+    if (TIMELINE) console.log(`${name}: p99 per second (µs) ${await perSecondP99(dump)}`);
     const after = await cpuTicks(child.pid);
     const text = new TextDecoder().decode(out.stdout);
     const line = text.split("\n").find((l) => l.startsWith("RESULT "));
@@ -114,12 +130,24 @@ async function runOnce(loadgen: string, name: string, port: number): Promise<Row
       gc: scav.length
         ? `${scav.length} scavenges, pause median ${median(scav).toFixed(2)} p90 ` +
           `${[...scav].sort((a, b) => a - b)[Math.floor(scav.length * 0.9)].toFixed(2)} ms, ` +
-          `${marks} mark`
+          `total ${scav.reduce((a, b) => a + b, 0).toFixed(0)} ms, ${marks} mark`
         : "",
     };
   } finally {
     await stop(child);
   }
+}
+
+/** The load generator's LAT_DUMP (send ns, latency ns per delivery): p99 of each second. */
+async function perSecondP99(file: string): Promise<string> {
+  const rows = (await Deno.readTextFile(file)).trim().split("\n").map((l) => l.split(" "));
+  const t0 = rows.reduce((m, r) => (BigInt(r[0]) < m ? BigInt(r[0]) : m), BigInt(rows[0][0]));
+  const secs: number[][] = [];
+  for (const [sent, lat] of rows) {
+    (secs[Number((BigInt(sent) - t0) / 1_000_000_000n)] ??= []).push(Number(lat) / 1000);
+  }
+  return secs.map((v) => Math.round(v.sort((a, b) => a - b)[Math.floor(v.length * 0.99)]))
+    .join(" ");
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];

@@ -13,6 +13,19 @@
 
 #include "run.h"
 
+/* LAT_DUMP=<file>: each delivery's send time and latency (ns), one line each, for a timeline
+   of where the slowest deliveries fall (bench/p99_ab.ts TIMELINE=1). */
+static void lat_dump(uint64_t sent, uint64_t lat) {
+  static FILE *f;
+  static int opened;
+  if (!opened) {
+    opened = 1;
+    const char *path = getenv("LAT_DUMP");
+    if (path && *path) f = fopen(path, "w");
+  }
+  if (f) fprintf(f, "%llu %llu\n", (unsigned long long)sent, (unsigned long long)lat);
+}
+
 struct run R;
 static struct in_addr broker_ip;
 static int addr_ready;
@@ -242,6 +255,7 @@ static void on_publish(struct client *c, uint8_t flags, const uint8_t *b, size_t
   R.t_last_recv = now;
   if (R.t_window_end == 0 || now <= R.t_window_end) R.recv_window++;
   hist_add(&R.lat, now > ts ? now - ts : 0);
+  lat_dump(ts, now > ts ? now - ts : 0);
   if (R.track && track_seen(R.track, c->idx, (int)pub, seq) == 0) R.dup++;
   return;
 bad:

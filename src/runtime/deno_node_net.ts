@@ -9,12 +9,16 @@
 import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";
 import { connectionChurn, reclaimAfterStart } from "./deno_memory.ts";
+import { listenTcpHandles } from "./tcp_handles.ts";
 import type { Listener, ListenOptions, TransportConn } from "./types.ts";
 
 export function listenNodeNet(
   opts: ListenOptions,
   onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
+  // Below node:net's Socket where this Deno allows (tcp_handles.ts); else node:net itself.
+  const handles = listenTcpHandles(opts, onConn);
+  if (handles) return handles.then((listener) => (reclaimAfterStart(), listener));
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     connectionChurn();
     try {

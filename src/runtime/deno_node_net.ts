@@ -1,5 +1,6 @@
 /**
- * Plain TCP for Deno on its `node:net` (a supported Deno API, like `Deno.listen`).
+ * Plain TCP for Deno on its `node:net` (a supported Deno API, like `Deno.listen`): below its
+ * Socket, on the same native handles, where tcp_handles.ts can (an IP address to bind).
  *
  * Why not `Deno.listen` + `conn.read(buf)`: an idle connection must keep one read pending to
  * learn of data, and that pending op, its promises and its buffer cost about 3.6 KB per

@@ -203,6 +203,22 @@ describe("runtime adapter Conn callback path (start/write)", () => {
     assert.equal(ends, 1);
   });
 
+  test("close() right after writes still pending delivers them, then ends the peer", async () => {
+    // A refused CONNECT's CONNACK then close(): the bytes must reach the peer even when the
+    // socket kept them (on Deno a connection's first write always waits for writability).
+    const data = pattern(256 * 1024);
+    const listener = await serveCallbacks((conn) => {
+      conn.start({ data() {}, end() {} });
+      for (let at = 0; at < data.length; at += 64 * 1024) {
+        conn.write(data.subarray(at, at + 64 * 1024))?.catch(() => {});
+      }
+      conn.close();
+    });
+    const got = await within(readAllLate(listener.port), 4000, "bytes and end");
+    await listener.close();
+    assert.ok(Buffer.compare(got, Buffer.from(data)) === 0, `got ${got.length} bytes`);
+  });
+
   // The read buffer is the Deno adapter's: registered only on Deno.
   ("Deno" in globalThis ? test : () => {})(
     "Deno: a quiet connection reads into a small buffer; a burst grows it",
@@ -246,8 +262,32 @@ describe("runtime adapter Conn callback path (start/write)", () => {
   );
 });
 
-// Deno's plain TCP below node:net's streams (src/runtime/node_handle_io.ts): a Deno upgrade
-// that drops a hook falls back to the streams silently, so this says when it happens.
+// Deno's plain TCP below node:net's streams (src/runtime/node_handle_io.ts, tcp_handles.ts): a
+// Deno upgrade that drops a hook falls back to node:net silently, so these say when it happens.
+("Deno" in globalThis ? test : () => {})(
+  "Deno: listen() on an IP address hands out Conns on node:net's TCP handles (no Socket)",
+  async () => {
+    const { TcpHandleConn } = await import("../src/runtime/tcp_handle_conn.ts");
+    const { NodeSocketConn } = await import("../src/runtime/node_socket_conn.ts");
+    const { denoRuntime } = await import("../src/runtime/deno.ts");
+    for (const [hostname, kind] of [["127.0.0.1", TcpHandleConn], ["localhost", NodeSocketConn]]) {
+      let got!: (conn: Conn) => void;
+      const accepted = new Promise<Conn>((r) => got = r);
+      const listener = await denoRuntime.listen({ hostname: hostname as string, port: 0 }, got);
+      const client = await connect(listener.port);
+      const conn = await within(accepted, 4000, "accept");
+      assert.ok(
+        conn instanceof (kind as typeof TcpHandleConn),
+        `${hostname}: ${conn.constructor.name}`,
+      );
+      assert.match(conn.remoteAddr, /^127\.0\.0\.1:\d+$/);
+      conn.close();
+      client.destroy();
+      await listener.close();
+    }
+  },
+);
+
 ("Deno" in globalThis ? test : () => {})(
   "Deno: plain TCP reads into the shared buffer and writes to the socket's handle",
   async () => {

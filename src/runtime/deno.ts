@@ -1,6 +1,7 @@
 /**
- * Deno adapter: plain TCP and TLS on Deno's `node:net`/`node:tls` (deno_node_net.ts says why
- * not `Deno.listen`); each socket is a NodeSocketConn (node_socket_conn.ts).
+ * Deno adapter: plain TCP on the native TCP handles of Deno's `node:net` (tcp_handles.ts; on
+ * node:net itself where those cannot be used), TLS on `node:tls` (deno_node_net.ts says why not
+ * `Deno.listen`).
  *
  * ws:// is the project's RFC 6455 server (transport/websocket_server.ts) on
  * a TCP listener, as wss:// is on TLS. Not `Deno.serve` + `upgradeWebSocket`:

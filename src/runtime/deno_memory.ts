@@ -18,6 +18,14 @@ import vm from "node:vm";
 
 export const BURST_CONNECTIONS = 1000;
 export const RECLAIM_CHECK_MS = 1000;
+/**
+ * A burst that goes on after its reclaim (the clients stalled for a second, e.g. on a busy
+ * machine) leaves its rest as garbage when fewer than BURST_CONNECTIONS follow: within
+ * FOLLOW_UP_MS of a burst's reclaim, FOLLOW_UP_CONNECTIONS more get one more reclaim.
+ */
+export const FOLLOW_UP_CONNECTIONS = 100;
+const FOLLOW_UP_MS = 30_000;
+let followUpUntil = 0;
 
 let churnSinceReclaim = 0;
 let churnSinceCheck = 0;
@@ -31,10 +39,14 @@ export function reclaimAfterStart(delayMs = 500): void {
 }
 let startScheduled = false;
 
-/** Count one connection accepted (by the TCP and TLS listeners) or ended (NodeSocketConn). */
+/** Count one connection accepted (by the TCP and TLS listeners) or ended (its Conn). */
 export function connectionChurn(): void {
   churnSinceCheck++;
-  if (++churnSinceReclaim < BURST_CONNECTIONS || timer !== undefined) return;
+  if (timer !== undefined) return;
+  const need = followUpUntil > 0 && Date.now() < followUpUntil
+    ? FOLLOW_UP_CONNECTIONS
+    : BURST_CONNECTIONS;
+  if (++churnSinceReclaim < need) return;
   const t = timer = setInterval(checkQuiet, RECLAIM_CHECK_MS);
   Deno.unrefTimer(t);
 }
@@ -46,6 +58,8 @@ function checkQuiet(): void {
   }
   clearInterval(timer);
   timer = undefined;
+  // A burst's reclaim allows one follow-up; the follow-up none.
+  followUpUntil = Date.now() < followUpUntil ? 0 : Date.now() + FOLLOW_UP_MS;
   churnSinceReclaim = 0;
   afterBursts++;
   reclaimMemory();

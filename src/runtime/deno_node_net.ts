@@ -1,5 +1,6 @@
 /**
- * Plain TCP for Deno on its `node:net` (a supported Deno API, like `Deno.listen`).
+ * Plain TCP for Deno on its `node:net` (a supported Deno API, like `Deno.listen`): below its
+ * Socket, on the same native handles, where tcp_handles.ts can (an IP address to bind).
  *
  * Why not `Deno.listen` + `conn.read(buf)`: an idle connection must keep one read pending to
  * learn of data, and that pending op, its promises and its buffer cost about 3.6 KB per
@@ -9,12 +10,16 @@
 import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";
 import { connectionChurn, reclaimAfterStart } from "./deno_memory.ts";
+import { listenTcpHandles } from "./tcp_handles.ts";
 import type { Listener, ListenOptions, TransportConn } from "./types.ts";
 
 export function listenNodeNet(
   opts: ListenOptions,
   onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
+  // Below node:net's Socket where this Deno allows (tcp_handles.ts); else node:net itself.
+  const handles = listenTcpHandles(opts, onConn);
+  if (handles) return handles.then((listener) => (reclaimAfterStart(), listener));
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     connectionChurn();
     try {

@@ -19,7 +19,7 @@ import process from "node:process";
  * A copy of up to 64 B lives in V8's heap; up to 512 B it is cut from a 1 KiB slab (a quiet
  * connection whose decoder keeps a partial packet pins at most that); larger, its own.
  */
-const READ_BUFFER = new Uint8Array(64 * 1024);
+export const READ_BUFFER = new Uint8Array(64 * 1024);
 const SLAB_BYTES = 1024;
 const SLAB_MAX_CHUNK = 512;
 const ON_HEAP = 64; // V8 keeps typed arrays up to this size inside the object
@@ -77,19 +77,22 @@ interface StreamHandle {
 interface StreamBinding {
   streamBaseState: Int32Array;
   kLastWriteWasAsync: number;
+  kReadBytesOrError: number;
 }
 
 /** node:net's stream-wrap binding: after a write, whether the handle kept the bytes. */
 let binding: StreamBinding | null | undefined;
 
-function streamBinding(): StreamBinding | null {
+export function streamBinding(): StreamBinding | null {
   if (binding !== undefined) return binding;
   try {
     // deno-lint-ignore no-explicit-any
     const b = (process as any).binding("stream_wrap");
-    binding = b?.streamBaseState instanceof Int32Array && typeof b.kLastWriteWasAsync === "number"
-      ? b
-      : null;
+    binding =
+      b?.streamBaseState instanceof Int32Array && typeof b.kLastWriteWasAsync === "number" &&
+        typeof b.kReadBytesOrError === "number"
+        ? b
+        : null;
   } catch {
     binding = null;
   }

@@ -15,9 +15,9 @@ import { Buffer } from "node:buffer";
 import { hostPort, sharedIp } from "./address.ts";
 import type { ConnCallbacks, TransportConn } from "./types.ts";
 import { connectionChurn } from "./deno_memory.ts";
+import { readableOf, writableOf } from "./callback_streams.ts";
 import { directHandle, readIntoShared, takeRead, writeToHandle } from "./node_handle_io.ts";
 
-const READ_HIGH_WATER = 64 * 1024;
 const CLOSE_FLUSH_MS = 2000;
 const closedError = () => new Error("Cannot write: connection closed");
 
@@ -190,37 +190,13 @@ export class NodeSocketConn implements TransportConn {
     const streams = this.streams ??= {};
     if (streams.readable) return streams.readable;
     if (this.sink) throw new Error("Cannot read: the Conn was started with callbacks");
-    let wake: (() => void) | undefined;
-    return streams.readable = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.start({
-          data(chunk) {
-            controller.enqueue(chunk);
-            if ((controller.desiredSize ?? 1) > 0) return;
-            return new Promise<void>((resolve) => wake = resolve);
-          },
-          end() {
-            try {
-              controller.close();
-            } catch { /* the reader cancelled */ }
-            wake?.();
-          },
-        });
-      },
-      pull: () => {
-        const w = wake;
-        wake = undefined;
-        w?.();
-      },
-      cancel: () => this.close(),
-    }, { highWaterMark: READ_HIGH_WATER, size: (chunk) => chunk.byteLength });
+    return streams.readable = readableOf(this);
   }
 
   get writable(): WritableStream<Uint8Array> {
-    return (this.streams ??= {}).writable ??= new WritableStream<Uint8Array>({
-      write: (chunk) => this.write(chunk),
-      close: () => new Promise<void>((resolve) => this.socket.end(resolve)),
-      abort: () => this.close(),
-    });
+    return (this.streams ??= {}).writable ??= writableOf(
+      this,
+      () => new Promise<void>((resolve) => this.socket.end(resolve)),
+    );
   }
 }

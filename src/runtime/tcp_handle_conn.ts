@@ -4,7 +4,7 @@
  *
  * Why: an idle connection's node:net Socket (its Readable and Writable states, listener
  * table and symbols) cost more than the broker's own objects for it; without it an idle
- * connection costs ~1.5 KB less (bench/notes/deno.md, round six). Input is read into the
+ * connection costs ~1.5 KB less (bench/notes/deno.md, round seven). Input is read into the
  * shared buffer (node_handle_io.ts) only once `start` was called; output goes to the handle
  * as NodeSocketConn's does. The listener is tcp_handles.ts.
  */

@@ -3,7 +3,8 @@
  * real redis-server that requires a password: a refused AUTH is a failed
  * connection, logged once however often it retries, and logged again when a
  * retry is let in; the frames published after that arrive. A user that may not run CLIENT
- * REPLY OFF gets every frame answered instead, and they arrive all the same.
+ * REPLY OFF gets every frame answered instead, and they arrive all the same; that is logged
+ * once, not again at each connection.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -101,6 +102,17 @@ test("a Redis user refused CLIENT REPLY: every frame answered, taken, settled", 
     assert.deepEqual(got, [...Array(200).keys()].map((i) => `f${i}`).concat("last"), logs.join());
     assert.equal(logs.length, 1, logs.join("\n"));
     assert.match(logs[0], /refused CLIENT REPLY OFF \(NOPERM/);
+    // A connection made again (Redis dropped it: a restart, an idle timeout) is refused again:
+    // not logged again, the ACL did not change.
+    await admin.sendCommand(["CLIENT", "KILL", "USER", "pubonly"]);
+    const again = Date.now() + 10_000;
+    while (!got.includes("again") && Date.now() < again) {
+      p.publish("frames", new TextEncoder().encode("again"));
+      await p.settled(1_000);
+      await sleep(20);
+    }
+    assert.ok(got.includes("again"), logs.join("\n"));
+    assert.equal(logs.filter((l) => l.includes("CLIENT REPLY")).length, 1, logs.join("\n"));
   } finally {
     p.close();
     await sub.close();

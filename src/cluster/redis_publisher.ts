@@ -42,6 +42,8 @@ export class RedisPublisher {
   /** SYNCs written before a refusal of CLIENT REPLY was read: each is refused twice too. */
   private syncs = 0;
   private refusalsOwed = 0;
+  /** Logged once: each connection made again (a restart, an idle timeout) is refused again. */
+  private replyOffRefused = false;
   /** Each channel's "*3 PUBLISH <channel>" part of the command, encoded once. */
   private readonly heads = new Map<string, Buffer>();
   private answered = 0;
@@ -156,6 +158,8 @@ export class RedisPublisher {
         this.written += 1 + this.frames + this.syncs;
         this.refusalsOwed = 2 * this.syncs;
         for (const w of this.waiters) w.upTo = this.written;
+        if (this.replyOffRefused) continue;
+        this.replyOffRefused = true;
         const why = escapeForLog(this.errorLine.slice(1).trim());
         this.log(`cluster: Redis refused CLIENT REPLY OFF (${why}); frames are answered`);
         continue;

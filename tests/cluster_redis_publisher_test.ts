@@ -4,7 +4,8 @@
  * connection, logged once however often it retries, and logged again when a
  * retry is let in; the frames published after that arrive. A user that may not run CLIENT
  * REPLY OFF gets every frame answered instead, and they arrive all the same; that is logged
- * once, not again at each connection.
+ * once, not again at each connection. A user that may not PING (least privilege: @pubsub) is
+ * let in all the same, as before the publisher sent PING.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -113,6 +114,42 @@ test("a Redis user refused CLIENT REPLY: every frame answered, taken, settled", 
     }
     assert.ok(got.includes("again"), logs.join("\n"));
     assert.equal(logs.filter((l) => l.includes("CLIENT REPLY")).length, 1, logs.join("\n"));
+  } finally {
+    p.close();
+    await sub.close();
+    await admin.close();
+    await own.dispose();
+  }
+});
+
+test("a Redis user that may publish but not PING or run CLIENT: frames arrive, settled", {
+  skip,
+  timeout: 30_000,
+}, async () => {
+  const own = await RedisServer.start();
+  const admin = createClient({ url: `redis://127.0.0.1:${own.port}` });
+  const sub = admin.duplicate();
+  await Promise.all([admin.connect(), sub.connect()]);
+  // Least privilege, by category: PUBLISH and SUBSCRIBE are @pubsub; PING is not.
+  await admin.sendCommand(["ACL", "SETUSER", "bus", "on", ">pw", "allchannels", "+@pubsub"]);
+  const got: string[] = [];
+  await sub.subscribe("frames", (m) => got.push(m));
+  const logs: string[] = [];
+  const p = new RedisPublisher(`redis://bus:pw@127.0.0.1:${own.port}`, (l) => logs.push(l));
+  try {
+    const deadline = Date.now() + 10_000;
+    while (got.length === 0 && Date.now() < deadline) {
+      p.publish("frames", new TextEncoder().encode("first"));
+      await p.settled(1_000);
+      await sleep(50);
+    }
+    assert.ok(got.includes("first"), logs.join("\n"));
+    const sent = [...Array(20).keys()].map((i) => `n${i}`);
+    for (const f of sent) assert.ok(p.publish("frames", new TextEncoder().encode(f)), f);
+    await p.settled(10_000);
+    while (!got.includes("n19") && Date.now() < deadline) await sleep(20);
+    assert.deepEqual(got.filter((m) => m.startsWith("n")), sent, logs.join("\n"));
+    assert.ok(!logs.some((l) => l.includes("cannot publish")), logs.join("\n"));
   } finally {
     p.close();
     await sub.close();

@@ -15,7 +15,8 @@
  * PUBLISH and an error are one line each, so counting '\n' bytes across chunks counts replies,
  * and `settled()` (CLIENT REPLY ON: answered once Redis has taken every frame before it) knows
  * when Redis has taken every frame. An error reply (a refused AUTH, NOAUTH, ...) but CLIENT
- * REPLY's fails the connection: closed, logged once, retried after a back-off, like a lost one.
+ * REPLY's or an ACL's refusal of PING fails the connection: closed, logged once, retried after
+ * a back-off, like a lost one.
  */
 import { Buffer } from "node:buffer";
 import type net from "node:net";
@@ -163,6 +164,11 @@ export class RedisPublisher {
         const why = escapeForLog(this.errorLine.slice(1).trim());
         this.log(`cluster: Redis refused CLIENT REPLY OFF (${why}); frames are answered`);
         continue;
+      }
+      if (this.errorLine?.startsWith("-NOPERM") && this.answered === this.offAt) {
+        // PING refused by an ACL (a user let run only what the bus needs, e.g. +@pubsub): Redis
+        // answered an authenticated connection all the same, and the frames go out as before.
+        this.errorLine = undefined;
       }
       if (this.errorLine !== undefined && this.refusalsOwed > 0) {
         this.refusalsOwed--;

@@ -15,7 +15,8 @@
  * PUBLISH and an error are one line each, so counting '\n' bytes across chunks counts replies,
  * and `settled()` (CLIENT REPLY ON: answered once Redis has taken every frame before it) knows
  * when Redis has taken every frame. An error reply (a refused AUTH, NOAUTH, ...) but CLIENT
- * REPLY's fails the connection: closed, logged once, retried after a back-off, like a lost one.
+ * REPLY's, or PING's by an ACL or while loading, fails the connection: closed, logged once,
+ * retried after a back-off, like a lost one.
  */
 import { Buffer } from "node:buffer";
 import type net from "node:net";
@@ -27,6 +28,8 @@ const MAX_UNSENT = 16 * 1024 * 1024;
 
 /** Written after connecting; a refusal (ACL, proxy) is answered, success is not. */
 const REPLY_OFF = command(["CLIENT", "REPLY", "OFF"]);
+/** Refusals of the PING that PUBLISH does not meet (Redis 7: PING is not allowed to load). */
+const PING_REFUSED = /^-(NOPERM|LOADING)\b/;
 /** `settled()`'s marker: answered once every frame before it is taken; then silent again. */
 const SYNC = command(["CLIENT", "REPLY", "ON"]) + REPLY_OFF;
 
@@ -42,6 +45,8 @@ export class RedisPublisher {
   /** SYNCs written before a refusal of CLIENT REPLY was read: each is refused twice too. */
   private syncs = 0;
   private refusalsOwed = 0;
+  /** Logged once: each connection made again (a restart, an idle timeout) is refused again. */
+  private replyOffRefused = false;
   /** Each channel's "*3 PUBLISH <channel>" part of the command, encoded once. */
   private readonly heads = new Map<string, Buffer>();
   private answered = 0;
@@ -156,9 +161,17 @@ export class RedisPublisher {
         this.written += 1 + this.frames + this.syncs;
         this.refusalsOwed = 2 * this.syncs;
         for (const w of this.waiters) w.upTo = this.written;
+        if (this.replyOffRefused) continue;
+        this.replyOffRefused = true;
         const why = escapeForLog(this.errorLine.slice(1).trim());
         this.log(`cluster: Redis refused CLIENT REPLY OFF (${why}); frames are answered`);
         continue;
+      }
+      if (this.answered === this.offAt && PING_REFUSED.test(this.errorLine ?? "")) {
+        // PING refused where PUBLISH is not: by an ACL (a user let run only what the bus needs,
+        // e.g. +@pubsub), or while Redis loads its dataset. An authenticated connection all the
+        // same: the frames go out, as they did before the publisher sent PING.
+        this.errorLine = undefined;
       }
       if (this.errorLine !== undefined && this.refusalsOwed > 0) {
         this.refusalsOwed--;

@@ -11,6 +11,7 @@ import * as net from "node:net";
 import { NodeSocketConn } from "./node_socket_conn.ts";
 import { connectionChurn, reclaimAfterStart } from "./deno_memory.ts";
 import { listenTcpHandles } from "./tcp_handles.ts";
+import { keepAccepting } from "./accept_rearm.ts";
 import type { Listener, ListenOptions, TransportConn } from "./types.ts";
 
 export function listenNodeNet(
@@ -45,10 +46,13 @@ export function listening(server: net.Server, opts: ListenOptions): Promise<List
     server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", reject);
       server.on("error", () => {}); // a failed accept must not stop the server
+      // node:net's default backlog, as its listen() just used.
+      const stopRearm = keepAccepting((server as net.Server & { _handle?: unknown })._handle, 511);
       let closed = false;
       resolve({
         port: (server.address() as net.AddressInfo).port,
         close() {
+          stopRearm();
           if (!closed) server.close();
           closed = true;
           return Promise.resolve();

@@ -9,6 +9,7 @@
  */
 import { isIP } from "node:net";
 import process from "node:process";
+import { keepAccepting } from "./accept_rearm.ts";
 import { connectionChurn } from "./deno_memory.ts";
 import { streamBinding } from "./node_handle_io.ts";
 import { type TcpHandle, TcpHandleConn } from "./tcp_handle_conn.ts";
@@ -94,10 +95,12 @@ export function listenTcpHandles(
   };
   const bound: { port?: number } = {};
   server.getsockname(bound);
+  const stopRearm = keepAccepting(server, BACKLOG);
   let closed = false;
   return Promise.resolve({
     port: bound.port ?? opts.port,
     close() {
+      stopRearm();
       if (!closed) server.close();
       closed = true;
       return Promise.resolve();

@@ -137,13 +137,40 @@ describe("bridge: inbound QoS 2 across kill -9", () => {
     { ...T, skip: T.skip || skipRedis },
     () => withTimeout(killMidStream(onRedis), "Redis inbound kill", DEADLINE_MS),
   );
-  // The worst instant of the kill above, every time: right after the kept record was deleted.
+  // The worst instants of the kill above, every time. Right after the kept record was deleted:
   test(
     "Redis: dead right after the kept record went, the message is stored for the subscriber",
     { ...T, skip: T.skip || skipRedis },
-    () => withTimeout(deadAfterRelease(), "Redis inbound cut", 60_000),
+    () =>
+      withTimeout(
+        deadAt("the kept record deleted", (name) => (args) => deletes(args, name)),
+        "Redis inbound cut",
+        60_000,
+      ),
+  );
+  // Right after the message was stored for the subscriber: the kept record must be gone with it,
+  // or the upstream's PUBREL after the restart publishes it a second time.
+  test(
+    "Redis: dead right after the local publish was stored, the message is not published again",
+    { ...T, skip: T.skip || skipRedis },
+    () =>
+      withTimeout(
+        deadAt("the local publish stored", (_name, payload) => (args) =>
+          /^EVAL(SHA)?$/.test(args[0]) && args.some((a) =>
+            a.includes(payload)
+          )),
+        "Redis inbound cut after the journal",
+        60_000,
+      ),
   );
 });
+
+/** `args` (a command to Redis) deletes a kept record of bridge `name`: alone or in a batch. */
+function deletes(args: string[], name: string): boolean {
+  const key = bridgeIncomingKey(name);
+  if (args[0] === "HDEL") return args[1] === key;
+  return /^EVAL(SHA)?$/.test(args[0]) && args.some((a, i) => a === "HDEL" && args[i + 1] === key);
+}
 
 /** A bridge `name` to `url` with one `#` topic (`topic`: the rest of its fields). */
 function bridgeYaml(name: string, url: string, topic: string): string {
@@ -178,13 +205,17 @@ async function untilBridged(pub: Connected, sink: Connected): Promise<void> {
 }
 
 /**
- * The upstream's PUBREL makes mqttx publish the kept message locally and then delete its
- * record (and send PUBCOMP): the message must be stored for the offline persistent
- * subscriber before the record goes, or a crash in between loses it (acknowledged means
- * kept). Redis sees nothing mqttx sends after that deletion (a proxy cuts it there, as a
- * kill -9 at that instant would); after the restart the subscriber gets the message once.
+ * The upstream's PUBREL makes mqttx publish the kept message locally and delete its record
+ * (and send PUBCOMP): the message must be stored for the offline persistent subscriber no
+ * later than the record goes, or a crash in between loses it (acknowledged means kept), and
+ * the record must go with it, or a crash in between publishes it twice. Redis sees nothing
+ * mqttx sends after the command `cutAt(bridge name, payload)` matches (a proxy cuts it there,
+ * as a kill -9 at that instant would); after the restart the subscriber gets the message once.
  */
-async function deadAfterRelease(): Promise<void> {
+async function deadAt(
+  what: string,
+  cutAt: (name: string, payload: string) => (args: string[]) => boolean,
+): Promise<void> {
   upstream = await startUpstream();
   const cut = await RedisCut.start(redis!.port);
   const remote = new Clients(() => upstream!.url);
@@ -199,9 +230,10 @@ async function deadAfterRelease(): Promise<void> {
     url = `mqtt://127.0.0.1:${await b.start()}`;
     const { sinkId, pub } = await offlineSinkBridged(local, remote);
 
-    const gone = cut.cutAfter("HDEL", bridgeIncomingKey(name));
-    await publish(pub.client, "down/data", "kept", { qos: 2 });
-    await withTimeout(gone, "the kept record deleted", 20_000);
+    const payload = `kept-${uid()}`;
+    const gone = cut.cutWhen(cutAt(name, payload));
+    await publish(pub.client, "down/data", payload, { qos: 2 });
+    await withTimeout(gone, what, 20_000);
     await sleep(300); // what mqttx writes now never reaches Redis
     await b.kill("SIGKILL");
     cut.heal();
@@ -211,7 +243,7 @@ async function deadAfterRelease(): Promise<void> {
     await again.inbox.until(() => data().length > 0, "the message after the restart", 10_000)
       .catch(() => {});
     await sleep(500); // a duplicate would arrive now
-    assert.deepEqual(data().map((m) => m.payload), ["kept"], "delivered once after the restart");
+    assert.deepEqual(data().map((m) => m.payload), [payload], "delivered once after the restart");
   } finally {
     await local.closeAll();
     await remote.closeAll();

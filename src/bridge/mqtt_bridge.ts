@@ -23,6 +23,7 @@
 import { Buffer } from "node:buffer";
 import type { IClientOptions, IConnackPacket, IPublishPacket, MqttClient } from "mqtt";
 import type { QoS } from "../mqtt/packet.ts";
+import type { BatchRider } from "../store/types.ts";
 import type { BridgeQueue, OutboundMessage, QueuedOutbound } from "./mqtt_queue.ts";
 import type { BridgeTopics } from "./mqtt_topics.ts";
 import { redactUrl } from "../log/redact.ts";
@@ -72,8 +73,14 @@ export interface MqttBridgeOptions {
   /** ms before the first reconnect; doubles per failed attempt up to `reconnectMaxDelay`. */
   reconnectDelay: number;
   reconnectMaxDelay: number;
-  /** Publish an upstream message locally (through the bridge's LocalClient). */
-  publishLocal(topic: string, payload: Uint8Array, qos: QoS, retain: boolean): unknown;
+  /** Publish an upstream message locally (through the bridge's LocalClient), `rider` with it. */
+  publishLocal(
+    topic: string,
+    payload: Uint8Array,
+    qos: QoS,
+    retain: boolean,
+    rider?: BatchRider,
+  ): unknown;
   connect: ConnectFn;
   log(line: string): void;
   /** Called when connected, or dropping, changed state. */
@@ -418,17 +425,21 @@ export class MqttBridge {
     }
     const p = packet.payload;
     const payload = typeof p === "string" ? new TextEncoder().encode(p) : new Uint8Array(p);
+    // QoS 2 (at PUBREL): the kept record goes with the local publish's store write, before
+    // PUBCOMP, or (a store that cannot) once that is stored; earlier, a crash in between lost
+    // the message, later it published it twice (tests/bridge_qos2_kill_test.ts).
+    const kept = packet.qos === 2 ? this.incomingStore : undefined;
+    const rider = kept?.deletion(packet.messageId!);
     let r: unknown;
     try {
-      r = this.options.publishLocal(mapped.topic, payload, mapped.qos, packet.retain);
+      r = this.options.publishLocal(mapped.topic, payload, mapped.qos, packet.retain, rider);
     } catch (e) {
       return done(e as Error);
     }
     this.received++;
-    // QoS 2 (at PUBREL): the kept record goes once the local publish is stored, before PUBCOMP;
-    // the other way round a crash in between lost the message (tests/bridge_qos2_kill_test.ts).
-    const kept = packet.qos === 2 ? this.incomingStore : undefined;
-    const after = kept ? () => kept.forget(packet.messageId!).then(() => done(), done) : done;
+    const after = kept
+      ? () => kept.forget(packet.messageId!, rider).then(() => done(), done)
+      : done;
     if (r instanceof Promise) r.then(() => after(), (e) => done(e as Error));
     else after();
   }

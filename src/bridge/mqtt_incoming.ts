@@ -15,6 +15,7 @@
  */
 import { Readable } from "node:stream";
 import type { QoS } from "../mqtt/packet.ts";
+import type { BatchRider } from "../store/types.ts";
 import type { BridgeQueue, IncomingRecord } from "./mqtt_queue.ts";
 import { type Done, publishPacket, settle, type StorePacket } from "./mqtt_store.ts";
 
@@ -70,9 +71,20 @@ export class BridgeIncomingStore {
     return this;
   }
 
-  /** Delete the record; resolves once the deletion is stored. */
-  forget(messageId: number): Promise<void> {
-    if (!this.records.delete(messageId)) return Promise.resolve();
+  /**
+   * The record's deletion as a write to go with the session batch of its local publish
+   * (`BatchRider`): stored together, a crash neither loses the message nor publishes it again.
+   */
+  deletion(messageId: number): BatchRider | undefined {
+    return this.queue.incomingDeletion(messageId);
+  }
+
+  /**
+   * Delete the record; resolves once the deletion is stored (already, when `with` was applied
+   * with the batch that stored its local publish).
+   */
+  forget(messageId: number, withBatch?: BatchRider): Promise<void> {
+    if (!this.records.delete(messageId) || withBatch?.applied) return Promise.resolve();
     return new Promise((resolve, reject) =>
       settle(this.queue.delIncoming(messageId), (e) => e ? reject(e) : resolve())
     );

@@ -101,7 +101,8 @@ export async function mqttBridges(opts: MqttBridgesOptions): Promise<MqttBridges
       queueMax: c.queueMax,
       reconnectDelay: c.reconnectDelay,
       reconnectMaxDelay: c.reconnectMaxDelay,
-      publishLocal: (topic, payload, qos, retain) => local.publish(topic, payload, { qos, retain }),
+      publishLocal: (topic, payload, qos, retain, rider) =>
+        local.publish(topic, payload, { qos, retain, rider }),
       connect,
       log,
       onStateChange: () => queueMicrotask(() => publishStatus(entry, true)),

@@ -9,6 +9,7 @@
  * and QoS 2 messages may come back out of order).
  */
 import type { QoS } from "../mqtt/packet.ts";
+import type { BatchRider } from "../store/types.ts";
 
 /** A message for the upstream, with its topic already mapped to the remote name. */
 export interface OutboundMessage {
@@ -72,6 +73,11 @@ export interface BridgeQueue {
   putIncoming(r: IncomingRecord): void | Promise<void>;
   /** Forget the incoming message `messageId` (published locally). Unknown: nothing happens. */
   delIncoming(messageId: number): void | Promise<void>;
+  /**
+   * `delIncoming` as a write the store applies with a session batch (the local publish of
+   * that message), atomically; undefined for a queue whose store cannot.
+   */
+  incomingDeletion(messageId: number): BatchRider | undefined;
   close(): void | Promise<void>;
 }
 
@@ -120,6 +126,10 @@ export class MemoryBridgeQueue implements BridgeQueue {
 
   delIncoming(messageId: number): void {
     this.received.delete(messageId);
+  }
+
+  incomingDeletion(_messageId: number): undefined {
+    return undefined; // nothing of it outlives the process
   }
 
   inflight(): InflightRecord[] {

@@ -15,6 +15,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { RedisClient } from "../store/redis_client.ts";
+import type { BatchRider } from "../store/types.ts";
 import type { QoS } from "../mqtt/packet.ts";
 import {
   type BridgeQueue,
@@ -242,6 +243,10 @@ export class RedisBridgeQueue implements BridgeQueue {
 
   async delIncoming(messageId: number): Promise<void> {
     await this.client.sendCommand(["HDEL", this.incomingKey, String(messageId)]);
+  }
+
+  incomingDeletion(messageId: number): BatchRider {
+    return { redis: [["HDEL", this.incomingKey, String(messageId)]] };
   }
 
   close(): void {

@@ -9,6 +9,7 @@
  * is first), which gives `size()` and the drop-oldest bound without a query.
  */
 import type { SqliteDb } from "../store/sqlite_db.ts";
+import type { BatchRider } from "../store/types.ts";
 import type { QoS } from "../mqtt/packet.ts";
 import {
   type BridgeQueue,
@@ -159,10 +160,16 @@ export class SqliteBridgeQueue implements BridgeQueue {
   }
 
   delIncoming(messageId: number): Promise<void> {
-    return this.file.write(() =>
-      this.file.prepare("DELETE FROM bridge_incoming WHERE bridge = ? AND message_id = ?")
-        .run(this.bridge, messageId)
-    );
+    return this.file.write(() => this.deleteIncoming(messageId));
+  }
+
+  incomingDeletion(messageId: number): BatchRider {
+    return { sqlite: () => this.deleteIncoming(messageId) };
+  }
+
+  private deleteIncoming(messageId: number): void {
+    this.file.prepare("DELETE FROM bridge_incoming WHERE bridge = ? AND message_id = ?")
+      .run(this.bridge, messageId);
   }
 
   close(): void {

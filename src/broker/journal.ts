@@ -38,6 +38,7 @@ import { SessionBatchBuilder } from "../store/batch.ts";
 import { MessageIds } from "../store/ids.ts";
 import { messageData } from "../store/retained.ts";
 import type {
+  BatchRider,
   SessionChange,
   SessionMeta,
   SessionStore,
@@ -248,6 +249,11 @@ export class SessionJournal {
     return open.promise;
   }
 
+  /** `rider` goes with the open batch (see `BatchRider`); none open: it is left unapplied. */
+  ride(rider: BatchRider): void {
+    if (this.open) this.batch.riders.push(rider);
+  }
+
   /**
    * Resolves when everything written so far is stored (or failed). Its caller cannot go
    * on meanwhile (closing, a takeover handing a session on): no linger.
@@ -399,6 +405,7 @@ export class SessionJournal {
       for (const c of changes) out.add(c);
     }
     for (const m of batch.messages) out.message(m);
+    out.riders.push(...batch.riders);
     for (const clientId of this.dirty) {
       out.add({ kind: "delete", clientId });
       const session = this.lookup(clientId);

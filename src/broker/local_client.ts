@@ -1,4 +1,5 @@
 import type { Properties, QoS } from "../mqtt/packet.ts";
+import type { BatchRider } from "../store/types.ts";
 import type { Broker } from "./broker.ts";
 import { deliver } from "./delivery.ts";
 import type { Message } from "./message.ts";
@@ -7,6 +8,11 @@ export interface LocalPublishOptions {
   qos?: QoS;
   retain?: boolean;
   properties?: Properties;
+  /**
+   * A write stored together with the deliveries of this (QoS 1/2) publish, atomically, when
+   * they go into one batch of a store that can (`BatchRider`: `applied` says whether it did).
+   */
+  rider?: BatchRider;
 }
 
 /**
@@ -55,6 +61,7 @@ export class LocalClient {
     }
     // The batch the journal opened for this message's deliveries (none: nothing to wait for).
     const stored = journal?.stats.changes !== changes ? journal?.whenStoredSoon() : undefined;
+    if (stored && opts.rider) journal!.ride(opts.rider); // the batch holding its deliveries
     if (!held && !stored) return routed;
     return Promise.all([held, stored]).then(() => routed);
   }

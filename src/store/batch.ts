@@ -1,4 +1,4 @@
-import type { SessionBatch, SessionChange, StoredMessage } from "./types.ts";
+import type { BatchRider, SessionBatch, SessionChange, StoredMessage } from "./types.ts";
 
 interface Later {
   readonly id: string;
@@ -27,6 +27,7 @@ interface Pending {
  */
 export class SessionBatchBuilder implements SessionBatch {
   readonly changes = new Map<string, SessionChange[]>();
+  readonly riders: BatchRider[] = [];
   private carriedList: (StoredMessage | Later)[] = [];
   /** Some carried messages are still to be made. */
   private lazy = false;

@@ -93,7 +93,12 @@ export class RedisSessionStore implements SessionStore {
     if (batch.messages.length > 0) {
       commands.push(adjust(new Map(batch.messages.map((m) => [m.id, 0]))));
     }
+    // Riders run in the same script (both or neither); not on a fenced node, where the fence
+    // may refuse the changes they belong with (their writers apply them on their own then).
+    const riders = fenced ? [] : batch.riders?.filter((r) => r.redis) ?? [];
+    for (const r of riders) for (const c of r.redis!) commands.push([...c]);
     const refused = await this.redis.exec(commands, Buffer.concat(payloads, offset));
+    for (const r of riders) r.applied = true;
     if (refused.length === 0) return;
     this.onFenced?.(refused);
     // Acknowledged means kept: a refused client's new deliveries or inbound QoS 2

@@ -196,7 +196,15 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   write(batch: SessionBatch): Promise<void> {
-    return this.file.write(() => this.apply(batch));
+    const riders = batch.riders?.filter((r) => r.sqlite) ?? [];
+    const written = this.file.write(() => {
+      this.apply(batch);
+      for (const r of riders) r.sqlite!(); // in the same transaction: both or neither
+    });
+    if (riders.length === 0) return written;
+    return written.then(() => {
+      for (const r of riders) r.applied = true;
+    });
   }
 
   close(): Promise<void> {

@@ -167,6 +167,23 @@ export interface SessionBatch {
    * cancelled out): nothing to apply, but the client was acted for (the cluster's fence checks it).
    */
   readonly changes: ReadonlyMap<string, readonly SessionChange[]>;
+  /** Writes to the same store that go in with these changes, atomically (`BatchRider`). */
+  readonly riders?: readonly BatchRider[];
+}
+
+/**
+ * A write to another part of the same store that must be applied together with a batch: a
+ * crash keeps both or neither (a bridge's kept QoS 2 record deleted with the deliveries its
+ * local publish became, so a restart neither loses nor repeats them). A store applies the
+ * form it has and sets `applied` once the batch is durable; one that has none (memory, a
+ * fenced cluster node) leaves it unset, and the writer then applies the write on its own.
+ */
+export interface BatchRider {
+  /** Run inside the batch's SQLite transaction. */
+  readonly sqlite?: () => void;
+  /** Redis commands run in the batch's script. */
+  readonly redis?: readonly (readonly string[])[];
+  applied?: boolean;
 }
 
 /** Where persistent sessions live. */

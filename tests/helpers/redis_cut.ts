@@ -14,7 +14,7 @@ import { Buffer } from "node:buffer";
 import { createServer, type Server, Socket } from "node:net";
 
 export class RedisCut {
-  private cut: { name: string; key: string; hit: () => void } | undefined;
+  private cut: { matches: (args: string[]) => boolean; hit: () => void } | undefined;
   private readonly sockets = new Set<Socket>();
 
   private constructor(private readonly server: Server, private readonly target: number) {}
@@ -35,7 +35,13 @@ export class RedisCut {
 
   /** Arm the cut; resolves once a `name key` command went through and the cut is made. */
   cutAfter(name: string, key: string): Promise<void> {
-    return new Promise((hit) => (this.cut = { name: name.toUpperCase(), key, hit }));
+    const upper = name.toUpperCase();
+    return this.cutWhen((args) => args[0]?.toUpperCase() === upper && args[1] === key);
+  }
+
+  /** Arm the cut at the first command whose words (`args[0]` its name) `matches`. */
+  cutWhen(matches: (args: string[]) => boolean): Promise<void> {
+    return new Promise((hit) => (this.cut = { matches, hit }));
   }
 
   /** Pass everything from now on (except on a connection already cut). */
@@ -63,7 +69,7 @@ export class RedisCut {
       for (let c = nextCommand(pending); c; c = nextCommand(pending)) {
         redis.write(pending.subarray(0, c.end));
         pending = pending.subarray(c.end);
-        if (cut && c.args[0]?.toUpperCase() === cut.name && c.args[1] === cut.key) {
+        if (cut?.matches(c.args)) {
           dead = true; // what the broker sends from here on is lost with it
           cut.hit();
           return;

@@ -1,0 +1,127 @@
+/**
+ * A bridge's kept QoS 2 record (between PUBREC and PUBREL) is deleted in the same store write
+ * as the session batch its local publish became (`BatchRider`): both or neither, so a crash
+ * neither loses the message nor lets the upstream's next PUBREL publish it again. Per store:
+ * SQLite (one transaction), Redis (one script; not on a fenced cluster node, where the fence
+ * may refuse the changes), memory (nothing outlives the process: no rider).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { SessionBatchBuilder } from "../src/store/batch.ts";
+import { openSqliteStore } from "../src/store/sqlite.ts";
+import type { BatchRider, SessionStore } from "../src/store/types.ts";
+import { MemoryBridgeQueue } from "../src/bridge/mqtt_queue.ts";
+import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
+import { RedisBridgeQueue } from "../src/bridge/mqtt_queue_redis.ts";
+import type { BridgeQueue, IncomingRecord } from "../src/bridge/mqtt_queue.ts";
+import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+
+const kept = (messageId: number): IncomingRecord => ({
+  messageId,
+  topic: "in/t",
+  payload: new TextEncoder().encode(`m${messageId}`),
+  qos: 2,
+  retain: false,
+});
+
+/** A batch queueing one message for the offline session `clientId`, with `riders`. */
+function delivery(clientId: string, riders: BatchRider[]): SessionBatchBuilder {
+  const b = new SessionBatchBuilder();
+  b.message({ id: "m1", topic: "t", payload: new Uint8Array(3), qos: 2, retain: false });
+  b.add({ kind: "meta", meta: { clientId, protocolVersion: 5, expiryInterval: 600 } });
+  b.add({ kind: "enqueue", clientId, delivery: { messageId: "m1", qos: 2, retain: false } });
+  b.riders.push(...riders);
+  return b;
+}
+
+async function queued(store: SessionStore, clientId: string): Promise<number> {
+  const s = (await store.load()).sessions.find((x) => x.clientId === clientId);
+  return s?.queue.length ?? 0;
+}
+
+async function keptIds(q: BridgeQueue): Promise<number[]> {
+  return (await q.incoming()).map((r) => r.messageId).sort((a, b) => a - b);
+}
+
+test("memory: no rider (its kept records do not outlive the process)", () => {
+  assert.equal(new MemoryBridgeQueue(10).incomingDeletion(1), undefined);
+});
+
+describe("sqlite: the kept record goes in the batch's transaction", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-rider-"));
+  const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
+  const queue = new SqliteBridgeQueue(store.file, "b", 10);
+  after(async () => {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("stored with the delivery, and said so", async () => {
+    await queue.putIncoming(kept(1));
+    await queue.putIncoming(kept(2));
+    const rider = queue.incomingDeletion(1);
+    await store.sessions.write(delivery("a", [rider]));
+    assert.equal(rider.applied, true);
+    assert.deepEqual(await keptIds(queue), [2]);
+    assert.equal(await queued(store.sessions, "a"), 1);
+  });
+
+  test("a batch that fails keeps the record (and the session unchanged)", async () => {
+    const rider = queue.incomingDeletion(2);
+    const failing: BatchRider = {
+      sqlite: () => {
+        throw new Error("disk full");
+      },
+    };
+    await assert.rejects(store.sessions.write(delivery("b", [rider, failing])), /disk full/);
+    assert.equal(rider.applied, undefined);
+    assert.deepEqual(await keptIds(queue), [2]);
+    assert.equal(await queued(store.sessions, "b"), 0);
+  });
+});
+
+describe("redis: the kept record goes in the batch's script", () => {
+  const skip = skipWithoutRedis();
+  let server: RedisServer | undefined;
+  before(async () => {
+    if (!skip) server = await RedisServer.start();
+  });
+  after(async () => {
+    await server?.dispose();
+  });
+
+  test("stored with the delivery, and said so", { skip, timeout: 30_000 }, async () => {
+    const store = await openRedisStore(server!.url);
+    try {
+      const queue = await RedisBridgeQueue.open(store.client, "r1", 10);
+      await queue.putIncoming(kept(1));
+      await queue.putIncoming(kept(2));
+      const rider = queue.incomingDeletion(1);
+      await store.sessions.write(delivery("a", [rider]));
+      assert.equal(rider.applied, true);
+      assert.deepEqual(await keptIds(queue), [2]);
+      assert.equal(await queued(store.sessions, "a"), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a fenced node leaves it to the bridge", { skip, timeout: 30_000 }, async () => {
+    const store = await openRedisStore(server!.url);
+    try {
+      store.sessions.fence = { writers: "test:writers", want: () => " self" };
+      const queue = await RedisBridgeQueue.open(store.client, "r2", 10);
+      await queue.putIncoming(kept(7));
+      const rider = queue.incomingDeletion(7);
+      await store.sessions.write(delivery("c", [rider]));
+      assert.equal(rider.applied, undefined, "not applied: the bridge deletes it itself");
+      assert.deepEqual(await keptIds(queue), [7]);
+      assert.equal(await queued(store.sessions, "c"), 1);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@
  * SQLite (one transaction), Redis (one script; not on a fenced cluster node, where the fence
  * may refuse the changes), memory (nothing outlives the process: no rider).
  */
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -17,7 +17,7 @@ import { MemoryBridgeQueue } from "../src/bridge/mqtt_queue.ts";
 import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
 import { RedisBridgeQueue } from "../src/bridge/mqtt_queue_redis.ts";
 import type { BridgeQueue, IncomingRecord } from "../src/bridge/mqtt_queue.ts";
-import { openRedisStore, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
 
 const kept = (messageId: number): IncomingRecord => ({
   messageId,
@@ -50,6 +50,17 @@ test("memory: no rider (its kept records do not outlive the process)", () => {
   assert.equal(new MemoryBridgeQueue(10).incomingDeletion(1), undefined);
 });
 
+/** Records 1 and 2 kept; 1 deleted with a delivery to "a": written together, and said so. */
+async function storedWithDelivery(queue: BridgeQueue, sessions: SessionStore): Promise<void> {
+  await queue.putIncoming(kept(1));
+  await queue.putIncoming(kept(2));
+  const rider = queue.incomingDeletion(1)!;
+  await sessions.write(delivery("a", [rider]));
+  assert.equal(rider.applied, true);
+  assert.deepEqual(await keptIds(queue), [2]);
+  assert.equal(await queued(sessions, "a"), 1);
+}
+
 describe("sqlite: the kept record goes in the batch's transaction", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-rider-"));
   const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
@@ -59,15 +70,7 @@ describe("sqlite: the kept record goes in the batch's transaction", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test("stored with the delivery, and said so", async () => {
-    await queue.putIncoming(kept(1));
-    await queue.putIncoming(kept(2));
-    const rider = queue.incomingDeletion(1);
-    await store.sessions.write(delivery("a", [rider]));
-    assert.equal(rider.applied, true);
-    assert.deepEqual(await keptIds(queue), [2]);
-    assert.equal(await queued(store.sessions, "a"), 1);
-  });
+  test("stored with the delivery, and said so", () => storedWithDelivery(queue, store.sessions));
 
   test("a batch that fails keeps the record (and the session unchanged)", async () => {
     const rider = queue.incomingDeletion(2);
@@ -84,33 +87,19 @@ describe("sqlite: the kept record goes in the batch's transaction", () => {
 });
 
 describe("redis: the kept record goes in the batch's script", () => {
-  const skip = skipWithoutRedis();
-  let server: RedisServer | undefined;
-  before(async () => {
-    if (!skip) server = await RedisServer.start();
-  });
-  after(async () => {
-    await server?.dispose();
-  });
+  const { skip, server } = redisServerForFile();
 
   test("stored with the delivery, and said so", { skip, timeout: 30_000 }, async () => {
-    const store = await openRedisStore(server!.url);
+    const store = await openRedisStore(server().url);
     try {
-      const queue = await RedisBridgeQueue.open(store.client, "r1", 10);
-      await queue.putIncoming(kept(1));
-      await queue.putIncoming(kept(2));
-      const rider = queue.incomingDeletion(1);
-      await store.sessions.write(delivery("a", [rider]));
-      assert.equal(rider.applied, true);
-      assert.deepEqual(await keptIds(queue), [2]);
-      assert.equal(await queued(store.sessions, "a"), 1);
+      await storedWithDelivery(await RedisBridgeQueue.open(store.client, "r1", 10), store.sessions);
     } finally {
       await store.close();
     }
   });
 
   test("a fenced node leaves it to the bridge", { skip, timeout: 30_000 }, async () => {
-    const store = await openRedisStore(server!.url);
+    const store = await openRedisStore(server().url);
     try {
       store.sessions.fence = { writers: "test:writers", want: () => " self" };
       const queue = await RedisBridgeQueue.open(store.client, "r2", 10);

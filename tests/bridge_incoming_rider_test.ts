@@ -10,6 +10,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { Broker } from "../src/broker/broker.ts";
+import type { BrokerHooks } from "../src/broker/hooks.ts";
+import { LocalClient } from "../src/broker/local_client.ts";
 import { SessionBatchBuilder } from "../src/store/batch.ts";
 import { openSqliteStore } from "../src/store/sqlite.ts";
 import type { BatchRider, SessionStore } from "../src/store/types.ts";
@@ -18,6 +21,7 @@ import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
 import { RedisBridgeQueue } from "../src/bridge/mqtt_queue_redis.ts";
 import type { BridgeQueue, IncomingRecord } from "../src/bridge/mqtt_queue.ts";
 import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
+import { PacketClient, testBrokerOptions } from "./helpers/packet_client.ts";
 
 const kept = (messageId: number): IncomingRecord => ({
   messageId,
@@ -112,5 +116,50 @@ describe("redis: the kept record goes in the batch's script", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+/**
+ * A hook that keeps the message too (persistPublish: another bridge's durable queue, an
+ * embedder's store) holds the publish until it has it: the kept record may go no earlier,
+ * or a crash after the session batch but before the hook kept the message loses it there.
+ */
+describe("a message a hook still holds keeps its record past the session batch", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-rider-held-"));
+  const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
+  const queue = new SqliteBridgeQueue(store.file, "h", 10);
+  const waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  const hooks: BrokerHooks = {
+    persistPublish: () => new Promise<void>((resolve, reject) => waiting.push({ resolve, reject })),
+  };
+  const broker = new Broker(testBrokerOptions({ hooks: [hooks] }), store);
+  after(async () => {
+    await broker.close(); // closes the store
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("kept while the hook holds it, and when the hook refuses it", async () => {
+    const { client } = await PacketClient.connect(broker, { clientId: "off", clean: false });
+    client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "in/#", qos: 2 }] });
+    await client.expect(9);
+    client.drop();
+    await client.expectClosed();
+    waiting.splice(0).forEach((w) => w.resolve());
+    await broker.journal!.settled();
+
+    await queue.putIncoming(kept(5));
+    const rider = queue.incomingDeletion(5);
+    const published = new LocalClient(broker, "$bridge").publish("in/t", "x", { qos: 2, rider });
+    await broker.journal!.settled(); // the delivery to "off" is stored
+    assert.equal(waiting.length, 1, "the hook still holds it");
+    assert.deepEqual(await keptIds(queue), [5], "a crash now must not lose it for the hook");
+    waiting.splice(0).forEach((w) => w.reject(new Error("hook store down")));
+    await assert.rejects(Promise.resolve(published), /hook store down/);
+    assert.deepEqual(
+      await keptIds(queue),
+      [5],
+      "refused: the upstream's PUBREL publishes it again",
+    );
+    assert.notEqual(rider.applied, true);
   });
 });

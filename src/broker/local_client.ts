@@ -10,7 +10,8 @@ export interface LocalPublishOptions {
   properties?: Properties;
   /**
    * A write stored together with the deliveries of this (QoS 1/2) publish, atomically, when
-   * they go into one batch of a store that can (`BatchRider`: `applied` says whether it did).
+   * they go into one batch of a store that can and no hook or other node holds the message
+   * (`BatchRider`: `applied` says whether it did).
    */
   rider?: BatchRider;
 }
@@ -61,7 +62,9 @@ export class LocalClient {
     }
     // The batch the journal opened for this message's deliveries (none: nothing to wait for).
     const stored = journal?.stats.changes !== changes ? journal?.whenStoredSoon() : undefined;
-    if (stored && opts.rider) journal!.ride(opts.rider); // the batch holding its deliveries
+    // The batch holding its deliveries; not while a hook or another node still holds the
+    // message (`held`): the write would go before they kept it, lost with a crash then.
+    if (stored && !held && opts.rider) journal!.ride(opts.rider);
     if (!held && !stored) return routed;
     return Promise.all([held, stored]).then(() => routed);
   }

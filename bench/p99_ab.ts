@@ -15,6 +15,7 @@
  * `--trace-gc` lines also gets its scavenges counted. SECS (10): the window; RATE (200); RT=1
  * runs the broker's main thread and the load generator at `chrt -f 10`, out of reach of the
  * machine's other load (not make bench's conditions: for A/B of the broker's own delays).
+ * HICCUP=MS stops the load generator for MS ms 2 s into the load (a stalled client).
  */
 import {
   BROKERS,
@@ -41,6 +42,9 @@ const TIMELINE = env("TIMELINE", "") === "1"; // S5 instead: 10,000 idle connect
 // RT=1: the broker's main thread and the load generator at SCHED_FIFO 10 (out of reach of
 // other sessions' work)
 const RT = env("RT", "") === "1" ? ["chrt", "-f", "10"] : [];
+// HICCUP=MS: the load generator is stopped for MS ms, 2 s into the measured load (a client
+// that stalls: every subscriber's inflight window fills), to see how the broker recovers
+const HICCUP = Number(env("HICCUP", "0"));
 const names = env("VARIANTS", "mosquitto,mqttx-deno").split(",").map((s) => s.trim());
 const extra = new Map(
   env("EXTRA", "").split(";").filter((s) => s.includes("=")).map((s) => {
@@ -101,7 +105,15 @@ async function runOnce(loadgen: string, name: string, port: number): Promise<Row
     const before = await cpuTicks(child.pid);
     const dump = `${BUILD}/logs/p99ab-${name}-${port}.lat`;
     const dumpEnv = TIMELINE ? ["env", `LAT_DUMP=${dump}`] : [];
-    const out = await spawnPinned(0, [...dumpEnv, ...RT, loadgen, ...args]).output();
+    const lg = spawnPinned(0, [...dumpEnv, ...RT, loadgen, ...args]);
+    if (HICCUP > 0) {
+      sleep(2000).then(async () => {
+        Deno.kill(lg.pid, "SIGSTOP");
+        await sleep(HICCUP);
+        Deno.kill(lg.pid, "SIGCONT");
+      });
+    }
+    const out = await lg.output();
     if (TIMELINE) console.log(`${name}: p99 per second (µs) ${await perSecondP99(dump)}`);
     const after = await cpuTicks(child.pid);
     const text = new TextDecoder().decode(out.stdout);

@@ -11,6 +11,25 @@ const isDeno = "Deno" in globalThis;
 const mem = isDeno ? await import("../src/runtime/deno_memory.ts") : undefined;
 const TIMEOUT = { timeout: 90_000 };
 
+/** Open `n` client connections to `port`, 100 at a time, into `clients`. */
+async function openBurst(port: number, n: number, clients: net.Socket[]): Promise<void> {
+  for (let i = 0; i < n; i += 100) {
+    await Promise.all(
+      Array.from(
+        { length: Math.min(100, n - i) },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const s = net.connect(port, "127.0.0.1", () => resolve());
+            s.on("error", reject);
+            clients.push(s);
+          }),
+      ),
+    );
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 function heapUsed(): number {
   return Deno.memoryUsage().heapUsed;
 }
@@ -44,21 +63,7 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
       const before = mem!.burstReclaims();
       const clients: net.Socket[] = [];
       try {
-        const openClients = async (n: number) => {
-          for (let i = 0; i < n; i += 100) {
-            await Promise.all(
-              Array.from(
-                { length: Math.min(100, n - i) },
-                () =>
-                  new Promise<void>((resolve, reject) => {
-                    const s = net.connect(listener.port, "127.0.0.1", () => resolve());
-                    s.on("error", reject);
-                    clients.push(s);
-                  }),
-              ),
-            );
-          }
-        };
+        const openClients = (n: number) => openBurst(listener.port, n, clients);
         await openClients(mem!.BURST_CONNECTIONS);
         const deadline = Date.now() + 30_000;
         while (accepted.length < mem!.BURST_CONNECTIONS && Date.now() < deadline) {
@@ -76,6 +81,44 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
           await new Promise((r) => setTimeout(r, 50));
         }
         assert.equal(mem!.burstReclaims(), before + 2);
+      } finally {
+        for (const s of clients) s.destroy();
+        for (const c of accepted) c.close();
+        await listener.close();
+      }
+    },
+  );
+
+  test(
+    "a burst's reclaim waits while the process is busy (its full GC would stall traffic)",
+    TIMEOUT,
+    async () => {
+      const { denoRuntime } = await import("../src/runtime/deno.ts");
+      const accepted: { close(): void }[] = [];
+      const listener = await denoRuntime.listen(
+        { hostname: "127.0.0.1", port: 0 },
+        (conn) => accepted.push(conn),
+      );
+      const clients: net.Socket[] = [];
+      try {
+        const deferredBefore = mem!.reclaimsDeferred();
+        await openBurst(listener.port, mem!.BURST_CONNECTIONS, clients);
+        // A reclaim already due (the test before closed its clients) waits like this burst's.
+        const before = mem!.burstReclaims();
+        // Busy: the event loop spins 100 ms of every ~100 ms for 4 check intervals (far above
+        // BUSY_SHARE even with the CPU shared), so no reclaim may run, and checks defer it.
+        const busyUntil = Date.now() + 4 * mem!.RECLAIM_CHECK_MS;
+        while (Date.now() < busyUntil) {
+          const t = Date.now();
+          while (Date.now() - t < 100) { /* spin */ }
+          await new Promise((r) => setImmediate(r));
+        }
+        assert.equal(mem!.burstReclaims(), before, "reclaimed while busy");
+        assert.ok(mem!.reclaimsDeferred() > deferredBefore, "no check found the process busy");
+        // Quiet again: it runs.
+        const deadline = Date.now() + 30_000;
+        while (mem!.burstReclaims() === before && Date.now() < deadline) await sleep(50);
+        assert.equal(mem!.burstReclaims(), before + 1);
       } finally {
         for (const s of clients) s.destroy();
         for (const c of accepted) c.close();

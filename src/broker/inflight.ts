@@ -8,10 +8,17 @@
  * collects. This is a ring of fixed slots that only grows: ids are looked up
  * from the oldest, which is where acknowledgements nearly always land, and a
  * full scan is bounded by the inflight window (max-inflight, default 100).
+ *
+ * The two arrays grow in place and are never replaced: V8 treats a field that
+ * was never reassigned as a constant and compiles the hot paths (deliver,
+ * PUBACK, packet ids) against it, so the first window of any session to fill
+ * (a client that stalled for a moment) deoptimized all of them at once, and
+ * their recompilation under load delayed every client by tens of ms on Deno
+ * (bench/notes/deno.md, round eight).
  */
 export class InflightWindow<T> {
-  private ids = new Int32Array(INITIAL);
-  private items: (T | undefined)[] = new Array(INITIAL).fill(undefined);
+  private readonly ids: number[] = new Array(INITIAL).fill(0);
+  private readonly items: (T | undefined)[] = new Array(INITIAL).fill(undefined);
   /** Oldest slot in use, and one past the newest (both grow without wrapping; masked on use). */
   private head = 0;
   private tail = 0;
@@ -94,18 +101,17 @@ export class InflightWindow<T> {
 
   /** Full ring: squeeze out the holes, doubling the slots if that frees none. */
   private repack(): void {
-    const size = this.count === this.ids.length ? this.ids.length * 2 : this.ids.length;
-    const ids = new Int32Array(size);
-    const items: (T | undefined)[] = new Array(size).fill(undefined);
-    let n = 0;
-    for (const [id, value] of this) {
-      ids[n] = id;
-      items[n++] = value;
+    const live = [...this]; // oldest first, read through the old mask
+    const { ids, items } = this;
+    const grow = live.length === ids.length ? ids.length : 0;
+    for (let i = 0; i < grow; i++) {
+      ids.push(0);
+      items.push(undefined);
     }
-    this.ids = ids;
-    this.items = items;
+    items.fill(undefined);
+    for (let n = 0; n < live.length; n++) [ids[n], items[n]] = live[n];
     this.head = 0;
-    this.tail = n;
+    this.tail = live.length;
   }
 }
 

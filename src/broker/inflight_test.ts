@@ -73,3 +73,19 @@ test("a stuck oldest entry does not stop the ring from reusing its other slots",
   assert.equal(w.size, 1);
   assert.deepEqual([...w], [[1, 1]]);
 });
+
+test("growing and repacking keep the same two arrays (V8 compiles against them as constants)", () => {
+  const w = new InflightWindow<number>();
+  const arrays = (
+    x: InflightWindow<number>,
+  ) => [(x as unknown as { ids: unknown }).ids, (x as unknown as { items: unknown }).items];
+  const [ids, items] = arrays(w);
+  for (let id = 1; id <= 40; id++) w.set(id, id); // grows 8 -> 16 -> 32 -> 64
+  for (let id = 1; id <= 40; id += 2) w.delete(id);
+  for (let id = 41; id <= 120; id++) w.set(id, id); // repacks the holes, grows again
+  const [ids2, items2] = arrays(w);
+  assert.equal(ids2, ids);
+  assert.equal(items2, items);
+  assert.equal(w.size, 100);
+  assert.deepEqual([...w.values()].slice(0, 3), [2, 4, 6]);
+});

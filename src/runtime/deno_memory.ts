@@ -9,15 +9,21 @@
  *
  * The price is one full GC, a pause of 80-200 ms with 10,000 connections on the busy 2-core
  * bench machine, once per burst: after at least BURST_CONNECTIONS connections opened or closed
- * (closing 10,000 makes as much garbage), at the first RECLAIM_CHECK_MS without one; no timer runs otherwise. Once after start-up too
+ * (closing 10,000 makes as much garbage), at the first RECLAIM_CHECK_MS without one and with
+ * the process using under BUSY_SHARE of a CPU (a broker carrying traffic would stall every
+ * client for the pause, and allocates enough for V8's own, incremental, major GCs to free the
+ * burst's garbage anyway); no timer runs otherwise. Once after start-up too
  * (what loading and configuring left: idle RSS 63.6 -> 61 MB). Without the permission it needs
  * (`--allow-ffi` for `malloc_trim`) that step is skipped, never prompted for.
  */
+import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
 
 export const BURST_CONNECTIONS = 1000;
 export const RECLAIM_CHECK_MS = 1000;
+/** Above this share of one CPU over the last check the broker is busy: the reclaim waits. */
+export const BUSY_SHARE = 0.1;
 /**
  * A burst that goes on after its reclaim (the clients stalled for a second, e.g. on a busy
  * machine) leaves its rest as garbage when fewer than BURST_CONNECTIONS follow: within
@@ -47,15 +53,30 @@ export function connectionChurn(): void {
     ? FOLLOW_UP_CONNECTIONS
     : BURST_CONNECTIONS;
   if (++churnSinceReclaim < need) return;
+  lastCheck = cpuNow();
   const t = timer = setInterval(checkQuiet, RECLAIM_CHECK_MS);
   Deno.unrefTimer(t);
 }
 
+/** Process CPU time and wall time, µs. */
+function cpuNow(): { cpu: number; wall: number } {
+  const u = process.cpuUsage();
+  return { cpu: u.user + u.system, wall: performance.now() * 1000 };
+}
+let lastCheck = { cpu: 0, wall: 0 };
+let busyDeferrals = 0;
+/** How many checks found the process busy and put the reclaim off (for tests). */
+export const reclaimsDeferred = (): number => busyDeferrals;
+
 function checkQuiet(): void {
+  const now = cpuNow();
+  const share = (now.cpu - lastCheck.cpu) / Math.max(1, now.wall - lastCheck.wall);
+  lastCheck = now;
   if (churnSinceCheck > 0) { // still busy: wait for a quiet interval
     churnSinceCheck = 0;
     return;
   }
+  if (share > BUSY_SHARE) return void busyDeferrals++; // traffic: not now
   clearInterval(timer);
   timer = undefined;
   // A burst's reclaim allows one follow-up; the follow-up none.

@@ -20,6 +20,16 @@ import type { BusMessage, NodeId } from "./types.ts";
  */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
+/**
+ * Least ms between two frames: a turn that ends sooner after the last frame holds its messages
+ * until then, so at a few thousand messages per second a frame carries a millisecond's worth,
+ * not one turn's two or three. Each frame wakes Redis, the receiving node, and (for its QoS 1/2
+ * answers) Redis and this node again: at 200 msg/s per pair across nodes those wake-ups were
+ * most of the CPU the delivery waits for, and the p99 was that queueing
+ * (bench/notes/cluster_hops.md). A node that sent nothing for this long sends at once.
+ */
+export const FRAME_GAP_MS = 1;
+
 /** Sends one frame holding `count` messages to `to` (undefined: broadcast). */
 export type FrameSink = (to: NodeId | undefined, frame: Uint8Array, count: number) => void;
 
@@ -33,11 +43,14 @@ export class FrameBatcher {
   private readonly sizes = new Map<NodeId | undefined, number>();
   private broadcasting = false;
   private scheduled = false;
+  /** When the last frame went (performance.now()). */
+  private lastSent = -Infinity;
 
   constructor(
     private readonly from: NodeId,
     private readonly sink: FrameSink,
     private readonly maxBytes = MAX_FRAME_BYTES,
+    private readonly gapMs = FRAME_GAP_MS,
   ) {}
 
   /** Queue `msg` for `to` (undefined: every other node); sent at the end of this turn. */
@@ -57,11 +70,15 @@ export class FrameBatcher {
       this.send(to, p);
     } else if (!this.scheduled) {
       this.scheduled = true;
-      // A macrotask: every connection's input read in this turn lands in the same frames.
-      setImmediate(() => {
+      const flush = () => {
         this.scheduled = false;
         this.flush();
-      });
+      };
+      // A macrotask: every connection's input read in this turn lands in the same frames; and
+      // the turns until FRAME_GAP_MS after the last frame.
+      const wait = this.lastSent + this.gapMs - performance.now();
+      if (wait > 0) setTimeout(flush, wait);
+      else setImmediate(flush);
     }
   }
 
@@ -78,6 +95,7 @@ export class FrameBatcher {
     const hint = Math.min(p.w.length + (p.w.length >> 3) + 64, this.maxBytes + 64 * 1024);
     if (hint > 4_096) this.sizes.set(to, hint);
     else this.sizes.delete(to);
+    this.lastSent = performance.now();
     this.sink(to, p.w.bytes(), p.count);
   }
 

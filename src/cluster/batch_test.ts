@@ -1,0 +1,56 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
+import { FrameBatcher } from "./batch.ts";
+import { decodeBusFrame } from "./codec.ts";
+import type { BusMessage, NodeId } from "./types.ts";
+
+const ack = (id: number): BusMessage => ({ kind: "ack", ids: [id], ok: true });
+const turnEnd = () => new Promise((r) => setImmediate(r));
+
+/** A batcher whose frames are recorded as the ack ids they hold. */
+function recording(gapMs: number) {
+  const frames: { to: NodeId | undefined; ids: number[] }[] = [];
+  const batcher = new FrameBatcher(
+    "a",
+    (to, frame) => {
+      const msgs = decodeBusFrame(frame)!.msgs;
+      frames.push({ to, ids: msgs.map((m) => m.kind === "ack" ? m.ids[0] : -1) });
+    },
+    undefined,
+    gapMs,
+  );
+  return { batcher, frames };
+}
+
+test("frames: a turn's messages go at its end; soon after a frame, with the next turns' too", async () => {
+  // A gap far longer than a turn on a loaded machine: what waits for it is clear.
+  const { batcher, frames } = recording(1_000);
+  batcher.add("b", ack(1));
+  batcher.add("b", ack(2));
+  await turnEnd();
+  await turnEnd();
+  assert.deepEqual(frames, [{ to: "b", ids: [1, 2] }], "the first frame goes at once");
+  batcher.add("b", ack(3));
+  await turnEnd();
+  batcher.add("b", ack(4));
+  await turnEnd();
+  assert.equal(frames.length, 1, "held until the gap after the last frame has passed");
+  const start = performance.now();
+  while (frames.length < 2 && performance.now() - start < 10_000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(frames[1], { to: "b", ids: [3, 4] }, "both turns' messages in one frame");
+});
+
+test("frames: a broadcast sends what is held first, in order", async () => {
+  const { batcher, frames } = recording(1_000);
+  batcher.add("b", ack(1));
+  await turnEnd();
+  await turnEnd();
+  batcher.add("b", ack(2)); // held: a frame went just now
+  batcher.add(undefined, ack(3)); // a broadcast must not overtake it
+  assert.deepEqual(frames.slice(1), [{ to: "b", ids: [2] }]);
+  batcher.flush();
+  assert.deepEqual(frames.slice(2), [{ to: undefined, ids: [3] }]);
+});

@@ -34,6 +34,29 @@ function heapUsed(): number {
   return Deno.memoryUsage().heapUsed;
 }
 
+/**
+ * A Deno runtime listener that collects its accepted connections; `body` gets the clients it
+ * opens in `clients`; everything is closed afterwards.
+ */
+async function withListener(
+  body: (port: number, accepted: { close(): void }[], clients: net.Socket[]) => Promise<void>,
+): Promise<void> {
+  const { denoRuntime } = await import("../src/runtime/deno.ts");
+  const accepted: { close(): void }[] = [];
+  const listener = await denoRuntime.listen(
+    { hostname: "127.0.0.1", port: 0 },
+    (conn) => accepted.push(conn),
+  );
+  const clients: net.Socket[] = [];
+  try {
+    await body(listener.port, accepted, clients);
+  } finally {
+    for (const s of clients) s.destroy();
+    for (const c of accepted) c.close();
+    await listener.close();
+  }
+}
+
 describe("Deno memory reclaim", { skip: !isDeno }, () => {
   test("reclaimMemory frees garbage the idle loop would keep", TIMEOUT, () => {
     // Objects that survive a few scavenges (held while more are made) end in the old
@@ -53,17 +76,10 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
   test(
     "a burst of connections is followed by one reclaim, and its late rest by one more",
     TIMEOUT,
-    async () => {
-      const { denoRuntime } = await import("../src/runtime/deno.ts");
-      const accepted: { close(): void }[] = [];
-      const listener = await denoRuntime.listen(
-        { hostname: "127.0.0.1", port: 0 },
-        (conn) => accepted.push(conn),
-      );
-      const before = mem!.burstReclaims();
-      const clients: net.Socket[] = [];
-      try {
-        const openClients = (n: number) => openBurst(listener.port, n, clients);
+    () =>
+      withListener(async (port, accepted, clients) => {
+        const before = mem!.burstReclaims();
+        const openClients = (n: number) => openBurst(port, n, clients);
         await openClients(mem!.BURST_CONNECTIONS);
         const deadline = Date.now() + 30_000;
         while (accepted.length < mem!.BURST_CONNECTIONS && Date.now() < deadline) {
@@ -81,28 +97,16 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
           await new Promise((r) => setTimeout(r, 50));
         }
         assert.equal(mem!.burstReclaims(), before + 2);
-      } finally {
-        for (const s of clients) s.destroy();
-        for (const c of accepted) c.close();
-        await listener.close();
-      }
-    },
+      }),
   );
 
   test(
     "a burst's reclaim waits while the process is busy (its full GC would stall traffic)",
     TIMEOUT,
-    async () => {
-      const { denoRuntime } = await import("../src/runtime/deno.ts");
-      const accepted: { close(): void }[] = [];
-      const listener = await denoRuntime.listen(
-        { hostname: "127.0.0.1", port: 0 },
-        (conn) => accepted.push(conn),
-      );
-      const clients: net.Socket[] = [];
-      try {
+    () =>
+      withListener(async (port, _accepted, clients) => {
         const deferredBefore = mem!.reclaimsDeferred();
-        await openBurst(listener.port, mem!.BURST_CONNECTIONS, clients);
+        await openBurst(port, mem!.BURST_CONNECTIONS, clients);
         // A reclaim already due (the test before closed its clients) waits like this burst's.
         const before = mem!.burstReclaims();
         // Busy: the event loop spins 100 ms of every ~100 ms for 4 check intervals (far above
@@ -119,11 +123,6 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
         const deadline = Date.now() + 30_000;
         while (mem!.burstReclaims() === before && Date.now() < deadline) await sleep(50);
         assert.equal(mem!.burstReclaims(), before + 1);
-      } finally {
-        for (const s of clients) s.destroy();
-        for (const c of accepted) c.close();
-        await listener.close();
-      }
-    },
+      }),
   );
 });

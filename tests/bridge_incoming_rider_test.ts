@@ -15,7 +15,7 @@ import type { BrokerHooks } from "../src/broker/hooks.ts";
 import { LocalClient } from "../src/broker/local_client.ts";
 import { SessionBatchBuilder } from "../src/store/batch.ts";
 import { openSqliteStore } from "../src/store/sqlite.ts";
-import type { BatchRider, SessionStore } from "../src/store/types.ts";
+import type { BatchRider, SessionStore, Store } from "../src/store/types.ts";
 import { MemoryBridgeQueue } from "../src/bridge/mqtt_queue.ts";
 import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
 import { RedisBridgeQueue } from "../src/bridge/mqtt_queue_redis.ts";
@@ -138,28 +138,95 @@ describe("a message a hook still holds keeps its record past the session batch",
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test("kept while the hook holds it, and when the hook refuses it", async () => {
-    const { client } = await PacketClient.connect(broker, { clientId: "off", clean: false });
+  // Retained: stored first, routed once that write returned, while the hook still holds it.
+  for (const [id, retain] of [[5, false], [6, true]] as const) {
+    test(`kept while the hook holds it, and when the hook refuses it (retain ${retain})`, async () => {
+      const clientId = `off${id}`;
+      const { client } = await PacketClient.connect(broker, { clientId, clean: false });
+      client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "in/#", qos: 2 }] });
+      await client.expect(9);
+      client.drop();
+      await client.expectClosed();
+      waiting.splice(0).forEach((w) => w.resolve());
+      await broker.journal!.settled();
+
+      await queue.putIncoming({ ...kept(id), retain });
+      const rider = queue.incomingDeletion(id);
+      const local = new LocalClient(broker, "$bridge");
+      const published = local.publish("in/t", "x", { qos: 2, retain, rider });
+      while ((await queued(store.sessions, clientId)) === 0) await broker.journal!.settled();
+      assert.equal(waiting.length, 1, "the hook still holds it");
+      assert.deepEqual(await keptIds(queue), [id], "a crash now must not lose it for the hook");
+      waiting.splice(0).forEach((w) => w.reject(new Error("hook store down")));
+      await assert.rejects(Promise.resolve(published), /hook store down/);
+      assert.deepEqual(
+        await keptIds(queue),
+        [id],
+        "refused: the upstream's PUBREL publishes it again",
+      );
+      assert.notEqual(rider.applied, true);
+      await queue.delIncoming(id);
+    });
+  }
+});
+
+/**
+ * A retained message is stored first and routed once that write returns: its record rides
+ * the batch that then holds ITS deliveries, never a batch another publisher opened while the
+ * retained write was on its way (written before those deliveries, a crash in between would
+ * lose the message).
+ */
+async function retainedRides(store: Store & { sessions: SessionStore }, queue: BridgeQueue) {
+  const broker = new Broker(testBrokerOptions(), store);
+  try {
+    const { client } = await PacketClient.connect(broker, { clientId: "off-r", clean: false });
     client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "in/#", qos: 2 }] });
     await client.expect(9);
     client.drop();
     await client.expectClosed();
-    waiting.splice(0).forEach((w) => w.resolve());
     await broker.journal!.settled();
+    const batches: { riders: BatchRider[]; payloads: string[] }[] = [];
+    const write = store.sessions.write.bind(store.sessions);
+    store.sessions.write = (batch) => {
+      const payloads = batch.messages.map((m) => new TextDecoder().decode(m.payload));
+      batches.push({ riders: [...batch.riders ?? []], payloads });
+      return write(batch);
+    };
 
-    await queue.putIncoming(kept(5));
-    const rider = queue.incomingDeletion(5);
-    const published = new LocalClient(broker, "$bridge").publish("in/t", "x", { qos: 2, rider });
-    await broker.journal!.settled(); // the delivery to "off" is stored
-    assert.equal(waiting.length, 1, "the hook still holds it");
-    assert.deepEqual(await keptIds(queue), [5], "a crash now must not lose it for the hook");
-    waiting.splice(0).forEach((w) => w.reject(new Error("hook store down")));
-    await assert.rejects(Promise.resolve(published), /hook store down/);
-    assert.deepEqual(
-      await keptIds(queue),
-      [5],
-      "refused: the upstream's PUBREL publishes it again",
-    );
-    assert.notEqual(rider.applied, true);
+    await queue.putIncoming({ ...kept(9), topic: "in/r", retain: true });
+    const rider = queue.incomingDeletion(9)!;
+    const local = new LocalClient(broker, "$bridge");
+    // Another publisher's batch: open when the retained message comes, written while the
+    // retained write is on its way.
+    const other = local.publish("in/other", "other", { qos: 2 });
+    const published = local.publish("in/r", "retained", { qos: 2, retain: true, rider });
+    await Promise.all([published, other]);
+    assert.equal(rider.applied, true, "applied with the batch of its deliveries");
+    const carried = batches.filter((b) => b.riders.includes(rider));
+    assert.deepEqual(carried.map((b) => b.payloads.includes("retained")), [true]);
+    assert.deepEqual(await keptIds(queue), []);
+    assert.equal(await queued(store.sessions, "off-r"), 2);
+    assert.equal(store.matchRetained("in/r").length, 1);
+  } finally {
+    await broker.close(); // closes the store
+  }
+}
+
+describe("a retained message's record rides the batch of its deliveries", () => {
+  const { skip, server } = redisServerForFile();
+
+  test("sqlite", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-rider-ret-"));
+    try {
+      const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
+      await retainedRides(store, new SqliteBridgeQueue(store.file, "r", 10));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("redis", { skip, timeout: 30_000 }, async () => {
+    const store = await openRedisStore(server().url);
+    await retainedRides(store, await RedisBridgeQueue.open(store.client, "ret", 10));
   });
 });

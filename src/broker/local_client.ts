@@ -53,10 +53,15 @@ export class LocalClient {
     const held = broker.held; // taken, as the PUBLISH handler takes it
     broker.held = undefined;
     if (routed instanceof Promise) {
-      // Routed once the retained message was stored: the journal has its changes by then.
+      // Routed once the retained message was stored (and, in a cluster, confirmed by the
+      // nodes it went to): its deliveries are in the open batch, or in the one being written
+      // if that went meanwhile. The rider rides only the first (`ride` checks), and only once
+      // a hook holding the message kept it. No persistent session got it: no batch, the
+      // retained write was its only store write; the rider's writer then applies it alone.
       return routed.then(async (n) => {
-        await held;
-        await journal?.whenStored();
+        if (held) await held;
+        if (opts.rider) journal?.ride(opts.rider, message);
+        await journal?.whenStoredSoon();
         return n;
       });
     }
@@ -64,7 +69,7 @@ export class LocalClient {
     const stored = journal?.stats.changes !== changes ? journal?.whenStoredSoon() : undefined;
     // The batch holding its deliveries; not while a hook or another node still holds the
     // message (`held`): the write would go before they kept it, lost with a crash then.
-    if (stored && !held && opts.rider) journal!.ride(opts.rider);
+    if (stored && !held && opts.rider) journal!.ride(opts.rider, message);
     if (!held && !stored) return routed;
     return Promise.all([held, stored]).then(() => routed);
   }

@@ -50,6 +50,22 @@ async function keptIds(q: BridgeQueue): Promise<number[]> {
   return (await q.incoming()).map((r) => r.messageId).sort((a, b) => a - b);
 }
 
+const retained = (topic: string) => ({
+  topic,
+  payload: new TextEncoder().encode("r"),
+  qos: 2 as const,
+  retain: true,
+});
+
+/** Record 3 deleted with a retained write: written together, and said so. */
+async function storedWithRetained(queue: BridgeQueue, store: Store): Promise<void> {
+  await queue.putIncoming(kept(3));
+  const rider = queue.incomingDeletion(3)!;
+  await store.setRetained("ret/1", retained("ret/1"), rider);
+  assert.equal(rider.applied, true);
+  assert.ok(!(await keptIds(queue)).includes(3));
+}
+
 test("memory: no rider (its kept records do not outlive the process)", () => {
   assert.equal(new MemoryBridgeQueue(10).incomingDeletion(1), undefined);
 });
@@ -88,6 +104,19 @@ describe("sqlite: the kept record goes in the batch's transaction", () => {
     assert.deepEqual(await keptIds(queue), [2]);
     assert.equal(await queued(store.sessions, "b"), 0);
   });
+
+  test("or in a retained write's, both or neither", async () => {
+    await storedWithRetained(queue, store);
+    const failing: BatchRider = {
+      sqlite: () => {
+        throw new Error("disk full");
+      },
+    };
+    await assert.rejects(Promise.resolve(store.setRetained("ret/2", retained("ret/2"), failing)));
+    const rows = store.file.prepare("SELECT count(*) AS n FROM retained WHERE topic = ?");
+    assert.equal(Number(rows.get("ret/2")!.n), 0, "the retained write went with it");
+    assert.equal(failing.applied, undefined);
+  });
 });
 
 describe("redis: the kept record goes in the batch's script", () => {
@@ -97,6 +126,17 @@ describe("redis: the kept record goes in the batch's script", () => {
     const store = await openRedisStore(server().url);
     try {
       await storedWithDelivery(await RedisBridgeQueue.open(store.client, "r1", 10), store.sessions);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("or in a retained write's script", { skip, timeout: 30_000 }, async () => {
+    const store = await openRedisStore(server().url);
+    try {
+      await storedWithRetained(await RedisBridgeQueue.open(store.client, "r3", 10), store);
+      const h = await store.client.sendCommand(["HGET", store.keys.retained("ret/1"), "m"]);
+      assert.ok(h, "the retained message is stored too");
     } finally {
       await store.close();
     }
@@ -174,7 +214,8 @@ describe("a message a hook still holds keeps its record past the session batch",
  * A retained message is stored first and routed once that write returns: its record rides
  * the batch that then holds ITS deliveries, never a batch another publisher opened while the
  * retained write was on its way (written before those deliveries, a crash in between would
- * lose the message).
+ * lose the message), nor the retained write (the same). With no persistent session to get it,
+ * it rides the retained write: its only store write then.
  */
 async function retainedRides(store: Store & { sessions: SessionStore }, queue: BridgeQueue) {
   const broker = new Broker(testBrokerOptions(), store);
@@ -207,12 +248,20 @@ async function retainedRides(store: Store & { sessions: SessionStore }, queue: B
     assert.deepEqual(await keptIds(queue), []);
     assert.equal(await queued(store.sessions, "off-r"), 2);
     assert.equal(store.matchRetained("in/r").length, 1);
+
+    // No persistent session gets it: no batch, the retained write is its only store write.
+    await queue.putIncoming({ ...kept(11), topic: "solo/r", retain: true });
+    const alone = queue.incomingDeletion(11)!;
+    await local.publish("solo/r", "alone", { qos: 2, retain: true, rider: alone });
+    assert.equal(alone.applied, true, "applied with the retained write");
+    assert.deepEqual(batches.filter((b) => b.riders.includes(alone)), []);
+    assert.deepEqual(await keptIds(queue), []);
   } finally {
     await broker.close(); // closes the store
   }
 }
 
-describe("a retained message's record rides the batch of its deliveries", () => {
+describe("a retained message's record rides the store write of its deliveries", () => {
   const { skip, server } = redisServerForFile();
 
   test("sqlite", async () => {

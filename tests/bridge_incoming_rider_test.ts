@@ -15,7 +15,7 @@ import type { BrokerHooks } from "../src/broker/hooks.ts";
 import { LocalClient } from "../src/broker/local_client.ts";
 import { SessionBatchBuilder } from "../src/store/batch.ts";
 import { openSqliteStore } from "../src/store/sqlite.ts";
-import type { BatchRider, SessionStore } from "../src/store/types.ts";
+import type { BatchRider, SessionStore, Store } from "../src/store/types.ts";
 import { MemoryBridgeQueue } from "../src/bridge/mqtt_queue.ts";
 import { SqliteBridgeQueue } from "../src/bridge/mqtt_queue_sqlite.ts";
 import { RedisBridgeQueue } from "../src/bridge/mqtt_queue_redis.ts";
@@ -48,6 +48,22 @@ async function queued(store: SessionStore, clientId: string): Promise<number> {
 
 async function keptIds(q: BridgeQueue): Promise<number[]> {
   return (await q.incoming()).map((r) => r.messageId).sort((a, b) => a - b);
+}
+
+const retained = (topic: string) => ({
+  topic,
+  payload: new TextEncoder().encode("r"),
+  qos: 2 as const,
+  retain: true,
+});
+
+/** Record 3 deleted with a retained write: written together, and said so. */
+async function storedWithRetained(queue: BridgeQueue, store: Store): Promise<void> {
+  await queue.putIncoming(kept(3));
+  const rider = queue.incomingDeletion(3)!;
+  await store.setRetained("ret/1", retained("ret/1"), rider);
+  assert.equal(rider.applied, true);
+  assert.ok(!(await keptIds(queue)).includes(3));
 }
 
 test("memory: no rider (its kept records do not outlive the process)", () => {
@@ -88,6 +104,19 @@ describe("sqlite: the kept record goes in the batch's transaction", () => {
     assert.deepEqual(await keptIds(queue), [2]);
     assert.equal(await queued(store.sessions, "b"), 0);
   });
+
+  test("or in a retained write's, both or neither", async () => {
+    await storedWithRetained(queue, store);
+    const failing: BatchRider = {
+      sqlite: () => {
+        throw new Error("disk full");
+      },
+    };
+    await assert.rejects(Promise.resolve(store.setRetained("ret/2", retained("ret/2"), failing)));
+    const rows = store.file.prepare("SELECT count(*) AS n FROM retained WHERE topic = ?");
+    assert.equal(Number(rows.get("ret/2")!.n), 0, "the retained write went with it");
+    assert.equal(failing.applied, undefined);
+  });
 });
 
 describe("redis: the kept record goes in the batch's script", () => {
@@ -97,6 +126,17 @@ describe("redis: the kept record goes in the batch's script", () => {
     const store = await openRedisStore(server().url);
     try {
       await storedWithDelivery(await RedisBridgeQueue.open(store.client, "r1", 10), store.sessions);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("or in a retained write's script", { skip, timeout: 30_000 }, async () => {
+    const store = await openRedisStore(server().url);
+    try {
+      await storedWithRetained(await RedisBridgeQueue.open(store.client, "r3", 10), store);
+      const h = await store.client.sendCommand(["HGET", store.keys.retained("ret/1"), "m"]);
+      assert.ok(h, "the retained message is stored too");
     } finally {
       await store.close();
     }
@@ -138,28 +178,104 @@ describe("a message a hook still holds keeps its record past the session batch",
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test("kept while the hook holds it, and when the hook refuses it", async () => {
-    const { client } = await PacketClient.connect(broker, { clientId: "off", clean: false });
+  // Retained: stored first, routed once that write returned, while the hook still holds it.
+  for (const [id, retain] of [[5, false], [6, true]] as const) {
+    test(`kept while the hook holds it, and when the hook refuses it (retain ${retain})`, async () => {
+      const clientId = `off${id}`;
+      const { client } = await PacketClient.connect(broker, { clientId, clean: false });
+      client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "in/#", qos: 2 }] });
+      await client.expect(9);
+      client.drop();
+      await client.expectClosed();
+      waiting.splice(0).forEach((w) => w.resolve());
+      await broker.journal!.settled();
+
+      await queue.putIncoming({ ...kept(id), retain });
+      const rider = queue.incomingDeletion(id);
+      const local = new LocalClient(broker, "$bridge");
+      const published = local.publish("in/t", "x", { qos: 2, retain, rider });
+      while ((await queued(store.sessions, clientId)) === 0) await broker.journal!.settled();
+      assert.equal(waiting.length, 1, "the hook still holds it");
+      assert.deepEqual(await keptIds(queue), [id], "a crash now must not lose it for the hook");
+      waiting.splice(0).forEach((w) => w.reject(new Error("hook store down")));
+      await assert.rejects(Promise.resolve(published), /hook store down/);
+      assert.deepEqual(
+        await keptIds(queue),
+        [id],
+        "refused: the upstream's PUBREL publishes it again",
+      );
+      assert.notEqual(rider.applied, true);
+      await queue.delIncoming(id);
+    });
+  }
+});
+
+/**
+ * A retained message is stored first and routed once that write returns: its record rides
+ * the batch that then holds ITS deliveries, never a batch another publisher opened while the
+ * retained write was on its way (written before those deliveries, a crash in between would
+ * lose the message), nor the retained write (the same). With no persistent session to get it,
+ * it rides the retained write: its only store write then.
+ */
+async function retainedRides(store: Store & { sessions: SessionStore }, queue: BridgeQueue) {
+  const broker = new Broker(testBrokerOptions(), store);
+  try {
+    const { client } = await PacketClient.connect(broker, { clientId: "off-r", clean: false });
     client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "in/#", qos: 2 }] });
     await client.expect(9);
     client.drop();
     await client.expectClosed();
-    waiting.splice(0).forEach((w) => w.resolve());
     await broker.journal!.settled();
+    const batches: { riders: BatchRider[]; payloads: string[] }[] = [];
+    const write = store.sessions.write.bind(store.sessions);
+    store.sessions.write = (batch) => {
+      const payloads = batch.messages.map((m) => new TextDecoder().decode(m.payload));
+      batches.push({ riders: [...batch.riders ?? []], payloads });
+      return write(batch);
+    };
 
-    await queue.putIncoming(kept(5));
-    const rider = queue.incomingDeletion(5);
-    const published = new LocalClient(broker, "$bridge").publish("in/t", "x", { qos: 2, rider });
-    await broker.journal!.settled(); // the delivery to "off" is stored
-    assert.equal(waiting.length, 1, "the hook still holds it");
-    assert.deepEqual(await keptIds(queue), [5], "a crash now must not lose it for the hook");
-    waiting.splice(0).forEach((w) => w.reject(new Error("hook store down")));
-    await assert.rejects(Promise.resolve(published), /hook store down/);
-    assert.deepEqual(
-      await keptIds(queue),
-      [5],
-      "refused: the upstream's PUBREL publishes it again",
-    );
-    assert.notEqual(rider.applied, true);
+    await queue.putIncoming({ ...kept(9), topic: "in/r", retain: true });
+    const rider = queue.incomingDeletion(9)!;
+    const local = new LocalClient(broker, "$bridge");
+    // Another publisher's batch: open when the retained message comes, written while the
+    // retained write is on its way.
+    const other = local.publish("in/other", "other", { qos: 2 });
+    const published = local.publish("in/r", "retained", { qos: 2, retain: true, rider });
+    await Promise.all([published, other]);
+    assert.equal(rider.applied, true, "applied with the batch of its deliveries");
+    const carried = batches.filter((b) => b.riders.includes(rider));
+    assert.deepEqual(carried.map((b) => b.payloads.includes("retained")), [true]);
+    assert.deepEqual(await keptIds(queue), []);
+    assert.equal(await queued(store.sessions, "off-r"), 2);
+    assert.equal(store.matchRetained("in/r").length, 1);
+
+    // No persistent session gets it: no batch, the retained write is its only store write.
+    await queue.putIncoming({ ...kept(11), topic: "solo/r", retain: true });
+    const alone = queue.incomingDeletion(11)!;
+    await local.publish("solo/r", "alone", { qos: 2, retain: true, rider: alone });
+    assert.equal(alone.applied, true, "applied with the retained write");
+    assert.deepEqual(batches.filter((b) => b.riders.includes(alone)), []);
+    assert.deepEqual(await keptIds(queue), []);
+  } finally {
+    await broker.close(); // closes the store
+  }
+}
+
+describe("a retained message's record rides the store write of its deliveries", () => {
+  const { skip, server } = redisServerForFile();
+
+  test("sqlite", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-rider-ret-"));
+    try {
+      const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
+      await retainedRides(store, new SqliteBridgeQueue(store.file, "r", 10));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("redis", { skip, timeout: 30_000 }, async () => {
+    const store = await openRedisStore(server().url);
+    await retainedRides(store, await RedisBridgeQueue.open(store.client, "ret", 10));
   });
 });

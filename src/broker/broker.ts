@@ -2,7 +2,7 @@ import type { Conn, StreamConn } from "./conn.ts";
 import { connFromStreams, isCallbackConn } from "./stream_conn.ts";
 import type { Packet, QoS } from "../mqtt/packet.ts";
 import { MemoryStore } from "../store/memory.ts";
-import type { Store } from "../store/types.ts";
+import type { BatchRider, Store } from "../store/types.ts";
 import type { BrokerCore, BrokerOptions } from "./api.ts";
 import { Connection, type PacketSink } from "./connection.ts";
 import type { DeliveryLimits } from "./delivery.ts";
@@ -193,8 +193,10 @@ export class Broker implements BrokerCore, PacketSink {
   /**
    * Accept an application message: keep it as retained if asked, then route
    * it to every matching subscription. Returns how many sessions got it.
+   * `rider` (LocalClient's) goes with the retained write when that is all the
+   * message stores (`retainedOnly`); else it is left to the caller.
    */
-  publish(message: Message): number | Promise<number> {
+  publish(message: Message, rider?: BatchRider): number | Promise<number> {
     if (!message.internal) this.stats.received++;
     // Called per message: a plain loop, not notify()'s rest arguments.
     const hooks = this.hooks;
@@ -212,7 +214,8 @@ export class Broker implements BrokerCore, PacketSink {
     if (message.retain) {
       // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
       const kept = message.payload.length === 0 ? undefined : message;
-      const stored = changeRetained(this.store, this.cluster, message.topic, kept);
+      const alone = rider && this.retainedOnly(message) ? rider : undefined;
+      const stored = changeRetained(this.store, this.cluster, message.topic, kept, alone);
       if (stored) {
         // Not stored (Redis down): delivered anyway, and kept in memory until the store is back;
         // a QoS 1/2 publisher gets no acknowledgement (the error closes its connection).
@@ -227,6 +230,20 @@ export class Broker implements BrokerCore, PacketSink {
     // No cluster, or no other node with a route: nothing to forward or confirm.
     if (this.cluster === undefined || !this.cluster.forwarding) return this.routeLocal(message);
     return this.routeConfirmed(message, true);
+  }
+
+  /**
+   * Whether the retained write is the only store write `message` makes: no hook holds it, no
+   * other node may get it, no persistent session subscribes to its topic. (One subscribing
+   * while the write is on its way gets the message from it: stored, if at all, with its
+   * subscription, in a later batch.)
+   */
+  private retainedOnly(message: Message): boolean {
+    if (this.held || this.cluster !== undefined) return false;
+    for (const sub of this.router.index.matchAll(message.topic)) {
+      if (sub.session.journal) return false;
+    }
+    return true;
   }
 
   /** Clear the retained message of `topic` here and, in a cluster, on every node (admin API). */

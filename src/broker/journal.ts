@@ -236,11 +236,13 @@ export class SessionJournal {
 
   /**
    * `whenStored`, for a caller that cannot go on meanwhile (a bridge's upstream hands over
-   * one message at a time): the batch is written at once, not a turn or more later.
+   * one message at a time): the batch is written at once, not a turn or more later. None
+   * open: the batch being written, which may hold changes made a while ago (a retained
+   * message is routed only once its own store write returned).
    */
   whenStoredSoon(): Promise<void> | undefined {
     const open = this.open;
-    if (!open) return undefined;
+    if (!open) return this.writing?.promise;
     if (!this.urgent) {
       this.urgent = true;
       // While a write is on its way, its return starts the next one (schedule()).
@@ -249,9 +251,15 @@ export class SessionJournal {
     return open.promise;
   }
 
-  /** `rider` goes with the open batch (see `BatchRider`); none open: it is left unapplied. */
-  ride(rider: BatchRider): void {
-    if (this.open) this.batch.riders.push(rider);
+  /**
+   * `rider` goes with the open batch if that batch holds deliveries of `message` (see
+   * `BatchRider`); else it is left unapplied. Never a batch without them: other changes open
+   * and write batches meanwhile, and one written before the deliveries would store the rider's
+   * write before the message it stands for (lost, with a crash in between).
+   */
+  ride(rider: BatchRider, message: Message): void {
+    const id = this.messageIds.get(message);
+    if (id !== undefined && this.batch.carries(id)) this.batch.riders.push(rider);
   }
 
   /**

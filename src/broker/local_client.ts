@@ -10,7 +10,8 @@ export interface LocalPublishOptions {
   properties?: Properties;
   /**
    * A write stored together with the deliveries of this (QoS 1/2) publish, atomically, when
-   * they go into one batch of a store that can and no hook or other node holds the message
+   * they go into one batch of a store that can and no hook or other node holds the message;
+   * a retained message no persistent session subscribes to: with its retained write
    * (`BatchRider`: `applied` says whether it did).
    */
   rider?: BatchRider;
@@ -48,15 +49,20 @@ export class LocalClient {
     const message = this.message(topic, payload, opts);
     const journal = broker.journal;
     const changes = journal?.stats.changes;
-    const routed = broker.publish(message);
+    const routed = broker.publish(message, opts.rider);
     if (message.qos === 0) return routed;
     const held = broker.held; // taken, as the PUBLISH handler takes it
     broker.held = undefined;
     if (routed instanceof Promise) {
-      // Routed once the retained message was stored: the journal has its changes by then.
+      // Routed once the retained message was stored (and, in a cluster, confirmed by the
+      // nodes it went to): its deliveries are in the open batch, or in the one being written
+      // if that went meanwhile. The rider rides only the first (`ride` checks), and only once
+      // a hook holding the message kept it; unless it went with the retained write already,
+      // the message's only store write (no persistent subscriber: Broker.publish).
       return routed.then(async (n) => {
-        await held;
-        await journal?.whenStored();
+        if (held) await held;
+        if (opts.rider && !opts.rider.applied) journal?.ride(opts.rider, message);
+        await journal?.whenStoredSoon();
         return n;
       });
     }
@@ -64,7 +70,7 @@ export class LocalClient {
     const stored = journal?.stats.changes !== changes ? journal?.whenStoredSoon() : undefined;
     // The batch holding its deliveries; not while a hook or another node still holds the
     // message (`held`): the write would go before they kept it, lost with a crash then.
-    if (stored && !held && opts.rider) journal!.ride(opts.rider);
+    if (stored && !held && opts.rider) journal!.ride(opts.rider, message);
     if (!held && !stored) return routed;
     return Promise.all([held, stored]).then(() => routed);
   }

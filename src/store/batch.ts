@@ -81,6 +81,11 @@ export class SessionBatchBuilder implements SessionBatch {
     return this.carriedList as StoredMessage[];
   }
 
+  /** Whether a change of this batch refers (or referred, before it was cancelled) to message `id`. */
+  carries(id: string): boolean {
+    return this.carried.has(id);
+  }
+
   /** Carry `message` in this batch (once) for the `enqueue`/`send` change that refers to it. */
   message(message: StoredMessage): this {
     return this.carry(message.id, message);

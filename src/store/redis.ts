@@ -17,7 +17,7 @@ import { RetainedVersions } from "./retained_versions.ts";
 import { ApplyScript, type Command, RetainScript, UnretainScript } from "./redis_scripts.ts";
 import { bytes, ownBytes, type RedisKeyPrefixes, RedisKeys } from "./redis_codec.ts";
 import { decodeMessage, encodeMessageFields } from "./codec.ts";
-import type { MessageData, Store } from "./types.ts";
+import type { BatchRider, MessageData, Store } from "./types.ts";
 import { RedisSessionStore } from "./redis_sessions.ts";
 
 export interface RedisStoreOptions extends RedisKeyPrefixes {
@@ -110,9 +110,13 @@ export class RedisStore implements Store {
   // ---- RetainedStore
 
   /** Resolves to the version Redis gave the change (retained_versions.ts). */
-  setRetained(topic: string, message: MessageData | undefined): Promise<number | undefined> {
+  setRetained(
+    topic: string,
+    message: MessageData | undefined,
+    rider?: BatchRider,
+  ): Promise<number | undefined> {
     this.retained.local(topic, message);
-    return this.writeRetained(topic);
+    return this.writeRetained(topic, rider);
   }
 
   matchRetained(filter: string): MessageData[] {
@@ -273,9 +277,10 @@ export class RedisStore implements Store {
 
   /**
    * Write this node's last change of `topic` that Redis has not taken (none:
-   * nothing to do); resolves to the version Redis gave it.
+   * nothing to do); resolves to the version Redis gave it. `rider`: run in the
+   * same script (both or neither; a rewrite after a failure goes without it).
    */
-  private async writeRetained(topic: string): Promise<number | undefined> {
+  private async writeRetained(topic: string, rider?: BatchRider): Promise<number | undefined> {
     this.dirtyRetained.delete(topic);
     const change = this.retained.unwritten(topic);
     if (!change) return undefined;
@@ -290,8 +295,10 @@ export class RedisStore implements Store {
           this.keys.retained(topic),
           message ? encodeMessageFields(message) : "",
           message ? bytes(message.payload) : NO_PAYLOAD,
+          rider?.redis,
         )),
       );
+      if (rider?.redis) rider.applied = true;
       this.retained.written(topic, seq, version);
       return version;
     } catch (e) {

@@ -155,9 +155,10 @@ export const deleteSession = (messagePrefix: string, keys: string[]): Command =>
 /**
  * A retained change, ordered: ARGV = the counter hash, the lowest version to
  * give (the newest the node has seen: Redis may have lost its counter), the
- * topic's key, its fields ('' to clear) and payload. The counter goes up by
- * one and the topic's key holds the message and that version (a clear deletes
- * it), in one step; returns the version.
+ * topic's key, its fields ('' to clear) and payload; then plain commands to run
+ * with it (a `BatchRider`'s), each as its argument count and its arguments. The
+ * counter goes up by one and the topic's key holds the message and that version
+ * (a clear deletes it), in one step; returns the version.
  */
 const RETAIN = `local n = tonumber(redis.call('HGET', ARGV[1], 'n') or '0')
 local floor = tonumber(ARGV[2])
@@ -166,6 +167,12 @@ n = n + 1
 redis.call('HSET', ARGV[1], 'n', n)
 redis.call('DEL', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', ARGV[3], 'm', ARGV[4], 'p', ARGV[5], 'v', n) end
+local i = 6
+while i <= #ARGV do
+  local k = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + k))
+  i = i + k + 1
+end
 return n`;
 
 /** An expired retained message: ARGV = the topic's key and its version; deleted if still held. */
@@ -179,8 +186,17 @@ export class RetainScript extends Script {
     super(RETAIN);
   }
 
-  call(counter: string, floor: number, key: string, fields: string, payload: Buffer): Command {
-    return this.run([counter, String(floor), key, fields, payload]);
+  call(
+    counter: string,
+    floor: number,
+    key: string,
+    fields: string,
+    payload: Buffer,
+    riders: readonly (readonly string[])[] = [],
+  ): Command {
+    const out = this.run([counter, String(floor), key, fields, payload]);
+    for (const c of riders) out.push(String(c.length), ...c);
+    return out;
   }
 }
 

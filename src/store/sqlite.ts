@@ -24,6 +24,7 @@ import {
 } from "./codec.ts";
 import { SqliteDb, type SqliteDbOptions } from "./sqlite_db.ts";
 import type {
+  BatchRider,
   MessageData,
   SessionBatch,
   SessionChange,
@@ -85,17 +86,19 @@ export class SqliteStore implements Store {
     }).then(() => this.file.vacuum()).catch(() => {});
   }
 
-  setRetained(topic: string, message: MessageData | undefined): Promise<void> {
+  setRetained(topic: string, message: MessageData | undefined, rider?: BatchRider): Promise<void> {
     const stored = this.retained.set(topic, message);
-    return this.file.write(() => {
-      if (!stored) {
-        this.file.prepare("DELETE FROM retained WHERE topic = ?").run(topic);
-        return;
+    const written = this.file.write(() => {
+      if (!stored) this.file.prepare("DELETE FROM retained WHERE topic = ?").run(topic);
+      else {
+        this.file.prepare(
+          "INSERT OR REPLACE INTO retained (topic, fields, payload, expires_at) VALUES (?, ?, ?, ?)",
+        ).run(topic, encodeMessageFields(stored), stored.payload, stored.expiresAt ?? null);
       }
-      this.file.prepare(
-        "INSERT OR REPLACE INTO retained (topic, fields, payload, expires_at) VALUES (?, ?, ?, ?)",
-      ).run(topic, encodeMessageFields(stored), stored.payload, stored.expiresAt ?? null);
+      rider?.sqlite?.(); // in the same transaction: both or neither
     });
+    if (!rider?.sqlite) return written;
+    return written.then(() => void (rider.applied = true));
   }
 
   matchRetained(filter: string): MessageData[] {

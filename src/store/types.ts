@@ -212,9 +212,14 @@ export interface RetainedStore {
   /**
    * Store `message` as the retained message of `topic`, or clear it with undefined
    * [MQTT-3.3.1-10]. A store that orders the changes of a cluster (Redis) resolves to the
-   * version it gave this one.
+   * version it gave this one. `rider`: a write applied together with this one, as with a
+   * session batch (`BatchRider`), by a store that can.
    */
-  setRetained(topic: string, message: MessageData | undefined): void | Promise<RetainedWrite>;
+  setRetained(
+    topic: string,
+    message: MessageData | undefined,
+    rider?: BatchRider,
+  ): void | Promise<RetainedWrite>;
   /** Retained messages whose topic matches `filter` (wildcards allowed); expired ones are gone. */
   matchRetained(filter: string): MessageData[];
   /**

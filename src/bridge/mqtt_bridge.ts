@@ -251,10 +251,13 @@ export class MqttBridge {
     this.everConnected = true;
     const subs = o.topics.subscriptions();
     if (subs.length > 0) {
-      const map: Record<string, { qos: QoS; nl?: boolean; rap?: boolean }> = {};
+      const map: Record<string, { qos: QoS; nl?: boolean; rap?: boolean; rh?: number }> = {};
       for (const s of subs) {
+        // 5.0: retained messages only for a subscription the upstream session does not have
+        // yet (Retain Handling 1 [MQTT-3.3.1-11]): a reconnect to a kept session would otherwise
+        // bring them all again, each published here as new. 3.1.1 has no such option.
         map[s.filter] = o.protocolVersion === 5
-          ? { qos: s.qos, nl: true, rap: true }
+          ? { qos: s.qos, nl: true, rap: true, rh: 1 }
           : { qos: s.qos };
       }
       client.subscribe(map, (err) => {

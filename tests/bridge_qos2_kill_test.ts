@@ -186,6 +186,40 @@ describe("bridge: inbound QoS 2 across kill -9", () => {
   );
 });
 
+/** What `withCutBridge` gives its body; `start` (re)starts mqttx and points `local` at it. */
+interface CutBridge {
+  cut: RedisCut;
+  remote: Clients;
+  local: Clients;
+  b: BrokerProcess;
+  start(): Promise<void>;
+}
+
+/**
+ * An upstream Mosquitto, a RedisCut in front of the test's redis-server, and mqttx (a real
+ * process, not started) on the Redis store through it with an `in` QoS 2 bridge `name` from
+ * `down/`; the clients and the cut are closed after `body`.
+ */
+async function withCutBridge(name: string, body: (t: CutBridge) => Promise<void>): Promise<void> {
+  upstream = await startUpstream();
+  const cut = await RedisCut.start(redis!.port);
+  const remote = new Clients(() => upstream!.url);
+  let url = "";
+  const local = new Clients(() => url);
+  const b = mqttx = new BrokerProcess(
+    `host: 127.0.0.1\nsocket:\n  port: 0\nstore:\n  type: redis\nredis:\n  url: ${cut.url}\n` +
+      bridgeYaml(name, upstream.url, `direction: in, qos: 2, remote-prefix: "down/"`),
+  );
+  const start = async () => void (url = `mqtt://127.0.0.1:${await b.start()}`);
+  try {
+    await body({ cut, remote, local, b, start });
+  } finally {
+    await local.closeAll();
+    await remote.closeAll();
+    await cut.close();
+  }
+}
+
 /**
  * A retained message no persistent session subscribes to: its retained write is all it stores,
  * so its kept record must go with that write. Redis is cut right after it, mqttx killed, and
@@ -194,18 +228,9 @@ describe("bridge: inbound QoS 2 across kill -9", () => {
  * again, the message would reach the subscriber twice and overwrite the newer retained value.
  * (Its own topic: the persistent sinks of the tests before, in the same Redis, want `data`.)
  */
-async function retainedAlone(): Promise<void> {
-  upstream = await startUpstream();
-  const cut = await RedisCut.start(redis!.port);
-  const remote = new Clients(() => upstream!.url);
-  let url = "";
-  const local = new Clients(() => url);
-  try {
-    const b = mqttx = new BrokerProcess(
-      `host: 127.0.0.1\nsocket:\n  port: 0\nstore:\n  type: redis\nredis:\n  url: ${cut.url}\n` +
-        bridgeYaml(`ret${uid()}`, upstream.url, `direction: in, qos: 2, remote-prefix: "down/"`),
-    );
-    url = `mqtt://127.0.0.1:${await b.start()}`;
+function retainedAlone(): Promise<void> {
+  return withCutBridge(`ret${uid()}`, async ({ cut, remote, local, b, start }) => {
+    await start();
     const pub = await remote.connect();
     const probe = await local.connect();
     await subscribe(probe.client, "probe", { qos: 0 });
@@ -221,16 +246,16 @@ async function retainedAlone(): Promise<void> {
     await b.kill("SIGKILL");
     await clearUpstream(pub, "down/solo");
     await remote.closeAll();
-    await upstream.stop();
+    await upstream!.stop();
     cut.heal();
-    url = `mqtt://127.0.0.1:${await b.start()}`;
+    await start();
     const sub = await local.connect();
     await subscribe(sub.client, ["solo", "probe"], { qos: 2 });
     const data = () => sub.inbox.messages.filter((m) => m.topic === "solo");
     await sub.inbox.until(() => data().length > 0, "the retained message", 10_000);
     await publish((await local.connect()).client, "solo", "newer", { qos: 1, retain: true });
     await sub.inbox.until(() => data().length > 1, "the newer one", 10_000);
-    await upstream.start();
+    await upstream!.start();
     await untilBridged(await remote.connect(), sub); // the PUBREL came before
     await sleep(500); // a message published again would arrive now
     assert.deepEqual(data().map((m) => m.payload), [payload, "newer"]);
@@ -238,11 +263,7 @@ async function retainedAlone(): Promise<void> {
     await subscribe(late.client, "solo", { qos: 1 });
     await late.inbox.until((ms) => ms.length > 0, "the retained message", 10_000);
     assert.deepEqual(late.inbox.messages.map((m) => m.payload), ["newer"]);
-  } finally {
-    await local.closeAll();
-    await remote.closeAll();
-    await cut.close();
-  }
+  });
 }
 
 /**
@@ -303,23 +324,14 @@ async function untilBridged(pub: Connected, sink: Connected): Promise<void> {
  * cuts it there, as a kill -9 at that instant would); after the restart the subscriber gets the
  * message once. `retain`: the upstream publishes it retained.
  */
-async function deadAt(
+function deadAt(
   what: string,
   cutAt: (name: string, payload: string, sinkId: string) => (args: string[]) => boolean,
   retain = false,
 ): Promise<void> {
-  upstream = await startUpstream();
-  const cut = await RedisCut.start(redis!.port);
-  const remote = new Clients(() => upstream!.url);
-  let url = "";
-  const local = new Clients(() => url);
-  try {
-    const name = `cut${uid()}`;
-    const b = mqttx = new BrokerProcess(
-      `host: 127.0.0.1\nsocket:\n  port: 0\nstore:\n  type: redis\nredis:\n  url: ${cut.url}\n` +
-        bridgeYaml(name, upstream.url, `direction: in, qos: 2, remote-prefix: "down/"`),
-    );
-    url = `mqtt://127.0.0.1:${await b.start()}`;
+  const name = `cut${uid()}`;
+  return withCutBridge(name, async ({ cut, remote, local, b, start }) => {
+    await start();
     const { sinkId, pub } = await offlineSinkBridged(local, remote);
 
     const payload = `kept-${uid()}`;
@@ -330,18 +342,14 @@ async function deadAt(
     await b.kill("SIGKILL");
     if (retain) await clearUpstream(pub);
     cut.heal();
-    url = `mqtt://127.0.0.1:${await b.start()}`;
+    await start();
     const again = await local.connect({ clientId: sinkId, clean: false });
     const data = () => again.inbox.messages.filter((m) => m.topic === "data");
     await again.inbox.until(() => data().length > 0, "the message after the restart", 10_000)
       .catch(() => {});
     await sleep(500); // a duplicate would arrive now
     assert.deepEqual(data().map((m) => m.payload), [payload], "delivered once after the restart");
-  } finally {
-    await local.closeAll();
-    await remote.closeAll();
-    await cut.close();
-  }
+  });
 }
 
 async function killMidDrain(store: StoreUnderTest): Promise<void> {

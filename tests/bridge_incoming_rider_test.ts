@@ -279,3 +279,56 @@ describe("a retained message's record rides the store write of its deliveries", 
     await retainedRides(store, await RedisBridgeQueue.open(store.client, "ret", 10));
   });
 });
+
+/**
+ * The batch holding a held message's deliveries may be written, and fail, while the hook still
+ * holds it: once the hook lets go, the local publish must not resolve (the bridge would send
+ * PUBCOMP and delete its record) for deliveries no store holds (lost with a crash then).
+ */
+describe("a held message whose deliveries' batch failed meanwhile is not acknowledged", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-rider-fail-"));
+  const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
+  const waiting: (() => void)[] = [];
+  const hooks: BrokerHooks = {
+    persistPublish: () => new Promise<void>((resolve) => waiting.push(resolve)),
+  };
+  const broker = new Broker(testBrokerOptions({ hooks: [hooks] }), store);
+  after(async () => {
+    await broker.close(); // closes the store
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  // A batch carrying `payload` fails once, in SQLite (its transaction rolled back).
+  const failOnce = new Set<string>();
+  const write = store.sessions.write.bind(store.sessions);
+  store.sessions.write = (batch) => {
+    const b = batch as SessionBatchBuilder;
+    const hit = b.messages.find((m) => failOnce.delete(new TextDecoder().decode(m.payload)));
+    if (hit) b.riders.push({ sqlite: () => void assert.fail("disk full") });
+    return write(batch);
+  };
+
+  for (const retain of [false, true]) {
+    test(`retain ${retain}`, async () => {
+      const clientId = `fail-${retain}`;
+      const { client } = await PacketClient.connect(broker, { clientId, clean: false });
+      client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 2 }] });
+      await client.expect(9);
+      client.drop();
+      await client.expectClosed();
+      await broker.journal!.settled();
+
+      const payload = `lost-${retain}`;
+      failOnce.add(payload);
+      const failed = broker.journal!.stats.failedBatches;
+      const local = new LocalClient(broker, "$bridge");
+      const published = Promise.resolve(local.publish("f/t", payload, { qos: 2, retain }));
+      published.catch(() => {});
+      while (broker.journal!.stats.failedBatches === failed) {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      assert.equal(waiting.length, 1, "the hook still holds it");
+      waiting.splice(0).forEach((resolve) => resolve());
+      await assert.rejects(published, "its deliveries were not stored");
+    });
+  }
+});

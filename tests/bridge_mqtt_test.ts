@@ -252,6 +252,33 @@ describe("MQTT bridge to an upstream Mosquitto", () => {
     },
   );
 
+  test(
+    "a restarted mqttx (memory store) gets the upstream's retained messages again",
+    T,
+    async () => {
+      const rules = [{ filter: "state/#", direction: "in" as const, qos: 1 as QoS }];
+      await setup(rules);
+      const pub = await remote.connect();
+      await publish(pub.client, "state/door", "open", { qos: 1, retain: true });
+      const first = await local.connect();
+      for (let i = 0; !first.inbox.messages.some((m) => m.topic === "state/door"); i++) {
+        assert.ok(i < 100, "the retained message came down");
+        await subscribe(first.client, "state/#", { qos: 1 });
+        await sleep(100);
+      }
+      await local.closeAll();
+      await app!.app.stop(); // its retained messages were in memory: gone
+      app = await startBridgeApp([bridge({ name: "up", url: upstream!.url, topics: rules })]);
+      const status = await statusWatcher(local, "up");
+      await status.until((s) => s.connected, "reconnected");
+      const sub = await local.connect();
+      await subscribe(sub.client, "state/#", { qos: 1 });
+      // The upstream kept the bridge's session and subscription: only a subscription that
+      // asks for retained messages again (Retain Handling 0) brings them to the new process.
+      await sub.inbox.payload("open", "state/door", 10_000);
+    },
+  );
+
   test("the upstream URL's password never reaches the log", T, async () => {
     upstream = await startUpstream(); // allow_anonymous: any username/password is accepted
     const url = upstream.url.replace("mqtt://", "mqtt://gw:s3cr%3Ft@");

@@ -127,6 +127,7 @@ export class MqttBridge {
   private lastError = "";
   private lastRefusal = "";
   private everConnected = false;
+  private subscribedUp = false; // its retained messages came in this process: not per reconnect
   private queueFailing = false;
   private pumpRetry: ReturnType<typeof setTimeout> | undefined;
 
@@ -253,15 +254,14 @@ export class MqttBridge {
     if (subs.length > 0) {
       const map: Record<string, { qos: QoS; nl?: boolean; rap?: boolean; rh?: number }> = {};
       for (const s of subs) {
-        // 5.0: retained messages only for a subscription the upstream session does not have
-        // yet (Retain Handling 1 [MQTT-3.3.1-11]): a reconnect to a kept session would otherwise
-        // bring them all again, each published here as new. 3.1.1 has no such option.
+        // 5.0: retained messages once per process, then only for new subscriptions [MQTT-3.3.1-11]
         map[s.filter] = o.protocolVersion === 5
-          ? { qos: s.qos, nl: true, rap: true, rh: 1 }
+          ? { qos: s.qos, nl: true, rap: true, rh: this.subscribedUp ? 1 : 0 }
           : { qos: s.qos };
       }
       client.subscribe(map, (err) => {
         if (err) o.log(`bridge ${this.name}: upstream subscribe failed: ${err.message}`);
+        else this.subscribedUp = true;
       });
     }
     o.onStateChange?.();

@@ -49,6 +49,7 @@ export class LocalClient {
     const message = this.message(topic, payload, opts);
     const journal = broker.journal;
     const changes = journal?.stats.changes;
+    const failed = journal?.stats.failedBatches;
     const routed = broker.publish(message, opts.rider);
     if (message.qos === 0) return routed;
     const held = broker.held; // taken, as the PUBLISH handler takes it
@@ -59,10 +60,14 @@ export class LocalClient {
       // if that went meanwhile. The rider rides only the first (`ride` checks), and only once
       // a hook holding the message kept it; unless it went with the retained write already,
       // the message's only store write (no persistent subscriber: Broker.publish).
+      // That batch may also have been written, and failed, while a hook or the other nodes
+      // held the message: any batch failing since the publish began refuses it.
       return routed.then(async (n) => {
         if (held) await held;
-        if (opts.rider && !opts.rider.applied) journal?.ride(opts.rider, message);
-        await journal?.whenStoredSoon();
+        if (opts.rider?.applied || !journal) return n; // the retained write was all it stored
+        if (opts.rider) journal.ride(opts.rider, message);
+        await journal.whenStoredSoon();
+        if (journal.stats.failedBatches !== failed) throw new Error("session batch not stored");
         return n;
       });
     }

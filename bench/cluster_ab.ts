@@ -210,6 +210,7 @@ for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
         const cmd = [loadgen, ...warm.split(" "), "--port", `${a.port}`, "--quiet"];
         await spawnPinned(0, [...cmd, "--sub-port", `${sub}`]).output();
       }
+      if (HOPS && WARM) await hops([a.pid, b.pid]); // the warm-up's points are not the run's
       const runs = [["one", [a.port]], ["cross", [a.port, b.port]]] as const;
       for (const [name, ports] of runs.filter(([n]) => !env("ONLY") || env("ONLY") === n)) {
         const dump = `${DUMPS ?? dir}/${build}-${name}-${round}.lat`;

@@ -1,19 +1,7 @@
 // persistPublish: a hook that keeps messages may hold their PUBACK/PUBREC ("acknowledged means kept").
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import {
-  closeAll,
-  newBroker,
-  PacketClient,
-  testBrokerOptions,
-  text,
-} from "./helpers/packet_client.ts";
-import { Broker } from "../src/broker/broker.ts";
-import { SessionBatchBuilder } from "../src/store/batch.ts";
-import { openSqliteStore } from "../src/store/sqlite.ts";
+import { closeAll, newBroker, PacketClient, text } from "./helpers/packet_client.ts";
 import type { BrokerHooks } from "../src/broker/hooks.ts";
 import type { Message } from "../src/broker/message.ts";
 import type { Packet } from "../src/mqtt/packet.ts";
@@ -163,56 +151,5 @@ describe("persistPublish holds acknowledgements", () => {
     assert.equal(m.qos, 1);
     assert.equal(m.properties?.contentType, "text/plain");
     assert.deepEqual(m.properties?.userProperties, [["k", "v"]]);
-  });
-});
-
-/**
- * The batch holding a held message's deliveries may be written, and fail, while the hook still
- * holds its PUBACK: once the hook lets go, the publisher must not be told the message is kept
- * (its only copy for the offline subscriber is in memory; lost with a crash then).
- */
-describe("a held PUBACK whose deliveries' batch failed meanwhile", () => {
-  test("is refused (5.0: 0x80), not sent", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-held-fail-"));
-    const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
-    const h = holdingHook();
-    const broker = new Broker(testBrokerOptions({ hooks: [h.hooks] }), store);
-    try {
-      // The batch carrying the message fails once, in SQLite (its transaction rolled back).
-      const write = store.sessions.write.bind(store.sessions);
-      let failNext = false;
-      store.sessions.write = (batch) => {
-        const b = batch as SessionBatchBuilder;
-        if (failNext && b.messages.length > 0) {
-          failNext = false;
-          b.riders.push({ sqlite: () => void assert.fail("disk full") });
-        }
-        return write(batch);
-      };
-      const { client: s } = await PacketClient.connect(broker, { clientId: "s", clean: false });
-      s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "held/#", qos: 1 }] });
-      await s.expect(9);
-      s.drop();
-      await s.expectClosed();
-      await broker.journal!.settled();
-
-      const { client: p } = await PacketClient.connect(broker, {
-        clientId: "p",
-        protocolVersion: 5,
-      });
-      failNext = true;
-      const failed = broker.journal!.stats.failedBatches;
-      p.send(pub("held/1", 1, 7));
-      while (broker.journal!.stats.failedBatches === failed) {
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      h.release();
-      const ack = await p.expect(4);
-      assert.equal(ack.packetId, 7);
-      assert.equal(ack.reasonCode, 0x80, "acknowledged although no store holds its delivery");
-    } finally {
-      await broker.close(); // closes the store
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -175,36 +175,17 @@ function acknowledgeHeld(
   }
   if (p.qos > 0) {
     let wait = held, ack: () => void;
-    const failed = broker.journal?.stats.failedBatches;
     if (routed instanceof Promise) {
       wait = (held ? Promise.all([held, routed]) : routed).then(() => {});
-      ack = () => routed.then((n) => acknowledgeIfKept(broker, conn, session, p, n, failed));
+      ack = () => routed.then((n) => acknowledge(broker, conn, p, n));
     } else {
       // Routed already: only `held` to wait for (a promise of the count per message cost ~7%
       // of a cluster node's CPU forwarding QoS 1 to another node).
-      ack = () => acknowledgeIfKept(broker, conn, session, p, routed, failed);
+      ack = () => acknowledge(broker, conn, p, routed);
     }
     ackWhenHeld(conn, wait, ack, (e) => refuse(conn, session, p, e));
   }
   return routed instanceof Promise ? routed.then(() => {}) : undefined;
-}
-
-/**
- * A held acknowledgement, once let go. The batch holding the message's deliveries may have
- * been written, and failed, while it was held; `acknowledge` would then wait on a later batch
- * or none. So a batch failing since it was routed (`failed`: the count then) refuses it: only
- * while store writes fail, and the client sends it again.
- */
-function acknowledgeIfKept(
-  broker: Broker,
-  conn: Connection,
-  session: Session,
-  p: PublishPacket,
-  count: number,
-  failed: number | undefined,
-): void {
-  if (broker.journal?.stats.failedBatches === failed) acknowledge(broker, conn, p, count);
-  else refuse(conn, session, p, "session batch not stored");
 }
 
 /**

@@ -30,6 +30,12 @@ async function openBurst(port: number, n: number, clients: net.Socket[]): Promis
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Poll `done` every 50 ms for up to `ms` (the caller asserts what it waited for). */
+async function waitUntil(done: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await sleep(50);
+}
+
 function heapUsed(): number {
   return Deno.memoryUsage().heapUsed;
 }
@@ -81,21 +87,14 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
         const before = mem!.burstReclaims();
         const openClients = (n: number) => openBurst(port, n, clients);
         await openClients(mem!.BURST_CONNECTIONS);
-        const deadline = Date.now() + 30_000;
-        while (accepted.length < mem!.BURST_CONNECTIONS && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await waitUntil(() => accepted.length >= mem!.BURST_CONNECTIONS);
         assert.equal(accepted.length, mem!.BURST_CONNECTIONS);
         // Quiet now: within a few check intervals the reclaim has run, once.
-        while (mem!.burstReclaims() === before && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await waitUntil(() => mem!.burstReclaims() !== before);
         assert.equal(mem!.burstReclaims(), before + 1);
         // The burst goes on after its reclaim with fewer than BURST_CONNECTIONS: one more.
         await openClients(mem!.FOLLOW_UP_CONNECTIONS);
-        while (mem!.burstReclaims() === before + 1 && Date.now() < deadline + 30_000) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await waitUntil(() => mem!.burstReclaims() !== before + 1);
         assert.equal(mem!.burstReclaims(), before + 2);
       }),
   );
@@ -120,8 +119,7 @@ describe("Deno memory reclaim", { skip: !isDeno }, () => {
         assert.equal(mem!.burstReclaims(), before, "reclaimed while busy");
         assert.ok(mem!.reclaimsDeferred() > deferredBefore, "no check found the process busy");
         // Quiet again: it runs.
-        const deadline = Date.now() + 30_000;
-        while (mem!.burstReclaims() === before && Date.now() < deadline) await sleep(50);
+        await waitUntil(() => mem!.burstReclaims() !== before);
         assert.equal(mem!.burstReclaims(), before + 1);
       }),
   );

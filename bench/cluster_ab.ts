@@ -67,6 +67,10 @@ if (DUMPS) await Deno.mkdir(DUMPS, { recursive: true });
 // WARM=S: before the measured runs, S seconds of S4 flat out on A alone and across (unmeasured),
 // as `make bench-cluster` runs S4 before S4-rate200 on the same nodes.
 const WARM = env("WARM");
+// PERF=<folder>: `perf record -e cpu-clock -g` of nodes A, B and Redis during each measured run
+// (the CPU each spends, kernel included; Bun's --cpu-prof counts wall time, preemption too).
+const PERF = env("PERF");
+if (PERF) await Deno.mkdir(PERF, { recursive: true });
 
 /** Per second of the run: its p99 (ms), and how many of the run's slowest 1% were sent in it. */
 async function timeline(file: string): Promise<string> {
@@ -226,10 +230,25 @@ for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
         const pub0 = await publishes(redis.port);
         const th0 = [await threads(a.pid), await threads(b.pid)];
         const sw0 = await switches([a.pid, b.pid, redis.pid]);
+        const perf = PERF
+          ? new Deno.Command("perf", {
+            args: [
+              ..."record -e cpu-clock -F 4000 -g -o".split(" "),
+              `${PERF}/${build}-${name}-${round}.data`,
+              ...["-p", `${a.pid},${b.pid},${redis.pid}`],
+            ],
+            stdout: "null",
+            stderr: "null",
+          }).spawn()
+          : undefined;
         const use = await cpuDuring(
           [a.pid, b.pid, redis.pid],
           () => spawnPinned(0, nice(cmd)).output(),
         );
+        if (perf) {
+          perf.kill("SIGINT");
+          await perf.status;
+        }
         const text = new TextDecoder().decode(use.result.stdout);
         const line = text.split("\n").find((l) => l.startsWith("RESULT "));
         if (!line) throw new Error(`no RESULT\n${text}`);
@@ -284,4 +303,6 @@ for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
     }
   }
 }
-await Deno.remove(dir, { recursive: true });
+// KEEP=1: the nodes' and Redis's logs stay (e.g. with BUN_JSC_logGC=1 in the environment).
+if (env("KEEP")) console.log(`logs in ${dir}`);
+else await Deno.remove(dir, { recursive: true });

@@ -100,6 +100,42 @@ describe("persistPublish holds acknowledgements", () => {
     assert.equal((await again.expect(5)).packetId, 9);
   });
 
+  test("one promise holding two publishers: each sends its own, after its earlier ones", async () => {
+    // The shared wait of a cluster turn: one promise for every publisher read in that turn.
+    let shared: { resolve: () => void; promise: Promise<void> } | undefined;
+    const own: (() => void)[] = [];
+    const b = newBroker({
+      hooks: [{
+        persistPublish(m) {
+          if (m.topic === "own") return new Promise<void>((r) => own.push(r));
+          if (!shared) {
+            let resolve!: () => void;
+            const promise = new Promise<void>((r) => resolve = r);
+            shared = { resolve, promise };
+          }
+          return shared.promise;
+        },
+      }],
+    });
+    const { client: p1 } = await PacketClient.connect(b, { clientId: "p1" });
+    const { client: p2 } = await PacketClient.connect(b, { clientId: "p2" });
+    p1.send(pub("own", 1, 1)); // held by a promise of its own, settled last
+    p1.send(pub("t", 1, 2));
+    p2.send(pub("t", 1, 3));
+    p2.send(pub("t", 2, 4));
+    await p1.expectNothing(100);
+    shared!.resolve();
+    assert.equal((await p2.expect(4)).packetId, 3);
+    assert.equal((await p2.expect(5)).packetId, 4);
+    await p1.expectNothing(100); // packet 2 waits for packet 1's acknowledgement
+    own[0]();
+    assert.equal((await p1.expect(4)).packetId, 1);
+    assert.equal((await p1.expect(4)).packetId, 2);
+    // The promise settled: a message it holds now is acknowledged too.
+    p2.send(pub("t", 1, 5));
+    assert.equal((await p2.expect(4)).packetId, 5);
+  });
+
   test("refused: 5.0 gets reason 0x80, 3.1.1 is disconnected to send it again", async () => {
     const h = holdingHook();
     const b = newBroker({ hooks: [h.hooks] });

@@ -54,3 +54,31 @@ test("frames: a broadcast sends what is held first, in order", async () => {
   batcher.flush();
   assert.deepEqual(frames.slice(2), [{ to: undefined, ids: [3] }]);
 });
+
+test("frames: a buffer is written again only when the sink says it holds nothing of it", () => {
+  const kept: Uint8Array[] = [];
+  const copied: Uint8Array[] = [];
+  const buffers: ArrayBufferLike[] = [];
+  const keeping = new FrameBatcher("a", (_, frame) => void kept.push(frame), undefined, 0);
+  const copying = new FrameBatcher(
+    "a",
+    (_, frame) => {
+      copied.push(frame.slice());
+      return true;
+    },
+    undefined,
+    0,
+  );
+  for (let id = 1; id <= 3; id++) {
+    for (const b of [keeping, copying]) {
+      b.add("b", ack(id));
+      b.flush();
+    }
+  }
+  const ids = (fs: Uint8Array[]) =>
+    fs.map((f) => decodeBusFrame(f)!.msgs.map((m) => m.kind === "ack" ? m.ids[0] : -1));
+  assert.deepEqual(ids(kept), [[1], [2], [3]], "a frame the sink keeps is never overwritten");
+  assert.deepEqual(ids(copied), [[1], [2], [3]]);
+  assert.notEqual(kept[0].buffer, kept[1].buffer);
+  assert.equal(buffers[0], buffers[2], "a copied frame's buffer is written again");
+});

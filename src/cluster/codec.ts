@@ -45,8 +45,9 @@ export class FrameWriter {
   private view: DataView;
   private pos = 0;
 
-  constructor(from: NodeId, size = 4_096) {
-    this.buf = alloc(size);
+  /** `spare`: a buffer of an earlier frame nobody holds any more, written again if large enough. */
+  constructor(from: NodeId, size = 4_096, spare?: Uint8Array) {
+    this.buf = spare && spare.length >= size ? spare : alloc(size);
     this.view = new DataView(this.buf.buffer);
     this.u8(MAGIC);
     this.str(from);
@@ -59,6 +60,11 @@ export class FrameWriter {
   /** The frame so far (the writer is not used after this). */
   bytes(): Uint8Array {
     return this.buf.subarray(0, this.pos);
+  }
+
+  /** The whole buffer written into (for a later frame, once the sink copied this one). */
+  get buffer(): Uint8Array {
+    return this.buf;
   }
 
   /** Append one message as a record. */

@@ -215,10 +215,14 @@ export class RedisBus implements ClusterBus {
     this.frames.add(undefined, msg);
   }
 
-  /** One frame of this turn's messages to `to` (undefined: all): one PUBLISH, written now. */
-  protected sendFrame(to: NodeId | undefined, frame: Uint8Array, _count: number): void {
+  /**
+   * One frame of this turn's messages to `to` (undefined: all): one PUBLISH, written now. True:
+   * the publisher copied the frame into the command (or dropped it), nothing holds it after.
+   */
+  protected sendFrame(to: NodeId | undefined, frame: Uint8Array, _count: number): boolean | void {
     const channel = this.key(to === undefined ? "chan:all" : "chan:" + to);
     (this.publisher ??= new RedisPublisher(this.o.url, this.log)).publish(channel, frame);
+    return true;
   }
 
   nodes(): NodeInfo[] {

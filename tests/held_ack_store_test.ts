@@ -1,0 +1,207 @@
+// A held PUBACK/PUBREC and the session batch holding its message's deliveries ("acknowledged
+// means kept"): a hook (Kafka ack-after, a bridge, another cluster node) holds the
+// acknowledgement while that batch is written; when the batch fails, the publisher is never
+// told the message is kept, and its connection is closed so it resends (never a final 0x80).
+import { afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PacketClient, testBrokerOptions, text } from "./helpers/packet_client.ts";
+import { Broker } from "../src/broker/broker.ts";
+import type { BrokerHooks } from "../src/broker/hooks.ts";
+import type { Packet, QoS } from "../src/mqtt/packet.ts";
+import type { SessionBatchBuilder } from "../src/store/batch.ts";
+import { openSqliteStore } from "../src/store/sqlite.ts";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** Holds every message on `held/...` until release(). */
+function holdingHook() {
+  const waiting: (() => void)[] = [];
+  let seen = 0;
+  const hooks: BrokerHooks = {
+    persistPublish(m) {
+      if (!m.topic.startsWith("held/")) return;
+      seen++;
+      return new Promise<void>((resolve) => waiting.push(resolve));
+    },
+  };
+  return { hooks, seen: () => seen, release: () => waiting.splice(0).forEach((r) => r()) };
+}
+
+/**
+ * A broker on SQLite whose batch carrying a chosen topic fails once, for real: a rider throws
+ * inside its transaction, which SQLite rolls back. `gate`: that write waits for it first.
+ */
+function failingBroker(hooks: BrokerHooks) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-held-store-"));
+  const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
+  const ctl = { failTopic: "", gate: undefined as Promise<void> | undefined, entered: false };
+  const write = store.sessions.write.bind(store.sessions);
+  store.sessions.write = async (batch) => {
+    const b = batch as SessionBatchBuilder;
+    if (ctl.failTopic && b.messages.some((m) => m.topic === ctl.failTopic)) {
+      ctl.failTopic = "";
+      ctl.entered = true;
+      if (ctl.gate) await ctl.gate;
+      b.riders.push({ sqlite: () => assert.fail("disk full") });
+    }
+    return write(batch);
+  };
+  const broker = new Broker(testBrokerOptions({ hooks: [hooks] }), store);
+  cleanups.push(async () => {
+    await broker.close(); // closes the store
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { broker, ctl };
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** A persistent subscriber to `held/#` and `free/#`, offline: its copies live in the store. */
+async function offlineSubscriber(broker: Broker, clientId: string): Promise<void> {
+  const { client } = await PacketClient.connect(broker, { clientId, clean: false });
+  client.send({
+    type: 8,
+    packetId: 1,
+    subscriptions: [{ topicFilter: "held/#", qos: 1 }, { topicFilter: "free/#", qos: 1 }],
+  });
+  await client.expect(9);
+  client.drop();
+  await client.expectClosed();
+  await broker.journal!.settled();
+}
+
+const pub = (topic: string, qos: QoS, packetId: number, extra: Partial<Packet> = {}): Packet =>
+  ({
+    type: 3,
+    topic,
+    payload: text(topic),
+    qos,
+    retain: false,
+    dup: false,
+    packetId,
+    ...extra,
+  }) as Packet;
+
+/** The subscriber comes back: the message is there (stored, or rewritten from memory). */
+async function receives(broker: Broker, clientId: string, topic: string): Promise<void> {
+  const { client } = await PacketClient.connect(broker, { clientId, clean: false });
+  const got = await client.expect(3);
+  assert.equal(got.topic, topic);
+}
+
+describe("a held acknowledgement whose deliveries' batch failed", () => {
+  test("5.0: closed with 0x80 (no PUBACK); the resend is acknowledged and delivered", async () => {
+    const h = holdingHook();
+    const { broker, ctl } = failingBroker(h.hooks);
+    await offlineSubscriber(broker, "s");
+    const journal = broker.journal!;
+    const { client: p } = await PacketClient.connect(broker, {
+      clientId: "p",
+      protocolVersion: 5,
+    });
+    ctl.failTopic = "held/1";
+    const failed = journal.stats.failedBatches;
+    p.send(pub("held/1", 1, 7));
+    await until("the batch to fail", () => journal.stats.failedBatches > failed);
+    h.release(); // nothing is open now: the acknowledgement would go at once
+    const d = await p.expect(14); // DISCONNECT, not a PUBACK (final for 5.0: never resent)
+    assert.equal(d.reasonCode, 0x80);
+    await p.expectClosed();
+
+    const { client: again } = await PacketClient.connect(broker, {
+      clientId: "p",
+      protocolVersion: 5,
+    });
+    again.send(pub("held/1", 1, 7, { dup: true }));
+    await until("the hook to hold the resend", () => h.seen() === 2);
+    h.release();
+    const ack = await again.expect(4);
+    assert.equal(ack.packetId, 7);
+    assert.equal(ack.reasonCode, 0);
+    await receives(broker, "s", "held/1");
+  });
+
+  test("3.1.1, retained QoS 2 (routed after its retained write): dropped, no PUBREC", async () => {
+    const h = holdingHook();
+    const { broker, ctl } = failingBroker(h.hooks);
+    await offlineSubscriber(broker, "s");
+    const journal = broker.journal!;
+    const { client: p } = await PacketClient.connect(broker, { clientId: "p4" });
+    ctl.failTopic = "held/r";
+    const failed = journal.stats.failedBatches;
+    p.send(pub("held/r", 2, 3, { retain: true }));
+    await until("the batch to fail", () => journal.stats.failedBatches > failed);
+    h.release();
+    await p.expectClosed(); // 3.1.1 has no refusal: the client resends after reconnecting
+    assert.deepEqual(p.pending(), [], "acknowledged although its batch failed");
+    await receives(broker, "s", "held/r");
+  });
+
+  test("still being written when the hold ends: waits for it, then closes", async () => {
+    const h = holdingHook();
+    const { broker, ctl } = failingBroker(h.hooks);
+    await offlineSubscriber(broker, "s");
+    const journal = broker.journal!;
+    const { client: p } = await PacketClient.connect(broker, {
+      clientId: "p",
+      protocolVersion: 5,
+    });
+    let open!: () => void;
+    ctl.gate = new Promise((r) => (open = r));
+    ctl.failTopic = "held/2";
+    const failed = journal.stats.failedBatches;
+    p.send(pub("held/2", 1, 9));
+    await until("its batch to be written", () => ctl.entered);
+    // Another change opens the next batch, which will be stored: the acknowledgement must
+    // not wait for that one only.
+    const other = await PacketClient.connect(broker, { clientId: "other", clean: false });
+    h.release();
+    await p.expectNothing(50);
+    open();
+    const d = await p.expect(14);
+    assert.equal(d.reasonCode, 0x80);
+    assert.ok(journal.stats.failedBatches > failed);
+    other.client.drop();
+  });
+
+  test("another message's failed batch does not refuse it", async () => {
+    const h = holdingHook();
+    const { broker, ctl } = failingBroker(h.hooks);
+    await offlineSubscriber(broker, "s");
+    const journal = broker.journal!;
+    const { client: p1 } = await PacketClient.connect(broker, {
+      clientId: "p1",
+      protocolVersion: 5,
+    });
+    const { client: p2 } = await PacketClient.connect(broker, {
+      clientId: "p2",
+      protocolVersion: 5,
+    });
+    const failed = journal.stats.failedBatches;
+    p1.send(pub("held/ok", 1, 1));
+    await until("the hook to hold it", () => h.seen() === 1);
+    await journal.settled(); // its batch is stored
+    assert.equal(journal.stats.failedBatches, failed);
+    ctl.failTopic = "free/x";
+    p2.send(pub("free/x", 1, 2)); // not held: its own batch fails, p2 is closed
+    assert.equal((await p2.expect(14)).reasonCode, 0x80);
+    assert.ok(journal.stats.failedBatches > failed);
+    h.release();
+    const ack = await p1.expect(4);
+    assert.equal(ack.packetId, 1);
+    assert.equal(ack.reasonCode, 0);
+    assert.equal(p1.closed, false);
+  });
+});

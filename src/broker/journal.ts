@@ -263,6 +263,16 @@ export class SessionJournal {
   }
 
   /**
+   * The batch holding the deliveries of `message`, asked right after it was routed: an
+   * acknowledgement held meanwhile must not outlive that batch's failure. Undefined when no
+   * persistent session got it.
+   */
+  carrier(message: Message): PendingWrite | undefined {
+    const id = this.messageIds.get(message);
+    return id !== undefined && this.batch.carries(id) ? this.open : undefined;
+  }
+
+  /**
    * Resolves when everything written so far is stored (or failed). Its caller cannot go
    * on meanwhile (closing, a takeover handing a session on): no linger.
    */

@@ -21,6 +21,8 @@ export class PendingWrite {
   private acks: Ack[] = [];
   /** Settles (never rejects) once the acknowledgements waiting here ran. */
   private done: Promise<void> | undefined;
+  /** Why the write failed, once it did. */
+  private failure: string | undefined;
 
   constructor(private readonly log: (line: string) => void) {
     this.promise = new Promise<void>((res, rej) => ((this.resolve = res), (this.reject = rej)));
@@ -43,9 +45,20 @@ export class PendingWrite {
   }
 
   failed(e: unknown): void {
-    const why = e instanceof Error ? e.message : String(e);
+    const why = this.failure = e instanceof Error ? e.message : String(e);
     for (const a of this.take()) if (!a.conn.closing) refuse(a.conn, why, this.log);
     this.reject(e);
+  }
+
+  /**
+   * `send` for an acknowledgement of something this batch holds, queued on a batch that
+   * settles no earlier (batches settle in order): closes `conn` instead if this one failed.
+   */
+  unlessFailed(conn: Connection, send: () => void): () => void {
+    return () => {
+      if (this.failure === undefined) send();
+      else if (!conn.closing) refuse(conn, this.failure, this.log);
+    };
   }
 
   private take(): Ack[] {

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { PacketClient, testBrokerOptions, text } from "./helpers/packet_client.ts";
 import { Broker } from "../src/broker/broker.ts";
 import type { BrokerHooks } from "../src/broker/hooks.ts";
+import { LocalClient } from "../src/broker/local_client.ts";
 import type { Packet, QoS } from "../src/mqtt/packet.ts";
 import type { SessionBatchBuilder } from "../src/store/batch.ts";
 import { openSqliteStore } from "../src/store/sqlite.ts";
@@ -203,5 +204,33 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
     assert.equal(ack.packetId, 1);
     assert.equal(ack.reasonCode, 0);
     assert.equal(p1.closed, false);
+  });
+});
+
+describe("an in-process publish (a bridge's upstream) held while another batch fails", () => {
+  test("a retained QoS 1 publish resolves when its own batch was stored", async () => {
+    const h = holdingHook();
+    const { broker, ctl } = failingBroker(h.hooks);
+    await offlineSubscriber(broker, "s");
+    const journal = broker.journal!;
+    const { client: p2 } = await PacketClient.connect(broker, {
+      clientId: "p2",
+      protocolVersion: 5,
+    });
+    const { client: watch } = await PacketClient.connect(broker, { clientId: "watch" });
+    watch.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "held/#", qos: 0 }] });
+    await watch.expect(9);
+    const failed = journal.stats.failedBatches;
+    const local = new LocalClient(broker, "$bridge");
+    const published = Promise.resolve(local.publish("held/kept", "k", { qos: 1, retain: true }));
+    published.catch(() => {});
+    await watch.expect(3); // routed (after its retained write)
+    await journal.settled(); // its batch is stored
+    ctl.failTopic = "free/y";
+    p2.send(pub("free/y", 1, 2)); // another message, its own batch fails
+    assert.equal((await p2.expect(14)).reasonCode, 0x80);
+    assert.ok(journal.stats.failedBatches > failed);
+    h.release();
+    assert.equal(await published, 2);
   });
 });

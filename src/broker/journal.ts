@@ -268,8 +268,10 @@ export class SessionJournal {
    * persistent session got it.
    */
   carrier(message: Message): PendingWrite | undefined {
+    const open = this.open; // none: nothing changed since the last write (no lookup then)
+    if (open === undefined) return undefined;
     const id = this.messageIds.get(message);
-    return id !== undefined && this.batch.carries(id) ? this.open : undefined;
+    return id !== undefined && this.batch.carries(id) ? open : undefined;
   }
 
   /**

@@ -150,6 +150,35 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
     await receives(broker, "s", "held/r");
   });
 
+  test("QoS 2 of a persistent 3.1.1 publisher: its resend is acknowledged, never routed twice", async () => {
+    const h = holdingHook();
+    const { broker, ctl } = failingBroker(h.hooks);
+    await offlineSubscriber(broker, "s");
+    const journal = broker.journal!;
+    const { client: p } = await PacketClient.connect(broker, { clientId: "q", clean: false });
+    ctl.failTopic = "held/q";
+    const failed = journal.stats.failedBatches;
+    p.send(pub("held/q", 2, 5));
+    await until("the batch to fail", () => journal.stats.failedBatches > failed);
+    h.release();
+    await p.expectClosed();
+    assert.deepEqual(p.pending(), [], "PUBREC although its batch failed");
+    // The resend is the message already taken [MQTT-4.3.3-2]: acknowledged once the sessions
+    // its batch touched are written again (refused, the connection closed, until then).
+    for (let acked = false; !acked;) {
+      const { client: again } = await PacketClient.connect(broker, { clientId: "q", clean: false });
+      again.send(pub("held/q", 2, 5, { dup: true }));
+      const got = await again.next(5000).catch(() => undefined);
+      if (got?.type === 5) acked = true;
+      else await again.expectClosed();
+      again.drop();
+    }
+    assert.equal(h.seen(), 1, "routed once");
+    const { client: s } = await PacketClient.connect(broker, { clientId: "s", clean: false });
+    assert.equal((await s.expect(3)).topic, "held/q");
+    await s.expectNothing(200);
+  });
+
   test("still being written when the hold ends: waits for it, then closes", async () => {
     const h = holdingHook();
     const { broker, ctl } = failingBroker(h.hooks);

@@ -35,20 +35,22 @@ function holdingHook() {
 }
 
 /**
- * A broker on SQLite whose batch carrying a chosen topic fails once, for real: a rider throws
- * inside its transaction, which SQLite rolls back. `gate`: that write waits for it first.
+ * A broker on SQLite whose batches carrying chosen topics fail, for real: a rider throws inside
+ * the transaction, which SQLite rolls back. `fails`: in turn, the next batch carrying `topic`
+ * fails, after waiting for `gate` if given; `entered` counts them.
  */
 function failingBroker(hooks: BrokerHooks) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mqttx-held-store-"));
   const store = openSqliteStore({ path: path.join(dir, "mqttx.db") });
-  const ctl = { failTopic: "", gate: undefined as Promise<void> | undefined, entered: false };
+  const ctl = { fails: [] as { topic: string; gate?: Promise<void> }[], entered: 0 };
   const write = store.sessions.write.bind(store.sessions);
   store.sessions.write = async (batch) => {
     const b = batch as SessionBatchBuilder;
-    if (ctl.failTopic && b.messages.some((m) => m.topic === ctl.failTopic)) {
-      ctl.failTopic = "";
-      ctl.entered = true;
-      if (ctl.gate) await ctl.gate;
+    const f = ctl.fails[0];
+    if (f && b.messages.some((m) => m.topic === f.topic)) {
+      ctl.fails.shift();
+      ctl.entered++;
+      if (f.gate) await f.gate;
       b.riders.push({ sqlite: () => assert.fail("disk full") });
     }
     return write(batch);
@@ -112,7 +114,7 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
       clientId: "p",
       protocolVersion: 5,
     });
-    ctl.failTopic = "held/1";
+    ctl.fails.push({ topic: "held/1" });
     const failed = journal.stats.failedBatches;
     p.send(pub("held/1", 1, 7));
     await until("the batch to fail", () => journal.stats.failedBatches > failed);
@@ -140,7 +142,7 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
     await offlineSubscriber(broker, "s");
     const journal = broker.journal!;
     const { client: p } = await PacketClient.connect(broker, { clientId: "p4" });
-    ctl.failTopic = "held/r";
+    ctl.fails.push({ topic: "held/r" });
     const failed = journal.stats.failedBatches;
     p.send(pub("held/r", 2, 3, { retain: true }));
     await until("the batch to fail", () => journal.stats.failedBatches > failed);
@@ -156,7 +158,7 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
     await offlineSubscriber(broker, "s");
     const journal = broker.journal!;
     const { client: p } = await PacketClient.connect(broker, { clientId: "q", clean: false });
-    ctl.failTopic = "held/q";
+    ctl.fails.push({ topic: "held/q" });
     const failed = journal.stats.failedBatches;
     p.send(pub("held/q", 2, 5));
     await until("the batch to fail", () => journal.stats.failedBatches > failed);
@@ -189,11 +191,10 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
       protocolVersion: 5,
     });
     let open!: () => void;
-    ctl.gate = new Promise((r) => (open = r));
-    ctl.failTopic = "held/2";
+    ctl.fails.push({ topic: "held/2", gate: new Promise((r) => (open = r)) });
     const failed = journal.stats.failedBatches;
     p.send(pub("held/2", 1, 9));
-    await until("its batch to be written", () => ctl.entered);
+    await until("its batch to be written", () => ctl.entered === 1);
     // Another change opens the next batch, which will be stored: the acknowledgement must
     // not wait for that one only.
     const other = await PacketClient.connect(broker, { clientId: "other", clean: false });
@@ -224,7 +225,7 @@ describe("a held acknowledgement whose deliveries' batch failed", () => {
     await until("the hook to hold it", () => h.seen() === 1);
     await journal.settled(); // its batch is stored
     assert.equal(journal.stats.failedBatches, failed);
-    ctl.failTopic = "free/x";
+    ctl.fails.push({ topic: "free/x" });
     p2.send(pub("free/x", 1, 2)); // not held: its own batch fails, p2 is closed
     assert.equal((await p2.expect(14)).reasonCode, 0x80);
     assert.ok(journal.stats.failedBatches > failed);
@@ -255,11 +256,44 @@ describe("an in-process publish (a bridge's upstream) held while another batch f
     published.catch(() => {});
     await watch.expect(3); // routed (after its retained write)
     await journal.settled(); // its batch is stored
-    ctl.failTopic = "free/y";
+    ctl.fails.push({ topic: "free/y" });
     p2.send(pub("free/y", 1, 2)); // another message, its own batch fails
     assert.equal((await p2.expect(14)).reasonCode, 0x80);
     assert.ok(journal.stats.failedBatches > failed);
     h.release();
     assert.equal(await published, 2);
+  });
+});
+
+describe("a QoS 2 resend while the sessions are rewritten", () => {
+  test("queued on the batch after a rewrite that fails: refused, acknowledged later", async () => {
+    const { broker, ctl } = failingBroker(holdingHook().hooks);
+    await offlineSubscriber(broker, "s");
+    // Its batch fails; then the rewrite of the sessions it touched (s's queue carries the
+    // message again) is held until the resend waits on the batch after it, and fails too.
+    let open!: () => void;
+    ctl.fails.push({ topic: "free/w" }, { topic: "free/w", gate: new Promise((r) => (open = r)) });
+    const { client: p } = await PacketClient.connect(broker, { clientId: "w", clean: false });
+    p.send(pub("free/w", 2, 4));
+    await p.expectClosed();
+    assert.deepEqual(p.pending(), []);
+    await until("the rewrite to be written", () => ctl.entered === 2);
+    const { client: again } = await PacketClient.connect(broker, { clientId: "w", clean: false });
+    again.send(pub("free/w", 2, 4, { dup: true }));
+    await again.expectNothing(50);
+    open();
+    await again.expectClosed();
+    assert.deepEqual(again.pending(), [], "PUBREC although the sessions' rewrite failed");
+    for (let acked = false; !acked;) {
+      const { client: c } = await PacketClient.connect(broker, { clientId: "w", clean: false });
+      c.send(pub("free/w", 2, 4, { dup: true }));
+      const got = await c.next(5000).catch(() => undefined);
+      if (got?.type === 5) acked = true;
+      else await c.expectClosed();
+      c.drop();
+    }
+    const { client: s } = await PacketClient.connect(broker, { clientId: "s", clean: false });
+    assert.equal((await s.expect(3)).topic, "free/w");
+    await s.expectNothing(200);
   });
 });

@@ -328,7 +328,7 @@ export class SessionJournal {
   }
 
   private schedule(): void {
-    this.open ??= new PendingWrite(this.log);
+    this.open ??= new PendingWrite(this.log, this.dirty);
     // Group commit: while a batch is being written, the next one gathers.
     if (this.flushScheduled || this.writing) return;
     this.flushScheduled = true;
@@ -349,7 +349,7 @@ export class SessionJournal {
     }
     this.linger.reset();
     this.urgent = false;
-    const open = this.open ?? new PendingWrite(this.log);
+    const open = this.open ?? new PendingWrite(this.log, this.dirty);
     this.open = undefined;
     let batch = this.batch;
     this.batch = new SessionBatchBuilder();

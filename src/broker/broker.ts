@@ -12,6 +12,7 @@ import type { Message } from "./message.ts";
 import type { Session, Subscription } from "./session.ts";
 import { Router } from "./router.ts";
 import { SessionJournal } from "./journal.ts";
+import type { PendingWrite } from "./journal_write.ts";
 import { SessionLifecycle } from "./session_lifecycle.ts";
 import type { ClusterLink } from "./cluster_link.ts";
 import { changeRetained } from "./retained_change.ts";
@@ -258,6 +259,10 @@ export class Broker implements BrokerCore, PacketSink {
    */
   private routeConfirmed(message: Message, inline: boolean): number | Promise<number> {
     const count = this.route(message);
+    if (!inline && message.qos > 0) {
+      const carrier = this.journal?.carrier(message);
+      if (carrier) this.carriers.set(message, carrier);
+    }
     const confirmed = this.cluster?.confirmation();
     if (confirmed === undefined) return count;
     if (!inline) return confirmed.then(() => count);
@@ -265,6 +270,12 @@ export class Broker implements BrokerCore, PacketSink {
     this.held = this.held ? joinHeld(this.held, confirmed) : confirmed;
     return count;
   }
+
+  /**
+   * QoS 1/2 messages routed only after their retained write, and the session batch that took
+   * their deliveries then (journal.carrier): what their acknowledgement must not outlive.
+   */
+  readonly carriers = new WeakMap<Message, PendingWrite>();
 
   /**
    * Set by publish() when a persistPublish hook holds the message's acknowledgement, for the

@@ -263,6 +263,18 @@ export class SessionJournal {
   }
 
   /**
+   * The batch holding the deliveries of `message`, asked right after it was routed: an
+   * acknowledgement held meanwhile must not outlive that batch's failure. Undefined when no
+   * persistent session got it.
+   */
+  carrier(message: Message): PendingWrite | undefined {
+    const open = this.open; // none: nothing changed since the last write (no lookup then)
+    if (open === undefined) return undefined;
+    const id = this.messageIds.get(message);
+    return id !== undefined && this.batch.carries(id) ? open : undefined;
+  }
+
+  /**
    * Resolves when everything written so far is stored (or failed). Its caller cannot go
    * on meanwhile (closing, a takeover handing a session on): no linger.
    */
@@ -316,7 +328,7 @@ export class SessionJournal {
   }
 
   private schedule(): void {
-    this.open ??= new PendingWrite(this.log);
+    this.open ??= new PendingWrite(this.log, this.dirty);
     // Group commit: while a batch is being written, the next one gathers.
     if (this.flushScheduled || this.writing) return;
     this.flushScheduled = true;
@@ -337,7 +349,7 @@ export class SessionJournal {
     }
     this.linger.reset();
     this.urgent = false;
-    const open = this.open ?? new PendingWrite(this.log);
+    const open = this.open ?? new PendingWrite(this.log, this.dirty);
     this.open = undefined;
     let batch = this.batch;
     this.batch = new SessionBatchBuilder();

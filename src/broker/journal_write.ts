@@ -21,8 +21,14 @@ export class PendingWrite {
   private acks: Ack[] = [];
   /** Settles (never rejects) once the acknowledgements waiting here ran. */
   private done: Promise<void> | undefined;
+  /** Why the write failed, once it did. */
+  private failure: string | undefined;
 
-  constructor(private readonly log: (line: string) => void) {
+  /** `dirty`: the journal's sessions left behind by a failed batch, not rewritten yet. */
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly dirty: ReadonlySet<string>,
+  ) {
     this.promise = new Promise<void>((res, rej) => ((this.resolve = res), (this.reject = rej)));
     this.promise.catch(() => {}); // failures are handled per acknowledgement
   }
@@ -34,18 +40,32 @@ export class PendingWrite {
   }
 
   stored(): void {
+    // A session an earlier batch failed to store while this one was written (its rewrite,
+    // say) is not acknowledged either, as when it was behind at the ask (journal.acknowledge).
+    const behind = this.dirty.size > 0 ? this.dirty : undefined;
     for (const a of this.take()) {
       if (a.conn.closing) continue;
-      if (a.send) a.send();
+      if (a.send && !(behind && isBehind(a.conn, behind))) a.send();
       else refuse(a.conn, "session not stored", this.log);
     }
     this.resolve();
   }
 
   failed(e: unknown): void {
-    const why = e instanceof Error ? e.message : String(e);
+    const why = this.failure = e instanceof Error ? e.message : String(e);
     for (const a of this.take()) if (!a.conn.closing) refuse(a.conn, why, this.log);
     this.reject(e);
+  }
+
+  /**
+   * `send` for an acknowledgement of something this batch holds, queued on a batch that
+   * settles no earlier (batches settle in order): closes `conn` instead if this one failed.
+   */
+  unlessFailed(conn: Connection, send: () => void): () => void {
+    return () => {
+      if (this.failure === undefined) send();
+      else if (!conn.closing) refuse(conn, this.failure, this.log);
+    };
   }
 
   private take(): Ack[] {
@@ -59,6 +79,11 @@ export class PendingWrite {
 export function refuse(conn: Connection, why: string, log: (line: string) => void): void {
   log(`closing ${conn.describe()}: cannot store its session (${why})`);
   conn.close(0x80);
+}
+
+function isBehind(conn: Connection, dirty: ReadonlySet<string>): boolean {
+  const session = conn.session;
+  return session !== undefined && dirty.has(session.clientId);
 }
 
 function noop(): void {}

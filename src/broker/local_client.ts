@@ -49,7 +49,6 @@ export class LocalClient {
     const message = this.message(topic, payload, opts);
     const journal = broker.journal;
     const changes = journal?.stats.changes;
-    const failed = journal?.stats.failedBatches;
     const routed = broker.publish(message, opts.rider);
     if (message.qos === 0) return routed;
     const held = broker.held; // taken, as the PUBLISH handler takes it
@@ -61,13 +60,15 @@ export class LocalClient {
       // a hook holding the message kept it; unless it went with the retained write already,
       // the message's only store write (no persistent subscriber: Broker.publish).
       // That batch may also have been written, and failed, while a hook or the other nodes
-      // held the message: any batch failing since the publish began refuses it.
+      // held the message: its failure refuses it (Broker.carriers; another batch's does not).
       return routed.then(async (n) => {
         if (held) await held;
         if (opts.rider?.applied || !journal) return n; // the retained write was all it stored
+        const carrier = broker.carriers.get(message);
+        if (!carrier) return n; // no persistent session got it
         if (opts.rider) journal.ride(opts.rider, message);
-        await journal.whenStoredSoon();
-        if (journal.stats.failedBatches !== failed) throw new Error("session batch not stored");
+        void journal.whenStoredSoon(); // if it is still open: written at once
+        await carrier.promise; // rejects when it failed
         return n;
       });
     }

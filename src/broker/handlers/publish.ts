@@ -2,6 +2,7 @@ import type { PublishPacket } from "../../mqtt/packet.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
 import type { Session } from "../session.ts";
+import type { PendingWrite } from "../journal_write.ts";
 import { forwardedProperties, type Message } from "../message.ts";
 import { RangePublish } from "../../mqtt/publish_range.ts";
 import { TOPIC_ALIAS_MAXIMUM } from "./connect.ts";
@@ -153,9 +154,13 @@ function route(
   const routed = broker.publish(message);
   const held = broker.held;
   if (held || (p.qos > 0 && broker.holding && hasHeldAcks(conn))) {
-    return acknowledgeHeld(broker, conn, session, p, routed, held);
+    return acknowledgeHeld(broker, conn, session, p, message, routed, held);
   }
-  if (routed instanceof Promise) return routed.then((n) => acknowledge(broker, conn, p, n));
+  if (routed instanceof Promise) {
+    // Routed after its retained write (and, in a cluster, the other nodes' answer): its
+    // deliveries' batch may have been written meanwhile (Broker.carriers).
+    return routed.then((n) => acknowledge(broker, conn, p, n, broker.carriers.get(message)));
+  }
   if (p.qos > 0) acknowledge(broker, conn, p, routed); // QoS 0: not a call per message
 }
 
@@ -165,6 +170,7 @@ function acknowledgeHeld(
   conn: Connection,
   session: Session,
   p: PublishPacket,
+  message: Message,
   routed: number | Promise<number>,
   held: Promise<void> | undefined,
 ): void | Promise<void> {
@@ -174,14 +180,16 @@ function acknowledgeHeld(
     if (held) holdQos2(session, p.packetId!, held);
   }
   if (p.qos > 0) {
+    // The batch holding its deliveries may be written, and fail, while the ack is held.
     let wait = held, ack: () => void;
     if (routed instanceof Promise) {
       wait = (held ? Promise.all([held, routed]) : routed).then(() => {});
-      ack = () => routed.then((n) => acknowledge(broker, conn, p, n));
+      ack = () => routed.then((n) => acknowledge(broker, conn, p, n, broker.carriers.get(message)));
     } else {
       // Routed already: only `held` to wait for (a promise of the count per message cost ~7%
       // of a cluster node's CPU forwarding QoS 1 to another node).
-      ack = () => acknowledge(broker, conn, p, routed);
+      const carrier = broker.journal?.carrier(message);
+      ack = () => acknowledge(broker, conn, p, routed, carrier);
     }
     ackWhenHeld(conn, wait, ack, (e) => refuse(conn, session, p, e));
   }
@@ -190,9 +198,19 @@ function acknowledgeHeld(
 
 /**
  * PUBACK or PUBREC once the message is routed to `count` sessions, and, with a
- * session store, once it is stored for every persistent session that gets it.
+ * session store, once it is stored for every persistent session that gets it:
+ * `carrier`, the batch that took its deliveries when that may be written
+ * already (held, or routed late); if it failed, the connection is closed as for
+ * any batch failing under an acknowledgement (the client resends; for 5.0 a
+ * PUBACK with 0x80 would be final).
  */
-function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: number): void {
+function acknowledge(
+  broker: Broker,
+  conn: Connection,
+  p: PublishPacket,
+  count: number,
+  carrier?: PendingWrite,
+): void {
   if (p.qos === 0) return;
   // 5.0: 0x10 tells the publisher nobody matched (dropped for 3.x by sendAck).
   const reasonCode = count === 0 ? 0x10 : 0;
@@ -202,8 +220,10 @@ function acknowledge(broker: Broker, conn: Connection, p: PublishPacket, count: 
   const session = conn.session;
   if (p.qos === 2 && session) incomingAdded(session, id);
   const journal = broker.journal;
-  if (journal) journal.acknowledge(conn, () => conn.sendAck(type, id, reasonCode));
-  else conn.sendAck(type, id, reasonCode);
+  if (!journal) return conn.sendAck(type, id, reasonCode);
+  const send = () => conn.sendAck(type, id, reasonCode);
+  // Queued on the open or writing batch, which settles no earlier than `carrier`.
+  journal.acknowledge(conn, carrier ? carrier.unlessFailed(conn, send) : send);
 }
 
 /**

@@ -1,8 +1,17 @@
 // persistPublish: a hook that keeps messages may hold their PUBACK/PUBREC ("acknowledged means kept").
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { closeAll, newBroker, PacketClient, text } from "./helpers/packet_client.ts";
+import {
+  closeAll,
+  newBroker,
+  PacketClient,
+  testBrokerOptions,
+  text,
+} from "./helpers/packet_client.ts";
+import { Broker } from "../src/broker/broker.ts";
 import type { BrokerHooks } from "../src/broker/hooks.ts";
+import { MemoryStore } from "../src/store/memory.ts";
+import type { MessageData, RetainedWrite } from "../src/store/types.ts";
 import type { Message } from "../src/broker/message.ts";
 import type { Packet } from "../src/mqtt/packet.ts";
 
@@ -187,5 +196,31 @@ describe("persistPublish holds acknowledgements", () => {
     assert.equal(m.qos, 1);
     assert.equal(m.properties?.contentType, "text/plain");
     assert.deepEqual(m.properties?.userProperties, [["k", "v"]]);
+  });
+
+  test("a held retained QoS 1 keeps its place: the next held PUBACK does not overtake it", async () => {
+    // A retained message is routed after its store write (async with SQLite or Redis).
+    class SlowRetained extends MemoryStore {
+      override setRetained(topic: string, m: MessageData | undefined): Promise<RetainedWrite> {
+        return new Promise((r) => setTimeout(() => r(super.setRetained(topic, m)), 5));
+      }
+    }
+    const h = holdingHook();
+    const b = new Broker(testBrokerOptions({ hooks: [h.hooks] }), new SlowRetained());
+    try {
+      const { client: p } = await PacketClient.connect(b, {
+        clientId: "order",
+        protocolVersion: 5,
+      });
+      p.send({ ...pub("held/r", 1, 1), retain: true } as Packet);
+      p.send(pub("held/t", 1, 2));
+      await p.expectNothing(100);
+      h.release();
+      // [MQTT-4.6.0-2]: PUBACKs in the order the PUBLISH packets came in.
+      assert.equal((await p.expect(4)).packetId, 1);
+      assert.equal((await p.expect(4)).packetId, 2);
+    } finally {
+      await b.close();
+    }
   });
 });

@@ -275,7 +275,14 @@ export class Broker implements BrokerCore, PacketSink {
    * QoS 1/2 messages routed only after their retained write, and the session batch that took
    * their deliveries then (journal.carrier): what their acknowledgement must not outlive.
    */
-  readonly carriers = new WeakMap<Message, PendingWrite>();
+  private readonly carriers = new WeakMap<Message, PendingWrite>();
+
+  /** The batch recorded for `message` by routeConfirmed, taken (read once, by its acknowledgement). */
+  takeCarrier(message: Message): PendingWrite | undefined {
+    const carrier = this.carriers.get(message);
+    if (carrier) this.carriers.delete(message);
+    return carrier;
+  }
 
   /**
    * Set by publish() when a persistPublish hook holds the message's acknowledgement, for the

@@ -64,7 +64,7 @@ export class LocalClient {
       return routed.then(async (n) => {
         if (held) await held;
         if (opts.rider?.applied || !journal) return n; // the retained write was all it stored
-        const carrier = broker.carriers.get(message);
+        const carrier = broker.takeCarrier(message);
         if (!carrier) return n; // no persistent session got it
         if (opts.rider) journal.ride(opts.rider, message);
         void journal.whenStoredSoon(); // if it is still open: written at once

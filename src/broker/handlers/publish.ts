@@ -159,7 +159,7 @@ function route(
   if (routed instanceof Promise) {
     // Routed after its retained write (and, in a cluster, the other nodes' answer): its
     // deliveries' batch may have been written meanwhile (Broker.carriers).
-    return routed.then((n) => acknowledge(broker, conn, p, n, broker.carriers.get(message)));
+    return routed.then((n) => acknowledge(broker, conn, p, n, broker.takeCarrier(message)));
   }
   if (p.qos > 0) acknowledge(broker, conn, p, routed); // QoS 0: not a call per message
 }
@@ -183,8 +183,13 @@ function acknowledgeHeld(
     // The batch holding its deliveries may be written, and fail, while the ack is held.
     let wait = held, ack: () => void;
     if (routed instanceof Promise) {
-      wait = (held ? Promise.all([held, routed]) : routed).then(() => {});
-      ack = () => routed.then((n) => acknowledge(broker, conn, p, n, broker.carriers.get(message)));
+      // The count is read when the wait settles, so the ack itself goes synchronously from
+      // the connection's held queue: a `.then` there would let later acks overtake it
+      // [MQTT-4.6.0-2].
+      let count = 0;
+      const counted = routed.then((n) => void (count = n));
+      wait = held ? Promise.all([held, counted]).then(() => {}) : counted;
+      ack = () => acknowledge(broker, conn, p, count, broker.takeCarrier(message));
     } else {
       // Routed already: only `held` to wait for (a promise of the count per message cost ~7%
       // of a cluster node's CPU forwarding QoS 1 to another node).

@@ -43,18 +43,35 @@ export class PendingWrite {
     // A session an earlier batch failed to store while this one was written (its rewrite,
     // say) is not acknowledged either, as when it was behind at the ask (journal.acknowledge).
     const behind = this.dirty.size > 0 ? this.dirty : undefined;
-    for (const a of this.take()) {
-      if (a.conn.closing) continue;
-      if (a.send && !(behind && isBehind(a.conn, behind))) a.send();
-      else refuse(a.conn, "session not stored", this.log);
+    try {
+      for (const a of this.take()) {
+        if (a.conn.closing) continue;
+        if (a.send && !(behind && isBehind(a.conn, behind))) this.run(a.send);
+        else this.run(() => refuse(a.conn, "session not stored", this.log));
+      }
+    } finally {
+      this.resolve(); // whatever an acknowledgement threw, the waiters on this batch go on
     }
-    this.resolve();
   }
 
   failed(e: unknown): void {
     const why = this.failure = e instanceof Error ? e.message : String(e);
-    for (const a of this.take()) if (!a.conn.closing) refuse(a.conn, why, this.log);
-    this.reject(e);
+    try {
+      for (const a of this.take()) {
+        if (!a.conn.closing) this.run(() => refuse(a.conn, why, this.log));
+      }
+    } finally {
+      this.reject(e);
+    }
+  }
+
+  /** One acknowledgement's throw (a closed socket, a hook's log) must not skip the others'. */
+  private run(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.log(`session journal: an acknowledgement failed: ${e instanceof Error ? e.message : e}`);
+    }
   }
 
   /**

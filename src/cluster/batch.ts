@@ -112,13 +112,18 @@ export class FrameBatcher {
     if (hint > 4_096) this.sizes.set(to, hint);
     else this.sizes.delete(to);
     this.lastSent = performance.now();
-    if (this.sink(to, p.w.bytes(), p.count) === true && this.spares.size < 64) {
-      this.spares.set(to, p.w.buffer);
-    }
+    // Kept only if no bigger than the largest frame's hint: one huge forwarded message must
+    // not pin its buffer for good (per destination).
+    const buffer = p.w.buffer;
+    if (
+      this.sink(to, p.w.bytes(), p.count) === true && this.spares.size < 64 &&
+      buffer.length <= this.maxBytes + 64 * 1024
+    ) this.spares.set(to, buffer);
   }
 
   /** Forget what is pending (a crashed node sends nothing more). */
   clear(): void {
     this.pending.clear();
+    this.spares.clear();
   }
 }

@@ -14,7 +14,6 @@ interface Held {
   reason?: unknown;
   ack: () => void;
   refuse: (reason: unknown) => void;
-  conn: Connection;
   /** Its connection's queue. */
   queue: Held[];
 }
@@ -59,7 +58,7 @@ export function ackWhenHeld(
 ): void {
   let queue = chains.get(conn);
   if (!queue) chains.set(conn, queue = []);
-  const h: Held = { done: false, failed: false, ack, refuse, conn, queue };
+  const h: Held = { done: false, failed: false, ack, refuse, queue };
   queue.push(h);
   if (!held) return queueMicrotask(() => settle([h], false));
   const group = waiting.get(held);

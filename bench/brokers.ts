@@ -73,20 +73,39 @@ export const BROKERS: Broker[] = [
       ...["src/main_bun.ts", "--config", await mqttxConfig(port)],
     ],
   },
-  // Other checkouts' Bun brokers (MQTTX_BASE, MQTTX_BASE2=<folder>), for a same-run A/B against
-  // older commits: `git worktree add ../base <commit>`, then BROKERS=mqttx-bun,mqttx-bun-base.
-  ...(["MQTTX_BASE", "MQTTX_BASE2"] as const).map((key, i): Broker => ({
-    name: i === 0 ? "mqttx-bun-base" : "mqttx-bun-base2",
-    optIn: true,
-    missing: () =>
+  // Other checkouts' brokers (MQTTX_BASE, MQTTX_BASE2=<folder>), for a same-run A/B against
+  // older commits: `git worktree add ../base <commit>` (copy node_modules in: Deno resolves a
+  // symlinked one to the other tree), then BROKERS=mqttx-bun,mqttx-bun-base or
+  // BROKERS=mqttx-deno,mqttx-deno-base.
+  ...(["MQTTX_BASE", "MQTTX_BASE2"] as const).flatMap((key, i): Broker[] => {
+    const missing = (bin: string) => () =>
       Deno.env.get(key)
-        ? need("bun", "run `npm ci` at the repo root")
-        : Promise.resolve(`${key} is not set (a folder with another checkout of mqttx)`),
-    command: async (port) => [
-      (await which("bun"))!,
-      ...[`${Deno.env.get(key)}/src/main_bun.ts`, "--config", await mqttxConfig(port)],
-    ],
-  })),
+        ? need(bin, "run `npm ci` at the repo root")
+        : Promise.resolve(`${key} is not set (a folder with another checkout of mqttx)`);
+    const suffix = i === 0 ? "base" : "base2";
+    return [{
+      name: `mqttx-bun-${suffix}`,
+      optIn: true,
+      missing: missing("bun"),
+      command: async (port) => [
+        (await which("bun"))!,
+        ...[`${Deno.env.get(key)}/src/main_bun.ts`, "--config", await mqttxConfig(port)],
+      ],
+    }, {
+      name: `mqttx-deno-${suffix}`,
+      optIn: true,
+      missing: missing("deno"),
+      // run from the other checkout, so its deno.json and node_modules are the ones used
+      command: async (port) => [
+        "bash",
+        "-c",
+        'cd "$0" && exec "$@"',
+        Deno.env.get(key)!,
+        (await which("deno"))!,
+        ...["run", "-A", "src/main.ts", "--config", await mqttxConfig(port)],
+      ],
+    }];
+  }),
   {
     // Bun on the SQLite store (synchronous full, a fresh file per run): S1 against memory.
     name: "mqttx-bun-sqlite",

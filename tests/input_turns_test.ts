@@ -7,6 +7,8 @@ import { closeAll, newBroker, PacketClient, text } from "./helpers/packet_client
 import { encode } from "../src/mqtt/encoder.ts";
 import {
   BYTES_PER_TURN,
+  IO_BYTES_PER_TURN,
+  IO_PACKETS_PER_TURN,
   LOOSE_BYTES_PER_TURN,
   LOOSE_MAX_PACKETS,
   LOOSE_PACKETS_PER_TURN,
@@ -14,6 +16,7 @@ import {
   subscriberWaits,
   TIGHT_MS,
   turnBudget,
+  useIoTurn,
 } from "../src/broker/input_turns.ts";
 import type { Broker } from "../src/broker/broker.ts";
 
@@ -127,4 +130,23 @@ test("turns are tight from a subscriber's wait until TIGHT_MS after the last one
   // Another wait tightens them again.
   subscriberWaits();
   assert.equal(turnBudget(now + TIGHT_MS).bytes, BYTES_PER_TURN);
+});
+
+test("tight turns that end with a poll (Deno's ioTurn) take half the budget", () => {
+  const now = Date.now();
+  subscriberWaits();
+  useIoTurn((f) => setTimeout(f));
+  try {
+    assert.deepEqual(turnBudget(now), {
+      bytes: IO_BYTES_PER_TURN,
+      packets: IO_PACKETS_PER_TURN,
+      maxPackets: Infinity,
+    });
+    assert.ok(IO_BYTES_PER_TURN < BYTES_PER_TURN && IO_PACKETS_PER_TURN < PACKETS_PER_TURN);
+    assert.equal(turnBudget(now + TIGHT_MS).bytes, LOOSE_BYTES_PER_TURN, "loose turns as before");
+  } finally {
+    useIoTurn(undefined);
+  }
+  subscriberWaits();
+  assert.equal(turnBudget(now + TIGHT_MS).bytes, BYTES_PER_TURN, "without ioTurn (Bun)");
 });

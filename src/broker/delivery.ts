@@ -130,7 +130,7 @@ export function drainQueue(session: Session, limits: DeliveryLimits): void {
   const now = Date.now();
   let taken = 0;
   while (taken < session.queue.length && session.inflight.size < max) {
-    const q = session.queue[taken++];
+    const q = session.queue.get(taken++)!;
     if (isExpired(q.message, now)) { // [MQTT-3.3.2-5]
       limits.dropped.expired++;
       unqueued(session, q.message);

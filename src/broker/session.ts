@@ -1,6 +1,7 @@
 import type { QoS, Will } from "../mqtt/packet.ts";
 import type { Message } from "./message.ts";
 import type { Connection } from "./connection.ts";
+import { DeliveryQueue, type ReadonlyDeliveryQueue } from "./delivery_queue.ts";
 import { InflightWindow } from "./inflight.ts";
 import type { SessionJournal } from "./journal.ts";
 
@@ -82,7 +83,7 @@ export interface SessionState {
   /** By filter as sent (incl. a `$share/group/` prefix). */
   readonly subscriptions: ReadonlyMap<string, Subscription>;
   /** Deliveries waiting for in-flight room or for the client, oldest first. */
-  readonly queue: readonly Queued[];
+  readonly queue: ReadonlyDeliveryQueue<Queued>;
   /** Outgoing QoS 1/2 by packet id, in send order. */
   readonly inflight: ReadonlyInflight<Outgoing>;
   /** Incoming QoS 2 packet ids received but not yet released [MQTT-4.3.3-2]. */
@@ -124,7 +125,7 @@ export interface WritableSession extends Session {
   username: string | undefined;
   expiryInterval: number;
   readonly subscriptions: Map<string, Subscription>;
-  readonly queue: Queued[];
+  readonly queue: DeliveryQueue<Queued>;
   readonly inflight: InflightWindow<Outgoing>;
   readonly incomingQos2: Set<number>;
   will: Will | undefined;
@@ -168,7 +169,7 @@ class SessionObject implements WritableSession {
   // and empty ones cost a few hundred bytes each per connection.
   private _subscriptions: Map<string, Subscription> | undefined;
   private _inflight: InflightWindow<Outgoing> | undefined;
-  private _queue: Queued[] | undefined;
+  private _queue: DeliveryQueue<Queued> | undefined;
   private _incomingQos2: Set<number> | undefined;
 
   get subscriptions(): Map<string, Subscription> {
@@ -177,8 +178,8 @@ class SessionObject implements WritableSession {
   get inflight(): InflightWindow<Outgoing> {
     return this._inflight ??= new InflightWindow();
   }
-  get queue(): Queued[] {
-    return this._queue ??= [];
+  get queue(): DeliveryQueue<Queued> {
+    return this._queue ??= new DeliveryQueue();
   }
   get incomingQos2(): Set<number> {
     return this._incomingQos2 ??= new Set();

@@ -21,12 +21,9 @@ export function unqueued(session: Session, message: Message): void {
   session.journal?.dropped(session, message);
 }
 
-/**
- * The first `n` queued deliveries are gone (each already sent, or passed to
- * `unqueued`): one splice for a whole drain.
- */
+/** The first `n` queued deliveries are gone (each already sent, or passed to `unqueued`). */
 export function dequeued(session: Session, n: number): void {
-  writableState(session).queue.splice(0, n);
+  writableState(session).queue.dropFront(n);
 }
 
 /** Next free packet id (1..65535), skipping ids still in flight [MQTT-2.3.1-4]. */
@@ -75,15 +72,17 @@ export function takeShared(session: Session): Queued[] {
       completed(session, id);
     }
   }
-  if (s.queue.some((q) => q.share)) {
-    const keep = s.queue.filter((q) => !q.share);
-    for (const q of s.queue) {
-      if (!q.share) continue;
+  const keep: Queued[] = [];
+  for (const q of s.queue) {
+    if (!q.share) keep.push(q);
+    else {
       moving.push(q);
       unqueued(session, q.message);
     }
-    s.queue.length = 0;
-    s.queue.push(...keep);
+  }
+  if (keep.length < s.queue.length) {
+    s.queue.clear();
+    for (const q of keep) s.queue.push(q);
   }
   return moving;
 }
@@ -92,7 +91,7 @@ export function takeShared(session: Session): Queued[] {
 export function clearDeliveries(session: Session): void {
   const s = writableState(session);
   s.inflight.clear();
-  s.queue.length = 0;
+  s.queue.clear();
 }
 
 /** Inbound QoS 2: the PUBLISH with `packetId` is kept until PUBREL [MQTT-4.3.3-2]. */

@@ -33,6 +33,7 @@ export class DeliveryQueue<T> implements ReadonlyDeliveryQueue<T> {
 
   /** The `n` oldest entries are gone. */
   dropFront(n: number): void {
+    if (!(n > 0)) return; // a negative count would move the head back onto taken slots
     const items = this.items;
     const end = Math.min(this.head + n, items.length);
     for (let i = this.head; i < end; i++) items[i] = undefined;

@@ -435,8 +435,9 @@ export class ClusterNode implements ClusterLink {
       case "publish": {
         const taken = this.resends.take(from, msg);
         if (taken === AGAIN) {
-          // Taken already (qos2_resend.ts): answer, as the first copy is answered, once stored.
-          this.acks.owe(from, msg.ack!, this.broker.journal?.whenStored());
+          // Taken already (qos2_resend.ts); its first copy's batch may have failed: kept once
+          // stored with no session behind (any: which got the first copy is not known here).
+          this.acks.owe(from, msg.ack!, this.broker.journal?.whenCaughtUp());
           return;
         }
         const router = this.broker.router;

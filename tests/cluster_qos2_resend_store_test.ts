@@ -6,6 +6,9 @@
  * session; B's batch fails, so B answers not-ok and node A closes its 3.1.1 publisher. The
  * resend reaches B as taken already: B must not answer "kept" while that session is left
  * behind (its copy only in B's memory) — only once the rewrite of the session is stored.
+ *
+ * And a message B gives no persistent session is answered at once, not refused because the
+ * batch open when it came (holding only other sessions' changes) failed.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -32,16 +35,25 @@ interface TestNode {
   store: RedisStore;
   broker: Broker;
   node: ClusterNode;
-  /** While true, every session batch of this node fails. */
-  ctl: { failing: boolean };
+  /** While `failing`, every session batch of this node fails; one entering while `gate`
+   * is set waits for it first (`entered` counts those). */
+  ctl: { failing: boolean; gate?: Promise<void>; entered: number };
 }
 
 async function startNode(id: string): Promise<TestNode> {
   const store = await openRedisStore(redis.server().url);
-  const ctl = { failing: false };
+  const ctl: TestNode["ctl"] = { failing: false, entered: 0 };
   const write = store.sessions.write.bind(store.sessions);
-  store.sessions.write = (batch) =>
-    ctl.failing ? Promise.reject(new Error("store down (test)")) : write(batch);
+  store.sessions.write = async (batch) => {
+    const gate = ctl.gate;
+    if (gate) {
+      ctl.gate = undefined;
+      ctl.entered++;
+      await gate;
+    }
+    if (ctl.failing) throw new Error("store down (test)");
+    return write(batch);
+  };
   const broker = new Broker(testBrokerOptions({ brokerId: id }), store);
   const bus = new RedisBus({
     url: redis.server().url,
@@ -63,7 +75,7 @@ async function until(cond: () => boolean, what: string, ms = 20_000): Promise<vo
   }
 }
 
-const publish = (topic: string, qos: 0 | 2, packetId?: number, dup = false): Packet =>
+const publish = (topic: string, qos: 0 | 1 | 2, packetId?: number, dup = false): Packet =>
   ({ type: 3, topic, payload: text("hello"), qos, retain: false, dup, packetId }) as Packet;
 
 /** The topics of what B's store holds for session `clientId`. */
@@ -126,6 +138,59 @@ test("a resend taken already is acknowledged only once its first copy is stored"
     while (answer === "closed") answer = await resend(a);
     assert.deepEqual(await storedTopics("s"), ["q2/1"]);
   } finally {
+    for (const n of [a, b]) {
+      await n.node.stop();
+      await n.broker.close();
+    }
+  }
+});
+
+test("a message no persistent session here got: answered whatever the open batch does", {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  await admin!.client.sendCommand(["FLUSHDB"]);
+  const a = await startNode("001");
+  const b = await startNode("002");
+  let open = () => {};
+  try {
+    // A clean subscriber on B (nothing to store), and a persistent session there.
+    const { client: sub } = await PacketClient.connect(b.broker, { clientId: "c" });
+    sub.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "q1/#", qos: 1 }] });
+    await sub.expect(9);
+    const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+    await until(() => {
+      p.send(publish("q1/probe", 0));
+      return sub.pending().some((x) => x.type === 3);
+    }, "the route to B");
+    const journal = b.broker.journal!;
+    const { client: other } = await PacketClient.connect(b.broker, {
+      clientId: "o",
+      clean: false,
+    });
+    await journal.settled();
+
+    // A batch of "o"'s is written (held); the next gathers another persistent session's.
+    b.ctl.gate = new Promise((r) => open = r);
+    other.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "x/1", qos: 1 }] });
+    await until(() => b.ctl.entered === 1, "a batch written");
+    // (Not "o" again: its connection waits for its SUBACK.)
+    const late = PacketClient.connect(b.broker, { clientId: "o2", clean: false });
+    late.catch(() => {}); // its session is not stored: closed
+    await until(() => journal.whenStored() !== undefined, "the next batch open");
+    b.ctl.failing = true; // that next batch fails
+
+    // The message comes while that batch is open, and goes to the clean subscriber only.
+    const before = sub.pending().length;
+    p.send(publish("q1/x", 1, 9));
+    await until(() => sub.pending().slice(before).some((x) => x.type === 3), "the delivery");
+    open();
+    const ack = await p.expect(4, 15_000);
+    assert.equal(ack.packetId, 9);
+    b.ctl.failing = false;
+  } finally {
+    open();
+    b.ctl.failing = false;
     for (const n of [a, b]) {
       await n.node.stop();
       await n.broker.close();

@@ -35,8 +35,10 @@ interface TestNode {
   store: RedisStore;
   broker: Broker;
   node: ClusterNode;
-  /** While `failing`, every session batch of this node fails; one entering while `gate`
-   * is set waits for it first (`entered` counts those). */
+  /**
+   * While `failing`, every session batch of this node fails; but the one that enters while
+   * `gate` is set waits for it, then is written (`entered` counts those).
+   */
   ctl: { failing: boolean; gate?: Promise<void>; entered: number };
 }
 
@@ -50,6 +52,7 @@ async function startNode(id: string): Promise<TestNode> {
       ctl.gate = undefined;
       ctl.entered++;
       await gate;
+      return write(batch);
     }
     if (ctl.failing) throw new Error("store down (test)");
     return write(batch);
@@ -78,7 +81,7 @@ async function until(cond: () => boolean, what: string, ms = 20_000): Promise<vo
 const publish = (topic: string, qos: 0 | 1 | 2, packetId?: number, dup = false): Packet =>
   ({ type: 3, topic, payload: text("hello"), qos, retain: false, dup, packetId }) as Packet;
 
-/** The topics of what B's store holds for session `clientId`. */
+/** The topics of what B's store holds for session `clientId` (QoS 0 probes may be among them). */
 async function storedTopics(clientId: string): Promise<string[]> {
   const state = await admin!.sessions.load();
   const s = state.sessions.find((x) => x.clientId === clientId);
@@ -127,7 +130,7 @@ test("a resend taken already is acknowledged only once its first copy is stored"
     p.send(publish("q2/1", 2, 5));
     await p.expectClosed(15_000);
     assert.ok(!p.pending().some((x) => x.type === 5), "no PUBREC for the first copy");
-    assert.deepEqual(await storedTopics("s"), []);
+    assert.ok(!(await storedTopics("s")).includes("q2/1"));
 
     // The resend while B's session is still behind: not acknowledged.
     assert.equal(await resend(a), "closed", "PUBREC while the subscriber's copy is not stored");
@@ -135,8 +138,11 @@ test("a resend taken already is acknowledged only once its first copy is stored"
     // The store is back: a resend is acknowledged once the rewrite holding the copy is stored.
     b.ctl.failing = false;
     let answer = await resend(a);
-    while (answer === "closed") answer = await resend(a);
-    assert.deepEqual(await storedTopics("s"), ["q2/1"]);
+    while (answer === "closed") {
+      await new Promise((r) => setTimeout(r, 50));
+      answer = await resend(a);
+    }
+    assert.ok((await storedTopics("s")).includes("q2/1"), "PUBREC before the copy is stored");
   } finally {
     for (const n of [a, b]) {
       await n.node.stop();
@@ -181,9 +187,10 @@ test("a message no persistent session here got: answered whatever the open batch
     b.ctl.failing = true; // that next batch fails
 
     // The message comes while that batch is open, and goes to the clean subscriber only.
-    const before = sub.pending().length;
+    const seen = sub.pending().length;
     p.send(publish("q1/x", 1, 9));
-    await until(() => sub.pending().slice(before).some((x) => x.type === 3), "the delivery");
+    const delivered = (x: Packet) => x.type === 3 && x.topic === "q1/x";
+    await until(() => sub.pending().slice(seen).some(delivered), "the delivery");
     open();
     const ack = await p.expect(4, 15_000);
     assert.equal(ack.packetId, 9);

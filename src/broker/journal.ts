@@ -49,7 +49,7 @@ import type {
 } from "../store/types.ts";
 import type { ProtocolVersion, Will } from "../mqtt/packet.ts";
 import type { Connection } from "./connection.ts";
-import { PendingWrite, refuse } from "./journal_write.ts";
+import { caughtUp, PendingWrite, refuse } from "./journal_write.ts";
 import { BatchLinger, type LingerDeadlines } from "./journal_linger.ts";
 import type { Message } from "./message.ts";
 import type { Outgoing, Queued, Session, Subscription } from "./session.ts";
@@ -232,6 +232,11 @@ export class SessionJournal {
    */
   whenStored(): Promise<void> | undefined {
     return this.open?.promise;
+  }
+
+  /** `whenStored`, and no session left behind by a failed batch then (PendingWrite.kept). */
+  whenCaughtUp(): Promise<void> | undefined {
+    return caughtUp(this.open ?? this.writing, this.dirty);
   }
 
   /**

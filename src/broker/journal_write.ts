@@ -23,6 +23,9 @@ export class PendingWrite {
   private done: Promise<void> | undefined;
   /** Why the write failed, once it did. */
   private failure: string | undefined;
+  /** `kept()`'s promise, made on first ask; and the outcome, once settled. */
+  private keep: Settle | undefined;
+  private outcome: "kept" | "behind" | Error | undefined;
 
   /** `dirty`: the journal's sessions left behind by a failed batch, not rewritten yet. */
   constructor(
@@ -43,11 +46,12 @@ export class PendingWrite {
     // A session an earlier batch failed to store while this one was written (its rewrite,
     // say) is not acknowledged either, as when it was behind at the ask (journal.acknowledge).
     const behind = this.dirty.size > 0 ? this.dirty : undefined;
+    this.settle(behind ? "behind" : "kept");
     try {
       for (const a of this.take()) {
         if (a.conn.closing) continue;
         if (a.send && !(behind && isBehind(a.conn, behind))) this.run(a.send);
-        else this.run(() => refuse(a.conn, "session not stored", this.log));
+        else this.run(() => refuse(a.conn, NOT_STORED, this.log));
       }
     } finally {
       this.resolve(); // whatever an acknowledgement threw, the waiters on this batch go on
@@ -56,6 +60,7 @@ export class PendingWrite {
 
   failed(e: unknown): void {
     const why = this.failure = e instanceof Error ? e.message : String(e);
+    this.settle(new Error(why));
     try {
       for (const a of this.take()) {
         if (!a.conn.closing) this.run(() => refuse(a.conn, why, this.log));
@@ -85,11 +90,58 @@ export class PendingWrite {
     };
   }
 
+  /**
+   * Resolves when this batch is stored and no session of the journal is left behind then (by
+   * an earlier batch that failed, not rewritten yet); rejects otherwise. For a promise of
+   * "kept" that cannot name its sessions (journal.whenCaughtUp).
+   */
+  kept(): Promise<void> {
+    if (this.outcome !== undefined) return keptAs(this.outcome);
+    if (!this.keep) {
+      let resolve!: () => void, reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => {}); // handled by whoever asked
+      this.keep = { promise, resolve, reject };
+    }
+    return this.keep.promise;
+  }
+
+  private settle(outcome: "kept" | "behind" | Error): void {
+    this.outcome = outcome;
+    if (outcome === "kept") this.keep?.resolve();
+    else this.keep?.reject(outcome === "behind" ? new Error(NOT_STORED) : outcome);
+  }
+
   private take(): Ack[] {
     const acks = this.acks;
     this.acks = [];
     return acks;
   }
+}
+
+interface Settle {
+  readonly promise: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
+const NOT_STORED = "session not stored";
+
+function keptAs(outcome: "kept" | "behind" | Error): Promise<void> {
+  if (outcome === "kept") return Promise.resolve();
+  return Promise.reject(outcome === "behind" ? new Error(NOT_STORED) : outcome);
+}
+
+/**
+ * Everything written so far (`last`: the latest batch, open or being written) stored with no
+ * session left behind; undefined when nothing waits and none is behind.
+ */
+export function caughtUp(
+  last: PendingWrite | undefined,
+  dirty: ReadonlySet<string>,
+): Promise<void> | undefined {
+  if (last) return last.kept();
+  return dirty.size > 0 ? Promise.reject(new Error(NOT_STORED)) : undefined;
 }
 
 /** The client resends what was not acknowledged after it reconnects. */

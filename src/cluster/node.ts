@@ -435,9 +435,8 @@ export class ClusterNode implements ClusterLink {
       case "publish": {
         const taken = this.resends.take(from, msg);
         if (taken === AGAIN) {
-          // Taken already (qos2_resend.ts): answer, as the first copy is answered, once stored.
-          this.acks.owe(from, msg.ack!, this.broker.journal?.whenStored());
-          return;
+          // Taken already (qos2_resend.ts): its first copy's sessions may be behind (whenCaughtUp).
+          return this.acks.owe(from, msg.ack!, this.broker.journal?.whenCaughtUp());
         }
         const router = this.broker.router;
         const shares = msg.shares;
@@ -450,10 +449,11 @@ export class ClusterNode implements ClusterLink {
         } finally {
           router.shareFilter = undefined;
         }
-        // Answered once this node's persistent sessions that got it have it stored (QoS 2: and
-        // the memory of what this node took has it).
+        // Answered once the batch carrying its deliveries to persistent sessions here is stored
+        // with none behind (QoS 2: and the memory of what this node took has it).
         if (msg.ack === undefined) return;
-        this.acks.owe(from, msg.ack, bothKept(taken, this.broker.journal?.whenStored()));
+        const kept = this.broker.journal?.carrier(msg.message)?.kept();
+        this.acks.owe(from, msg.ack, bothKept(taken, kept));
         return;
       }
       case "ack": {

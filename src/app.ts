@@ -239,7 +239,7 @@ export async function startApp(
     }
     // Routes of restored sessions are announced once they are back in the index.
     cluster?.announceRestored();
-    useIoTurn(runtime.ioTurn);
+    useIoTurn(runtime.ioTurn, runtime.ioTurnPolls);
     listeners = await startListeners({
       runtime,
       config,

@@ -150,3 +150,17 @@ test("tight turns that end with a poll (Deno's ioTurn) take half the budget", ()
   subscriberWaits();
   assert.equal(turnBudget(now + TIGHT_MS).bytes, BYTES_PER_TURN, "without ioTurn (Bun)");
 });
+
+test("an ioTurn that falls back to setImmediate (no poll: no listener) keeps the wider budget", () => {
+  const now = Date.now();
+  let polls = false;
+  useIoTurn((f) => setTimeout(f), () => polls);
+  try {
+    subscriberWaits();
+    assert.equal(turnBudget(now).bytes, BYTES_PER_TURN);
+    polls = true; // a listener opened the pairs
+    assert.equal(turnBudget(now).bytes, IO_BYTES_PER_TURN);
+  } finally {
+    useIoTurn(undefined);
+  }
+});

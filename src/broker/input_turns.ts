@@ -80,6 +80,7 @@ let waited = false;
 let tightUntil = -Infinity;
 let tight = false;
 let ioTurn: ((f: () => void) => void) | undefined;
+let ioTurnPolls: () => boolean = () => true;
 
 /**
  * A connected session's QoS 1/2 window is full and a message waits (queued or
@@ -97,7 +98,7 @@ export function turnBudget(now: number): TurnBudget {
     tightUntil = now + TIGHT_MS;
   }
   tight = now < tightUntil;
-  return !tight ? LOOSE : ioTurn ? TIGHT_IO : TIGHT;
+  return !tight ? LOOSE : ioTurn && ioTurnPolls() ? TIGHT_IO : TIGHT;
 }
 
 /**
@@ -107,8 +108,12 @@ export function turnBudget(now: number): TurnBudget {
  * read once per ~4,300 PUBLISHes (runtime/io_turn_deno.ts); otherwise turns keep
  * `setImmediate`, which costs less and is all a loose budget needs.
  */
-export function useIoTurn(f: ((f: () => void) => void) | undefined): void {
+export function useIoTurn(
+  f: ((f: () => void) => void) | undefined,
+  polls: () => boolean = () => true,
+): void {
   ioTurn = f;
+  ioTurnPolls = polls; // false: ioTurn is a setImmediate for now, the wider budget costs less
 }
 
 /** handleInput's answer, called from resumeInput, when it left input for later again. */

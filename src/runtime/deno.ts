@@ -14,7 +14,7 @@ import type { Listener, Runtime, TransportConn } from "./types.ts";
 import { listenNodeNet } from "./deno_node_net.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { serveDenoHttp } from "./http_deno.ts";
-import { closeIoTurn, ioTurn, openIoTurn } from "./io_turn_deno.ts";
+import { closeIoTurn, ioTurn, ioTurnPolls, openIoTurn } from "./io_turn_deno.ts";
 
 /** A listener keeps the I/O turn's sockets open while it lives (io_turn_deno.ts). */
 function withIoTurn<O, L extends Listener>(
@@ -65,4 +65,5 @@ export const denoRuntime: Runtime = {
   // lowering them made no measurable difference to latency, so they stay.
   helperThreads: [],
   ioTurn,
+  ioTurnPolls,
 };

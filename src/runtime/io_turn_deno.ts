@@ -35,6 +35,11 @@ let next = 0;
 let queued: (() => void)[] = [];
 let written = false;
 
+/** True while ioTurn waits for a poll, not a `setImmediate` (the pairs are open). */
+export function ioTurnPolls(): boolean {
+  return pairs.length === 2;
+}
+
 /** Run `f` once the event loop has polled for I/O (falls back to `setImmediate`). */
 export function ioTurn(f: () => void): void {
   queued.push(f);

@@ -124,4 +124,10 @@ export interface Runtime {
    * use it while a subscriber waits on its acknowledgements (broker/input_turns.ts).
    */
   ioTurn?(f: () => void): void;
+  /**
+   * True while `ioTurn` really waits for a poll (Deno: its loopback pairs are open, which a
+   * listener opens); false while it falls back to `setImmediate` (no listener: embedded on
+   * stream pairs). The tighter input budget pays only in the first case.
+   */
+  ioTurnPolls?(): boolean;
 }

@@ -263,8 +263,7 @@ export class SessionJournal {
    * write before the message it stands for (lost, with a crash in between).
    */
   ride(rider: BatchRider, message: Message): void {
-    const id = this.messageIds.get(message);
-    if (id !== undefined && this.batch.carries(id)) this.batch.riders.push(rider);
+    if (this.carrier(message)) this.batch.riders.push(rider);
   }
 
   /**

@@ -6,14 +6,12 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { Broker } from "../src/broker/broker.ts";
-import { ClusterNode } from "../src/cluster/node.ts";
-import { RedisBus } from "../src/cluster/redis.ts";
-import type { BusMessage, NodeId } from "../src/cluster/types.ts";
+import type { NodeId } from "../src/cluster/types.ts";
 import type { Packet } from "../src/mqtt/packet.ts";
 import type { RedisStore } from "../src/store/redis.ts";
 import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
-import { PacketClient, testBrokerOptions, text } from "./helpers/packet_client.ts";
+import { PacketClient, text } from "./helpers/packet_client.ts";
+import { startInProcessNode, stopNodes, until } from "./helpers/inprocess_node.ts";
 
 const redis = redisServerForFile();
 const skip = redis.skip;
@@ -33,59 +31,20 @@ interface Sent {
   ack: number | undefined;
 }
 
-interface TestNode {
-  store: RedisStore;
-  broker: Broker;
-  node: ClusterNode;
-  /** Every publish message this node sent another. */
-  sent: Sent[];
-  /** While set, the next session batch of this node waits for it. */
-  ctl: { gate?: Promise<void>; entered: number };
-}
-
-/** A node as app.ts starts one: joined, then (`announce`) its restored routes announced. */
-async function startNode(id: string, announce: boolean): Promise<TestNode> {
-  const store = await openRedisStore(redis.server().url);
-  const ctl: TestNode["ctl"] = { entered: 0 };
-  const write = store.sessions.write.bind(store.sessions);
-  store.sessions.write = async (batch) => {
-    const gate = ctl.gate;
-    if (gate) {
-      ctl.gate = undefined;
-      ctl.entered++;
-      await gate;
-    }
-    return write(batch);
-  };
-  const broker = new Broker(testBrokerOptions({ brokerId: id }), store);
-  const bus = new RedisBus({
-    url: redis.server().url,
-    nodeId: id,
-    heartbeatInterval: 100,
-    nodeTimeout: 5_000,
-    prefix: "durable:cluster:",
-  });
+/** A node as app.ts starts one (`announce`: its restored routes announced), and what it sent. */
+async function startNode(id: string, announce: boolean) {
   const sent: Sent[] = [];
-  const send = bus.send.bind(bus);
-  bus.send = (to: NodeId, msg: BusMessage) => {
-    if (msg.kind === "publish") {
+  const n = await startInProcessNode(redis.server().url, id, {
+    prefix: "durable:cluster:",
+    announce,
+    onSend: (to, msg) => {
+      if (msg.kind !== "publish") return;
       sent.push({ to, topic: msg.message.topic, qos: msg.message.qos, ack: msg.ack });
-    }
-    send(to, msg);
-  };
-  const node = new ClusterNode(broker, bus, store, "round", 5_000);
-  await node.start();
-  if (announce) node.announceRestored();
-  return { store, broker, node, sent, ctl };
+    },
+  });
+  return { ...n, sent };
 }
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+type TestNode = Awaited<ReturnType<typeof startNode>>;
 
 const publish = (topic: string, qos: 0 | 1 | 2, packetId?: number): Packet =>
   ({ type: 3, topic, payload: text("hello"), qos, retain: false, dup: false, packetId }) as Packet;
@@ -156,10 +115,7 @@ test("QoS 1 across nodes waits for an answer only where a persistent session wan
     again.drop();
   } finally {
     open();
-    for (const n of [a, b]) {
-      await n.node.stop();
-      await n.broker.close();
-    }
+    await stopNodes(a, b);
   }
 });
 
@@ -181,9 +137,6 @@ test("a node that does not announce durable routes answers every QoS 1 message",
     assert.notEqual(sentOnce(a, mark, "003", "old/clean").ack, undefined);
     assert.equal((await sub.expect(3, 15_000)).topic, "old/clean");
   } finally {
-    for (const n of [a, c]) {
-      await n.node.stop();
-      await n.broker.close();
-    }
+    await stopNodes(a, c);
   }
 });

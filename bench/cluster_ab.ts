@@ -6,6 +6,7 @@
  *
  *   MQTTX_BASE=/tmp/base ROUNDS=3 deno run -A bench/cluster_ab.ts
  *
+ * RATE=200: S4-rate200 (latency); INFLIGHT=1: one QoS 1 message unacknowledged per publisher.
  * ALONE=1: instead, one node on CPU 1 with cluster.enable false ("plain") against one with it
  * and no peer ("alone"), S4 flat out, alternating; prints msg/s and µs of CPU per message.
  */
@@ -17,8 +18,12 @@ const BUILDS = (env("BROKERS") ?? "mqttx-bun,mqttx-bun-base").split(",");
 const ROUNDS = Number(env("ROUNDS") ?? 2);
 const SECS = Number(env("SECS") ?? 6);
 const RATE = env("RATE"); // e.g. 200: S4-rate200 (p99) instead of flat out
+// INFLIGHT=N: each publisher keeps at most N QoS 1 messages unacknowledged (1: one at a time,
+// as many small clients do; then msg/s is set by how soon PUBACKs come)
+const INFLIGHT = env("INFLIGHT");
 const S4 = `--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 ` +
-  `--duration ${SECS} --timeout 60${RATE ? ` --rate ${RATE}` : ""}`;
+  `--duration ${SECS} --timeout 60${RATE ? ` --rate ${RATE}` : ""}` +
+  (INFLIGHT ? ` --inflight ${INFLIGHT}` : "");
 // Placement: the nodes and Redis on CPU 1 as in `make bench-cluster`; REDIS_CPU=0 or B_CPU=0 move
 // Redis or node B next to the load generator (how much of the latency is the shared CPU).
 const REDIS_CPU = Number(env("REDIS_CPU") ?? 1), B_CPU = Number(env("B_CPU") ?? 1);

@@ -12,13 +12,16 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { Broker } from "../src/broker/broker.ts";
-import { ClusterNode } from "../src/cluster/node.ts";
-import { RedisBus } from "../src/cluster/redis.ts";
 import type { Packet } from "../src/mqtt/packet.ts";
 import type { RedisStore } from "../src/store/redis.ts";
 import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
-import { PacketClient, testBrokerOptions, text } from "./helpers/packet_client.ts";
+import { PacketClient, text } from "./helpers/packet_client.ts";
+import {
+  type InProcessNode,
+  startInProcessNode,
+  stopNodes,
+  until,
+} from "./helpers/inprocess_node.ts";
 
 const redis = redisServerForFile();
 const skip = redis.skip;
@@ -31,52 +34,9 @@ after(async () => {
   await admin?.close();
 });
 
-interface TestNode {
-  store: RedisStore;
-  broker: Broker;
-  node: ClusterNode;
-  /**
-   * While `failing`, every session batch of this node fails; but the one that enters while
-   * `gate` is set waits for it, then is written (`entered` counts those).
-   */
-  ctl: { failing: boolean; gate?: Promise<void>; entered: number };
-}
-
-async function startNode(id: string): Promise<TestNode> {
-  const store = await openRedisStore(redis.server().url);
-  const ctl: TestNode["ctl"] = { failing: false, entered: 0 };
-  const write = store.sessions.write.bind(store.sessions);
-  store.sessions.write = async (batch) => {
-    const gate = ctl.gate;
-    if (gate) {
-      ctl.gate = undefined;
-      ctl.entered++;
-      await gate;
-      return write(batch);
-    }
-    if (ctl.failing) throw new Error("store down (test)");
-    return write(batch);
-  };
-  const broker = new Broker(testBrokerOptions({ brokerId: id }), store);
-  const bus = new RedisBus({
-    url: redis.server().url,
-    nodeId: id,
-    heartbeatInterval: 100,
-    nodeTimeout: 5_000,
-    prefix: "resend:cluster:",
-  });
-  const node = new ClusterNode(broker, bus, store, "round", 5_000);
-  await node.start();
-  return { store, broker, node, ctl };
-}
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+type TestNode = InProcessNode;
+const startNode = (id: string) =>
+  startInProcessNode(redis.server().url, id, { prefix: "resend:cluster:" });
 
 const publish = (topic: string, qos: 0 | 1 | 2, packetId?: number, dup = false): Packet =>
   ({ type: 3, topic, payload: text("hello"), qos, retain: false, dup, packetId }) as Packet;
@@ -144,10 +104,7 @@ test("a resend taken already is acknowledged only once its first copy is stored"
     }
     assert.ok((await storedTopics("s")).includes("q2/1"), "PUBREC before the copy is stored");
   } finally {
-    for (const n of [a, b]) {
-      await n.node.stop();
-      await n.broker.close();
-    }
+    await stopNodes(a, b);
   }
 });
 
@@ -198,9 +155,6 @@ test("a message no persistent session here got: answered whatever the open batch
   } finally {
     open();
     b.ctl.failing = false;
-    for (const n of [a, b]) {
-      await n.node.stop();
-      await n.broker.close();
-    }
+    await stopNodes(a, b);
   }
 });

@@ -20,10 +20,13 @@ export interface ClusterLink {
    * when there is nothing to wait for. Taken once.
    */
   confirmation(): Promise<void> | undefined;
-  /** This node has a (first) subscription with `filter` (a share group: `$share/g/filter`). */
-  subscribed(filter: string): void;
-  /** This node's last subscription with `filter` is gone. */
-  unsubscribed(filter: string): void;
+  /**
+   * A session here subscribed with `filter` (a share group: `$share/g/filter`); `durable`: the
+   * session is persistent (its messages are stored before their publisher is acknowledged).
+   */
+  subscribed(filter: string, durable: boolean): void;
+  /** That subscription is gone (`durable` as it was given to subscribed()). */
+  unsubscribed(filter: string, durable: boolean): void;
   /**
    * The retained message of `topic` changed here (undefined: cleared): tell the
    * other nodes, with every field. `stored`: this node's store write, if async

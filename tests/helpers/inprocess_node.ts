@@ -1,0 +1,94 @@
+/**
+ * A cluster node in the test's own process (Broker, Redis store, Redis bus, ClusterNode) on a
+ * real redis-server, whose session store a test can make fail or hold, and whose bus sends it
+ * can watch: for tests that need to stop a node between two steps (a batch written, an answer
+ * sent), which a separate process cannot show.
+ */
+import { Broker } from "../../src/broker/broker.ts";
+import { ClusterNode } from "../../src/cluster/node.ts";
+import { RedisBus } from "../../src/cluster/redis.ts";
+import type { BusMessage, NodeId } from "../../src/cluster/types.ts";
+import type { RedisStore } from "../../src/store/redis.ts";
+import { openRedisStore } from "./redis_server.ts";
+import { testBrokerOptions } from "./packet_client.ts";
+
+/** What the test controls of a node's session store. */
+export interface StoreControl {
+  /** While set, every session batch fails. */
+  failing: boolean;
+  /** While set, the next batch waits for it, then is written (`entered` counts those). */
+  gate?: Promise<void>;
+  entered: number;
+}
+
+export interface InProcessNode {
+  store: RedisStore;
+  broker: Broker;
+  node: ClusterNode;
+  ctl: StoreControl;
+}
+
+export interface NodeOptions {
+  /** Key prefix of the bus in Redis (one per test file). */
+  prefix: string;
+  /** Announce the restored sessions' routes as app.ts does after start (default false). */
+  announce?: boolean;
+  /** Sees every message the node sends one other node, before it goes. */
+  onSend?: (to: NodeId, msg: BusMessage) => void;
+}
+
+export async function startInProcessNode(
+  url: string,
+  id: string,
+  o: NodeOptions,
+): Promise<InProcessNode> {
+  const store = await openRedisStore(url);
+  const ctl: StoreControl = { failing: false, entered: 0 };
+  const write = store.sessions.write.bind(store.sessions);
+  store.sessions.write = async (batch) => {
+    const gate = ctl.gate;
+    if (gate) {
+      ctl.gate = undefined;
+      ctl.entered++;
+      await gate;
+      return write(batch);
+    }
+    if (ctl.failing) throw new Error("store down (test)");
+    return write(batch);
+  };
+  const broker = new Broker(testBrokerOptions({ brokerId: id }), store);
+  const bus = new RedisBus({
+    url,
+    nodeId: id,
+    heartbeatInterval: 100,
+    nodeTimeout: 5_000,
+    prefix: o.prefix,
+  });
+  const onSend = o.onSend;
+  if (onSend) {
+    const send = bus.send.bind(bus);
+    bus.send = (to, msg) => {
+      onSend(to, msg);
+      send(to, msg);
+    };
+  }
+  const node = new ClusterNode(broker, bus, store, "round", 5_000);
+  await node.start();
+  if (o.announce) node.announceRestored();
+  return { store, broker, node, ctl };
+}
+
+export async function stopNodes(...nodes: InProcessNode[]): Promise<void> {
+  for (const n of nodes) {
+    await n.node.stop();
+    await n.broker.close();
+  }
+}
+
+export async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

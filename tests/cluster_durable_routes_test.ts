@@ -1,6 +1,6 @@
 /**
  * Across nodes, a QoS 1 publisher waits for the receiving node's answer only where a persistent
- * session wants the message (src/cluster/durable_routes.ts): two or three in-process nodes
+ * session wants the message (src/cluster/durable_routes.ts): two in-process nodes
  * (Broker, Redis store, Redis bus, ClusterNode) on a real redis-server, with what node A sends
  * over the bus recorded.
  */
@@ -60,6 +60,23 @@ function sentOnce(a: TestNode, from: number, to: NodeId, topic: string): Sent {
   return found[0];
 }
 
+/** Waits until `a` has `to`'s marker and a durable route matching `topic`. */
+async function knowsDurable(a: TestNode, to: NodeId, topic: string): Promise<void> {
+  await until(() => !waitsFor(a, to, "no/such/topic"), `${to}'s marker on A`);
+  await until(() => waitsFor(a, to, topic), `${to}'s durable route for ${topic} on A`);
+}
+
+/**
+ * Route changes reach the other nodes in the order made: once A has a new filter of B's, it has
+ * every change B made before it.
+ */
+async function barrier(a: TestNode, b: TestNode, to: NodeId): Promise<void> {
+  const filter = "barrier/" + Math.random().toString(36).slice(2);
+  const probe = await subscribe(b, "barrier-" + filter, filter);
+  await until(() => a.node["routes"].nodes(filter).includes(to), "the barrier route on A");
+  probe.send({ type: 14 });
+}
+
 async function subscribe(on: TestNode, clientId: string, filter: string, clean = true) {
   const { client } = await PacketClient.connect(on.broker, { clientId, clean });
   client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: filter, qos: 1 }] });
@@ -82,7 +99,7 @@ test("QoS 1 across nodes waits for an answer only where a persistent session wan
     persistent.drop();
     await persistent.expectClosed();
     await b.broker.journal!.settled();
-    await until(() => a.node.forwarding && waitsFor(a, "002", "d/dur"), "B's durable route on A");
+    await knowsDurable(a, "002", "d/dur");
     assert.equal(waitsFor(a, "002", "d/clean"), false, "a clean session's filter is not durable");
     const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
 
@@ -138,5 +155,52 @@ test("a node that does not announce durable routes answers every QoS 1 message",
     assert.equal((await sub.expect(3, 15_000)).topic, "old/clean");
   } finally {
     await stopNodes(a, c);
+  }
+});
+
+test("a session's persistence changing while subscribed moves its durable routes", {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  await admin!.client.sendCommand(["FLUSHDB"]);
+  const a = await startNode("001", true);
+  const b = await startNode("002", true);
+  try {
+    // A clean session on B holds x/t; the same client id then resumes it as persistent
+    // (3.1.1: the session of a connection it takes over continues [MQTT-3.1.2-4]).
+    await subscribe(b, "s", "x/t");
+    await until(() => a.node["routes"].nodes("x/t").includes("002"), "x/t on A");
+    assert.equal(waitsFor(a, "002", "x/t"), false);
+    const { client: s, connack } = await PacketClient.connect(b.broker, {
+      clientId: "s",
+      clean: false,
+    });
+    assert.equal(connack.sessionPresent, true);
+    await knowsDurable(a, "002", "x/t");
+
+    // Another persistent session holds x/t too: "s" unsubscribing leaves it durable.
+    const q = await subscribe(b, "q", "x/t", false);
+    q.drop();
+    await q.expectClosed();
+    s.send({ type: 10, packetId: 2, topicFilters: ["x/t"] });
+    await s.expect(11);
+    await barrier(a, b, "002");
+    assert.equal(waitsFor(a, "002", "x/t"), true, "q's durable route taken away by s");
+
+    // 5.0: a persistent session set to expire at once by its DISCONNECT takes its route along.
+    const { client: v5 } = await PacketClient.connect(b.broker, {
+      clientId: "v5",
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 3600 },
+    });
+    v5.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "y/t", qos: 1 }] });
+    await v5.expect(9);
+    await knowsDurable(a, "002", "y/t");
+    v5.send({ type: 14, reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
+    await v5.expectClosed();
+    await until(() => !waitsFor(a, "002", "y/t"), "y/t's durable route withdrawn");
+  } finally {
+    await stopNodes(a, b);
   }
 });

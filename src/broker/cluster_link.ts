@@ -4,6 +4,7 @@
  * hear when this node starts or stops having a subscription with a filter.
  */
 import type { Message } from "./message.ts";
+import type { Session } from "./session.ts";
 import type { MessageData, RetainedWrite } from "../store/types.ts";
 
 export interface ClusterLink {
@@ -20,13 +21,15 @@ export interface ClusterLink {
    * when there is nothing to wait for. Taken once.
    */
   confirmation(): Promise<void> | undefined;
+  /** `session` here subscribed with `filter` (a share group: `$share/g/filter`). */
+  subscribed(filter: string, session: Session): void;
+  /** That subscription of `session` is gone. */
+  unsubscribed(filter: string, session: Session): void;
   /**
-   * A session here subscribed with `filter` (a share group: `$share/g/filter`); `durable`: the
-   * session is persistent (its messages are stored before their publisher is acknowledged).
+   * `session`'s expiry was set (resumed, or a 5.0 DISCONNECT): it may have become persistent or
+   * stopped being so, which the other nodes must know of its filters.
    */
-  subscribed(filter: string, durable: boolean): void;
-  /** That subscription is gone (`durable` as it was given to subscribed()). */
-  unsubscribed(filter: string, durable: boolean): void;
+  expiryChanged(session: Session): void;
   /**
    * The retained message of `topic` changed here (undefined: cleared): tell the
    * other nodes, with every field. `stored`: this node's store write, if async

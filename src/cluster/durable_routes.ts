@@ -23,13 +23,12 @@ export const DURABLE_PREFIX = "\0durable\0";
 /** Route key that says: this node announces its durable routes. */
 export const ANNOUNCES_DURABLE = "\0announces-durable";
 
+/** The other nodes' durable routes (this node's own: local_routes.ts). */
 export class DurableRoutes {
   /** Other nodes' durable filters: the value is the node id. */
   private readonly remote = new TopicIndex<NodeId>();
   private readonly byNode = new Map<NodeId, Set<string>>();
   private readonly announcing = new Set<NodeId>();
-  /** This node's durable filters and how many persistent sessions' subscriptions hold each. */
-  private readonly local = new Map<string, number>();
 
   /** Whether a route key is this module's (starts with NUL) rather than a topic filter. */
   static owns(key: string): boolean {
@@ -72,24 +71,5 @@ export class DurableRoutes {
     if (!this.announcing.has(node)) return true;
     if (this.byNode.size === 0) return false;
     return this.remote.matchAll(topic).includes(node);
-  }
-
-  /** A persistent session's first subscription with `filter` here: the key to announce, if new. */
-  added(filter: string): string | undefined {
-    const n = this.local.get(filter) ?? 0;
-    this.local.set(filter, n + 1);
-    return n === 0 ? DURABLE_PREFIX + filter : undefined;
-  }
-
-  /** A persistent session's subscription with `filter` went: the key to withdraw, if the last. */
-  removed(filter: string): string | undefined {
-    const n = this.local.get(filter);
-    if (n === undefined) return undefined;
-    if (n > 1) {
-      this.local.set(filter, n - 1);
-      return undefined;
-    }
-    this.local.delete(filter);
-    return DURABLE_PREFIX + filter;
   }
 }

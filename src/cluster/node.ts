@@ -25,6 +25,7 @@ import type { ClusterLink } from "../broker/cluster_link.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import type { Message } from "../broker/message.ts";
 import { ANNOUNCES_DURABLE } from "./durable_routes.ts";
+import { LocalRoutes } from "./local_routes.ts";
 import { RouteTable } from "./route_table.ts";
 import type { MessageData, RetainedWrite, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
@@ -51,8 +52,8 @@ export interface RetainedCache {
 export class ClusterNode implements ClusterLink {
   /** The other nodes' routes. */
   private readonly routes = new RouteTable();
-  /** This node's filters (plain and `$share/...`) and how many subscriptions hold each. */
-  private readonly local = new Map<string, number>();
+  /** This node's routes, as announced to the others. */
+  private readonly local = new LocalRoutes((key, present) => this.bus.route(key, present));
   private readonly turns = new Map<string, number>();
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
@@ -143,8 +144,7 @@ export class ClusterNode implements ClusterLink {
 
   /** Routes of a session put straight into the index (restored from the store). */
   private announce(session: Session): void {
-    const durable = session.expiryInterval !== 0;
-    for (const sub of session.subscriptions.values()) this.subscribed(routeFilter(sub), durable);
+    for (const sub of session.subscriptions.values()) this.subscribed(routeFilter(sub), session);
   }
 
   nodes(): readonly NodeInfo[] {
@@ -174,14 +174,14 @@ export class ClusterNode implements ClusterLink {
     let sent = 0;
     const skip = this.pickShares(message, targets);
     // The nodes that answer: any one a share group's message goes to, else by durable_routes.ts.
-    const answering = [...targets].filter(([node, shares]) => shares || this.answers(message, node))
-      .map(([node]) => node);
-    const ack = answering.length === 0
-      ? undefined
-      : this.ackId(message, answering.sort().join("\0"), answering.length);
+    let answering: NodeId[] | undefined;
+    for (const [node, shares] of targets) {
+      if (shares || this.answers(message, node)) (answering ??= []).push(node);
+    }
+    const ack = answering && this.ackId(message, answering.sort().join("\0"), answering.length);
     const resendOf = this.resendOf(message, ack);
     for (const [node, shares] of targets) {
-      const own = ack !== undefined && answering.includes(node) ? ack : undefined;
+      const own = ack !== undefined && (shares || this.answers(message, node)) ? ack : undefined;
       this.bus.send(node, { kind: "publish", message, shares, ack: own, resendOf });
       sent++;
     }
@@ -211,7 +211,8 @@ export class ClusterNode implements ClusterLink {
 
   /** Whether `node` answers `message` (QoS 2 always; QoS 1 if a persistent session wants it). */
   private answers(message: Message, node: NodeId): boolean {
-    return message.qos !== 1 || this.routes.durable.mustAnswer(node, message.topic);
+    if (message.qos !== 1) return message.qos === 2;
+    return this.routes.durable.mustAnswer(node, message.topic);
   }
 
   confirmation(): Promise<void> | undefined {
@@ -220,27 +221,16 @@ export class ClusterNode implements ClusterLink {
     return p;
   }
 
-  subscribed(filter: string, durable: boolean): void {
-    // The durable route first: no node may see the filter here without it and skip an answer.
-    const key = durable && !filter.startsWith("$share/")
-      ? this.routes.durable.added(filter)
-      : undefined;
-    if (key) this.bus.route(key, true);
-    const n = this.local.get(filter) ?? 0;
-    this.local.set(filter, n + 1);
-    if (n === 0) this.bus.route(filter, true);
+  subscribed(filter: string, session: Session): void {
+    this.local.subscribed(filter, session);
   }
 
-  unsubscribed(filter: string, durable: boolean): void {
-    const n = this.local.get(filter) ?? 0;
-    if (n <= 1) {
-      this.local.delete(filter);
-      if (n === 1) this.bus.route(filter, false);
-    } else this.local.set(filter, n - 1);
-    // After the plain route, the reverse of subscribed(). A session whose expiry was set to 0
-    // since it subscribed (5.0 DISCONNECT) leaves its durable route: answers, as before.
-    const key = durable ? this.routes.durable.removed(filter) : undefined;
-    if (key) this.bus.route(key, false);
+  unsubscribed(filter: string, session: Session): void {
+    this.local.unsubscribed(filter, session);
+  }
+
+  expiryChanged(session: Session): void {
+    this.local.expiryChanged(session);
   }
 
   /** Broker hooks: claim client ids, keep wills in the bus. */

@@ -64,6 +64,8 @@ export class RedisBus implements ClusterBus {
    * broker-id's runs told apart), undefined until heard from the node itself.
    */
   private readonly peers = new Map<NodeId, { info: NodeInfo; seen: number; run?: number }>();
+  /** Route changes heard while each running resync reads the table. */
+  private readonly resyncLogs = new Set<{ n: NodeId; f?: string; p?: number }[]>();
   /** Our own routes and wills, rewritten whole after Redis comes back. */
   private readonly localRoutes = new Set<string>();
   private readonly wills = new Map<string, MessageData>();
@@ -364,9 +366,13 @@ export class RedisBus implements ClusterBus {
     if (c.n === this.nodeId) return;
     if (c.x === "leave") return this.left(c.n, c);
     const known = this.heard(c.n, c.s);
-    if (c.f !== undefined) this.handlers?.route(c.n, c.f, c.p === 1);
-    // A known node (re)joined: it has just rewritten its routes (Redis may have lost them).
-    else if (c.x === "up" && known) void this.readRoutes(c.n);
+    if (c.f !== undefined) {
+      for (const log of this.resyncLogs) log.push(c);
+      this.handlers?.route(c.n, c.f, c.p === 1);
+    } else if (c.x === "up" && known) {
+      // A known node (re)joined: it has just rewritten its routes (Redis may have lost them).
+      void this.readRoutes(c.n);
+    }
   }
 
   /**
@@ -407,8 +413,23 @@ export class RedisBus implements ClusterBus {
     return this.cmd.sendCommand(["PUBLISH", this.key("chan:ctl"), msg]);
   }
 
-  /** Every live node and its routes, read again (after joining or reconnecting). */
+  /**
+   * Every live node and its routes, read again (after joining or reconnecting). A change heard
+   * while the sets are read may be newer than the set read: applied again, in order, over the
+   * table (a durable key lost so would let a node skip an answer it owes: durable_routes.ts).
+   */
   private async resync(): Promise<void> {
+    const log: { n: NodeId; f?: string; p?: number }[] = [];
+    this.resyncLogs.add(log);
+    try {
+      this.handlers?.routes(await this.readTable());
+      for (const c of log) this.handlers?.route(c.n, c.f!, c.p === 1);
+    } finally {
+      this.resyncLogs.delete(log);
+    }
+  }
+
+  private async readTable(): Promise<Map<NodeId, string[]>> {
     const all = await this.cmd.sendCommand(["HGETALL", this.key("nodes")]) as Record<
       string,
       Buffer
@@ -426,7 +447,7 @@ export class RedisBus implements ClusterBus {
       const routes = await this.cmd.sendCommand(["SMEMBERS", this.key("routes:" + id)]) as Buffer[];
       table.set(id, routes.map((r) => r.toString()));
     }
-    this.handlers?.routes(table);
+    return table;
   }
 
   /** Redis is back: register again, rewrite our routes and wills, read everyone's routes. */

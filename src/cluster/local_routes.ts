@@ -22,6 +22,11 @@ export class LocalRoutes {
 
   constructor(private readonly announce: Announce) {}
 
+  /** Whether `session`'s subscriptions are counted (announced) already. */
+  announced(session: Session): boolean {
+    return this.counted.has(session);
+  }
+
   has(filter: string): boolean {
     return this.counts.has(filter);
   }

@@ -144,6 +144,8 @@ export class ClusterNode implements ClusterLink {
 
   /** Routes of a session put straight into the index (restored from the store). */
   private announce(session: Session): void {
+    // Announced already (an heir's adoption can come before announceRestored): counted once.
+    if (this.local.announced(session)) return;
     for (const sub of session.subscriptions.values()) this.subscribed(routeFilter(sub), session);
   }
 
@@ -181,7 +183,7 @@ export class ClusterNode implements ClusterLink {
     const ack = answering && this.ackId(message, answering.sort().join("\0"), answering.length);
     const resendOf = this.resendOf(message, ack);
     for (const [node, shares] of targets) {
-      const own = ack !== undefined && (shares || this.answers(message, node)) ? ack : undefined;
+      const own = ack !== undefined && answering!.includes(node) ? ack : undefined;
       this.bus.send(node, { kind: "publish", message, shares, ack: own, resendOf });
       sent++;
     }

@@ -414,16 +414,16 @@ export class RedisBus implements ClusterBus {
   }
 
   /**
-   * Every live node and its routes, read again (after joining or reconnecting). A change heard
-   * while the sets are read may be newer than the set read: applied again, in order, over the
-   * table (a durable key lost so would let a node skip an answer it owes: durable_routes.ts).
+   * Every live node and its routes, read again (after joining or reconnecting). Changes heard
+   * while the sets are read may be newer than them: applied again, in order, over the table.
    */
   private async resync(): Promise<void> {
     const log: { n: NodeId; f?: string; p?: number }[] = [];
     this.resyncLogs.add(log);
     try {
       this.handlers?.routes(await this.readTable());
-      for (const c of log) this.handlers?.route(c.n, c.f!, c.p === 1);
+      // (A durable key lost so lets a node skip an answer it owes.) Not a node gone meanwhile.
+      for (const c of log) if (this.peers.has(c.n)) this.handlers?.route(c.n, c.f!, c.p === 1);
     } finally {
       this.resyncLogs.delete(log);
     }

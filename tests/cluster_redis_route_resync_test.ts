@@ -1,8 +1,8 @@
 /**
  * The Redis bus's anti-entropy resync reads every node's route set again and replaces the
  * cached table with it. A route change heard while it reads may be newer than the set it read;
- * the resync must not undo it (a durable route lost so lets a node acknowledge a QoS 1 message
- * before the node holding the persistent session stored it: src/cluster/durable_routes.ts).
+ * the resync must not undo it (a new subscriber's route lost so gets it no message from the
+ * other nodes until the next resync, about node-timeout later).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";

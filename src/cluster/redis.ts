@@ -422,7 +422,7 @@ export class RedisBus implements ClusterBus {
     this.resyncLogs.add(log);
     try {
       this.handlers?.routes(await this.readTable());
-      // (A durable key lost so lets a node skip an answer it owes.) Not a node gone meanwhile.
+      // (A new route lost so leaves a subscriber without messages for a while.) Not a node gone.
       for (const c of log) if (this.peers.has(c.n)) this.handlers?.route(c.n, c.f!, c.p === 1);
     } finally {
       this.resyncLogs.delete(log);

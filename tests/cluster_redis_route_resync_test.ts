@@ -43,20 +43,22 @@ function tableOf(routes: Map<NodeId, Set<string>>): BusHandlers {
   };
 }
 
-test("a route change heard while a resync reads the sets survives it", {
-  skip: redis.skip,
-  timeout: 60_000,
-}, async () => {
+/**
+ * Nodes x and y, y with route `first` known to x; then x's resync runs, and `meanwhile` runs
+ * once it has read y's set (before the resync applies it). Returns what x holds after it.
+ */
+async function resyncWith(
+  first: string,
+  meanwhile: (y: RedisBus, seen: Map<NodeId, Set<string>>) => Promise<void>,
+): Promise<Map<NodeId, Set<string>>> {
   const x = bus("x");
   const y = bus("y");
   const seen = new Map<NodeId, Set<string>>();
   try {
     await x.join(tableOf(seen));
     await y.join(tableOf(new Map()));
-    y.route("a/1", true);
-    await until(() => seen.get("y")?.has("a/1") === true, "a/1 on x");
-
-    // Once x's resync has read y's set, y adds a route, heard by x before the resync ends.
+    y.route(first, true);
+    await until(() => seen.get("y")?.has(first) === true, `${first} on x`);
     const cmd = x["cmd"];
     const send = cmd.sendCommand.bind(cmd);
     let interposed = false;
@@ -64,55 +66,41 @@ test("a route change heard while a resync reads the sets survives it", {
       const reply = await (send as (...a: unknown[]) => Promise<unknown>)(args, ...rest);
       if (!interposed && args[0] === "SMEMBERS" && String(args[1]).endsWith("routes:y")) {
         interposed = true;
-        y.route("a/2", true);
-        await until(() => seen.get("y")?.has("a/2") === true, "a/2 heard by x");
+        await meanwhile(y, seen);
       }
       return reply;
     }) as typeof cmd.sendCommand;
     await x["resync"]();
     assert.ok(interposed, "the resync read y's routes");
-    assert.deepEqual([...seen.get("y") ?? []].sort(), ["a/1", "a/2"]);
+    return new Map([...seen].map(([node, keys]) => [node, new Set(keys)])); // before y leaves
   } finally {
-    await y.leave();
+    await y.leave().catch(() => {});
     await x.leave();
   }
+}
+
+test("a route change heard while a resync reads the sets survives it", {
+  skip: redis.skip,
+  timeout: 60_000,
+}, async () => {
+  const seen = await resyncWith("a/1", async (y, seen) => {
+    y.route("a/2", true);
+    await until(() => seen.get("y")?.has("a/2") === true, "a/2 heard by x");
+  });
+  assert.deepEqual([...seen.get("y") ?? []].sort(), ["a/1", "a/2"]);
 });
 
 test("a node that leaves while a resync reads the sets does not come back with it", {
   skip: redis.skip,
   timeout: 60_000,
 }, async () => {
-  const x = bus("x");
-  const y = bus("y");
-  const seen = new Map<NodeId, Set<string>>();
-  try {
-    await x.join(tableOf(seen));
-    await y.join(tableOf(new Map()));
-    y.route("b/1", true);
-    await until(() => seen.get("y")?.has("b/1") === true, "b/1 on x");
-
-    // While x's resync is under way, y adds a route (logged by the resync), then leaves.
-    const cmd = x["cmd"];
-    const send = cmd.sendCommand.bind(cmd);
-    let interposed = false;
-    cmd.sendCommand = (async (args: string[], ...rest: unknown[]) => {
-      const reply = await (send as (...a: unknown[]) => Promise<unknown>)(args, ...rest);
-      if (!interposed && args[0] === "SMEMBERS" && String(args[1]).endsWith("routes:y")) {
-        interposed = true;
-        y.route("b/2", true);
-        await until(() => seen.get("y")?.has("b/2") === true, "b/2 heard by x");
-        await y.leave();
-        await until(() => !seen.has("y"), "y gone on x");
-      }
-      return reply;
-    }) as typeof cmd.sendCommand;
-    await x["resync"]();
-    assert.ok(interposed, "the resync read y's routes");
-    // The table read before y left may still name it (read before the leave); its logged change
-    // must not be replayed: only what the table had, and gone at the next resync.
-    assert.ok(!seen.get("y")?.has("b/2"), "a change of a node gone was replayed");
-  } finally {
-    await y.leave().catch(() => {});
-    await x.leave();
-  }
+  // y adds a route (logged by the resync), then leaves.
+  const seen = await resyncWith("b/1", async (y, seen) => {
+    y.route("b/2", true);
+    await until(() => seen.get("y")?.has("b/2") === true, "b/2 heard by x");
+    await y.leave();
+    await until(() => !seen.has("y"), "y gone on x");
+  });
+  // The table read before y left may still name it; its logged change must not be replayed.
+  assert.ok(!seen.get("y")?.has("b/2"), "a change of a node gone was replayed");
 });

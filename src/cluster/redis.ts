@@ -422,7 +422,7 @@ export class RedisBus implements ClusterBus {
     this.resyncLogs.add(log);
     try {
       this.handlers?.routes(await this.readTable());
-      // (A new route lost so leaves a subscriber without messages for a while.) Not a node gone.
+      // Else a new route read too early stays lost until the next resync. Not for a node gone.
       for (const c of log) if (this.peers.has(c.n)) this.handlers?.route(c.n, c.f!, c.p === 1);
     } finally {
       this.resyncLogs.delete(log);

@@ -60,6 +60,11 @@ export interface ScenarioInfo {
   title: string;
   args: string[];
   metric: MetricId;
+  /**
+   * A load generator run on the same broker before the measured one, not measured: the
+   * steady state of a JIT runtime, its compilation left out (bench/notes/warm_start.md).
+   */
+  warm?: string[];
 }
 
 export interface BenchFile {
@@ -285,6 +290,12 @@ export function renderMarkdown(file: BenchFile): string {
 
   for (const s of file.scenarios) {
     L.push(`## ${s.id}: ${s.title}`, "", "`" + `${lgName(file)} ${s.args.join(" ")}` + "`", "");
+    if (s.warm) {
+      L.push(
+        `run first on the same broker, not measured: \`${lgName(file)} ${s.warm.join(" ")}\``,
+        "",
+      );
+    }
     const c = (recs: RunRecord[], get: Get, fmt = int) => cell(recs, get, fmt);
     if (s.metric === "kbPerConn") {
       L.push(...header([

@@ -45,12 +45,13 @@ const S1 = "--pub 1000 --size 1024 --count 100 --timeout 90";
 const S2 = "--pub 100 --sub 1 --sub-topic bench/# --size 64 --duration 10 --timeout 60";
 const S4 = "--pub 50 --sub 50 --topic bench/%i --sub-topic bench/%i --qos 1 --size 256 " +
   "--duration 10 --timeout 60";
-const scenario = (id: string, title: string, args: string, metric: ScenarioInfo["metric"]) => ({
-  id,
-  title,
-  args: args.split(" "),
-  metric,
-});
+const scenario = (
+  id: string,
+  title: string,
+  args: string,
+  metric: ScenarioInfo["metric"],
+  warm?: string,
+): ScenarioInfo => ({ id, title, args: args.split(" "), metric, warm: warm?.split(" ") });
 const SCENARIOS: ScenarioInfo[] = [
   ...[0, 1, 2].map((q) =>
     scenario(
@@ -86,6 +87,23 @@ const SCENARIOS: ScenarioInfo[] = [
     "S4 at 200 msg/s per pair (10k msg/s offered): latency without queueing",
     `${S4} --rate 200`,
     "p99",
+  ),
+  // The same two on a broker that has already carried that load: a JIT runtime's steady
+  // state. The fresh-broker rows stay the measure; these say how much of them is the JIT's
+  // first seconds (bench/notes/warm_start.md).
+  scenario(
+    "S1-qos0-warm",
+    "S1-qos0 on a broker that has just taken one S1-qos0 burst",
+    `${S1} --qos 0`,
+    "pub",
+    `${S1} --qos 0`,
+  ),
+  scenario(
+    "S4-rate200-warm",
+    "S4-rate200 after 3 s of the same load on the same broker",
+    `${S4} --rate 200`,
+    "p99",
+    `${S4} --rate 200`.replace("--duration 10", "--duration 3"),
   ),
   scenario(
     "S5",
@@ -136,6 +154,11 @@ async function runOnce(
     await sleep(1000);
     rec.idleRssKb = await rssKb(child.pid);
 
+    if (sc.warm) {
+      const warm = await spawnPinned(0, [loadgen, ...sc.warm, "--port", `${port}`]).output();
+      if (warm.code !== 0) throw new Error(`the warm-up run failed (exit ${warm.code})`);
+      await sleep(500);
+    }
     rec.args = [...sc.args, "--port", `${port}`, "--broker-pid", `${child.pid}`];
     const before = await cpuTicks(child.pid);
     const lg = spawnPinned(0, [loadgen, ...rec.args]);

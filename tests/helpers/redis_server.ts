@@ -6,7 +6,7 @@
 import { after, before } from "node:test";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mustRun } from "./harness.ts";
@@ -28,17 +28,9 @@ export function skipWithoutRedis(): string | false {
   return !redisServerAvailable() && !mustRun() ? "redis-server not on PATH" : false;
 }
 
-/** A free loopback port (`redis-server --port 0` would disable TCP). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// `redis-server --port 0` would disable TCP: the tests' servers take a port from freePort().
+import { freePort } from "./free_port.ts";
+export { freePort };
 
 export interface RedisServerOptions {
   /** Turn on the append-only file (appendfsync always), for crash tests. */

@@ -10,6 +10,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sleep } from "./mqttjs.ts";
+import { freePort } from "./free_port.ts";
 
 let available: boolean | undefined;
 
@@ -44,17 +45,8 @@ export interface Upstream {
   log(): string;
 }
 
-/** A loopback port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A loopback port nobody listens on right now (free_port.ts: outside the ephemeral range). */
+export { freePort };
 
 function accepting(port: number): Promise<boolean> {
   return new Promise((resolve) => {

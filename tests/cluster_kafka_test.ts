@@ -19,7 +19,7 @@ import {
 } from "./helpers/kafka_cluster.ts";
 import type { MockKafka } from "./helpers/kafka_mock.ts";
 import { Clients, publish, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
-import { freePort } from "./helpers/redis_server.ts";
+import { freePort } from "./helpers/free_port.ts";
 
 const skip = kafkaClusterSkip();
 

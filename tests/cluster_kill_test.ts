@@ -15,7 +15,8 @@ import {
   OTHER_RUNTIME,
   startNode,
 } from "./helpers/cluster.ts";
-import { freePort, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { Clients, sleep, subscribe, uid, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createClient } from "@redis/client";
 import { retainedOn, useTwoNodes } from "./helpers/cluster.ts";
-import { freePort, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { skipWithoutRedis } from "./helpers/redis_server.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { publish, sleep, uid } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();

@@ -8,7 +8,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { nodeYaml, OTHER_RUNTIME } from "./helpers/cluster.ts";
 import { BrokerProcess } from "./helpers/broker_process.ts";
-import { freePort, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { Clients, publish, subscribe, uid } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();

@@ -15,7 +15,8 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { MqttClient } from "mqtt";
 import { BrokerProcess } from "./helpers/broker_process.ts";
-import { freePort, RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { RedisServer, skipWithoutRedis } from "./helpers/redis_server.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { Clients, publish, sleep, subscribe, withTimeout } from "./helpers/mqttjs.ts";
 
 const skip = skipWithoutRedis();

@@ -15,7 +15,8 @@ import {
   subscribe,
   uid,
 } from "./mqttjs.ts";
-import { freePort, RedisServer, type RedisServerOptions } from "./redis_server.ts";
+import { RedisServer, type RedisServerOptions } from "./redis_server.ts";
+import { freePort } from "./free_port.ts";
 
 // Bun gives hooks its 5 s default test timeout (node:test's `before(fn, { timeout })` is ignored
 // there): starting Redis and two nodes in `before` took longer on a loaded 2-core machine.

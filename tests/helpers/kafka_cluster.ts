@@ -11,7 +11,8 @@ import { nodeYaml, OTHER_RUNTIME, untilRouted } from "./cluster.ts";
 import { mustRun } from "./harness.ts";
 import { kafkaAvailable, type MockKafka, startMockKafka } from "./kafka_mock.ts";
 import { Clients, type Connected, sleep, subscribe, uid, withTimeout } from "./mqttjs.ts";
-import { freePort, RedisServer, redisServerAvailable } from "./redis_server.ts";
+import { RedisServer, redisServerAvailable } from "./redis_server.ts";
+import { freePort } from "./free_port.ts";
 
 export const kafkaClusterSkip = (): string | false =>
   !(redisServerAvailable() && kafkaAvailable()) && !mustRun()

@@ -10,6 +10,7 @@ import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mustRun } from "./harness.ts";
+import { freePort } from "./free_port.ts"; // `redis-server --port 0` would disable TCP
 import { defaultConfig } from "../../src/config/schema.ts";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.ts";
 
@@ -27,10 +28,6 @@ export function redisServerAvailable(): boolean {
 export function skipWithoutRedis(): string | false {
   return !redisServerAvailable() && !mustRun() ? "redis-server not on PATH" : false;
 }
-
-// `redis-server --port 0` would disable TCP: the tests' servers take a port from freePort().
-import { freePort } from "./free_port.ts";
-export { freePort };
 
 export interface RedisServerOptions {
   /** Turn on the append-only file (appendfsync always), for crash tests. */

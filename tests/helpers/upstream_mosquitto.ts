@@ -45,9 +45,6 @@ export interface Upstream {
   log(): string;
 }
 
-/** A loopback port nobody listens on right now (free_port.ts: outside the ephemeral range). */
-export { freePort };
-
 function accepting(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect(port, "127.0.0.1");

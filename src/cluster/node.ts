@@ -29,6 +29,7 @@ import { LocalRoutes } from "./local_routes.ts";
 import { RouteTable } from "./route_table.ts";
 import type { MessageData, RetainedWrite, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
+import { CREDIT_ACK, creditCost } from "./credits.ts";
 import { deliverToInherited } from "./heir_delivery.ts";
 import { AGAIN, bothKept, Qos2Resends } from "./qos2_resend.ts";
 import type { Qos2Memory } from "./qos2_memory.ts";
@@ -166,7 +167,7 @@ export class ClusterNode implements ClusterLink {
     if (nodes.length <= 1 && this.routes.shares(message.topic).length === 0) {
       if (nodes.length === 0) return 0;
       const node = nodes[0];
-      const ack = this.answers(message, node) ? this.ackId(message, node, 1) : undefined;
+      const ack = this.answers(message, node) ? this.ackId(message, node, 1) : onCredit(message);
       const resendOf = this.resendOf(message, ack);
       this.bus.send(node, { kind: "publish", message, ack, resendOf });
       return 1;
@@ -183,7 +184,7 @@ export class ClusterNode implements ClusterLink {
     const ack = answering && this.ackId(message, answering.sort().join("\0"), answering.length);
     const resendOf = this.resendOf(message, ack);
     for (const [node, shares] of targets) {
-      const own = ack !== undefined && answering!.includes(node) ? ack : undefined;
+      const own = answering?.includes(node) ? ack : onCredit(message);
       this.bus.send(node, { kind: "publish", message, shares, ack: own, resendOf });
       sent++;
     }
@@ -211,10 +212,14 @@ export class ClusterNode implements ClusterLink {
     return this.resends.sending(message, ack, this.pending!);
   }
 
-  /** Whether `node` answers `message` (QoS 2 always; QoS 1 if a persistent session wants it). */
+  /**
+   * Whether `message`'s publisher waits for `node`'s answer: QoS 2 always; QoS 1 if a persistent
+   * session there wants it, or if that node's credit is used up (credits.ts; false: taken).
+   */
   private answers(message: Message, node: NodeId): boolean {
     if (message.qos !== 1) return message.qos === 2;
-    return this.routes.durable.mustAnswer(node, message.topic);
+    if (this.routes.durable.mustAnswer(node, message.topic)) return true;
+    return onCredit(message) !== undefined && !this.acks.credits.take(node, creditCost(message));
   }
 
   confirmation(): Promise<void> | undefined {
@@ -382,9 +387,13 @@ export class ClusterNode implements ClusterLink {
       message: (from, msg) => this.received(from, msg),
       route: (node, filter, present) => this.routes.set(node, filter, present),
       routes: (table) => this.routes.replace(table),
-      nodeUp: (node) => this.broker.log(`cluster: node ${node.id} joined`),
+      nodeUp: (node) => {
+        this.acks.credits.forget(node.id); // (again: a restart) owes nothing from before
+        this.broker.log(`cluster: node ${node.id} joined`);
+      },
       nodeDown: (node, wills, heir) => {
         this.routes.drop(node);
+        this.acks.credits.forget(node);
         this.broker.log(
           `cluster: node ${node} left or stopped answering` +
             (wills.length > 0 ? `; publishing ${wills.length} of its clients' wills` : ""),
@@ -399,7 +408,9 @@ export class ClusterNode implements ClusterLink {
       },
       state: (up) => {
         this.busUp = up;
-        if (up) this.resyncRetained();
+        if (!up) return;
+        this.acks.credits.forget(); // answers in flight may have been lost with the bus
+        this.resyncRetained();
       },
     };
   }
@@ -438,6 +449,8 @@ export class ClusterNode implements ClusterLink {
           // Taken already (qos2_resend.ts): its first copy's sessions may be behind (whenCaughtUp).
           return this.acks.owe(from, msg.ack!, this.broker.journal?.whenCaughtUp());
         }
+        // (Before routing: the same topic and payload its sender charged, credits.ts.)
+        const cost = msg.ack === CREDIT_ACK ? creditCost(msg.message) : 0;
         const router = this.broker.router;
         const shares = msg.shares;
         router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;
@@ -452,12 +465,13 @@ export class ClusterNode implements ClusterLink {
         // Answered once the batch carrying its deliveries to persistent sessions here is stored
         // with none behind (QoS 2: and the memory of what this node took has it).
         if (msg.ack === undefined) return;
+        if (msg.ack === CREDIT_ACK) return this.acks.routedOnCredit(from, cost);
         const kept = this.broker.journal?.carrier(msg.message)?.kept();
         this.acks.owe(from, msg.ack, bothKept(taken, kept));
         return;
       }
       case "ack": {
-        this.acks.received(msg.ids, msg.ok, msg.counts);
+        this.acks.received(from, msg.ids, msg.ok, msg.counts);
         return;
       }
       case "kick":
@@ -471,6 +485,13 @@ export class ClusterNode implements ClusterLink {
         return;
     }
   }
+}
+
+/** The ack id of a QoS 1 client message sent without a wait (on credit); else undefined. */
+function onCredit(message: Message): number | undefined {
+  return message.qos === 1 && message.from !== undefined && !message.internal
+    ? CREDIT_ACK
+    : undefined;
 }
 
 /** A forwarded message serves no share group unless the sender says so. */

@@ -4,7 +4,7 @@
  * (Broker, Redis store, Redis bus, ClusterNode) on a real redis-server, with what node A sends
  * over the bus recorded.
  */
-import { CREDIT_ACK } from "../src/cluster/credits.ts";
+import { CREDIT_ACK, CREDIT_BYTES, creditCost } from "../src/cluster/credits.ts";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { NodeId } from "../src/cluster/types.ts";
@@ -204,6 +204,54 @@ test("a session's persistence changing while subscribed moves its durable routes
     v5.send({ type: 14, reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
     await v5.expectClosed();
     await until(() => !waitsFor(a, "002", "y/t"), "y/t's durable route withdrawn");
+  } finally {
+    await stopNodes(a, b);
+  }
+});
+
+test("QoS 1 to clean sessions goes on credit, handed back in bulk; used up, it waits", {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  await admin!.client.sendCommand(["FLUSHDB"]);
+  const a = await startNode("001", true);
+  const b = await startNode("002", true);
+  try {
+    const sub = await subscribe(b, "c", "big/t");
+    await until(() => a.node["routes"].nodes("big/t").includes("002"), "big/t on A");
+    await until(() => !waitsFor(a, "002", "no/such/topic"), "B's marker on A");
+    const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+    const payload = new Uint8Array(64 * 1024);
+    const cost = creditCost({ topic: "big/t", payload, qos: 1, retain: false, from: "p" });
+    let id = 0;
+    /** Publish one, wait for its PUBACK and its delivery on B; what A sent it with. */
+    const one = async () => {
+      const mark = a.sent.length;
+      p.send({
+        type: 3,
+        topic: "big/t",
+        payload,
+        qos: 1,
+        retain: false,
+        dup: false,
+        packetId: ++id,
+      });
+      assert.equal((await p.expect(4, 15_000)).packetId, id);
+      assert.equal((await sub.expect(3, 15_000)).topic, "big/t");
+      return sentOnce(a, mark, "002", "big/t").ack;
+    };
+    // Twice the credit, one at a time: B hands it back, so every one goes on credit.
+    const n = Math.ceil((2 * CREDIT_BYTES) / cost);
+    for (let i = 0; i < n; i++) assert.equal(await one(), CREDIT_ACK, `message ${i + 1} of ${n}`);
+    await until(() => a.node["acks"].credits.used("002") === 0, "all the credit back on A");
+
+    // B hands nothing back now (as if its answers were lost): the credit runs out, and the
+    // message past it waits for B's answer (which B still sends: its PUBACK comes).
+    b.node["acks"].routedOnCredit = () => {};
+    const fit = Math.floor(CREDIT_BYTES / cost);
+    for (let i = 0; i < fit; i++) assert.equal(await one(), CREDIT_ACK, `on credit ${i + 1}`);
+    assert.ok(waited(await one()), "past the credit: waits for the answer");
+    assert.ok(waited(await one()));
   } finally {
     await stopNodes(a, b);
   }

@@ -70,6 +70,7 @@ export class RemoteAcks {
   /** Credit of messages received on credit, per origin node, not handed back yet. */
   private readonly lent = new Map<NodeId, number>();
   private lentTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
 
   constructor(private readonly bus: ClusterBus, private readonly timeoutMs: number) {
     this.credits = new Credits(timeoutMs);
@@ -142,6 +143,7 @@ export class RemoteAcks {
 
   /** A message from `node` on credit, of `cost`, was routed: handed back in bulk (CREDIT_RETURN). */
   routedOnCredit(node: NodeId, cost: number): void {
+    if (this.closed) return; // (a frame read while the node leaves)
     const n = (this.lent.get(node) ?? 0) + cost;
     this.lent.set(node, n);
     if (n >= CREDIT_RETURN) this.schedule();
@@ -149,6 +151,7 @@ export class RemoteAcks {
   }
 
   close(): void {
+    this.closed = true;
     clearTimeout(this.sweeper);
     clearTimeout(this.lentTimer);
     this.open.clear();

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BUSY_RECORDS, CREDIT_RETURN, CREDIT_RETURN_MS, RemoteAcks } from "./acks.ts";
-import { CREDIT_ACK, CREDIT_BYTES, Credits } from "./credits.ts";
+import { CREDIT_ACK, CREDIT_BYTES, creditCost, Credits } from "./credits.ts";
 import { setImmediate } from "node:timers";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
 
@@ -148,8 +148,9 @@ test("acks: credit handed back by another node is lent again", () => {
   acks.close();
 });
 
-test("credits: larger than all the credit goes alone; used up past the timeout, forgiven", async () => {
-  const credits = new Credits(30, 100);
+test("credits: larger than all the credit goes alone; used up past the timeout, forgiven", () => {
+  let now = 1_000;
+  const credits = new Credits(30, 100, () => now);
   assert.ok(credits.take("b", 500), "nothing used: a message larger than the credit still goes");
   assert.equal(credits.take("b", 1), false);
   credits.returned("b", 500);
@@ -157,11 +158,34 @@ test("credits: larger than all the credit goes alone; used up past the timeout, 
   assert.equal(credits.take("b", 60), false, "60 + 60 > 100");
   assert.ok(credits.take("b", 40));
   assert.equal(credits.take("b", 1), false);
-  await new Promise((r) => setTimeout(r, 60));
+  now += 29;
+  assert.equal(credits.take("b", 1), false, "not yet");
+  now += 1;
   assert.ok(credits.take("b", 50), "forgiven after forgiveMs (answers lost)");
   assert.ok(credits.take("b", 50));
   assert.equal(credits.take("b", 1), false);
   credits.returned("b", 5000); // more than used: never below zero
   assert.ok(credits.take("b", 100));
+  assert.equal(credits.used("b"), 100);
+  now += 20;
+  assert.equal(credits.take("b", 1), false); // used up from here...
+  now += 20;
+  credits.returned("b", 10); // ...but something came back: no forgiveness
+  now += 20;
+  assert.ok(credits.take("b", 10));
   assert.equal(credits.take("b", 1), false);
+});
+
+test("credits: the cost counts a 5.0 message's properties", () => {
+  const payload = new Uint8Array(10);
+  const plain = creditCost({ topic: "t", payload, qos: 1, retain: false });
+  const userProperties: [string, string][] = [["k", "v".repeat(1000)]];
+  const heavy = creditCost({
+    topic: "t",
+    payload,
+    qos: 1,
+    retain: false,
+    properties: { userProperties },
+  });
+  assert.ok(heavy >= plain + 1000, `${heavy} against ${plain}`);
 });

@@ -20,9 +20,16 @@ export const CREDIT_ACK = 0;
 /** Credit one node may have unanswered at another (~1,500 messages of 256 B). */
 export const CREDIT_BYTES = 512 * 1024;
 
-/** What a message costs in credit: its topic and payload, and a little for the rest. */
+/** What a message costs in credit: about its size on the bus (both ends count the same). */
 export function creditCost(message: Message): number {
-  return 64 + message.topic.length + message.payload.length;
+  let cost = 64 + message.topic.length + message.payload.length + (message.from?.length ?? 0);
+  const p = message.properties;
+  if (p) { // 5.0: user properties may outweigh the payload
+    cost += 64 + (p.responseTopic?.length ?? 0) + (p.correlationData?.length ?? 0) +
+      (p.contentType?.length ?? 0);
+    for (const [k, v] of p.userProperties ?? []) cost += 8 + k.length + v.length;
+  }
+  return cost;
 }
 
 export class Credits {
@@ -30,11 +37,21 @@ export class Credits {
   private readonly out = new Map<NodeId, { n: number; exhausted: number }>();
 
   /**
-   * @param forgiveMs A node whose credit stayed used up this long gets it all back: answers
-   *   lost with the bus (Redis restarted, the node restarted under the same id) must not leave
-   *   it waiting for answers for good.
+   * @param forgiveMs A node whose credit stayed used up this long, nothing handed back, gets it
+   *   all back: credit lost with the bus (Redis dropped pub/sub messages, the node restarted
+   *   under the same id) must not leave it waiting for every answer for good. Lost credit
+   *   shrinks what is left until then; nothing is lost, the messages past it wait.
    */
-  constructor(private readonly forgiveMs: number, private readonly limit = CREDIT_BYTES) {}
+  constructor(
+    private readonly forgiveMs: number,
+    private readonly limit = CREDIT_BYTES,
+    private readonly now = Date.now,
+  ) {}
+
+  /** Credit in use at `node`. */
+  used(node: NodeId): number {
+    return this.out.get(node)?.n ?? 0;
+  }
 
   /**
    * Take `cost` of credit for a message to `node`: false when too little is left (the message
@@ -47,7 +64,7 @@ export class Credits {
       c.n += cost;
       return true;
     }
-    const now = Date.now();
+    const now = this.now();
     if (c.exhausted === 0) c.exhausted = now;
     else if (now - c.exhausted >= this.forgiveMs) {
       c.n = cost;

@@ -388,7 +388,7 @@ export class ClusterNode implements ClusterLink {
       route: (node, filter, present) => this.routes.set(node, filter, present),
       routes: (table) => this.routes.replace(table),
       nodeUp: (node) => {
-        this.acks.credits.forget(node.id); // (again: a restart) owes nothing from before
+        this.acks.credits.forget(node.id); // (again, once given up for dead) owes nothing
         this.broker.log(`cluster: node ${node.id} joined`);
       },
       nodeDown: (node, wills, heir) => {

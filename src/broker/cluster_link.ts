@@ -4,6 +4,7 @@
  * hear when this node starts or stops having a subscription with a filter.
  */
 import type { Message } from "./message.ts";
+import type { Session } from "./session.ts";
 import type { MessageData, RetainedWrite } from "../store/types.ts";
 
 export interface ClusterLink {
@@ -20,10 +21,15 @@ export interface ClusterLink {
    * when there is nothing to wait for. Taken once.
    */
   confirmation(): Promise<void> | undefined;
-  /** This node has a (first) subscription with `filter` (a share group: `$share/g/filter`). */
-  subscribed(filter: string): void;
-  /** This node's last subscription with `filter` is gone. */
-  unsubscribed(filter: string): void;
+  /** `session` here subscribed with `filter` (a share group: `$share/g/filter`). */
+  subscribed(filter: string, session: Session): void;
+  /** That subscription of `session` is gone. */
+  unsubscribed(filter: string, session: Session): void;
+  /**
+   * `session`'s expiry was set (resumed, or a 5.0 DISCONNECT): it may have become persistent or
+   * stopped being so, which the other nodes must know of its filters.
+   */
+  expiryChanged(session: Session): void;
   /**
    * The retained message of `topic` changed here (undefined: cleared): tell the
    * other nodes, with every field. `stored`: this node's store write, if async

@@ -69,6 +69,7 @@ export class SessionLifecycle {
       // Resumed in time: the delayed will is not sent.
       if (this.deadlines.clearWill(session)) s.pendingWill = undefined;
       s.expiryInterval = expiry;
+      broker.cluster?.expiryChanged(session);
       s.username = client.username;
       recheckSubscriptions(broker, session, client);
     } else {
@@ -105,6 +106,7 @@ export class SessionLifecycle {
   /** DISCONNECT set a new Session Expiry Interval (5.0). */
   setExpiry(session: Session, seconds: number): void {
     writableState(session).expiryInterval = seconds > NEVER_EXPIRES ? NEVER_EXPIRES : seconds;
+    this.broker.cluster?.expiryChanged(session);
   }
 
   /**

@@ -49,7 +49,9 @@ export function addSubscription(broker: Broker, sub: Subscription): Subscription
     indexKey(sub.session, sub.group),
     sub,
   );
-  if (!replaced && broker.cluster) broker.cluster.subscribed(routeFilter(sub));
+  if (!replaced && broker.cluster) {
+    broker.cluster.subscribed(routeFilter(sub), sub.session);
+  }
   sub.session.journal?.subscribed(sub);
   return previous;
 }
@@ -61,7 +63,7 @@ export function removeSubscription(broker: Broker, session: Session, filter: str
   writableState(session).subscriptions.delete(filter);
   session.replay?.cancel(filter); // no more retained messages for it [MQTT-3.10.4-2]
   broker.router.index.remove(sub.matchFilter, indexKey(session, sub.group));
-  broker.cluster?.unsubscribed(routeFilter(sub));
+  broker.cluster?.unsubscribed(routeFilter(sub), session);
   session.journal?.unsubscribed(session, filter);
   return true;
 }

@@ -15,10 +15,15 @@
  * cross-node S4 profile; the publishers' PUBACKs of a turn now release together.
  */
 import { setImmediate } from "node:timers";
+import { CREDIT_ACK, CREDIT_BYTES, Credits } from "./credits.ts";
 import type { ClusterBus, NodeId } from "./types.ts";
 
 /** Records owed at the end of a turn from which the answers wait for the next millisecond's. */
 export const BUSY_RECORDS = 64;
+/** Credit (credits.ts) handed back at the end of the turn that received this much on credit... */
+export const CREDIT_RETURN = CREDIT_BYTES / 4;
+/** ...or this long after the first of them, whichever comes first (a node at a low rate). */
+export const CREDIT_RETURN_MS = 50;
 
 interface Waiting {
   /** Records sent under this id not answered yet (a message to two nodes is two). */
@@ -60,8 +65,16 @@ export class RemoteAcks {
    * timeout, so `waiting`'s insertion order is deadline order.
    */
   private sweeper: ReturnType<typeof setTimeout> | undefined;
+  /** What other nodes may send this one without waiting for an answer. */
+  readonly credits: Credits;
+  /** Credit of messages received on credit, per origin node, not handed back yet. */
+  private readonly lent = new Map<NodeId, number>();
+  private lentTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
 
-  constructor(private readonly bus: ClusterBus, private readonly timeoutMs: number) {}
+  constructor(private readonly bus: ClusterBus, private readonly timeoutMs: number) {
+    this.credits = new Credits(timeoutMs);
+  }
 
   /**
    * The ack id for a message sent to the nodes named by `key` (`nodes` of them) in this turn,
@@ -91,10 +104,14 @@ export class RemoteAcks {
     return entry;
   }
 
-  /** Answers from another node: `counts[i]` records of `ids[i]` (1 when not given). */
-  received(ids: readonly number[], ok: boolean, counts?: readonly number[]): void {
+  /** Answers from node `from`: `counts[i]` records of `ids[i]` (1 when not given). */
+  received(from: NodeId, ids: readonly number[], ok: boolean, counts?: readonly number[]): void {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
+      if (id === CREDIT_ACK) {
+        this.credits.returned(from, counts?.[i] ?? 1);
+        continue;
+      }
       const w = this.waiting.get(id);
       if (!w) continue;
       if (!ok) {
@@ -124,8 +141,19 @@ export class RemoteAcks {
     stored.then(() => done(true), () => done(false));
   }
 
+  /** A message from `node` on credit, of `cost`, was routed: handed back in bulk (CREDIT_RETURN). */
+  routedOnCredit(node: NodeId, cost: number): void {
+    if (this.closed) return; // (a frame read while the node leaves)
+    const n = (this.lent.get(node) ?? 0) + cost;
+    this.lent.set(node, n);
+    if (n >= CREDIT_RETURN) this.schedule();
+    else this.lentTimer ??= setTimeout(() => this.flush(), CREDIT_RETURN_MS);
+  }
+
   close(): void {
+    this.closed = true;
     clearTimeout(this.sweeper);
+    clearTimeout(this.lentTimer);
     this.open.clear();
     for (const [id, w] of this.waiting) {
       this.waiting.delete(id);
@@ -166,6 +194,10 @@ export class RemoteAcks {
     let per = this.owed.get(o.node);
     if (!per) this.owed.set(o.node, per = { ok: [], failed: [] });
     (ok ? per.ok : per.failed).push(o);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.flushing) return;
     this.flushing = true;
     setImmediate(() => this.turnEnded());
@@ -190,6 +222,15 @@ export class RemoteAcks {
 
   private flush(): void {
     this.flushing = false;
+    // Credit rides along with every answer, and goes alone when CREDIT_RETURN or the timer says.
+    clearTimeout(this.lentTimer);
+    this.lentTimer = undefined;
+    for (const [node, count] of this.lent) {
+      let per = this.owed.get(node);
+      if (!per) this.owed.set(node, per = { ok: [], failed: [] });
+      per.ok.push({ node, id: CREDIT_ACK, count, stored: undefined });
+    }
+    this.lent.clear();
     // Records that arrive from now on are answered in a later flush.
     if (this.last && !this.last.stored) this.last = undefined;
     for (const [node, per] of this.owed) {

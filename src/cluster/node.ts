@@ -21,13 +21,15 @@
  */
 import { type Broker, routeFilter } from "../broker/broker.ts";
 import { keptWill, willToPublish } from "./kept_will.ts";
-import { parseShared } from "../mqtt/topic.ts";
 import type { ClusterLink } from "../broker/cluster_link.ts";
 import type { BrokerHooks, ClientInfo } from "../broker/hooks.ts";
 import type { Message } from "../broker/message.ts";
-import { TopicIndex } from "../broker/topic_index.ts";
+import { ANNOUNCES_DURABLE } from "./durable_routes.ts";
+import { LocalRoutes } from "./local_routes.ts";
+import { RouteTable } from "./route_table.ts";
 import type { MessageData, RetainedWrite, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
+import { CREDIT_ACK, creditCost } from "./credits.ts";
 import { deliverToInherited } from "./heir_delivery.ts";
 import { AGAIN, bothKept, Qos2Resends } from "./qos2_resend.ts";
 import type { Qos2Memory } from "./qos2_memory.ts";
@@ -48,20 +50,11 @@ export interface RetainedCache {
   resyncRetained(): Promise<string[]>;
 }
 
-interface ShareRoute {
-  readonly key: string;
-  readonly node: NodeId;
-}
-
 export class ClusterNode implements ClusterLink {
-  /** Other nodes' plain filters: the value is the node id. */
-  private readonly remote = new TopicIndex<NodeId>();
-  /** Other nodes' share groups: one entry per (group, filter, node). */
-  private readonly remoteShares = new TopicIndex<ShareRoute>();
-  /** Every route of each other node, to drop them when it goes. */
-  private readonly byNode = new Map<NodeId, Set<string>>();
-  /** This node's filters (plain and `$share/...`) and how many subscriptions hold each. */
-  private readonly local = new Map<string, number>();
+  /** The other nodes' routes. */
+  private readonly routes = new RouteTable();
+  /** This node's routes, as announced to the others. */
+  private readonly local = new LocalRoutes((key, present) => this.bus.route(key, present));
   private readonly turns = new Map<string, number>();
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
@@ -135,6 +128,9 @@ export class ClusterNode implements ClusterLink {
   /** Announce the routes of sessions restored straight into the index. */
   announceRestored(): void {
     for (const session of this.broker.sessions.values()) this.announce(session);
+    // Only now: until every restored persistent session's durable routes are out, the others
+    // must wait for this node's answer to every QoS 1 message (durable_routes.ts).
+    this.bus.route(ANNOUNCES_DURABLE, true);
     this.bus.ready?.();
   }
 
@@ -149,7 +145,9 @@ export class ClusterNode implements ClusterLink {
 
   /** Routes of a session put straight into the index (restored from the store). */
   private announce(session: Session): void {
-    for (const sub of session.subscriptions.values()) this.subscribed(routeFilter(sub));
+    // Announced already (an heir's adoption can come before announceRestored): counted once.
+    if (this.local.announced(session)) return;
+    for (const sub of session.subscriptions.values()) this.subscribed(routeFilter(sub), session);
   }
 
   nodes(): readonly NodeInfo[] {
@@ -159,17 +157,17 @@ export class ClusterNode implements ClusterLink {
   // ---- ClusterLink (called by the broker core)
 
   get forwarding(): boolean {
-    return this.byNode.size > 0;
+    return this.routes.any;
   }
 
   forward(message: Message): number {
-    const nodes = this.remote.matchAll(message.topic);
+    const nodes = this.routes.nodes(message.topic);
     // The usual case, one node and no share group elsewhere: no map to fill and clear (that
     // cost ~4% of a node forwarding QoS 1 to another in a cross-node S4 profile).
-    if (nodes.length <= 1 && this.remoteShares.matchAll(message.topic).length === 0) {
+    if (nodes.length <= 1 && this.routes.shares(message.topic).length === 0) {
       if (nodes.length === 0) return 0;
       const node = nodes[0];
-      const ack = this.ackId(message, node, 1);
+      const ack = this.answers(message, node) ? this.ackId(message, node, 1) : onCredit(message);
       const resendOf = this.resendOf(message, ack);
       this.bus.send(node, { kind: "publish", message, ack, resendOf });
       return 1;
@@ -178,12 +176,16 @@ export class ClusterNode implements ClusterLink {
     for (const node of nodes) targets.set(node, undefined);
     let sent = 0;
     const skip = this.pickShares(message, targets);
-    const ack = targets.size === 0
-      ? undefined
-      : this.ackId(message, [...targets.keys()].sort().join("\0"), targets.size);
+    // The nodes that answer: any one a share group's message goes to, else by durable_routes.ts.
+    let answering: NodeId[] | undefined;
+    for (const [node, shares] of targets) {
+      if (shares || this.answers(message, node)) (answering ??= []).push(node);
+    }
+    const ack = answering && this.ackId(message, answering.sort().join("\0"), answering.length);
     const resendOf = this.resendOf(message, ack);
     for (const [node, shares] of targets) {
-      this.bus.send(node, { kind: "publish", message, shares, ack, resendOf });
+      const own = answering?.includes(node) ? ack : onCredit(message);
+      this.bus.send(node, { kind: "publish", message, shares, ack: own, resendOf });
       sent++;
     }
     targets.clear();
@@ -210,24 +212,32 @@ export class ClusterNode implements ClusterLink {
     return this.resends.sending(message, ack, this.pending!);
   }
 
+  /**
+   * Whether `message`'s publisher waits for `node`'s answer: QoS 2 always; QoS 1 if a persistent
+   * session there wants it, or if that node's credit is used up (credits.ts; false: taken).
+   */
+  private answers(message: Message, node: NodeId): boolean {
+    if (message.qos !== 1) return message.qos === 2;
+    if (this.routes.durable.mustAnswer(node, message.topic)) return true;
+    return onCredit(message) !== undefined && !this.acks.credits.take(node, creditCost(message));
+  }
+
   confirmation(): Promise<void> | undefined {
     const p = this.pending;
     this.pending = undefined;
     return p;
   }
 
-  subscribed(filter: string): void {
-    const n = this.local.get(filter) ?? 0;
-    this.local.set(filter, n + 1);
-    if (n === 0) this.bus.route(filter, true);
+  subscribed(filter: string, session: Session): void {
+    this.local.subscribed(filter, session);
   }
 
-  unsubscribed(filter: string): void {
-    const n = this.local.get(filter) ?? 0;
-    if (n <= 1) {
-      this.local.delete(filter);
-      if (n === 1) this.bus.route(filter, false);
-    } else this.local.set(filter, n - 1);
+  unsubscribed(filter: string, session: Session): void {
+    this.local.unsubscribed(filter, session);
+  }
+
+  expiryChanged(session: Session): void {
+    this.local.expiryChanged(session);
   }
 
   /** Broker hooks: claim client ids, keep wills in the bus. */
@@ -328,7 +338,7 @@ export class ClusterNode implements ClusterLink {
     message: Message,
     targets: Map<NodeId, string[] | undefined>,
   ): Set<string> | undefined {
-    const found = this.remoteShares.matchAll(message.topic);
+    const found = this.routes.shares(message.topic);
     if (found.length === 0) return undefined;
     const candidates = new Map<string, NodeId[]>();
     for (const r of found) {
@@ -375,16 +385,15 @@ export class ClusterNode implements ClusterLink {
   private handlers(): BusHandlers {
     return {
       message: (from, msg) => this.received(from, msg),
-      route: (node, filter, present) => this.setRoute(node, filter, present),
-      routes: (table) => {
-        for (const node of [...this.byNode.keys()]) this.dropNode(node);
-        for (const [node, filters] of table) {
-          for (const f of filters) this.setRoute(node, f, true);
-        }
+      route: (node, filter, present) => this.routes.set(node, filter, present),
+      routes: (table) => this.routes.replace(table),
+      nodeUp: (node) => {
+        this.acks.credits.forget(node.id); // (again, once given up for dead) owes nothing
+        this.broker.log(`cluster: node ${node.id} joined`);
       },
-      nodeUp: (node) => this.broker.log(`cluster: node ${node.id} joined`),
       nodeDown: (node, wills, heir) => {
-        this.dropNode(node);
+        this.routes.drop(node);
+        this.acks.credits.forget(node);
         this.broker.log(
           `cluster: node ${node} left or stopped answering` +
             (wills.length > 0 ? `; publishing ${wills.length} of its clients' wills` : ""),
@@ -399,7 +408,9 @@ export class ClusterNode implements ClusterLink {
       },
       state: (up) => {
         this.busUp = up;
-        if (up) this.resyncRetained();
+        if (!up) return;
+        this.acks.credits.forget(); // answers in flight may have been lost with the bus
+        this.resyncRetained();
       },
     };
   }
@@ -438,6 +449,8 @@ export class ClusterNode implements ClusterLink {
           // Taken already (qos2_resend.ts): its first copy's sessions may be behind (whenCaughtUp).
           return this.acks.owe(from, msg.ack!, this.broker.journal?.whenCaughtUp());
         }
+        // (Before routing: the same topic and payload its sender charged, credits.ts.)
+        const cost = msg.ack === CREDIT_ACK ? creditCost(msg.message) : 0;
         const router = this.broker.router;
         const shares = msg.shares;
         router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;
@@ -452,12 +465,13 @@ export class ClusterNode implements ClusterLink {
         // Answered once the batch carrying its deliveries to persistent sessions here is stored
         // with none behind (QoS 2: and the memory of what this node took has it).
         if (msg.ack === undefined) return;
+        if (msg.ack === CREDIT_ACK) return this.acks.routedOnCredit(from, cost);
         const kept = this.broker.journal?.carrier(msg.message)?.kept();
         this.acks.owe(from, msg.ack, bothKept(taken, kept));
         return;
       }
       case "ack": {
-        this.acks.received(msg.ids, msg.ok, msg.counts);
+        this.acks.received(from, msg.ids, msg.ok, msg.counts);
         return;
       }
       case "kick":
@@ -471,28 +485,13 @@ export class ClusterNode implements ClusterLink {
         return;
     }
   }
+}
 
-  private setRoute(node: NodeId, filter: string, present: boolean): void {
-    let set = this.byNode.get(node);
-    if (present) {
-      if (!set) this.byNode.set(node, set = new Set());
-      set.add(filter);
-    } else {
-      if (!set?.delete(filter)) return;
-      if (set.size === 0) this.byNode.delete(node);
-    }
-    const share = parseShared(filter);
-    if (share) {
-      const key = share.group + "\0" + share.filter;
-      if (present) this.remoteShares.add(share.filter, key + "\0" + node, { key, node });
-      else this.remoteShares.remove(share.filter, key + "\0" + node);
-    } else if (present) this.remote.add(filter, node, node);
-    else this.remote.remove(filter, node);
-  }
-
-  private dropNode(node: NodeId): void {
-    for (const f of [...(this.byNode.get(node) ?? [])]) this.setRoute(node, f, false);
-  }
+/** The ack id of a QoS 1 client message sent without a wait (on credit); else undefined. */
+function onCredit(message: Message): number | undefined {
+  return message.qos === 1 && message.from !== undefined && !message.internal
+    ? CREDIT_ACK
+    : undefined;
 }
 
 /** A forwarded message serves no share group unless the sender says so. */

@@ -1,12 +1,13 @@
 /**
  * A cluster node in the test's own process (Broker, Redis store, Redis bus, ClusterNode) on a
- * real redis-server, whose session store a test can make fail or hold: for tests that need to
- * stop a node between two steps (a batch written, an answer sent), which a separate process
- * cannot show.
+ * real redis-server, whose session store a test can make fail or hold, and whose bus sends it
+ * can watch: for tests that need to stop a node between two steps (a batch written, an answer
+ * sent), which a separate process cannot show.
  */
 import { Broker } from "../../src/broker/broker.ts";
 import { ClusterNode } from "../../src/cluster/node.ts";
 import { RedisBus } from "../../src/cluster/redis.ts";
+import type { BusMessage, NodeId } from "../../src/cluster/types.ts";
 import type { RedisStore } from "../../src/store/redis.ts";
 import { openRedisStore } from "./redis_server.ts";
 import { testBrokerOptions } from "./packet_client.ts";
@@ -30,6 +31,10 @@ export interface InProcessNode {
 export interface NodeOptions {
   /** Key prefix of the bus in Redis (one per test file). */
   prefix: string;
+  /** Announce the restored sessions' routes as app.ts does after start (default false). */
+  announce?: boolean;
+  /** Sees every message the node sends one other node, before it goes. */
+  onSend?: (to: NodeId, msg: BusMessage) => void;
 }
 
 export async function startInProcessNode(
@@ -59,8 +64,17 @@ export async function startInProcessNode(
     nodeTimeout: 5_000,
     prefix: o.prefix,
   });
+  const onSend = o.onSend;
+  if (onSend) {
+    const send = bus.send.bind(bus);
+    bus.send = (to, msg) => {
+      onSend(to, msg);
+      send(to, msg);
+    };
+  }
   const node = new ClusterNode(broker, bus, store, "round", 5_000);
   await node.start();
+  if (o.announce) node.announceRestored();
   return { store, broker, node, ctl };
 }
 

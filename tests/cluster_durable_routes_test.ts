@@ -5,25 +5,16 @@
  * over the bus recorded.
  */
 import { CREDIT_ACK, CREDIT_BYTES, creditCost } from "../src/cluster/credits.ts";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { NodeId } from "../src/cluster/types.ts";
 import type { Packet } from "../src/mqtt/packet.ts";
-import type { RedisStore } from "../src/store/redis.ts";
-import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
+import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, text } from "./helpers/packet_client.ts";
 import { startInProcessNode, stopNodes, until } from "./helpers/inprocess_node.ts";
 
-const redis = redisServerForFile();
+const redis = redisWithAdminForFile();
 const skip = redis.skip;
-let admin: RedisStore | undefined;
-
-before(async () => {
-  if (!skip) admin = await openRedisStore(redis.server().url);
-});
-after(async () => {
-  await admin?.close();
-});
 
 interface Sent {
   to: NodeId;
@@ -46,6 +37,28 @@ async function startNode(id: string, announce: boolean) {
   return { ...n, sent };
 }
 type TestNode = Awaited<ReturnType<typeof startNode>>;
+
+/**
+ * A test on a flushed Redis with node A ("001", announcing) and one other node (`other`,
+ * announcing its durable routes if `announces`), both stopped after it.
+ */
+function twoNodeTest(
+  name: string,
+  fn: (a: TestNode, b: TestNode) => Promise<void>,
+  other = "002",
+  announces = true,
+): void {
+  test(name, { skip, timeout: 90_000 }, async () => {
+    await redis.admin().client.sendCommand(["FLUSHDB"]);
+    const a = await startNode("001", true);
+    const b = await startNode(other, announces);
+    try {
+      await fn(a, b);
+    } finally {
+      await stopNodes(a, b);
+    }
+  });
+}
 
 /** An ack id the publisher's PUBACK waits for (not none, not on credit). */
 const waited = (ack: number | undefined) => ack !== undefined && ack !== CREDIT_ACK;
@@ -88,66 +101,58 @@ async function subscribe(on: TestNode, clientId: string, filter: string, clean =
   return client;
 }
 
-test("QoS 1 across nodes waits for an answer only where a persistent session wants it", {
-  skip,
-  timeout: 90_000,
-}, async () => {
-  await admin!.client.sendCommand(["FLUSHDB"]);
-  const a = await startNode("001", true);
-  const b = await startNode("002", true);
-  let open = () => {};
-  try {
-    // On B: a clean subscriber to d/clean, and a persistent one to d/dur, then offline.
-    const clean = await subscribe(b, "c", "d/clean");
-    const persistent = await subscribe(b, "s", "d/dur", false);
-    persistent.drop();
-    await persistent.expectClosed();
-    await b.broker.journal!.settled();
-    await knowsDurable(a, "002", "d/dur");
-    assert.equal(waitsFor(a, "002", "d/clean"), false, "a clean session's filter is not durable");
-    const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+twoNodeTest(
+  "QoS 1 across nodes waits for an answer only where a persistent session wants it",
+  async (a, b) => {
+    let open = () => {};
+    try {
+      // On B: a clean subscriber to d/clean, and a persistent one to d/dur, then offline.
+      const clean = await subscribe(b, "c", "d/clean");
+      const persistent = await subscribe(b, "s", "d/dur", false);
+      persistent.drop();
+      await persistent.expectClosed();
+      await b.broker.journal!.settled();
+      await knowsDurable(a, "002", "d/dur");
+      assert.equal(waitsFor(a, "002", "d/clean"), false, "a clean session's filter is not durable");
+      const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
 
-    // For the clean session alone: sent on credit (no answer waited for), acknowledged, delivered.
-    let mark = a.sent.length;
-    p.send(publish("d/clean", 1, 1));
-    assert.equal((await p.expect(4, 15_000)).packetId, 1);
-    assert.equal(sentOnce(a, mark, "002", "d/clean").ack, CREDIT_ACK);
-    assert.equal((await clean.expect(3, 15_000)).topic, "d/clean");
+      // For the clean session alone: sent on credit (no answer waited for), acknowledged, delivered.
+      let mark = a.sent.length;
+      p.send(publish("d/clean", 1, 1));
+      assert.equal((await p.expect(4, 15_000)).packetId, 1);
+      assert.equal(sentOnce(a, mark, "002", "d/clean").ack, CREDIT_ACK);
+      assert.equal((await clean.expect(3, 15_000)).topic, "d/clean");
 
-    // QoS 2 is always answered (its exactly-once memory on B relies on it).
-    mark = a.sent.length;
-    p.send(publish("d/clean", 2, 2));
-    assert.equal((await p.expect(5, 15_000)).packetId, 2);
-    assert.ok(waited(sentOnce(a, mark, "002", "d/clean").ack));
+      // QoS 2 is always answered (its exactly-once memory on B relies on it).
+      mark = a.sent.length;
+      p.send(publish("d/clean", 2, 2));
+      assert.equal((await p.expect(5, 15_000)).packetId, 2);
+      assert.ok(waited(sentOnce(a, mark, "002", "d/clean").ack));
 
-    // For the persistent session: the PUBACK waits until B's batch holding its copy is stored.
-    b.ctl.gate = new Promise((r) => open = r);
-    mark = a.sent.length;
-    p.send(publish("d/dur", 1, 3));
-    await until(() => b.ctl.entered === 1, "B writing the copy's batch");
-    await p.expectNothing(300); // no PUBACK before B stored it
-    assert.ok(waited(sentOnce(a, mark, "002", "d/dur").ack));
-    open();
-    assert.equal((await p.expect(4, 15_000)).packetId, 3);
+      // For the persistent session: the PUBACK waits until B's batch holding its copy is stored.
+      b.ctl.gate = new Promise((r) => open = r);
+      mark = a.sent.length;
+      p.send(publish("d/dur", 1, 3));
+      await until(() => b.ctl.entered === 1, "B writing the copy's batch");
+      await p.expectNothing(300); // no PUBACK before B stored it
+      assert.ok(waited(sentOnce(a, mark, "002", "d/dur").ack));
+      open();
+      assert.equal((await p.expect(4, 15_000)).packetId, 3);
 
-    // The persistent session ends (a clean start): its durable route goes with it.
-    const again = await subscribe(b, "s", "d/other");
-    await until(() => !waitsFor(a, "002", "d/dur"), "B's durable route withdrawn");
-    again.drop();
-  } finally {
-    open();
-    await stopNodes(a, b);
-  }
-});
+      // The persistent session ends (a clean start): its durable route goes with it.
+      const again = await subscribe(b, "s", "d/other");
+      await until(() => !waitsFor(a, "002", "d/dur"), "B's durable route withdrawn");
+      again.drop();
+    } finally {
+      open();
+    }
+  },
+);
 
-test("a node that does not announce durable routes answers every QoS 1 message", {
-  skip,
-  timeout: 90_000,
-}, async () => {
-  await admin!.client.sendCommand(["FLUSHDB"]);
-  const a = await startNode("001", true);
-  const c = await startNode("003", false); // an older build, or one still restoring
-  try {
+// C: an older build, or one still restoring.
+twoNodeTest(
+  "a node that does not announce durable routes answers every QoS 1 message",
+  async (a, c) => {
     const sub = await subscribe(c, "c", "old/clean");
     await until(() => a.node.forwarding, "C's route on A");
     assert.equal(waitsFor(a, "003", "old/clean"), true);
@@ -157,19 +162,14 @@ test("a node that does not announce durable routes answers every QoS 1 message",
     assert.equal((await p.expect(4, 15_000)).packetId, 1);
     assert.ok(waited(sentOnce(a, mark, "003", "old/clean").ack));
     assert.equal((await sub.expect(3, 15_000)).topic, "old/clean");
-  } finally {
-    await stopNodes(a, c);
-  }
-});
+  },
+  "003",
+  false,
+);
 
-test("a session's persistence changing while subscribed moves its durable routes", {
-  skip,
-  timeout: 90_000,
-}, async () => {
-  await admin!.client.sendCommand(["FLUSHDB"]);
-  const a = await startNode("001", true);
-  const b = await startNode("002", true);
-  try {
+twoNodeTest(
+  "a session's persistence changing while subscribed moves its durable routes",
+  async (a, b) => {
     // A clean session on B holds x/t; the same client id then resumes it as persistent
     // (3.1.1: the session of a connection it takes over continues [MQTT-3.1.2-4]).
     await subscribe(b, "s", "x/t");
@@ -204,19 +204,12 @@ test("a session's persistence changing while subscribed moves its durable routes
     v5.send({ type: 14, reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
     await v5.expectClosed();
     await until(() => !waitsFor(a, "002", "y/t"), "y/t's durable route withdrawn");
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  },
+);
 
-test("QoS 1 to clean sessions goes on credit, handed back in bulk; used up, it waits", {
-  skip,
-  timeout: 90_000,
-}, async () => {
-  await admin!.client.sendCommand(["FLUSHDB"]);
-  const a = await startNode("001", true);
-  const b = await startNode("002", true);
-  try {
+twoNodeTest(
+  "QoS 1 to clean sessions goes on credit, handed back in bulk; used up, it waits",
+  async (a, b) => {
     const sub = await subscribe(b, "c", "big/t");
     await until(() => a.node["routes"].nodes("big/t").includes("002"), "big/t on A");
     await until(() => !waitsFor(a, "002", "no/such/topic"), "B's marker on A");
@@ -252,7 +245,5 @@ test("QoS 1 to clean sessions goes on credit, handed back in bulk; used up, it w
     for (let i = 0; i < fit; i++) assert.equal(await one(), CREDIT_ACK, `on credit ${i + 1}`);
     assert.ok(waited(await one()), "past the credit: waits for the answer");
     assert.ok(waited(await one()));
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  },
+);

@@ -10,11 +10,10 @@
  * And a message B gives no persistent session is answered at once, not refused because the
  * batch open when it came (holding only other sessions' changes) failed.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Packet } from "../src/mqtt/packet.ts";
-import type { RedisStore } from "../src/store/redis.ts";
-import { openRedisStore, redisServerForFile } from "./helpers/redis_server.ts";
+import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, text } from "./helpers/packet_client.ts";
 import {
   type InProcessNode,
@@ -23,16 +22,8 @@ import {
   until,
 } from "./helpers/inprocess_node.ts";
 
-const redis = redisServerForFile();
+const redis = redisWithAdminForFile();
 const skip = redis.skip;
-let admin: RedisStore | undefined;
-
-before(async () => {
-  if (!skip) admin = await openRedisStore(redis.server().url);
-});
-after(async () => {
-  await admin?.close();
-});
 
 type TestNode = InProcessNode;
 const startNode = (id: string) =>
@@ -43,7 +34,7 @@ const publish = (topic: string, qos: 0 | 1 | 2, packetId?: number, dup = false):
 
 /** The topics of what B's store holds for session `clientId` (QoS 0 probes may be among them). */
 async function storedTopics(clientId: string): Promise<string[]> {
-  const state = await admin!.sessions.load();
+  const state = await redis.admin().sessions.load();
   const s = state.sessions.find((x) => x.clientId === clientId);
   const ids = [...(s?.queue ?? []), ...(s?.inflight ?? [])].map((d) => d.messageId);
   return ids.map((id) => state.messages.get(id)?.topic ?? "?");
@@ -68,7 +59,7 @@ test("a resend taken already is acknowledged only once its first copy is stored"
   skip,
   timeout: 90_000,
 }, async () => {
-  await admin!.client.sendCommand(["FLUSHDB"]);
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
   const a = await startNode("001");
   const b = await startNode("002");
   try {
@@ -112,7 +103,7 @@ test("a message no persistent session here got: answered whatever the open batch
   skip,
   timeout: 90_000,
 }, async () => {
-  await admin!.client.sendCommand(["FLUSHDB"]);
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
   const a = await startNode("001");
   const b = await startNode("002");
   let open = () => {};

@@ -143,6 +143,22 @@ export function redisServerForFile(): { skip: string | false; server(): RedisSer
   return { skip, server: () => server! };
 }
 
+/**
+ * As redisServerForFile, with a Redis store open on that server for the file's tests to read
+ * and flush (`admin()`), closed after them.
+ */
+export function redisWithAdminForFile() {
+  const redis = redisServerForFile();
+  let admin: RedisStore | undefined;
+  before(async () => {
+    if (!redis.skip) admin = await openRedisStore(redis.server().url);
+  });
+  after(async () => {
+    await admin?.close();
+  });
+  return { ...redis, admin: () => admin! };
+}
+
 /** A Redis store on `url` with the default key prefixes. */
 export function openRedisStore(
   url: string,

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
-import { FrameBatcher } from "./batch.ts";
+import { FrameBatcher, FULL_FRAME_MESSAGES } from "./batch.ts";
 import { decodeBusFrame } from "./codec.ts";
 import type { BusMessage, NodeId } from "./types.ts";
 
@@ -84,4 +84,26 @@ test("frames: a buffer is written again only when the sink says it holds nothing
   assert.equal(buffers.length, 3);
   assert.equal(buffers[0], buffers[1], "a copied frame's buffer is written again");
   assert.equal(buffers[1], buffers[2]);
+});
+
+test("frames: a held frame that fills up goes at the end of its turn, not at the gap", async () => {
+  const { batcher, frames } = recording(1_000);
+  batcher.add("b", ack(1));
+  await turnEnd();
+  await turnEnd();
+  assert.equal(frames.length, 1);
+  for (let id = 2; id < 1 + FULL_FRAME_MESSAGES; id++) batcher.add("b", ack(id));
+  await turnEnd();
+  await turnEnd();
+  assert.equal(frames.length, 1, `${FULL_FRAME_MESSAGES - 1} messages: held for the gap`);
+  batcher.add("b", ack(1 + FULL_FRAME_MESSAGES));
+  await turnEnd();
+  await turnEnd();
+  assert.equal(frames.length, 2, "full: sent at the end of the turn");
+  assert.equal(frames[1].ids.length, FULL_FRAME_MESSAGES);
+  batcher.add("b", ack(100)); // and the next is held again
+  await turnEnd();
+  await turnEnd();
+  assert.equal(frames.length, 2);
+  batcher.flush();
 });

@@ -99,12 +99,10 @@ export class FrameBatcher {
       this.scheduled = true;
       // A macrotask: every connection's input read in this turn lands in the same frames; and
       // the turns until FRAME_GAP_MS after the last frame.
-      const wait = this.lastSent + this.gapMs - performance.now();
+      const wait = full(p) ? 0 : this.lastSent + this.gapMs - performance.now();
       if (wait > 0) this.held = setTimeout(this.scheduledFlush, wait);
       else setImmediate(this.scheduledFlush);
-    } else if (
-      this.held !== undefined && (p.count >= FULL_FRAME_MESSAGES || p.w.length >= FULL_FRAME_BYTES)
-    ) {
+    } else if (this.held !== undefined && full(p)) {
       clearTimeout(this.held);
       this.held = undefined;
       setImmediate(this.scheduledFlush);
@@ -142,7 +140,15 @@ export class FrameBatcher {
 
   /** Forget what is pending (a crashed node sends nothing more). */
   clear(): void {
+    clearTimeout(this.held);
+    this.held = undefined;
+    this.scheduled = false;
     this.pending.clear();
     this.spares.clear();
   }
+}
+
+/** Full enough to go without waiting for the gap (FULL_FRAME_MESSAGES, per destination). */
+function full(p: { w: FrameWriter; count: number }): boolean {
+  return p.count >= FULL_FRAME_MESSAGES || p.w.length >= FULL_FRAME_BYTES;
 }

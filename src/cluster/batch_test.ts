@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
-import { FrameBatcher, FULL_FRAME_MESSAGES } from "./batch.ts";
+import { FrameBatcher, FULL_FRAME_BYTES, FULL_FRAME_MESSAGES } from "./batch.ts";
 import { decodeBusFrame } from "./codec.ts";
 import type { BusMessage, NodeId } from "./types.ts";
 
@@ -96,14 +96,25 @@ test("frames: a held frame that fills up goes at the end of its turn, not at the
   await turnEnd();
   await turnEnd();
   assert.equal(frames.length, 1, `${FULL_FRAME_MESSAGES - 1} messages: held for the gap`);
-  batcher.add("b", ack(1 + FULL_FRAME_MESSAGES));
+  // The 8th fills it; the ones after it in the same turn still join that frame, sent once.
+  for (let id = 1 + FULL_FRAME_MESSAGES; id <= 4 + FULL_FRAME_MESSAGES; id++) {
+    batcher.add("b", ack(id));
+  }
   await turnEnd();
   await turnEnd();
   assert.equal(frames.length, 2, "full: sent at the end of the turn");
-  assert.equal(frames[1].ids.length, FULL_FRAME_MESSAGES);
+  assert.equal(frames[1].ids.length, FULL_FRAME_MESSAGES + 3);
   batcher.add("b", ack(100)); // and the next is held again
   await turnEnd();
   await turnEnd();
   assert.equal(frames.length, 2);
   batcher.flush();
+  assert.equal(frames.length, 3);
+  // Full by size: one message of FULL_FRAME_BYTES (an answer of many ids) goes at the turn's end.
+  const ids = Array.from({ length: FULL_FRAME_BYTES / 8 }, (_, i) => 200 + i);
+  batcher.add("b", { kind: "ack", ids, ok: true });
+  await turnEnd();
+  await turnEnd();
+  assert.deepEqual(frames.slice(3).map((f) => f.ids), [[200]], "one large message: not held");
+  batcher.clear(); // and clear() stops the gap's timer
 });

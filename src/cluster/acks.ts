@@ -191,10 +191,15 @@ export class RemoteAcks {
   }
 
   private add(o: Owed, ok: boolean): void {
-    let per = this.owed.get(o.node);
-    if (!per) this.owed.set(o.node, per = { ok: [], failed: [] });
+    const per = this.owedTo(o.node);
     (ok ? per.ok : per.failed).push(o);
     this.schedule();
+  }
+
+  private owedTo(node: NodeId): { ok: Owed[]; failed: Owed[] } {
+    let per = this.owed.get(node);
+    if (!per) this.owed.set(node, per = { ok: [], failed: [] });
+    return per;
   }
 
   private schedule(): void {
@@ -226,9 +231,7 @@ export class RemoteAcks {
     clearTimeout(this.lentTimer);
     this.lentTimer = undefined;
     for (const [node, count] of this.lent) {
-      let per = this.owed.get(node);
-      if (!per) this.owed.set(node, per = { ok: [], failed: [] });
-      per.ok.push({ node, id: CREDIT_ACK, count, stored: undefined });
+      this.owedTo(node).ok.push({ node, id: CREDIT_ACK, count, stored: undefined });
     }
     this.lent.clear();
     // Records that arrive from now on are answered in a later flush.

@@ -167,7 +167,8 @@ export class ClusterNode implements ClusterLink {
     if (nodes.length <= 1 && this.routes.shares(message.topic).length === 0) {
       if (nodes.length === 0) return 0;
       const node = nodes[0];
-      const ack = this.answers(message, node) ? this.ackId(message, node, 1) : onCredit(message);
+      const asked = this.asked(message, node);
+      const ack = asked === WAIT ? this.ackId(message, node, 1) : asked;
       const resendOf = this.resendOf(message, ack);
       this.bus.send(node, { kind: "publish", message, ack, resendOf });
       return 1;
@@ -176,15 +177,18 @@ export class ClusterNode implements ClusterLink {
     for (const node of nodes) targets.set(node, undefined);
     let sent = 0;
     const skip = this.pickShares(message, targets);
-    // The nodes that answer: any one a share group's message goes to, else by durable_routes.ts.
-    let answering: NodeId[] | undefined;
+    // The nodes the publisher waits for: any one a share group's message goes to, else asked().
+    let waitFor: NodeId[] | undefined;
+    const asked: (number | undefined)[] = [];
     for (const [node, shares] of targets) {
-      if (shares || this.answers(message, node)) (answering ??= []).push(node);
+      const a = shares ? WAIT : this.asked(message, node);
+      asked.push(a);
+      if (a === WAIT) (waitFor ??= []).push(node);
     }
-    const ack = answering && this.ackId(message, answering.sort().join("\0"), answering.length);
+    const ack = waitFor && this.ackId(message, waitFor.sort().join("\0"), waitFor.length);
     const resendOf = this.resendOf(message, ack);
     for (const [node, shares] of targets) {
-      const own = answering?.includes(node) ? ack : onCredit(message);
+      const own = asked[sent] === WAIT ? ack : asked[sent];
       this.bus.send(node, { kind: "publish", message, shares, ack: own, resendOf });
       sent++;
     }
@@ -213,13 +217,15 @@ export class ClusterNode implements ClusterLink {
   }
 
   /**
-   * Whether `message`'s publisher waits for `node`'s answer: QoS 2 always; QoS 1 if a persistent
-   * session there wants it, or if that node's credit is used up (credits.ts; false: taken).
+   * What `node` is asked about `message`: WAIT, its publisher waits for the answer (QoS 2; QoS 1
+   * that a persistent session there wants, or past that node's credit); CREDIT_ACK, on credit
+   * (credits.ts, taken here); undefined, nothing (QoS 0, the broker's own messages).
    */
-  private answers(message: Message, node: NodeId): boolean {
-    if (message.qos !== 1) return message.qos === 2;
-    if (this.routes.durable.mustAnswer(node, message.topic)) return true;
-    return onCredit(message) !== undefined && !this.acks.credits.take(node, creditCost(message));
+  private asked(message: Message, node: NodeId): number | undefined {
+    if (message.qos === 2) return WAIT;
+    if (message.qos === 0 || message.from === undefined || message.internal) return undefined;
+    if (this.routes.durable.mustAnswer(node, message.topic)) return WAIT;
+    return this.acks.credits.take(node, creditCost(message)) ? CREDIT_ACK : WAIT;
   }
 
   confirmation(): Promise<void> | undefined {
@@ -487,12 +493,8 @@ export class ClusterNode implements ClusterLink {
   }
 }
 
-/** The ack id of a QoS 1 client message sent without a wait (on credit); else undefined. */
-function onCredit(message: Message): number | undefined {
-  return message.qos === 1 && message.from !== undefined && !message.internal
-    ? CREDIT_ACK
-    : undefined;
-}
+/** asked(): not an ack id (those are ≥ 1, credits.ts's 0): the publisher waits (ackId). */
+const WAIT = -1;
 
 /** A forwarded message serves no share group unless the sender says so. */
 const NO_SHARES = () => false;

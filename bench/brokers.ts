@@ -310,3 +310,25 @@ export async function buildLoadgen(): Promise<string> {
   if (!out.ok) throw new Error(`cannot build the load generator in ${dir}:\n${out.text}`);
   return bin;
 }
+
+/**
+ * The command line of an A/B variant: a broker of BROKERS, or an entry of EXTRA
+ * (`name=command`, `;` between entries) that starts mqttx another way; `{config}` in it is
+ * the config file mqttx-bun would get, and its first word is looked up in PATH.
+ */
+export async function variantCommand(name: string, port: number): Promise<string[]> {
+  const b = BROKERS.find((b) => b.name === name);
+  if (b) return b.command(port);
+  const extra = new Map(
+    (Deno.env.get("EXTRA") ?? "").split(";").filter((s) => s.includes("=")).map((s) => {
+      const i = s.indexOf("=");
+      return [s.slice(0, i).trim(), s.slice(i + 1).trim()];
+    }),
+  );
+  const cmd = extra.get(name);
+  if (!cmd) throw new Error(`unknown variant ${name}`);
+  const config = (await BROKERS.find((b) => b.name === "mqttx-bun")!.command(port)).at(-1)!;
+  const words = cmd.split(/\s+/).map((w) => w.replace("{config}", config));
+  words[0] = (await which(words[0])) ?? words[0];
+  return words;
+}

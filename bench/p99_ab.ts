@@ -18,7 +18,6 @@
  * HICCUP=MS stops the load generator for MS ms 2 s into the load (a stalled client).
  */
 import {
-  BROKERS,
   BUILD,
   buildLoadgen,
   cpuTicks,
@@ -27,7 +26,7 @@ import {
   sleep,
   spawnPinned,
   stop,
-  which,
+  variantCommand,
 } from "./brokers.ts";
 
 const env = (k: string, d: string) => Deno.env.get(k)?.trim() || d;
@@ -46,23 +45,8 @@ const RT = env("RT", "") === "1" ? ["chrt", "-f", "10"] : [];
 // that stalls: every subscriber's inflight window fills), to see how the broker recovers
 const HICCUP = Number(env("HICCUP", "0"));
 const names = env("VARIANTS", "mosquitto,mqttx-deno").split(",").map((s) => s.trim());
-const extra = new Map(
-  env("EXTRA", "").split(";").filter((s) => s.includes("=")).map((s) => {
-    const i = s.indexOf("=");
-    return [s.slice(0, i).trim(), s.slice(i + 1).trim()];
-  }),
-);
-
 async function command(full: string, port: number): Promise<string[]> {
-  const name = full.replace(/\+warm$/, "");
-  const b = BROKERS.find((b) => b.name === name);
-  if (b) return b.command(port);
-  const cmd = extra.get(name);
-  if (!cmd) throw new Error(`unknown variant ${name}`);
-  const config = (await BROKERS.find((b) => b.name === "mqttx-bun")!.command(port)).at(-1)!;
-  const words = cmd.split(/\s+/).map((w) => w.replace("{config}", config));
-  words[0] = (await which(words[0])) ?? words[0];
-  return words;
+  return await variantCommand(full.replace(/\+warm$/, ""), port);
 }
 
 interface Row {

@@ -8,10 +8,10 @@
  *
  *   MQTTX_BASE=/tmp/base ROUNDS=8 VARIANTS=mqttx-bun,mqttx-bun-base deno run -A bench/s1_ab.ts
  *
- * VARIANTS (mqttx-bun,mqttx-bun-base): names from bench/brokers.ts. QOS (0), COUNT (100).
+ * VARIANTS (mqttx-bun,mqttx-bun-base): names from bench/brokers.ts or EXTRA (as in p99_ab.ts).
+ * QOS (0), COUNT (100).
  */
 import {
-  BROKERS,
   BUILD,
   buildLoadgen,
   cpuTicks,
@@ -21,6 +21,7 @@ import {
   sleep,
   spawnPinned,
   stop,
+  variantCommand,
 } from "./brokers.ts";
 
 const env = (k: string, d: string) => Deno.env.get(k)?.trim() || d;
@@ -52,10 +53,12 @@ interface Row {
 }
 
 async function runOnce(loadgen: string, name: string, port: number): Promise<Row> {
-  const b = BROKERS.find((b) => b.name === name);
-  if (!b) throw new Error(`unknown variant ${name}`);
   const t0 = performance.now();
-  const child = spawnPinned(1, await b.command(port), `${BUILD}/logs/s1ab-${name}.broker.log`);
+  const child = spawnPinned(
+    1,
+    await variantCommand(name, port),
+    `${BUILD}/logs/s1ab-${name}.broker.log`,
+  );
   try {
     await firstConnack(port, t0, () => false);
     await sleep(1000);

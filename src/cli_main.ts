@@ -10,7 +10,7 @@ import { defaultConfig } from "./config/schema.ts";
 import type { MqttxConfig } from "./config/types.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { passwdCommand } from "./auth/passwd.ts";
-import { lowerHelperThreads } from "./runtime/helper_threads.ts";
+import { linuxThreadTable, lowerHelperThreads } from "./runtime/helper_threads.ts";
 import process from "node:process";
 
 export interface CliIo {
@@ -95,7 +95,11 @@ export async function cliMain(runtime: Runtime, io: CliIo = consoleIo): Promise<
     return;
   }
   // After start-up, so the threads JIT compilation of start-up made are found at once.
-  lowerHelperThreads(runtime.helperThreads, process.platform);
+  lowerHelperThreads(
+    runtime.helperThreads,
+    process.platform,
+    linuxThreadTable(runtime.threadBatch?.()),
+  );
 }
 
 async function loadConfig(

@@ -34,6 +34,7 @@ import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
 import { serveBunHttp } from "./http_bun.ts";
 import { escapeForLog } from "../log/escape.ts";
+import { HELPER_NICE } from "./helper_threads.ts";
 
 interface BunSocket {
   /** Set once the TransportConn is handed out (after the handshake, on TLS). */
@@ -466,5 +467,10 @@ export const bunRuntime: Runtime = {
   writeTextFile: (path, data, opts) => writeFile(path, data, { mode: opts?.mode }),
   env: (name) => process.env[name],
   // JavaScriptCore's compiler threads, mimalloc's page scavenger, JSC's start-up warm-up.
-  helperThreads: ["JITWorker", "mi-scavenger", "JSCWarmUp"],
+  // Not SCHED_BATCH: on Bun it made no difference that stood out from the noise (8 rounds
+  // of S1, 7 of S4-rate200; bench/notes/sched_batch.md), so no FFI for it.
+  helperThreads: ["JITWorker", "mi-scavenger", "JSCWarmUp"].map((prefix) => ({
+    prefix,
+    nice: HELPER_NICE,
+  })),
 };

@@ -14,6 +14,7 @@ import type { Listener, Runtime, TransportConn } from "./types.ts";
 import { listenNodeNet } from "./deno_node_net.ts";
 import { listenNodeTls } from "./tls_deno.ts";
 import { serveDenoHttp } from "./http_deno.ts";
+import { denoThreadBatch } from "./sched_batch_deno.ts";
 import { closeIoTurn, ioTurn, ioTurnPolls, openIoTurn } from "./io_turn_deno.ts";
 
 /** A listener keeps the I/O turn's sockets open while it lives (io_turn_deno.ts). */
@@ -61,9 +62,10 @@ export const denoRuntime: Runtime = {
   readFile: (path) => Deno.readFile(path),
   writeTextFile: (path, data, opts) => Deno.writeTextFile(path, data, { mode: opts?.mode }),
   env: (name) => Deno.env.get(name),
-  // V8's worker threads also do parallel GC work the main thread waits for;
-  // lowering them made no measurable difference to latency, so they stay.
-  helperThreads: [],
+  // V8's workers compile and help the GC. A lower nice value cost a fresh broker's bursts
+  // (the compilers starve), so only SCHED_BATCH: they no longer preempt the event loop.
+  helperThreads: [{ prefix: "V8 DefaultWorke", batch: true }],
+  threadBatch: denoThreadBatch,
   ioTurn,
   ioTurnPolls,
 };

@@ -21,6 +21,10 @@
  * (Nice 10 was chosen for S4-rate200's p99 in a fresh broker; what 5 costs
  * there could not be measured on the shared machine of 2026-12-02.)
  *
+ * Where the runtime can call sched_setscheduler, helpers also go in SCHED_BATCH
+ * (see HelperThreadRule): that keeps them from preempting the event loop
+ * without taking CPU from them, which lowering V8's workers on Deno did.
+ *
  * Linux only (threads are listed in /proc/self/task); elsewhere this does
  * nothing. Threads may come and go (JIT workers exit when idle and are started
  * again by the event loop, at its priority), so the table is swept again now
@@ -35,6 +39,24 @@ export const HELPER_NICE = 5;
 /** How often to look for new helper threads. */
 const SWEEP_INTERVAL_MS = 1000;
 
+/**
+ * What to do with a runtime's helper threads, by the start of their name (as /proc shows it,
+ * at most 15 bytes): lower their nice value, and/or put them in SCHED_BATCH.
+ *
+ * SCHED_BATCH keeps the thread's share of the core (its nice value still sets that) but a
+ * batch thread that wakes never preempts the running one: the compiler or GC helper runs when
+ * the event loop waits for input or at the next tick, instead of cutting into the message
+ * being handled. Measured on a quiet host (bench/notes/sched_batch.md): V8's workers in batch
+ * raised a fresh Deno broker's S1 QoS 0 burst by 10-20% (two A/Bs of 8 rounds), where nice 5
+ * for them had cost 5-35% of it; the S4-rate200 p99 did not move outside the noise.
+ */
+export interface HelperThreadRule {
+  prefix: string;
+  /** Nice value to set; absent: left as it is (the event loop's). */
+  nice?: number;
+  batch?: boolean;
+}
+
 /** What the sweeper needs from the operating system (a fake in tests). */
 export interface ThreadTable {
   /** Ids of this process's threads. */
@@ -43,33 +65,36 @@ export interface ThreadTable {
   name(id: string): string | undefined;
   /** Sets a thread's nice value; throws when that is not allowed. */
   setNice(id: string, nice: number): void;
+  /** Puts a thread in SCHED_BATCH; absent where the runtime cannot; throws when refused. */
+  setBatch?(id: string): void;
 }
 
-/** /proc/self/task, read through node:fs (both runtimes have it). */
-export const linuxThreadTable: ThreadTable = {
-  ids: () => readdirSync("/proc/self/task"),
-  name(id) {
-    try {
-      return readFileSync(`/proc/self/task/${id}/comm`, "utf8").trimEnd();
-    } catch {
-      return undefined; // exited between the listing and now
-    }
-  },
-  // On Linux setpriority(PRIO_PROCESS, tid) applies to that one thread.
-  setNice: (id, nice) => setPriority(Number(id), nice),
-};
+/** /proc/self/task, read through node:fs (both runtimes have it); `setBatch` from the runtime. */
+export function linuxThreadTable(setBatch?: (tid: number) => void): ThreadTable {
+  return {
+    ids: () => readdirSync("/proc/self/task"),
+    name(id) {
+      try {
+        return readFileSync(`/proc/self/task/${id}/comm`, "utf8").trimEnd();
+      } catch {
+        return undefined; // exited between the listing and now
+      }
+    },
+    // On Linux setpriority(PRIO_PROCESS, tid) applies to that one thread.
+    setNice: (id, nice) => setPriority(Number(id), nice),
+    setBatch: setBatch && ((id) => setBatch(Number(id))),
+  };
+}
 
 export class HelperThreadSweeper {
   #seen = new Set<string>();
 
-  /** `prefixes`: thread names (as /proc shows them, at most 15 bytes) to lower. */
   constructor(
-    private readonly prefixes: readonly string[],
+    private readonly rules: readonly HelperThreadRule[],
     private readonly table: ThreadTable,
-    private readonly nice = HELPER_NICE,
   ) {}
 
-  /** Lowers every helper thread not seen before; returns how many were lowered. */
+  /** Applies its rule to every helper thread not seen before; returns how many were changed. */
   sweep(): number {
     const ids = this.table.ids();
     const seen = new Set<string>();
@@ -78,16 +103,31 @@ export class HelperThreadSweeper {
       seen.add(id);
       if (this.#seen.has(id)) continue;
       const name = this.table.name(id);
-      if (name === undefined || !this.prefixes.some((p) => name.startsWith(p))) continue;
-      try {
-        this.table.setNice(id, this.nice);
-        lowered++;
-      } catch {
-        // Not allowed here (a sandbox, say): the broker works the same without it.
-      }
+      const rule = name === undefined
+        ? undefined
+        : this.rules.find((r) => name.startsWith(r.prefix));
+      if (rule && this.#apply(id, rule)) lowered++;
     }
     this.#seen = seen; // forget threads that exited: ids are reused
     return lowered;
+  }
+
+  /** True when anything was changed; a refusal (a sandbox, say) leaves the thread as it is. */
+  #apply(id: string, rule: HelperThreadRule): boolean {
+    let changed = false;
+    if (rule.batch && this.table.setBatch) {
+      try {
+        this.table.setBatch(id); // first: sched_setscheduler keeps the nice value it finds
+        changed = true;
+      } catch { /* the broker works the same without it */ }
+    }
+    if (rule.nice !== undefined) {
+      try {
+        this.table.setNice(id, rule.nice);
+        changed = true;
+      } catch { /* as above */ }
+    }
+    return changed;
   }
 }
 
@@ -96,12 +136,12 @@ export class HelperThreadSweeper {
  * Does nothing (and returns a no-op) off Linux or with no helper names.
  */
 export function lowerHelperThreads(
-  prefixes: readonly string[],
+  rules: readonly HelperThreadRule[],
   platform: string,
-  table: ThreadTable = linuxThreadTable,
+  table: ThreadTable = linuxThreadTable(),
 ): () => void {
-  if (platform !== "linux" || prefixes.length === 0) return () => {};
-  const sweeper = new HelperThreadSweeper(prefixes, table);
+  if (platform !== "linux" || rules.length === 0) return () => {};
+  const sweeper = new HelperThreadSweeper(rules, table);
   try {
     sweeper.sweep();
   } catch {

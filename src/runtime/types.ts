@@ -2,6 +2,7 @@
  * The contract between the runtime-free core and each runtime adapter. The
  * connection contract itself lives with its consumer (src/broker/conn.ts).
  */
+import type { HelperThreadRule } from "./helper_threads.ts";
 import type { Conn, ConnCallbacks, PeerCertificate, StreamConn } from "../broker/conn.ts";
 
 export type { ConnCallbacks, PeerCertificate };
@@ -114,10 +115,15 @@ export interface Runtime {
   writeTextFile(path: string, data: string, opts?: { mode?: number }): Promise<void>;
   env(name: string): string | undefined;
   /**
-   * Names (as Linux shows them) of the runtime's helper threads that may run
-   * at a lower priority than the event loop (see helper_threads.ts).
+   * The runtime's helper threads (by name, as Linux shows them) that yield to
+   * the event loop, and how (see helper_threads.ts).
    */
-  readonly helperThreads: readonly string[];
+  readonly helperThreads: readonly HelperThreadRule[];
+  /**
+   * A function that puts one thread (Linux tid) in SCHED_BATCH and throws when refused, or
+   * undefined where the runtime cannot call libc (no FFI permission, not Linux, not glibc).
+   */
+  threadBatch?(): ((tid: number) => void) | undefined;
   /**
    * Run `f` on a later macrotask, after the event loop has polled its sockets. Absent: a
    * `setImmediate` does that (Bun, like Node, polls every tick). The core's fair input turns

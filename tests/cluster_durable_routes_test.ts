@@ -233,10 +233,16 @@ twoNodeTest(
       assert.equal((await sub.expect(3, 15_000)).topic, "big/t");
       return sentOnce(a, mark, "002", "big/t").ack;
     };
-    // Twice the credit, one at a time: B hands it back, so every one goes on credit.
+    // Twice the credit, one at a time: B hands it back, so every one goes on credit. The
+    // hand-back goes per 128 KiB (two of these) on its own way through Redis; waiting for it
+    // keeps a slow machine from sending the next message first (seen once in CI).
+    const credits = a.node["acks"].credits;
     const n = Math.ceil((2 * CREDIT_BYTES) / cost);
-    for (let i = 0; i < n; i++) assert.equal(await one(), CREDIT_ACK, `message ${i + 1} of ${n}`);
-    await until(() => a.node["acks"].credits.used("002") === 0, "all the credit back on A");
+    for (let i = 0; i < n; i++) {
+      assert.equal(await one(), CREDIT_ACK, `message ${i + 1} of ${n}`);
+      await until(() => credits.used("002") <= cost, `at most one message's credit out (${i + 1})`);
+    }
+    await until(() => credits.used("002") === 0, "all the credit back on A");
 
     // B hands nothing back now (as if its answers were lost): the credit runs out, and the
     // message past it waits for B's answer (which B still sends: its PUBACK comes).

@@ -19,6 +19,7 @@
 import process from "node:process";
 import v8 from "node:v8";
 import vm from "node:vm";
+import { denoLibc } from "./libc_deno.ts";
 
 export const BURST_CONNECTIONS = 1000;
 export const RECLAIM_CHECK_MS = 1000;
@@ -113,14 +114,7 @@ function fullGc(): (() => void) | null {
 let trimFn: (() => void) | null | undefined;
 function mallocTrim(): (() => void) | null {
   if (trimFn !== undefined) return trimFn;
-  trimFn = null;
-  try {
-    if (Deno.build.os !== "linux") return null;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    const libc = Deno.dlopen("libc.so.6", {
-      malloc_trim: { parameters: ["usize"], result: "i32" },
-    });
-    trimFn = () => void libc.symbols.malloc_trim(0n);
-  } catch { /* not glibc: nothing to trim */ }
+  const libc = denoLibc({ malloc_trim: { parameters: ["usize"], result: "i32" } });
+  trimFn = libc ? () => void libc.malloc_trim(0n) : null; // not glibc: nothing to trim
   return trimFn;
 }

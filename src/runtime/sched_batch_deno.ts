@@ -2,6 +2,7 @@
  * SCHED_BATCH for one thread (see helper_threads.ts) through libc's sched_setscheduler:
  * Node's API has no call for a thread's scheduling policy, so this is Deno's FFI.
  */
+import { denoLibc } from "./libc_deno.ts";
 
 /** Linux's SCHED_BATCH (include/uapi/linux/sched.h). */
 const SCHED_BATCH = 3;
@@ -11,17 +12,12 @@ const ZERO_SCHED_PARAM = new Int32Array(1);
 
 /** A setter that throws when refused, or undefined where Deno cannot reach libc. */
 export function denoThreadBatch(): ((tid: number) => void) | undefined {
-  try {
-    if (Deno.build.os !== "linux") return undefined;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
-    const libc = Deno.dlopen("libc.so.6", {
-      sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-    });
-    return (tid) => {
-      const r = libc.symbols.sched_setscheduler(tid, SCHED_BATCH, ZERO_SCHED_PARAM);
-      if (r !== 0) throw new Error(`sched_setscheduler(${tid}, SCHED_BATCH) returned ${r}`);
-    };
-  } catch {
-    return undefined; // not glibc (no libc.so.6): the helpers keep their policy
-  }
+  const libc = denoLibc({
+    sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  });
+  if (!libc) return undefined; // the helpers keep their policy
+  return (tid) => {
+    const r = libc.sched_setscheduler(tid, SCHED_BATCH, ZERO_SCHED_PARAM);
+    if (r !== 0) throw new Error(`sched_setscheduler(${tid}, SCHED_BATCH) returned ${r}`);
+  };
 }

@@ -9,9 +9,11 @@
  * RATE=200: S4-rate200 (latency); INFLIGHT=1: one QoS 1 message unacknowledged per publisher.
  * ALONE=1: instead, one node on CPU 1 with cluster.enable false ("plain") against one with it
  * and no peer ("alone"), S4 flat out, alternating; prints msg/s and µs of CPU per message.
+ * SCHED=<folder>: which thread held CPU 1 while the slowest deliveries waited (stall_blame.ts).
  */
 import { BROKERS, buildLoadgen, ROOT, spawnPinned } from "./brokers.ts";
 import { cpuDuring, scratch, startNode, startRedis, stopAll } from "./cluster_nodes.ts";
+import { blameFiles } from "./stall_blame.ts";
 
 const env = (k: string) => Deno.env.get(k)?.trim() || undefined;
 const BUILDS = (env("BROKERS") ?? "mqttx-bun,mqttx-bun-base").split(",");
@@ -76,6 +78,10 @@ const WARM = env("WARM");
 // (the CPU each spends, kernel included; Bun's --cpu-prof counts wall time, preemption too).
 const PERF = env("PERF");
 if (PERF) await Deno.mkdir(PERF, { recursive: true });
+// SCHED=<folder>: `perf record` of every context switch on CPU 1 during each measured run, and
+// which thread held the CPU while the slowest 1% waited (bench/stall_blame.ts; implies the dump).
+const SCHED = env("SCHED");
+if (SCHED) await Deno.mkdir(SCHED, { recursive: true });
 
 /** Per second of the run: its p99 (ms), and how many of the run's slowest 1% were sent in it. */
 async function timeline(file: string): Promise<string> {
@@ -224,7 +230,7 @@ for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
       for (const [name, ports] of runs.filter(([n]) => !env("ONLY") || env("ONLY") === n)) {
         const dump = `${DUMPS ?? dir}/${build}-${name}-${round}.lat`;
         const cmd = [
-          ...(TIMELINE ? ["env", `LAT_DUMP=${dump}`] : []),
+          ...(TIMELINE || SCHED ? ["env", `LAT_DUMP=${dump}`] : []),
           loadgen,
           ...S4.split(" "),
           "--port",
@@ -246,13 +252,22 @@ for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
             stderr: "null",
           }).spawn()
           : undefined;
+        const schedData = `${SCHED}/${build}-${name}-${round}.sched`;
+        const sched = SCHED
+          ? new Deno.Command("perf", {
+            args: ["record", "-k", "CLOCK_MONOTONIC", "-e", "sched:sched_switch", "-C", "1"]
+              .concat(["-o", schedData]),
+            stdout: "null",
+            stderr: "null",
+          }).spawn()
+          : undefined;
         const use = await cpuDuring(
           [a.pid, b.pid, redis.pid],
           () => spawnPinned(0, nice(cmd)).output(),
         );
-        if (perf) {
-          perf.kill("SIGINT");
-          await perf.status;
+        for (const p of [perf, sched]) {
+          p?.kill("SIGINT");
+          await p?.status;
         }
         const text = new TextDecoder().decode(use.result.stdout);
         const line = text.split("\n").find((l) => l.startsWith("RESULT "));
@@ -296,6 +311,7 @@ for (let round = 0; round < ROUNDS && !env("ALONE"); round++) {
             `\n  threads µs/msg A: ${perThread[0]}; B: ${perThread[1]}`,
         );
         if (TIMELINE) console.log(await timeline(dump));
+        if (SCHED) console.log(await blameFiles(schedData, dump));
         if (HOPS) {
           console.log(
             await hops([a.pid, b.pid]),

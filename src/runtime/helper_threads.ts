@@ -30,8 +30,16 @@
  * again by the event loop, at its priority), so the table is swept again now
  * and then; a sweep reads only the names of threads it has not seen.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { setPriority } from "node:os";
+import { pid } from "node:process";
+import {
+  cpusAllowed,
+  type IdleThreadTable,
+  MAX_SHARED_CPUS,
+  mayLeaveIdle,
+  startIdleGovernor,
+} from "./idle_helpers.ts";
 
 /** Nice value of the helper threads: low enough to yield, high enough to make progress. */
 export const HELPER_NICE = 5;
@@ -55,6 +63,8 @@ export interface HelperThreadRule {
   /** Nice value to set; absent: left as it is (the event loop's). */
   nice?: number;
   batch?: boolean;
+  /** SCHED_IDLE while the event loop has slack (idle_helpers.ts), where the runtime can. */
+  idleWhileQuiet?: boolean;
 }
 
 /** What the sweeper needs from the operating system (a fake in tests). */
@@ -67,10 +77,24 @@ export interface ThreadTable {
   setNice(id: string, nice: number): void;
   /** Puts a thread in SCHED_BATCH; absent where the runtime cannot; throws when refused. */
   setBatch?(id: string): void;
+  /** SCHED_IDLE or back to SCHED_OTHER; absent where the runtime cannot; throws when refused. */
+  setIdle?(id: string, idle: boolean): void;
+  /** CPU the event loop's thread has used so far, ns. */
+  loopCpuNs?(): number;
+  /** Whether a thread at `nice` may be taken out of SCHED_IDLE again (idle_helpers.ts). */
+  mayLeaveIdle?(nice: number): boolean;
+  /** How many CPUs this process may run on. */
+  cpus?(): number;
 }
 
-/** /proc/self/task, read through node:fs (both runtimes have it); `setBatch` from the runtime. */
-export function linuxThreadTable(setBatch?: (tid: number) => void): ThreadTable {
+/**
+ * /proc/self/task, read through node:fs (both runtimes have it); `setBatch` and `setIdle` (a
+ * thread's scheduling policy, which Node's API cannot set) from the runtime.
+ */
+export function linuxThreadTable(
+  setBatch?: (tid: number) => void,
+  setIdle?: (tid: number, idle: boolean) => void,
+): ThreadTable {
   return {
     ids: () => readdirSync("/proc/self/task"),
     name(id) {
@@ -83,6 +107,31 @@ export function linuxThreadTable(setBatch?: (tid: number) => void): ThreadTable 
     // On Linux setpriority(PRIO_PROCESS, tid) applies to that one thread.
     setNice: (id, nice) => setPriority(Number(id), nice),
     setBatch: setBatch && ((id) => setBatch(Number(id))),
+    setIdle: setIdle && ((id, idle) => setIdle(Number(id), idle)),
+    loopCpuNs: loopCpuReader(),
+    cpus: () => cpusAllowed(readFileSync("/proc/self/status", "utf8")),
+    mayLeaveIdle: (nice) =>
+      mayLeaveIdle(
+        readFileSync("/proc/self/status", "utf8"),
+        readFileSync("/proc/self/limits", "utf8"),
+        nice,
+      ),
+  };
+}
+
+/**
+ * The event loop's thread's CPU time, ns: the first field of its schedstat (its id is the
+ * process id). The file stays open and is read at offset 0: one system call per sample.
+ */
+function loopCpuReader(): () => number {
+  let fd: number | undefined;
+  const buf = new Uint8Array(128);
+  return () => {
+    fd ??= openSync(`/proc/self/task/${pid}/schedstat`, "r");
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    let ns = 0;
+    for (let i = 0; i < n && buf[i] >= 0x30 && buf[i] <= 0x39; i++) ns = ns * 10 + buf[i] - 0x30;
+    return ns;
   };
 }
 
@@ -132,7 +181,9 @@ export class HelperThreadSweeper {
 }
 
 /**
- * Starts sweeping now and every second; returns a function that stops it.
+ * Starts sweeping now and every second, and the idle governor (idle_helpers.ts) for the rules
+ * that ask for it where the process may use it; returns a function that stops both. Where it
+ * may not, those rules' nice values apply as for the others.
  * Does nothing (and returns a no-op) off Linux or with no helper names.
  */
 export function lowerHelperThreads(
@@ -141,7 +192,11 @@ export function lowerHelperThreads(
   table: ThreadTable = linuxThreadTable(),
 ): () => void {
   if (platform !== "linux" || rules.length === 0) return () => {};
-  const sweeper = new HelperThreadSweeper(rules, table);
+  const idleTable = mayIdle(rules, table);
+  const sweeper = new HelperThreadSweeper(
+    idleTable ? rules.filter((r) => !r.idleWhileQuiet) : rules,
+    table,
+  );
   try {
     sweeper.sweep();
   } catch {
@@ -154,5 +209,31 @@ export function lowerHelperThreads(
       clearInterval(timer);
     }
   }, SWEEP_INTERVAL_MS);
-  return () => clearInterval(timer);
+  const stopGovernor = idleTable
+    ? startIdleGovernor(rules.filter((r) => r.idleWhileQuiet), idleTable)
+    : () => {};
+  return () => {
+    clearInterval(timer);
+    stopGovernor();
+  };
+}
+
+/**
+ * The table as the governor needs it, if a rule asks for it, the helpers share the loop's cores
+ * and the process may take them out of SCHED_IDLE again.
+ */
+function mayIdle(
+  rules: readonly HelperThreadRule[],
+  table: ThreadTable,
+): IdleThreadTable | undefined {
+  const { setIdle, loopCpuNs, mayLeaveIdle, cpus } = table;
+  const idleRules = rules.filter((r) => r.idleWhileQuiet);
+  if (idleRules.length === 0 || !setIdle || !loopCpuNs || !mayLeaveIdle || !cpus) return undefined;
+  try {
+    if (cpus() > MAX_SHARED_CPUS) return undefined; // the helpers have cores of their own
+    if (!idleRules.every((r) => mayLeaveIdle(r.nice ?? 0))) return undefined;
+  } catch {
+    return undefined; // no /proc/self/status or limits
+  }
+  return { ...table, setIdle, loopCpuNs };
 }

@@ -98,7 +98,7 @@ export async function cliMain(runtime: Runtime, io: CliIo = consoleIo): Promise<
   lowerHelperThreads(
     runtime.helperThreads,
     process.platform,
-    linuxThreadTable(runtime.threadBatch?.()),
+    linuxThreadTable(runtime.threadBatch?.(), runtime.threadIdle?.()),
   );
 }
 

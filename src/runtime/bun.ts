@@ -35,6 +35,7 @@ import { listenBunWebSocket } from "./websocket_bun.ts";
 import { serveBunHttp } from "./http_bun.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { HELPER_NICE } from "./helper_threads.ts";
+import { bunThreadIdle } from "./sched_idle_bun.ts";
 
 interface BunSocket {
   /** Set once the TransportConn is handed out (after the handshake, on TLS). */
@@ -468,9 +469,12 @@ export const bunRuntime: Runtime = {
   env: (name) => process.env[name],
   // JavaScriptCore's compiler threads, mimalloc's page scavenger, JSC's start-up warm-up.
   // Not SCHED_BATCH: on Bun it made no difference that stood out from the noise (8 rounds
-  // of S1, 7 of S4-rate200; bench/notes/sched_batch.md), so no FFI for it.
-  helperThreads: ["JITWorker", "mi-scavenger", "JSCWarmUp"].map((prefix) => ({
-    prefix,
-    nice: HELPER_NICE,
-  })),
+  // of S1, 7 of S4-rate200; bench/notes/sched_batch.md). The compilers and the scavenger run
+  // 1-5 ms unbroken when they get the core, so they are idle while the loop has slack.
+  helperThreads: [
+    { prefix: "JITWorker", nice: HELPER_NICE, idleWhileQuiet: true },
+    { prefix: "mi-scavenger", nice: HELPER_NICE, idleWhileQuiet: true },
+    { prefix: "JSCWarmUp", nice: HELPER_NICE },
+  ],
+  threadIdle: bunThreadIdle,
 };

@@ -125,6 +125,11 @@ export interface Runtime {
    */
   threadBatch?(): ((tid: number) => void) | undefined;
   /**
+   * A function that puts one thread in SCHED_IDLE (true) or back in SCHED_OTHER (false) and
+   * throws when refused, or undefined where the runtime cannot call libc (idle_helpers.ts).
+   */
+  threadIdle?(): ((tid: number, idle: boolean) => void) | undefined;
+  /**
    * Run `f` on a later macrotask, after the event loop has polled its sockets. Absent: a
    * `setImmediate` does that (Bun, like Node, polls every tick). The core's fair input turns
    * use it while a subscriber waits on its acknowledgements (broker/input_turns.ts).

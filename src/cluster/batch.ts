@@ -34,9 +34,13 @@ export const FRAME_GAP_MS = 1;
  * A held frame this full goes at the end of the turn that filled it, not at the gap: its
  * wake-ups (Redis's and the receiving node's, ~20-30 µs of CPU in all) are already spread over
  * enough messages (a few µs each, against ~25 µs a message costs anyway), and waiting for the
- * timer (~1.1 ms at the least on Bun, ~2 ms at its p90) only adds latency.
+ * timer (~1.1 ms at the least on Bun, ~2 ms at its p90) only adds latency. Two is enough: with
+ * Bun's compilers no longer stalling the shared core (runtime/idle_helpers.ts), two against eight
+ * took the cross-node p90 at 200 msg/s per pair from 1.22 to 0.45 ms and the p99 from 1.56-1.86
+ * to 1.45-1.48, for ~11% more CPU per crossing message at that rate (flat out, frames fill in one
+ * turn either way); bench/notes/cluster_hops.md.
  */
-export const FULL_FRAME_MESSAGES = 8;
+export const FULL_FRAME_MESSAGES = 2;
 export const FULL_FRAME_BYTES = 16 * 1024;
 
 /**

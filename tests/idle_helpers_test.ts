@@ -23,6 +23,7 @@ import {
   LOAD_SAMPLE_MS,
   mayLeaveIdle,
   QUIET_SAMPLES,
+  startIdleGovernor,
 } from "../src/runtime/idle_helpers.ts";
 import { testRuntime } from "./helpers/harness.ts";
 
@@ -115,6 +116,46 @@ describe("idle helpers: the governor", () => {
     assert.ok(t.idle.has("2"));
   });
 
+  test("a thread refused its way back stays marked idle and is tried again", () => {
+    const t = new FakeTable();
+    t.threads.set("2", "JITWorker");
+    const clock = { ms: 0 };
+    const g = new IdleHelperGovernor(RULES, t, clock.ms);
+    samples(g, t, clock, 0, QUIET_SAMPLES);
+    t.refuse.add("2");
+    samples(g, t, clock, 1);
+    assert.ok(t.idle.has("2"), "refused");
+    t.refuse.delete("2");
+    samples(g, t, clock, 1, LIST_EVERY_MS / LOAD_SAMPLE_MS);
+    assert.ok(!t.idle.has("2"), "back at the next look");
+  });
+
+  test("release() puts every idle helper back; a failed sample does it and stops", async () => {
+    const t = new FakeTable();
+    t.threads.set("2", "JITWorker").set("3", "JITWorker");
+    const clock = { ms: 0 };
+    const g = new IdleHelperGovernor(RULES, t, clock.ms);
+    samples(g, t, clock, 0, QUIET_SAMPLES);
+    g.release();
+    assert.equal(t.idle.size, 0);
+    const live = new FakeTable();
+    live.threads.set("2", "JITWorker");
+    startIdleGovernor(RULES, live);
+    const until = async (f: () => boolean) => {
+      for (let i = 0; i < 400 && !f(); i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    await until(() => live.idle.has("2"));
+    assert.ok(live.idle.has("2"), "idle after the quiet spell");
+    live.loopCpuNs = () => {
+      throw new Error("EMFILE");
+    };
+    await until(() => !live.idle.has("2"));
+    assert.ok(!live.idle.has("2"), "a failed sample put it back");
+    const calls = live.calls.length;
+    await new Promise((r) => setTimeout(r, LOAD_SAMPLE_MS * 3));
+    assert.equal(live.calls.length, calls, "and the governor stopped");
+  });
+
   test("a refusal leaves that thread as it is and the others are still changed", () => {
     const t = new FakeTable();
     t.threads.set("2", "JITWorker").set("3", "JITWorker");
@@ -144,6 +185,20 @@ describe("idle helpers: the right to leave SCHED_IDLE", () => {
     assert.equal(mayLeaveIdle(status("0000000000000000"), limits("14"), 5), false);
     assert.equal(mayLeaveIdle(status("0000000000000000"), limits("unlimited"), 5), true);
     assert.equal(mayLeaveIdle("", "", 5), false, "nothing readable: no");
+    // In a user namespace the kernel checks the capability in the initial one: only the limit.
+    const rootless = "         0       1000          1\n";
+    assert.equal(mayLeaveIdle(status("000001ffffffffff"), limits("0"), 5, rootless), false);
+    assert.equal(mayLeaveIdle(status("000001ffffffffff"), limits("15"), 5, rootless), true);
+    assert.equal(
+      mayLeaveIdle(
+        status("000001ffffffffff"),
+        limits("0"),
+        5,
+        "         0          0 4294967295\n",
+      ),
+      true,
+      "the initial namespace",
+    );
   });
 
   test("without the right, idle rules keep their nice values and nothing goes idle", () => {
@@ -151,6 +206,12 @@ describe("idle helpers: the right to leave SCHED_IDLE", () => {
     const stop = lowerHelperThreads(RULES, "linux", table);
     stop();
     assert.deepEqual(table.calls, ["nice 2"], "the sweeper gave the nice value at once");
+  });
+
+  test("a kernel without scheduler statistics (the loop's CPU reads 0): no governor", () => {
+    const table = { ...fakeThreadTable(true), loopCpuNs: () => 0 };
+    lowerHelperThreads(RULES, "linux", table)();
+    assert.deepEqual(table.calls, ["nice 2"]);
   });
 
   test("with CPUs of their own, the helpers keep their nice values: no governor", () => {
@@ -188,7 +249,7 @@ function fakeThreadTable(allowed: boolean, cpus = 1): ThreadTable & { calls: str
     name: (id) => (id === "2" ? "JITWorker" : "bun"),
     setNice: (id) => void calls.push(`nice ${id}`),
     setIdle: (id, idle) => void calls.push(`${idle ? "idle" : "other"} ${id}`),
-    loopCpuNs: () => 0,
+    loopCpuNs: () => 1e9, // a kernel with scheduler statistics
     mayLeaveIdle: () => allowed,
     cpus: () => cpus,
   };
@@ -218,15 +279,15 @@ if (process.platform === "linux") {
       );
       assert.ok(helper, "a helper thread in SCHED_OTHER");
       const nice = getPriority(Number(helper));
-      setIdle(Number(helper), true);
-      assert.equal(policyOf(helper), SCHED_IDLE);
       const status = readFileSync("/proc/self/status", "utf8");
-      if (mayLeaveIdle(status, readFileSync("/proc/self/limits", "utf8"), nice)) {
+      const uidMap = readFileSync("/proc/self/uid_map", "utf8");
+      // Without the right to come back, a thread of this test process would stay idle.
+      if (mayLeaveIdle(status, readFileSync("/proc/self/limits", "utf8"), nice, uidMap)) {
+        setIdle(Number(helper), true);
+        assert.equal(policyOf(helper), SCHED_IDLE);
         setIdle(Number(helper), false);
         assert.equal(policyOf(helper), SCHED_OTHER);
         assert.equal(getPriority(Number(helper)), nice, "its nice value kept");
-      } else {
-        assert.throws(() => setIdle(Number(helper), false), "Linux refuses; the governor checks");
       }
       assert.equal(policyOf(main), SCHED_OTHER, "the event loop's thread is left alone");
       assert.throws(() => setIdle(0x7ffffff0, true), "a refusal (no such thread) throws");

@@ -44,6 +44,17 @@ test("frames: a turn's messages go at its end; soon after a frame, with the next
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.deepEqual(frames[1], { to: "b", ids: held }, "every turn's messages in one frame");
+  // Held in one turn, then filled in a later one: the turns' messages go in one frame.
+  batcher.add("b", ack(50)); // held: a frame went just now
+  await turnEnd();
+  await turnEnd();
+  assert.equal(frames.length, 2);
+  const later = Array.from({ length: FULL_FRAME_MESSAGES - 1 }, (_, i) => 51 + i);
+  for (const id of later) batcher.add("b", ack(id));
+  await turnEnd();
+  await turnEnd();
+  assert.deepEqual(frames[2], { to: "b", ids: [50, ...later] }, "sent once full, both turns'");
+  batcher.clear();
 });
 
 test("frames: a broadcast sends what is held first, in order", async () => {

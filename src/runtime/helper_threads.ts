@@ -115,8 +115,17 @@ export function linuxThreadTable(
         readFileSync("/proc/self/status", "utf8"),
         readFileSync("/proc/self/limits", "utf8"),
         nice,
+        readIfThere("/proc/self/uid_map"), // absent: no user namespaces, the initial one
       ),
   };
+}
+
+function readIfThere(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -232,8 +241,11 @@ function mayIdle(
   try {
     if (cpus() > MAX_SHARED_CPUS) return undefined; // the helpers have cores of their own
     if (!idleRules.every((r) => mayLeaveIdle(r.nice ?? 0))) return undefined;
+    // A kernel without scheduler statistics shows 0 (or no file): every sample would look
+    // quiet, and a saturated loop would keep its compilers idle.
+    if (!(loopCpuNs() > 0)) return undefined;
   } catch {
-    return undefined; // no /proc/self/status or limits
+    return undefined; // no /proc/self/status, limits or schedstat
   }
   return { ...table, setIdle, loopCpuNs };
 }

@@ -3,7 +3,8 @@
  * as it is busy.
  *
  * Why: a JIT compiler thread at nice 5 that gets the core keeps it for its whole slice. When the
- * broker shares one core (pinned, a one-CPU container, or beside Redis and another node), every
+ * broker shares one core (pinned, a container limited to one cpuset CPU, or beside Redis and
+ * another node), every
  * delivery waits meanwhile: in `bench/cluster_ab.ts` the compiler threads ran 1-5 ms unbroken
  * ~35 times in 7 s, and those runs were behind a third of the bursts that set the cross-node p99
  * (bench/notes/cluster_hops.md, "What the slowest 1% wait for"). A SCHED_IDLE thread is
@@ -17,7 +18,7 @@
  * Linux lets a thread leave SCHED_IDLE only at a nice value its RLIMIT_NICE allows, or with
  * CAP_SYS_NICE (sched(7)): an unprivileged broker could put its compilers in SCHED_IDLE and
  * never get them out. Without that right this is not started and the rules' nice values apply
- * as before.
+ * as before. A thread the governor may have left idle is put back whenever it stops.
  */
 import type { HelperThreadRule, ThreadTable } from "./helper_threads.ts";
 
@@ -40,7 +41,7 @@ export const BUSY_SHARE = 0.5;
 export const QUIET_SAMPLES = 4;
 /**
  * How often new helper threads are looked for while nothing changes (as the sweeper): listing
- * them at every sample cost more than the sample. A new one runs as the loop's threads do until.
+ * them at every sample cost more than the sample. Until then a new one runs as the loop's do.
  */
 export const LIST_EVERY_MS = 1000;
 
@@ -112,8 +113,21 @@ export class IdleHelperGovernor {
         this.table.setIdle(id, this.#idle);
         this.#threads.set(id, this.#idle);
       } catch {
-        this.#threads.set(id, null); // refused: leave this one as it is
+        // Refused going idle: leave it out. Refused coming back: it stays marked idle, so the
+        // next look tries again (a thread left idle would starve in every burst).
+        if (this.#idle) this.#threads.set(id, null);
       }
+    }
+  }
+
+  /** Every helper the governor put in SCHED_IDLE back in SCHED_OTHER (best effort): it stops. */
+  release(): void {
+    for (const [id, idle] of this.#threads) {
+      if (!idle) continue;
+      try {
+        this.table.setIdle(id, false);
+        this.#threads.set(id, false);
+      } catch { /* gone, or refused: nothing more to try */ }
     }
   }
 
@@ -137,14 +151,18 @@ export function startIdleGovernor(
   table: IdleThreadTable,
 ): () => void {
   const governor = new IdleHelperGovernor(rules, table, performance.now());
+  const stop = () => {
+    clearInterval(timer);
+    governor.release();
+  };
   const timer = setInterval(() => {
     try {
       governor.tick(performance.now());
     } catch {
-      clearInterval(timer);
+      stop(); // e.g. no file descriptor left to list the threads: not idle, for good
     }
   }, LOAD_SAMPLE_MS);
-  return () => clearInterval(timer);
+  return stop;
 }
 
 /** How many CPUs a `Cpus_allowed_list` of /proc/self/status names ("0-3,6" → 5). */
@@ -157,14 +175,25 @@ export function cpusAllowed(status: string): number {
   }, 0);
 }
 
+/** A uid_map that maps every id to itself: the initial user namespace. */
+const INITIAL_USER_NS = /^\s*0\s+0\s+4294967295\s*$/;
+
 /**
  * Whether this process may move a thread from SCHED_IDLE back to SCHED_OTHER at `nice`:
  * CAP_SYS_NICE in its effective set, or an RLIMIT_NICE of at least 20 - nice (sched(7)).
- * `status` and `limits` are /proc/self/status and /proc/self/limits.
+ * `status`, `limits` and `uidMap` are /proc/self/status, limits and uid_map. The kernel checks
+ * the capability in the initial user namespace, so in any other (rootless containers) a
+ * CapEff bit 23 says nothing and only the limit counts.
  */
-export function mayLeaveIdle(status: string, limits: string, nice: number): boolean {
+export function mayLeaveIdle(
+  status: string,
+  limits: string,
+  nice: number,
+  uidMap = "0 0 4294967295",
+): boolean {
   const caps = /^CapEff:\s*([0-9a-f]+)/im.exec(status)?.[1];
-  if (caps && (BigInt(`0x${caps}`) >> BigInt(CAP_SYS_NICE)) & 1n) return true;
+  const initialNs = INITIAL_USER_NS.test(uidMap.trim());
+  if (initialNs && caps && (BigInt(`0x${caps}`) >> BigInt(CAP_SYS_NICE)) & 1n) return true;
   const soft = /^Max nice priority\s+(\S+)/im.exec(limits)?.[1];
   if (soft === "unlimited") return true;
   return soft !== undefined && Number(soft) >= 20 - nice;

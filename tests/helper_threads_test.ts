@@ -16,6 +16,7 @@ import {
   type ThreadTable,
 } from "../src/runtime/helper_threads.ts";
 import { testRuntime } from "./helpers/harness.ts";
+import { policyOf, SCHED_BATCH, SCHED_OTHER } from "./helpers/sched.ts";
 
 /** The rule Bun's JIT workers have: nice 5, no batch (tests of the nice value alone). */
 const lower = (...prefixes: string[]): HelperThreadRule[] =>
@@ -121,16 +122,6 @@ describe("helper threads: sweep", () => {
     assert.equal(t.nice.size, 0);
   });
 });
-
-const SCHED_OTHER = 0;
-const SCHED_BATCH = 3;
-
-/** A thread's scheduling policy: field 41 of /proc/<pid>/task/<tid>/stat (proc(5)). */
-function policyOf(id: string): number {
-  const stat = readFileSync(`/proc/self/task/${id}/stat`, "utf8");
-  // Fields after the name, which is in parentheses and may hold spaces: the 3rd is field 3.
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]);
-}
 
 /** This process's threads and their names, straight from /proc. */
 function ownThreads(): { id: string; name: string }[] {

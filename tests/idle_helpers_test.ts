@@ -26,6 +26,7 @@ import {
   startIdleGovernor,
 } from "../src/runtime/idle_helpers.ts";
 import { testRuntime } from "./helpers/harness.ts";
+import { policyOf, SCHED_IDLE, SCHED_OTHER } from "./helpers/sched.ts";
 
 const RULES: HelperThreadRule[] = [
   { prefix: "JITWorker", nice: HELPER_NICE, idleWhileQuiet: true },
@@ -253,15 +254,6 @@ function fakeThreadTable(allowed: boolean, cpus = 1): ThreadTable & { calls: str
     mayLeaveIdle: () => allowed,
     cpus: () => cpus,
   };
-}
-
-const SCHED_OTHER = 0;
-const SCHED_IDLE = 5;
-
-/** A thread's scheduling policy: field 41 of /proc/self/task/<tid>/stat (proc(5)). */
-function policyOf(id: string): number {
-  const stat = readFileSync(`/proc/self/task/${id}/stat`, "utf8");
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[41 - 3]);
 }
 
 if (process.platform === "linux") {

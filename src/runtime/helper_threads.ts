@@ -201,7 +201,8 @@ export function lowerHelperThreads(
   table: ThreadTable = linuxThreadTable(),
 ): () => void {
   if (platform !== "linux" || rules.length === 0) return () => {};
-  const idleTable = mayIdle(rules, table);
+  const idleRules = rules.filter((r) => r.idleWhileQuiet);
+  const idleTable = mayIdle(idleRules, table);
   const sweeper = new HelperThreadSweeper(
     idleTable ? rules.filter((r) => !r.idleWhileQuiet) : rules,
     table,
@@ -218,9 +219,7 @@ export function lowerHelperThreads(
       clearInterval(timer);
     }
   }, SWEEP_INTERVAL_MS);
-  const stopGovernor = idleTable
-    ? startIdleGovernor(rules.filter((r) => r.idleWhileQuiet), idleTable)
-    : () => {};
+  const stopGovernor = idleTable ? startIdleGovernor(idleRules, idleTable) : () => {};
   return () => {
     clearInterval(timer);
     stopGovernor();
@@ -228,15 +227,14 @@ export function lowerHelperThreads(
 }
 
 /**
- * The table as the governor needs it, if a rule asks for it, the helpers share the loop's cores
- * and the process may take them out of SCHED_IDLE again.
+ * The table as the governor needs it, if there are rules for it (`idleRules`), the helpers share
+ * the loop's cores and the process may take them out of SCHED_IDLE again.
  */
 function mayIdle(
-  rules: readonly HelperThreadRule[],
+  idleRules: readonly HelperThreadRule[],
   table: ThreadTable,
 ): IdleThreadTable | undefined {
   const { setIdle, loopCpuNs, mayLeaveIdle, cpus } = table;
-  const idleRules = rules.filter((r) => r.idleWhileQuiet);
   if (idleRules.length === 0 || !setIdle || !loopCpuNs || !mayLeaveIdle || !cpus) return undefined;
   try {
     if (cpus() > MAX_SHARED_CPUS) return undefined; // the helpers have cores of their own

@@ -3,12 +3,7 @@
  * Node's API has no call for a thread's scheduling policy, so this is Deno's FFI.
  */
 import { denoLibc } from "./libc_deno.ts";
-
-/** Linux's SCHED_BATCH (include/uapi/linux/sched.h). */
-const SCHED_BATCH = 3;
-
-/** `struct sched_param` with sched_priority 0, the only priority a batch thread has. */
-const ZERO_SCHED_PARAM = new Int32Array(1);
+import { SCHED_BATCH, ZERO_SCHED_PARAM } from "./sched_policy.ts";
 
 /** A setter that throws when refused, or undefined where Deno cannot reach libc. */
 export function denoThreadBatch(): ((tid: number) => void) | undefined {

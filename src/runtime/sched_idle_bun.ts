@@ -4,13 +4,7 @@
  */
 import { dlopen, FFIType } from "bun:ffi";
 import process from "node:process";
-
-/** Linux's policies (include/uapi/linux/sched.h). */
-const SCHED_OTHER = 0;
-const SCHED_IDLE = 5;
-
-/** `struct sched_param` with sched_priority 0, the only priority these policies have. */
-const ZERO_SCHED_PARAM = new Int32Array(1);
+import { SCHED_IDLE, SCHED_OTHER, ZERO_SCHED_PARAM } from "./sched_policy.ts";
 
 /**
  * A setter that throws when refused, or undefined where libc cannot be reached (not Linux, not

@@ -1,12 +1,12 @@
 import type { Conn } from "./conn.ts";
-import type { Packet } from "../mqtt/packet.ts";
 import { PacketDecoder } from "../mqtt/decoder.ts";
 import { ackSize, encodedLength, encodeInto, writeAck, writePublish } from "../mqtt/encoder.ts";
 import { MqttSyntaxError } from "../mqtt/errors.ts";
 import { EMPTY, giveBuffer, takeBuffer } from "./out_pool.ts";
 import type { Session } from "./session.ts";
 import type { ClientInfo, PeerCertificate } from "./hooks.ts";
-import type { Properties, QoS } from "../mqtt/packet.ts";
+import type { Packet, Properties, QoS } from "../mqtt/packet.ts";
+import { fitToClient } from "./client_maximum.ts";
 import { ConnectionState } from "./connection_state.ts";
 export type { AuthState } from "./connection_state.ts";
 import { reasonName } from "../mqtt/reason_codes.ts";
@@ -28,9 +28,8 @@ export interface PacketSink {
 /** Output above this many unsent bytes makes the connection "congested": QoS 0 is dropped. */
 const CONGESTED_BYTES = 4 * 1024 * 1024;
 /**
- * Input is not read while more than this much output waits for the peer: a
- * client that sends PINGREQs (or QoS 1 PUBLISHes) and never reads the replies
- * costs at most this much of the broker's memory.
+ * Input is not read while more than this much output waits for the peer: a client that sends
+ * PINGREQs (or QoS 1 PUBLISHes) and never reads the replies costs at most this much memory.
  */
 export const READ_PAUSE_BYTES = 1024 * 1024;
 /** Output held back while input waits for a later turn, at most (see flush()). */
@@ -58,21 +57,16 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
   }
 
   declare private readonly sink: PacketSink;
-  /**
-   * Output is encoded straight into a pooled buffer, written once per tick,
-   * then returned to the pool: no per-packet allocation, no concatenation,
-   * and no buffer held while idle.
-   */
+  /** Output, encoded into a pooled buffer written once per tick and then returned to the pool:
+   * no per-packet allocation, no concatenation, no buffer held while idle. */
   private out: Uint8Array = EMPTY;
   private outBytes = 0;
   /** Bytes of the write the transport still holds (0 when none is pending). */
   private writeBytes = 0;
   /**
-   * Deadlines are checked by the broker's one sweep timer (a pending timer per
-   * connection would cost more memory than the rest of an idle connection).
-   * Until CONNECT is accepted: when the connection opened, which its CONNECT
-   * deadline counts from (input does not move it); then the last input, for
-   * the keep-alive. One field for both: an idle connection stays small.
+   * Checked by the broker's one sweep timer (a timer per connection costs more memory than an
+   * idle connection's rest). Until CONNECT is accepted: when the connection opened, which its
+   * CONNECT deadline counts from; then the last input, for the keep-alive. One field for both.
    */
   private lastActivity = Date.now();
   private keepAliveMs = 0;
@@ -112,7 +106,13 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
   /** Encode and queue one packet for this connection's protocol level. */
   send(packet: Packet): void {
     if (this.finished) return;
-    const n = encodedLength(packet, this.version);
+    let n = encodedLength(packet, this.version);
+    const max = this.clientMaximumPacketSize; // a 5.0 client's limit [MQTT-3.1.2-24]; 0: none
+    if (max !== 0 && n > max) {
+      const fit = fitToClient(packet, max);
+      if (!fit) return this.drop(`a packet of ${n} bytes exceeds the client's maximum ${max}`);
+      n = encodedLength(packet = fit, this.version);
+    }
     this.reserve(n);
     this.outBytes = encodeInto(packet, this.version, this.out, this.outBytes);
     this.scheduleFlush();

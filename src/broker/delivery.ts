@@ -1,5 +1,5 @@
 import type { Properties, PublishPacket, QoS } from "../mqtt/packet.ts";
-import { encode, publishSize } from "../mqtt/encoder.ts";
+import { encode, encodedLength, publishSize } from "../mqtt/encoder.ts";
 import { utf8Length } from "../mqtt/utf8.ts";
 import type { Connection } from "./connection.ts";
 import { isExpired, type Message, ownPayload, remainingExpiry } from "./message.ts";
@@ -233,7 +233,7 @@ function sendPublish(
     length = source.length;
   }
   const size = publishSize(conn.version, topicLength, length, qos, properties);
-  // Size is checked on the full topic: an alias only counts once the client received it.
+  // Checked on the full topic (a new alias is set with it); withTopicAlias checks its own size.
   if (!fits(conn, size)) {
     if (limits) limits.dropped.tooLarge++;
     return false;
@@ -325,11 +325,13 @@ function publishProperties(
 function withTopicAlias(conn: Connection, packet: PublishPacket): PublishPacket {
   const aliases = conn.outAliases ??= new Map();
   const known = aliases.get(packet.topic);
-  if (known !== undefined) {
-    return { ...packet, topic: "", properties: { ...packet.properties, topicAlias: known } };
-  }
-  if (aliases.size >= conn.outAliasMaximum) return packet;
-  const alias = aliases.size + 1;
-  aliases.set(packet.topic, alias);
-  return { ...packet, properties: { ...packet.properties, topicAlias: alias } };
+  if (known === undefined && aliases.size >= conn.outAliasMaximum) return packet;
+  const topicAlias = known ?? aliases.size + 1;
+  const topic = known === undefined ? packet.topic : "";
+  const aliased = { ...packet, topic, properties: { ...packet.properties, topicAlias } };
+  // The alias's 3 bytes (a short topic's name may be shorter) count toward the client's Maximum
+  // Packet Size [MQTT-3.1.2-24]: past it, the full topic without an alias, which fits.
+  if (conn.clientMaximumPacketSize && !fits(conn, encodedLength(aliased, 5))) return packet;
+  if (known === undefined) aliases.set(packet.topic, topicAlias);
+  return aliased;
 }

@@ -38,6 +38,15 @@ export function handleConnect(
     return;
   }
   conn.version = p.protocolVersion;
+  const props = p.properties;
+  if (version === 5) {
+    // From here on, a refusing CONNACK and AUTH too stay within its Maximum Packet Size.
+    conn.setClientLimits(
+      props?.receiveMaximum ?? 65535,
+      props?.maximumPacketSize ?? 0,
+      broker.options.outgoingTopicAliases ? props?.topicAliasMaximum ?? 0 : 0,
+    );
+  }
 
   let clientId = p.clientId;
   let assigned = false;
@@ -54,7 +63,7 @@ export function handleConnect(
 
   conn.identify(clientId, p.username);
   const client: ClientInfo = conn;
-  const method = p.properties?.authenticationMethod;
+  const method = props?.authenticationMethod;
   if (method !== undefined) return startEnhancedAuth(broker, conn, p, client, method, assigned);
   const decision = broker.authenticate(client, p);
   if (decision instanceof Promise) {
@@ -121,13 +130,6 @@ export function accept(
   const clientId = client.clientId;
   const v5 = conn.version === 5;
   const props = p.properties;
-  if (v5) {
-    conn.setClientLimits(
-      props?.receiveMaximum ?? 65535,
-      props?.maximumPacketSize ?? 0,
-      broker.options.outgoingTopicAliases ? props?.topicAliasMaximum ?? 0 : 0,
-    );
-  }
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 
   // A client id held by another user's session (connected or offline) is not theirs.
@@ -149,6 +151,7 @@ export function accept(
     ack.responseInformation = info.replaceAll("{clientId}", clientId);
   }
   conn.send({ type: 2, sessionPresent, reasonCode: 0, properties: ack });
+  if (conn.closing) return; // the CONNACK could not fit the client's Maximum Packet Size
   conn.connected = true;
   broker.markConnected();
   conn.setKeepAlive(keepAlive);

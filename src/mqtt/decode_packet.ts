@@ -286,7 +286,7 @@ function decodeSubscribe(r: Reader, v: ProtocolVersion): SubscribePacket {
     if (v === 5) {
       if (opts & 0xc0) r.fail("reserved subscription option bits are set"); // [MQTT-3.8.3-5]
       const rh = (opts >> 4) & 3;
-      if (rh === 3) r.fail("retain handling is 3");
+      if (rh === 3) r.fail("retain handling is 3", 0x82); // a Protocol Error (5.0, 3.8.3.1)
       sub.noLocal = (opts & 0x04) !== 0;
       sub.retainAsPublished = (opts & 0x08) !== 0;
       sub.retainHandling = rh as 0 | 1 | 2;

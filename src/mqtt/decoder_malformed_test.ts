@@ -101,7 +101,8 @@ const MALFORMED: [name: string, bytes: Uint8Array, code: number, version?: Proto
   ["SUBSCRIBE requested QoS 3", pkt(0x82, u16(1), str("a"), 3), 0x81, 4],
   ["SUBSCRIBE 3.1.1 reserved option bits", pkt(0x82, u16(1), str("a"), 0x04), 0x81, 4],
   ["SUBSCRIBE 5.0 reserved option bits", pkt(0x82, u16(1), props(), str("a"), 0x40), 0x81, 5],
-  ["SUBSCRIBE 5.0 retain handling 3", pkt(0x82, u16(1), props(), str("a"), 0x30), 0x81, 5],
+  // "It is a Protocol Error to send a Retain Handling value of 3" (5.0, 3.8.3.1)
+  ["SUBSCRIBE 5.0 retain handling 3", pkt(0x82, u16(1), props(), str("a"), 0x30), 0x82, 5],
   ["SUBSCRIBE empty filter", pkt(0x82, u16(1), str(""), 0), 0x81, 4],
   ["SUBSCRIBE filter without options byte", pkt(0x82, u16(1), str("a")), 0x81, 4],
   ["UNSUBSCRIBE without filters", pkt(0xa2, u16(1)), 0x81, 4],

@@ -10,17 +10,21 @@ import { Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument }
 import type { Node, YAMLMap } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
-import process from "node:process";
-import { httpTokenProblem } from "../http/access.ts";
 import { dirname, isAbsolute, join } from "node:path";
-import { topicFilterError } from "../mqtt/topic.ts";
-import { defaultConfig, type Field, kebab, normalizeKey, SCHEMA, type Section } from "./schema.ts";
+import {
+  defaultConfig,
+  type Field,
+  kebab,
+  normalizeKey,
+  ROOT,
+  SCHEMA,
+  type Section,
+} from "./schema.ts";
 import { unknownKeyReason } from "./suggest.ts";
-import { type MqttxConfig, storeType } from "./types.ts";
+import type { MqttxConfig } from "./types.ts";
+import { checkCombinations } from "./combinations.ts";
 
 export { ConfigError } from "./errors.ts";
-
-const ROOT = "mqttx";
 
 /** Top-level keys of a Spring Boot application.yml, ignored in a file without `mqttx:`. */
 const FOREIGN_TOP_KEYS = new Set(
@@ -95,7 +99,7 @@ function readConfig(ctx: Ctx): MqttxConfig {
     }
   }
   const result = config as unknown as MqttxConfig;
-  checkCombinations(ctx, result);
+  checkCombinations({ file: ctx.file, lineOf: (names) => lineOfPath(ctx, names) }, result);
   // The SQLite file lives beside the config file unless an absolute path is given.
   const db = result.store.path;
   if (!isAbsolute(db)) result.store.path = join(dirname(fileName), db);
@@ -298,130 +302,6 @@ function readRecords(
       }
     }
     return record;
-  });
-}
-
-function checkCombinations(ctx: Ctx, c: MqttxConfig): void {
-  // A cluster shares sessions, routes and retained messages through Redis: test mode has none.
-  if (c.cluster.enable && storeType(c) !== "redis") {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.cluster.enable`,
-      line: lineOfPath(ctx, ["cluster", "enable"]),
-      reason: c.store.type === undefined
-        ? "a cluster needs `enable-test-mode: false` (shared state lives in Redis)"
-        : `a cluster needs the Redis store (shared state lives in Redis), not store.type ${c.store.type}`,
-    });
-  }
-  const kafkaBus = c.cluster.enable && c.cluster.type === "kafka";
-  if (kafkaBus && c.cluster.kafkaBrokers.length + c.messageBridge.kafkaBrokers.length === 0) {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.cluster.kafka-brokers`,
-      line: lineOfPath(ctx, ["cluster", "type"]),
-      reason: "`cluster.type` is kafka, so at least one Kafka broker (host:port) is needed " +
-        "(here or in message-bridge.kafka-brokers)",
-    });
-  }
-  if (kafkaBus && !/^[A-Za-z0-9._-]+$/.test(c.brokerId)) {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.broker-id`,
-      line: lineOfPath(ctx, ["broker-id"]),
-      reason: `with \`cluster.type: kafka\` the broker-id names a Kafka topic: use letters, ` +
-        `digits, ".", "_" or "-", not ${JSON.stringify(c.brokerId)}`,
-    });
-  }
-  if (c.cluster.reusePort && (!c.cluster.enable || process.platform !== "linux")) {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.cluster.reuse-port`,
-      line: lineOfPath(ctx, ["cluster", "reuse-port"]),
-      reason: !c.cluster.enable
-        ? "needs `cluster.enable: true`: processes sharing a port must be nodes of one cluster"
-        : `needs Linux (SO_REUSEPORT spreads connections there only), not ${process.platform}`,
-    });
-  }
-  if (c.cluster.enable && c.cluster.nodeTimeout <= c.cluster.heartbeatInterval) {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.cluster.node-timeout`,
-      line: lineOfPath(ctx, ["cluster", "node-timeout"]),
-      reason: "must be longer than `cluster.heartbeat-interval`",
-    });
-  }
-  const httpProblem = httpTokenProblem(c.http);
-  if (httpProblem) {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.http.token`,
-      line: lineOfPath(ctx, ["http", "host"]),
-      reason: httpProblem,
-    });
-  }
-  const bridge = c.messageBridge;
-  if (bridge.enable && bridge.kafkaBrokers.length === 0) {
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.message-bridge.kafka-brokers`,
-      line: lineOfPath(ctx, ["message-bridge", "enable"]),
-      reason: "`message-bridge.enable` is true, so at least one Kafka broker (host:port) is needed",
-    });
-  }
-  // A certificate is useless without its private key, and the other way round.
-  if ((c.ssl.certFile === undefined) !== (c.ssl.keyFile === undefined)) {
-    const missing = c.ssl.certFile === undefined ? "cert-file" : "key-file";
-    const given = missing === "cert-file" ? "key-file" : "cert-file";
-    throw new ConfigError({
-      file: ctx.file,
-      key: `${ROOT}.ssl.${missing}`,
-      line: lineOfPath(ctx, ["ssl", given]),
-      reason: `\`${given}\` is set, so \`${missing}\` is needed too`,
-    });
-  }
-  checkBridges(ctx, c);
-}
-
-/** What one bridge entry cannot say field by field: pairs, unique names, prefix + filter. */
-function checkBridges(ctx: Ctx, c: MqttxConfig): void {
-  const names = new Set<string>();
-  c.bridges.forEach((b, i) => {
-    const at = (key: string, path: (string | number)[], reason: string) =>
-      new ConfigError({
-        file: ctx.file,
-        key: `${ROOT}.bridges[${i}].${key}`,
-        line: lineOfPath(ctx, ["bridges", i, ...path]),
-        reason,
-      });
-    if (names.has(b.name)) {
-      throw at("name", ["name"], `duplicate bridge name ${JSON.stringify(b.name)}`);
-    }
-    names.add(b.name);
-    if ((b.certFile === undefined) !== (b.keyFile === undefined)) {
-      const given = b.certFile === undefined ? "key-file" : "cert-file";
-      const missing = given === "key-file" ? "cert-file" : "key-file";
-      throw at(missing, [given], `\`${given}\` is set, so \`${missing}\` is needed too`);
-    }
-    b.topics.forEach((t, j) => {
-      for (const side of ["localPrefix", "remotePrefix"] as const) {
-        const why = topicFilterError(t[side] + t.filter);
-        if (why) {
-          throw at(
-            `topics[${j}].${kebab(side)}`,
-            ["topics", j, side],
-            `${kebab(side)} + filter ` +
-              `${JSON.stringify(t[side] + t.filter)} ${why} (a prefix usually ends with '/')`,
-          );
-        }
-      }
-      if (t.filter.startsWith("$share/")) {
-        throw at(
-          `topics[${j}].filter`,
-          ["topics", j, "filter"],
-          "a bridge cannot use a shared subscription",
-        );
-      }
-    });
   });
 }
 

@@ -340,6 +340,29 @@ describe("parseConfig: what is refused", () => {
     );
   });
 
+  test("with TLS on: a key store type we cannot read, client-auth without a CA", () => {
+    refuses(
+      "mqttx:\n  ssl:\n    enable: true\n    key-store-type: jks\n",
+      "mqttx.ssl.key-store-type",
+      4,
+      /jks key stores are not supported; use pkcs12/,
+    );
+    refuses(
+      "mqttx:\n  ssl:\n    enable: true\n    cert-file: s.crt\n    key-file: s.key\n" +
+        "    client-auth: true\n",
+      "mqttx.ssl.ca-file",
+      6,
+      /client-auth REQUIRE needs the CA/,
+    );
+    // Unused without a TLS listener (the original's files often carry them), or with PEM files.
+    parseConfig("mqttx:\n  ssl:\n    key-store-type: jks\n    client-auth: true\n", "c.yml");
+    parseConfig(
+      "mqttx:\n  ssl:\n    enable: true\n    key-store-type: jks\n    cert-file: a\n" +
+        "    key-file: b\n",
+      "c.yml",
+    );
+  });
+
   test("the message reads file:line: key: reason", () => {
     try {
       parseConfig("mqttx:\n  socket:\n    port: abc\n", "config.yml");

@@ -6,6 +6,9 @@
 import { topicFilterError, topicNameError } from "../mqtt/topic.ts";
 import { parseCredential } from "../auth/credential.ts";
 
+/** The section holding mqttx items in a config file (as in the original's application.yml). */
+export const ROOT = "mqttx";
+
 export { defaultConfig } from "./defaults.ts";
 
 /** Returns a reason when a string value is unacceptable. */

@@ -24,6 +24,20 @@ export class TlsConfigError extends Error {
 
 export type ReadFile = (path: string) => Promise<Uint8Array>;
 
+/** Why the key store cannot be read (config load checks it too, with its line); PEM files need none. */
+export function keyStoreTypeProblem(ssl: MqttxConfig["ssl"]): string | undefined {
+  const type = ssl.keyStoreType.toLowerCase();
+  if (ssl.certFile !== undefined || type === "pkcs12" || type === "p12") return undefined;
+  return `${ssl.keyStoreType} key stores are not supported; use pkcs12 (convert with ` +
+    "keytool -importkeystore -deststoretype pkcs12) or PEM files (ssl.cert-file, ssl.key-file)";
+}
+
+/** Why client certificates cannot be checked: no CA to check them against. */
+export function clientAuthProblem(ssl: MqttxConfig["ssl"]): string | undefined {
+  if (ssl.clientAuth === "NONE" || ssl.caFile !== undefined) return undefined;
+  return `client-auth ${ssl.clientAuth} needs the CA that signs client certificates (ssl.ca-file)`;
+}
+
 /** The files a reload watches for changes (PEM files, or the key store). */
 export function credentialFiles(ssl: MqttxConfig["ssl"]): string[] {
   const files = ssl.certFile !== undefined
@@ -51,11 +65,8 @@ export async function loadTlsCredentials(
   }
   if (ssl.caFile !== undefined) {
     creds.ca = await readPem(readFile, "ssl.ca-file", ssl.caFile, "CERTIFICATE");
-  } else if (ssl.clientAuth !== "NONE") {
-    throw new TlsConfigError(
-      "ssl.ca-file",
-      `client-auth ${ssl.clientAuth} needs the CA that signs client certificates (ssl.ca-file)`,
-    );
+  } else if (clientAuthProblem(ssl)) {
+    throw new TlsConfigError("ssl.ca-file", clientAuthProblem(ssl)!);
   }
   return creds;
 }
@@ -120,14 +131,8 @@ async function readKeyStore(
   ssl: MqttxConfig["ssl"],
   readFile: ReadFile,
 ): Promise<TlsCredentials> {
-  const type = ssl.keyStoreType.toLowerCase();
-  if (type !== "pkcs12" && type !== "p12") {
-    throw new TlsConfigError(
-      "ssl.key-store-type",
-      `${ssl.keyStoreType} key stores are not supported; use pkcs12 (convert with ` +
-        "keytool -importkeystore -deststoretype pkcs12) or PEM files (ssl.cert-file, ssl.key-file)",
-    );
-  }
+  const problem = keyStoreTypeProblem(ssl);
+  if (problem) throw new TlsConfigError("ssl.key-store-type", problem);
   const path = keyStorePath(ssl.keyStoreLocation);
   const bytes = await readBytes(readFile, "ssl.key-store-location", path);
   // Loaded only for a PKCS#12 key store: a broker without one does not pay

@@ -70,7 +70,7 @@ describe("the client's Maximum Packet Size", () => {
   });
 
   test("a CONNACK leaves out what restates the defaults, and is not sent if it still cannot fit", async () => {
-    const b = newBroker();
+    const b = newBroker({ maximumPacketSize: 5000 });
     const { connack: full } = await v5(b, "", undefined);
     const whole = size(full);
     assert.equal(full.properties?.retainAvailable, 1, "told in full when there is room");
@@ -79,20 +79,50 @@ describe("the client's Maximum Packet Size", () => {
     assert.ok(size(connack) <= whole - 1, `CONNACK of ${size(connack)} bytes`);
     assert.ok(connack.properties?.assignedClientIdentifier, "the assigned id stays");
     assert.equal(connack.properties?.receiveMaximum, full.properties?.receiveMaximum);
-    assert.equal(connack.properties?.maximumPacketSize, full.properties?.maximumPacketSize);
+    assert.equal(connack.properties?.maximumPacketSize, 5000);
     assert.equal(connack.properties?.retainAvailable, undefined, "1 is the default");
 
+    // Too small even trimmed: closed before its session, will or takeover is opened.
+    const { client: watcher } = await v5(b, "watcher");
+    await subscribe(watcher, "will/#");
+    const { client: held } = await v5(b, "tiny", undefined, {
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
     const tiny = new PacketClient(b, 5);
     tiny.send({
       type: 1,
       protocolName: "MQTT",
       protocolVersion: 5,
-      clean: true,
+      clean: false,
       keepAlive: 0,
-      clientId: "",
-      properties: { maximumPacketSize: 30 },
+      clientId: "tiny",
+      properties: { maximumPacketSize: 10, sessionExpiryInterval: 60 },
+      will: { topic: "will/tiny", payload: text("gone"), qos: 0, retain: false },
     });
     await tiny.expectClosed();
-    assert.deepEqual(tiny.pending(), [], "closed without a CONNACK over 30 bytes");
+    assert.deepEqual(tiny.pending(), [], "closed without a CONNACK over 10 bytes");
+    await watcher.expectNothing(200); // no will: it never connected
+    await held.expectNothing(50); // and the connected "tiny" was not taken over
+    assert.equal(held.closed, false);
+  });
+
+  test("a refusing CONNACK leaves out its Reason String when it would not fit", async () => {
+    const refusal = { ok: false as const, reasonCode: 0x87, reasonString: "x".repeat(100) };
+    const b = newBroker({ hooks: [{ authenticate: () => refusal }] });
+    const c = new PacketClient(b, 5);
+    c.send({
+      type: 1,
+      protocolName: "MQTT",
+      protocolVersion: 5,
+      clean: true,
+      keepAlive: 0,
+      clientId: "refused",
+      properties: { maximumPacketSize: 40 },
+    });
+    const ack = await c.expect(2);
+    assert.equal(ack.reasonCode, 0x87);
+    assert.equal(ack.properties?.reasonString, undefined);
+    assert.ok(size(ack) <= 40);
   });
 });

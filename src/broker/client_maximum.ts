@@ -35,3 +35,8 @@ export function fitToClient(packet: Packet, max: number): Packet | undefined {
   trimmed = { ...packet, properties: essential };
   return encodedLength(trimmed, 5) <= max ? trimmed : undefined;
 }
+
+/** Whether `packet` can go to a client whose limit is `max` (0: none), trimmed if need be. */
+export function fitsClient(max: number, packet: Packet): boolean {
+  return max === 0 || encodedLength(packet, 5) <= max || fitToClient(packet, max) !== undefined;
+}

@@ -8,8 +8,7 @@ import { httpTokenProblem } from "../http/access.ts";
 import { topicFilterError } from "../mqtt/topic.ts";
 import { kebab, ROOT } from "./schema.ts";
 import { type MqttxConfig, storeType } from "./types.ts";
-import { listenerSpecs } from "../transport/listeners.ts";
-import { clientAuthProblem, keyStoreTypeProblem } from "../transport/tls_credentials.ts";
+import { clientAuthProblem, keyStoreTypeProblem, listenerSpecs } from "./listening.ts";
 
 /** The config file, and the line of a key path under its mqttx section. */
 export interface Where {

@@ -21,16 +21,7 @@ import type {
 import { credentialFiles, loadTlsCredentials } from "./tls_credentials.ts";
 import { serveWebSocketOverConn } from "./websocket_server.ts";
 import { decideUpgrade } from "./websocket_protocol.ts";
-
-export type ListenerType = "tcp" | "tls" | "ws" | "wss";
-
-export interface ListenerSpec {
-  type: ListenerType;
-  host: string;
-  port: number;
-  /** ws/wss only. */
-  path: string;
-}
+import { type ListenerSpec, listenerSpecs, type ListenerType } from "../config/listening.ts";
 
 export interface BoundListener {
   type: ListenerType;
@@ -55,23 +46,6 @@ export interface ListenerContext {
   log: (line: string) => void;
   /** ms between checks of the certificate files for changes (0 = never; default 10 s). */
   certWatchInterval?: number;
-}
-
-/** The listeners the config describes, in start order. */
-export function listenerSpecs(config: MqttxConfig): ListenerSpec[] {
-  const specs: ListenerSpec[] = [];
-  const tls = config.ssl.enable;
-  const path = config.websocket.path;
-  if (config.socket.enable) {
-    specs.push({ type: tls ? "tls" : "tcp", host: config.host, port: config.socket.port, path });
-  }
-  if (config.websocket.enable) {
-    specs.push({ type: tls ? "wss" : "ws", host: config.host, port: config.websocket.port, path });
-  }
-  for (const l of config.listeners) {
-    specs.push({ type: l.type, host: l.host ?? config.host, port: l.port, path: l.path ?? path });
-  }
-  return specs;
 }
 
 export function listenerUrl(type: ListenerType, host: string, port: number, path: string): string {

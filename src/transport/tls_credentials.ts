@@ -10,6 +10,7 @@
  * forge handles OpenSSL 3's default (PBES2, AES-256-CBC, HMAC-SHA256) and
  * Java keytool's PKCS#12 stores.
  */
+import { clientAuthProblem, keyStoreTypeProblem } from "../config/listening.ts";
 import type forgeTypes from "node-forge";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { MqttxConfig } from "../config/types.ts";
@@ -23,20 +24,6 @@ export class TlsConfigError extends Error {
 }
 
 export type ReadFile = (path: string) => Promise<Uint8Array>;
-
-/** Why the key store cannot be read (config load checks it too, with its line); PEM files need none. */
-export function keyStoreTypeProblem(ssl: MqttxConfig["ssl"]): string | undefined {
-  const type = ssl.keyStoreType.toLowerCase();
-  if (ssl.certFile !== undefined || type === "pkcs12" || type === "p12") return undefined;
-  return `${ssl.keyStoreType} key stores are not supported; use pkcs12 (convert with ` +
-    "keytool -importkeystore -deststoretype pkcs12) or PEM files (ssl.cert-file, ssl.key-file)";
-}
-
-/** Why client certificates cannot be checked: no CA to check them against. */
-export function clientAuthProblem(ssl: MqttxConfig["ssl"]): string | undefined {
-  if (ssl.clientAuth === "NONE" || ssl.caFile !== undefined) return undefined;
-  return `client-auth ${ssl.clientAuth} needs the CA that signs client certificates (ssl.ca-file)`;
-}
 
 /** The files a reload watches for changes (PEM files, or the key store). */
 export function credentialFiles(ssl: MqttxConfig["ssl"]): string[] {
@@ -65,8 +52,9 @@ export async function loadTlsCredentials(
   }
   if (ssl.caFile !== undefined) {
     creds.ca = await readPem(readFile, "ssl.ca-file", ssl.caFile, "CERTIFICATE");
-  } else if (clientAuthProblem(ssl)) {
-    throw new TlsConfigError("ssl.ca-file", clientAuthProblem(ssl)!);
+  } else {
+    const problem = clientAuthProblem(ssl);
+    if (problem) throw new TlsConfigError("ssl.ca-file", problem);
   }
   return creds;
 }

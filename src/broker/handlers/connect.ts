@@ -1,4 +1,5 @@
-import type { ConnectPacket, Properties } from "../../mqtt/packet.ts";
+import type { ConnackPacket, ConnectPacket, Properties } from "../../mqtt/packet.ts";
+import { fitsClient } from "../client_maximum.ts";
 import { topicNameError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
 import type { Connection } from "../connection.ts";
@@ -115,6 +116,25 @@ export function accept(
     if (decision.authorizedSub) conn.authorizedSub = decision.authorizedSub;
     if (decision.authorizedPub) conn.authorizedPub = decision.authorizedPub;
   }
+  const clientId = client.clientId;
+  const v5 = conn.version === 5;
+  const props = p.properties;
+  // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
+  const max = broker.options.maxKeepAlive ?? 0;
+  const keepAlive = max > 0 && (p.keepAlive === 0 || p.keepAlive > max) && v5 ? max : p.keepAlive;
+  const ack: Properties | undefined = v5
+    ? { ...connackProperties(broker, assigned ? clientId : undefined), ...authProps }
+    : undefined;
+  if (ack && keepAlive !== p.keepAlive) ack.serverKeepAlive = keepAlive;
+  const info = broker.options.responseInformation;
+  if (ack && info && props?.requestResponseInformation === 1) {
+    ack.responseInformation = info.replaceAll("{clientId}", clientId);
+  }
+  // Before anything is taken over or opened: a CONNACK that cannot fit the client's Maximum
+  // Packet Size even trimmed (client_maximum.ts) must leave no session, will or takeover behind.
+  if (ack && !fitsClient(conn.clientMaximumPacketSize, connack(false, ack))) {
+    return conn.drop("the CONNACK cannot fit the client's Maximum Packet Size");
+  }
   // A cluster node first takes the client id (and its session) from the node that holds it.
   const taking = broker.cluster?.takeOver(conn, client.clientId, client.username);
   if (taking) {
@@ -127,9 +147,6 @@ export function accept(
     );
     return;
   }
-  const clientId = client.clientId;
-  const v5 = conn.version === 5;
-  const props = p.properties;
   const expiry = v5 ? (props?.sessionExpiryInterval ?? 0) : (p.clean ? 0 : NEVER_EXPIRES);
 
   // A client id held by another user's session (connected or offline) is not theirs.
@@ -139,19 +156,7 @@ export function accept(
   }
   const { session, present: sessionPresent } = broker.lifecycle.open(conn, client, p, expiry);
 
-  // A keep-alive above the configured maximum (or 0) is replaced by ours (5.0: Server Keep Alive).
-  const max = broker.options.maxKeepAlive ?? 0;
-  const keepAlive = max > 0 && (p.keepAlive === 0 || p.keepAlive > max) && v5 ? max : p.keepAlive;
-  const ack: Properties | undefined = v5
-    ? { ...connackProperties(broker, assigned ? clientId : undefined), ...authProps }
-    : undefined;
-  if (ack && keepAlive !== p.keepAlive) ack.serverKeepAlive = keepAlive;
-  const info = broker.options.responseInformation;
-  if (ack && info && props?.requestResponseInformation === 1) {
-    ack.responseInformation = info.replaceAll("{clientId}", clientId);
-  }
-  conn.send({ type: 2, sessionPresent, reasonCode: 0, properties: ack });
-  if (conn.closing) return; // the CONNACK could not fit the client's Maximum Packet Size
+  conn.send(connack(sessionPresent, ack));
   conn.connected = true;
   broker.markConnected();
   conn.setKeepAlive(keepAlive);
@@ -161,6 +166,13 @@ export function accept(
     drainQueue(session, broker.limits);
   }
 }
+
+const connack = (sessionPresent: boolean, properties?: Properties): ConnackPacket => ({
+  type: 2,
+  sessionPresent,
+  reasonCode: 0,
+  properties,
+});
 
 /** What the broker tells a 5.0 client about itself and its limits. */
 function connackProperties(broker: Broker, assignedClientIdentifier?: string): Properties {

@@ -225,3 +225,43 @@ test("a session expiry past 24.8 days (beyond a setTimeout) survives a disconnec
   const again = await PacketClient.connect(b, opts);
   assert.equal(again.connack.sessionPresent, true);
 });
+
+describe("a clean session taken over by a persistent CONNECT", () => {
+  for (const version of [3, 4, 5] as const) {
+    test(`MQTT ${version}: ends with its connection, nothing resumed [MQTT-3.1.2-6]`, async () => {
+      const b = newBroker();
+      const { client: a } = await PacketClient.connect(b, {
+        clientId: "same",
+        protocolVersion: version,
+        protocolName: version === 3 ? "MQIsdp" : "MQTT",
+        clean: true,
+      });
+      a.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "T/x", qos: 1 }] });
+      await a.expect(9);
+      const { client: bClient, connack } = await PacketClient.connect(b, {
+        clientId: "same",
+        protocolVersion: version,
+        protocolName: version === 3 ? "MQIsdp" : "MQTT",
+        clean: false,
+        properties: version === 5 ? { sessionExpiryInterval: 60 } : undefined,
+      });
+      assert.equal(
+        connack.sessionPresent,
+        false,
+        "its session ended with the taken-over connection",
+      );
+      const { client: p } = await PacketClient.connect(b, { clientId: "pub" });
+      p.send({
+        type: 3,
+        topic: "T/x",
+        payload: text("m"),
+        qos: 1,
+        retain: false,
+        dup: false,
+        packetId: 1,
+      });
+      await p.expect(4);
+      await bClient.expectNothing(150); // no subscription came with it
+    });
+  }
+});

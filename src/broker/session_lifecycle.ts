@@ -54,11 +54,14 @@ export class SessionLifecycle {
     const broker = this.broker;
     const clientId = client.clientId;
     let session = this.sessions.get(clientId);
-    if (session?.connection) this.takeOver(session, session.connection, p.clean);
+    // Clean Session / Clean Start ends it [MQTT-3.1.2-6]; so does taking over a connection whose
+    // session lasts only as long as that connection (3.1.1 clean session, 5.0 expiry 0).
+    const ends = p.clean || (session?.connection !== undefined && session.expiryInterval === 0);
+    if (session?.connection) this.takeOver(session, session.connection, ends);
     let present = false;
-    if (session && p.clean) {
-      // Clean Session / Clean Start ends it [MQTT-3.1.2-6]; a will waiting for its delay goes now
-      // (5.0 3.1.3.2.2: until the delay passes or the session ends).
+    if (session && ends) {
+      // A will waiting for its delay goes now (5.0 3.1.3.2.2: until the delay passes or the
+      // session ends).
       this.end(session);
       session = undefined;
     }
@@ -186,8 +189,12 @@ export class SessionLifecycle {
     session.journal?.metaChanged(session, { willAt: undefined });
   }
 
-  /** A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9]. */
+  /**
+   * A session's time is up: a will still waiting for its delay is sent now [MQTT-3.1.3-9], and
+   * its unacknowledged shared deliveries go to another member (5.0 4.8.2).
+   */
   end(session: Session): void {
+    this.handOverShared(session);
     const s = writableState(session);
     if (this.deadlines.clearWill(session) && s.pendingWill) {
       this.publishWill(session.clientId, s.pendingWill);

@@ -175,3 +175,92 @@ test("a shared QoS 2 message in flight stays with its member [MQTT-4.8.2-4]", as
   assert.equal(again.dup, true);
   assert.equal(str(again.payload), "x");
 });
+
+describe("shared subscriptions: a member's session that ends", () => {
+  async function qos1Member(b: Broker, id: string, clean: boolean) {
+    const { client } = await PacketClient.connect(b, { clientId: id, clean });
+    client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "$share/g/w", qos: 1 }] });
+    await client.expect(9);
+    return client;
+  }
+
+  async function publish(b: Broker, n: number) {
+    const { client: p } = await PacketClient.connect(b, { clientId: "p" });
+    for (let i = 0; i < n; i++) {
+      p.send({
+        type: 3,
+        topic: "w",
+        payload: text(String(i)),
+        qos: 1,
+        retain: false,
+        dup: false,
+        packetId: i + 1,
+      });
+      await p.expect(4);
+    }
+  }
+
+  /** Reads and acknowledges every PUBLISH until quiet; returns the payloads. */
+  async function takeAll(c: PacketClient): Promise<string[]> {
+    const got: string[] = [];
+    for (;;) {
+      const m = await c.next(150).catch(() => undefined);
+      if (!m) return got;
+      if (m.type !== 3) continue;
+      got.push(str(m.payload));
+      c.send({ type: 4, packetId: m.packetId! });
+    }
+  }
+
+  async function split(b: Broker) {
+    const keeper = await qos1Member(b, "keeper", false);
+    const lazy = await qos1Member(b, "lazy", false); // reads, never acknowledges
+    await publish(b, 6);
+    const kept = await takeAll(keeper);
+    const held: string[] = [];
+    for (const p of lazy.pending().splice(0)) if (p.type === 3) held.push(str(p.payload));
+    assert.equal(kept.length + held.length, 6);
+    assert.ok(held.length > 0, "round robin gave the lazy member some");
+    return { keeper, lazy, held };
+  }
+
+  test("taken over by a clean connection: its unacknowledged messages go to another member (5.0 4.8.2)", async () => {
+    const b = newBroker();
+    const { keeper, held } = await split(b);
+    await PacketClient.connect(b, { clientId: "lazy", clean: true });
+    assert.deepEqual((await takeAll(keeper)).sort(), held.sort());
+  });
+
+  test("ended by a clean reconnect while offline: its messages go to a member online again", async () => {
+    const b = newBroker();
+    const { keeper, lazy, held } = await split(b);
+    keeper.drop();
+    await keeper.expectClosed();
+    lazy.drop(); // no other member online: its messages wait with it
+    await lazy.expectClosed();
+    const { client: back } = await PacketClient.connect(b, { clientId: "keeper", clean: false });
+    await PacketClient.connect(b, { clientId: "lazy", clean: true });
+    assert.deepEqual((await takeAll(back)).sort(), held.sort());
+  });
+
+  test("ignore-client-self-pub: a publisher that is a member is not picked", async () => {
+    const b = newBroker({ ignoreClientSelfPub: true });
+    const self = await qos1Member(b, "self", true);
+    const other = await qos1Member(b, "other", true);
+    for (let i = 0; i < 4; i++) {
+      self.send({
+        type: 3,
+        topic: "w",
+        payload: text(String(i)),
+        qos: 1,
+        retain: false,
+        dup: false,
+        packetId: i + 1,
+      });
+    }
+    const toOther = await takeAll(other);
+    const toSelf = (await takeAll(self)).length;
+    assert.equal(toSelf, 0, "not delivered back to its publisher");
+    assert.deepEqual(toOther.sort(), ["0", "1", "2", "3"]);
+  });
+});

@@ -92,7 +92,10 @@ export class Router {
   otherMember(share: string, message: Message, not: Session): Subscription | undefined {
     const online: Subscription[] = [];
     for (const sub of this.index.matchAll(message.topic)) {
-      if (sub.group && sub.session !== not && isOnline(sub.session) && shareKey(sub) === share) {
+      if (
+        sub.group && sub.session !== not && isOnline(sub.session) && shareKey(sub) === share &&
+        !this.skipsOwn(sub, message)
+      ) {
         online.push(sub);
       }
     }
@@ -130,7 +133,9 @@ export class Router {
     const groups = this.groups;
     for (const sub of subs) {
       if (sub.group) {
-        // (No Local is refused on shared subscriptions at SUBSCRIBE [MQTT-3.8.3-4].)
+        // No Local is refused on shared subscriptions at SUBSCRIBE [MQTT-3.8.3-4]; the
+        // publisher is left out of its groups by ignore-client-self-pub only.
+        if (this.skipsOwn(sub, message)) continue;
         const key = shareKey(sub);
         const members = groups.get(key);
         if (members) members.push(sub);

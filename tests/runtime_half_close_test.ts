@@ -44,7 +44,9 @@ async function serve(secure: boolean): Promise<Served> {
 async function readAll(c: Conn): Promise<string> {
   const parts: Uint8Array[] = [];
   if (c.start) {
-    await new Promise<void>((end) => c.start!({ data: (b) => void parts.push(b.slice()), end }));
+    await new Promise<void>((end) =>
+      c.start!({ data: (b) => void parts.push(b.slice()), end: () => end() })
+    );
   } else {
     const reader = c.readable.getReader();
     for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);

@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { testRuntime } from "./helpers/harness.ts";
 import { startTestApp, type TestApp } from "./helpers/certs.ts";
 import { encodeFrame, RawWs } from "./helpers/raw_ws.ts";
@@ -126,6 +127,49 @@ describe("ws:// limits", () => {
     await ws.until(() => ws.closed || closeCode(ws) !== undefined, "a close frame", 10_000);
     assert.equal(closeCode(ws), 1002);
     assert.ok(!ws.frames.some((f) => f.opcode === 2), "no CONNACK for an unmasked frame");
+  });
+
+  test("pings whose pongs are never read do not pile up in the broker", T, async () => {
+    const a = await startWs();
+    const ws = await RawWs.open(a.app.ports.websocket!, {}, raws);
+    ws.send(2, connectPacket({ clientId: "pinger", clean: true, keepAlive: 0 }));
+    await ws.until(() => ws.frames.some((f) => f.opcode === 2), "CONNACK");
+    ws.socket.pause(); // the pongs are never read
+    const rss0 = process.memoryUsage().rss;
+    const ping = encodeFrame(9, new Uint8Array(125), true);
+    const batch = new Uint8Array(ping.length * 512);
+    for (let i = 0; i < 512; i++) batch.set(ping, i * ping.length);
+    let offered = 0;
+    while (offered < 64 * MB && !ws.closed && ws.socket.writableLength < 8 * MB) {
+      ws.write(batch);
+      offered += batch.length;
+      if (ws.socket.writableLength > 2 * MB) await sleep(20);
+    }
+    await sleep(1000);
+    const unsent = ws.socket.writableLength;
+    const grew = process.memoryUsage().rss - rss0;
+    // The broker stops reading while its pongs wait (the pings back up in the client), closes
+    // the connection, or (Bun's own ws:// server, which cannot stop reading) answers no more
+    // than its backpressure limit holds: 64 MiB of pings never become a queued pong each
+    // (~1.4 KB of memory per ping: +700 MB before this was fixed).
+    assert.ok(
+      ws.closed || unsent >= 4 * MB || (offered >= 64 * MB && grew < 128 * MB),
+      `offered ${offered}, still unsent ${unsent}, closed ${ws.closed}, rss +${grew >> 20} MB`,
+    );
+  });
+
+  test("a connection closed at the WebSocket layer is logged with the reason", T, async () => {
+    const a = await startWs();
+    const ws = await RawWs.open(a.app.ports.websocket!, {}, raws);
+    ws.send(2, connectPacket({ clientId: "texter", clean: true, keepAlive: 0 }));
+    await ws.until(() => ws.frames.some((f) => f.opcode === 2), "CONNACK");
+    ws.send(1, new TextEncoder().encode("hello"));
+    await ws.until(() => closeCode(ws) !== undefined, "a close frame", 10_000);
+    assert.equal(closeCode(ws), 1003);
+    await ws.until(
+      () => a.log.some((l) => /closing client texter .*text frame/.test(l)),
+      "the log line",
+    );
   });
 
   test("peers that ignore the close frame lose their sockets soon", T, async () => {

@@ -42,8 +42,27 @@ export interface Conn {
 export interface ConnCallbacks {
   /** Bytes arrived. A returned promise means: stop reading until it settles (backpressure). */
   data(chunk: Uint8Array): void | Promise<void>;
-  /** The peer closed, or the socket failed. Called once. */
-  end(): void;
+  /**
+   * The peer closed, or the socket failed. Called once. `why`: the transport closed it for what
+   * the peer sent (a WebSocket protocol error, input over its bound); the broker logs it.
+   */
+  end(why?: string): void;
+}
+
+/**
+ * The error a transport ends a stream connection's input with when it closed the connection
+ * for what the peer sent: its message is logged as the reason (`refusalOf`). Any other read
+ * error ends the input as EOF does.
+ */
+export function refusal(message: string): Error {
+  const e = new Error(message);
+  e.name = "ConnRefused";
+  return e;
+}
+
+/** The reason carried by `refusal()`'s error, else undefined. */
+export function refusalOf(e: unknown): string | undefined {
+  return e instanceof Error && e.name === "ConnRefused" ? e.message : undefined;
 }
 
 /** A connection as a pair of Web streams. */

@@ -396,8 +396,8 @@ export class Connection extends ConnectionState implements TurnTaker, ClientInfo
   }
 
   /** The input ended (peer closed, or the read failed). */
-  end(): void {
-    if (!this.closing) this.close();
+  end(why?: string): void {
+    if (!this.closing) this.close(undefined, undefined, undefined, why);
     else if (this.lingering) {
       clearTimeout(this.x!.linger);
       this.conn.close();

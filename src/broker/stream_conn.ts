@@ -1,4 +1,4 @@
-import type { Conn, ConnCallbacks, StreamConn } from "./conn.ts";
+import { type Conn, type ConnCallbacks, refusalOf, type StreamConn } from "./conn.ts";
 
 /** True when `c` offers the callback path (the core's `Conn`). */
 export function isCallbackConn(c: Conn | Partial<Conn>): c is Conn {
@@ -27,6 +27,7 @@ export function connFromStreams(s: StreamConn): Conn {
 
 async function pump(readable: ReadableStream<Uint8Array>, callbacks: ConnCallbacks): Promise<void> {
   const reader = readable.getReader();
+  let why: string | undefined;
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -34,10 +35,12 @@ async function pump(readable: ReadableStream<Uint8Array>, callbacks: ConnCallbac
       const pending = callbacks.data(value);
       if (pending) await pending;
     }
-  } catch {
-    // A failed read ends the connection like EOF does (as the socket adapters do).
+  } catch (e) {
+    // A failed read ends the connection like EOF does (as the socket adapters do); a refusal
+    // by the transport says why.
+    why = refusalOf(e);
   } finally {
     reader.releaseLock?.();
-    callbacks.end();
+    callbacks.end(why);
   }
 }

@@ -15,6 +15,7 @@
  */
 import { hostPort } from "./address.ts";
 import type { Listener, TransportConn, WebSocketListenOptions } from "./types.ts";
+import { refusal } from "../broker/conn.ts";
 
 interface WsData {
   remoteAddr: string;
@@ -114,8 +115,9 @@ export function listenBunWebSocket(
           const d = ws.data;
           if (d.closed || !d.controller) return;
           if (typeof msg === "string") {
+            // Ended first: close() runs the close handler at once, which would end it unexplained.
+            end(d, "WebSocket text frame (MQTT needs binary) (closed 1003)");
             ws.close(1003, "MQTT needs binary frames"); // [MQTT-6.0.0-1]
-            end(d);
             return;
           }
           d.controller.enqueue(msg);
@@ -123,10 +125,8 @@ export function listenBunWebSocket(
           if ((d.controller.desiredSize ?? 0) < 0) {
             const queued = d.limit - (d.controller.desiredSize ?? 0);
             const why = `WebSocket input not yet read reached ${queued} bytes (bound ${d.limit})`;
+            end(d, `${why} (closed 1008)`); // before close(), as above
             ws.close(1008, "input backlog over its bound");
-            d.closed = true;
-            for (const w of d.drainWaiters.splice(0)) w.reject(closedError());
-            d.controller.error(new Error(`${why} (closed 1008)`));
             cutAfterGrace(ws);
           }
         },
@@ -152,12 +152,14 @@ export function listenBunWebSocket(
   });
 }
 
-function end(d: WsData): void {
+/** The input ends: closed by the peer, or (`why`) refused by us. */
+function end(d: WsData, why?: string): void {
   if (d.closed) return;
   d.closed = true;
   for (const w of d.drainWaiters.splice(0)) w.reject(closedError());
   try {
-    d.controller?.close();
+    if (why) d.controller?.error(refusal(why));
+    else d.controller?.close();
   } catch { /* the reader already cancelled */ }
 }
 

@@ -19,6 +19,7 @@
  */
 import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
+import { refusal } from "../broker/conn.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { ConnIo } from "./conn_io.ts";
 
@@ -214,6 +215,8 @@ class FrameConn implements TransportConn {
           let chunk = first;
           first = undefined;
           if (!chunk) {
+            // Pongs the peer is not reading hold up its input, as MQTT output does.
+            if (this.io.behind) await this.io.written();
             chunk = await this.io.read();
             if (!chunk) {
               this.closed = true;
@@ -227,7 +230,7 @@ class FrameConn implements TransportConn {
           if (end !== undefined) {
             this.shutdown(end);
             if (this.failure) {
-              controller.error(new Error(`WebSocket ${this.failure} (closed ${end})`));
+              controller.error(refusal(`WebSocket ${this.failure} (closed ${end})`));
             } else controller.close(); // the peer's close frame
             return;
           }

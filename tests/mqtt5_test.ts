@@ -370,4 +370,14 @@ describe("MQTT 5.0 SUBACK/UNSUBACK 0x91 and 0x97", () => {
     });
     assert.deepEqual((await old.expect(9)).reasonCodes, [0, 0, 0x80]);
   });
+
+  test("by default one client holds at most 10,000 subscriptions (memory per client bounded)", async () => {
+    const b = newBroker();
+    const { client } = await v5(b, "many");
+    for (let at = 0; at < 10_000; at += 500) {
+      const subs = Array.from({ length: 500 }, (_, i) => ({ topicFilter: `f/${at + i}` }));
+      assert.ok((await sub(client, subs)).every((c) => c === 0));
+    }
+    assert.deepEqual(await sub(client, [{ topicFilter: "one/more" }]), [0x97]);
+  });
 });

@@ -1,5 +1,6 @@
 /** The seed defaults of every configuration item (the rules are in schema.ts). */
 import type { MqttxConfig } from "./types.ts";
+import { MAX_SUBSCRIPTIONS_PER_CLIENT } from "../broker/api.ts";
 
 /** The seed defaults; `config.example.yml` sets exactly these. A fresh object each call. */
 export function defaultConfig(): MqttxConfig {
@@ -19,7 +20,7 @@ export function defaultConfig(): MqttxConfig {
     maxBytesInMessage: 8092,
     maxInflight: 100,
     maxQueuedMessages: 1000,
-    maxSubscriptionsPerClient: 0,
+    maxSubscriptionsPerClient: MAX_SUBSCRIPTIONS_PER_CLIENT,
     maxKeepAlive: 0,
     allowCrossUserSession: false,
     mqtt5: {

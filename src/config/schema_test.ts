@@ -62,7 +62,7 @@ describe("defaultConfig", () => {
       connectTimeout: 3_000,
     });
     assert.equal(c.maxKeepAlive, 0);
-    assert.equal(c.maxSubscriptionsPerClient, 0);
+    assert.equal(c.maxSubscriptionsPerClient, 10_000);
     assert.deepEqual(c.mqtt5, {
       topicAliasMaximum: 100,
       outgoingTopicAliases: false,

@@ -1,6 +1,7 @@
 import type { SubscribePacket } from "../../mqtt/packet.ts";
 import { parseShared, topicFilterError } from "../../mqtt/topic.ts";
 import type { Broker } from "../broker.ts";
+import { MAX_SUBSCRIPTIONS_PER_CLIENT } from "../api.ts";
 import type { Connection } from "../connection.ts";
 import type { Message } from "../message.ts";
 import { RetainedReplays } from "../retained_replay.ts";
@@ -22,7 +23,7 @@ export function handleSubscribe(
     conn.send({ type: 9, packetId: p.packetId, reasonCodes });
     return;
   }
-  const quota = broker.options.maxSubscriptionsPerClient ?? 0;
+  const quota = broker.options.maxSubscriptionsPerClient ?? MAX_SUBSCRIPTIONS_PER_CLIENT;
   const reasonCodes: number[] = [];
   const retainedFor: Subscription[] = [];
   for (const req of p.subscriptions) {

@@ -103,6 +103,20 @@ export class Router {
   }
 
   /**
+   * Whether a member of share group `key` here may take the message (not its publisher under
+   * ignore-client-self-pub): "online" when one is connected, "offline" when only offline ones.
+   */
+  localMember(key: string, message: Message): "online" | "offline" | undefined {
+    let found: "offline" | undefined;
+    for (const sub of this.index.matchAll(message.topic)) {
+      if (!sub.group || shareKey(sub) !== key || this.skipsOwn(sub, message)) continue;
+      if (isOnline(sub.session)) return "online";
+      found = "offline";
+    }
+    return found;
+  }
+
+  /**
    * One member of group `key` for the message, among those whose user may
    * read its topic: a member that may not is passed over, not handed the
    * message to drop [MQTT-4.8.2-2]. With no reader at all the pick stands

@@ -354,8 +354,8 @@ export class ClusterNode implements ClusterLink {
     }
     let skip: Set<string> | undefined;
     for (const [key, nodes] of candidates) {
-      const i = key.indexOf("\0");
-      if (this.local.has(`$share/${key.slice(0, i)}/${key.slice(i + 1)}`)) nodes.push(this.id);
+      // Here too if a member here may take it now: online, not its publisher (self-pub ignored).
+      if (this.broker.router.localMember(key, message) === "online") nodes.push(this.id);
       nodes.sort();
       const node = this.pick(key, nodes, message.from);
       if (node === this.id) continue;

@@ -170,8 +170,8 @@ twoNodeTest(
 twoNodeTest(
   "a session's persistence changing while subscribed moves its durable routes",
   async (a, b) => {
-    // A clean session on B holds x/t; the same client id then resumes it as persistent
-    // (3.1.1: the session of a connection it takes over continues [MQTT-3.1.2-4]).
+    // A clean session on B holds x/t; the same client id connecting as persistent ends it (it
+    // lasted as long as its connection [MQTT-3.1.2-6]) and subscribes again, durable now.
     await subscribe(b, "s", "x/t");
     await until(() => a.node["routes"].nodes("x/t").includes("002"), "x/t on A");
     assert.equal(waitsFor(a, "002", "x/t"), false);
@@ -179,7 +179,9 @@ twoNodeTest(
       clientId: "s",
       clean: false,
     });
-    assert.equal(connack.sessionPresent, true);
+    assert.equal(connack.sessionPresent, false);
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "x/t", qos: 1 }] });
+    await s.expect(9);
     await knowsDurable(a, "002", "x/t");
 
     // Another persistent session holds x/t too: "s" unsubscribing leaves it durable.

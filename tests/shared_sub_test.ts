@@ -264,3 +264,38 @@ describe("shared subscriptions: a member's session that ends", () => {
     assert.deepEqual(toOther.sort(), ["0", "1", "2", "3"]);
   });
 });
+
+test("a member alone in its group gets its unacknowledged messages again with their ids and DUP [MQTT-4.4.0-1]", async () => {
+  const b = newBroker();
+  const { client: m } = await PacketClient.connect(b, { clientId: "alone", clean: false });
+  m.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "$share/g/w", qos: 1 }] });
+  await m.expect(9);
+  const { client: p } = await PacketClient.connect(b, { clientId: "p" });
+  for (let i = 1; i <= 3; i++) {
+    p.send({
+      type: 3,
+      topic: "w",
+      payload: text(`m${i}`),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: i,
+    });
+    await p.expect(4);
+  }
+  const first = [];
+  for (let i = 0; i < 3; i++) first.push(await m.expect(3));
+  m.drop(); // no other member online: they stay in flight for it
+  await m.expectClosed();
+  const { client: back, connack } = await PacketClient.connect(b, {
+    clientId: "alone",
+    clean: false,
+  });
+  assert.equal(connack.sessionPresent, true);
+  for (const f of first) {
+    const again = await back.expect(3);
+    assert.equal(again.packetId, f.packetId);
+    assert.equal(again.dup, true);
+    assert.equal(str(again.payload), str(f.payload));
+  }
+});

@@ -14,7 +14,7 @@ import { SessionDeadlines } from "./deadlines.ts";
 import type { ClientInfo } from "./hooks.ts";
 import { type Message, ownPayload } from "./message.ts";
 import { createSession, NEVER_EXPIRES, type Session, writableState } from "./session.ts";
-import { clearDeliveries, enqueue, takeShared } from "./session_state.ts";
+import { clearDeliveries, moveShared } from "./session_state.ts";
 import { recheckSubscriptions, removeSubscription } from "./session_subscriptions.ts";
 import { escapeForLog } from "../log/escape.ts";
 
@@ -150,18 +150,16 @@ export class SessionLifecycle {
   /**
    * A shared-subscription member went offline: its unacknowledged shared
    * deliveries go to another online member of the same group, if there is one
-   * (MQTT 5.0 4.8.2); see takeShared for what moves.
+   * (MQTT 5.0 4.8.2); see moveShared for what moves.
    */
   private handOverShared(session: Session): void {
     const router = this.broker.router;
-    for (const q of takeShared(session)) {
+    // Nobody else online: it waits for this member (in flight, with its packet id).
+    moveShared(session, (q) => {
       const target = router.otherMember(q.share!, q.message, session);
-      if (target) {
-        router.deliverTo(target, q.message, q.retain, undefined, q.share);
-      } else {
-        enqueue(session, q); // nobody else is online: it waits for this member
-      }
-    }
+      if (target) router.deliverTo(target, q.message, q.retain, undefined, q.share);
+      return target !== undefined;
+    });
   }
 
   /** Publish `will` after `ms` unless the session resumes first; returns when (ms since epoch). */

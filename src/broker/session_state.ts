@@ -58,33 +58,26 @@ export function completed(session: Session, packetId: number): Outgoing | undefi
 }
 
 /**
- * A shared-subscription member went offline: takes out what may go to another
- * member (MQTT 5.0 4.8.2) — QoS 1 in flight and anything queued — oldest
- * in-flight first. QoS 2 in flight stays: it must be completed with this
- * member [MQTT-4.8.2-4].
+ * A shared-subscription member went offline or its session ends (MQTT 5.0 4.8.2): offers each
+ * QoS 1 delivery in flight (oldest first), then each queued one, to `move` (true: it went to
+ * another member) and takes those out of this session. QoS 2 in flight stays: it must be
+ * completed with this member [MQTT-4.8.2-4]. What no other member took stays too: in flight with
+ * its packet id, resent with DUP when the member is back [MQTT-4.4.0-1].
  */
-export function takeShared(session: Session): Queued[] {
+export function moveShared(session: Session, move: (q: Queued) => boolean): void {
   const s = writableState(session);
-  const moving: Queued[] = [];
-  for (const [id, o] of s.inflight) {
-    if (o.share && o.qos === 1) {
-      moving.push(o);
-      completed(session, id);
-    }
+  for (const [id, o] of [...s.inflight]) {
+    if (o.share && o.qos === 1 && move(o)) completed(session, id);
   }
   const keep: Queued[] = [];
   for (const q of s.queue) {
-    if (!q.share) keep.push(q);
-    else {
-      moving.push(q);
-      unqueued(session, q.message);
-    }
+    if (q.share && move(q)) unqueued(session, q.message);
+    else keep.push(q);
   }
   if (keep.length < s.queue.length) {
     s.queue.clear();
     for (const q of keep) s.queue.push(q);
   }
-  return moving;
 }
 
 /** The session ends: its deliveries go (the journal deletes the stored session as a whole). */

@@ -4,7 +4,7 @@
 // is not sent at all.
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Packet, PublishPacket, QoS } from "../src/mqtt/packet.ts";
+import type { Packet, Properties, PublishPacket, QoS } from "../src/mqtt/packet.ts";
 import { encode } from "../src/mqtt/encoder.ts";
 import type { Broker } from "../src/broker/broker.ts";
 import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
@@ -20,6 +20,10 @@ const v5 = (b: Broker, clientId: string, maximumPacketSize?: number, extra = {})
   });
 
 const size = (p: Packet) => encode(p, 5).length;
+
+/** A 5.0 CONNECT sent, its answer (if any) left to the test. */
+const unanswered = (b: Broker, clientId: string, properties: Properties, extra = {}) =>
+  PacketClient.open(b, { protocolVersion: 5, clientId, properties, ...extra });
 
 function pub(topic: string, payload: string, qos: QoS = 0, packetId?: number): PublishPacket {
   return { type: 3, topic, payload: text(payload), qos, retain: false, dup: false, packetId };
@@ -89,15 +93,8 @@ describe("the client's Maximum Packet Size", () => {
       clean: false,
       properties: { sessionExpiryInterval: 60 },
     });
-    const tiny = new PacketClient(b, 5);
-    tiny.send({
-      type: 1,
-      protocolName: "MQTT",
-      protocolVersion: 5,
+    const tiny = unanswered(b, "tiny", { maximumPacketSize: 10, sessionExpiryInterval: 60 }, {
       clean: false,
-      keepAlive: 0,
-      clientId: "tiny",
-      properties: { maximumPacketSize: 10, sessionExpiryInterval: 60 },
       will: { topic: "will/tiny", payload: text("gone"), qos: 0, retain: false },
     });
     await tiny.expectClosed();
@@ -110,16 +107,7 @@ describe("the client's Maximum Packet Size", () => {
   test("a refusing CONNACK leaves out its Reason String when it would not fit", async () => {
     const refusal = { ok: false as const, reasonCode: 0x87, reasonString: "x".repeat(100) };
     const b = newBroker({ hooks: [{ authenticate: () => refusal }] });
-    const c = new PacketClient(b, 5);
-    c.send({
-      type: 1,
-      protocolName: "MQTT",
-      protocolVersion: 5,
-      clean: true,
-      keepAlive: 0,
-      clientId: "refused",
-      properties: { maximumPacketSize: 40 },
-    });
+    const c = unanswered(b, "refused", { maximumPacketSize: 40 });
     const ack = await c.expect(2);
     assert.equal(ack.reasonCode, 0x87);
     assert.equal(ack.properties?.reasonString, undefined);

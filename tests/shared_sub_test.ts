@@ -1,7 +1,14 @@
 // Shared subscriptions $share/{group}/{filter}: one member per group per message.
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { closeAll, newBroker, PacketClient, str, text } from "./helpers/packet_client.ts";
+import {
+  closeAll,
+  newBroker,
+  PacketClient,
+  publishPacket,
+  str,
+  text,
+} from "./helpers/packet_client.ts";
 import type { Broker } from "../src/broker/broker.ts";
 
 afterEach(closeAll);
@@ -187,15 +194,7 @@ describe("shared subscriptions: a member's session that ends", () => {
   async function publish(b: Broker, n: number) {
     const { client: p } = await PacketClient.connect(b, { clientId: "p" });
     for (let i = 0; i < n; i++) {
-      p.send({
-        type: 3,
-        topic: "w",
-        payload: text(String(i)),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId: i + 1,
-      });
+      p.send(publishPacket("w", String(i), 1, i + 1));
       await p.expect(4);
     }
   }
@@ -247,17 +246,7 @@ describe("shared subscriptions: a member's session that ends", () => {
     const b = newBroker({ ignoreClientSelfPub: true });
     const self = await qos1Member(b, "self", true);
     const other = await qos1Member(b, "other", true);
-    for (let i = 0; i < 4; i++) {
-      self.send({
-        type: 3,
-        topic: "w",
-        payload: text(String(i)),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId: i + 1,
-      });
-    }
+    for (let i = 0; i < 4; i++) self.send(publishPacket("w", String(i), 1, i + 1));
     const toOther = await takeAll(other);
     const toSelf = (await takeAll(self)).length;
     assert.equal(toSelf, 0, "not delivered back to its publisher");
@@ -272,15 +261,7 @@ test("a member alone in its group gets its unacknowledged messages again with th
   await m.expect(9);
   const { client: p } = await PacketClient.connect(b, { clientId: "p" });
   for (let i = 1; i <= 3; i++) {
-    p.send({
-      type: 3,
-      topic: "w",
-      payload: text(`m${i}`),
-      qos: 1,
-      retain: false,
-      dup: false,
-      packetId: i,
-    });
+    p.send(publishPacket("w", `m${i}`, 1, i));
     await p.expect(4);
   }
   const first = [];

@@ -43,6 +43,18 @@ function closeCode(ws: RawWs): number | undefined {
   return f && f.payload.length >= 2 ? (f.payload[0] << 8) | f.payload[1] : undefined;
 }
 
+/** Writes `chunk` until 64 MiB went, the socket closed or `backlog` bytes wait unsent; then 1 s. */
+async function offer(ws: RawWs, chunk: Uint8Array, backlog: number): Promise<number> {
+  let offered = 0;
+  while (offered < 64 * MB && !ws.closed && ws.socket.writableLength < backlog) {
+    ws.write(chunk);
+    offered += chunk.length;
+    if (ws.socket.writableLength > backlog / 4) await sleep(20);
+  }
+  await sleep(1000);
+  return offered;
+}
+
 describe("ws:// limits", () => {
   test("input the broker does not read is bounded", T, async () => {
     // A Conn nobody reads: the MQTT side is held back (e.g. by its own output backlog).
@@ -56,13 +68,7 @@ describe("ws:// limits", () => {
     assert.equal(ws.status, 101);
     const frame = encodeFrame(2, new Uint8Array(64 * 1024), true);
     // Up to 64 MiB offered; the client's own buffer keeps what the server does not take.
-    let offered = 0;
-    while (offered < 64 * MB && !ws.closed && ws.socket.writableLength < 16 * MB) {
-      ws.write(frame);
-      offered += frame.length;
-      if (ws.socket.writableLength > 4 * MB) await sleep(20);
-    }
-    await sleep(1000);
+    const offered = await offer(ws, frame, 16 * MB);
     const unsent = ws.socket.writableLength;
     const code = closeCode(ws);
     // Either closed as over its bound (1008), or the server stopped reading the socket.
@@ -139,13 +145,7 @@ describe("ws:// limits", () => {
     const ping = encodeFrame(9, new Uint8Array(125), true);
     const batch = new Uint8Array(ping.length * 512);
     for (let i = 0; i < 512; i++) batch.set(ping, i * ping.length);
-    let offered = 0;
-    while (offered < 64 * MB && !ws.closed && ws.socket.writableLength < 8 * MB) {
-      ws.write(batch);
-      offered += batch.length;
-      if (ws.socket.writableLength > 2 * MB) await sleep(20);
-    }
-    await sleep(1000);
+    const offered = await offer(ws, batch, 8 * MB);
     const unsent = ws.socket.writableLength;
     const grew = process.memoryUsage().rss - rss0;
     // The broker stops reading while its pongs wait (the pings back up in the client), closes

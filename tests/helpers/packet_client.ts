@@ -114,6 +114,17 @@ export class PacketClient {
     opts: Partial<ConnectPacket> = {},
     mode: ConnMode = "callbacks-sync",
   ): Promise<{ client: PacketClient; connack: Packet & { type: 2 } }> {
+    const client = PacketClient.open(broker, opts, mode);
+    const connack = await client.expect(2);
+    return { client, connack };
+  }
+
+  /** Send a CONNECT (clean, no keep-alive, a random id unless given); the answer is the caller's. */
+  static open(
+    broker: Broker,
+    opts: Partial<ConnectPacket> = {},
+    mode: ConnMode = "callbacks-sync",
+  ): PacketClient {
     const version = opts.protocolVersion ?? 4;
     const client = new PacketClient(broker, version, mode);
     client.send({
@@ -125,8 +136,7 @@ export class PacketClient {
       clientId: "c" + Math.random().toString(36).slice(2, 10),
       ...opts,
     });
-    const connack = await client.expect(2);
-    return { client, connack };
+    return client;
   }
 
   send(packet: Packet): void {

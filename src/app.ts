@@ -126,6 +126,11 @@ export async function startApp(
       stored = await store.sessions.load();
     } catch (e) {
       await store.close();
+      // A file it opened but cannot read (another program's, damaged) is named as one it
+      // cannot open is.
+      if (sqlite) {
+        throw new Error(`store.path: cannot read the SQLite file ${config.store.path}: ${e}`);
+      }
       throw e;
     }
   }

@@ -13,7 +13,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { Logger } from "../log/logger.ts";
 import type { HttpHandler, Listener, Runtime } from "../runtime/types.ts";
 import type { BoundListener } from "../transport/listeners.ts";
-import { bearerMatches, httpTokenProblem } from "./access.ts";
+import { bearerMatches, browserProblem, httpTokenProblem } from "./access.ts";
 import { apiHandler, json } from "./api.ts";
 import { DASHBOARD_HTML } from "./dashboard.ts";
 import type { HealthRegistry } from "./health.ts";
@@ -56,7 +56,11 @@ export async function startOps(runtime: Runtime, o: OpsOptions): Promise<OpsEndp
   let listener: Listener;
   try {
     listener = await runtime.serveHttp(
-      { hostname: o.http.host, port: o.http.port },
+      {
+        hostname: o.http.host,
+        port: o.http.port,
+        log: (msg) => o.logger.warn("http.error", { msg }),
+      },
       opsHandler(o),
     );
   } catch (e) {
@@ -80,7 +84,8 @@ export function opsHandler(o: OpsOptions): HttpHandler {
   const api = apiHandler({ broker: o.broker, logger: o.logger });
   const token = o.http.token ?? "";
   return async (req) => {
-    const path = new URL(req.url).pathname;
+    // A base: Bun hands over a relative URL when the request has no Host (HTTP/1.0).
+    const path = new URL(req.url, "http://localhost").pathname;
     if (path.startsWith("/api/v1/") || path === "/api/v1") {
       if (token !== "" && !bearerMatches(req.headers.get("authorization"), token)) {
         return new Response(JSON.stringify({ error: "a valid Bearer token is needed" }), {
@@ -88,6 +93,8 @@ export function opsHandler(o: OpsOptions): HttpHandler {
           headers: { "content-type": "application/json", "www-authenticate": "Bearer" },
         });
       }
+      const refused = token === "" ? browserProblem(req) : undefined;
+      if (refused) return json({ error: refused }, 403);
       try {
         return await api(req, path);
       } catch (e) {

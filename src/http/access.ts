@@ -21,9 +21,37 @@ export function httpTokenProblem(
 
 const encoder = new TextEncoder();
 
+/**
+ * Why a request to the API without a token is refused: it could come from a web page in a
+ * browser on this machine. Browsers send an Origin with every cross-site POST (a form, a no-cors
+ * fetch), and a page that rebinds its own name to 127.0.0.1 still names that name as the Host;
+ * curl and scripts send neither.
+ */
+export function browserProblem(req: Request): string | undefined {
+  const host = req.headers.get("host") ?? "";
+  if (host !== "" && !isLoopbackHost(host.replace(/:\d+$/, ""))) {
+    return `Host ${JSON.stringify(host)} is not a loopback name (set http.token to serve others)`;
+  }
+  const origin = req.headers.get("origin");
+  if (origin !== null && (origin === "null" || !sameHost(origin, host))) {
+    return `a request from ${JSON.stringify(origin)} (a web page) needs http.token`;
+  }
+  return undefined;
+}
+
+function sameHost(origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 /** Does `header` (the Authorization header) carry exactly this Bearer token? Constant time. */
 export function bearerMatches(header: string | null, token: string): boolean {
-  const given = encoder.encode(header?.startsWith("Bearer ") ? header.slice(7).trim() : "");
+  // The scheme is case-insensitive (RFC 9110 11.1); the token is not.
+  const bearer = header !== null && /^bearer /i.test(header);
+  const given = encoder.encode(bearer ? header.slice(7).trim() : "");
   const want = encoder.encode(token);
   // Every byte of the longer one is compared: no early exit reveals a matching prefix.
   const n = Math.max(given.length, want.length);

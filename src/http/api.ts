@@ -28,7 +28,7 @@ export interface ApiContext {
 export function apiHandler(ctx: ApiContext): (req: Request, path: string) => Promise<Response> {
   const local = new LocalClient(ctx.broker, "$mqttx-api");
   return async (req, path) => {
-    const url = new URL(req.url);
+    const url = new URL(req.url, "http://localhost"); // Bun: relative without a Host
     const q = url.searchParams;
     const method = req.method;
     if (path === "/api/v1/clients" && method === "GET") return json(listClients(ctx.broker, q));
@@ -136,6 +136,9 @@ function listSubscriptions(broker: Broker, q: URLSearchParams) {
 }
 
 async function publish(ctx: ApiContext, local: LocalClient, req: Request): Promise<Response> {
+  // As a client's PUBLISH: no larger than max-bytes-in-message (base64 and JSON add a third).
+  const max = ctx.broker.options.maximumPacketSize;
+  if (Number(req.headers.get("content-length") ?? 0) > 2 * max + 1024) return tooLarge(max);
   let body: Record<string, unknown>;
   try {
     body = await req.json();
@@ -144,7 +147,7 @@ async function publish(ctx: ApiContext, local: LocalClient, req: Request): Promi
   }
   const { topic, payload = "", encoding = "utf8", qos = 0, retain = false } = body ?? {};
   if (typeof topic !== "string") return badRequest("topic (a string) is required");
-  const why = topicNameError(topic);
+  const why = topic.startsWith("$SYS") ? "is the broker's own ($SYS)" : topicNameError(topic);
   if (why) return badRequest(`topic ${JSON.stringify(topic)} ${why}`);
   if (qos !== 0 && qos !== 1 && qos !== 2) return badRequest("qos must be 0, 1 or 2");
   if (typeof retain !== "boolean") return badRequest("retain must be true or false");
@@ -156,6 +159,7 @@ async function publish(ctx: ApiContext, local: LocalClient, req: Request): Promi
     bytes = decoded;
   } else if (encoding === "utf8") bytes = new TextEncoder().encode(payload);
   else return badRequest('encoding must be "utf8" or "base64"');
+  if (bytes.length > max) return tooLarge(max);
   const delivered = await local.publish(topic, bytes, { qos, retain });
   ctx.logger.debug("api.published", { topic, qos, retain, bytes: bytes.length });
   return json({ topic, delivered });
@@ -208,4 +212,8 @@ function badRequest(error: string): Response {
 
 function notFound(error: string): Response {
   return json({ error }, 404);
+}
+
+function tooLarge(max: number): Response {
+  return json({ error: `the message is larger than max-bytes-in-message (${max} bytes)` }, 413);
 }

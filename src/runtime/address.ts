@@ -3,7 +3,7 @@
  * (a template literal keeps a rope of pieces alive per connection).
  */
 export function hostPort(host: string, port: number | string): string {
-  return [host.includes(":") ? `[${host}]` : host, port].join(":");
+  return [host.includes(":") && !host.startsWith("[") ? `[${host}]` : host, port].join(":");
 }
 
 /**

@@ -178,9 +178,11 @@ export async function startApp(
     health.register({
       name: "redis",
       status: () =>
-        store.connected
-          ? { ok: true, detail: "connected" }
-          : { ok: false, detail: "unreachable: persistent deliveries are not acknowledged" },
+        store.connected ? { ok: true, detail: "connected" } : {
+          ok: false,
+          detail: `${store.answering ? "unreachable" : "not answering"}: ` +
+            "persistent deliveries are not acknowledged",
+        },
     });
     metrics.register((m) => redisMetrics(m, store));
   }

@@ -49,6 +49,35 @@ after(async () => {
   await redis?.dispose();
 });
 
+describe("Redis hung under a running broker", () => {
+  test("/health reports a Redis that stops answering, and when it answers again", {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    app = await startBroker();
+    const health = async () => {
+      const r = await fetch(`http://127.0.0.1:${app!.httpPort}/health`);
+      return (await r.json()).checks?.redis;
+    };
+    try {
+      assert.equal((await health()).ok, true);
+      redis!.freeze(true); // connected, but no answer
+      try {
+        await until("/health reports Redis not answering", async () => !(await health()).ok);
+        assert.match((await health()).detail, /not answering/);
+      } finally {
+        redis!.freeze(false);
+      }
+      await until("/health reports Redis answering again", async () => (await health()).ok);
+      assert.equal(lines.filter((l) => l.includes("not answering")).length, 1, lines.join("\n"));
+    } finally {
+      await app.stop();
+      app = undefined;
+      lines.length = 0;
+    }
+  });
+});
+
 describe("Redis down under a running broker", () => {
   test("serves what needs no store, refuses to acknowledge what does, catches up", {
     skip,

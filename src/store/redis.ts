@@ -38,6 +38,11 @@ export interface RedisStoreStats {
   roundTrips: number;
 }
 
+/** How often a connected Redis is asked whether it answers, and how long it may take. */
+const PROBE_MS = 2_000;
+const STALL_MS = 3_000;
+const ABANDON_MS = 10_000;
+
 export class RedisStore implements Store {
   readonly sessions: RedisSessionStore;
   readonly keys: RedisKeys;
@@ -58,14 +63,26 @@ export class RedisStore implements Store {
   /** undefined until the first connect or error, so the first state is logged too. */
   private up: boolean | undefined = undefined;
   private closed = false;
+  /**
+   * A Redis that holds its connections but answers nothing (stopped, swapping, a blocked
+   * script) raises no error: a PING every PROBE_MS that is not answered within STALL_MS marks it
+   * not answering (/health, `connected`) until a reply comes.
+   */
+  private stalled = false;
+  /** When the PING waiting for its answer was sent (0: none). */
+  private probeSince = 0;
+  private readonly probe: ReturnType<typeof setInterval>;
+  private readonly log: (line: string) => void;
 
   private constructor(readonly client: Client, options: RedisStoreOptions) {
     this.keys = new RedisKeys(options);
     this.sessions = new RedisSessionStore(this);
-    const log = options.log ?? (() => {});
+    const log = this.log = options.log ?? (() => {});
+    this.probe = setInterval(() => this.ping(), PROBE_MS);
     client.on("ready", () => {
       if (!this.up) log(`redis: connected to ${redactUrl(options.url)}`);
       this.up = true;
+      this.answered(); // a new connection's handshake was answered
       this.loadScripts();
       this.catchUp();
     });
@@ -104,7 +121,44 @@ export class RedisStore implements Store {
   }
 
   get connected(): boolean {
-    return this.up === true;
+    return this.up === true && !this.stalled;
+  }
+
+  /** Whether Redis answers at all, not only holds the connection (see `stalled`). */
+  get answering(): boolean {
+    return !this.stalled;
+  }
+
+  /**
+   * Every PROBE_MS: a PING unanswered for STALL_MS marks Redis not answering until one is
+   * answered (or the client reconnects); one unanswered for ABANDON_MS is given up for a new
+   * one (a client may never settle a command sent on a connection that hung).
+   */
+  private async ping(): Promise<void> {
+    if (this.closed || !this.up) return;
+    const now = Date.now();
+    if (this.probeSince !== 0) {
+      if (!this.stalled && now - this.probeSince >= STALL_MS) {
+        this.stalled = true;
+        this.log(`redis: not answering (no reply to PING within ${STALL_MS / 1000} s)`);
+      }
+      if (now - this.probeSince < ABANDON_MS) return;
+    }
+    const since = this.probeSince = now;
+    try {
+      await this.client.ping();
+      if (this.probeSince === since) this.answered();
+    } catch {
+      // An error is the client's "error" event's to report.
+    } finally {
+      if (this.probeSince === since) this.probeSince = 0;
+    }
+  }
+
+  private answered(): void {
+    if (this.stalled) this.log("redis: answering again");
+    this.stalled = false;
+    this.probeSince = 0;
   }
 
   // ---- RetainedStore
@@ -228,6 +282,7 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     this.up = false;
+    clearInterval(this.probe);
     try {
       await this.client.close();
     } catch {

@@ -3,6 +3,7 @@
  * no snapshots and no AOF unless asked. Missing redis-server: tests skip,
  * unless MQTTX_REQUIRE_INTEGRATION=1 (then they fail).
  */
+import process from "node:process";
 import { after, before } from "node:test";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -91,6 +92,12 @@ export class RedisServer {
       proc.kill(signal);
       await this.exited;
     }
+  }
+
+  /** Freeze (SIGSTOP) or thaw (SIGCONT) the server: a hung Redis, its connections still open. */
+  freeze(frozen: boolean): void {
+    // process.kill: Deno's ChildProcess.kill sends no signal after a first one.
+    if (this.proc?.pid) process.kill(this.proc.pid, frozen ? "SIGSTOP" : "SIGCONT");
   }
 
   async dispose(): Promise<void> {

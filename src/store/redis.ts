@@ -71,14 +71,14 @@ export class RedisStore implements Store {
   private stalled = false;
   /** When the PING waiting for its answer was sent (0: none). */
   private probeSince = 0;
-  private readonly probe: ReturnType<typeof setInterval>;
+  /** Set once open() succeeded: a store that failed to open leaves no timer behind. */
+  private probe: ReturnType<typeof setInterval> | undefined;
   private readonly log: (line: string) => void;
 
   private constructor(readonly client: Client, options: RedisStoreOptions) {
     this.keys = new RedisKeys(options);
     this.sessions = new RedisSessionStore(this);
     const log = this.log = options.log ?? (() => {});
-    this.probe = setInterval(() => this.ping(), PROBE_MS);
     client.on("ready", () => {
       if (!this.up) log(`redis: connected to ${redactUrl(options.url)}`);
       this.up = true;
@@ -110,6 +110,7 @@ export class RedisStore implements Store {
         }),
       ]);
       await store.loadRetained();
+      store.probe = setInterval(() => store.ping(), PROBE_MS);
     } catch (e) {
       store.closed = true;
       client.destroy();

@@ -74,4 +74,9 @@ export interface StreamConn {
   close(): void;
   /** Optional half-close, as `Conn.endWrite`. */
   endWrite?(): void;
+  /**
+   * Why the transport ended the input, when it closed the connection for what the peer sent
+   * but let the input end cleanly (what came before is still read); read once it ended.
+   */
+  readonly closeReason?: string;
 }

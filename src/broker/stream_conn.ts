@@ -17,7 +17,7 @@ export function connFromStreams(s: StreamConn): Conn {
     peerCertificate: s.peerCertificate,
     close: () => s.close(),
     endWrite: s.endWrite ? () => s.endWrite!() : undefined,
-    start: (callbacks) => void pump(s.readable, callbacks),
+    start: (callbacks) => void pump(s, callbacks),
     write: (bytes, length = bytes.length) => {
       writer ??= s.writable.getWriter();
       return writer.write(length === bytes.length ? bytes : bytes.subarray(0, length));
@@ -25,8 +25,8 @@ export function connFromStreams(s: StreamConn): Conn {
   };
 }
 
-async function pump(readable: ReadableStream<Uint8Array>, callbacks: ConnCallbacks): Promise<void> {
-  const reader = readable.getReader();
+async function pump(s: StreamConn, callbacks: ConnCallbacks): Promise<void> {
+  const reader = s.readable.getReader();
   let why: string | undefined;
   try {
     for (;;) {
@@ -41,6 +41,6 @@ async function pump(readable: ReadableStream<Uint8Array>, callbacks: ConnCallbac
     why = refusalOf(e);
   } finally {
     reader.releaseLock?.();
-    callbacks.end(why);
+    callbacks.end(why ?? s.closeReason);
   }
 }

@@ -41,7 +41,7 @@ export function browserProblem(req: Request): string | undefined {
 
 function sameHost(origin: string, host: string): boolean {
   try {
-    return new URL(origin).host === host;
+    return new URL(origin).host === host.toLowerCase();
   } catch {
     return false;
   }

@@ -136,18 +136,21 @@ function listSubscriptions(broker: Broker, q: URLSearchParams) {
 }
 
 async function publish(ctx: ApiContext, local: LocalClient, req: Request): Promise<Response> {
-  // As a client's PUBLISH: no larger than max-bytes-in-message (base64 and JSON add a third).
+  // As a client's PUBLISH: no larger than max-bytes-in-message. The body is read up to what
+  // such a payload can take in JSON (\u00XX escapes: 6 bytes a byte), chunked or not.
   const max = ctx.broker.options.maximumPacketSize;
-  if (Number(req.headers.get("content-length") ?? 0) > 2 * max + 1024) return tooLarge(max);
+  const text = await readCapped(req, 6 * max + 4096);
+  if (text === undefined) return tooLarge(max);
   let body: Record<string, unknown>;
   try {
-    body = await req.json();
+    body = JSON.parse(text);
   } catch {
     return badRequest("the body must be a JSON object");
   }
   const { topic, payload = "", encoding = "utf8", qos = 0, retain = false } = body ?? {};
   if (typeof topic !== "string") return badRequest("topic (a string) is required");
-  const why = topic.startsWith("$SYS") ? "is the broker's own ($SYS)" : topicNameError(topic);
+  const sys = topic === "$SYS" || topic.startsWith("$SYS/");
+  const why = sys ? "is the broker's own ($SYS)" : topicNameError(topic);
   if (why) return badRequest(`topic ${JSON.stringify(topic)} ${why}`);
   if (qos !== 0 && qos !== 1 && qos !== 2) return badRequest("qos must be 0, 1 or 2");
   if (typeof retain !== "boolean") return badRequest("retain must be true or false");
@@ -216,4 +219,30 @@ function notFound(error: string): Response {
 
 function tooLarge(max: number): Response {
   return json({ error: `the message is larger than max-bytes-in-message (${max} bytes)` }, 413);
+}
+
+/** The request body as text, or undefined past `cap` bytes (read no further). */
+async function readCapped(req: Request, cap: number): Promise<string | undefined> {
+  if (Number(req.headers.get("content-length") ?? 0) > cap) return undefined;
+  const reader = req.body?.getReader();
+  if (!reader) return "";
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > cap) {
+      await reader.cancel();
+      return undefined;
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return new TextDecoder().decode(all);
 }

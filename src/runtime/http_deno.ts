@@ -22,26 +22,33 @@ export function serveDenoHttp(opts: ListenOptions, handler: HttpHandler): Promis
     }
     const port = server.addr.port;
     let closing: Promise<void> | undefined;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     // Deno's accept loop ends at an accept error (EMFILE) and rejects `finished`: unhandled, that
     // rejection ended the whole process. The endpoint is logged and served again instead.
     const watch = (s: Deno.HttpServer<Deno.NetAddr>) =>
       s.finished.catch((e) => {
         if (closing) return;
         opts.log?.(`http: the endpoint stopped accepting (${e}); serving it again in 1 s`);
+        let failures = 0;
         const again = () => {
           if (closing) return;
           try {
             watch(server = serve(port));
-          } catch {
-            setTimeout(again, RESTART_MS);
+            if (failures > 0) opts.log?.("http: the endpoint is served again");
+          } catch (e2) {
+            if (failures++ === 0) opts.log?.(`http: cannot serve the endpoint again yet (${e2})`);
+            retry = setTimeout(again, RESTART_MS);
           }
         };
-        setTimeout(again, RESTART_MS);
+        retry = setTimeout(again, RESTART_MS);
       });
     watch(server);
     resolve({
       port,
-      close: () => closing ??= server.shutdown(),
+      close: () => {
+        clearTimeout(retry);
+        return closing ??= server.shutdown();
+      },
     });
   });
 }

@@ -23,6 +23,8 @@ interface WsData {
   limit: number;
   controller?: ReadableStreamDefaultController<Uint8Array>;
   closed: boolean;
+  /** Why we closed it, for a peer that sent what MQTT over WebSocket does not allow. */
+  why?: string;
   drainWaiters: { resolve(): void; reject(e: Error): void }[];
 }
 interface BunServerWebSocket {
@@ -116,8 +118,11 @@ export function listenBunWebSocket(
           if (d.closed || !d.controller) return;
           if (typeof msg === "string") {
             // Ended first: close() runs the close handler at once, which would end it unexplained.
-            end(d, "WebSocket text frame (MQTT needs binary) (closed 1003)");
+            // Ended cleanly: what came before it is still read.
+            d.why = "WebSocket text frame (MQTT needs binary) (closed 1003)";
+            end(d);
             ws.close(1003, "MQTT needs binary frames"); // [MQTT-6.0.0-1]
+            cutAfterGrace(ws);
             return;
           }
           d.controller.enqueue(msg);
@@ -196,5 +201,13 @@ function wrap(ws: BunServerWebSocket, limit: number): TransportConn {
     close,
     abort: close,
   });
-  return { readable, writable, remoteAddr: d.remoteAddr, close };
+  return {
+    readable,
+    writable,
+    remoteAddr: d.remoteAddr,
+    close,
+    get closeReason() {
+      return d.why;
+    },
+  };
 }

@@ -42,6 +42,8 @@ export interface RedisStoreStats {
 const PROBE_MS = 2_000;
 const STALL_MS = 3_000;
 const ABANDON_MS = 10_000;
+/** How long close() waits for Redis to answer what is pending before it cuts the connection. */
+const CLOSE_MS = 2_000;
 
 export class RedisStore implements Store {
   readonly sessions: RedisSessionStore;
@@ -89,6 +91,8 @@ export class RedisStore implements Store {
     client.on("error", (e: Error) => {
       if (this.up !== false) log(`redis: unreachable (${e.message})`);
       this.up = false;
+      this.stalled = false; // unreachable says it now (until ready again)
+      this.probeSince = 0;
       this.scriptsLoaded(false); // a restarted Redis has none
     });
   }
@@ -284,10 +288,16 @@ export class RedisStore implements Store {
     this.closed = true;
     this.up = false;
     clearInterval(this.probe);
+    // close() waits for every pending reply: a Redis that answers nothing would hold it for ever.
+    if (this.stalled || this.probeSince !== 0) return this.client.destroy();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), CLOSE_MS)));
     try {
-      await this.client.close();
+      if (await Promise.race([this.client.close(), late]) === "late") this.client.destroy();
     } catch {
       this.client.destroy();
+    } finally {
+      clearTimeout(timer);
     }
   }
 

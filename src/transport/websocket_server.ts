@@ -349,6 +349,25 @@ class FrameConn implements TransportConn {
     return undefined;
   }
 
+  /** A pong is on its way; a ping that came meanwhile (only the latest is answered, 5.5.3). */
+  private ponging = false;
+  private nextPing: Uint8Array | undefined;
+
+  /** Answer a ping: one pong in flight at most, so a ping flood queues nothing here. */
+  private pong(payload: Uint8Array): void {
+    if (this.ponging) {
+      this.nextPing = payload;
+      return;
+    }
+    this.ponging = true;
+    this.io.write(frame(0xa, payload)).catch(() => {}).finally(() => {
+      this.ponging = false;
+      const next = this.nextPing;
+      this.nextPing = undefined;
+      if (next && !this.closed) this.pong(next);
+    });
+  }
+
   private refuse(code: number, why: string): number {
     this.failure = why;
     return code;
@@ -362,7 +381,7 @@ class FrameConn implements TransportConn {
     if (op < 0x8) return undefined;
     const payload = this.control.reduce(concat, new Uint8Array(0));
     this.control = [];
-    if (op === 0x9) this.io.write(frame(0xa, payload)).catch(() => {}); // ping → pong
+    if (op === 0x9) this.pong(payload);
     if (op === 0x8) return payload.length >= 2 ? (payload[0] << 8) | payload[1] : null;
     return undefined;
   }

@@ -12,6 +12,7 @@
  * `auth.connect-timeout` shares it. `stop()` aborts requests in flight.
  * Passwords are never logged.
  */
+import { readBody } from "../http/read_body.ts";
 
 export type HttpAuthResult =
   | { kind: "accept"; authorizedSub?: string[]; authorizedPub?: string[] }
@@ -68,35 +69,6 @@ export class HttpAuthService {
     for (const c of this.inFlight) c.abort(new Error("broker stopping"));
     this.inFlight.clear();
   }
-}
-
-/** The body as text, or undefined once it passes `max` bytes (the rest is not read). */
-async function readBody(res: Response, max: number): Promise<string | undefined> {
-  if (!res.body) return "";
-  if (Number(res.headers.get("content-length")) > max) {
-    await res.body.cancel();
-    return undefined;
-  }
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(all);
 }
 
 function rights(body: string): { authorizedSub?: string[]; authorizedPub?: string[] } {

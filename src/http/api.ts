@@ -10,6 +10,7 @@
  *   DELETE /api/v1/retained/{topic}  (the topic URL-encoded, or as path segments)
  *   POST   /api/v1/publish           {"topic","payload","encoding":"utf8"|"base64","qos","retain"}
  */
+import { readBody } from "./read_body.ts";
 import type { Broker } from "../broker/broker.ts";
 import { LocalClient } from "../broker/local_client.ts";
 import type { Session } from "../broker/session.ts";
@@ -139,7 +140,7 @@ async function publish(ctx: ApiContext, local: LocalClient, req: Request): Promi
   // As a client's PUBLISH: no larger than max-bytes-in-message. The body is read up to what
   // such a payload can take in JSON (\u00XX escapes: 6 bytes a byte), chunked or not.
   const max = ctx.broker.options.maximumPacketSize;
-  const text = await readCapped(req, 6 * max + 4096);
+  const text = await readBody(req, 6 * max + 4096);
   if (text === undefined) return tooLarge(max);
   let body: Record<string, unknown>;
   try {
@@ -219,30 +220,4 @@ function notFound(error: string): Response {
 
 function tooLarge(max: number): Response {
   return json({ error: `the message is larger than max-bytes-in-message (${max} bytes)` }, 413);
-}
-
-/** The request body as text, or undefined past `cap` bytes (read no further). */
-async function readCapped(req: Request, cap: number): Promise<string | undefined> {
-  if (Number(req.headers.get("content-length") ?? 0) > cap) return undefined;
-  const reader = req.body?.getReader();
-  if (!reader) return "";
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    n += value.length;
-    if (n > cap) {
-      await reader.cancel();
-      return undefined;
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return new TextDecoder().decode(all);
 }

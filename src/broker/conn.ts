@@ -49,22 +49,6 @@ export interface ConnCallbacks {
   end(why?: string): void;
 }
 
-/**
- * The error a transport ends a stream connection's input with when it closed the connection
- * for what the peer sent: its message is logged as the reason (`refusalOf`). Any other read
- * error ends the input as EOF does.
- */
-export function refusal(message: string): Error {
-  const e = new Error(message);
-  e.name = "ConnRefused";
-  return e;
-}
-
-/** The reason carried by `refusal()`'s error, else undefined. */
-export function refusalOf(e: unknown): string | undefined {
-  return e instanceof Error && e.name === "ConnRefused" ? e.message : undefined;
-}
-
 /** A connection as a pair of Web streams. */
 export interface StreamConn {
   readonly readable: ReadableStream<Uint8Array>;
@@ -75,8 +59,8 @@ export interface StreamConn {
   /** Optional half-close, as `Conn.endWrite`. */
   endWrite?(): void;
   /**
-   * Why the transport ended the input, when it closed the connection for what the peer sent
-   * but let the input end cleanly (what came before is still read); read once it ended.
+   * Why the transport ended the input, when it closed the connection for what the peer sent (a
+   * WebSocket protocol error, input over its bound); read once the input ended, and logged.
    */
   readonly closeReason?: string;
 }

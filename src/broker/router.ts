@@ -102,18 +102,16 @@ export class Router {
     return online.length > 0 ? this.pickMember(share, online, message) : undefined;
   }
 
-  /**
-   * Whether a member of share group `key` here may take the message (not its publisher under
-   * ignore-client-self-pub): "online" when one is connected, "offline" when only offline ones.
-   */
-  localMember(key: string, message: Message): "online" | "offline" | undefined {
-    let found: "offline" | undefined;
+  /** Whether an online member of share group `key` here may take the message (not its publisher). */
+  hasOnlineMember(key: string, message: Message): boolean {
     for (const sub of this.index.matchAll(message.topic)) {
-      if (!sub.group || shareKey(sub) !== key || this.skipsOwn(sub, message)) continue;
-      if (isOnline(sub.session)) return "online";
-      found = "offline";
+      if (
+        sub.group && isOnline(sub.session) && shareKey(sub) === key && !this.skipsOwn(sub, message)
+      ) {
+        return true;
+      }
     }
-    return found;
+    return false;
   }
 
   /**

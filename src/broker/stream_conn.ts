@@ -1,4 +1,4 @@
-import { type Conn, type ConnCallbacks, refusalOf, type StreamConn } from "./conn.ts";
+import type { Conn, ConnCallbacks, StreamConn } from "./conn.ts";
 
 /** True when `c` offers the callback path (the core's `Conn`). */
 export function isCallbackConn(c: Conn | Partial<Conn>): c is Conn {
@@ -27,7 +27,6 @@ export function connFromStreams(s: StreamConn): Conn {
 
 async function pump(s: StreamConn, callbacks: ConnCallbacks): Promise<void> {
   const reader = s.readable.getReader();
-  let why: string | undefined;
   try {
     for (;;) {
       const { value, done } = await reader.read();
@@ -35,12 +34,10 @@ async function pump(s: StreamConn, callbacks: ConnCallbacks): Promise<void> {
       const pending = callbacks.data(value);
       if (pending) await pending;
     }
-  } catch (e) {
-    // A failed read ends the connection like EOF does (as the socket adapters do); a refusal
-    // by the transport says why.
-    why = refusalOf(e);
+  } catch {
+    // A failed read ends the connection like EOF does (as the socket adapters do).
   } finally {
     reader.releaseLock?.();
-    callbacks.end(why ?? s.closeReason);
+    callbacks.end(s.closeReason); // the transport's refusal, if it made one
   }
 }

@@ -355,7 +355,7 @@ export class ClusterNode implements ClusterLink {
     let skip: Set<string> | undefined;
     for (const [key, nodes] of candidates) {
       // Here too if a member here may take it now: online, not its publisher (self-pub ignored).
-      if (this.broker.router.localMember(key, message) === "online") nodes.push(this.id);
+      if (this.broker.router.hasOnlineMember(key, message)) nodes.push(this.id);
       nodes.sort();
       const node = this.pick(key, nodes, message.from);
       if (node === this.id) continue;

@@ -15,7 +15,6 @@
  */
 import { hostPort } from "./address.ts";
 import type { Listener, TransportConn, WebSocketListenOptions } from "./types.ts";
-import { refusal } from "../broker/conn.ts";
 
 interface WsData {
   remoteAddr: string;
@@ -157,13 +156,14 @@ export function listenBunWebSocket(
   });
 }
 
-/** The input ends: closed by the peer, or (`why`) refused by us. */
+/** The input ends: closed by the peer, or (`why`: closeReason) refused by us, dropping the rest. */
 function end(d: WsData, why?: string): void {
   if (d.closed) return;
   d.closed = true;
   for (const w of d.drainWaiters.splice(0)) w.reject(closedError());
   try {
-    if (why) d.controller?.error(refusal(why));
+    d.why ??= why;
+    if (why) d.controller?.error(new Error(why));
     else d.controller?.close();
   } catch { /* the reader already cancelled */ }
 }

@@ -8,10 +8,6 @@
  */
 import type { TransportConn } from "../runtime/types.ts";
 
-/** See `behind`: as the broker's own output bound (READ_PAUSE_BYTES), in writes and bytes. */
-const MAX_UNSETTLED = 64;
-const MAX_UNSETTLED_BYTES = 1024 * 1024;
-
 export class ConnIo {
   private readonly conn: TransportConn;
   /** Streams path only. */
@@ -22,11 +18,8 @@ export class ConnIo {
   private waiting: ((chunk: Uint8Array | undefined) => void) | undefined;
   private resume: (() => void) | undefined;
   private ended = false;
-  /** Writes go out one after another; the last one, settled or not. */
+  /** Callback path: writes go out one after another. */
   private lastWrite: Promise<void> = Promise.resolve();
-  /** Writes not settled yet, and their bytes. */
-  private unsettled = 0;
-  private unsettledBytes = 0;
 
   constructor(conn: TransportConn) {
     this.conn = conn;
@@ -56,32 +49,10 @@ export class ConnIo {
   }
 
   write(bytes: Uint8Array): Promise<void> {
-    const next = this.writer
-      ? this.writer.write(bytes)
-      : this.lastWrite.then(() => this.conn.write!(bytes));
-    this.unsettled++;
-    this.unsettledBytes += bytes.length;
-    this.lastWrite = next.then(() => this.settled(bytes), () => this.settled(bytes));
+    if (this.writer) return this.writer.write(bytes);
+    const next = this.lastWrite.then(() => this.conn.write!(bytes));
+    this.lastWrite = next.catch(() => {});
     return next;
-  }
-
-  /**
-   * The peer is behind reading what was written to it: writes the reader makes by itself (a
-   * pong per ping) wait for `written()` before it reads on, so a peer that sends and never
-   * reads holds only this much here.
-   */
-  get behind(): boolean {
-    return this.unsettled > MAX_UNSETTLED || this.unsettledBytes > MAX_UNSETTLED_BYTES;
-  }
-
-  /** Settles once every write so far has settled. */
-  written(): Promise<void> {
-    return this.lastWrite;
-  }
-
-  private settled(bytes: Uint8Array): void {
-    this.unsettled--;
-    this.unsettledBytes -= bytes.length;
   }
 
   /** Settles once what was written went out (or could not). */

@@ -19,7 +19,6 @@
  */
 import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
-import { refusal } from "../broker/conn.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { ConnIo } from "./conn_io.ts";
 
@@ -200,6 +199,8 @@ class FrameConn implements TransportConn {
   private inFrame = false;
   /** Why the last frame was refused (the close code says how). */
   private failure = "";
+  /** StreamConn.closeReason: the refusal the broker logs. */
+  closeReason: string | undefined;
 
   constructor(
     private readonly inner: TransportConn,
@@ -215,8 +216,6 @@ class FrameConn implements TransportConn {
           let chunk = first;
           first = undefined;
           if (!chunk) {
-            // Pongs the peer is not reading hold up its input, as MQTT output does.
-            if (this.io.behind) await this.io.written();
             chunk = await this.io.read();
             if (!chunk) {
               this.closed = true;
@@ -230,7 +229,8 @@ class FrameConn implements TransportConn {
           if (end !== undefined) {
             this.shutdown(end);
             if (this.failure) {
-              controller.error(refusal(`WebSocket ${this.failure} (closed ${end})`));
+              this.closeReason = `WebSocket ${this.failure} (closed ${end})`;
+              controller.error(new Error(this.closeReason));
             } else controller.close(); // the peer's close frame
             return;
           }

@@ -1,7 +1,8 @@
 /**
  * The operations endpoint against what a QA pass found: a request without Host (HTTP/1.0
  * health checkers), a web page on this machine calling the tokenless API (another Origin, or a
- * rebound Host), a publish to $SYS or larger than max-bytes-in-message, the Bearer scheme's case.
+ * rebound Host), a publish to $SYS or larger than max-bytes-in-message, the Bearer scheme's case,
+ * a 405 without its Allow header.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -70,6 +71,14 @@ describe("operations endpoint hardening", () => {
       headers: { authorization: `bearer ${"test-token-0123456789"}` },
     });
     assert.equal(r.status, 200);
+    await r.body?.cancel();
+  });
+
+  test("a method the endpoint does not take: 405, with Allow", TIMEOUT, async () => {
+    const a = await start();
+    const r = await fetch(`${a.base}/health`, { method: "POST", body: "x" });
+    assert.equal(r.status, 405);
+    assert.equal(r.headers.get("allow"), "GET, HEAD");
     await r.body?.cancel();
   });
 

@@ -103,7 +103,9 @@ export function opsHandler(o: OpsOptions): HttpHandler {
       }
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
-      return json({ error: `${req.method} not allowed here` }, 405);
+      const r = json({ error: `${req.method} not allowed here` }, 405);
+      r.headers.set("allow", "GET, HEAD"); // a 405 names what is [RFC 9110 15.5.6]
+      return r;
     }
     switch (path) {
       case "/health": {

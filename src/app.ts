@@ -108,32 +108,46 @@ export async function startApp(
   const metrics = new MetricsRegistry();
   let state: AppState = "starting";
   let ops: OpsEndpoint | undefined;
-  // The store: store.type, else enable-test-mode (true: memory, false: Redis).
+  const ports: RunningApp["ports"] = { listeners: [] };
+  const version = opts.version ?? config.version;
+  health.register({
+    name: "listeners",
+    status: () =>
+      state === "ready"
+        ? { ok: true, detail: ports.listeners.map((l) => l.url).join(" ") }
+        : { ok: false, detail: state },
+  });
+  /** The broker once made: the endpoint answers before it (/ready: 503 "starting"). */
+  let made: Broker | undefined;
+  if (config.http.enable) {
+    // First, so /ready and /health answer while the store opens and loads (a large one, a
+    // slow Redis): "starting", not a refused connection a liveness probe takes for death.
+    ops = await startOps(runtime, {
+      http: config.http,
+      broker: () => made,
+      health,
+      metrics,
+      logger,
+      state: () => state,
+      listeners: () => ports.listeners,
+      version,
+      runtimeName: runtime.name,
+    });
+    logger.info("http.listening", {
+      msg: `mqttx ${version} HTTP endpoint on http://${hostPort(config.http.host, ops.port)}/`,
+    });
+  }
   const storeKind = storeType(config);
-  let store: Store | undefined;
-  let sqlite: SqliteStore | undefined;
-  let redis: RedisStore | undefined;
-  let stored: StoredState | undefined;
-  if (storeKind === "redis") {
-    // Loaded only here: the other modes do not pay for the Redis client at start.
-    const { RedisStore } = await import("./store/redis.ts");
-    store = redis = await RedisStore.open({ ...config.redis, log });
-  } else if (storeKind === "sqlite") {
-    store = sqlite = openSqlite(config);
+  let opened: OpenedStore;
+  try {
+    opened = await openStore(config, storeKind, log);
+  } catch (e) {
+    state = "stopping";
+    await ops?.close();
+    throw e;
   }
-  if (store?.sessions) {
-    try {
-      stored = await store.sessions.load();
-    } catch (e) {
-      await store.close();
-      // A file it opened but cannot read (another program's, damaged) is named as one it
-      // cannot open is.
-      if (sqlite) {
-        throw new Error(`store.path: cannot read the SQLite file ${config.store.path}: ${e}`);
-      }
-      throw e;
-    }
-  }
+  const { store, sqlite, redis } = opened;
+  let stored = opened.stored;
   const storeName = storeKind === "redis"
     ? "redis store"
     : sqlite
@@ -142,10 +156,8 @@ export async function startApp(
 
   // Plugins need the broker, the broker needs their hooks: it reads this array by reference.
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker({ ...brokerOptions(config, coreLog), hooks }, store);
+  const broker = made = new Broker({ ...brokerOptions(config, coreLog), hooks }, store);
   let listeners: Listeners | undefined;
-  const ports: RunningApp["ports"] = { listeners: [] };
-  const version = opts.version ?? config.version;
   let plugins: Plugin[] = [];
   let cluster: ClusterNode | undefined;
   // SIGHUP's default action ends the process, so it is handled from before any port is logged (a
@@ -166,13 +178,6 @@ export async function startApp(
     await cluster?.stop();
     await ops?.close();
   };
-  health.register({
-    name: "listeners",
-    status: () =>
-      state === "ready"
-        ? { ok: true, detail: ports.listeners.map((l) => l.url).join(" ") }
-        : { ok: false, detail: state },
-  });
   if (redis) {
     const store = redis;
     health.register({
@@ -187,23 +192,6 @@ export async function startApp(
     metrics.register((m) => redisMetrics(m, store));
   }
   try {
-    if (config.http.enable) {
-      // First, so /ready says "starting" while the rest comes up.
-      ops = await startOps(runtime, {
-        http: config.http,
-        broker,
-        health,
-        metrics,
-        logger,
-        state: () => state,
-        listeners: () => ports.listeners,
-        version,
-        runtimeName: runtime.name,
-      });
-      logger.info("http.listening", {
-        msg: `mqttx ${version} HTTP endpoint on http://${hostPort(config.http.host, ops.port)}/`,
-      });
-    }
     plugins = await buildPlugins({
       config,
       broker,
@@ -318,6 +306,46 @@ function clientEventLog(logger: Logger): BrokerHooks {
     onConnected: (c) => logger.debug("client.connected", fields(c)),
     onDisconnected: (c) => logger.debug("client.disconnected", fields(c)),
   };
+}
+
+interface OpenedStore {
+  store: Store | undefined;
+  sqlite: SqliteStore | undefined;
+  redis: RedisStore | undefined;
+  stored: StoredState | undefined;
+}
+
+/** The store (store.type, else enable-test-mode: true memory, false Redis) and what it holds. */
+async function openStore(
+  config: MqttxConfig,
+  storeKind: ReturnType<typeof storeType>,
+  log: (line: string) => void,
+): Promise<OpenedStore> {
+  let store: Store | undefined;
+  let sqlite: SqliteStore | undefined;
+  let redis: RedisStore | undefined;
+  let stored: StoredState | undefined;
+  if (storeKind === "redis") {
+    // Loaded only here: the other modes do not pay for the Redis client at start.
+    const { RedisStore } = await import("./store/redis.ts");
+    store = redis = await RedisStore.open({ ...config.redis, log });
+  } else if (storeKind === "sqlite") {
+    store = sqlite = openSqlite(config);
+  }
+  if (store?.sessions) {
+    try {
+      stored = await store.sessions.load();
+    } catch (e) {
+      await store.close();
+      // A file it opened but cannot read (another program's, damaged) is named as one it
+      // cannot open is.
+      if (sqlite) {
+        throw new Error(`store.path: cannot read the SQLite file ${config.store.path}: ${e}`);
+      }
+      throw e;
+    }
+  }
+  return { store, sqlite, redis, stored };
 }
 
 function openSqlite(config: MqttxConfig): SqliteStore {

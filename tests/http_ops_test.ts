@@ -32,7 +32,7 @@ describe("/ready and /health", () => {
     try {
       const handler = opsHandler({
         http: { enable: true, host: "127.0.0.1", port: 0 },
-        broker,
+        broker: () => broker,
         health: new HealthRegistry(),
         metrics: new MetricsRegistry(),
         logger: silentLogger,

@@ -29,7 +29,8 @@ export class MetricsRegistry {
 }
 
 export interface BrokerMetricsSource {
-  broker: Broker;
+  /** Undefined while the broker starts (its store opening): the build info alone. */
+  broker: () => Broker | undefined;
   listeners: () => readonly BoundListener[];
   loopDelay: LoopDelayMonitor;
   version: string;
@@ -49,11 +50,12 @@ const DROP_REASONS: [keyof Broker["stats"]["dropped"], string][] = [
 /** The core's families: connections, sessions, traffic, drops, process. */
 export function brokerCollector(src: BrokerMetricsSource): MetricsCollector {
   return async (out) => {
-    const { broker } = src;
-    const stats = broker.stats;
     out.family("mqttx_build_info", "gauge", "Version and runtime of this broker.", [
       [{ version: src.version, runtime: src.runtime }, 1],
     ]);
+    const broker = src.broker();
+    if (!broker) return;
+    const stats = broker.stats;
     const bound = src.listeners();
     const connections: [Labels, number][] = bound.map((l, i) => [
       { listener: l.url, type: l.type },

@@ -25,7 +25,8 @@ export type AppState = "starting" | "ready" | "stopping";
 
 export interface OpsOptions {
   http: { host: string; port: number; token?: string; enable: boolean };
-  broker: Broker;
+  /** Undefined while it starts (the store opening): the admin API answers 503. */
+  broker: () => Broker | undefined;
   health: HealthRegistry;
   metrics: MetricsRegistry;
   logger: Logger;
@@ -81,7 +82,7 @@ export async function startOps(runtime: Runtime, o: OpsOptions): Promise<OpsEndp
 }
 
 export function opsHandler(o: OpsOptions): HttpHandler {
-  const api = apiHandler({ broker: o.broker, logger: o.logger });
+  let api: ReturnType<typeof apiHandler> | undefined;
   const token = o.http.token ?? "";
   return async (req) => {
     // A base: Bun hands over a relative URL when the request has no Host (HTTP/1.0).
@@ -95,6 +96,9 @@ export function opsHandler(o: OpsOptions): HttpHandler {
       }
       const refused = token === "" ? browserProblem(req) : undefined;
       if (refused) return json({ error: refused }, 403);
+      const broker = o.broker();
+      if (!broker) return json({ error: "starting" }, 503);
+      api ??= apiHandler({ broker, logger: o.logger });
       try {
         return await api(req, path);
       } catch (e) {

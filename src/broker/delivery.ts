@@ -58,6 +58,8 @@ export function deliver(
   cache?: Qos0Cache,
   share?: string,
 ): void {
+  const intercept = session.intercept; // a cluster moving the session (session.ts)
+  if (intercept !== undefined && intercept(message, qos, retain, subscriptionIds, share)) return;
   const conn = session.connection;
   const online = conn !== undefined && isOnline(session);
   // Rights are checked where messages go out (queued ones when they leave the queue).

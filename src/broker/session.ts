@@ -112,7 +112,22 @@ export interface SessionLink {
   lastDropLog: number;
   /** Set while the session is persistent and a session store keeps it (journal.ts). */
   journal: SessionJournal | undefined;
+  /**
+   * Set while a cluster hands the session between nodes (src/cluster/handover.ts): sees each
+   * delivery first, and true takes it (sent on to the node that holds the session now, or a
+   * second copy of a message delivered already).
+   */
+  intercept: DeliveryIntercept | undefined;
 }
+
+/** See SessionLink.intercept. */
+export type DeliveryIntercept = (
+  message: Message,
+  qos: QoS,
+  retain: boolean,
+  subscriptionIds: number[] | undefined,
+  share: string | undefined,
+) => boolean;
 
 /** A session as the broker passes it around: its state (read-only) and its live link. */
 export interface Session extends SessionState, SessionLink {}
@@ -154,6 +169,7 @@ interface SessionExtras {
   dropped?: number;
   lastDropLog?: number;
   journal?: SessionJournal;
+  intercept?: DeliveryIntercept;
 }
 
 /**
@@ -202,6 +218,12 @@ class SessionObject implements WritableSession {
   }
   set journal(v: SessionJournal | undefined) {
     if (v || this.x) (this.x ??= {}).journal = v;
+  }
+  get intercept(): DeliveryIntercept | undefined {
+    return this.x?.intercept;
+  }
+  set intercept(v: DeliveryIntercept | undefined) {
+    if (v || this.x) (this.x ??= {}).intercept = v;
   }
   get dropped(): number {
     return this.x?.dropped ?? 0;

@@ -12,7 +12,7 @@
  * A publish's header is binary (the profile of a cross-node S4 run showed
  * JSON.stringify of the header at 4% of the sender's CPU); the payload is the
  * record's tail, raw. Acks are binary too; the rare kinds (kick, released,
- * retained) carry a JSON header and the payload as before.
+ * retained, handed, adopted) carry a JSON header and the payload as before.
  */
 import { Buffer } from "node:buffer";
 import { decodeMessage, encodeMessageFields, fromJson, toJson } from "../store/codec.ts";
@@ -111,7 +111,7 @@ export class FrameWriter {
     else this.raw(m.payload);
   }
 
-  /** kick, released, retained: rare, a JSON header (as the first codec had) and the payload. */
+  /** kick, released, retained, handed, adopted: rare, a JSON header (as the first codec had) and the payload. */
   private other(msg: Exclude<BusMessage, { kind: "publish" | "ack" }>): void {
     this.u8(OTHER);
     let h: Record<string, unknown>;
@@ -119,6 +119,20 @@ export class FrameWriter {
     if (msg.kind === "released") h = { k: msg.kind, c: msg.clientId, e: msg.epoch, o: msg.ok };
     else if (msg.kind === "kick") {
       h = { k: msg.kind, c: msg.clientId, e: msg.epoch, u: msg.username };
+    } else if (msg.kind === "adopted") h = { k: msg.kind, c: msg.clientId, e: msg.epoch };
+    else if (msg.kind === "handed") {
+      h = {
+        k: msg.kind,
+        c: msg.clientId,
+        m: encodeMessageFields(msg.message),
+        q: msg.qos,
+        r: msg.retain,
+        i: msg.subscriptionIds,
+        g: msg.share,
+        o: msg.origin,
+        a: msg.ack,
+      };
+      payload = msg.message.payload;
     } else {
       h = { k: msg.kind, t: msg.topic };
       if (msg.version !== undefined) h.v = msg.version;
@@ -356,6 +370,20 @@ function readRecord(r: FrameReader, end: number): BusMessage {
       return { kind: "released", clientId: h.c, epoch: h.e, ok: h.o === true };
     case "kick":
       return { kind: "kick", clientId: h.c, epoch: h.e, username: h.u ?? undefined };
+    case "adopted":
+      return { kind: "adopted", clientId: h.c, epoch: h.e };
+    case "handed":
+      return {
+        kind: "handed",
+        clientId: h.c,
+        message: decodeMessage(h.m, rest),
+        qos: h.q === 2 ? 2 : 1,
+        retain: h.r === true,
+        subscriptionIds: h.i ?? undefined,
+        share: h.g ?? undefined,
+        origin: h.o ?? undefined,
+        ack: h.a,
+      };
     case "retained":
       return {
         kind: "retained",

@@ -19,6 +19,8 @@ export class LocalRoutes {
   private readonly durable = new Map<string, number>();
   /** The persistence each session's subscriptions are counted with. */
   private readonly counted = new WeakMap<Session, boolean>();
+  /** Sessions whose routes were withdrawn while they stay in the index (withdraw). */
+  private readonly withdrawn = new WeakSet<Session>();
 
   constructor(private readonly announce: Announce) {}
 
@@ -40,8 +42,20 @@ export class LocalRoutes {
   }
 
   unsubscribed(filter: string, session: Session): void {
+    if (this.withdrawn.has(session)) return; // counted out already
     if (remove(this.counts, filter)) this.announce(filter, false);
     if (this.counted.get(session)) this.removeDurable(filter); // after the filter: the reverse
+  }
+
+  /**
+   * Withdraw the routes (`filters`) of a session that stays in the index a while longer (handed
+   * to another node, handover.ts): its later removals announce nothing.
+   */
+  withdraw(session: Session, filters: readonly string[]): void {
+    if (!this.counted.has(session)) return;
+    for (const filter of filters) this.unsubscribed(filter, session);
+    this.counted.delete(session);
+    this.withdrawn.add(session);
   }
 
   /** `session`'s expiry was set: move its filters' durable counts if its persistence changed. */

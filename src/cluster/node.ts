@@ -10,12 +10,9 @@
  *   the nodes that have members); that node gives it to one of its members.
  * - One connection per client id: a CONNECT here claims the client id; the
  *   node that had it closes its connection (5.0: DISCONNECT 0x8E).
- * - Retained: a retained change here (a publish, a will, the admin API) is
- *   sent whole to every node's in-memory index (the Redis store holds the
- *   shared copy) with the version Redis gave it; each node takes only changes
- *   newer than the one it holds, so all end with the change Redis ordered last
- *   (store/retained_versions.ts). Back from a bus outage, the node reads the
- *   index again from Redis and sends the changes the others missed.
+ * - Retained: every node's index is kept the same (retained_sync.ts).
+ * - A session moving to another node: what is published meanwhile follows it
+ *   (handover.ts).
  * - Wills: kept in the bus while their client is connected, published here
  *   when the bus hands this node the wills of a node that died.
  */
@@ -34,21 +31,10 @@ import { deliverToInherited } from "./heir_delivery.ts";
 import { AGAIN, bothKept, Qos2Resends } from "./qos2_resend.ts";
 import type { Qos2Memory } from "./qos2_memory.ts";
 import { Takeover } from "./takeover.ts";
+import { Handover } from "./handover.ts";
+import { type RetainedCache, RetainedSync } from "./retained_sync.ts";
 import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
-
-/** The in-memory retained index of this node's store, updated for other nodes' writes. */
-export interface RetainedCache {
-  /** Another node's change, taken if newer than what is held (`version` absent: taken). */
-  cacheRetained(topic: string, message: MessageData | undefined, version?: number): void;
-  retainedOf(topic: string): MessageData | undefined;
-  /** What Redis holds for `topic` as far as this node knows (none while a write is under way). */
-  retainedHeld(topic: string): { version: number; message: MessageData | undefined } | undefined;
-  /** Write the changes the shared store could not take yet; rejects while it still cannot. */
-  flushRetained(): Promise<void>;
-  /** Read the retained set into the index again; returns the topics it wrote back. */
-  resyncRetained(): Promise<string[]>;
-}
 
 export class ClusterNode implements ClusterLink {
   /** The other nodes' routes. */
@@ -63,26 +49,41 @@ export class ClusterNode implements ClusterLink {
   /** Makes each QoS 2 message's wait its own (ackId). */
   private qos2Waits = 0;
   private readonly takeovers: Takeover;
+  private readonly handover: Handover;
+  private readonly retainedSync: RetainedSync;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
-  private busUp = true;
-  /** Retained changes made here that other nodes may have missed (bus or store down). */
-  private readonly unannounced = new Set<string>();
-  /** The running retained resync, and whether another must follow it. */
-  private resyncing: Promise<void> | undefined = undefined;
-  private resyncAgain = false;
 
   constructor(
     private readonly broker: Broker,
     private readonly bus: ClusterBus,
-    private readonly retainedCache: RetainedCache | undefined,
+    retainedCache: RetainedCache | undefined,
     private readonly strategy: "round" | "random" | "hash",
     ackTimeoutMs: number,
     qos2Memory?: Qos2Memory,
   ) {
     this.resends = new Qos2Resends(qos2Memory);
     this.acks = new RemoteAcks(bus, ackTimeoutMs);
-    this.takeovers = new Takeover(broker, bus, ackTimeoutMs, (session) => this.announce(session));
+    this.retainedSync = new RetainedSync(bus, retainedCache, (line) => broker.log(line));
+    this.handover = new Handover({
+      broker,
+      bus,
+      acks: this.acks,
+      timeoutMs: ackTimeoutMs,
+      hold: (stored) => (this.pending = bothKept(this.pending, stored)),
+      confirmation: () => this.confirmation(),
+      withdraw: (session) => {
+        this.local.withdraw(session, [...session.subscriptions.values()].map(routeFilter));
+      },
+      routesTo: (node, topic) => this.routes.nodes(topic).includes(node),
+    });
+    this.takeovers = new Takeover(
+      broker,
+      bus,
+      ackTimeoutMs,
+      (session) => this.announce(session),
+      this.handover,
+    );
   }
 
   /** More broker hooks (the Kafka bus's $SYS topic) and what to undo at stop (start.ts). */
@@ -99,18 +100,20 @@ export class ClusterNode implements ClusterLink {
     await this.bus.join(this.handlers());
     this.broker.cluster = this;
     // Changes another node made between this store's load and joining the bus reached neither.
-    this.resyncRetained();
+    this.retainedSync.resync();
   }
 
   /** Resolves once no retained resync is running (tests). */
-  async retainedSettled(): Promise<void> {
-    while (this.resyncing) await this.resyncing;
+  retainedSettled(): Promise<void> {
+    return this.retainedSync.settled();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.extra.stop?.();
+    this.retainedSync.stop();
+    this.handover.close();
     this.acks.close();
     await this.bus.leave();
   }
@@ -157,7 +160,8 @@ export class ClusterNode implements ClusterLink {
   // ---- ClusterLink (called by the broker core)
 
   get forwarding(): boolean {
-    return this.routes.any;
+    // While a session moves, a message here may be handed on, and its publisher waits for it.
+    return this.routes.any || this.handover.active;
   }
 
   forward(message: Message): number {
@@ -213,7 +217,10 @@ export class ClusterNode implements ClusterLink {
   /** A QoS 2 resend's first ack id (qos2_resend.ts), for a message just given ack id `ack`. */
   private resendOf(message: Message, ack: number | undefined): number | undefined {
     if (ack === undefined || message.qos !== 2) return undefined;
-    return this.resends.sending(message, ack, this.pending!);
+    const first = this.resends.sending(message, ack, this.pending!);
+    // Its identity, should a session it reaches be moving (handover.ts).
+    if (this.handover.active) this.handover.origins.set(message, this.id + ":" + (first ?? ack));
+    return first;
   }
 
   /**
@@ -273,71 +280,10 @@ export class ClusterNode implements ClusterLink {
     message: MessageData | undefined,
     stored: void | Promise<RetainedWrite>,
   ): void {
-    if (!stored) return this.announceRetained(topic, message, undefined);
-    // Announced only once Redis holds it: a node that hears of it and then reads Redis (its
-    // retained resync) reads this change or a newer one, never the one before it, which would
-    // undo it there for good (tests/cluster_retained_race_test.ts). No round trip is added:
-    // the publish is routed after this same write. It carries the version Redis gave it: the
-    // others take it only if newer than what they hold, so all end with Redis's last.
-    stored.then((v) => this.announceRetained(topic, message, v ?? undefined), () => {
-      // Not in Redis: the others hear of it once the store takes it (the resync retries).
-      this.unannounced.add(topic);
-      this.resyncRetained();
-    });
-  }
-
-  private announceRetained(
-    topic: string,
-    message: MessageData | undefined,
-    version: number | undefined,
-  ): void {
-    if (this.busUp) this.bus.broadcast({ kind: "retained", topic, message, version });
-    else this.unannounced.add(topic); // the others hear of it once the bus is back
+    this.retainedSync.changed(topic, message, stored);
   }
 
   // ---- internals
-
-  /** Read the retained index again from Redis, then send the changes the others missed. */
-  private resyncRetained(): void {
-    if (!this.retainedCache || this.stopped) return;
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return;
-    }
-    const cache = this.retainedCache;
-    const run = async () => {
-      for (let delay = 200; !this.stopped && this.busUp; delay = Math.min(delay * 2, 5_000)) {
-        try {
-          const missed = [...this.unannounced];
-          await cache.flushRetained();
-          // Written back into an emptied Redis: announced too, so all end with the write-back
-          // Redis ordered last (another node's may have come first).
-          const rewritten = await cache.resyncRetained();
-          for (const topic of missed) this.unannounced.delete(topic);
-          for (const topic of new Set([...missed, ...rewritten])) {
-            // None: a later change here is being written, and is announced once it is.
-            const held = cache.retainedHeld(topic);
-            if (!held) continue;
-            this.bus.broadcast({ kind: "retained", topic, ...held });
-          }
-          if (missed.length > 0) {
-            this.broker.log(`cluster: sent ${missed.length} retained changes the others missed`);
-          }
-          return;
-        } catch (e) {
-          if (delay === 200) this.broker.log(`cluster: retained resync failed, retrying: ${e}`);
-          await new Promise((r) => setTimeout(r, delay));
-        }
-      }
-    };
-    this.resyncing = run().finally(() => {
-      this.resyncing = undefined;
-      if (this.resyncAgain) {
-        this.resyncAgain = false;
-        this.resyncRetained();
-      }
-    });
-  }
 
   /** Assign each matching share group to one node; returns the groups served elsewhere. */
   private pickShares(
@@ -413,10 +359,8 @@ export class ClusterNode implements ClusterLink {
         if (heir) void this.inherit(node).finally(() => this.bus.inherited?.(node));
       },
       state: (up) => {
-        this.busUp = up;
-        if (!up) return;
-        this.acks.credits.forget(); // answers in flight may have been lost with the bus
-        this.resyncRetained();
+        this.retainedSync.busState(up);
+        if (up) this.acks.credits.forget(); // answers in flight may have been lost with the bus
       },
     };
   }
@@ -460,20 +404,30 @@ export class ClusterNode implements ClusterLink {
         const router = this.broker.router;
         const shares = msg.shares;
         router.shareFilter = shares ? (key) => shares.includes(key) : NO_SHARES;
+        // Decoded for this node alone, its payload a copy (codec.ts): owned, not cloned.
+        const message: Message = msg.message;
+        const moving = this.handover.active; // (handover.ts: its identity, where it came from)
+        if (moving) this.handover.inbound = from;
+        if (moving && message.qos === 2) {
+          this.handover.origins.set(message, from + ":" + (msg.resendOf ?? msg.ack));
+        }
+        const before = this.pending;
+        this.pending = undefined;
         try {
-          // Decoded for this node alone, its payload a copy (codec.ts): owned, not cloned.
-          const message: Message = msg.message;
           message.owned = true;
           this.broker.routeLocal(message);
         } finally {
           router.shareFilter = undefined;
+          this.handover.inbound = undefined;
         }
+        const handed = this.pending; // a delivery handed on to the session's new node
+        this.pending = before;
         // Answered once the batch carrying its deliveries to persistent sessions here is stored
         // with none behind (QoS 2: and the memory of what this node took has it).
         if (msg.ack === undefined) return;
         if (msg.ack === CREDIT_ACK) return this.acks.routedOnCredit(from, cost);
         const kept = this.broker.journal?.carrier(msg.message)?.kept();
-        this.acks.owe(from, msg.ack, bothKept(taken, kept));
+        this.acks.owe(from, msg.ack, bothKept(bothKept(taken, kept), handed));
         return;
       }
       case "ack": {
@@ -487,7 +441,13 @@ export class ClusterNode implements ClusterLink {
         this.takeovers.released(msg.clientId, msg.epoch, msg.ok);
         return;
       case "retained":
-        this.retainedCache?.cacheRetained(msg.topic, msg.message, msg.version);
+        this.retainedSync.received(msg.topic, msg.message, msg.version);
+        return;
+      case "handed":
+        this.handover.handed(from, msg);
+        return;
+      case "adopted":
+        this.handover.adopted(from, msg.clientId, msg.epoch);
         return;
     }
   }

@@ -68,6 +68,7 @@ export class RedisBus implements ClusterBus {
   private readonly resyncLogs = new Set<{ n: NodeId; f?: string; p?: number }[]>();
   /** Our own routes and wills, rewritten whole after Redis comes back. */
   private readonly localRoutes = new Set<string>();
+  private lastRoute: Promise<unknown> = Promise.resolve();
   private readonly wills = new Map<string, MessageData>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private beats = 0;
@@ -93,18 +94,7 @@ export class RedisBus implements ClusterBus {
       owner: this.key("owner"),
       writer: this.writers,
     }, this.nodeId);
-    this.heirs = new HeirLocks(
-      this.cmd,
-      {
-        node: (id) => this.key("node:" + id),
-        wills: (id) => this.key("wills:" + id),
-        routes: (id) => this.key("routes:" + id),
-        nodes: this.key("nodes"),
-        heir: (id) => this.key("heir:" + id),
-      },
-      this.token,
-      o.nodeTimeout,
-    );
+    this.heirs = new HeirLocks(this.cmd, (name) => this.key(name), this.token, o.nodeTimeout);
     this.cmd.on("error", (e: Error) => this.setState(false, e.message));
     this.cmd.on("ready", () => {
       if (this.up === false) void this.rejoin();
@@ -203,10 +193,15 @@ export class RedisBus implements ClusterBus {
     else this.localRoutes.delete(filter);
     const set = this.key("routes:" + this.nodeId);
     const change = JSON.stringify({ n: this.nodeId, f: filter, p: present ? 1 : 0 });
-    this.cmd.multi()
+    this.lastRoute = this.cmd.multi()
       .addCommand([present ? "SADD" : "SREM", set, filter])
       .addCommand(["PUBLISH", this.key("chan:ctl"), change])
       .exec().catch(() => {}); // rewritten whole when Redis is back
+  }
+
+  /** One connection runs them in order: the last one applied, all are. */
+  routesApplied(): Promise<void> {
+    return this.lastRoute.then(() => {});
   }
 
   send(to: NodeId, msg: BusMessage): void {

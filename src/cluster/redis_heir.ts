@@ -36,12 +36,23 @@ export class HeirLocks {
   /** Dead nodes whose sessions this node is taking over (it holds their heir lock): since when. */
   private readonly held = new Map<NodeId, number>();
 
+  private readonly keys: Keys;
+
+  /** `key`: the bus's key of a name (`node:<id>`, `nodes`, ...). */
   constructor(
     private readonly cmd: Client,
-    private readonly keys: Keys,
+    key: (name: string) => string,
     private readonly token: string,
     private readonly nodeTimeout: number,
-  ) {}
+  ) {
+    this.keys = {
+      node: (id) => key("node:" + id),
+      wills: (id) => key("wills:" + id),
+      routes: (id) => key("routes:" + id),
+      nodes: key("nodes"),
+      heir: (id) => key("heir:" + id),
+    };
+  }
 
   /**
    * Declare `id` dead: undefined if a new run has its id already (alive); else its wills

@@ -11,6 +11,9 @@
  * time: the holder writes nothing after it answered. A holder that does not
  * answer within node-timeout (dead, or cut off from Redis) is not waited for.
  *
+ * Messages published while the session moves are handed on from the holder to
+ * this node (handover.ts).
+ *
  * Fenced: once the holder answered (or did not in time), the new claim is
  * committed as the client's writer in Redis, and the store's script refuses
  * every later write of that session from another node; a node whose write was
@@ -21,6 +24,7 @@ import type { Broker } from "../broker/broker.ts";
 import { restoreSessions } from "../broker/restore.ts";
 import type { Session } from "../broker/session.ts";
 import { escapeForLog } from "../log/escape.ts";
+import type { Handover } from "./handover.ts";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
 
 type Kick = Extract<BusMessage, { kind: "kick" }>;
@@ -39,6 +43,7 @@ export class Takeover {
     private readonly timeoutMs: number,
     /** A session loaded from the store is in the index: announce its routes. */
     private readonly restored: (session: Session) => void,
+    private readonly handover: Handover,
   ) {}
 
   /** See ClusterLink.takeOver. */
@@ -76,7 +81,10 @@ export class Takeover {
       this.broker.log(`cluster: client ${id} connected on node ${from}; closing here`);
       conn.close(0x8e); // Session taken over
     }
-    this.handOver(clientId, session).then(() => answer(true), () => answer(true));
+    this.handOver(clientId, session, { to: from, epoch }).then(
+      () => answer(true),
+      () => answer(true),
+    );
   }
 
   /**
@@ -130,7 +138,11 @@ export class Takeover {
     const { epoch, previous } = await this.bus.claim(clientId);
     this.epochs.set(clientId, epoch);
     if (previous === undefined) return;
-    if (this.bus.nodes().some((n) => n.id === previous)) {
+    const live = this.bus.nodes().some((n) => n.id === previous);
+    if (!live) return this.take(clientId, epoch);
+    this.handover.arrive(clientId);
+    let session: Session | undefined;
+    try {
       const ok = await this.ask(previous, { kind: "kick", clientId, epoch, username });
       if (ok === false) {
         if (this.epochs.get(clientId) === epoch) this.epochs.delete(clientId);
@@ -138,8 +150,18 @@ export class Takeover {
           reasonCode: 0x87,
         });
       }
+      await this.take(clientId, epoch);
+      session = this.broker.sessions.get(clientId);
+    } finally {
+      this.handover.arrived(clientId, session);
     }
-    // Handed over, or no answer: from now on the previous holder's writes are refused.
+    // Our routes first, then the previous holder withdraws its own (handover.ts).
+    const adopted = () => this.bus.send(previous, { kind: "adopted", clientId, epoch });
+    void (this.bus.routesApplied?.() ?? Promise.resolve()).then(adopted, adopted);
+  }
+
+  /** Handed over, or no answer: from now on the previous holder's writes are refused. */
+  private async take(clientId: string, epoch: number): Promise<void> {
     await this.bus.commit?.(clientId, epoch);
     await this.adopt(clientId);
   }
@@ -174,13 +196,23 @@ export class Takeover {
     if (session) this.restored(session);
   }
 
-  /** After the kick: wait for the connection to end and its changes to be stored, then forget. */
-  private async handOver(clientId: string, session: Session): Promise<void> {
+  /**
+   * After the kick: wait for the connection to end and its changes to be stored, then forget,
+   * or (`to`: the node that takes it) hand on what matches it until that node has it.
+   */
+  private async handOver(
+    clientId: string,
+    session: Session,
+    to?: { to: NodeId; epoch: number },
+  ): Promise<void> {
     const deadline = Date.now() + this.timeoutMs / 2;
     while (session.connection && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     await this.broker.journal?.settled();
-    this.evict(clientId);
+    const kept = this.broker.sessions.get(clientId) === session && !session.connection &&
+      session.journal !== undefined;
+    if (to && kept) this.handover.leave(session, to.to, to.epoch);
+    else this.evict(clientId);
   }
 }

@@ -1,0 +1,246 @@
+/**
+ * A persistent session moving to another node loses nothing on the way. The
+ * takeover (takeover.ts) moves its state through the store; this covers the
+ * messages published meanwhile, which the old node would drop (it no longer
+ * has the session) and the new one would not get (its routes are not out).
+ *
+ * The node that held the session (A) keeps it in its index after handing it
+ * over: what matches it there goes on to the node that has it now (B, a
+ * `handed` delivery), and whoever waits for A's answer (a publisher here, or
+ * the node that forwarded the message) waits for B's too. B keeps what comes
+ * before the session is loaded and delivers it then. Once loaded, B announces
+ * the session's routes, waits until Redis has them and tells A (`adopted`);
+ * only then does A withdraw its own, so every node sees B's route come before
+ * A's go (Redis orders both) and no message for the session goes nowhere. A
+ * node that sent to A before it heard of B's route is covered for GRACE_MS
+ * more; then A forgets the session.
+ *
+ * A message may reach B twice during a move: straight from its publisher's
+ * node, and handed on by A. QoS 2 is delivered once: each copy carries its
+ * identity on the bus (`origin`: the node and ack id of its first forward),
+ * and B drops a second copy for WINDOW_MS. QoS 1 may arrive twice in that
+ * window, as at least once allows (what A knows went to B anyway after B
+ * loaded the session is not handed: the messages B itself sent A, and A's
+ * own that A forwarded to B). QoS 0 is not handed: an offline session does
+ * not get it either.
+ */
+import type { Broker } from "../broker/broker.ts";
+import type { Message } from "../broker/message.ts";
+import type { Session } from "../broker/session.ts";
+import type { QoS } from "../mqtt/packet.ts";
+import type { RemoteAcks } from "./acks.ts";
+import { bothKept } from "./qos2_resend.ts";
+import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
+
+/** How long A hands on after B adopted the session: other nodes' route caches catch up. */
+export const GRACE_MS = 1_000;
+/** Deliveries B keeps for a session still loading; past it, the sender is told "not stored". */
+const BUFFER_MAX = 10_000;
+/** QoS 2 identities B remembers per arriving session. */
+const SEEN_MAX = 100_000;
+
+type Handed = Extract<BusMessage, { kind: "handed" }>;
+
+/** A session this node handed over (A's side). */
+interface Leaving {
+  readonly session: Session;
+  readonly to: NodeId;
+  readonly epoch: number;
+  adopted: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** A session coming here (B's side). */
+interface Arriving {
+  /** Undefined while it loads. */
+  session: Session | undefined;
+  readonly buffer: { msg: Handed; done: (kept: Promise<void> | undefined) => void }[];
+  /** Identities (`origin`) of the QoS 2 messages delivered to it since it loaded. */
+  readonly seen: Set<string>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Its intercept, once loaded. */
+  dedupe?: (message: Message) => boolean;
+}
+
+/** What the handover needs of its node. */
+export interface HandoverLink {
+  readonly broker: Broker;
+  readonly bus: ClusterBus;
+  readonly acks: RemoteAcks;
+  /** Ack timeout: a session not adopted within twice this is forgotten here. */
+  readonly timeoutMs: number;
+  /** The answer a delivery handed on now waits for joins the current message's... */
+  hold(stored: Promise<void>): void;
+  /** ...which this takes (ClusterLink.confirmation). */
+  confirmation(): Promise<void> | undefined;
+  /** Withdraw the session's routes; it stays in the index (LocalRoutes.withdraw). */
+  withdraw(session: Session): void;
+  /** Whether this node forwards `topic` to `node` (its route cache). */
+  routesTo(node: NodeId, topic: string): boolean;
+}
+
+export class Handover {
+  private readonly leaving = new Map<string, Leaving>();
+  private readonly arriving = new Map<string, Arriving>();
+  /** The bus identity of QoS 2 messages being routed while a move is under way. */
+  readonly origins = new WeakMap<Message, string>();
+  /** The node whose message is being routed now (undefined: a client's here). */
+  inbound: NodeId | undefined = undefined;
+
+  constructor(private readonly link: HandoverLink) {}
+
+  /** A move is under way here: messages carry their identity, local ones are confirmed. */
+  get active(): boolean {
+    return this.leaving.size > 0 || this.arriving.size > 0;
+  }
+
+  // ---- A: the node the session leaves
+
+  /** `session` was handed to `to` (stored, its connection gone): hand on what matches it. */
+  leave(session: Session, to: NodeId, epoch: number): void {
+    session.journal = undefined; // the other node writes it from now on
+    const entry: Leaving = { session, to, epoch, adopted: false, timer: undefined };
+    entry.timer = setTimeout(() => this.forget(entry), 2 * this.link.timeoutMs);
+    this.leaving.set(session.clientId, entry);
+    session.intercept = (message, qos, retain, ids, share) =>
+      this.handOn(entry, message, qos, retain, ids, share);
+  }
+
+  /** `from` restored the session and announced its routes: withdraw ours, hand on a while. */
+  adopted(from: NodeId, clientId: string, epoch: number): void {
+    const entry = this.leaving.get(clientId);
+    if (!entry || entry.to !== from || entry.epoch !== epoch || entry.adopted) return;
+    entry.adopted = true;
+    this.link.withdraw(entry.session);
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => this.forget(entry), GRACE_MS);
+  }
+
+  private handOn(
+    entry: Leaving,
+    message: Message,
+    qos: QoS,
+    retain: boolean,
+    subscriptionIds: number[] | undefined,
+    share: string | undefined,
+  ): boolean {
+    if (qos === 0) return true;
+    if (entry.adopted && share === undefined) {
+      // B has the session loaded: what B sent here, or what went there from here, it delivered.
+      const from = this.inbound;
+      if (from === entry.to) return true;
+      if (from === undefined && this.link.routesTo(entry.to, message.topic)) return true;
+    }
+    const { id, stored } = this.link.acks.expect("\0handed\0" + entry.to, 1);
+    this.link.hold(stored);
+    this.link.bus.send(entry.to, {
+      kind: "handed",
+      clientId: entry.session.clientId,
+      message,
+      qos,
+      retain,
+      subscriptionIds,
+      share,
+      origin: this.origins.get(message),
+      ack: id,
+    });
+    return true;
+  }
+
+  private forget(entry: Leaving): void {
+    const { session } = entry;
+    if (this.leaving.get(session.clientId) === entry) this.leaving.delete(session.clientId);
+    session.intercept = undefined;
+    const broker = this.link.broker;
+    if (broker.sessions.get(session.clientId) === session && !session.connection) {
+      broker.lifecycle.forget(session);
+    }
+  }
+
+  // ---- B: the node the session comes to
+
+  /** This node is about to take `clientId` from another: keep what is handed until it loads. */
+  arrive(clientId: string): void {
+    const before = this.arriving.get(clientId);
+    if (before && !before.session) return; // (claimed again while it loads)
+    // A window of an earlier move here ends: its session object is not the one coming now.
+    if (before) this.endWindow(clientId, before);
+    // What it delivered then may come handed again (it went on in the store): still once.
+    const seen = before?.seen ?? new Set<string>();
+    this.arriving.set(clientId, { session: undefined, buffer: [], seen, timer: undefined });
+  }
+
+  /** The move of `clientId` here ended: its session (undefined: none came). */
+  arrived(clientId: string, session: Session | undefined): void {
+    const entry = this.arriving.get(clientId);
+    if (!entry || entry.session) return;
+    if (!session) {
+      this.arriving.delete(clientId);
+      for (const b of entry.buffer) b.done(NOT_HERE);
+      return;
+    }
+    entry.session = session;
+    const dedupe = (message: Message) => {
+      const origin = this.origins.get(message);
+      if (origin === undefined) return false;
+      if (entry.seen.has(origin)) return true; // QoS 2 once: a copy of it came first // QoS 2 once: a copy of it came first
+      if (entry.seen.size < SEEN_MAX) entry.seen.add(origin);
+      return false;
+    };
+    session.intercept = entry.dedupe = dedupe;
+    for (const b of entry.buffer.splice(0)) b.done(this.deliver(session, b.msg));
+    // A hands on until GRACE_MS after it heard `adopted`, which it may hear late.
+    entry.timer = setTimeout(() => this.endWindow(clientId, entry), GRACE_MS + this.link.timeoutMs);
+  }
+
+  private endWindow(clientId: string, entry: Arriving): void {
+    clearTimeout(entry.timer);
+    if (this.arriving.get(clientId) === entry) this.arriving.delete(clientId);
+    const session = entry.session;
+    if (session && session.intercept === entry.dedupe) session.intercept = undefined;
+  }
+
+  /** A delivery handed on by `from`; answered once stored here. */
+  handed(from: NodeId, msg: Handed): void {
+    const acks = this.link.acks;
+    const entry = this.arriving.get(msg.clientId);
+    if (entry && !entry.session) {
+      if (entry.buffer.length >= BUFFER_MAX) return acks.owe(from, msg.ack, NOT_HERE);
+      let done!: (kept: Promise<void> | undefined) => void;
+      const kept = new Promise<void>((resolve, reject) => {
+        done = (k) => (k ? k.then(resolve, reject) : resolve());
+      });
+      entry.buffer.push({ msg, done });
+      return acks.owe(from, msg.ack, kept);
+    }
+    // The session held here now (moving on, it hands the message on in turn); never an
+    // entry's object from an earlier move, which may be gone.
+    const session = this.link.broker.sessions.get(msg.clientId);
+    acks.owe(from, msg.ack, session ? this.deliver(session, msg) : NOT_HERE);
+  }
+
+  private deliver(session: Session, msg: Handed): Promise<void> | undefined {
+    const broker = this.link.broker;
+    // Decoded for this node alone, its payload a copy (codec.ts): owned, not cloned.
+    const message: Message = msg.message;
+    message.owned = true;
+    if (msg.origin !== undefined) this.origins.set(message, msg.origin);
+    const ids = msg.subscriptionIds ? [...msg.subscriptionIds] : undefined;
+    const outer = this.link.confirmation(); // (none expected: taken after each message)
+    broker.router.deliverToSession(session, message, msg.qos, msg.retain, ids, msg.share);
+    broker.stats.sent++;
+    // Moving on already (to a third node): stored once that node answered.
+    const onward = this.link.confirmation();
+    if (outer) this.link.hold(outer);
+    return bothKept(broker.journal?.carrier(message)?.kept(), onward);
+  }
+
+  close(): void {
+    for (const e of this.leaving.values()) clearTimeout(e.timer);
+    for (const e of this.arriving.values()) clearTimeout(e.timer);
+  }
+}
+
+/** The answer for a delivery this node cannot take (the session is not here). */
+const NOT_HERE = Promise.reject(new Error("the session is not on this node"));
+NOT_HERE.catch(() => {});

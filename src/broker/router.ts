@@ -88,18 +88,6 @@ export class Router {
     deliver(sub.session, message, qos, retain, ids, this.limits, cache, share);
   }
 
-  /** Deliver to `session` what matched it on another node (src/cluster/handover.ts). */
-  deliverToSession(
-    session: Session,
-    message: Message,
-    qos: QoS,
-    retain: boolean,
-    subscriptionIds: number[] | undefined,
-    share: string | undefined,
-  ): void {
-    deliver(session, message, qos, retain, subscriptionIds, this.limits, undefined, share);
-  }
-
   /** An online member of share group `share`, other than `not`, for this message. */
   otherMember(share: string, message: Message, not: Session): Subscription | undefined {
     const online: Subscription[] = [];

@@ -219,6 +219,19 @@ export class SessionLifecycle {
     this.destroy(session);
   }
 
+  /**
+   * Handed to another cluster node, kept here a moment only to pass its messages on: nothing of
+   * it is written here any more, and its expiry and will are the other node's.
+   */
+  handedAway(session: Session): void {
+    session.journal = undefined;
+    this.deadlines.clearExpiry(session);
+    this.deadlines.clearWill(session);
+    const s = writableState(session);
+    s.pendingWill = undefined;
+    s.will = undefined;
+  }
+
   /** Loaded from the store (restore.ts): registered, its state filled in by the caller. */
   restored(clientId: string, expiryInterval: number, username: string | undefined): Session {
     const session = createSession(clientId, expiryInterval, username); // its owner

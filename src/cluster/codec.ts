@@ -120,14 +120,12 @@ export class FrameWriter {
     else if (msg.kind === "kick") {
       h = { k: msg.kind, c: msg.clientId, e: msg.epoch, u: msg.username };
     } else if (msg.kind === "adopted") h = { k: msg.kind, c: msg.clientId, e: msg.epoch };
+    else if (msg.kind === "sync" || msg.kind === "synced") h = { k: msg.kind, i: msg.id };
     else if (msg.kind === "handed") {
       h = {
         k: msg.kind,
         c: msg.clientId,
         m: encodeMessageFields(msg.message),
-        q: msg.qos,
-        r: msg.retain,
-        i: msg.subscriptionIds,
         g: msg.share,
         o: msg.origin,
         a: msg.ack,
@@ -372,14 +370,14 @@ function readRecord(r: FrameReader, end: number): BusMessage {
       return { kind: "kick", clientId: h.c, epoch: h.e, username: h.u ?? undefined };
     case "adopted":
       return { kind: "adopted", clientId: h.c, epoch: h.e };
+    case "sync":
+    case "synced":
+      return { kind: h.k, id: h.i };
     case "handed":
       return {
         kind: "handed",
         clientId: h.c,
         message: decodeMessage(h.m, rest),
-        qos: h.q === 2 ? 2 : 1,
-        retain: h.r === true,
-        subscriptionIds: h.i ?? undefined,
         share: h.g ?? undefined,
         origin: h.o ?? undefined,
         ack: h.a,

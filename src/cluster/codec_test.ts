@@ -48,3 +48,30 @@ test("codec: many publishers' client ids (more than the table of recent ones hol
   const got = decodeBusFrame(w.bytes())!.msgs.map((m) => m.kind === "publish" && m.message.from);
   assert.deepEqual(got, [...ids, ...ids]);
 });
+
+test("codec: a session's move (handed, adopted, sync, synced) round-trips", () => {
+  const message = {
+    topic: "h/t",
+    payload: new Uint8Array([1, 2, 3]),
+    qos: 2 as const,
+    retain: true,
+  };
+  const msgs = [
+    { kind: "handed", clientId: "x", message, share: "g\0h/#", origin: "001:42", ack: 9 },
+    { kind: "handed", clientId: "y", message: { ...message, from: "p" }, ack: 10 },
+    { kind: "adopted", clientId: "x", epoch: 7 },
+    { kind: "sync", id: 3 },
+    { kind: "synced", id: 3 },
+  ] as const;
+  const w = new FrameWriter("n");
+  for (const m of msgs) w.add(m);
+  const got = decodeBusFrame(w.bytes())!.msgs;
+  assert.deepEqual(got[0], { ...msgs[0], message: { ...message } });
+  assert.deepEqual(got[1], {
+    ...msgs[1],
+    share: undefined,
+    origin: undefined,
+    message: { ...message, from: "p" },
+  });
+  assert.deepEqual(got.slice(2), msgs.slice(2));
+});

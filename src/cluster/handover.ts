@@ -12,32 +12,36 @@
  * the session's routes, waits until Redis has them and tells A (`adopted`);
  * only then does A withdraw its own, so every node sees B's route come before
  * A's go (Redis orders both) and no message for the session goes nowhere. A
- * node that sent to A before it heard of B's route is covered for GRACE_MS
- * more; then A forgets the session.
+ * node that sent to A before it saw A's routes go is still covered: A forgets
+ * the session only once every other node answered a sync sent after them
+ * (route_sync.ts; over Kafka, which gives no such order, after node-timeout).
+ * B delivers a handed message through the session's own subscription: none
+ * (it unsubscribed, started clean) takes nothing.
  *
  * A message may reach B twice during a move: straight from its publisher's
  * node, and handed on by A. QoS 2 is delivered once: each copy carries its
  * identity on the bus (`origin`: the node and ack id of its first forward),
- * and B drops a second copy for WINDOW_MS. QoS 1 may arrive twice in that
- * window, as at least once allows (what A knows went to B anyway after B
- * loaded the session is not handed: the messages B itself sent A, and A's
+ * and B drops a second copy for twice node-timeout. QoS 1 may arrive twice in
+ * that window, as at least once allows (what A knows went to B anyway after
+ * B loaded the session is not handed: the messages B itself sent A, and A's
  * own that A forwarded to B). QoS 0 is not handed: an offline session does
  * not get it either.
  */
 import type { Broker } from "../broker/broker.ts";
 import type { Message } from "../broker/message.ts";
-import type { Session } from "../broker/session.ts";
-import type { QoS } from "../mqtt/packet.ts";
+import type { DeliveryIntercept, Session, Subscription } from "../broker/session.ts";
+import { shareKey } from "../broker/router.ts";
+import { topicMatches } from "../mqtt/topic.ts";
 import type { RemoteAcks } from "./acks.ts";
 import { bothKept } from "./qos2_resend.ts";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
 
-/** How long A hands on after B adopted the session: other nodes' route caches catch up. */
-export const GRACE_MS = 1_000;
 /** Deliveries B keeps for a session still loading; past it, the sender is told "not stored". */
 const BUFFER_MAX = 10_000;
 /** QoS 2 identities B remembers per arriving session. */
 const SEEN_MAX = 100_000;
+/** `inbound` while a handed message is delivered: never a node id, never undefined. */
+const HANDED = "\0handed";
 
 type Handed = Extract<BusMessage, { kind: "handed" }>;
 
@@ -59,7 +63,7 @@ interface Arriving {
   readonly seen: Set<string>;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Its intercept, once loaded. */
-  dedupe?: (message: Message) => boolean;
+  intercept?: DeliveryIntercept;
 }
 
 /** What the handover needs of its node. */
@@ -77,6 +81,8 @@ export interface HandoverLink {
   withdraw(session: Session): void;
   /** Whether this node forwards `topic` to `node` (its route cache). */
   routesTo(node: NodeId, topic: string): boolean;
+  /** Resolves once every other node applied this node's route changes (undefined: unknown). */
+  routesSeen(): Promise<void> | undefined;
 }
 
 export class Handover {
@@ -98,12 +104,16 @@ export class Handover {
 
   /** `session` was handed to `to` (stored, its connection gone): hand on what matches it. */
   leave(session: Session, to: NodeId, epoch: number): void {
-    session.journal = undefined; // the other node writes it from now on
+    // The other node writes it from now on, and runs its expiry and will.
+    this.link.broker.lifecycle.handedAway(session);
     const entry: Leaving = { session, to, epoch, adopted: false, timer: undefined };
     entry.timer = setTimeout(() => this.forget(entry), 2 * this.link.timeoutMs);
     this.leaving.set(session.clientId, entry);
+    // Arrived here moments ago: a second copy of a QoS 2 message is still dropped, not handed.
+    const dedupe = session.intercept;
     session.intercept = (message, qos, retain, ids, share) =>
-      this.handOn(entry, message, qos, retain, ids, share);
+      (dedupe !== undefined && dedupe(message, qos, retain, ids, share)) ||
+      this.handOn(entry, message, qos, share);
   }
 
   /** `from` restored the session and announced its routes: withdraw ours, hand on a while. */
@@ -113,15 +123,15 @@ export class Handover {
     entry.adopted = true;
     this.link.withdraw(entry.session);
     clearTimeout(entry.timer);
-    entry.timer = setTimeout(() => this.forget(entry), GRACE_MS);
+    // Once no node can still send here for it (route_sync.ts), else after node-timeout.
+    entry.timer = setTimeout(() => this.forget(entry), this.link.timeoutMs);
+    this.link.routesSeen()?.then(() => this.forget(entry));
   }
 
   private handOn(
     entry: Leaving,
     message: Message,
-    qos: QoS,
-    retain: boolean,
-    subscriptionIds: number[] | undefined,
+    qos: number,
     share: string | undefined,
   ): boolean {
     if (qos === 0) return true;
@@ -137,9 +147,6 @@ export class Handover {
       kind: "handed",
       clientId: entry.session.clientId,
       message,
-      qos,
-      retain,
-      subscriptionIds,
       share,
       origin: this.origins.get(message),
       ack: id,
@@ -180,24 +187,26 @@ export class Handover {
       return;
     }
     entry.session = session;
-    const dedupe = (message: Message) => {
+    const intercept: DeliveryIntercept = (message, _qos, _retain, _ids, share) => {
       const origin = this.origins.get(message);
       if (origin === undefined) return false;
-      if (entry.seen.has(origin)) return true; // QoS 2 once: a copy of it came first // QoS 2 once: a copy of it came first
-      if (entry.seen.size < SEEN_MAX) entry.seen.add(origin);
+      // Per share group: a session in a group and subscribed plainly gets both deliveries.
+      const key = share === undefined ? origin : origin + "\0" + share;
+      if (entry.seen.has(key)) return true; // QoS 2 once: a copy of it came first
+      if (entry.seen.size < SEEN_MAX) entry.seen.add(key);
       return false;
     };
-    session.intercept = entry.dedupe = dedupe;
+    session.intercept = entry.intercept = intercept;
     for (const b of entry.buffer.splice(0)) b.done(this.deliver(session, b.msg));
-    // A hands on until GRACE_MS after it heard `adopted`, which it may hear late.
-    entry.timer = setTimeout(() => this.endWindow(clientId, entry), GRACE_MS + this.link.timeoutMs);
+    // A hands on until node-timeout at most after it heard `adopted`, which it may hear late.
+    entry.timer = setTimeout(() => this.endWindow(clientId, entry), 2 * this.link.timeoutMs);
   }
 
   private endWindow(clientId: string, entry: Arriving): void {
     clearTimeout(entry.timer);
     if (this.arriving.get(clientId) === entry) this.arriving.delete(clientId);
     const session = entry.session;
-    if (session && session.intercept === entry.dedupe) session.intercept = undefined;
+    if (session && session.intercept === entry.intercept) session.intercept = undefined;
   }
 
   /** A delivery handed on by `from`; answered once stored here. */
@@ -219,20 +228,39 @@ export class Handover {
     acks.owe(from, msg.ack, session ? this.deliver(session, msg) : NOT_HERE);
   }
 
+  /**
+   * Deliver through the session's own subscription, as its router would; none (it unsubscribed,
+   * or started clean) takes nothing. Answered once stored: with the batch that took it, else
+   * once what is being written is (the first copy of a QoS 2 message dropped here as a second).
+   */
   private deliver(session: Session, msg: Handed): Promise<void> | undefined {
     const broker = this.link.broker;
     // Decoded for this node alone, its payload a copy (codec.ts): owned, not cloned.
     const message: Message = msg.message;
     message.owned = true;
     if (msg.origin !== undefined) this.origins.set(message, msg.origin);
-    const ids = msg.subscriptionIds ? [...msg.subscriptionIds] : undefined;
     const outer = this.link.confirmation(); // (none expected: taken after each message)
-    broker.router.deliverToSession(session, message, msg.qos, msg.retain, ids, msg.share);
-    broker.stats.sent++;
+    const sub = subscriptionFor(session, message, msg.share);
+    if (sub) {
+      this.inbound = HANDED; // (moving on already: nothing here was sent to that node)
+      try {
+        broker.router.deliverTo(
+          sub,
+          message,
+          sub.retainAsPublished && message.retain,
+          undefined,
+          msg.share,
+        );
+      } finally {
+        this.inbound = undefined;
+      }
+      broker.stats.sent++;
+    }
     // Moving on already (to a third node): stored once that node answered.
     const onward = this.link.confirmation();
     if (outer) this.link.hold(outer);
-    return bothKept(broker.journal?.carrier(message)?.kept(), onward);
+    const journal = broker.journal;
+    return bothKept(journal?.carrier(message)?.kept() ?? journal?.whenCaughtUp(), onward);
   }
 
   close(): void {
@@ -244,3 +272,23 @@ export class Handover {
 /** The answer for a delivery this node cannot take (the session is not here). */
 const NOT_HERE = Promise.reject(new Error("the session is not on this node"));
 NOT_HERE.catch(() => {});
+
+/** The subscription of `session` a handed message goes through: share group `share`'s, else
+ * the plain one matching its topic with the highest QoS. */
+function subscriptionFor(
+  session: Session,
+  message: Message,
+  share: string | undefined,
+): Subscription | undefined {
+  let best: Subscription | undefined;
+  for (const sub of session.subscriptions.values()) {
+    if (share !== undefined) {
+      if (sub.group !== undefined && shareKey(sub) === share) return sub;
+      continue;
+    }
+    if (sub.group !== undefined || !topicMatches(sub.matchFilter, message.topic)) continue;
+    if (sub.noLocal && message.from === session.clientId) continue; // [MQTT-3.8.3-3]
+    if (!best || sub.qos > best.qos) best = sub;
+  }
+  return best;
+}

@@ -62,6 +62,7 @@ const BATCH = 1_000;
 const BATCH_BYTES = 4 * 1024 * 1024;
 
 export class KafkaBus extends RedisBus {
+  override readonly routesInOrder = false; // frames go over Kafka, routes over Redis
   private readonly kafka: Kafka;
   private readonly producer: Producer;
   private consumer: Consumer | undefined;

@@ -32,6 +32,7 @@ import { AGAIN, bothKept, Qos2Resends } from "./qos2_resend.ts";
 import type { Qos2Memory } from "./qos2_memory.ts";
 import { Takeover } from "./takeover.ts";
 import { Handover } from "./handover.ts";
+import { RouteSync } from "./route_sync.ts";
 import { type RetainedCache, RetainedSync } from "./retained_sync.ts";
 import type { Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
@@ -50,6 +51,7 @@ export class ClusterNode implements ClusterLink {
   private qos2Waits = 0;
   private readonly takeovers: Takeover;
   private readonly handover: Handover;
+  private readonly routeSync: RouteSync;
   private readonly retainedSync: RetainedSync;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
@@ -65,6 +67,7 @@ export class ClusterNode implements ClusterLink {
     this.resends = new Qos2Resends(qos2Memory);
     this.acks = new RemoteAcks(bus, ackTimeoutMs);
     this.retainedSync = new RetainedSync(bus, retainedCache, (line) => broker.log(line));
+    this.routeSync = new RouteSync(bus);
     this.handover = new Handover({
       broker,
       bus,
@@ -76,6 +79,7 @@ export class ClusterNode implements ClusterLink {
         this.local.withdraw(session, [...session.subscriptions.values()].map(routeFilter));
       },
       routesTo: (node, topic) => this.routes.nodes(topic).includes(node),
+      routesSeen: () => this.routeSync.all(),
     });
     this.takeovers = new Takeover(
       broker,
@@ -346,6 +350,7 @@ export class ClusterNode implements ClusterLink {
       nodeDown: (node, wills, heir) => {
         this.routes.drop(node);
         this.acks.credits.forget(node);
+        this.routeSync.nodeDown(node);
         this.broker.log(
           `cluster: node ${node} left or stopped answering` +
             (wills.length > 0 ? `; publishing ${wills.length} of its clients' wills` : ""),
@@ -408,7 +413,8 @@ export class ClusterNode implements ClusterLink {
         const message: Message = msg.message;
         const moving = this.handover.active; // (handover.ts: its identity, where it came from)
         if (moving) this.handover.inbound = from;
-        if (moving && message.qos === 2) {
+        // (A QoS 2 message with no wait, the broker's own, has no identity: none is needed.)
+        if (moving && message.qos === 2 && msg.ack !== undefined && msg.ack !== CREDIT_ACK) {
           this.handover.origins.set(message, from + ":" + (msg.resendOf ?? msg.ack));
         }
         const before = this.pending;
@@ -448,6 +454,12 @@ export class ClusterNode implements ClusterLink {
         return;
       case "adopted":
         this.handover.adopted(from, msg.clientId, msg.epoch);
+        return;
+      case "sync": // (after the route changes `from` made before it: route_sync.ts)
+        this.bus.send(from, { kind: "synced", id: msg.id });
+        return;
+      case "synced":
+        this.routeSync.synced(from, msg.id);
         return;
     }
   }

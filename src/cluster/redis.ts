@@ -69,6 +69,8 @@ export class RedisBus implements ClusterBus {
   /** Our own routes and wills, rewritten whole after Redis comes back. */
   private readonly localRoutes = new Set<string>();
   private lastRoute: Promise<unknown> = Promise.resolve();
+  /** Route changes and frames are read on one connection (route_sync.ts); not over Kafka. */
+  readonly routesInOrder: boolean = true;
   private readonly wills = new Map<string, MessageData>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private beats = 0;

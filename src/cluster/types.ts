@@ -60,25 +60,25 @@ export type BusMessage =
     readonly ok: boolean;
   }
   /**
-   * A delivery to session `clientId`, handed over to the receiver (handover.ts): the sender
-   * held the session and matched the message, the receiver holds the session now. `ack`: the
-   * receiver answers once it stored it. `origin`: a QoS 2 message's identity on the bus
-   * ("node:ack id" of its first forward), so that a copy that reached the receiver straight is
-   * not delivered twice.
+   * A message for session `clientId`, handed on to the receiver (handover.ts): the sender held
+   * the session and the message matched it there (through share group `share`, if set); the
+   * receiver holds the session now. `ack`: the receiver answers once it stored it. `origin`: a
+   * QoS 2 message's identity on the bus ("node:ack id" of its first forward), so that a copy
+   * that reached the receiver straight is not delivered twice.
    */
   | {
     readonly kind: "handed";
     readonly clientId: string;
     readonly message: MessageData;
-    readonly qos: 1 | 2;
-    readonly retain: boolean;
-    readonly subscriptionIds?: readonly number[];
     readonly share?: string;
     readonly origin?: string;
     readonly ack: number;
   }
   /** The session of `clientId` the receiver handed over is restored here, its routes announced. */
   | { readonly kind: "adopted"; readonly clientId: string; readonly epoch: number }
+  /** Answer `synced` with this id once the sender's route changes before it are applied. */
+  | { readonly kind: "sync"; readonly id: number }
+  | { readonly kind: "synced"; readonly id: number }
   /**
    * The retained message of `topic` changed (undefined: cleared); the sender stored it, and
    * Redis gave the change `version` (each node takes only a change newer than the one it has).
@@ -125,6 +125,11 @@ export interface ClusterBus {
   route(filter: string, present: boolean): void;
   /** Resolves once every route change announced so far is where the other nodes read it. */
   routesApplied?(): Promise<void>;
+  /**
+   * The other nodes read this node's route changes and frames in one order (route_sync.ts): a
+   * frame sent after routesApplied() reaches them after those changes.
+   */
+  readonly routesInOrder?: boolean;
   /** Send to one node. Fire and forget: lost while the bus is down. */
   send(to: NodeId, msg: BusMessage): void;
   /** Send to every other node. */

@@ -12,9 +12,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { BusMessage, NodeId } from "../src/cluster/types.ts";
 import type { RedisBus } from "../src/cluster/redis.ts";
-import type { Packet } from "../src/mqtt/packet.ts";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
-import { PacketClient, str, text } from "./helpers/packet_client.ts";
+import { PacketClient, publishPacket, str } from "./helpers/packet_client.ts";
 import {
   type InProcessNode,
   startInProcessNode,
@@ -26,9 +25,6 @@ import { sleep } from "./helpers/mqttjs.ts";
 const redis = redisWithAdminForFile();
 const skip = redis.skip;
 const TOPIC = "h/t";
-
-const publishPacket = (topic: string, payload: string, qos: 1 | 2, packetId: number): Packet =>
-  ({ type: 3, topic, payload: text(payload), qos, retain: false, dup: false, packetId }) as Packet;
 
 /** The persistent session "x" subscribed to TOPIC on `on`, then offline. */
 async function offlineSession(on: InProcessNode): Promise<void> {

@@ -47,6 +47,11 @@ export interface ClusterLink {
    * (with a `reasonCode`) when the client may not have it.
    */
   takeOver(conn: object, clientId: string, username: string | undefined): Promise<void> | undefined;
+  /**
+   * A shared message a member here leaves unacknowledged, with no other member online here:
+   * sent to a node with a member of group `share` (true), if any.
+   */
+  handShare?(share: string, message: Message): boolean;
   /** The live nodes, this one included ($SYS). */
   nodes(): readonly { id: string; since: number }[];
 }

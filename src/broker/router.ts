@@ -89,7 +89,7 @@ export class Router {
   }
 
   /** An online member of share group `share`, other than `not`, for this message. */
-  otherMember(share: string, message: Message, not: Session): Subscription | undefined {
+  otherMember(share: string, message: Message, not?: Session): Subscription | undefined {
     const online: Subscription[] = [];
     for (const sub of this.index.matchAll(message.topic)) {
       if (
@@ -100,6 +100,14 @@ export class Router {
       }
     }
     return online.length > 0 ? this.pickMember(share, online, message) : undefined;
+  }
+
+  /** A member of group `share` for the message: online if one is, else one that is not. */
+  anyMember(share: string, message: Message): Subscription | undefined {
+    return this.otherMember(share, message) ??
+      this.index.matchAll(message.topic).find((sub) =>
+        sub.group !== undefined && shareKey(sub) === share && !this.skipsOwn(sub, message)
+      );
   }
 
   /** Whether an online member of share group `key` here may take the message (not its publisher). */

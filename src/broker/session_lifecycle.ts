@@ -158,7 +158,9 @@ export class SessionLifecycle {
     moveShared(session, (q) => {
       const target = router.otherMember(q.share!, q.message, session);
       if (target) router.deliverTo(target, q.message, q.retain, undefined, q.share);
-      return target !== undefined;
+      // Every other member is on another node: that node takes it.
+      return target !== undefined ||
+        (this.broker.cluster?.handShare?.(q.share!, q.message) ?? false);
     });
   }
 

@@ -121,7 +121,10 @@ export class FrameWriter {
       h = { k: msg.kind, c: msg.clientId, e: msg.epoch, u: msg.username };
     } else if (msg.kind === "adopted") h = { k: msg.kind, c: msg.clientId, e: msg.epoch };
     else if (msg.kind === "sync" || msg.kind === "synced") h = { k: msg.kind, i: msg.id };
-    else if (msg.kind === "handed") {
+    else if (msg.kind === "share") {
+      h = { k: msg.kind, m: encodeMessageFields(msg.message), g: msg.share };
+      payload = msg.message.payload;
+    } else if (msg.kind === "handed") {
       h = {
         k: msg.kind,
         c: msg.clientId,
@@ -373,6 +376,8 @@ function readRecord(r: FrameReader, end: number): BusMessage {
     case "sync":
     case "synced":
       return { kind: h.k, id: h.i };
+    case "share":
+      return { kind: "share", message: decodeMessage(h.m, rest), share: h.g };
     case "handed":
       return {
         kind: "handed",

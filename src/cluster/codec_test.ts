@@ -49,7 +49,7 @@ test("codec: many publishers' client ids (more than the table of recent ones hol
   assert.deepEqual(got, [...ids, ...ids]);
 });
 
-test("codec: a session's move (handed, adopted, sync, synced) round-trips", () => {
+test("codec: a session's move (handed, adopted, sync, synced) and a shared message round-trip", () => {
   const message = {
     topic: "h/t",
     payload: new Uint8Array([1, 2, 3]),
@@ -62,6 +62,7 @@ test("codec: a session's move (handed, adopted, sync, synced) round-trips", () =
     { kind: "adopted", clientId: "x", epoch: 7 },
     { kind: "sync", id: 3 },
     { kind: "synced", id: 3 },
+    { kind: "share", message, share: "g\0s/+" },
   ] as const;
   const w = new FrameWriter("n");
   for (const m of msgs) w.add(m);
@@ -73,5 +74,6 @@ test("codec: a session's move (handed, adopted, sync, synced) round-trips", () =
     origin: undefined,
     message: { ...message, from: "p" },
   });
-  assert.deepEqual(got.slice(2), msgs.slice(2));
+  assert.deepEqual(got.slice(2, 5), msgs.slice(2, 5));
+  assert.deepEqual(got[5], { ...msgs[5], message: { ...message } });
 });

@@ -52,6 +52,7 @@ export class ClusterNode implements ClusterLink {
   private readonly takeovers: Takeover;
   private readonly handover: Handover;
   private readonly routeSync: RouteSync;
+  private busUp = true;
   private readonly retainedSync: RetainedSync;
   /** The confirmation of the message forward() sent last, until the broker takes it. */
   private pending: Promise<void> | undefined = undefined;
@@ -289,6 +290,29 @@ export class ClusterNode implements ClusterLink {
 
   // ---- internals
 
+  handShare(share: string, message: Message): boolean {
+    if (!this.busUp) return false; // (kept by its member here then, as with no member anywhere)
+    const nodes = this.routes.shares(message.topic).filter((r) => r.key === share).map((r) =>
+      r.node
+    );
+    if (nodes.length === 0) return false;
+    this.bus.send(this.pick(share, nodes.sort(), message.from), { kind: "share", message, share });
+    return true;
+  }
+
+  /** A shared message another node's member left: to a member here (one offline: queued). */
+  private takeShare(share: string, data: MessageData): void {
+    const router = this.broker.router;
+    const message: Message = data; // decoded for this node alone (codec.ts): owned
+    message.owned = true;
+    const sub = router.anyMember(share, message);
+    if (!sub) {
+      return this.broker.log(`cluster: a shared message came for a group with no member here`);
+    }
+    router.deliverTo(sub, message, sub.retainAsPublished && message.retain, undefined, share);
+    this.broker.stats.sent++;
+  }
+
   /** Assign each matching share group to one node; returns the groups served elsewhere. */
   private pickShares(
     message: Message,
@@ -364,6 +388,7 @@ export class ClusterNode implements ClusterLink {
         if (heir) void this.inherit(node).finally(() => this.bus.inherited?.(node));
       },
       state: (up) => {
+        this.busUp = up;
         this.retainedSync.busState(up);
         if (up) this.acks.credits.forget(); // answers in flight may have been lost with the bus
       },
@@ -461,6 +486,8 @@ export class ClusterNode implements ClusterLink {
       case "synced":
         this.routeSync.synced(from, msg.id);
         return;
+      case "share":
+        return this.takeShare(msg.share, msg.message);
     }
   }
 }

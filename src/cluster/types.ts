@@ -76,6 +76,11 @@ export type BusMessage =
   }
   /** The session of `clientId` the receiver handed over is restored here, its routes announced. */
   | { readonly kind: "adopted"; readonly clientId: string; readonly epoch: number }
+  /**
+   * A shared message whose member on the sender left without acknowledging it (5.0 4.8.2), for
+   * a member of group `share` on the receiver.
+   */
+  | { readonly kind: "share"; readonly message: MessageData; readonly share: string }
   /** Answer `synced` with this id once the sender's route changes before it are applied. */
   | { readonly kind: "sync"; readonly id: number }
   | { readonly kind: "synced"; readonly id: number }

@@ -1,0 +1,66 @@
+/**
+ * A share group's member whose session ends with messages it never acknowledged: they go to
+ * another member of the group [MQTT 5.0 4.8.2] also when every other member is on another node
+ * (they used to be lost there, their publisher acknowledged). Two in-process nodes on a real
+ * redis-server; the member on A is a raw client that never answers.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { redisWithAdminForFile } from "./helpers/redis_server.ts";
+import { PacketClient, publishPacket, str } from "./helpers/packet_client.ts";
+import { startInProcessNode, stopNodes, until } from "./helpers/inprocess_node.ts";
+
+const redis = redisWithAdminForFile();
+const skip = redis.skip;
+const FILTER = "$share/g/s/t";
+const N = 6;
+
+const start = (id: string) =>
+  startInProcessNode(redis.server().url, id, { prefix: "sharehand:cluster:", announce: true });
+
+test(
+  "a member's unacknowledged shared messages go to a member on another node when it leaves",
+  { skip, timeout: 90_000 },
+  async () => {
+    await redis.admin().client.sendCommand(["FLUSHDB"]);
+    const a = await start("001");
+    const b = await start("002");
+    try {
+      const subscribe = async (on: typeof a, clientId: string) => {
+        const { client } = await PacketClient.connect(on.broker, { clientId });
+        client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: FILTER, qos: 1 }] });
+        await client.expect(9);
+        return client;
+      };
+      const silent = await subscribe(a, "m1"); // never acknowledges
+      const other = await subscribe(b, "m2");
+      await until(
+        () => a.node["routes"].shares("s/t").some((r) => r.node === "002"),
+        "B's member known on A",
+      );
+      const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+      for (let i = 0; i < N; i++) {
+        p.send(publishPacket("s/t", `m${i}`, 1, i + 1));
+        assert.equal((await p.expect(4, 15_000)).packetId, i + 1, "PUBACK");
+      }
+      // Round robin over the two nodes: some went to the silent member, the rest to B's.
+      const got = new Set<string>();
+      const take = async (ms: number) => {
+        for (;;) {
+          const packet = await other.expect(3, ms).catch(() => undefined);
+          if (!packet) return;
+          got.add(str(packet.payload));
+          other.send({ type: 4, packetId: packet.packetId! });
+        }
+      };
+      await take(1_000);
+      assert.ok(got.size < N, `some went to the member on A (B has ${got.size} of ${N})`);
+      silent.drop(); // a clean session: it ends, with what it did not acknowledge
+      await silent.expectClosed();
+      await take(3_000);
+      assert.deepEqual([...got].sort(), Array.from({ length: N }, (_, i) => `m${i}`).sort());
+    } finally {
+      await stopNodes(a, b);
+    }
+  },
+);

@@ -90,36 +90,28 @@ export class Router {
 
   /** An online member of share group `share`, other than `not`, for this message. */
   otherMember(share: string, message: Message, not?: Session): Subscription | undefined {
-    const online: Subscription[] = [];
-    for (const sub of this.index.matchAll(message.topic)) {
-      if (
-        sub.group && sub.session !== not && isOnline(sub.session) && shareKey(sub) === share &&
-        !this.skipsOwn(sub, message)
-      ) {
-        online.push(sub);
-      }
-    }
+    const online = this.index.matchAll(message.topic).filter((sub) =>
+      sub.session !== not && isOnline(sub.session) && this.mayTake(sub, share, message)
+    );
     return online.length > 0 ? this.pickMember(share, online, message) : undefined;
   }
 
   /** A member of group `share` for the message: online if one is, else one that is not. */
   anyMember(share: string, message: Message): Subscription | undefined {
     return this.otherMember(share, message) ??
-      this.index.matchAll(message.topic).find((sub) =>
-        sub.group !== undefined && shareKey(sub) === share && !this.skipsOwn(sub, message)
-      );
+      this.index.matchAll(message.topic).find((sub) => this.mayTake(sub, share, message));
   }
 
   /** Whether an online member of share group `key` here may take the message (not its publisher). */
   hasOnlineMember(key: string, message: Message): boolean {
-    for (const sub of this.index.matchAll(message.topic)) {
-      if (
-        sub.group && isOnline(sub.session) && shareKey(sub) === key && !this.skipsOwn(sub, message)
-      ) {
-        return true;
-      }
-    }
-    return false;
+    return this.index.matchAll(message.topic).some((sub) =>
+      isOnline(sub.session) && this.mayTake(sub, key, message)
+    );
+  }
+
+  /** `sub` is a member of share group `key` that may take `message` (not its own publisher). */
+  private mayTake(sub: Subscription, key: string, message: Message): boolean {
+    return sub.group !== undefined && shareKey(sub) === key && !this.skipsOwn(sub, message);
   }
 
   /**

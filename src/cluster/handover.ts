@@ -73,9 +73,9 @@ export interface HandoverLink {
   readonly acks: RemoteAcks;
   /** Ack timeout: a session not adopted within twice this is forgotten here. */
   readonly timeoutMs: number;
-  /** The answer a delivery handed on now waits for joins the current message's... */
+  /** The answer a delivery handed on now waits for joins the current message's wait... */
   hold(stored: Promise<void>): void;
-  /** ...which this takes (ClusterLink.confirmation). */
+  /** ...which this takes (ClusterLink.confirmation: taken after every message routed). */
   confirmation(): Promise<void> | undefined;
   /** Withdraw the session's routes; it stays in the index (LocalRoutes.withdraw). */
   withdraw(session: Session): void;
@@ -239,7 +239,6 @@ export class Handover {
     const message: Message = msg.message;
     message.owned = true;
     if (msg.origin !== undefined) this.origins.set(message, msg.origin);
-    const outer = this.link.confirmation(); // (none expected: taken after each message)
     const sub = subscriptionFor(session, message, msg.share);
     if (sub) {
       this.inbound = HANDED; // (moving on already: nothing here was sent to that node)
@@ -258,7 +257,6 @@ export class Handover {
     }
     // Moving on already (to a third node): stored once that node answered.
     const onward = this.link.confirmation();
-    if (outer) this.link.hold(outer);
     const journal = broker.journal;
     return bothKept(journal?.carrier(message)?.kept() ?? journal?.whenCaughtUp(), onward);
   }

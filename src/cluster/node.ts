@@ -442,8 +442,6 @@ export class ClusterNode implements ClusterLink {
         if (moving && message.qos === 2 && msg.ack !== undefined && msg.ack !== CREDIT_ACK) {
           this.handover.origins.set(message, from + ":" + (msg.resendOf ?? msg.ack));
         }
-        const before = this.pending;
-        this.pending = undefined;
         try {
           message.owned = true;
           this.broker.routeLocal(message);
@@ -451,8 +449,7 @@ export class ClusterNode implements ClusterLink {
           router.shareFilter = undefined;
           this.handover.inbound = undefined;
         }
-        const handed = this.pending; // a delivery handed on to the session's new node
-        this.pending = before;
+        const handed = this.confirmation(); // a delivery handed on to the session's new node
         // Answered once the batch carrying its deliveries to persistent sessions here is stored
         // with none behind (QoS 2: and the memory of what this node took has it).
         if (msg.ack === undefined) return;

@@ -52,7 +52,11 @@ export class Router {
    * two: each one on that path is compiled by the JIT on its own and again inlined.
    */
   route(message: Message): number {
-    const subs = this.index.matchAll(message.topic);
+    const index = this.index;
+    // Nobody subscribed (ingest): apart, so code compiled while there were subscribers does not
+    // meet the empty answer for the first time when they are gone (a JIT's forced exit).
+    if (index.size === 0) return 0;
+    const subs = index.matchAll(message.topic);
     const n = subs.length;
     if (n > 1) {
       const mark = ++this.routeMark;

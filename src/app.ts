@@ -19,6 +19,8 @@ import type { Store, StoredState } from "./store/types.ts";
 import type { RedisStore } from "./store/redis.ts";
 import { restoreSessions } from "./broker/restore.ts";
 import { useIoTurn } from "./broker/input_turns.ts";
+import { warmUp } from "./broker/warm_up.ts";
+import { sysPublishGuard } from "./sys/sys_topics.ts";
 import type { ClusterNode } from "./cluster/node.ts";
 import { clusterMetrics, redisMetrics } from "./http/backend_metrics.ts";
 import { createLogger, type Logger } from "./log/logger.ts";
@@ -235,6 +237,9 @@ export async function startApp(
     // Routes of restored sessions are announced once they are back in the index.
     cluster?.announceRestored();
     useIoTurn(runtime.ioTurn, runtime.ioTurnPolls);
+    // Last before the ports open: nothing the broker does at start runs after it to compete with
+    // the compilers it set off.
+    if (config.warmUp) await warmUpPath(config, logger);
     listeners = await startListeners({
       runtime,
       config,
@@ -292,6 +297,14 @@ export async function startApp(
       return stopping ??= teardown();
     },
   };
+}
+
+/** `warm-up: true`: src/broker/warm_up.ts, on a broker made as the real one is. */
+async function warmUpPath(config: MqttxConfig, logger: Logger): Promise<void> {
+  const started = performance.now();
+  // The hooks every configuration has (the $SYS guard), none with effects outside that broker.
+  const messages = await warmUp(brokerOptions(config, () => {}), [sysPublishGuard()]);
+  logger.debug("warm-up", { messages, ms: Math.round(performance.now() - started) });
 }
 
 /** log.level debug: one line per client connect and disconnect, with its fields. */

@@ -23,6 +23,7 @@ export function defaultConfig(): MqttxConfig {
     maxSubscriptionsPerClient: MAX_SUBSCRIPTIONS_PER_CLIENT,
     maxKeepAlive: 0,
     allowCrossUserSession: false,
+    warmUp: true,
     mqtt5: {
       topicAliasMaximum: 100,
       outgoingTopicAliases: false,

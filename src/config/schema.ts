@@ -152,6 +152,7 @@ export const SCHEMA: Section = {
   enableMessageBridge: ignored,
   sharablePayload: ignored,
   allowCrossUserSession: bool,
+  warmUp: bool,
   mqtt5: {
     kind: "section",
     fields: {

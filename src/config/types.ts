@@ -70,6 +70,8 @@ export interface MqttxConfig {
   maxKeepAlive: number;
   /** (ours) A client may resume or take over a session created under another user name. */
   allowCrossUserSession: boolean;
+  /** (ours) Run a short synthetic load on a throwaway broker before the ports open (JIT warm-up). */
+  warmUp: boolean;
   /** (ours) MQTT 5.0 server options. */
   mqtt5: {
     topicAliasMaximum: number;

@@ -9,7 +9,9 @@
  *   MQTTX_BASE=/tmp/base ROUNDS=8 VARIANTS=mqttx-bun,mqttx-bun-base deno run -A bench/s1_ab.ts
  *
  * VARIANTS (mqttx-bun,mqttx-bun-base): names from bench/brokers.ts or EXTRA (as in p99_ab.ts).
- * QOS (0), COUNT (100).
+ * QOS (0), COUNT (100). WARM: load generator arguments of an unmeasured run into each mqttx
+ * broker before the measured one (e.g. WARM="--pub 1000 --size 1024 --count 100 --qos 0": the
+ * same burst on a warm broker).
  */
 import {
   BUILD,
@@ -61,6 +63,10 @@ async function runOnce(loadgen: string, name: string, port: number): Promise<Row
   );
   try {
     await firstConnack(port, t0, () => false);
+    const warm = Deno.env.get("WARM"); // loadgen arguments of a run before the measured one
+    if (warm && !name.startsWith("mosquitto")) {
+      await spawnPinned(0, [loadgen, ...warm.split(" "), "--port", `${port}`]).output();
+    }
     await sleep(1000);
     const args = [
       ...["--pub", "1000", "--size", "1024", "--count", count, "--qos", qos],

@@ -239,7 +239,10 @@ export async function startApp(
     useIoTurn(runtime.ioTurn, runtime.ioTurnPolls);
     // Last before the ports open: nothing the broker does at start runs after it to compete with
     // the compilers it set off.
-    if (config.warmUp) await warmUpPath(config, logger);
+    if (config.warmUp) {
+      await warmUpPath(config, logger);
+      runtime.collectGarbage?.();
+    }
     listeners = await startListeners({
       runtime,
       config,

@@ -80,6 +80,8 @@ declare const Bun: {
     };
   }): BunServer;
   file(path: string): { text(): Promise<string>; bytes(): Promise<Uint8Array> };
+  /** A garbage collection now; `true`: a full one, synchronously. */
+  gc(full: boolean): void;
 };
 
 /** Bytes the read side queues before it pauses the socket (stream path). */
@@ -477,4 +479,5 @@ export const bunRuntime: Runtime = {
     { prefix: "JSCWarmUp", nice: HELPER_NICE },
   ],
   threadIdle: bunThreadIdle,
+  collectGarbage: () => Bun.gc(true),
 };

@@ -239,10 +239,7 @@ export async function startApp(
     useIoTurn(runtime.ioTurn, runtime.ioTurnPolls);
     // Last before the ports open: nothing the broker does at start runs after it to compete with
     // the compilers it set off.
-    if (config.warmUp) {
-      await warmUpPath(config, logger);
-      runtime.collectGarbage?.();
-    }
+    if (config.warmUp) await warmUpPath(config, logger, runtime);
     listeners = await startListeners({
       runtime,
       config,
@@ -302,12 +299,20 @@ export async function startApp(
   };
 }
 
-/** `warm-up: true`: src/broker/warm_up.ts, on a broker made as the real one is. */
-async function warmUpPath(config: MqttxConfig, logger: Logger): Promise<void> {
+/**
+ * `warm-up: true`: src/broker/warm_up.ts, on a broker made as the real one is. Only an
+ * optimisation: a failure is logged and the broker starts without it.
+ */
+async function warmUpPath(config: MqttxConfig, logger: Logger, runtime: Runtime): Promise<void> {
   const started = performance.now();
-  // The hooks every configuration has (the $SYS guard), none with effects outside that broker.
-  const messages = await warmUp(brokerOptions(config, () => {}), [sysPublishGuard()]);
-  logger.debug("warm-up", { messages, ms: Math.round(performance.now() - started) });
+  try {
+    // The hooks every configuration has (the $SYS guard), none with effects outside that broker.
+    const done = await warmUp(brokerOptions(config, () => {}), [sysPublishGuard()]);
+    logger.debug("warm-up", { ...done, ms: Math.round(performance.now() - started) });
+    runtime.collectGarbage?.(); // its garbage, before the idle broker's memory is looked at
+  } catch (e) {
+    logger.warn("warm-up", { msg: `warm-up failed, starting without it: ${e}` });
+  }
 }
 
 /** log.level debug: one line per client connect and disconnect, with its fields. */

@@ -28,19 +28,57 @@ function counting() {
   return { seen, hooks };
 }
 
+/** Runs `f` and returns the timers it set that had neither fired nor been cleared at its end. */
+async function timersLeftBy(f: () => Promise<unknown>): Promise<number> {
+  const g = globalThis as unknown as Record<"setTimeout" | "clearTimeout", unknown>;
+  const [set, clear] = [globalThis.setTimeout, globalThis.clearTimeout];
+  const pending = new Set<unknown>();
+  g.setTimeout = (fn: () => void, ms?: number) => {
+    const id = set(() => {
+      pending.delete(id);
+      fn();
+    }, ms);
+    pending.add(id);
+    return id;
+  };
+  g.clearTimeout = (id: unknown) => {
+    pending.delete(id);
+    clear(id as number);
+  };
+  try {
+    await f();
+  } finally {
+    [g.setTimeout, g.clearTimeout] = [set, clear];
+  }
+  for (const id of pending) clear(id as number);
+  return pending.size;
+}
+
 test("warm-up: every PUBLISH goes through the broker's path, even with a small max packet size", async () => {
   for (const maxBytes of [8092, 100]) {
     const config = defaultConfig();
     config.maxBytesInMessage = maxBytes;
     const { seen, hooks } = counting();
-    const n = await warmUp(brokerOptions(config), [hooks], { clients: 20, perClient: 40 });
-    assert.equal(n, 2 * 20 * 40);
+    const done = await warmUp(brokerOptions(config), [hooks], { clients: 20, perClient: 40 });
+    const n = 2 * 20 * 40;
+    assert.equal(done.published, n, `max ${maxBytes}`);
+    assert.ok(done.delivered > 0, `max ${maxBytes}: its subscribers got messages`);
     assert.equal(seen.connected, 20, `max ${maxBytes}: every warm-up client connected`);
     // Authorized and accepted: none refused as too large, none lost to a closed connection.
     assert.equal(seen.authorized, n, `max ${maxBytes}`);
     assert.equal(seen.published, n, `max ${maxBytes}`);
     assert.ok(seen.topics.has("warm/0/0"));
   }
+});
+
+test("warm-up: no timer outlives it; a CONNECT that cannot fit makes it do nothing, quietly", async () => {
+  const config = defaultConfig();
+  let done: Awaited<ReturnType<typeof warmUp>> | undefined;
+  assert.equal(await timersLeftBy(async () => done = await warmUp(brokerOptions(config), [])), 0);
+  assert.equal(done!.published, 2 * 100 * 100);
+  config.maxBytesInMessage = 20; // smaller than any warm-up CONNECT: each is refused
+  assert.equal(await timersLeftBy(async () => done = await warmUp(brokerOptions(config), [])), 0);
+  assert.deepEqual(done, { published: 0, delivered: 0 });
 });
 
 test("warm-up: the broker that serves clients starts with nothing of it", async () => {
@@ -56,7 +94,10 @@ test("warm-up: the broker that serves clients starts with nothing of it", async 
   });
   const clients = new Clients(() => `mqtt://127.0.0.1:${app.ports.socket}`);
   try {
-    assert.ok(lines.some((l) => /warm-up.*messages=20000/.test(l)), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => /warm-up.*published=20000 delivered=[1-9]/.test(l)),
+      lines.join("\n"),
+    );
     const b = app.broker;
     assert.deepEqual(
       [seen.connected, seen.published, seen.authorized, b.sessions.size, b.connectedCount],
@@ -96,6 +137,32 @@ test("warm-up: false skips it", async () => {
     assert.ok(lines.some((l) => l.includes("listening on")), lines.join("\n"));
     assert.ok(!lines.some((l) => l.includes("warm-up")), lines.join("\n"));
   } finally {
+    await app.stop();
+  }
+});
+
+test("warm-up: a failure in it is logged and the broker starts without it", async () => {
+  const lines: string[] = [];
+  const config = defaultConfig();
+  config.host = "127.0.0.1";
+  config.socket.port = 0;
+  const runtime = {
+    ...await testRuntime(),
+    collectGarbage: () => {
+      throw new Error("no collector today");
+    },
+  };
+  const app = await startApp(runtime, config, { log: (l) => lines.push(l) });
+  const clients = new Clients(() => `mqtt://127.0.0.1:${app.ports.socket}`);
+  try {
+    assert.ok(
+      lines.some((l) => l.includes("warm-up failed, starting without it") && l.includes("today")),
+      lines.join("\n"),
+    );
+    const c = await clients.connect({ clientId: uid() });
+    assert.ok(c.client.connected);
+  } finally {
+    await clients.closeAll();
     await app.stop();
   }
 });

@@ -96,6 +96,11 @@ export interface WarmUpResult {
   published: number;
   /** Deliveries routed to its subscribers. */
   delivered: number;
+  /**
+   * Its connections not yet closed by the transport when it returned: each would be a linger
+   * timer keeping the throwaway broker alive (0 expected).
+   */
+  lingering: number;
 }
 
 /**
@@ -159,5 +164,6 @@ export async function warmUp(
   await phase();
   for (const c of conns) await c.feed(bytes(0xe0, 0), 2);
   await broker.close();
-  return { published: broker.stats.received, delivered: broker.stats.sent };
+  const lingering = conns.filter((c) => c.callbacks !== undefined).length;
+  return { published: broker.stats.received, delivered: broker.stats.sent, lingering };
 }

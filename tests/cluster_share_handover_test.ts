@@ -2,7 +2,8 @@
  * A share group's member whose session ends with messages it never acknowledged: they go to
  * another member of the group [MQTT 5.0 4.8.2] also when every other member is on another node
  * (they used to be lost there, their publisher acknowledged). Two in-process nodes on a real
- * redis-server; the member on A is a raw client that never answers.
+ * redis-server; the member on A is a raw client that never answers. A member that is offline
+ * takes them only when the session ends (until then they wait for their member).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -35,8 +36,11 @@ test(
       const silent = await subscribe(a, "m1"); // never acknowledges
       const other = await subscribe(b, "m2");
       await until(
-        () => a.node["routes"].shares("s/t").some((r) => r.node === "002"),
-        "B's member known on A",
+        () => {
+          const routes = a.node["routes"];
+          return routes.shares("s/t").some((r) => r.node === "002" && routes.online(r));
+        },
+        "B's member known on A, online",
       );
       const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
       for (let i = 0; i < N; i++) {
@@ -59,6 +63,57 @@ test(
       await silent.expectClosed();
       await take(3_000);
       assert.deepEqual([...got].sort(), Array.from({ length: N }, (_, i) => `m${i}`).sort());
+    } finally {
+      await stopNodes(a, b);
+    }
+  },
+);
+
+test(
+  "a member's session that ends with only offline members elsewhere: they wait for one of them",
+  { skip, timeout: 90_000 },
+  async () => {
+    await redis.admin().client.sendCommand(["FLUSHDB"]);
+    const a = await start("001");
+    const b = await start("002");
+    try {
+      const connect = async (on: typeof a, clientId: string, clean: boolean) => {
+        const { client } = await PacketClient.connect(on.broker, { clientId, clean });
+        client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: FILTER, qos: 1 }] });
+        await client.expect(9);
+        return client;
+      };
+      const away = await connect(b, "m2", false);
+      away.drop(); // offline, its session kept
+      await away.expectClosed();
+      await until(() => {
+        const routes = a.node["routes"];
+        return routes.shares("s/t").some((r) => r.node === "002" && !routes.online(r));
+      }, "B's member known on A, offline");
+      const silent = await connect(a, "m1", true); // never acknowledges
+      const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+      for (let i = 0; i < N; i++) {
+        p.send(publishPacket("s/t", `m${i}`, 1, i + 1));
+        assert.equal((await p.expect(4, 15_000)).packetId, i + 1, "PUBACK");
+      }
+      // All to the online member (B's is offline); they stay with it while it is only offline.
+      const publishes = () => silent.pending().filter((x) => x.type === 3);
+      await until(() => publishes().length === N, "every message to the online member");
+      const held = publishes().map((x) => str(x.payload!));
+      silent.drop(); // a clean session: it ends
+      await silent.expectClosed();
+      const { client: back } = await PacketClient.connect(b.broker, {
+        clientId: "m2",
+        clean: false,
+      });
+      const got: string[] = [];
+      for (;;) {
+        const m = await back.expect(3, 3_000).catch(() => undefined);
+        if (!m) break;
+        got.push(str(m.payload));
+        back.send({ type: 4, packetId: m.packetId! });
+      }
+      assert.deepEqual(got.sort(), held.sort());
     } finally {
       await stopNodes(a, b);
     }

@@ -242,6 +242,20 @@ describe("shared subscriptions: a member's session that ends", () => {
     assert.deepEqual((await takeAll(back)).sort(), held.sort());
   });
 
+  test("ended while every other member is offline: its messages wait for one of them (5.0 4.8.2)", async () => {
+    const b = newBroker();
+    const { keeper, lazy, held } = await split(b);
+    keeper.drop();
+    await keeper.expectClosed();
+    lazy.drop();
+    await lazy.expectClosed();
+    // The lazy member's session ends with nobody online: the offline member is still subscribed.
+    const { client: ended } = await PacketClient.connect(b, { clientId: "lazy", clean: true });
+    await ended.expectNothing(100);
+    const { client: back } = await PacketClient.connect(b, { clientId: "keeper", clean: false });
+    assert.deepEqual((await takeAll(back)).sort(), held.sort());
+  });
+
   test("ignore-client-self-pub: a publisher that is a member is not picked", async () => {
     const b = newBroker({ ignoreClientSelfPub: true });
     const self = await qos1Member(b, "self", true);

@@ -49,9 +49,10 @@ export interface ClusterLink {
   takeOver(conn: object, clientId: string, username: string | undefined): Promise<void> | undefined;
   /**
    * A shared message a member here leaves unacknowledged, with no other member online here:
-   * sent to a node with a member of group `share` (true), if any.
+   * sent to a node with an online member of group `share` (true), if any; with `offline` (its
+   * session ends, none here), to a node with any member.
    */
-  handShare?(share: string, message: Message): boolean;
+  handShare?(share: string, message: Message, offline: boolean): boolean;
   /** The live nodes, this one included ($SYS). */
   nodes(): readonly { id: string; since: number }[];
 }

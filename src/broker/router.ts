@@ -100,10 +100,12 @@ export class Router {
     return online.length > 0 ? this.pickMember(share, online, message) : undefined;
   }
 
-  /** A member of group `share` for the message: online if one is, else one that is not. */
-  anyMember(share: string, message: Message): Subscription | undefined {
-    return this.otherMember(share, message) ??
-      this.index.matchAll(message.topic).find((sub) => this.mayTake(sub, share, message));
+  /** A member of group `share` for the message (not `not`'s): online if one is, else one that is not. */
+  anyMember(share: string, message: Message, not?: Session): Subscription | undefined {
+    return this.otherMember(share, message, not) ??
+      this.index.matchAll(message.topic).find((sub) =>
+        sub.session !== not && this.mayTake(sub, share, message)
+      );
   }
 
   /** Whether an online member of share group `key` here may take the message (not its publisher). */

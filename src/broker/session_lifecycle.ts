@@ -148,19 +148,27 @@ export class SessionLifecycle {
   }
 
   /**
-   * A shared-subscription member went offline: its unacknowledged shared
-   * deliveries go to another online member of the same group, if there is one
-   * (MQTT 5.0 4.8.2); see moveShared for what moves.
+   * A shared-subscription member went offline (or its session ends: `ending`): its
+   * unacknowledged shared deliveries go to another online member of the same group, if there is
+   * one (MQTT 5.0 4.8.2); see moveShared for what moves. A session that ends with no member
+   * online gives them to an offline one, still subscribed, rather than drop them (4.8.2: it
+   * SHOULD send them to another subscribed client).
    */
-  private handOverShared(session: Session): void {
+  private handOverShared(session: Session, ending = false): void {
     const router = this.broker.router;
+    const cluster = this.broker.cluster;
     // Nobody else online: it waits for this member (in flight, with its packet id).
     moveShared(session, (q) => {
-      const target = router.otherMember(q.share!, q.message, session);
-      if (target) router.deliverTo(target, q.message, q.retain, undefined, q.share);
-      // Every other member is on another node: that node takes it.
-      return target !== undefined ||
-        (this.broker.cluster?.handShare?.(q.share!, q.message) ?? false);
+      const share = q.share!;
+      let target = router.otherMember(share, q.message, session);
+      // Online members on other nodes come before offline ones here.
+      if (!target && cluster?.handShare?.(share, q.message, false)) return true;
+      if (!target && ending) target = router.anyMember(share, q.message, session);
+      if (target) {
+        router.deliverTo(target, q.message, q.retain, undefined, share);
+        return true;
+      }
+      return ending && (cluster?.handShare?.(share, q.message, true) ?? false);
     });
   }
 
@@ -194,7 +202,7 @@ export class SessionLifecycle {
    * its unacknowledged shared deliveries go to another member (5.0 4.8.2).
    */
   end(session: Session): void {
-    this.handOverShared(session);
+    this.handOverShared(session, true);
     const s = writableState(session);
     if (this.deadlines.clearWill(session) && s.pendingWill) {
       this.publishWill(session.clientId, s.pendingWill);

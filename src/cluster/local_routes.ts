@@ -5,9 +5,16 @@
  * DISCONNECT setting it), so each session's subscriptions are counted with the persistence they
  * were announced with, and moved over when it changes: a filter is never left without its durable
  * key while a persistent session holds it, nor kept durable for one that is gone.
+ *
+ * A share group's filter also has its online key (route_table.ts) while a session that is
+ * connected here holds it: the others give this node the group's turns only then, unless no
+ * member is online anywhere. Each online session's counted share filters are kept, so connects,
+ * disconnects, subscribes and hand-overs may come in any order without counting one twice.
  */
 import type { Session } from "../broker/session.ts";
+import { routeFilter } from "../broker/session_subscriptions.ts";
 import { DURABLE_PREFIX } from "./durable_routes.ts";
+import { ONLINE_PREFIX } from "./route_table.ts";
 
 /** Announces (`present`) or withdraws a route key on the bus. */
 export type Announce = (key: string, present: boolean) => void;
@@ -21,6 +28,10 @@ export class LocalRoutes {
   private readonly counted = new WeakMap<Session, boolean>();
   /** Sessions whose routes were withdrawn while they stay in the index (withdraw). */
   private readonly withdrawn = new WeakSet<Session>();
+  /** `$share/...` filters and how many online sessions' subscriptions hold each. */
+  private readonly online = new Map<string, number>();
+  /** Each online session's share filters counted in `online`. */
+  private readonly onlineFilters = new WeakMap<Session, Set<string>>();
 
   constructor(private readonly announce: Announce) {}
 
@@ -39,12 +50,32 @@ export class LocalRoutes {
     // The durable key first: no node may see the filter here without it and skip an answer.
     if (durable) this.addDurable(filter);
     if (add(this.counts, filter)) this.announce(filter, true);
+    const mine = this.onlineFilters.get(session);
+    if (mine && isShare(filter)) this.addOnline(mine, filter);
   }
 
   unsubscribed(filter: string, session: Session): void {
     if (this.withdrawn.has(session)) return; // counted out already
+    // The online key first: no node may see it here without the filter itself.
+    this.removeOnline(this.onlineFilters.get(session), filter);
     if (remove(this.counts, filter)) this.announce(filter, false);
     if (this.counted.get(session)) this.removeDurable(filter); // after the filter: the reverse
+  }
+
+  /** `session` is now connected here (`on`) or not: its share filters' online keys follow. */
+  connected(session: Session, on: boolean): void {
+    const mine = this.onlineFilters.get(session);
+    if (!on) {
+      for (const filter of mine ?? []) this.removeOnline(mine, filter);
+      this.onlineFilters.delete(session);
+      return;
+    }
+    if (mine || this.withdrawn.has(session)) return; // counted already, or handed on
+    const filters = new Set<string>();
+    this.onlineFilters.set(session, filters);
+    for (const sub of session.subscriptions.values()) {
+      if (sub.group !== undefined) this.addOnline(filters, routeFilter(sub));
+    }
   }
 
   /**
@@ -54,6 +85,7 @@ export class LocalRoutes {
   withdraw(session: Session, filters: readonly string[]): void {
     if (!this.counted.has(session)) return;
     for (const filter of filters) this.unsubscribed(filter, session);
+    this.connected(session, false);
     this.counted.delete(session);
     this.withdrawn.add(session);
   }
@@ -71,16 +103,31 @@ export class LocalRoutes {
     }
   }
 
+  private addOnline(mine: Set<string>, filter: string): void {
+    if (mine.has(filter)) return;
+    mine.add(filter);
+    if (add(this.online, filter)) this.announce(ONLINE_PREFIX + filter, true);
+  }
+
+  private removeOnline(mine: Set<string> | undefined, filter: string): void {
+    if (!mine?.delete(filter)) return;
+    if (remove(this.online, filter)) this.announce(ONLINE_PREFIX + filter, false);
+  }
+
   private addDurable(filter: string): void {
     // A share group's message is always answered (node.ts): its filters need no durable key.
-    if (filter.startsWith("$share/")) return;
+    if (isShare(filter)) return;
     if (add(this.durable, filter)) this.announce(DURABLE_PREFIX + filter, true);
   }
 
   private removeDurable(filter: string): void {
-    if (filter.startsWith("$share/")) return;
+    if (isShare(filter)) return;
     if (remove(this.durable, filter)) this.announce(DURABLE_PREFIX + filter, false);
   }
+}
+
+function isShare(filter: string): boolean {
+  return filter.startsWith("$share/");
 }
 
 /** Counts one more holder of `key`; true for the first. */

@@ -7,7 +7,8 @@
  *   only to the nodes with a matching filter. While no other node has a
  *   route (`forwarding` false) the broker does not call in at all.
  * - Share groups: one node per group and message (round, random or hash over
- *   the nodes that have members); that node gives it to one of its members.
+ *   the nodes that have members, those with one online first: share_turns.ts);
+ *   that node gives it to one of its members.
  * - One connection per client id: a CONNECT here claims the client id; the
  *   node that had it closes its connection (5.0: DISCONNECT 0x8E).
  * - Retained: every node's index is kept the same (retained_sync.ts).
@@ -24,6 +25,7 @@ import type { Message } from "../broker/message.ts";
 import { ANNOUNCES_DURABLE } from "./durable_routes.ts";
 import { LocalRoutes } from "./local_routes.ts";
 import { RouteTable } from "./route_table.ts";
+import { ShareTurns } from "./share_turns.ts";
 import type { MessageData, RetainedWrite, StoredState } from "../store/types.ts";
 import { RemoteAcks } from "./acks.ts";
 import { CREDIT_ACK, creditCost } from "./credits.ts";
@@ -34,7 +36,7 @@ import { Takeover } from "./takeover.ts";
 import { Handover } from "./handover.ts";
 import { RouteSync } from "./route_sync.ts";
 import { type RetainedCache, RetainedSync } from "./retained_sync.ts";
-import type { Session } from "../broker/session.ts";
+import { isOnline, type Session } from "../broker/session.ts";
 import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
 
 export class ClusterNode implements ClusterLink {
@@ -42,7 +44,7 @@ export class ClusterNode implements ClusterLink {
   private readonly routes = new RouteTable();
   /** This node's routes, as announced to the others. */
   private readonly local = new LocalRoutes((key, present) => this.bus.route(key, present));
-  private readonly turns = new Map<string, number>();
+  private readonly shares: ShareTurns;
   private readonly targets = new Map<NodeId, string[] | undefined>();
   private stopped = false;
   private readonly acks: RemoteAcks;
@@ -61,10 +63,11 @@ export class ClusterNode implements ClusterLink {
     private readonly broker: Broker,
     private readonly bus: ClusterBus,
     retainedCache: RetainedCache | undefined,
-    private readonly strategy: "round" | "random" | "hash",
+    strategy: "round" | "random" | "hash",
     ackTimeoutMs: number,
     qos2Memory?: Qos2Memory,
   ) {
+    this.shares = new ShareTurns(broker, bus, this.routes, strategy);
     this.resends = new Qos2Resends(qos2Memory);
     this.acks = new RemoteAcks(bus, ackTimeoutMs);
     this.retainedSync = new RetainedSync(bus, retainedCache, (line) => broker.log(line));
@@ -185,7 +188,7 @@ export class ClusterNode implements ClusterLink {
     const targets = this.targets;
     for (const node of nodes) targets.set(node, undefined);
     let sent = 0;
-    const skip = this.pickShares(message, targets);
+    const skip = this.shares.pick(message, targets);
     // The nodes the publisher waits for: any one a share group's message goes to, else asked().
     let waitFor: NodeId[] | undefined;
     const asked: (number | undefined)[] = [];
@@ -265,6 +268,8 @@ export class ClusterNode implements ClusterLink {
       onDisconnected: (client) => {
         const id = client.clientId;
         this.bus.keepWill(id, undefined);
+        const gone = this.broker.sessions.get(id);
+        if (gone && !isOnline(gone)) this.local.connected(gone, false);
         // Taken by another node: the kick's hand-over forgets the session here.
         if (this.takeovers.kicked.delete(id)) return;
         // A persistent session stays held here while offline: only a clean one gives up the id.
@@ -290,73 +295,15 @@ export class ClusterNode implements ClusterLink {
 
   // ---- internals
 
-  handShare(share: string, message: Message): boolean {
-    if (!this.busUp) return false; // (kept by its member here then, as with no member anywhere)
-    const nodes = this.routes.shares(message.topic).filter((r) => r.key === share).map((r) =>
-      r.node
-    );
-    if (nodes.length === 0) return false;
-    this.bus.send(this.pick(share, nodes.sort(), message.from), { kind: "share", message, share });
-    return true;
-  }
-
-  /** A shared message another node's member left: to a member here (one offline: queued). */
-  private takeShare(share: string, data: MessageData): void {
-    const router = this.broker.router;
-    const message: Message = data; // decoded for this node alone (codec.ts): owned
-    message.owned = true;
-    const sub = router.anyMember(share, message);
-    if (!sub) {
-      return this.broker.log(`cluster: a shared message came for a group with no member here`);
-    }
-    router.deliverTo(sub, message, sub.retainAsPublished && message.retain, undefined, share);
-    this.broker.stats.sent++;
-  }
-
-  /** Assign each matching share group to one node; returns the groups served elsewhere. */
-  private pickShares(
-    message: Message,
-    targets: Map<NodeId, string[] | undefined>,
-  ): Set<string> | undefined {
-    const found = this.routes.shares(message.topic);
-    if (found.length === 0) return undefined;
-    const candidates = new Map<string, NodeId[]>();
-    for (const r of found) {
-      const list = candidates.get(r.key);
-      if (list) list.push(r.node);
-      else candidates.set(r.key, [r.node]);
-    }
-    let skip: Set<string> | undefined;
-    for (const [key, nodes] of candidates) {
-      // Here too if a member here may take it now: online, not its publisher (self-pub ignored).
-      if (this.broker.router.hasOnlineMember(key, message)) nodes.push(this.id);
-      nodes.sort();
-      const node = this.pick(key, nodes, message.from);
-      if (node === this.id) continue;
-      (skip ??= new Set()).add(key);
-      const shares = targets.get(node);
-      if (shares) shares.push(key);
-      else targets.set(node, [key]);
-    }
-    return skip;
-  }
-
-  private pick(key: string, nodes: NodeId[], from: string | undefined): NodeId {
-    if (this.strategy === "random") return nodes[Math.floor(Math.random() * nodes.length)];
-    if (this.strategy === "hash" && from !== undefined) {
-      let h = 0;
-      for (let i = 0; i < from.length; i++) h = (h * 31 + from.charCodeAt(i)) | 0;
-      return nodes[Math.abs(h) % nodes.length];
-    }
-    const turn = this.turns.get(key) ?? 0;
-    this.turns.set(key, turn + 1);
-    return nodes[turn % nodes.length];
+  handShare(share: string, message: Message, offline: boolean): boolean {
+    return this.busUp && this.shares.handOn(share, message, offline); // (bus down: stays here)
   }
 
   private connected(client: ClientInfo): void {
     const id = client.clientId;
     // A persistent session's will is in the store: whoever restores the session sends it.
     const session = this.broker.sessions.get(id);
+    if (session) this.local.connected(session, true);
     if (session?.will && session.expiryInterval === 0) {
       this.bus.keepWill(id, keptWill(id, session.will));
     }
@@ -484,7 +431,7 @@ export class ClusterNode implements ClusterLink {
         this.routeSync.synced(from, msg.id);
         return;
       case "share":
-        return this.takeShare(msg.share, msg.message);
+        return this.shares.take(msg.share, msg.message);
     }
   }
 }

@@ -3,11 +3,20 @@
  * subscription matching a topic, which share groups have members where, and which nodes hold a
  * persistent session for it (durable_routes.ts). Kept whole per node, so a node that goes takes
  * all its routes with it.
+ *
+ * A share group's filter has a second key, `ONLINE_PREFIX + $share/...`, while a member
+ * connected to that node holds it (local_routes.ts): a group's turns go to the nodes where a
+ * member is online, and round the others only while none is. Like the durable keys it starts
+ * with NUL, which no topic filter can contain [MQTT-1.5.4-2]; a node of an older build files it
+ * as nothing (durable_routes.ts) and keeps giving turns to every node with a member.
  */
 import { TopicIndex } from "../broker/topic_index.ts";
 import { parseShared } from "../mqtt/topic.ts";
 import { DurableRoutes } from "./durable_routes.ts";
 import type { NodeId } from "./types.ts";
+
+/** Route key prefix of a share filter that an online member holds. */
+export const ONLINE_PREFIX = "\0online\0";
 
 export interface ShareRoute {
   /** `group\0filter`. */
@@ -22,6 +31,8 @@ export class RouteTable {
   private readonly shared = new TopicIndex<ShareRoute>();
   /** Every route of each other node, to drop them when it goes. */
   private readonly byNode = new Map<NodeId, Set<string>>();
+  /** `group\0filter\0node` of each share route with an online member there. */
+  private readonly onlineShares = new Set<string>();
   readonly durable = new DurableRoutes();
 
   /** Whether any other node has a route (a filter or a share group). */
@@ -39,9 +50,18 @@ export class RouteTable {
     return this.shared.matchAll(topic);
   }
 
-  /** `node` now has (or no longer has) a route `key`: a filter, a `$share/...` or a durable key. */
+  /** Whether a member of `route`'s group is online on its node. */
+  online(route: ShareRoute): boolean {
+    return this.onlineShares.has(route.key + "\0" + route.node);
+  }
+
+  /**
+   * `node` now has (or no longer has) a route `key`: a filter, a `$share/...`, its online key or
+   * a durable key.
+   */
   set(node: NodeId, key: string, present: boolean): void {
-    if (DurableRoutes.owns(key)) return this.durable.remoteRoute(node, key, present);
+    const online = key.startsWith(ONLINE_PREFIX);
+    if (!online && DurableRoutes.owns(key)) return this.durable.remoteRoute(node, key, present);
     let set = this.byNode.get(node);
     if (present) {
       if (!set) this.byNode.set(node, set = new Set());
@@ -50,6 +70,7 @@ export class RouteTable {
       if (!set?.delete(key)) return;
       if (set.size === 0) this.byNode.delete(node);
     }
+    if (online) return this.setOnline(node, key.slice(ONLINE_PREFIX.length), present);
     const share = parseShared(key);
     if (share) {
       const group = share.group + "\0" + share.filter;
@@ -57,6 +78,14 @@ export class RouteTable {
       else this.shared.remove(share.filter, group + "\0" + node);
     } else if (present) this.plain.add(key, node, node);
     else this.plain.remove(key, node);
+  }
+
+  private setOnline(node: NodeId, filter: string, present: boolean): void {
+    const share = parseShared(filter);
+    if (!share) return;
+    const id = share.group + "\0" + share.filter + "\0" + node;
+    if (present) this.onlineShares.add(id);
+    else this.onlineShares.delete(id);
   }
 
   /** `node` left or died: none of its routes hold any more. */

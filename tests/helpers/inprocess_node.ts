@@ -5,6 +5,7 @@
  * sent), which a separate process cannot show.
  */
 import { Broker } from "../../src/broker/broker.ts";
+import type { BrokerHooks } from "../../src/broker/hooks.ts";
 import { ClusterNode } from "../../src/cluster/node.ts";
 import { RedisBus } from "../../src/cluster/redis.ts";
 import type { BusMessage, NodeId } from "../../src/cluster/types.ts";
@@ -56,7 +57,9 @@ export async function startInProcessNode(
     if (ctl.failing) throw new Error("store down (test)");
     return write(batch);
   };
-  const broker = new Broker(testBrokerOptions({ brokerId: id }), store);
+  // The node's hooks go in as app.ts puts them (the broker reads this array by reference).
+  const hooks: BrokerHooks[] = [];
+  const broker = new Broker(testBrokerOptions({ brokerId: id, hooks }), store);
   const bus = new RedisBus({
     url,
     nodeId: id,
@@ -74,6 +77,7 @@ export async function startInProcessNode(
   }
   const node = new ClusterNode(broker, bus, store, "round", 5_000);
   await node.start();
+  hooks.push(node.hooks());
   if (o.announce) node.announceRestored();
   return { store, broker, node, ctl };
 }

@@ -19,6 +19,8 @@ import type { BrokerOptions } from "./api.ts";
 import { Broker } from "./broker.ts";
 import type { Conn, ConnCallbacks } from "./conn.ts";
 import type { BrokerHooks } from "./hooks.ts";
+import { encode, encodedLength, encodeInto } from "../mqtt/encoder.ts";
+import type { Packet, ProtocolVersion } from "../mqtt/packet.ts";
 
 /**
  * A connection fed by the warm-up; what the broker writes to it is dropped. No `endWrite`: the
@@ -45,41 +47,19 @@ class WarmUpConn implements Conn {
   }
 }
 
-/** One packet: fixed header byte, remaining length, then the parts. */
-function packet(first: number, ...parts: Uint8Array[]): Uint8Array {
-  const size = parts.reduce((n, p) => n + p.length, 0);
-  const head = [first];
-  let x = size;
-  do {
-    head.push((x & 127) | (x > 127 ? 128 : 0));
-    x >>= 7;
-  } while (x);
-  const out = new Uint8Array(head.length + size);
-  out.set(head);
-  let at = head.length;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-const utf8 = new TextEncoder();
-function str(s: string): Uint8Array {
-  const b = utf8.encode(s);
-  return new Uint8Array([b.length >> 8, b.length & 255, ...b]);
-}
-const bytes = (...b: number[]) => new Uint8Array(b);
-
-function concat(list: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(list.reduce((n, p) => n + p.length, 0));
+/**
+ * `packets` back to back in one buffer, as a client's socket carries them. The warm-up's packets
+ * come from the broker's own encoder (src/mqtt/encoder.ts), which writes client packets as well.
+ */
+function encodeAll(packets: Packet[], version: ProtocolVersion): Uint8Array {
+  const out = new Uint8Array(packets.reduce((n, p) => n + encodedLength(p, version), 0));
   let at = 0;
-  for (const p of list) {
-    out.set(p, at);
-    at += p.length;
-  }
+  for (const p of packets) at = encodeInto(p, version, out, at);
   return out;
 }
+
+/** Client `i`'s protocol level: every fourth a 5.0 client (no properties), the rest 3.1.1. */
+const version = (i: number): ProtocolVersion => (i % 4 === 3 ? 5 : 4);
 
 export interface WarmUpOptions {
   /** Publishing clients (default 100). */
@@ -120,28 +100,34 @@ export async function warmUp(
     const c = new WarmUpConn();
     broker.handleConnection(c);
     conns.push(c);
-    // Every fourth a 5.0 client (empty properties), the rest 3.1.1; clean sessions. A
-    // max-bytes-in-message too small for a CONNECT closes them: the warm-up then does nothing.
-    const v5 = i % 4 === 3;
-    const connect = v5
-      ? packet(0x10, str("MQTT"), bytes(5, 2, 0, 60, 0), str(`$warm-up-${i}`))
-      : packet(0x10, str("MQTT"), bytes(4, 2, 0, 60), str(`$warm-up-${i}`));
+    // 3.1.1 or 5.0 (see version), clean sessions. A max-bytes-in-message too small for a
+    // CONNECT closes them: the warm-up then does nothing.
+    const v = version(i);
+    const connect = encode({
+      type: 1,
+      protocolName: "MQTT",
+      protocolVersion: v,
+      clean: true,
+      keepAlive: 60,
+      clientId: `$warm-up-${i}`,
+    }, v);
     await c.feed(connect, connect.length);
   }
   // Within max-bytes-in-message, so no PUBLISH is refused (topic, id and header: < 64 bytes).
   const size = o.payloadSize ?? Math.max(0, Math.min(512, options.maximumPacketSize - 64));
   const payload = new Uint8Array(size).fill(97);
   const traffic = conns.map((_, i) => {
-    const v5 = i % 4 === 3;
-    const list: Uint8Array[] = [];
+    const list: Packet[] = [];
     for (let k = 0; k < perClient; k++) {
-      const qos = k % 8 === 7 ? 1 : 0;
-      const topic = str(`warm/${i % 20}/${k % 5}`);
-      const id = qos ? bytes(0, (k & 127) + 1) : bytes();
-      list.push(packet(0x30 | (qos << 1), topic, id, v5 ? bytes(0) : bytes(), payload));
-      if (k % 32 === 31) list.push(bytes(0xc0, 0));
+      const topic = `warm/${i % 20}/${k % 5}`;
+      list.push(
+        k % 8 === 7
+          ? { type: 3, topic, payload, qos: 1, retain: false, dup: false, packetId: (k & 127) + 1 }
+          : { type: 3, topic, payload, qos: 0, retain: false, dup: false },
+      );
+      if (k % 32 === 31) list.push({ type: 12 });
     }
-    return concat(list);
+    return encodeAll(list, version(i));
   });
   // Reads that end inside a packet, of a few sizes.
   const phase = async () => {
@@ -151,18 +137,22 @@ export async function warmUp(
   // A subscriber (QoS 0; 3.1.1 and 5.0) on a quarter of the topics, one each: two on a topic
   // compiled ingest more generally (S1 QoS 0 on Bun -5%); then nobody subscribed (ingest).
   const subscribers = conns.filter((_, i) => i % 40 === 0 || i % 40 === 23);
-  const v5 = (n: number) => (conns.indexOf(subscribers[n]) % 4 === 3 ? bytes(0) : bytes());
+  const v = (n: number) => version(conns.indexOf(subscribers[n]));
   for (const [n, c] of subscribers.entries()) {
-    const sub = packet(0x82, bytes(0, 1), v5(n), str(`warm/${n % 5}/#`), bytes(0));
+    const topicFilter = `warm/${n % 5}/#`;
+    const sub = encode({ type: 8, packetId: 1, subscriptions: [{ topicFilter, qos: 0 }] }, v(n));
     await c.feed(sub, sub.length);
   }
   await phase();
   for (const [n, c] of subscribers.entries()) {
-    const unsub = packet(0xa2, bytes(0, 2), v5(n), str(`warm/${n % 5}/#`));
+    const unsub = encode({ type: 10, packetId: 2, topicFilters: [`warm/${n % 5}/#`] }, v(n));
     await c.feed(unsub, unsub.length);
   }
   await phase();
-  for (const c of conns) await c.feed(bytes(0xe0, 0), 2);
+  for (const [i, c] of conns.entries()) {
+    const disconnect = encode({ type: 14 }, version(i));
+    await c.feed(disconnect, disconnect.length);
+  }
   await broker.close();
   const lingering = conns.filter((c) => c.callbacks !== undefined).length;
   return { published: broker.stats.received, delivered: broker.stats.sent, lingering };

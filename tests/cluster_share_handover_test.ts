@@ -18,23 +18,35 @@ const N = 6;
 
 const start = (id: string) =>
   startInProcessNode(redis.server().url, id, { prefix: "sharehand:cluster:", announce: true });
+type Node = Awaited<ReturnType<typeof start>>;
+
+/** Runs `body` on two fresh nodes, stopped after it. */
+async function onTwoNodes(body: (a: Node, b: Node) => Promise<void>): Promise<void> {
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
+  const a = await start("001");
+  const b = await start("002");
+  try {
+    await body(a, b);
+  } finally {
+    await stopNodes(a, b);
+  }
+}
+
+/** A member of FILTER on `on` (QoS 1). */
+async function member(on: Node, clientId: string, clean = true): Promise<PacketClient> {
+  const { client } = await PacketClient.connect(on.broker, { clientId, clean });
+  client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: FILTER, qos: 1 }] });
+  await client.expect(9);
+  return client;
+}
 
 test(
   "a member's unacknowledged shared messages go to a member on another node when it leaves",
   { skip, timeout: 90_000 },
-  async () => {
-    await redis.admin().client.sendCommand(["FLUSHDB"]);
-    const a = await start("001");
-    const b = await start("002");
-    try {
-      const subscribe = async (on: typeof a, clientId: string) => {
-        const { client } = await PacketClient.connect(on.broker, { clientId });
-        client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: FILTER, qos: 1 }] });
-        await client.expect(9);
-        return client;
-      };
-      const silent = await subscribe(a, "m1"); // never acknowledges
-      const other = await subscribe(b, "m2");
+  () =>
+    onTwoNodes(async (a, b) => {
+      const silent = await member(a, "m1"); // never acknowledges
+      const other = await member(b, "m2");
       await until(
         () => {
           const routes = a.node["routes"];
@@ -63,34 +75,22 @@ test(
       await silent.expectClosed();
       await take(3_000);
       assert.deepEqual([...got].sort(), Array.from({ length: N }, (_, i) => `m${i}`).sort());
-    } finally {
-      await stopNodes(a, b);
-    }
-  },
+    }),
 );
 
 test(
   "a member's session that ends with only offline members elsewhere: they wait for one of them",
   { skip, timeout: 90_000 },
-  async () => {
-    await redis.admin().client.sendCommand(["FLUSHDB"]);
-    const a = await start("001");
-    const b = await start("002");
-    try {
-      const connect = async (on: typeof a, clientId: string, clean: boolean) => {
-        const { client } = await PacketClient.connect(on.broker, { clientId, clean });
-        client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: FILTER, qos: 1 }] });
-        await client.expect(9);
-        return client;
-      };
-      const away = await connect(b, "m2", false);
+  () =>
+    onTwoNodes(async (a, b) => {
+      const away = await member(b, "m2", false);
       away.drop(); // offline, its session kept
       await away.expectClosed();
       await until(() => {
         const routes = a.node["routes"];
         return routes.shares("s/t").some((r) => r.node === "002" && !routes.online(r));
       }, "B's member known on A, offline");
-      const silent = await connect(a, "m1", true); // never acknowledges
+      const silent = await member(a, "m1"); // never acknowledges
       const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
       for (let i = 0; i < N; i++) {
         p.send(publishPacket("s/t", `m${i}`, 1, i + 1));
@@ -114,8 +114,5 @@ test(
         back.send({ type: 4, packetId: m.packetId! });
       }
       assert.deepEqual(got.sort(), held.sort());
-    } finally {
-      await stopNodes(a, b);
-    }
-  },
+    }),
 );

@@ -366,8 +366,11 @@ export class SessionJournal {
       return;
     }
     this.stats.batches++;
+    // `writing` goes before the batch's acknowledgements run: one asked for a microtask later
+    // (a retained write answered in the same Redis read) was queued on it and never sent.
     const written = this.store.write(batch).then(
       () => {
+        this.writing = undefined;
         this.retryMs = RETRY_MS;
         if (this.failing) {
           this.failing = false;
@@ -377,6 +380,7 @@ export class SessionJournal {
         open.stored();
       },
       (e) => {
+        this.writing = undefined;
         this.stats.failedBatches++;
         if (!this.failing) {
           this.failing = true;
@@ -389,7 +393,6 @@ export class SessionJournal {
     );
     this.writing = open;
     written.then(() => {
-      this.writing = undefined;
       // What gathered meanwhile goes next turn, so acknowledgements read now can cancel sends.
       if (this.open) this.schedule();
       else if (this.resyncDue && this.dirty.size > 0) this.flush(); // a rewrite came due

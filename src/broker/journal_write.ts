@@ -39,20 +39,17 @@ export class PendingWrite {
   /** Run `send` once stored (or close `conn` if it failed); the promise settles after. */
   wait(conn: Connection, send: (() => void) | undefined): Promise<void> {
     this.acks.push({ conn, send });
+    // Settled already (its acknowledgements ran): one asked for now would wait for ever.
+    if (this.outcome !== undefined) this.runAcks();
     return this.done ??= this.promise.then(noop, noop);
   }
 
   stored(): void {
     // A session an earlier batch failed to store while this one was written (its rewrite,
     // say) is not acknowledged either, as when it was behind at the ask (journal.acknowledge).
-    const behind = this.dirty.size > 0 ? this.dirty : undefined;
-    this.settle(behind ? "behind" : "kept");
+    this.settle(this.dirty.size > 0 ? "behind" : "kept");
     try {
-      for (const a of this.take()) {
-        if (a.conn.closing) continue;
-        if (a.send && !(behind && isBehind(a.conn, behind))) this.run(a.send);
-        else this.run(() => refuse(a.conn, NOT_STORED, this.log));
-      }
+      this.runAcks();
     } finally {
       this.resolve(); // whatever an acknowledgement threw, the waiters on this batch go on
     }
@@ -62,11 +59,21 @@ export class PendingWrite {
     const why = this.failure = e instanceof Error ? e.message : String(e);
     this.settle(new Error(why));
     try {
-      for (const a of this.take()) {
-        if (!a.conn.closing) this.run(() => refuse(a.conn, why, this.log));
-      }
+      this.runAcks();
     } finally {
       this.reject(e);
+    }
+  }
+
+  /** The acknowledgements waiting here, sent or refused as the batch settled. */
+  private runAcks(): void {
+    const why = this.failure;
+    const behind = why === undefined && this.dirty.size > 0 ? this.dirty : undefined;
+    for (const a of this.take()) {
+      if (a.conn.closing) continue;
+      if (why !== undefined) this.run(() => refuse(a.conn, why, this.log));
+      else if (a.send && !(behind && isBehind(a.conn, behind))) this.run(a.send);
+      else this.run(() => refuse(a.conn, NOT_STORED, this.log));
     }
   }
 

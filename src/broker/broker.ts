@@ -21,6 +21,7 @@ import type { AuthDecision, BrokerHooks, ClientInfo } from "./hooks.ts";
 import type { ConnectPacket } from "../mqtt/packet.ts";
 import { BrokerStats } from "./stats.ts";
 import { trimPool } from "./out_pool.ts";
+import { nodeSuffix } from "../store/ids.ts";
 
 // Moved to the session modules; re-exported for the cluster, which imports them from here.
 export { routeFilter } from "./session_subscriptions.ts";
@@ -78,6 +79,7 @@ export class Broker implements BrokerCore, PacketSink {
         (id) => this.sessions.get(id),
         (l) => this.log(l),
         options.journalLinger,
+        nodeSuffix(options.brokerId),
       )
       : undefined;
     // One sweep for every connection's CONNECT and keep-alive deadlines; fine

@@ -6,11 +6,10 @@
  * and one COMMIT on SQLite carry hundreds of messages. Each message is stored
  * once for all sessions it goes to. A batch goes one event-loop turn after it
  * opened or after the write ahead of it returned, later if it holds deliveries
- * not yet acknowledged (`lingers`): a delivery sent and acknowledged before
- * its batch is written leaves it (SessionBatchBuilder), which is why an online
- * persistent subscriber costs the store almost nothing. Clean sessions
- * never reach the journal, and without a session store (the in-memory mode)
- * the broker has no journal at all: nothing here runs on that path.
+ * not yet acknowledged (`lingers`): a delivery sent and acknowledged before its batch is
+ * written leaves it (SessionBatchBuilder), so an online persistent subscriber costs the store
+ * almost nothing. Clean sessions never reach the journal, and without a session store (the
+ * in-memory mode) the broker has no journal at all: nothing here runs on that path.
  *
  * Acknowledgements wait for the batch that holds what they acknowledge
  * (`acknowledge`), in the order the PUBLISH packets came. A failed batch is
@@ -28,11 +27,10 @@
  * storing it would only be undone by the completion in the same write. Every
  * other session's entry stays in the batch and the publisher's acknowledgement
  * still waits for that batch. (A delivery completed for another reason, e.g.
- * handed to another share-group member, cancels the same way: the store would
- * apply both changes together, so leaving both out stores the same.) Only the batch not yet handed to the store is
- * changed, so the store never sees half of a pair; a crash before the write
- * loses the pair as it would have lost both changes anyway (and the publisher,
- * not acknowledged, resends).
+ * handed to another share-group member, cancels the same way: the store would apply both
+ * changes together, so leaving both out stores the same.) Only the batch not yet handed to the
+ * store is changed, so the store never sees half of a pair; a crash before the write loses the
+ * pair as it would have lost both changes anyway (and the publisher, not acknowledged, resends).
  */
 import { SessionBatchBuilder } from "../store/batch.ts";
 import { MessageIds } from "../store/ids.ts";
@@ -67,7 +65,7 @@ export interface SessionRecord {
 const RETRY_MS = 1000;
 
 export class SessionJournal {
-  readonly ids = new MessageIds();
+  readonly ids: MessageIds;
   private batch = new SessionBatchBuilder();
   private flushScheduled = false;
   /** Someone waits on the open batch to go on (whenStoredSoon): written without delay. */
@@ -97,8 +95,10 @@ export class SessionJournal {
     private readonly lookup: (clientId: string) => Session | undefined,
     private readonly log: (line: string) => void,
     lingerDeadlines?: LingerDeadlines,
+    idSuffix = "", // appended to stored message ids (ids.ts nodeSuffix): unique across nodes
   ) {
     this.linger = new BatchLinger(lingerDeadlines);
+    this.ids = new MessageIds(Date.now, idSuffix);
   }
 
   /** True when `session` is written to the store. */

@@ -2,7 +2,10 @@
  * Message ids that sort, as strings, in creation order: a fixed-width base-36
  * count of (milliseconds × 1024 + sequence), strictly increasing within a
  * process and, after `observe`-ing the loaded ids, across restarts (even when
- * the clock steps back).
+ * the clock steps back); then `.` and the broker id (`nodeSuffix`), since the
+ * nodes of a cluster store messages in one Redis under these ids: without it
+ * two nodes' messages of the same millisecond took the same key, one replacing
+ * or deleting the other.
  */
 export class MessageIds {
   private last = 0;
@@ -10,7 +13,11 @@ export class MessageIds {
   private high = -1;
   private highText = "";
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** Appended to every id: `nodeSuffix(brokerId)`, "" for none. */
+    private readonly suffix = "",
+  ) {}
 
   next(): string {
     const candidate = this.now() * 1024;
@@ -24,15 +31,27 @@ export class MessageIds {
     }
     const low = n - high * LOW;
     const hi2 = Math.floor(low / 1296);
-    return this.highText + PAIRS[hi2] + PAIRS[low - hi2 * 1296];
+    return this.highText + PAIRS[hi2] + PAIRS[low - hi2 * 1296] + this.suffix;
   }
 
-  /** Never hand out an id at or below `id` (one loaded from a store). */
+  /** Never hand out an id at or below `id` (one loaded from a store, any node's). */
   observe(id: string): void {
-    const n = parseInt(id, 36);
+    const n = parseInt(id.slice(0, WIDTH), 36);
     if (Number.isSafeInteger(n) && n > this.last) this.last = n;
   }
 }
+
+/**
+ * The id suffix of broker `brokerId`: `.` (no base-36 digit, so the count parses alone and ids
+ * of one millisecond still sort by count) and the id, any character but letters, digits, `_`
+ * and `-` written as `%hh` (ids are parts of Redis keys).
+ */
+export function nodeSuffix(brokerId: string | number): string {
+  return "." + String(brokerId).replace(/[^A-Za-z0-9_-]/g, (c) => "%" + hex(c));
+}
+
+const hex = (c: string) =>
+  [...new TextEncoder().encode(c)].map((b) => b.toString(16).padStart(2, "0")).join("%");
 
 /** 36^11 > 2^53: every safe integer fits. */
 const WIDTH = 11;

@@ -17,18 +17,22 @@ const FILTER = "$share/g/s/t";
 const N = 6;
 
 const start = (id: string) =>
-  startInProcessNode(redis.server().url, id, { prefix: "sharehand:cluster:", announce: true });
+  startInProcessNode(redis.server().url, id, {
+    prefix: "sharehand:cluster:",
+    announce: true,
+    broker: { ignoreClientSelfPub: true },
+  });
 type Node = Awaited<ReturnType<typeof start>>;
 
-/** Runs `body` on two fresh nodes, stopped after it. */
-async function onTwoNodes(body: (a: Node, b: Node) => Promise<void>): Promise<void> {
+/** Runs `body` on fresh nodes (two, or three), stopped after it. */
+async function onNodes(n: 2 | 3, body: (a: Node, b: Node, c: Node) => Promise<void>) {
   await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
+  const nodes: Node[] = [];
   try {
-    await body(a, b);
+    for (let i = 1; i <= n; i++) nodes.push(await start(`00${i}`));
+    await body(nodes[0], nodes[1], nodes[2]);
   } finally {
-    await stopNodes(a, b);
+    await stopNodes(...nodes);
   }
 }
 
@@ -44,7 +48,7 @@ test(
   "a member's unacknowledged shared messages go to a member on another node when it leaves",
   { skip, timeout: 90_000 },
   () =>
-    onTwoNodes(async (a, b) => {
+    onNodes(2, async (a, b) => {
       const silent = await member(a, "m1"); // never acknowledges
       const other = await member(b, "m2");
       await until(
@@ -82,7 +86,7 @@ test(
   "a member's session that ends with only offline members elsewhere: they wait for one of them",
   { skip, timeout: 90_000 },
   () =>
-    onTwoNodes(async (a, b) => {
+    onNodes(2, async (a, b) => {
       const away = await member(b, "m2", false);
       away.drop(); // offline, its session kept
       await away.expectClosed();
@@ -114,5 +118,51 @@ test(
         back.send({ type: 4, packetId: m.packetId! });
       }
       assert.deepEqual(got.sort(), held.sort());
+    }),
+);
+
+test(
+  "ignore-client-self-pub: a node whose only online member is the publisher passes them on",
+  { skip, timeout: 90_000 },
+  () =>
+    onNodes(3, async (a, b, c) => {
+      // A: the publisher, a member too; B: a member that never acknowledges; C: one offline.
+      const away = await member(c, "m3", false);
+      away.drop();
+      await away.expectClosed();
+      const silent = await member(b, "m2");
+      const self = await member(a, "p");
+      await until(() => {
+        const routes = a.node["routes"];
+        const shares = routes.shares("s/t");
+        return shares.some((r) => r.node === "002" && routes.online(r)) &&
+          shares.some((r) => r.node === "003");
+      }, "B's member known on A, online, and C's");
+      await until(() => {
+        const routes = b.node["routes"];
+        return routes.shares("s/t").some((r) => r.node === "001" && routes.online(r));
+      }, "A's member known on B, online");
+      for (let i = 0; i < N; i++) {
+        self.send(publishPacket("s/t", `m${i}`, 1, i + 1));
+        assert.equal((await self.expect(4, 15_000)).packetId, i + 1, "PUBACK");
+      }
+      const publishes = () => silent.pending().filter((x) => x.type === 3);
+      await until(() => publishes().length === N, "every message to B's member (A's publishes)");
+      const held = publishes().map((x) => str(x.payload!));
+      // B's member ends: A has the only online member, its publisher, which may not take them.
+      silent.drop();
+      await silent.expectClosed();
+      const { client: back } = await PacketClient.connect(c.broker, {
+        clientId: "m3",
+        clean: false,
+      });
+      const got: string[] = [];
+      for (;;) {
+        const m = await back.expect(3, 3_000).catch(() => undefined);
+        if (!m) break;
+        got.push(str(m.payload));
+        back.send({ type: 4, packetId: m.packetId! });
+      }
+      assert.deepEqual(got.sort(), held.sort(), "C's offline member has them");
     }),
 );

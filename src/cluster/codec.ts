@@ -122,7 +122,7 @@ export class FrameWriter {
     } else if (msg.kind === "adopted") h = { k: msg.kind, c: msg.clientId, e: msg.epoch };
     else if (msg.kind === "sync" || msg.kind === "synced") h = { k: msg.kind, i: msg.id };
     else if (msg.kind === "share") {
-      h = { k: msg.kind, m: encodeMessageFields(msg.message), g: msg.share };
+      h = { k: msg.kind, m: encodeMessageFields(msg.message), g: msg.share, p: msg.passedOn };
       payload = msg.message.payload;
     } else if (msg.kind === "handed") {
       h = {
@@ -377,7 +377,9 @@ function readRecord(r: FrameReader, end: number): BusMessage {
     case "synced":
       return { kind: h.k, id: h.i };
     case "share":
-      return { kind: "share", message: decodeMessage(h.m, rest), share: h.g };
+      return h.p === true
+        ? { kind: "share", message: decodeMessage(h.m, rest), share: h.g, passedOn: true }
+        : { kind: "share", message: decodeMessage(h.m, rest), share: h.g };
     case "handed":
       return {
         kind: "handed",

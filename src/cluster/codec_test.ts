@@ -63,6 +63,7 @@ test("codec: a session's move (handed, adopted, sync, synced) and a shared messa
     { kind: "sync", id: 3 },
     { kind: "synced", id: 3 },
     { kind: "share", message, share: "g\0s/+" },
+    { kind: "share", message, share: "g\0s/+", passedOn: true },
   ] as const;
   const w = new FrameWriter("n");
   for (const m of msgs) w.add(m);

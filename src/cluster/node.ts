@@ -431,7 +431,7 @@ export class ClusterNode implements ClusterLink {
         this.routeSync.synced(from, msg.id);
         return;
       case "share":
-        return this.shares.take(msg.share, msg.message);
+        return this.shares.take(from, msg.share, msg.message, msg.passedOn === true);
     }
   }
 }

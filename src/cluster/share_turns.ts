@@ -67,24 +67,46 @@ export class ShareTurns {
    * `offline` (its session ends and no member here is left), to one with any member.
    */
   handOn(share: string, message: Message, offline: boolean): boolean {
-    const nodes = this.routes.shares(message.topic)
-      .filter((r) => r.key === share && (offline || this.routes.online(r))).map((r) => r.node);
-    if (nodes.length === 0) return false;
-    this.bus.send(this.turn(share, nodes.sort(), message.from), { kind: "share", message, share });
-    return true;
+    return this.sendOn(share, message, offline, undefined);
   }
 
-  /** A shared message another node's member left: to a member here (one offline: queued). */
-  take(share: string, data: MessageData): void {
+  /**
+   * A shared message another node's member left: to a member here (one offline: queued). A node
+   * may find none that may take it (its online member is the message's publisher, under
+   * ignore-client-self-pub, or its members just went): it passes the message on once, to another
+   * node with a member, rather than drop it.
+   */
+  take(from: NodeId, share: string, data: MessageData, passedOn: boolean): void {
     const router = this.broker.router;
     const message: Message = data; // decoded for this node alone (codec.ts): owned
     message.owned = true;
     const sub = router.anyMember(share, message);
-    if (!sub) {
-      return this.broker.log(`cluster: a shared message came for a group with no member here`);
+    if (sub) {
+      router.deliverTo(sub, message, sub.retainAsPublished && message.retain, undefined, share);
+      this.broker.stats.sent++;
+      return;
     }
-    router.deliverTo(sub, message, sub.retainAsPublished && message.retain, undefined, share);
-    this.broker.stats.sent++;
+    if (!passedOn && this.sendOn(share, message, true, from)) return;
+    this.broker.log(`cluster: a shared message came for a group with no member here to take it`);
+  }
+
+  /** To a node with a member of `share` (online first; `offline`: any), not `except`. */
+  private sendOn(
+    share: string,
+    message: Message,
+    offline: boolean,
+    except: NodeId | undefined,
+  ): boolean {
+    const routes = this.routes.shares(message.topic).filter((r) =>
+      r.key === share && r.node !== except
+    );
+    const online = routes.filter((r) => this.routes.online(r));
+    const nodes = (online.length > 0 || !offline ? online : routes).map((r) => r.node);
+    if (nodes.length === 0) return false;
+    const to = this.turn(share, nodes.sort(), message.from);
+    const passedOn = except !== undefined || undefined;
+    this.bus.send(to, { kind: "share", message, share, passedOn });
+    return true;
   }
 
   private turn(key: string, nodes: NodeId[], from: string | undefined): NodeId {

@@ -80,7 +80,13 @@ export type BusMessage =
    * A shared message whose member on the sender left without acknowledging it (5.0 4.8.2), for
    * a member of group `share` on the receiver.
    */
-  | { readonly kind: "share"; readonly message: MessageData; readonly share: string }
+  | {
+    readonly kind: "share";
+    readonly message: MessageData;
+    readonly share: string;
+    /** Passed on by a node where no member could take it (share_turns.ts): not again. */
+    readonly passedOn?: boolean;
+  }
   /** Answer `synced` with this id once the sender's route changes before it are applied. */
   | { readonly kind: "sync"; readonly id: number }
   | { readonly kind: "synced"; readonly id: number }

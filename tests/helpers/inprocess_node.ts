@@ -6,6 +6,7 @@
  */
 import { Broker } from "../../src/broker/broker.ts";
 import type { BrokerHooks } from "../../src/broker/hooks.ts";
+import type { BrokerOptions } from "../../src/broker/api.ts";
 import { ClusterNode } from "../../src/cluster/node.ts";
 import { RedisBus } from "../../src/cluster/redis.ts";
 import type { BusMessage, NodeId } from "../../src/cluster/types.ts";
@@ -34,6 +35,8 @@ export interface NodeOptions {
   prefix: string;
   /** Announce the restored sessions' routes as app.ts does after start (default false). */
   announce?: boolean;
+  /** Broker options other than the defaults of testBrokerOptions. */
+  broker?: Partial<BrokerOptions>;
   /** Sees every message the node sends one other node, before it goes. */
   onSend?: (to: NodeId, msg: BusMessage) => void;
 }
@@ -59,7 +62,7 @@ export async function startInProcessNode(
   };
   // The node's hooks go in as app.ts puts them (the broker reads this array by reference).
   const hooks: BrokerHooks[] = [];
-  const broker = new Broker(testBrokerOptions({ brokerId: id, hooks }), store);
+  const broker = new Broker(testBrokerOptions({ brokerId: id, hooks, ...o.broker }), store);
   const bus = new RedisBus({
     url,
     nodeId: id,

@@ -88,6 +88,8 @@ export interface HandoverLink {
 export class Handover {
   private readonly leaving = new Map<string, Leaving>();
   private readonly arriving = new Map<string, Arriving>();
+  /** The arrival each session object came with (leave() reads its `seen`). */
+  private readonly arrivals = new WeakMap<Session, Arriving>();
   /** The bus identity of QoS 2 messages being routed while a move is under way. */
   readonly origins = new WeakMap<Message, string>();
   /** The node whose message is being routed now (undefined: a client's here). */
@@ -109,11 +111,23 @@ export class Handover {
     const entry: Leaving = { session, to, epoch, adopted: false, timer: undefined };
     entry.timer = setTimeout(() => this.forget(entry), 2 * this.link.timeoutMs);
     this.leaving.set(session.clientId, entry);
-    // Arrived here moments ago: a second copy of a QoS 2 message is still dropped, not handed.
-    const dedupe = session.intercept;
-    session.intercept = (message, qos, retain, ids, share) =>
-      (dedupe !== undefined && dedupe(message, qos, retain, ids, share)) ||
+    // Arrived here moments ago: a second copy of a QoS 2 message delivered here is still
+    // dropped, not handed. Only looked up: what is handed on from now on was not delivered
+    // here, and must not count as seen should the session come back here while that window is
+    // open (arrive() gives the next arrival the same `seen`, and this object, not forgotten
+    // yet, still takes messages published here meanwhile).
+    const arrival = this.arrivals.get(session);
+    const seen = arrival && session.intercept === arrival.intercept ? arrival.seen : undefined;
+    session.intercept = (message, qos, _retain, _ids, share) =>
+      (seen !== undefined && this.isCopy(seen, message, share)) ||
       this.handOn(entry, message, qos, share);
+  }
+
+  /** The QoS 2 identity of `message` (per share group) is in `seen`. */
+  private isCopy(seen: Set<string>, message: Message, share: string | undefined): boolean {
+    const origin = this.origins.get(message);
+    if (origin === undefined) return false;
+    return seen.has(share === undefined ? origin : origin + "\0" + share);
   }
 
   /** `from` restored the session and announced its routes: withdraw ours, hand on a while. */
@@ -197,6 +211,7 @@ export class Handover {
       return false;
     };
     session.intercept = entry.intercept = intercept;
+    this.arrivals.set(session, entry);
     for (const b of entry.buffer.splice(0)) b.done(this.deliver(session, b.msg));
     // A hands on until node-timeout at most after it heard `adopted`, which it may hear late.
     entry.timer = setTimeout(() => this.endWindow(clientId, entry), 2 * this.link.timeoutMs);

@@ -97,9 +97,30 @@ export class Handover {
 
   constructor(private readonly link: HandoverLink) {}
 
+  /** Sessions refused by the store (fenced), kept here until what is being written settled. */
+  private readonly fencedCopies = new Set<Session>();
+
   /** A move is under way here: messages carry their identity, local ones are confirmed. */
   get active(): boolean {
-    return this.leaving.size > 0 || this.arriving.size > 0;
+    return this.leaving.size > 0 || this.arriving.size > 0 || this.fencedCopies.size > 0;
+  }
+
+  /**
+   * `session`'s writes are refused (another node writes it now) and it stays in the index a
+   * moment: a QoS 1/2 message for it is not stored anywhere through it, so its publisher (or
+   * the node that sent it) is refused and resends; by then the routes lead to the new holder.
+   */
+  fence(session: Session): void {
+    this.fencedCopies.add(session);
+    session.intercept = (_message, qos) => {
+      if (qos > 0) this.link.hold(NOT_HERE);
+      return true;
+    };
+  }
+
+  /** The fenced copy is gone (or kept after all: its client connected here again). */
+  unfence(session: Session): void {
+    if (this.fencedCopies.delete(session)) session.intercept = undefined;
   }
 
   // ---- A: the node the session leaves

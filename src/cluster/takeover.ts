@@ -109,6 +109,7 @@ export class Takeover {
       this.epochs.delete(clientId);
       if (!session) continue;
       session.journal = undefined; // nothing more of it is written from here
+      this.handover.fence(session);
       const conn = session.connection;
       this.broker.log(
         `cluster: client ${escapeForLog(clientId)} is written by another node now ` +
@@ -212,6 +213,7 @@ export class Takeover {
     await this.broker.journal?.settled();
     const kept = this.broker.sessions.get(clientId) === session && !session.connection &&
       session.journal !== undefined;
+    this.handover.unfence(session);
     if (to && kept) this.handover.leave(session, to.to, to.epoch);
     else this.evict(clientId);
   }

@@ -44,6 +44,36 @@ async function member(on: Node, clientId: string, clean = true): Promise<PacketC
   return client;
 }
 
+/** `p` publishes N QoS 1 messages on s/t, each acknowledged. */
+async function publishAll(p: PacketClient): Promise<void> {
+  for (let i = 0; i < N; i++) {
+    p.send(publishPacket("s/t", `m${i}`, 1, i + 1));
+    assert.equal((await p.expect(4, 15_000)).packetId, i + 1, "PUBACK");
+  }
+}
+
+/** `silent` has all N unacknowledged; its clean session ends: what it held. */
+async function endHolding(silent: PacketClient, what: string): Promise<string[]> {
+  const publishes = () => silent.pending().filter((x) => x.type === 3);
+  await until(() => publishes().length === N, what);
+  const held = publishes().map((x) => str(x.payload!));
+  silent.drop();
+  await silent.expectClosed();
+  return held;
+}
+
+/** The offline member `clientId` comes back on `on`: what it gets, each acknowledged. */
+async function comeBack(on: Node, clientId: string): Promise<string[]> {
+  const { client } = await PacketClient.connect(on.broker, { clientId, clean: false });
+  const got: string[] = [];
+  for (;;) {
+    const m = await client.expect(3, 3_000).catch(() => undefined);
+    if (!m) return got;
+    got.push(str(m.payload));
+    client.send({ type: 4, packetId: m.packetId! });
+  }
+}
+
 test(
   "a member's unacknowledged shared messages go to a member on another node when it leaves",
   { skip, timeout: 90_000 },
@@ -59,10 +89,7 @@ test(
         "B's member known on A, online",
       );
       const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
-      for (let i = 0; i < N; i++) {
-        p.send(publishPacket("s/t", `m${i}`, 1, i + 1));
-        assert.equal((await p.expect(4, 15_000)).packetId, i + 1, "PUBACK");
-      }
+      await publishAll(p);
       // Round robin over the two nodes: some went to the silent member, the rest to B's.
       const got = new Set<string>();
       const take = async (ms: number) => {
@@ -96,27 +123,10 @@ test(
       }, "B's member known on A, offline");
       const silent = await member(a, "m1"); // never acknowledges
       const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
-      for (let i = 0; i < N; i++) {
-        p.send(publishPacket("s/t", `m${i}`, 1, i + 1));
-        assert.equal((await p.expect(4, 15_000)).packetId, i + 1, "PUBACK");
-      }
+      await publishAll(p);
       // All to the online member (B's is offline); they stay with it while it is only offline.
-      const publishes = () => silent.pending().filter((x) => x.type === 3);
-      await until(() => publishes().length === N, "every message to the online member");
-      const held = publishes().map((x) => str(x.payload!));
-      silent.drop(); // a clean session: it ends
-      await silent.expectClosed();
-      const { client: back } = await PacketClient.connect(b.broker, {
-        clientId: "m2",
-        clean: false,
-      });
-      const got: string[] = [];
-      for (;;) {
-        const m = await back.expect(3, 3_000).catch(() => undefined);
-        if (!m) break;
-        got.push(str(m.payload));
-        back.send({ type: 4, packetId: m.packetId! });
-      }
+      const held = await endHolding(silent, "every message to the online member");
+      const got = await comeBack(b, "m2");
       assert.deepEqual(got.sort(), held.sort());
     }),
 );
@@ -142,27 +152,10 @@ test(
         const routes = b.node["routes"];
         return routes.shares("s/t").some((r) => r.node === "001" && routes.online(r));
       }, "A's member known on B, online");
-      for (let i = 0; i < N; i++) {
-        self.send(publishPacket("s/t", `m${i}`, 1, i + 1));
-        assert.equal((await self.expect(4, 15_000)).packetId, i + 1, "PUBACK");
-      }
-      const publishes = () => silent.pending().filter((x) => x.type === 3);
-      await until(() => publishes().length === N, "every message to B's member (A's publishes)");
-      const held = publishes().map((x) => str(x.payload!));
+      await publishAll(self);
       // B's member ends: A has the only online member, its publisher, which may not take them.
-      silent.drop();
-      await silent.expectClosed();
-      const { client: back } = await PacketClient.connect(c.broker, {
-        clientId: "m3",
-        clean: false,
-      });
-      const got: string[] = [];
-      for (;;) {
-        const m = await back.expect(3, 3_000).catch(() => undefined);
-        if (!m) break;
-        got.push(str(m.payload));
-        back.send({ type: 4, packetId: m.packetId! });
-      }
+      const held = await endHolding(silent, "every message to B's member (A's publishes)");
+      const got = await comeBack(c, "m3");
       assert.deepEqual(got.sort(), held.sort(), "C's offline member has them");
     }),
 );

@@ -1,19 +1,17 @@
 /**
  * The cluster bus over Redis (npm `redis`).
  *
- * Messages between nodes go over Redis pub/sub: one channel per node (a node
- * receives only what matches its routes), one for broadcasts, one for route
- * changes and one for heartbeats. Frames go out on one connection
- * (redis_publisher.ts) and every channel is read on one other
- * (redis_subscriber.ts), so what one node sends another arrives in the order
- * it was sent; commands use a third (npm `redis`). Pub/sub keeps nothing: what is published while a
- * node is not subscribed is lost (README: what each message type may lose).
+ * Messages between nodes go over Redis pub/sub: one channel per node (a node receives only what
+ * matches its routes), one for broadcasts, one for route changes and one for heartbeats. Frames
+ * go out on one connection (redis_publisher.ts) and every channel is read on one other
+ * (redis_subscriber.ts), so what one node sends another arrives in the order it was sent;
+ * commands use a third (npm `redis`). Pub/sub keeps nothing: what is published while a node is
+ * not subscribed is lost (README: what each message type may lose).
  *
- * Keys (prefix `mqttx:cluster:`): `node:<id>` liveness (a token with a TTL of
- * node-timeout, refreshed each heartbeat), `nodes` (hash id → since),
- * `routes:<id>` (set of filters), `wills:<id>` (hash client id → will),
- * `owner` (hash client id → "epoch node"), `writer` (the same, once the previous
- * owner handed over: the fence the store's writes check) and `epoch` (a counter).
+ * Keys (prefix `mqttx:cluster:`): `node:<id>` liveness (a token with a TTL of node-timeout,
+ * refreshed each heartbeat), `nodes` (hash id → since), `routes:<id>` (set of filters),
+ * `wills:<id>` (hash client id → will), `owner` (hash client id → "epoch node"), `writer` (the
+ * same, once the previous owner handed over: the fence the store's writes check), `epoch`.
  */
 import { redisClient } from "../store/redis_client.ts";
 import { Buffer } from "node:buffer";
@@ -283,15 +281,16 @@ export class RedisBus implements ClusterBus {
 
   private async heartbeat(): Promise<void> {
     try {
-      const ok = await this.cmd.sendCommand([
-        "EVAL",
-        HEARTBEAT,
-        "1",
-        this.key("node:" + this.nodeId),
-        this.token,
-        String(this.o.nodeTimeout),
-      ]);
+      const keys = [this.key("node:" + this.nodeId), this.key("nodes")];
+      const timeout = String(this.o.nodeTimeout);
+      const ok = await this.cmd.sendCommand(
+        ["EVAL", HEARTBEAT, "2", ...keys, this.token, timeout, this.nodeId],
+      );
       if (Number(ok) === 0) this.log(`cluster: broker-id ${this.nodeId} was taken by another node`);
+      if (Number(ok) === 2 && !this.closed) {
+        this.log(`cluster: declared dead by the others (silent past node-timeout); joining again`);
+        return void await this.rejoin();
+      }
       await this.cmd.sendCommand([
         "PUBLISH",
         this.key("chan:ctl"),

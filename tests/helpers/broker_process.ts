@@ -3,7 +3,7 @@
  * `deno run src/main.ts` or `bun src/main_bun.ts`) with a config file of its
  * own, for tests that kill it (SIGKILL) and start it again.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -73,6 +73,16 @@ export class BrokerProcess {
       await new Promise((r) => setTimeout(r, 50));
     }
     return child.exitCode;
+  }
+
+  /**
+   * Freeze the process (`stopped` true: SIGSTOP) or let it go on, as a stall would. Through
+   * `kill(1)`: Bun's process.kill did not stop the child.
+   */
+  freeze(stopped: boolean): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new Error("not running");
+    spawnSync("kill", [stopped ? "-STOP" : "-CONT", String(pid)]);
   }
 
   async kill(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {

@@ -9,12 +9,13 @@ import type { MessageData } from "../store/types.ts";
 
 /**
  * Refresh our liveness key unless another process holds it (0). 2: we are no longer in `nodes`
- * (KEYS[2]), so the others declared us dead (DOWN: routes and wills gone) while we ran.
+ * (KEYS[2], if given: not while joining), so the others declared us dead (DOWN: routes and
+ * wills gone) while we ran.
  */
 export const HEARTBEAT = `local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then return 2 end
+if KEYS[2] and redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then return 2 end
 return 1`;
 
 /**

@@ -40,15 +40,23 @@ class KeptStore extends mqtt.Store {
   }
 }
 
-/** A 3.1.1 publisher (every acknowledgement means "taken") sending QoS 1 and 2 in turn. */
-function run(pub: Connected, topic: string, name: string) {
+/**
+ * A 3.1.1 publisher (every acknowledgement means "taken") sending QoS 1 and 2 in turn. A node
+ * that cannot keep a message closes a 3.1.1 publisher (it cannot refuse one): it connects again.
+ */
+function run(connect: () => Promise<Connected>, topic: string, name: string) {
   const acked = new Map<string, number>();
   let stopped = false;
+  let pub: Connected | undefined;
   const done = (async () => {
     for (let seq = 0; !stopped; seq++) {
       const qos = seq % 2 === 0 ? 1 : 2;
       const payload = `${name}-${seq}`;
       try {
+        if (!pub?.client.connected) {
+          pub?.client.end(true);
+          pub = await connect();
+        }
         await withTimeout(pub.client.publishAsync(topic, payload, { qos }), `publish ${payload}`);
         acked.set(payload, qos);
       } catch {
@@ -78,14 +86,27 @@ describe("a persistent session moving between nodes", { skip }, () => {
       const incomingStore = new KeptStore();
       let sub = track(await onA.connect({ clientId: id, clean: false, incomingStore }));
       await subscribe(sub.client, `${t}/#`, { qos: 2 });
-      const pubA = await onA.connect({ clientId: `pa-${uid()}`, protocolVersion: 4 });
-      const pubB = await onB.connect({ clientId: `pb-${uid()}`, protocolVersion: 4 });
+      const publisher = (on: Clients, name: string) => {
+        const clientId = `p${name}-${uid()}`;
+        return () => on.connect({ clientId, protocolVersion: 4 });
+      };
       c = await startNode(nodes.redis!, "003", undefined, EXTRA);
-      const pubC = await onC.connect({ clientId: `pc-${uid()}`, protocolVersion: 4 });
-      await untilRouted(pubB.client, sub.inbox, `${t}/probe`);
-      await untilRouted(pubC.client, sub.inbox, `${t}/probe`);
+      await untilRouted(
+        (await onB.connect({ protocolVersion: 4 })).client,
+        sub.inbox,
+        `${t}/probe`,
+      );
+      await untilRouted(
+        (await onC.connect({ protocolVersion: 4 })).client,
+        sub.inbox,
+        `${t}/probe`,
+      );
 
-      const runs = [run(pubA, `${t}/a`, "a"), run(pubB, `${t}/b`, "b"), run(pubC, `${t}/c`, "c")];
+      const runs = [
+        run(publisher(onA, "a"), `${t}/a`, "a"),
+        run(publisher(onB, "b"), `${t}/b`, "b"),
+        run(publisher(onC, "c"), `${t}/c`, "c"),
+      ];
       for (let i = 0; i < MOVES; i++) {
         await sleep(400);
         await withTimeout(sub.client.endAsync(), "subscriber disconnect");

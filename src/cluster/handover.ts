@@ -118,6 +118,11 @@ export class Handover {
     };
   }
 
+  /** Whether `session` is a fenced copy (its writes refused, it refuses what comes for it). */
+  isFenced(session: Session): boolean {
+    return this.fencedCopies.has(session);
+  }
+
   /** The fenced copy is gone (or kept after all: its client connected here again). */
   unfence(session: Session): void {
     if (this.fencedCopies.delete(session)) session.intercept = undefined;

@@ -91,6 +91,7 @@ export class ClusterNode implements ClusterLink {
       ackTimeoutMs,
       (session) => this.announce(session),
       this.handover,
+      (node, key) => this.routes.has(node, key),
     );
   }
 

@@ -23,6 +23,7 @@
 import type { Broker } from "../broker/broker.ts";
 import { restoreSessions } from "../broker/restore.ts";
 import type { Session } from "../broker/session.ts";
+import { routeFilter } from "../broker/session_subscriptions.ts";
 import { escapeForLog } from "../log/escape.ts";
 import type { Handover } from "./handover.ts";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
@@ -44,6 +45,8 @@ export class Takeover {
     /** A session loaded from the store is in the index: announce its routes. */
     private readonly restored: (session: Session) => void,
     private readonly handover: Handover,
+    /** Whether this node has `node`'s route `key` (RouteTable.has). */
+    private readonly routedBy: (node: NodeId, key: string) => boolean,
   ) {}
 
   /** See ClusterLink.takeOver. */
@@ -213,8 +216,35 @@ export class Takeover {
     await this.broker.journal?.settled();
     const kept = this.broker.sessions.get(clientId) === session && !session.connection &&
       session.journal !== undefined;
+    if (to && kept) {
+      this.handover.unfence(session);
+      this.handover.leave(session, to.to, to.epoch);
+    } else if (this.handover.isFenced(session) && !session.connection) {
+      void this.dropFenced(clientId, session); // (a kick is answered meanwhile)
+    } else {
+      this.handover.unfence(session);
+      this.evict(clientId);
+    }
+  }
+
+  /**
+   * Forget a fenced copy once the client's owner (another node) has announced a route here for
+   * each of its subscriptions, at most node-timeout later. Forgotten at once, its routes went
+   * before the new holder's came, and a message published here for it meanwhile matched nothing:
+   * acknowledged and lost. Until then the copy refuses such a message (Handover.fence).
+   */
+  private async dropFenced(clientId: string, session: Session): Promise<void> {
+    const keys = [...session.subscriptions.values()].map(routeFilter);
+    const deadline = Date.now() + this.timeoutMs;
+    while (keys.length > 0 && Date.now() < deadline && this.handover.isFenced(session)) {
+      const owners = await this.bus.owners([clientId]).catch(() => undefined);
+      const owner = owners?.get(clientId);
+      if (owner !== undefined && owner !== this.bus.nodeId) {
+        if (keys.every((key) => this.routedBy(owner, key))) break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
     this.handover.unfence(session);
-    if (to && kept) this.handover.leave(session, to.to, to.epoch);
-    else this.evict(clientId);
+    if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
   }
 }

@@ -27,6 +27,7 @@ export interface InProcessNode {
   store: RedisStore;
   broker: Broker;
   node: ClusterNode;
+  bus: RedisBus;
   ctl: StoreControl;
 }
 
@@ -79,10 +80,13 @@ export async function startInProcessNode(
     };
   }
   const node = new ClusterNode(broker, bus, store, "round", 5_000);
+  // As start.ts: a client's session writes go through only while this node is its writer.
+  store.sessions.fence = { writers: bus.writers, want: () => " " + id };
+  store.sessions.onFenced = (ids) => node.fenced(ids);
   await node.start();
   hooks.push(node.hooks());
   if (o.announce) node.announceRestored();
-  return { store, broker, node, ctl };
+  return { store, broker, node, bus, ctl };
 }
 
 export async function stopNodes(...nodes: InProcessNode[]): Promise<void> {

@@ -25,13 +25,7 @@ import { RedisPublisher } from "./redis_publisher.ts";
 import { RedisSubscriber } from "./redis_subscriber.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { acquireNodeId } from "./node_id.ts";
-import {
-  type BusHandlers,
-  type BusMessage,
-  type ClusterBus,
-  type NodeId,
-  type NodeInfo,
-} from "./types.ts";
+import type { BusHandlers, BusMessage, ClusterBus, NodeId, NodeInfo } from "./types.ts";
 
 export interface RedisBusOptions {
   url: string;
@@ -71,6 +65,7 @@ export class RedisBus implements ClusterBus {
   readonly routesInOrder: boolean = true;
   private readonly wills = new Map<string, MessageData>();
   private timer: ReturnType<typeof setInterval> | undefined;
+  private beating = false; // a heartbeat is under way
   private beats = 0;
   private up: boolean | undefined;
   private closed = false;
@@ -280,6 +275,8 @@ export class RedisBus implements ClusterBus {
   }
 
   private async heartbeat(): Promise<void> {
+    if (this.beating) return; // one at a time: ticks pass while Redis is slow to answer
+    this.beating = true;
     try {
       const keys = [this.key("node:" + this.nodeId), this.key("nodes")];
       const timeout = String(this.o.nodeTimeout);
@@ -314,6 +311,8 @@ export class RedisBus implements ClusterBus {
       }
     } catch {
       // Redis down: logged by the error handler; checked again next beat.
+    } finally {
+      this.beating = false;
     }
   }
 

@@ -23,6 +23,13 @@ describe("cluster: Redis restarted", { skip }, () => {
     await sleep(500);
     await publish(pub.client, `${t}/local`, "while-down", { qos: 0 });
     await local.inbox.payload("while-down", `${t}/local`, 10_000);
+    // No client id can be claimed cluster-wide meanwhile: the server is unavailable (3.1.1
+    // return code 3, which clients retry), not "not authorized" (5, which they may not).
+    for (const clean of [false, true]) {
+      const refused = await onA.connect({ clientId: `p-${uid()}`, clean, protocolVersion: 4 })
+        .then(() => undefined, (e: { code?: number }) => e);
+      assert.equal(refused?.code, 3, `CONNACK while Redis is down, clean ${clean} (${refused})`);
+    }
     await sleep(3_000); // longer than node-timeout: each node's liveness lapses
 
     await nodes.redis!.restart();

@@ -112,6 +112,7 @@ export function connackV3Code(reasonCode: number): number {
       return 0x02; // identifier rejected
     case 0x86:
       return 0x04; // bad user name or password
+    case 0x80: // the server failed (a hook threw): "server unavailable", the client retries
     case 0x88:
     case 0x89:
     case 0x97:

@@ -142,7 +142,7 @@ export function accept(
       () => accept(broker, conn, p, client, decision, assigned, authProps),
       (e: Error & { reasonCode?: number }) => {
         broker.log(`refused client ${escapeForLog(client.clientId)}: ${e.message}`);
-        refuse(conn, e.reasonCode ?? 0x80);
+        refuse(conn, e.reasonCode ?? 0x88); // (the bus or store failed: server unavailable)
       },
     );
     return;

@@ -236,7 +236,8 @@ export class Takeover {
   private async dropFenced(clientId: string, session: Session): Promise<void> {
     const keys = [...session.subscriptions.values()].map(routeFilter);
     const deadline = Date.now() + this.timeoutMs;
-    while (keys.length > 0 && Date.now() < deadline && this.handover.isFenced(session)) {
+    const here = () => this.broker.sessions.get(clientId) === session && !session.connection;
+    while (keys.length > 0 && Date.now() < deadline && here() && this.handover.isFenced(session)) {
       const owners = await this.bus.owners([clientId]).catch(() => undefined);
       const owner = owners?.get(clientId);
       if (owner !== undefined && owner !== this.bus.nodeId) {

@@ -1,49 +1,48 @@
 /**
- * Writes the changes of persistent sessions (session expiry > 0) to the
- * session store, one batch at a time (group commit): while a batch is being
- * written, the next gathers every change made meanwhile (every socket read in
- * between adds to it), so batches grow with the load: one round trip on Redis
- * and one COMMIT on SQLite carry hundreds of messages. Each message is stored
- * once for all sessions it goes to. A batch goes one event-loop turn after it
- * opened or after the write ahead of it returned, later if it holds deliveries
- * not yet acknowledged (`lingers`): a delivery sent and acknowledged before its batch is
- * written leaves it (SessionBatchBuilder), so an online persistent subscriber costs the store
- * almost nothing. Clean sessions never reach the journal, and without a session store (the
- * in-memory mode) the broker has no journal at all: nothing here runs on that path.
+ * Writes the changes of persistent sessions (session expiry > 0) to the session store, one batch at
+ * a time (group commit): while a batch is being written, the next gathers every change made
+ * meanwhile (every socket read in between adds to it), so batches grow with the load: one round
+ * trip on Redis and one COMMIT on SQLite carry hundreds of messages. Each message is stored once
+ * for all sessions it goes to. A batch goes one event-loop turn after it opened or after the write
+ * ahead of it returned, later if it holds deliveries not yet acknowledged (`lingers`): a delivery
+ * sent and acknowledged before its batch is written leaves it (SessionBatchBuilder), so an online
+ * persistent subscriber costs the store almost nothing. Clean sessions never reach the journal, and
+ * without a session store (the in-memory mode) the broker has no journal at all: nothing here runs
+ * on that path.
  *
- * Acknowledgements wait for the batch that holds what they acknowledge
- * (`acknowledge`), in the order the PUBLISH packets came. A failed batch is
- * never acknowledged: the publisher's connection is closed, so it resends
- * after reconnecting; the sessions it touched are rewritten in full from
- * memory by the next batch that succeeds (retried every second meanwhile).
- * An in-process publisher (LocalClient: a bridge's upstream, Kafka) waits for
- * its batch too (`whenStoredSoon`); it hands over one message at a time, so
- * that batch goes at once instead of a turn later, and without lingering.
+ * Acknowledgements wait for the batch that holds what they acknowledge (`acknowledge`), in the
+ * order the PUBLISH packets came. A failed batch is never acknowledged: the publisher's connection
+ * is closed, so it resends after reconnecting; the sessions it touched are rewritten in full from
+ * memory by the next batch that succeeds (retried every second meanwhile), unless the store took
+ * all of it but a fenced client's changes (FencedWriteError: nothing is behind). An in-process
+ * publisher (LocalClient: a bridge's upstream, Kafka) waits for its batch too (`whenStoredSoon`);
+ * it hands over one message at a time, so that batch goes at once instead of a turn later, and
+ * without lingering.
  *
- * Why leaving out a sent-and-acknowledged delivery keeps "acknowledged means
- * kept": a PUBACK/PUBREC to the publisher promises the message is stored for
- * every persistent session that must still receive it. A session that has
- * already acknowledged it (PUBACK, or PUBCOMP for QoS 2) needs nothing more:
- * storing it would only be undone by the completion in the same write. Every
- * other session's entry stays in the batch and the publisher's acknowledgement
- * still waits for that batch. (A delivery completed for another reason, e.g.
- * handed to another share-group member, cancels the same way: the store would apply both
- * changes together, so leaving both out stores the same.) Only the batch not yet handed to the
- * store is changed, so the store never sees half of a pair; a crash before the write loses the
- * pair as it would have lost both changes anyway (and the publisher, not acknowledged, resends).
+ * Why leaving out a sent-and-acknowledged delivery keeps "acknowledged means kept": a PUBACK/PUBREC
+ * to the publisher promises the message is stored for every persistent session that must still
+ * receive it. A session that has already acknowledged it (PUBACK, or PUBCOMP for QoS 2) needs
+ * nothing more: storing it would only be undone by the completion in the same write. Every other
+ * session's entry stays in the batch and the publisher's acknowledgement still waits for that
+ * batch. (A delivery completed for another reason, e.g. handed to another share-group member,
+ * cancels the same way: the store would apply both changes together, so leaving both out stores the
+ * same.) Only the batch not yet handed to the store is changed, so the store never sees half of a
+ * pair; a crash before the write loses the pair as it would have lost both changes anyway (and the
+ * publisher, not acknowledged, resends).
  */
 import { SessionBatchBuilder } from "../store/batch.ts";
 import { MessageIds } from "../store/ids.ts";
 import { messageData } from "../store/retained.ts";
-import type {
-  BatchRider,
-  SessionChange,
-  SessionMeta,
-  SessionStore,
-  StoredDelivery,
-  StoredMessage,
-  StoredSubscription,
-  StoredWill,
+import {
+  type BatchRider,
+  FencedWriteError,
+  type SessionChange,
+  type SessionMeta,
+  type SessionStore,
+  type StoredDelivery,
+  type StoredMessage,
+  type StoredSubscription,
+  type StoredWill,
 } from "../store/types.ts";
 import type { ProtocolVersion, Will } from "../mqtt/packet.ts";
 import type { Connection } from "./connection.ts";
@@ -382,12 +381,13 @@ export class SessionJournal {
       (e) => {
         this.writing = undefined;
         this.stats.failedBatches++;
-        if (!this.failing) {
+        // Fenced clients (another node writes them) aside, all of it is stored: none is behind.
+        if (!(e instanceof FencedWriteError)) {
+          if (!this.failing) this.log(`store: writes fail (${errorText(e)}); not acknowledging`);
           this.failing = true;
-          this.log(`store: writes fail (${errorText(e)}); not acknowledging what needs it`);
+          for (const clientId of batch.changes.keys()) this.dirty.add(clientId);
+          this.retryLater();
         }
-        for (const clientId of batch.changes.keys()) this.dirty.add(clientId);
-        this.retryLater();
         open.failed(e);
       },
     );

@@ -26,13 +26,14 @@ import {
 } from "./codec.ts";
 import { decodeMeta, encodeMeta, ownBytes } from "./redis_codec.ts";
 import type { RedisStore } from "./redis.ts";
-import type {
-  SessionBatch,
-  SessionChange,
-  SessionStore,
-  StoredMessage,
-  StoredSession,
-  StoredState,
+import {
+  FencedWriteError,
+  type SessionBatch,
+  type SessionChange,
+  type SessionStore,
+  type StoredMessage,
+  type StoredSession,
+  type StoredState,
 } from "./types.ts";
 
 /** Persistent sessions in Redis; see src/store/redis_codec.ts for the key layout. */
@@ -106,7 +107,7 @@ export class RedisSessionStore implements SessionStore {
     // (they resend, and the message is routed to the session's new owner).
     const lost = refused.filter((id) => batch.changes.get(id)!.some(awaitsAcknowledgement));
     if (lost.length > 0) {
-      throw new Error(`not stored for ${lost.length} client(s) written by another node now`);
+      throw new FencedWriteError(lost);
     }
   }
 

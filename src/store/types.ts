@@ -198,7 +198,8 @@ export interface SessionStore {
   /**
    * Apply a batch. Resolves when it is durable; rejects when it is not stored
    * (the broker must then not acknowledge what it carried). Batches apply in
-   * the order they were written.
+   * the order they were written. FencedWriteError: all of it was stored but
+   * some clients' changes, refused because another cluster node writes them.
    */
   write(batch: SessionBatch): Promise<void>;
   close(): Promise<void>;
@@ -241,4 +242,14 @@ export interface Store extends RetainedStore {
   readonly sessions?: SessionStore;
   /** Resolves once stored state is loaded (retained index filled). */
   open?(): Promise<void>;
+}
+
+/**
+ * A batch stored whole except the changes of `clientIds`, which another cluster node writes
+ * now (the fence): what was delivered to them is not kept, the rest is.
+ */
+export class FencedWriteError extends Error {
+  constructor(readonly clientIds: readonly string[]) {
+    super(`not stored for ${clientIds.length} client(s) written by another node now`);
+  }
 }

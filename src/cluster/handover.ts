@@ -52,6 +52,9 @@ interface Leaving {
   readonly epoch: number;
   adopted: boolean;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** The session's intercept before, and the one handing on (stay() puts the first back). */
+  readonly before: DeliveryIntercept | undefined;
+  intercept?: DeliveryIntercept;
 }
 
 /** A session coming here (B's side). */
@@ -130,12 +133,15 @@ export class Handover {
 
   // ---- A: the node the session leaves
 
-  /** `session` was handed to `to` (stored, its connection gone): hand on what matches it. */
-  leave(session: Session, to: NodeId, epoch: number): void {
-    // The other node writes it from now on, and runs its expiry and will.
-    this.link.broker.lifecycle.handedAway(session);
-    const entry: Leaving = { session, to, epoch, adopted: false, timer: undefined };
-    entry.timer = setTimeout(() => this.forget(entry), 2 * this.link.timeoutMs);
+  /**
+   * Node `to` claimed `session` (its kick came): what matches it goes there from now on, while
+   * the session's own changes are still written here until they settle (leave()). Taken here in
+   * between, a message went into a batch written only after `to` had become the session's
+   * writer: refused by the store's fence, and its publisher with it.
+   */
+  startLeave(session: Session, to: NodeId, epoch: number): void {
+    const before = session.intercept;
+    const entry: Leaving = { session, to, epoch, adopted: false, timer: undefined, before };
     this.leaving.set(session.clientId, entry);
     // Arrived here moments ago: a second copy of a QoS 2 message delivered here is still
     // dropped, not handed. Only looked up: what is handed on from now on was not delivered
@@ -143,10 +149,32 @@ export class Handover {
     // open (arrive() gives the next arrival the same `seen`, and this object, not forgotten
     // yet, still takes messages published here meanwhile).
     const arrival = this.arrivals.get(session);
-    const seen = arrival && session.intercept === arrival.intercept ? arrival.seen : undefined;
-    session.intercept = (message, qos, _retain, _ids, share) =>
+    const seen = arrival && before === arrival.intercept ? arrival.seen : undefined;
+    session.intercept = entry.intercept = (message, qos, _retain, _ids, share) =>
       (seen !== undefined && this.isCopy(seen, message, share)) ||
       this.handOn(entry, message, qos, share);
+  }
+
+  /** `session` was handed to `to` (stored, its connection gone): hand on what matches it. */
+  leave(session: Session, to: NodeId, epoch: number): void {
+    // The other node writes it from now on, and runs its expiry and will.
+    this.link.broker.lifecycle.handedAway(session);
+    let entry = this.leaving.get(session.clientId);
+    if (entry?.session !== session || entry.to !== to || entry.epoch !== epoch) {
+      this.startLeave(session, to, epoch);
+      entry = this.leaving.get(session.clientId)!;
+    }
+    const leaving = entry;
+    leaving.timer = setTimeout(() => this.forget(leaving), 2 * this.link.timeoutMs);
+  }
+
+  /** Not handed over after all (gone, fenced, or its client is back here): nothing goes on. */
+  stay(session: Session): void {
+    const entry = this.leaving.get(session.clientId);
+    if (entry?.session !== session) return;
+    this.leaving.delete(session.clientId);
+    clearTimeout(entry.timer);
+    if (session.intercept === entry.intercept) session.intercept = entry.before;
   }
 
   /** The QoS 2 identity of `message` (per share group) is in `seen`. */

@@ -209,6 +209,7 @@ export class Takeover {
     session: Session,
     to?: { to: NodeId; epoch: number },
   ): Promise<void> {
+    if (to) this.handover.startLeave(session, to.to, to.epoch);
     const deadline = Date.now() + this.timeoutMs / 2;
     while (session.connection && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
@@ -218,8 +219,10 @@ export class Takeover {
       session.journal !== undefined;
     if (to && kept) {
       this.handover.unfence(session);
-      this.handover.leave(session, to.to, to.epoch);
-    } else if (this.handover.isFenced(session) && !session.connection) {
+      return this.handover.leave(session, to.to, to.epoch);
+    }
+    if (to) this.handover.stay(session);
+    if (this.handover.isFenced(session) && !session.connection) {
       void this.dropFenced(clientId, session); // (a kick is answered meanwhile)
     } else {
       this.handover.unfence(session);

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
-import { PacketClient, publishPacket } from "./helpers/packet_client.ts";
+import { PacketClient, publishPacket, text } from "./helpers/packet_client.ts";
 import { startInProcessNode, stopNodes, until } from "./helpers/inprocess_node.ts";
 
 const redis = redisWithAdminForFile();
@@ -52,6 +52,46 @@ test("a message for a fenced session's copy is not acknowledged while the copy g
     await until(() => !a.broker.sessions.has("fs"), "the copy dropped");
   } finally {
     open();
+    await stopNodes(a, b);
+  }
+});
+
+test("a fenced copy does not publish the will of a client another node writes now", {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
+  const a = await start("001");
+  const b = await start("002");
+  try {
+    const { client: w } = await PacketClient.connect(b.broker, { clientId: "watcher" });
+    w.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "will/#", qos: 1 }] });
+    await w.expect(9);
+    const { client: s } = await PacketClient.connect(a.broker, {
+      clientId: "fs",
+      protocolVersion: 5,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+      will: {
+        topic: "will/fs",
+        payload: text("gone"),
+        qos: 1,
+        retain: false,
+        properties: { willDelayInterval: 1 },
+      },
+    });
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 1 }] });
+    await s.expect(9);
+    await until(() => b.node.nodes().length === 2, "both nodes up");
+    // Another node (003) writes fs now: A's next write of it is refused, and A closes it.
+    await redis.admin().client.sendCommand(["HSET", a.bus.writers, "fs", "1 003"]);
+    const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+    p.send(publishPacket("f/x", "m", 1, 1));
+    await s.expectClosed(10_000);
+    // Its will (1 s delay) is the writer's to publish or cancel, not this copy's.
+    const will = await w.next(3_000).catch(() => undefined);
+    assert.equal(will, undefined, "a will published by the fenced copy");
+  } finally {
     await stopNodes(a, b);
   }
 });

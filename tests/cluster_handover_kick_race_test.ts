@@ -65,3 +65,39 @@ test("a message routed to a session between the kick and its hand-over reaches t
     await stopNodes(a, b);
   }
 });
+
+test("a clean session taken by another node is not handed on while its connection closes", {
+  skip: redis.skip,
+  timeout: 60_000,
+}, async () => {
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
+  const a = await start("001");
+  const b = await start("002");
+  try {
+    const { client: s } = await PacketClient.connect(a.broker, { clientId: "cl", clean: true });
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "m/#", qos: 1 }] });
+    await s.expect(9);
+    // A client slow to read: its connection drains a while as it closes (up to CLOSE_FLUSH_MS).
+    const conn = a.broker.sessions.get("cl")!.connection! as unknown as {
+      whenDrained: () => Promise<void>;
+      close: (...args: unknown[]) => void;
+    };
+    conn.whenDrained = () => new Promise((r) => setTimeout(r, 200));
+    const close = conn.close.bind(conn);
+    let published: Promise<string> | undefined;
+    conn.close = (...args) => {
+      close(...args);
+      setTimeout(() => {
+        published = Promise.resolve(new LocalClient(a.broker, "lp").publish("m/x", "m", { qos: 1 }))
+          .then(() => "acknowledged", (e) => `refused (${e})`);
+      }, 20);
+    };
+    const { connack } = await PacketClient.connect(b.broker, { clientId: "cl", clean: true });
+    assert.equal(connack.sessionPresent, false);
+    // Nothing of a clean session moves: as on one node, what it was still taking is dropped
+    // with it, and its publisher acknowledged (B, with no such session, would refuse it).
+    assert.equal(await published, "acknowledged");
+  } finally {
+    await stopNodes(a, b);
+  }
+});

@@ -51,6 +51,8 @@ interface Leaving {
   readonly to: NodeId;
   readonly epoch: number;
   adopted: boolean;
+  /** leave() ran: the session is handed away (before it, only what reaches it goes on). */
+  left?: boolean;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** The session's intercept before, and the one handing on (stay() puts the first back). */
   readonly before: DeliveryIntercept | undefined;
@@ -101,7 +103,7 @@ export class Handover {
   constructor(private readonly link: HandoverLink) {}
 
   /** Sessions refused by the store (fenced), kept here until what is being written settled. */
-  private readonly fencedCopies = new Set<Session>();
+  private readonly fencedCopies = new Map<Session, DeliveryIntercept>();
 
   /** A move is under way here: messages carry their identity, local ones are confirmed. */
   get active(): boolean {
@@ -114,11 +116,11 @@ export class Handover {
    * the node that sent it) is refused and resends; by then the routes lead to the new holder.
    */
   fence(session: Session): void {
-    this.fencedCopies.add(session);
-    session.intercept = (_message, qos) => {
+    const refuse: DeliveryIntercept = (_message, qos) => {
       if (qos > 0) this.link.hold(NOT_HERE);
       return true;
     };
+    this.fencedCopies.set(session, session.intercept = refuse);
   }
 
   /** Whether `session` is a fenced copy (its writes refused, it refuses what comes for it). */
@@ -128,7 +130,9 @@ export class Handover {
 
   /** The fenced copy is gone (or kept after all: its client connected here again). */
   unfence(session: Session): void {
-    if (this.fencedCopies.delete(session)) session.intercept = undefined;
+    const refuse = this.fencedCopies.get(session);
+    this.fencedCopies.delete(session);
+    if (refuse && session.intercept === refuse) session.intercept = undefined; // (not a hand-on)
   }
 
   // ---- A: the node the session leaves
@@ -165,16 +169,23 @@ export class Handover {
       entry = this.leaving.get(session.clientId)!;
     }
     const leaving = entry;
+    leaving.left = true;
     leaving.timer = setTimeout(() => this.forget(leaving), 2 * this.link.timeoutMs);
+    if (leaving.adopted) this.withdrawn(leaving); // `adopted` came first (a kick answered late)
   }
 
   /** Not handed over after all (gone, fenced, or its client is back here): nothing goes on. */
-  stay(session: Session): void {
+  stay(session: Session, epoch: number): void {
     const entry = this.leaving.get(session.clientId);
-    if (entry?.session !== session) return;
+    if (entry?.session !== session || entry.epoch !== epoch) return;
     this.leaving.delete(session.clientId);
     clearTimeout(entry.timer);
-    if (session.intercept === entry.intercept) session.intercept = entry.before;
+    if (session.intercept !== entry.intercept) return;
+    // The one before, if it still holds: the fence's, or its arrival's while that is open.
+    const before = entry.before;
+    const holds = before !== undefined && (this.fencedCopies.get(session) === before ||
+      this.arriving.get(session.clientId)?.intercept === before);
+    session.intercept = holds ? before : undefined;
   }
 
   /** The QoS 2 identity of `message` (per share group) is in `seen`. */
@@ -189,6 +200,11 @@ export class Handover {
     const entry = this.leaving.get(clientId);
     if (!entry || entry.to !== from || entry.epoch !== epoch || entry.adopted) return;
     entry.adopted = true;
+    if (entry.left) this.withdrawn(entry);
+  }
+
+  /** Adopted and handed away: withdraw our routes, hand on a while longer. */
+  private withdrawn(entry: Leaving): void {
     this.link.withdraw(entry.session);
     clearTimeout(entry.timer);
     // Once no node can still send here for it (route_sync.ts), else after node-timeout.

@@ -91,7 +91,6 @@ export class ClusterNode implements ClusterLink {
       ackTimeoutMs,
       (session) => this.announce(session),
       this.handover,
-      (node, key) => this.routes.has(node, key),
     );
   }
 
@@ -432,7 +431,11 @@ export class ClusterNode implements ClusterLink {
         this.routeSync.synced(from, msg.id);
         return;
       case "share":
-        return this.shares.take(from, msg.share, msg.message, msg.passedOn === true);
+        this.shares.take(from, msg.share, msg.message, msg.passedOn === true);
+        // A wait it left (a member handing on, Handover.handOn) has no publisher here: never
+        // another message's.
+        void this.confirmation()?.catch(() => {});
+        return;
     }
   }
 }

@@ -66,6 +66,7 @@ export class RedisBus implements ClusterBus {
   private readonly wills = new Map<string, MessageData>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private beating = false; // a heartbeat is under way
+  private rejoining = false;
   private beats = 0;
   private up: boolean | undefined;
   private closed = false;
@@ -253,8 +254,9 @@ export class RedisBus implements ClusterBus {
   keepWill(clientId: string, will: MessageData | undefined): void {
     const key = this.key("wills:" + this.nodeId);
     if (!will) {
-      if (!this.wills.delete(clientId)) return;
-      this.cmd.sendCommand(["HDEL", key, clientId]).catch(() => {});
+      if (this.wills.delete(clientId)) {
+        this.cmd.sendCommand(["HDEL", key, clientId]).catch(() => {});
+      }
       return;
     }
     this.wills.set(clientId, will);
@@ -286,13 +288,11 @@ export class RedisBus implements ClusterBus {
       if (Number(ok) === 0) this.log(`cluster: broker-id ${this.nodeId} was taken by another node`);
       if (Number(ok) === 2 && !this.closed) {
         this.log(`cluster: declared dead by the others (silent past node-timeout); joining again`);
-        return void await this.rejoin();
+        return void this.rejoin(); // (not awaited: a rejoin stuck on Redis stops no heartbeat)
       }
-      await this.cmd.sendCommand([
-        "PUBLISH",
-        this.key("chan:ctl"),
-        JSON.stringify({ n: this.nodeId, x: "hb", s: this.since }),
-      ]);
+      if (this.up === false && !this.closed) void this.rejoin(); // one that failed: again
+      const beat = JSON.stringify({ n: this.nodeId, x: "hb", s: this.since });
+      await this.cmd.sendCommand(["PUBLISH", this.key("chan:ctl"), beat]);
       await this.heirs.refresh();
       const now = Date.now();
       for (const [id, p] of this.peers) {
@@ -447,6 +447,8 @@ export class RedisBus implements ClusterBus {
 
   /** Redis is back: register again, rewrite our routes and wills, read everyone's routes. */
   private async rejoin(): Promise<void> {
+    if (this.rejoining) return; // (a heartbeat and Redis's `ready` may both ask)
+    this.rejoining = true;
     try {
       const id = this.nodeId;
       const m = this.cmd.multi()
@@ -471,6 +473,8 @@ export class RedisBus implements ClusterBus {
       this.setState(true);
     } catch {
       // still down; the next ready event tries again
+    } finally {
+      this.rejoining = false;
     }
   }
 

@@ -50,11 +50,6 @@ export class RouteTable {
     return this.shared.matchAll(topic);
   }
 
-  /** Whether `node` has route `key` (a plain filter or a `$share/...`). */
-  has(node: NodeId, key: string): boolean {
-    return this.byNode.get(node)?.has(key) ?? false;
-  }
-
   /** Whether a member of `route`'s group is online on its node. */
   online(route: ShareRoute): boolean {
     return this.onlineShares.has(route.key + "\0" + route.node);

@@ -23,7 +23,6 @@
 import type { Broker } from "../broker/broker.ts";
 import { restoreSessions } from "../broker/restore.ts";
 import type { Session } from "../broker/session.ts";
-import { routeFilter } from "../broker/session_subscriptions.ts";
 import { escapeForLog } from "../log/escape.ts";
 import type { Handover } from "./handover.ts";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
@@ -45,8 +44,6 @@ export class Takeover {
     /** A session loaded from the store is in the index: announce its routes. */
     private readonly restored: (session: Session) => void,
     private readonly handover: Handover,
-    /** Whether this node has `node`'s route `key` (RouteTable.has). */
-    private readonly routedBy: (node: NodeId, key: string) => boolean,
   ) {}
 
   /** See ClusterLink.takeOver. */
@@ -111,7 +108,8 @@ export class Takeover {
       const session = this.broker.sessions.get(clientId);
       this.epochs.delete(clientId);
       if (!session) continue;
-      session.journal = undefined; // nothing more of it is written from here
+      // Nothing more of it is written from here, and its will and expiry are the writer's.
+      this.broker.lifecycle.handedAway(session);
       this.handover.fence(session);
       const conn = session.connection;
       this.broker.log(
@@ -209,19 +207,21 @@ export class Takeover {
     session: Session,
     to?: { to: NodeId; epoch: number },
   ): Promise<void> {
-    if (to) this.handover.startLeave(session, to.to, to.epoch);
+    // A session that can go (stored here, or a fenced copy; not a clean one, which ends).
+    const movable = session.journal !== undefined || this.handover.isFenced(session);
+    if (to && movable) this.handover.startLeave(session, to.to, to.epoch);
     const deadline = Date.now() + this.timeoutMs / 2;
     while (session.connection && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     await this.broker.journal?.settled();
-    const kept = this.broker.sessions.get(clientId) === session && !session.connection &&
-      session.journal !== undefined;
-    if (to && kept) {
+    const here = this.broker.sessions.get(clientId) === session && !session.connection;
+    if (to && here && movable) {
+      // A fenced copy too: `to` loads what the store has, and what reaches the copy goes there.
       this.handover.unfence(session);
       return this.handover.leave(session, to.to, to.epoch);
     }
-    if (to) this.handover.stay(session);
+    if (to) this.handover.stay(session, to.epoch);
     if (this.handover.isFenced(session) && !session.connection) {
       void this.dropFenced(clientId, session); // (a kick is answered meanwhile)
     } else {
@@ -231,23 +231,28 @@ export class Takeover {
   }
 
   /**
-   * Forget a fenced copy once the client's owner (another node) has announced a route here for
-   * each of its subscriptions, at most node-timeout later. Forgotten at once, its routes went
-   * before the new holder's came, and a message published here for it meanwhile matched nothing:
-   * acknowledged and lost. Until then the copy refuses such a message (Handover.fence).
+   * A fenced copy that no kick said who took: once the client's owner is another node, what
+   * reaches the copy goes there, as after a hand-over, until that node has surely loaded the
+   * session (Handover.leave: no `adopted` comes, so twice node-timeout). Until then, at most
+   * node-timeout, the copy refuses it (Handover.fence). Forgotten at once, its routes went before
+   * the new holder's came, and a message published here meanwhile matched nothing: acknowledged
+   * and lost.
    */
   private async dropFenced(clientId: string, session: Session): Promise<void> {
-    const keys = [...session.subscriptions.values()].map(routeFilter);
     const deadline = Date.now() + this.timeoutMs;
-    const here = () => this.broker.sessions.get(clientId) === session && !session.connection;
-    while (keys.length > 0 && Date.now() < deadline && here() && this.handover.isFenced(session)) {
+    const fenced = () =>
+      this.broker.sessions.get(clientId) === session && !session.connection &&
+      this.handover.isFenced(session);
+    while (Date.now() < deadline && fenced()) {
       const owners = await this.bus.owners([clientId]).catch(() => undefined);
       const owner = owners?.get(clientId);
-      if (owner !== undefined && owner !== this.bus.nodeId) {
-        if (keys.every((key) => this.routedBy(owner, key))) break;
+      if (owner !== undefined && owner !== this.bus.nodeId && fenced()) {
+        this.handover.unfence(session);
+        return this.handover.leave(session, owner, 0);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+    if (!this.handover.isFenced(session)) return; // handed on meanwhile (a kick), or kept
     this.handover.unfence(session);
     if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
   }

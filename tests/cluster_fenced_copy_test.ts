@@ -95,3 +95,39 @@ test("a fenced copy does not publish the will of a client another node writes no
     await stopNodes(a, b);
   }
 });
+
+test("a client back on the node of its fenced copy gets what the store has, and is stored again", {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
+  const a = await start("001");
+  const b = await start("002");
+  try {
+    const { client: s } = await PacketClient.connect(a.broker, { clientId: "fs", clean: false });
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 1 }] });
+    await s.expect(9);
+    s.drop();
+    await s.expectClosed();
+    // Another node (003) writes fs now: A's next write of it is refused; then that node lets
+    // the client id go (its owner forgotten), and the client comes back to A.
+    await redis.admin().client.sendCommand(["HSET", a.bus.writers, "fs", "1 003"]);
+    const { client: p } = await PacketClient.connect(a.broker, { clientId: "p" });
+    p.send(publishPacket("f/x", "m", 1, 1));
+    await p.expectClosed(10_000);
+    await redis.admin().client.sendCommand([
+      "HDEL",
+      a.bus.writers.replace(/writer$/, "owner"),
+      "fs",
+    ]);
+    const { client: s2 } = await PacketClient.connect(a.broker, { clientId: "fs", clean: false });
+    s2.send({ type: 8, packetId: 2, subscriptions: [{ topicFilter: "g/#", qos: 1 }] });
+    while ((await s2.next(5_000)).type !== 9); // (a copy may deliver first what it held)
+    // Not the copy, whose changes nothing writes: its new subscription is in the store.
+    const stored = await a.store.sessions.loadSessions!(["fs"]);
+    const filters = stored.sessions[0]?.subscriptions.map((x) => x.filter).sort();
+    assert.deepEqual(filters, ["f/#", "g/#"]);
+  } finally {
+    await stopNodes(a, b);
+  }
+});

@@ -235,7 +235,7 @@ export class RedisBus implements ClusterBus {
     return this.key("writer");
   }
 
-  commit(clientId: string, epoch: number): Promise<void> {
+  commit(clientId: string, epoch: number): Promise<boolean> {
     return this.owners_.commit(clientId, epoch);
   }
 

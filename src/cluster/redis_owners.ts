@@ -45,10 +45,11 @@ export class RedisOwners {
     );
   }
 
-  async commit(clientId: string, epoch: number): Promise<void> {
-    await this.cmd.sendCommand(
+  async commit(clientId: string, epoch: number): Promise<boolean> {
+    const r = await this.cmd.sendCommand(
       ["EVAL", COMMIT, "1", this.keys.writer, clientId, String(epoch), this.nodeId],
     );
+    return Number(r) === 1;
   }
 
   release(clientId: string, epoch: number): void {

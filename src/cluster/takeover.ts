@@ -164,7 +164,14 @@ export class Takeover {
 
   /** Handed over, or no answer: from now on the previous holder's writes are refused. */
   private async take(clientId: string, epoch: number): Promise<void> {
-    await this.bus.commit?.(clientId, epoch);
+    if ((await this.bus.commit?.(clientId, epoch)) === false) {
+      // A newer claim overtook ours (an heir's, say, while this node stalled): it holds the
+      // session; serving it here too would deliver what that node delivers.
+      if (this.epochs.get(clientId) === epoch) this.epochs.delete(clientId);
+      throw Object.assign(new Error("a newer claim of another node holds it"), {
+        reasonCode: 0x88,
+      });
+    }
     await this.adopt(clientId);
   }
 

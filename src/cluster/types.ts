@@ -154,9 +154,10 @@ export interface ClusterBus {
   claim(clientId: string): Promise<{ epoch: number; previous?: NodeId }>;
   /**
    * The previous owner handed `clientId` over (or did not answer): from now on
-   * claim `epoch` alone may write its session (a bus whose store fences writes).
+   * claim `epoch` alone may write its session (a bus whose store fences writes). False: a newer
+   * claim is the writer already (nothing changed).
    */
-  commit?(clientId: string, epoch: number): Promise<void>;
+  commit?(clientId: string, epoch: number): Promise<boolean>;
   /** Claim `clientId` only if `node` owns it; epoch 0 when it does not (nothing changed). */
   claimFrom(clientId: string, node: NodeId): Promise<number>;
   /** The client ids `node` owns (claimed last). */

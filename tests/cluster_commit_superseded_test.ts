@@ -1,0 +1,47 @@
+/**
+ * A claim that a newer one overtook while it waited for the previous holder's answer does not
+ * become the client's writer (the store's fence keeps the newer one); nor may its node then load
+ * and serve the session, with `session present`, while another node holds it: the client got
+ * messages there that the other node delivered again (QoS 2 twice, in a stress run where the
+ * claiming node stalled and was declared dead meanwhile). Its CONNECT is refused instead
+ * (0x88 Server unavailable): the client tries again.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { redisWithAdminForFile } from "./helpers/redis_server.ts";
+import { PacketClient } from "./helpers/packet_client.ts";
+import { startInProcessNode, stopNodes } from "./helpers/inprocess_node.ts";
+
+const redis = redisWithAdminForFile();
+
+const start = (id: string) =>
+  startInProcessNode(redis.server().url, id, { prefix: "superseded:cluster:", announce: true });
+
+test("a claim overtaken before its commit refuses the CONNECT instead of serving the session", {
+  skip: redis.skip,
+  timeout: 60_000,
+}, async () => {
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
+  const a = await start("001");
+  const b = await start("002");
+  try {
+    const { client: s } = await PacketClient.connect(a.broker, { clientId: "sc", clean: false });
+    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "s/#", qos: 1 }] });
+    await s.expect(9);
+    s.drop();
+    await s.expectClosed();
+    // While B waits for A's answer, a newer claim (node 003's) becomes the writer.
+    const commit = b.bus.commit.bind(b.bus);
+    b.bus.commit = async (clientId, epoch) => {
+      const newer = `${epoch + 1000} 003`;
+      await redis.admin().client.sendCommand(["HSET", b.bus.writers, clientId, newer]);
+      return commit(clientId, epoch);
+    };
+    const c = PacketClient.open(b.broker, { clientId: "sc", clean: false, protocolVersion: 5 });
+    const connack = await c.expect(2, 10_000);
+    assert.equal(connack.reasonCode, 0x88, "refused: another claim writes the session now");
+    assert.equal(b.broker.sessions.get("sc")?.connection, undefined, "not served on B");
+  } finally {
+    await stopNodes(a, b);
+  }
+});

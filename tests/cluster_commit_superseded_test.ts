@@ -10,26 +10,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient } from "./helpers/packet_client.ts";
-import { startInProcessNode, stopNodes } from "./helpers/inprocess_node.ts";
+import { offlineSession, withTwoNodes } from "./helpers/inprocess_node.ts";
 
 const redis = redisWithAdminForFile();
-
-const start = (id: string) =>
-  startInProcessNode(redis.server().url, id, { prefix: "superseded:cluster:", announce: true });
 
 test("a claim overtaken before its commit refuses the CONNECT instead of serving the session", {
   skip: redis.skip,
   timeout: 60_000,
-}, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
-  try {
-    const { client: s } = await PacketClient.connect(a.broker, { clientId: "sc", clean: false });
-    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "s/#", qos: 1 }] });
-    await s.expect(9);
-    s.drop();
-    await s.expectClosed();
+}, () =>
+  withTwoNodes(redis, "superseded:cluster:", async (a, b) => {
+    await offlineSession(a, "sc", "s/#");
     // While B waits for A's answer, a newer claim (node 003's) becomes the writer.
     const commit = b.bus.commit.bind(b.bus);
     b.bus.commit = async (clientId, epoch) => {
@@ -41,7 +31,4 @@ test("a claim overtaken before its commit refuses the CONNECT instead of serving
     const connack = await c.expect(2, 10_000);
     assert.equal(connack.reasonCode, 0x88, "refused: another claim writes the session now");
     assert.equal(b.broker.sessions.get("sc")?.connection, undefined, "not served on B");
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  }));

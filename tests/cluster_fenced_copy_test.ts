@@ -9,29 +9,21 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, publishPacket, text } from "./helpers/packet_client.ts";
-import { startInProcessNode, stopNodes, until } from "./helpers/inprocess_node.ts";
+import { offlineSession, until, withTwoNodes } from "./helpers/inprocess_node.ts";
 
 const redis = redisWithAdminForFile();
 const skip = redis.skip;
 
-const start = (id: string) =>
-  startInProcessNode(redis.server().url, id, { prefix: "fenced:cluster:", announce: true });
+const PREFIX = "fenced:cluster:";
 
 test("a message for a fenced session's copy is not acknowledged while the copy goes", {
   skip,
   timeout: 60_000,
 }, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
   let open = () => {};
-  try {
+  await withTwoNodes(redis, PREFIX, async (a) => {
     const journal = a.broker.journal!;
-    const { client: s } = await PacketClient.connect(a.broker, { clientId: "fs", clean: false });
-    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 1 }] });
-    await s.expect(9);
-    s.drop();
-    await s.expectClosed();
+    await offlineSession(a, "fs", "f/#");
     const { client: other } = await PacketClient.connect(a.broker, { clientId: "o", clean: false });
     const { client: p } = await PacketClient.connect(a.broker, {
       clientId: "p",
@@ -50,20 +42,14 @@ test("a message for a fenced session's copy is not acknowledged while the copy g
     assert.equal(ack.packetId, 5);
     assert.ok((ack.reasonCode ?? 0) >= 0x80, `refused, not acknowledged (${ack.reasonCode})`);
     await until(() => !a.broker.sessions.has("fs"), "the copy dropped");
-  } finally {
-    open();
-    await stopNodes(a, b);
-  }
+  }).finally(() => open());
 });
 
 test("a fenced copy does not publish the will of a client another node writes now", {
   skip,
   timeout: 60_000,
-}, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
-  try {
+}, () =>
+  withTwoNodes(redis, PREFIX, async (a, b) => {
     const { client: w } = await PacketClient.connect(b.broker, { clientId: "watcher" });
     w.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "will/#", qos: 1 }] });
     await w.expect(9);
@@ -91,24 +77,14 @@ test("a fenced copy does not publish the will of a client another node writes no
     // Its will (1 s delay) is the writer's to publish or cancel, not this copy's.
     const will = await w.next(3_000).catch(() => undefined);
     assert.equal(will, undefined, "a will published by the fenced copy");
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  }));
 
 test("a client back on the node of its fenced copy gets what the store has, and is stored again", {
   skip,
   timeout: 60_000,
-}, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
-  try {
-    const { client: s } = await PacketClient.connect(a.broker, { clientId: "fs", clean: false });
-    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 1 }] });
-    await s.expect(9);
-    s.drop();
-    await s.expectClosed();
+}, () =>
+  withTwoNodes(redis, PREFIX, async (a) => {
+    await offlineSession(a, "fs", "f/#");
     // Another node (003) writes fs now: A's next write of it is refused; then that node lets
     // the client id go (its owner forgotten), and the client comes back to A.
     await redis.admin().client.sendCommand(["HSET", a.bus.writers, "fs", "1 003"]);
@@ -127,7 +103,4 @@ test("a client back on the node of its fenced copy gets what the store has, and 
     const stored = await a.store.sessions.loadSessions!(["fs"]);
     const filters = stored.sessions[0]?.subscriptions.map((x) => x.filter).sort();
     assert.deepEqual(filters, ["f/#", "g/#"]);
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  }));

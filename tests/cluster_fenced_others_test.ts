@@ -9,26 +9,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, publishPacket } from "./helpers/packet_client.ts";
-import { startInProcessNode, stopNodes } from "./helpers/inprocess_node.ts";
+import { offlineSession, withTwoNodes } from "./helpers/inprocess_node.ts";
 
 const redis = redisWithAdminForFile();
-
-const start = (id: string) =>
-  startInProcessNode(redis.server().url, id, { prefix: "fencedothers:cluster:", announce: true });
 
 test("a client fenced on a node does not refuse other sessions' messages from other nodes", {
   skip: redis.skip,
   timeout: 60_000,
-}, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
-  try {
-    const { client: fs } = await PacketClient.connect(a.broker, { clientId: "fs", clean: false });
-    fs.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 1 }] });
-    await fs.expect(9);
-    fs.drop();
-    await fs.expectClosed();
+}, () =>
+  withTwoNodes(redis, "fencedothers:cluster:", async (a, b) => {
+    await offlineSession(a, "fs", "f/#");
     const { client: o } = await PacketClient.connect(a.broker, { clientId: "o", clean: false });
     o.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "g/#", qos: 1 }] });
     await o.expect(9);
@@ -54,7 +44,4 @@ test("a client fenced on a node does not refuse other sessions' messages from ot
     const ack = await pb.expect(4, 10_000);
     assert.equal(ack.packetId, 7);
     assert.ok((ack.reasonCode ?? 0) < 0x80, `acknowledged, not refused (${ack.reasonCode})`);
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  }));

@@ -12,17 +12,16 @@ import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, publishPacket, str } from "./helpers/packet_client.ts";
 import {
   type InProcessNode,
-  startInProcessNode,
-  stopNodes,
+  offlineSession,
   until,
+  withTwoNodes,
 } from "./helpers/inprocess_node.ts";
 
 const redis = redisWithAdminForFile();
 const skip = redis.skip;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const start = (id: string) =>
-  startInProcessNode(redis.server().url, id, { prefix: "fencedroutes:cluster:", announce: true });
+const PREFIX = "fencedroutes:cluster:";
 
 /**
  * Client "fs" subscribed to f/# on node A, offline; another node (003, gone) is its writer and A
@@ -30,11 +29,7 @@ const start = (id: string) =>
  * so a CONNECT on B kicks A. Returns a QoS 1 publisher on A and what it got acknowledged.
  */
 async function fencedOnA(a: InProcessNode) {
-  const { client: s } = await PacketClient.connect(a.broker, { clientId: "fs", clean: false });
-  s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "f/#", qos: 1 }] });
-  await s.expect(9);
-  s.drop();
-  await s.expectClosed();
+  await offlineSession(a, "fs", "f/#");
   await redis.admin().client.sendCommand(["HSET", a.bus.writers, "fs", "1 003"]);
   const acked: string[] = [];
   let p: PacketClient | undefined;
@@ -71,11 +66,8 @@ test(
     skip,
     timeout: 60_000,
   },
-  async () => {
-    await redis.admin().client.sendCommand(["FLUSHDB"]);
-    const a = await start("001");
-    const b = await start("002");
-    try {
+  () =>
+    withTwoNodes(redis, PREFIX, async (a, b) => {
       const { acked, publish } = await fencedOnA(a);
       await sleep(200); // what A was writing settled long since
       await publish("m1"); // must not match nothing here: refused, or delivered later
@@ -87,10 +79,7 @@ test(
       for (let i = 2; !(await publish(`m${i}`)); i++) await sleep(50); // resent until it goes
       await allDelivered(s2, acked);
       await until(() => !a.broker.sessions.has("fs"), "the fenced copy dropped");
-    } finally {
-      await stopNodes(a, b);
-    }
-  },
+    }),
 );
 
 test(
@@ -99,11 +88,8 @@ test(
     skip,
     timeout: 60_000,
   },
-  async () => {
-    await redis.admin().client.sendCommand(["FLUSHDB"]);
-    const a = await start("001");
-    const b = await start("002");
-    try {
+  () =>
+    withTwoNodes(redis, PREFIX, async (a, b) => {
       const { client: other } = await PacketClient.connect(b.broker, {
         clientId: "other",
         clean: false,
@@ -121,8 +107,5 @@ test(
       assert.equal(connack.sessionPresent, true);
       await allDelivered(s2, acked);
       assert.ok(acked.length > 0, "published while B loaded: acknowledged once B stored them");
-    } finally {
-      await stopNodes(a, b);
-    }
-  },
+    }),
 );

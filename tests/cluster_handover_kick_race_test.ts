@@ -11,28 +11,20 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, str } from "./helpers/packet_client.ts";
-import { startInProcessNode, stopNodes } from "./helpers/inprocess_node.ts";
+import { offlineSession, withTwoNodes } from "./helpers/inprocess_node.ts";
 import { LocalClient } from "../src/broker/local_client.ts";
 
 const redis = redisWithAdminForFile();
 
-const start = (id: string) =>
-  startInProcessNode(redis.server().url, id, { prefix: "kickrace:cluster:", announce: true });
+const PREFIX = "kickrace:cluster:";
 
 test("a message routed to a session between the kick and its hand-over reaches the new node", {
   skip: redis.skip,
   timeout: 60_000,
 }, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
   let open = () => {};
-  try {
-    const { client: s } = await PacketClient.connect(a.broker, { clientId: "mv", clean: false });
-    s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "m/#", qos: 1 }] });
-    await s.expect(9);
-    s.drop();
-    await s.expectClosed();
+  await withTwoNodes(redis, PREFIX, async (a, b) => {
+    await offlineSession(a, "mv", "m/#");
 
     const journal = a.broker.journal!;
     const settled = journal.settled.bind(journal);
@@ -59,21 +51,16 @@ test("a message routed to a session between the kick and its hand-over reaches t
     assert.equal(await published, "acknowledged");
     const m = await s2.expect(3, 10_000);
     assert.equal(str(m.payload), "raced");
-  } finally {
     open();
     a.ctl.gate = undefined;
-    await stopNodes(a, b);
-  }
+  }).finally(() => open());
 });
 
 test("a clean session taken by another node is not handed on while its connection closes", {
   skip: redis.skip,
   timeout: 60_000,
-}, async () => {
-  await redis.admin().client.sendCommand(["FLUSHDB"]);
-  const a = await start("001");
-  const b = await start("002");
-  try {
+}, () =>
+  withTwoNodes(redis, PREFIX, async (a, b) => {
     const { client: s } = await PacketClient.connect(a.broker, { clientId: "cl", clean: true });
     s.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: "m/#", qos: 1 }] });
     await s.expect(9);
@@ -97,7 +84,4 @@ test("a clean session taken by another node is not handed on while its connectio
     // Nothing of a clean session moves: as on one node, what it was still taking is dropped
     // with it, and its publisher acknowledged (B, with no such session, would refuse it).
     assert.equal(await published, "acknowledged");
-  } finally {
-    await stopNodes(a, b);
-  }
-});
+  }));

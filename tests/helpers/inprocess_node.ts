@@ -11,8 +11,8 @@ import { ClusterNode } from "../../src/cluster/node.ts";
 import { RedisBus } from "../../src/cluster/redis.ts";
 import type { BusMessage, NodeId } from "../../src/cluster/types.ts";
 import type { RedisStore } from "../../src/store/redis.ts";
-import { openRedisStore } from "./redis_server.ts";
-import { testBrokerOptions } from "./packet_client.ts";
+import { openRedisStore, type redisWithAdminForFile } from "./redis_server.ts";
+import { PacketClient, testBrokerOptions } from "./packet_client.ts";
 
 /** What the test controls of a node's session store. */
 export interface StoreControl {
@@ -102,4 +102,37 @@ export async function until(cond: () => boolean, what: string, ms = 20_000): Pro
     if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Nodes "001" and "002" (bus prefix `prefix`) on the file's Redis, flushed first; both stopped
+ * after `body`.
+ */
+export async function withTwoNodes(
+  redis: ReturnType<typeof redisWithAdminForFile>,
+  prefix: string,
+  body: (a: InProcessNode, b: InProcessNode) => Promise<void>,
+): Promise<void> {
+  await redis.admin().client.sendCommand(["FLUSHDB"]);
+  const o = { prefix, announce: true };
+  const a = await startInProcessNode(redis.server().url, "001", o);
+  const b = await startInProcessNode(redis.server().url, "002", o);
+  try {
+    await body(a, b);
+  } finally {
+    await stopNodes(a, b);
+  }
+}
+
+/** A persistent session of `clientId` on `node`, subscribed to `filter` (QoS 1), its client gone. */
+export async function offlineSession(
+  node: InProcessNode,
+  clientId: string,
+  filter: string,
+): Promise<void> {
+  const { client } = await PacketClient.connect(node.broker, { clientId, clean: false });
+  client.send({ type: 8, packetId: 1, subscriptions: [{ topicFilter: filter, qos: 1 }] });
+  await client.expect(9);
+  client.drop();
+  await client.expectClosed();
 }

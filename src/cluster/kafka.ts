@@ -217,6 +217,8 @@ export class KafkaBus extends RedisBus {
       quietMs: Math.max(1_000, 3 * this.k.heartbeatInterval),
       maxMs: 60_000 + this.k.nodeTimeout,
       stopping: () => this.stopping,
+      // (Redis unreachable: no one can take the lock meanwhile either.)
+      holds: () => this.heirs.holds(node).catch(() => true),
       take: (value) => {
         const d = decodeBusFrame(value);
         if (!d) return;

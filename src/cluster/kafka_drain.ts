@@ -26,6 +26,12 @@ export interface DrainOptions {
   take(value: Buffer): void;
   /** True once the bus is stopping: leave at once. */
   stopping(): boolean;
+  /**
+   * Whether this node is still the heir, asked before each batch. No longer (its lock lapsed
+   * while it stalled): a returning run of the node may read the topic now, in the same group,
+   * for sessions it has taken back; stop, committing nothing more.
+   */
+  holds(): Promise<boolean>;
 }
 
 export interface DrainResult {
@@ -52,6 +58,8 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
   /** Next offset to read, as far as this drain knows; -1 until known. */
   let position = -1;
   let lastNews = Date.now();
+  /** This node stopped being the heir: nothing more is read or committed. */
+  let lost = false;
   consumer.on(consumer.events.GROUP_JOIN, () => {
     joined = true;
     lastNews = Date.now();
@@ -60,9 +68,12 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
     await Promise.all([consumer.connect(), admin.connect()]);
     await consumer.subscribe({ topics: [o.topic], fromBeginning: true });
     await consumer.run({
+      // Committed here, batch by batch, and only while this node is the heir (`holds`).
+      autoCommit: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (lost || !(await o.holds())) return void (lost = true);
         for (const m of batch.messages) {
-          if (!isRunning() || isStale()) return;
+          if (!isRunning() || isStale()) break;
           if (m.value) {
             o.take(m.value);
             read++;
@@ -70,12 +81,20 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
           resolveOffset(m.offset);
           position = Number(m.offset) + 1;
         }
+        if (position >= 0) {
+          const offset = String(position);
+          await consumer.commitOffsets([{
+            topic: batch.topic,
+            partition: batch.partition,
+            offset,
+          }]);
+        }
         lastNews = Date.now();
         await heartbeat();
       },
     });
     let high = -1;
-    while (!o.stopping() && Date.now() < deadline) {
+    while (!o.stopping() && !lost && Date.now() < deadline) {
       await sleep(250);
       if (!joined) continue;
       const offsets = (await admin.fetchTopicOffsets(o.topic)).find((x) => x.partition === 0);
@@ -97,8 +116,7 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
   } catch {
     return { read, complete: false };
   } finally {
-    // Commits what was read (kafkajs commits resolved offsets as it leaves).
-    await consumer.disconnect().catch(() => {});
+    await consumer.disconnect().catch(() => {}); // (commits nothing: autoCommit is off)
     await admin.disconnect().catch(() => {});
   }
 }

@@ -362,7 +362,9 @@ export class ClusterNode implements ClusterLink {
     });
     this.broker.log(
       `cluster: read ${r.read} messages of node ${node}'s Kafka topic` +
-        (r.complete ? "" : " (gave up before the end: Kafka unreachable or stopping)") +
+        (r.complete
+          ? ""
+          : " (stopped before the end: Kafka unreachable, stopping, or no longer its heir)") +
         `; ${counts.delivered} deliveries to its sessions here` +
         (counts.qos2 > 0 ? `, ${counts.qos2} QoS 2 not delivered (may be stored or resent)` : ""),
     );

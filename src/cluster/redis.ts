@@ -74,7 +74,7 @@ export class RedisBus implements ClusterBus {
   /** What this turn sends, one frame per destination (batch.ts). */
   protected readonly frames: FrameBatcher;
   private readonly owners_: RedisOwners;
-  private readonly heirs: HeirLocks;
+  protected readonly heirs: HeirLocks;
   /** Where the frames go (redis_publisher.ts); made at the first frame (Kafka sends its own). */
   private publisher: RedisPublisher | undefined;
 

@@ -90,6 +90,15 @@ export class HeirLocks {
     }
   }
 
+  /**
+   * Whether this node still holds `id`'s heir lock. Lost (this node stalled past it, say), a
+   * returning run of `id` may have joined and taken the sessions and the Kafka topic over.
+   */
+  async holds(id: NodeId): Promise<boolean> {
+    const v = await this.cmd.sendCommand(["GET", this.keys.heir(id)]) as Buffer | null;
+    return v !== null && v.toString() === this.token;
+  }
+
   /** This node is done taking `id`'s sessions over: a returning run may join. */
   done(id: NodeId): void {
     if (this.held.delete(id)) this.lock(id, "done").catch(() => {});

@@ -210,6 +210,7 @@ export class KafkaBus extends RedisBus {
     take: (from: NodeId, msg: BusMessage) => void,
   ): Promise<{ read: number; complete: boolean }> {
     let read = 0;
+    this.heirs.reading(node); // (a long takeover before it must not let the lock lapse now)
     const r = await drainTopic(this.kafka, {
       group: this.topicOf(node),
       topic: this.topicOf(node),
@@ -217,8 +218,7 @@ export class KafkaBus extends RedisBus {
       quietMs: Math.max(1_000, 3 * this.k.heartbeatInterval),
       maxMs: 60_000 + this.k.nodeTimeout,
       stopping: () => this.stopping,
-      // (Redis unreachable: no one can take the lock meanwhile either.)
-      holds: () => this.heirs.holds(node).catch(() => true),
+      holds: () => this.heirs.holds(node),
       take: (value) => {
         const d = decodeBusFrame(value);
         if (!d) return;

@@ -81,7 +81,9 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
           resolveOffset(m.offset);
           position = Number(m.offset) + 1;
         }
-        if (position >= 0) {
+        // Asked again: lost meanwhile (a stall), the returning run reads these again (twice,
+        // not never).
+        if (position >= 0 && !(lost ||= !(await o.holds()))) {
           const offset = String(position);
           await consumer.commitOffsets([{
             topic: batch.topic,
@@ -97,6 +99,7 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
     while (!o.stopping() && !lost && Date.now() < deadline) {
       await sleep(250);
       if (!joined) continue;
+      if (!(await o.holds())) break; // (the returning run may hold the partition: no batch comes)
       const offsets = (await admin.fetchTopicOffsets(o.topic)).find((x) => x.partition === 0);
       const end = Number(offsets?.high ?? 0);
       if (end !== high) {
@@ -106,7 +109,7 @@ export async function drainTopic(kafka: Kafka, o: DrainOptions): Promise<DrainRe
       // Nothing read yet: the group's committed offset (none: the oldest Kafka still keeps).
       if (position < 0) {
         const c = await committed(admin, o.group, o.topic);
-        position = c >= 0 ? c : Number(offsets?.low ?? 0);
+        if (position < 0) position = c >= 0 ? c : Number(offsets?.low ?? 0); // (no batch meanwhile)
       }
       if (position >= high && Date.now() - lastNews >= o.quietMs) {
         return { read, complete: true };

@@ -35,6 +35,8 @@ interface Keys {
 export class HeirLocks {
   /** Dead nodes whose sessions this node is taking over (it holds their heir lock): since when. */
   private readonly held = new Map<NodeId, number>();
+  /** When holds() last found each lock ours. */
+  private readonly confirmed = new Map<NodeId, number>();
 
   private readonly keys: Keys;
 
@@ -95,12 +97,31 @@ export class HeirLocks {
    * returning run of `id` may have joined and taken the sessions and the Kafka topic over.
    */
   async holds(id: NodeId): Promise<boolean> {
-    const v = await this.cmd.sendCommand(["GET", this.keys.heir(id)]) as Buffer | null;
-    return v !== null && v.toString() === this.token;
+    const get = this.cmd.sendCommand(["GET", this.keys.heir(id)]) as Promise<Buffer | null>;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), this.nodeTimeout));
+    const v = await Promise.race([get, late]).catch(() => "late" as const);
+    clearTimeout(timer);
+    if (v === "late") {
+      // Redis unreachable or stalled: held as long as our last check can still stand (the lock
+      // lasts 2 node timeouts from its last refresh), not for good.
+      return Date.now() - (this.confirmed.get(id) ?? 0) < this.nodeTimeout;
+    }
+    const held = v !== null && v.toString() === this.token;
+    if (held) this.confirmed.set(id, Date.now());
+    return held;
+  }
+
+  /** `id`'s sessions are being read (the heir's drain): its lock is kept as long as that. */
+  reading(id: NodeId): void {
+    if (!this.held.has(id)) return;
+    this.held.set(id, Date.now());
+    this.confirmed.set(id, Date.now()); // (kept by our heartbeats since the takeover)
   }
 
   /** This node is done taking `id`'s sessions over: a returning run may join. */
   done(id: NodeId): void {
+    this.confirmed.delete(id);
     if (this.held.delete(id)) this.lock(id, "done").catch(() => {});
   }
 

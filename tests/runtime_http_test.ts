@@ -1,43 +1,165 @@
 /**
- * The Runtime.serveHttp contract (Deno.serve / Bun.serve behind the adapter),
- * checked against the adapter of whichever runtime runs this file.
+ * The operations endpoint's HTTP/1.1 server (src/transport/http_server.ts) over the listener of
+ * whichever runtime runs this file: answers, bodies, keep-alive, and the peers that must cost
+ * only themselves (silent, dribbling, oversized, too many).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import { testRuntime } from "./helpers/harness.ts";
+import { serveHttp } from "../src/transport/http_server.ts";
 
-test("serveHttp: sync and async answers, request bodies, a throwing handler, busy port, close", {
-  timeout: 30_000,
-}, async () => {
-  const runtime = await testRuntime();
-  const server = await runtime.serveHttp({ hostname: "127.0.0.1", port: 0 }, async (req) => {
-    const path = new URL(req.url).pathname;
-    if (path === "/sync") return new Response("sync", { headers: { "x-kind": "sync" } });
-    if (path === "/echo") return new Response(`${req.method} ${await req.text()}`, { status: 201 });
-    if (path === "/boom") throw new Error("handler failed");
-    await new Promise((r) => setTimeout(r, 10));
-    return Response.json({ path });
-  });
-  const base = `http://127.0.0.1:${server.port}`;
-  try {
-    assert.ok(server.port > 0);
-    let r = await fetch(`${base}/sync`);
-    assert.equal(r.headers.get("x-kind"), "sync");
-    assert.equal(await r.text(), "sync");
-    r = await fetch(`${base}/echo`, { method: "POST", body: "hello" });
-    assert.equal(r.status, 201);
-    assert.equal(await r.text(), "POST hello");
-    assert.deepEqual(await (await fetch(`${base}/later`)).json(), { path: "/later" });
-    r = await fetch(`${base}/boom`);
-    assert.equal(r.status, 500); // the server survives a throwing handler
-    await r.body?.cancel();
-    assert.equal((await fetch(`${base}/sync`)).status, 200);
-    await assert.rejects(
-      runtime.serveHttp({ hostname: "127.0.0.1", port: server.port }, () => new Response()),
+const TIMEOUT = { timeout: 30_000 };
+
+/** A raw socket to `port`: what it received, and when it was closed (ms after connect). */
+function rawPeer(port: number) {
+  const s = net.connect(port, "127.0.0.1");
+  const t0 = Date.now();
+  let got = "";
+  s.on("data", (d: Uint8Array) => (got += new TextDecoder().decode(d)));
+  s.on("error", () => {});
+  const closed = new Promise<number>((resolve) => s.on("close", () => resolve(Date.now() - t0)));
+  const connected = new Promise<void>((resolve) => s.on("connect", () => resolve()));
+  return { s, closed, connected, got: () => got };
+}
+
+test(
+  "serveHttp: sync and async answers, request bodies, a throwing handler, busy port, close",
+  TIMEOUT,
+  async () => {
+    const runtime = await testRuntime();
+    const listen = runtime.listen.bind(runtime);
+    const server = await serveHttp(listen, { hostname: "127.0.0.1", port: 0 }, async (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/sync") return new Response("sync", { headers: { "x-kind": "sync" } });
+      if (path === "/echo") {
+        return new Response(`${req.method} ${await req.text()}`, { status: 201 });
+      }
+      if (path === "/boom") throw new Error("handler failed");
+      await new Promise((r) => setTimeout(r, 10));
+      return Response.json({ path });
+    });
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      assert.ok(server.port > 0);
+      let r = await fetch(`${base}/sync`);
+      assert.equal(r.headers.get("x-kind"), "sync");
+      assert.equal(await r.text(), "sync");
+      r = await fetch(`${base}/echo`, { method: "POST", body: "hello" });
+      assert.equal(r.status, 201);
+      assert.equal(await r.text(), "POST hello");
+      assert.deepEqual(await (await fetch(`${base}/later`)).json(), { path: "/later" });
+      r = await fetch(`${base}/boom`);
+      assert.equal(r.status, 500); // the server survives a throwing handler
+      await r.body?.cancel();
+      assert.equal((await fetch(`${base}/sync`)).status, 200);
+      r = await fetch(`${base}/sync`, { method: "HEAD" });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get("content-length"), "4");
+      await assert.rejects(
+        serveHttp(listen, { hostname: "127.0.0.1", port: server.port }, () => new Response()),
+      );
+    } finally {
+      await server.close();
+      await server.close(); // idempotent
+    }
+    await assert.rejects(fetch(`${base}/sync`));
+  },
+);
+
+test(
+  "serveHttp: keep-alive and pipelined requests on one connection; HTTP/1.0 closes",
+  TIMEOUT,
+  async () => {
+    const runtime = await testRuntime();
+    let n = 0;
+    const server = await serveHttp(
+      runtime.listen.bind(runtime),
+      { hostname: "127.0.0.1", port: 0 },
+      async (req) => new Response(`${++n} ${new URL(req.url).pathname} ${await req.text()}`),
     );
-  } finally {
-    await server.close();
-    await server.close(); // idempotent
-  }
-  await assert.rejects(fetch(`${base}/sync`));
-});
+    try {
+      const p = rawPeer(server.port);
+      await p.connected;
+      p.s.write(
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz" +
+          "GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      await p.closed;
+      const bodies = p.got().split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]);
+      assert.deepEqual(bodies, ["1 /a ", "2 /b xyz", "3 /c "]);
+      const old = rawPeer(server.port);
+      await old.connected;
+      old.s.write("GET /health HTTP/1.0\r\n\r\n"); // no Host, as old health checkers send
+      await old.closed;
+      assert.match(old.got(), /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(old.got(), /4 \/health $/);
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+test(
+  "serveHttp: silent, dribbling, oversized and surplus peers cost only themselves",
+  TIMEOUT,
+  async () => {
+    const runtime = await testRuntime();
+    const logged: string[] = [];
+    const opts = {
+      hostname: "127.0.0.1",
+      port: 0,
+      log: (line: string) => logged.push(line),
+      idleTimeoutMs: 400,
+      maxConnections: 4,
+    };
+    const server = await serveHttp(runtime.listen.bind(runtime), opts, () => new Response("ok"));
+    try {
+      const silent = rawPeer(server.port);
+      const dribbling = rawPeer(server.port);
+      await Promise.all([silent.connected, dribbling.connected]);
+      // A byte every 100 ms: never idle, but the head is not complete within the time allowed.
+      const head = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + "a".repeat(100);
+      let i = 0;
+      const drip = setInterval(() => i < head.length && dribbling.s.write(head[i++]), 100);
+      try {
+        assert.ok((await silent.closed) < 3_000, "a silent peer is closed");
+        assert.ok((await dribbling.closed) < 3_000, "a dribbling peer is closed");
+      } finally {
+        clearInterval(drip);
+      }
+      assert.ok(logged.some((l) => /no complete request/.test(l)), logged.join("\n"));
+
+      const big = rawPeer(server.port);
+      await big.connected;
+      big.s.write("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + "b".repeat(40_000) + "\r\n\r\n");
+      await big.closed;
+      assert.match(big.got(), /^HTTP\/1\.1 431 /);
+
+      const chunked = rawPeer(server.port);
+      await chunked.connected;
+      chunked.s.write(
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+      );
+      await chunked.closed;
+      assert.match(chunked.got(), /^HTTP\/1\.1 411 /);
+
+      // Four held open: a fifth is answered 503 and closed; the four still work.
+      const held = [0, 1, 2, 3].map(() => rawPeer(server.port));
+      await Promise.all(held.map((h) => h.connected));
+      await new Promise((r) => setTimeout(r, 100));
+      const surplus = rawPeer(server.port);
+      await surplus.closed;
+      assert.match(surplus.got(), /^HTTP\/1\.1 503 /);
+      held[0].s.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      await held[0].closed;
+      assert.match(held[0].got(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/);
+      for (const h of held) h.s.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await fetch(`http://127.0.0.1:${server.port}/`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  },
+);

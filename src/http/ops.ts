@@ -1,7 +1,7 @@
 /**
  * The operations endpoint (`http.enable`): routes requests to /health,
- * /ready, /metrics, the admin API and the dashboard. Runtime-free: the
- * runtime's `serveHttp` (the runtime's own HTTP server) carries the requests.
+ * /ready, /metrics, the admin API and the dashboard. Runtime-free: our HTTP/1.1 server
+ * (transport/http_server.ts) on the runtime's TCP listener carries the requests.
  *
  *   GET /health    200 when every health source is ok, else 503 naming the failing ones
  *   GET /ready     200 once started, 503 while starting or stopping
@@ -13,6 +13,7 @@ import type { Broker } from "../broker/broker.ts";
 import type { Logger } from "../log/logger.ts";
 import type { HttpHandler, Listener, Runtime } from "../runtime/types.ts";
 import type { BoundListener } from "../transport/listeners.ts";
+import { serveHttp } from "../transport/http_server.ts";
 import { bearerMatches, browserProblem, httpTokenProblem } from "./access.ts";
 import { apiHandler, json } from "./api.ts";
 import { DASHBOARD_HTML } from "./dashboard.ts";
@@ -56,7 +57,8 @@ export async function startOps(runtime: Runtime, o: OpsOptions): Promise<OpsEndp
   }));
   let listener: Listener;
   try {
-    listener = await runtime.serveHttp(
+    listener = await serveHttp(
+      runtime.listen.bind(runtime),
       {
         hostname: o.http.host,
         port: o.http.port,

@@ -32,7 +32,6 @@ import type {
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
 import { listenBunWebSocket } from "./websocket_bun.ts";
-import { serveBunHttp } from "./http_bun.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { HELPER_NICE } from "./helper_threads.ts";
 import { bunThreadIdle } from "./sched_idle_bun.ts";
@@ -456,7 +455,6 @@ export const bunRuntime: Runtime = {
   listen,
   listenTls,
   listenWebSocket: listenBunWebSocket,
-  serveHttp: serveBunHttp,
   onSignal(signal, handler) {
     process.on(signal, handler);
     return () => void process.off(signal, handler);

@@ -13,7 +13,6 @@
 import type { Listener, Runtime, TransportConn } from "./types.ts";
 import { listenNodeNet } from "./deno_node_net.ts";
 import { listenNodeTls } from "./tls_deno.ts";
-import { serveDenoHttp } from "./http_deno.ts";
 import { denoThreadBatch } from "./sched_batch_deno.ts";
 import { closeIoTurn, ioTurn, ioTurnPolls, openIoTurn } from "./io_turn_deno.ts";
 
@@ -49,7 +48,6 @@ export const denoRuntime: Runtime = {
   listenTls: withIoTurn(listenNodeTls),
   // No listenWebSocket: Deno's own WebSocket can neither pause reads, bound a message, nor
   // refuse an unmasked frame, so ws:// is the project's server over listen() (transport/).
-  serveHttp: serveDenoHttp,
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);

@@ -100,11 +100,6 @@ export interface Runtime {
     opts: WebSocketListenOptions,
     onConn: (conn: TransportConn) => void,
   ): Promise<Listener>;
-  /**
-   * A plain HTTP server on the runtime's own (`Deno.serve`, `Bun.serve`).
-   * close() stops it and ends its open requests.
-   */
-  serveHttp(opts: ListenOptions, handler: HttpHandler): Promise<Listener>;
   /** Returns a function that removes the handler again. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   exit(code: number): never;

@@ -21,6 +21,7 @@ import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { ConnIo } from "./conn_io.ts";
+import { answerAndEnd as answer, concat, readHead } from "./http_head.ts";
 
 export interface WebSocketOverConnOptions {
   /** URL path clients must ask for, e.g. "/mqtt"; other paths get 404. */
@@ -32,7 +33,6 @@ export interface WebSocketOverConnOptions {
 }
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-const MAX_HEAD = 16 * 1024;
 const enc = new TextEncoder();
 
 /** Serve one connection: on a good upgrade, `onConn` gets the MQTT byte Conn. Never throws. */
@@ -56,7 +56,7 @@ async function handshake(
     timer = setTimeout(() => resolve(undefined), opts.handshakeTimeout ?? 10_000);
   });
   const head = await Promise.race([readHead(io), timeout]).finally(() => clearTimeout(timer));
-  if (!head) {
+  if (typeof head !== "object") {
     refused(conn, opts, "no WebSocket upgrade request in time (or a bad one)");
     return;
   }
@@ -95,80 +95,6 @@ async function handshake(
 function refused(conn: TransportConn, opts: WebSocketOverConnOptions, why: string): void {
   opts.log?.(`closing ${conn.remoteAddr}: ${escapeForLog(why)}`);
   conn.close();
-}
-
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  404: "Not Found",
-  426: "Upgrade Required",
-  431: "Request Header Fields Too Large",
-};
-
-async function answer(
-  io: ConnIo,
-  status: number,
-  body: string,
-  extra: string[] = [],
-): Promise<void> {
-  const bytes = enc.encode(body);
-  const head = [
-    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}`,
-    "Content-Type: text/plain; charset=utf-8",
-    `Content-Length: ${bytes.byteLength}`,
-    "Connection: close",
-    ...extra,
-  ].join("\r\n") + "\r\n\r\n";
-  await io.write(concat(enc.encode(head), bytes)).catch(() => {});
-  await io.flush();
-}
-
-interface Head {
-  method: string;
-  target: string;
-  headers: Map<string, string>;
-  /** Bytes after the head (the client's first frames). */
-  rest: Uint8Array;
-}
-
-async function readHead(io: ConnIo): Promise<Head | undefined> {
-  let buf: Uint8Array = new Uint8Array(0);
-  for (;;) {
-    const end = indexOfCrlfCrlf(buf);
-    if (end >= 0) {
-      const text = new TextDecoder().decode(buf.subarray(0, end));
-      const [requestLine, ...headerLines] = text.split("\r\n");
-      const [method, target] = requestLine.split(" ");
-      if (!method || !target) return undefined;
-      const headers = new Map<string, string>();
-      for (const line of headerLines) {
-        const colon = line.indexOf(":");
-        if (colon <= 0) continue;
-        const name = line.slice(0, colon).trim().toLowerCase();
-        const value = line.slice(colon + 1).trim();
-        headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
-      }
-      return { method, target, headers, rest: buf.slice(end + 4) };
-    }
-    if (buf.byteLength > MAX_HEAD) return undefined;
-    const value = await io.read();
-    if (!value) return undefined;
-    buf = concat(buf, value);
-  }
-}
-
-function indexOfCrlfCrlf(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.length; i++) {
-    if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
-  }
-  return -1;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
-  if (a.byteLength === 0) return b.slice();
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
 }
 
 /** Close codes (RFC 6455 7.4.1). */

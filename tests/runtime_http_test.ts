@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { testRuntime } from "./helpers/harness.ts";
 import { serveHttp } from "../src/transport/http_server.ts";
+import type { TransportConn } from "../src/runtime/types.ts";
 
 const TIMEOUT = { timeout: 30_000 };
 
@@ -163,3 +164,116 @@ test(
     }
   },
 );
+
+test(
+  "serveHttp: strict heads, origin-form paths, 100-continue, 204 without a length",
+  TIMEOUT,
+  async () => {
+    const runtime = await testRuntime();
+    const server = await serveHttp(
+      runtime.listen.bind(runtime),
+      { hostname: "127.0.0.1", port: 0 },
+      async (req) => {
+        const url = new URL(req.url);
+        if (url.pathname === "/empty") return new Response(null, { status: 204 });
+        return new Response(`${url.host} ${url.pathname} ${await req.text()}`);
+      },
+    );
+    const exchange = async (request: string) => {
+      const p = rawPeer(server.port);
+      await p.connected;
+      p.s.write(request);
+      await p.closed;
+      return p.got();
+    };
+    try {
+      // A proxy in front might read these heads differently: refused, not guessed at.
+      for (
+        const bad of [
+          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length\t: 5\r\n\r\nhello",
+          "POST / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n Content-Length: 5\r\n\r\nhello",
+          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length 5\r\n\r\nhello",
+        ]
+      ) assert.match(await exchange(bad), /^HTTP\/1\.1 400 /, JSON.stringify(bad));
+      const slashes = await exchange(
+        "GET //evil.example/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      assert.match(slashes, /\r\n\r\nx \/\/evil\.example\/a $/);
+      const noContent = await exchange(
+        "GET /empty HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      assert.match(noContent, /^HTTP\/1\.1 204 /);
+      assert.doesNotMatch(noContent, /content-length/i);
+      // curl asks before a large body, and waits a second for the answer otherwise.
+      const p = rawPeer(server.port);
+      await p.connected;
+      p.s.write(
+        "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+      );
+      for (let i = 0; i < 100 && !p.got().includes("100 Continue"); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.match(p.got(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+      p.s.write("hello");
+      await p.closed;
+      assert.match(p.got(), /\r\n\r\nx \/up hello$/);
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+test(
+  "serveHttp: on an IPv6 address, an HTTP/1.0 request without Host is answered",
+  TIMEOUT,
+  async () => {
+    const runtime = await testRuntime();
+    const server = await serveHttp(
+      runtime.listen.bind(runtime),
+      { hostname: "::1", port: 0 },
+      (req) => new Response(new URL(req.url).pathname),
+    );
+    try {
+      const s = net.connect(server.port, "::1");
+      let got = "";
+      s.on("data", (d: Uint8Array) => (got += new TextDecoder().decode(d)));
+      await new Promise((resolve) => s.on("connect", resolve));
+      s.write("GET /health HTTP/1.0\r\n\r\n");
+      await new Promise((resolve) => s.on("close", resolve));
+      assert.match(got, /^HTTP\/1\.1 200 OK\r\n[^]*\/health$/);
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+test("serveHttp: a refusal the peer never takes still frees its connection", TIMEOUT, async () => {
+  // A peer whose receive window stays shut: writes never complete (hard to stage over loopback).
+  let onConn!: (conn: TransportConn) => void;
+  const listen = (_o: unknown, cb: (conn: TransportConn) => void) => {
+    onConn = cb;
+    return Promise.resolve({ port: 1, close: () => Promise.resolve() });
+  };
+  const closed: string[] = [];
+  const stuckPeer = (name: string, request: string): TransportConn => ({
+    readable: new ReadableStream(),
+    writable: new WritableStream(),
+    remoteAddr: name,
+    close: () => void closed.push(name),
+    start: (h) => void h.data(new TextEncoder().encode(request)),
+    write: () => new Promise<void>(() => {}),
+  });
+  const server = await serveHttp(
+    listen,
+    { hostname: "127.0.0.1", port: 0, maxConnections: 1, writeTimeoutMs: 200 },
+    () => new Response("ok"),
+  );
+  onConn(stuckPeer("a", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(closed, ["a"]);
+  onConn(stuckPeer("b", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")); // its slot is free: served
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(closed, ["a", "b"]); // and its answer, never taken, timed out too
+  await server.close();
+});

@@ -54,14 +54,19 @@ function parseHead(buf: Uint8Array, end: number): Head | "bad" {
   if (!method || !target || extra !== undefined || !/^HTTP\/1\.\d$/.test(version)) return "bad";
   const headers = new Map<string, string>();
   for (const line of headerLines) {
+    // Strict (RFC 9112 5.1, 5.2): a proxy in front may read a folded line, a name with space
+    // before its colon or a line without one differently, and disagree on where a body ends.
     const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
+    if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return "bad";
+    const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim();
     headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
   }
   return { method, target, version, headers, rest: buf.slice(end + 4) };
 }
+
+/** A header name (RFC 9110 5.1, 5.6.2). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function indexOfCrlfCrlf(b: Uint8Array, from: number): number {
   for (let i = from; i + 3 < b.length; i++) {

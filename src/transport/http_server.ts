@@ -33,6 +33,8 @@ export interface HttpServeOptions extends ListenOptions {
   idleTimeoutMs?: number;
   /** Connections open at once; past it a new one gets 503 (256). */
   maxConnections?: number;
+  /** ms the peer has to take an answer (30 s). */
+  writeTimeoutMs?: number;
 }
 
 /** The runtime's TCP listener (Runtime.listen). */
@@ -47,6 +49,7 @@ const MAX_CONNECTIONS = 256;
 const WRITE_TIMEOUT_MS = 30_000;
 
 const enc = new TextEncoder();
+const CONTINUE = enc.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 export async function serveHttp(
   listen: ListenFn,
@@ -65,7 +68,8 @@ export async function serveHttp(
         if (!busyLogged) log(`http: ${max} connections open; refusing more (503) until one ends`);
         busyLogged = true;
         const io = new ConnIo(conn);
-        answerAndEnd(io, 503, "Too many connections\n").finally(() => conn.close());
+        deadline(answerAndEnd(io, 503, "Too many connections\n"), writeMs(opts))
+          .finally(() => conn.close());
         return;
       }
       busyLogged = false;
@@ -116,7 +120,8 @@ async function serveConn(ctx: ConnContext): Promise<void> {
     }
     const length = head.headers.get("content-length") ?? "0";
     if (!/^\d{1,15}$/.test(length)) return refuse(ctx, 400, "Bad Content-Length");
-    const body = new BodyReader(ctx, head.rest, Number(length), idleMs);
+    const continues = /^100-continue$/i.test(head.headers.get("expect") ?? "");
+    const body = new BodyReader(ctx, head.rest, Number(length), idleMs, continues);
     let request: Request;
     try {
       request = toRequest(ctx, head, body);
@@ -132,12 +137,16 @@ async function serveConn(ctx: ConnContext): Promise<void> {
     }
     if (ctx.closed) return;
     const keepAlive = wantsKeepAlive(head) && body.done;
-    const bytes = response.body === null
+    const isHead = request.method === "HEAD";
+    const bytes = response.body === null || !mayHaveBody(response.status)
       ? new Uint8Array(0)
       : new Uint8Array(await response.arrayBuffer());
     const sent = await deadline(
-      ctx.io.write(answerBytes(head, response, bytes, keepAlive)).then(() => true, () => false),
-      WRITE_TIMEOUT_MS,
+      ctx.io.write(answerBytes(head, isHead, response, bytes, keepAlive)).then(
+        () => true,
+        () => false,
+      ),
+      writeMs(ctx.opts),
     );
     if (sent === TIMED_OUT) return end(ctx, "http: the answer was not taken in time");
     if (!sent) return end(ctx);
@@ -151,11 +160,15 @@ async function serveConn(ctx: ConnContext): Promise<void> {
 
 function toRequest(ctx: ConnContext, head: Head, body: BodyReader): Request {
   // HTTP/1.0 health checkers send no Host: the URL still needs one (the header stays absent).
-  const host = head.headers.get("host") || `${ctx.opts.hostname}:${ctx.port}`;
-  const url = new URL(head.target, `http://${host}`);
-  if (url.host === "" || !head.target.startsWith("/") && !/^https?:\/\//.test(head.target)) {
-    throw new Error("bad target");
-  }
+  const hostname = ctx.opts.hostname.includes(":") ? `[${ctx.opts.hostname}]` : ctx.opts.hostname;
+  const host = head.headers.get("host") || `${hostname}:${ctx.port}`;
+  // Origin-form ("/a", "//a" too: a path, never a host) or absolute-form; not "*".
+  const target = head.target;
+  let url: URL;
+  if (target.startsWith("/")) url = new URL(`http://${host}${target}`);
+  else if (/^https?:\/\//i.test(target)) url = new URL(target);
+  else throw new Error("bad target");
+  if (url.host === "") throw new Error("bad host");
   const withBody = body.length > 0 && head.method !== "GET" && head.method !== "HEAD";
   return new Request(url, {
     method: head.method,
@@ -171,7 +184,18 @@ function wantsKeepAlive(head: Head): boolean {
   return !/\bclose\b/.test(connection);
 }
 
-function answerBytes(head: Head, res: Response, body: Uint8Array, keepAlive: boolean): Uint8Array {
+/** 1xx, 204 and 304 answers have no body, nor a length (RFC 9110 8.6). */
+function mayHaveBody(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 304;
+}
+
+function answerBytes(
+  head: Head,
+  isHead: boolean,
+  res: Response,
+  body: Uint8Array,
+  keepAlive: boolean,
+): Uint8Array {
   const lines = [`HTTP/1.1 ${res.status} ${res.statusText || REASONS[res.status] || "Status"}`];
   for (const [name, value] of res.headers) {
     if (name === "content-length" || name === "connection" || name === "transfer-encoding") {
@@ -179,11 +203,12 @@ function answerBytes(head: Head, res: Response, body: Uint8Array, keepAlive: boo
     }
     lines.push(`${name}: ${value}`);
   }
-  lines.push(`content-length: ${body.byteLength}`); // HEAD: the length a GET would get
+  // HEAD: the length a GET would get.
+  if (mayHaveBody(res.status)) lines.push(`content-length: ${body.byteLength}`);
   if (!keepAlive) lines.push("connection: close");
   else if (head.version === "HTTP/1.0") lines.push("connection: keep-alive");
   const bytes = enc.encode(lines.join("\r\n") + "\r\n\r\n");
-  return head.method === "HEAD" ? bytes : concat(bytes, body);
+  return isHead ? bytes : concat(bytes, body);
 }
 
 /** A request body of `length` bytes, streamed from what the head left and then the connection. */
@@ -197,6 +222,8 @@ class BodyReader {
     private first: Uint8Array,
     readonly length: number,
     private readonly idleMs: number,
+    /** The client waits for "100 Continue" before it sends the body (curl, past 1 MiB). */
+    private continues: boolean,
   ) {
     this.remaining = length;
     if (length === 0) this.leftover = first;
@@ -212,6 +239,10 @@ class BodyReader {
         let chunk: Uint8Array | undefined = this.first;
         this.first = new Uint8Array(0);
         if (chunk.byteLength === 0) {
+          if (this.continues) {
+            this.continues = false;
+            await this.ctx.io.write(CONTINUE).catch(() => {});
+          }
           const next = await deadline(this.ctx.io.read(), this.idleMs);
           if (next === TIMED_OUT || next === undefined) {
             end(this.ctx, next === TIMED_OUT ? "http: the request body stopped coming" : undefined);
@@ -230,7 +261,9 @@ class BodyReader {
 }
 
 async function refuse(ctx: ConnContext, status: number, why: string): Promise<void> {
-  await answerAndEnd(ctx.io, status, why + "\n");
+  // Bounded as every answer is: a peer that takes none must not keep its connection slot.
+  const sent = await deadline(answerAndEnd(ctx.io, status, why + "\n"), writeMs(ctx.opts));
+  if (sent === TIMED_OUT) why += "; the answer was not taken in time";
   end(ctx, `http: ${status} ${why}`);
 }
 
@@ -243,6 +276,8 @@ function end(ctx: ConnContext, why?: string): void {
 }
 
 const TIMED_OUT = Symbol("timed out");
+
+const writeMs = (o: HttpServeOptions) => o.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
 
 function deadline<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -7,8 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { testRuntime } from "./helpers/harness.ts";
-import { serveHttp } from "../src/transport/http_server.ts";
-import type { TransportConn } from "../src/runtime/types.ts";
+import { type HttpServeOptions, serveHttp } from "../src/transport/http_server.ts";
+import type { HttpHandler, TransportConn } from "../src/runtime/types.ts";
 
 const TIMEOUT = { timeout: 30_000 };
 
@@ -22,6 +22,25 @@ function rawPeer(port: number) {
   const closed = new Promise<number>((resolve) => s.on("close", () => resolve(Date.now() - t0)));
   const connected = new Promise<void>((resolve) => s.on("connect", () => resolve()));
   return { s, closed, connected, got: () => got };
+}
+
+/** The server on this runtime's listener (127.0.0.1, any port) while `body` runs. */
+async function withServer(
+  handler: HttpHandler,
+  opts: Partial<HttpServeOptions>,
+  body: (port: number) => Promise<void>,
+): Promise<void> {
+  const runtime = await testRuntime();
+  const server = await serveHttp(
+    runtime.listen.bind(runtime),
+    { hostname: "127.0.0.1", port: 0, ...opts },
+    handler,
+  );
+  try {
+    await body(server.port);
+  } finally {
+    await server.close();
+  }
 }
 
 test(
@@ -72,15 +91,11 @@ test(
   "serveHttp: keep-alive and pipelined requests on one connection; HTTP/1.0 closes",
   TIMEOUT,
   async () => {
-    const runtime = await testRuntime();
     let n = 0;
-    const server = await serveHttp(
-      runtime.listen.bind(runtime),
-      { hostname: "127.0.0.1", port: 0 },
-      async (req) => new Response(`${++n} ${new URL(req.url).pathname} ${await req.text()}`),
-    );
-    try {
-      const p = rawPeer(server.port);
+    const echo = async (req: Request) =>
+      new Response(`${++n} ${new URL(req.url).pathname} ${await req.text()}`);
+    await withServer(echo, {}, async (port) => {
+      const p = rawPeer(port);
       await p.connected;
       p.s.write(
         "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" +
@@ -90,15 +105,13 @@ test(
       await p.closed;
       const bodies = p.got().split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]);
       assert.deepEqual(bodies, ["1 /a ", "2 /b xyz", "3 /c "]);
-      const old = rawPeer(server.port);
+      const old = rawPeer(port);
       await old.connected;
       old.s.write("GET /health HTTP/1.0\r\n\r\n"); // no Host, as old health checkers send
       await old.closed;
       assert.match(old.got(), /^HTTP\/1\.1 200 OK\r\n/);
       assert.match(old.got(), /4 \/health $/);
-    } finally {
-      await server.close();
-    }
+    });
   },
 );
 
@@ -169,24 +182,19 @@ test(
   "serveHttp: strict heads, origin-form paths, 100-continue, 204 without a length",
   TIMEOUT,
   async () => {
-    const runtime = await testRuntime();
-    const server = await serveHttp(
-      runtime.listen.bind(runtime),
-      { hostname: "127.0.0.1", port: 0 },
-      async (req) => {
-        const url = new URL(req.url);
-        if (url.pathname === "/empty") return new Response(null, { status: 204 });
-        return new Response(`${url.host} ${url.pathname} ${await req.text()}`);
-      },
-    );
-    const exchange = async (request: string) => {
-      const p = rawPeer(server.port);
-      await p.connected;
-      p.s.write(request);
-      await p.closed;
-      return p.got();
+    const answer = async (req: Request) => {
+      const url = new URL(req.url);
+      if (url.pathname === "/empty") return new Response(null, { status: 204 });
+      return new Response(`${url.host} ${url.pathname} ${await req.text()}`);
     };
-    try {
+    await withServer(answer, {}, async (port) => {
+      const exchange = async (request: string) => {
+        const p = rawPeer(port);
+        await p.connected;
+        p.s.write(request);
+        await p.closed;
+        return p.got();
+      };
       // A proxy in front might read these heads differently: refused, not guessed at.
       for (
         const bad of [
@@ -206,7 +214,7 @@ test(
       assert.match(noContent, /^HTTP\/1\.1 204 /);
       assert.doesNotMatch(noContent, /content-length/i);
       // curl asks before a large body, and waits a second for the answer otherwise.
-      const p = rawPeer(server.port);
+      const p = rawPeer(port);
       await p.connected;
       p.s.write(
         "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
@@ -218,9 +226,7 @@ test(
       p.s.write("hello");
       await p.closed;
       assert.match(p.got(), /\r\n\r\nx \/up hello$/);
-    } finally {
-      await server.close();
-    }
+    });
   },
 );
 
@@ -228,23 +234,16 @@ test(
   "serveHttp: on an IPv6 address, an HTTP/1.0 request without Host is answered",
   TIMEOUT,
   async () => {
-    const runtime = await testRuntime();
-    const server = await serveHttp(
-      runtime.listen.bind(runtime),
-      { hostname: "::1", port: 0 },
-      (req) => new Response(new URL(req.url).pathname),
-    );
-    try {
-      const s = net.connect(server.port, "::1");
+    const path = (req: Request) => new Response(new URL(req.url).pathname);
+    await withServer(path, { hostname: "::1" }, async (port) => {
+      const s = net.connect(port, "::1");
       let got = "";
       s.on("data", (d: Uint8Array) => (got += new TextDecoder().decode(d)));
       await new Promise((resolve) => s.on("connect", resolve));
       s.write("GET /health HTTP/1.0\r\n\r\n");
       await new Promise((resolve) => s.on("close", resolve));
       assert.match(got, /^HTTP\/1\.1 200 OK\r\n[^]*\/health$/);
-    } finally {
-      await server.close();
-    }
+    });
   },
 );
 

@@ -104,3 +104,24 @@ test("a client back on the node of its fenced copy gets what the store has, and 
     const filters = stored.sessions[0]?.subscriptions.map((x) => x.filter).sort();
     assert.deepEqual(filters, ["f/#", "g/#"]);
   }));
+
+test("fenced copies waiting for their new holder ask Redis together, not one by one", {
+  skip,
+  timeout: 60_000,
+}, () =>
+  withTwoNodes(redis, PREFIX, async (a) => {
+    // A node declared dead can find thousands of its sessions fenced at once: each copy asking
+    // for its owner every 50 ms was that many Redis requests 20 times a second.
+    const ids = Array.from({ length: 20 }, (_, i) => `fc${i}`);
+    for (const id of ids) await offlineSession(a, id, "f/#");
+    await a.broker.journal!.settled();
+    const owners = a.bus.owners.bind(a.bus);
+    let calls = 0;
+    a.bus.owners = (clientIds) => (calls++, owners(clientIds));
+    a.node.fenced(ids); // no owner elsewhere: each copy waits for one until node-timeout
+    await new Promise((r) => setTimeout(r, 1_000));
+    const inOneSecond = calls;
+    assert.ok(inOneSecond > 0, "the copies ask for their owner");
+    assert.ok(inOneSecond <= 40, `${inOneSecond} owner requests in 1 s for 20 copies`);
+    await until(() => ids.every((id) => !a.broker.sessions.has(id)), "the copies dropped", 15_000);
+  }));

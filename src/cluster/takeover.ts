@@ -36,6 +36,9 @@ export class Takeover {
   readonly kicked = new Set<string>();
   private readonly done = new WeakSet<object>();
   private readonly waiting = new Map<string, (ok: boolean | undefined) => void>();
+  /** Fenced copies waiting to learn who holds their client now (dropFenced). */
+  private readonly awaitingOwner = new Map<Session, { clientId: string; deadline: number }>();
+  private polling = false;
 
   constructor(
     private readonly broker: Broker,
@@ -230,7 +233,7 @@ export class Takeover {
     }
     if (to) this.handover.stay(session, to.epoch);
     if (this.handover.isFenced(session) && !session.connection) {
-      void this.dropFenced(clientId, session); // (a kick is answered meanwhile)
+      this.dropFenced(clientId, session); // (a kick is answered meanwhile)
     } else {
       this.handover.unfence(session);
       this.evict(clientId);
@@ -245,22 +248,42 @@ export class Takeover {
    * the new holder's came, and a message published here meanwhile matched nothing: acknowledged
    * and lost.
    */
-  private async dropFenced(clientId: string, session: Session): Promise<void> {
-    const deadline = Date.now() + this.timeoutMs;
-    const fenced = () =>
-      this.broker.sessions.get(clientId) === session && !session.connection &&
-      this.handover.isFenced(session);
-    while (Date.now() < deadline && fenced()) {
-      const owners = await this.bus.owners([clientId]).catch(() => undefined);
-      const owner = owners?.get(clientId);
-      if (owner !== undefined && owner !== this.bus.nodeId && fenced()) {
-        this.handover.unfence(session);
-        return this.handover.leave(session, owner, 0);
+  private dropFenced(clientId: string, session: Session): void {
+    this.awaitingOwner.set(session, { clientId, deadline: Date.now() + this.timeoutMs });
+    if (!this.polling) void this.pollOwners();
+  }
+
+  /**
+   * The owners of every fenced copy waiting for one, in one request every 50 ms: a node declared
+   * dead can find thousands of its sessions fenced at once.
+   */
+  private async pollOwners(): Promise<void> {
+    this.polling = true;
+    try {
+      while (this.awaitingOwner.size > 0) {
+        const waiting = [...this.awaitingOwner];
+        const ids = [...new Set(waiting.map(([, w]) => w.clientId))];
+        const owners = await this.bus.owners(ids).catch(() => undefined);
+        const now = Date.now();
+        for (const [session, { clientId, deadline }] of waiting) {
+          const fenced = this.broker.sessions.get(clientId) === session && !session.connection &&
+            this.handover.isFenced(session);
+          const owner = owners?.get(clientId);
+          if (fenced && owner !== undefined && owner !== this.bus.nodeId) {
+            this.awaitingOwner.delete(session);
+            this.handover.unfence(session);
+            this.handover.leave(session, owner, 0);
+          } else if (!fenced || now >= deadline) {
+            this.awaitingOwner.delete(session);
+            if (!this.handover.isFenced(session)) continue; // handed on meanwhile (a kick), or kept
+            this.handover.unfence(session);
+            if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
+          }
+        }
+        if (this.awaitingOwner.size > 0) await new Promise((r) => setTimeout(r, 50));
       }
-      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      this.polling = false;
     }
-    if (!this.handover.isFenced(session)) return; // handed on meanwhile (a kick), or kept
-    this.handover.unfence(session);
-    if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
   }
 }

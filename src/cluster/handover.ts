@@ -128,6 +128,11 @@ export class Handover {
     return this.fencedCopies.has(session);
   }
 
+  /** Whether `session` is handed (or being handed) to another node from here. */
+  isLeaving(session: Session): boolean {
+    return this.leaving.get(session.clientId)?.session === session;
+  }
+
   /** The fenced copy is gone (or kept after all: its client connected here again). */
   unfence(session: Session): void {
     const refuse = this.fencedCopies.get(session);

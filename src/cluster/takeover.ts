@@ -217,8 +217,12 @@ export class Takeover {
     session: Session,
     to?: { to: NodeId; epoch: number },
   ): Promise<void> {
-    // A session that can go (stored here, or a fenced copy; not a clean one, which ends).
-    const movable = session.journal !== undefined || this.handover.isFenced(session);
+    // A session that can go (stored here, or a fenced copy; not a clean one, which ends); or a
+    // fenced copy already handed on to its owner (dropFenced), whose kick comes after: evicted
+    // now, its routes went before the new holder's came, and what was published here meanwhile
+    // matched nothing (a QoS 1 message acknowledged and lost, cluster_fenced_routes_test).
+    const movable = session.journal !== undefined || this.handover.isFenced(session) ||
+      this.handover.isLeaving(session);
     if (to && movable) this.handover.startLeave(session, to.to, to.epoch);
     const deadline = Date.now() + this.timeoutMs / 2;
     while (session.connection && Date.now() < deadline) {
@@ -266,24 +270,40 @@ export class Takeover {
         const owners = await this.bus.owners(ids).catch(() => undefined);
         const now = Date.now();
         for (const [session, { clientId, deadline }] of waiting) {
-          const fenced = this.broker.sessions.get(clientId) === session && !session.connection &&
-            this.handover.isFenced(session);
-          const owner = owners?.get(clientId);
-          if (fenced && owner !== undefined && owner !== this.bus.nodeId) {
+          try {
+            this.ownerFound(session, clientId, deadline, owners?.get(clientId), now);
+          } catch (e) {
+            // One copy's failure must not leave the others waiting for ever.
             this.awaitingOwner.delete(session);
-            this.handover.unfence(session);
-            this.handover.leave(session, owner, 0);
-          } else if (!fenced || now >= deadline) {
-            this.awaitingOwner.delete(session);
-            if (!this.handover.isFenced(session)) continue; // handed on meanwhile (a kick), or kept
-            this.handover.unfence(session);
-            if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
+            this.broker.log(`cluster: dropping a fenced copy failed: ${e}`);
           }
         }
         if (this.awaitingOwner.size > 0) await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
       this.polling = false;
+    }
+  }
+
+  /** One waiting copy, now that its client's owner is known (or not). */
+  private ownerFound(
+    session: Session,
+    clientId: string,
+    deadline: number,
+    owner: NodeId | undefined,
+    now: number,
+  ): void {
+    const fenced = this.broker.sessions.get(clientId) === session && !session.connection &&
+      this.handover.isFenced(session);
+    if (fenced && owner !== undefined && owner !== this.bus.nodeId) {
+      this.awaitingOwner.delete(session);
+      this.handover.unfence(session);
+      this.handover.leave(session, owner, 0);
+    } else if (!fenced || now >= deadline) {
+      this.awaitingOwner.delete(session);
+      if (!this.handover.isFenced(session)) return; // handed on meanwhile (a kick), or kept
+      this.handover.unfence(session);
+      if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
     }
   }
 }

@@ -10,6 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { redisWithAdminForFile } from "./helpers/redis_server.ts";
 import { PacketClient, publishPacket, str } from "./helpers/packet_client.ts";
+import type { Takeover } from "../src/cluster/takeover.ts";
 import {
   type InProcessNode,
   offlineSession,
@@ -108,4 +109,49 @@ test(
       await allDelivered(s2, acked);
       assert.ok(acked.length > 0, "published while B loaded: acknowledged once B stored them");
     }),
+);
+
+/**
+ * The fenced copy of "fs" on A handed on to B by A's poll of the owner before B's kick, which
+ * reaches A late (then `staleKick`, if given, as a late kick of an older claim would); B's load
+ * is slow. A message for fs published on A meanwhile is acknowledged only once B has it.
+ */
+function kickAfterHandOn(staleKick?: (kick: Takeover["kick"]) => void) {
+  return withTwoNodes(redis, PREFIX, async (a, b) => {
+    const { acked, publish } = await fencedOnA(a);
+    const takeovers = (a.node as unknown as { takeovers: Takeover }).takeovers;
+    const kick = takeovers.kick.bind(takeovers);
+    let kicked = false;
+    takeovers.kick = (from, msg) =>
+      void setTimeout(() => {
+        kick(from, msg);
+        if (!staleKick) kicked = true;
+        else setTimeout(() => (staleKick(kick), kicked = true), 50);
+      }, 400);
+    const load = b.store.sessions.loadSessions!.bind(b.store.sessions);
+    b.store.sessions.loadSessions = async (ids) => (await sleep(1_000), load(ids));
+    const connecting = PacketClient.connect(b.broker, { clientId: "fs", clean: false });
+    await until(() => kicked, "the kick handled");
+    await sleep(100); // what A was writing settled; B loads the session
+    // While B loads: handed on to B, not matching nothing here, nor sent to another node.
+    assert.equal(await publish("m1"), true, "acknowledged once B has it");
+    const { client: s2, connack } = await connecting;
+    assert.equal(connack.sessionPresent, true);
+    await allDelivered(s2, acked);
+  });
+}
+
+test(
+  "a kick that comes after the fenced copy was handed on to its owner keeps handing on",
+  { skip, timeout: 60_000 },
+  () => kickAfterHandOn(),
+);
+
+test(
+  "a late kick of an older claim does not turn a fenced copy's hand-on away from its owner",
+  { skip, timeout: 60_000 },
+  () =>
+    kickAfterHandOn((kick) =>
+      kick("003", { kind: "kick", clientId: "fs", epoch: 1, username: undefined })
+    ),
 );

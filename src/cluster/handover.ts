@@ -128,9 +128,10 @@ export class Handover {
     return this.fencedCopies.has(session);
   }
 
-  /** Whether `session` is handed (or being handed) to another node from here. */
-  isLeaving(session: Session): boolean {
-    return this.leaving.get(session.clientId)?.session === session;
+  /** The node `session` is handed (or being handed) to from here, if it is. */
+  leavingTo(session: Session): NodeId | undefined {
+    const entry = this.leaving.get(session.clientId);
+    return entry?.session === session ? entry.to : undefined;
   }
 
   /** The fenced copy is gone (or kept after all: its client connected here again). */

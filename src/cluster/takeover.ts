@@ -221,8 +221,13 @@ export class Takeover {
     // fenced copy already handed on to its owner (dropFenced), whose kick comes after: evicted
     // now, its routes went before the new holder's came, and what was published here meanwhile
     // matched nothing (a QoS 1 message acknowledged and lost, cluster_fenced_routes_test).
+    const leavingTo = this.handover.leavingTo(session);
     const movable = session.journal !== undefined || this.handover.isFenced(session) ||
-      this.handover.isLeaving(session);
+      leavingTo !== undefined;
+    // Handed away already (nothing written here) to the owner in Redis: a kick from another node
+    // is a late one of an older claim; the hand-on stays with the owner.
+    const handedAway = session.journal === undefined && !this.handover.isFenced(session);
+    if (to && handedAway && leavingTo !== undefined && leavingTo !== to.to) return;
     if (to && movable) this.handover.startLeave(session, to.to, to.epoch);
     const deadline = Date.now() + this.timeoutMs / 2;
     while (session.connection && Date.now() < deadline) {
@@ -273,9 +278,13 @@ export class Takeover {
           try {
             this.ownerFound(session, clientId, deadline, owners?.get(clientId), now);
           } catch (e) {
-            // One copy's failure must not leave the others waiting for ever.
+            // One copy's failure must not leave the others waiting for ever, nor itself in the
+            // index taking messages nothing stores.
             this.awaitingOwner.delete(session);
-            this.broker.log(`cluster: dropping a fenced copy failed: ${e}`);
+            this.broker.log(`cluster: handing on a fenced copy failed (${e}); dropping it`);
+            if (this.broker.sessions.get(clientId) === session && !session.connection) {
+              this.evict(clientId);
+            }
           }
         }
         if (this.awaitingOwner.size > 0) await new Promise((r) => setTimeout(r, 50));

@@ -104,6 +104,17 @@ export const REASONS: Record<number, string> = {
 
 const enc = new TextEncoder();
 
+export const TIMED_OUT = Symbol("timed out");
+
+/** `p`, or TIMED_OUT once `ms` passed first (a peer's request or answer that does not come). */
+export function deadline<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** A short plain-text answer, then the connection is to be closed (the caller closes it). */
 export async function answerAndEnd(
   io: ConnIo,

@@ -22,10 +22,12 @@ import { ConnIo } from "./conn_io.ts";
 import {
   answerAndEnd,
   concat,
+  deadline,
   type Head,
   type HeadProgress,
   readHead,
   REASONS,
+  TIMED_OUT,
 } from "./http_head.ts";
 
 export interface HttpServeOptions extends ListenOptions {
@@ -275,14 +277,4 @@ function end(ctx: ConnContext, why?: string): void {
   ctx.conn.close();
 }
 
-const TIMED_OUT = Symbol("timed out");
-
 const writeMs = (o: HttpServeOptions) => o.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
-
-function deadline<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}

@@ -21,7 +21,7 @@ import type { PeerCertificate, TransportConn } from "../runtime/types.ts";
 import { decideUpgrade, requestPath } from "./websocket_protocol.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { ConnIo } from "./conn_io.ts";
-import { answerAndEnd as answer, concat, readHead } from "./http_head.ts";
+import { answerAndEnd as answer, concat, deadline, readHead } from "./http_head.ts";
 
 export interface WebSocketOverConnOptions {
   /** URL path clients must ask for, e.g. "/mqtt"; other paths get 404. */
@@ -51,11 +51,7 @@ async function handshake(
   opts: WebSocketOverConnOptions,
 ): Promise<TransportConn | undefined> {
   const io = new ConnIo(conn);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), opts.handshakeTimeout ?? 10_000);
-  });
-  const head = await Promise.race([readHead(io), timeout]).finally(() => clearTimeout(timer));
+  const head = await deadline(readHead(io), opts.handshakeTimeout ?? 10_000);
   if (typeof head !== "object") {
     refused(conn, opts, "no WebSocket upgrade request in time (or a bad one)");
     return;

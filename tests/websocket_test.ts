@@ -1,7 +1,7 @@
 /**
- * MQTT over WebSocket on the runtime that runs this file: ws:// (the
- * runtime's own server: Deno.serve / Bun.serve) and wss:// (the TLS listener
- * with our RFC 6455 server, src/transport/websocket_server.ts). MQTT.js over
+ * MQTT over WebSocket on the runtime that runs this file: ws:// (our RFC 6455
+ * server, src/transport/websocket_server.ts, over a TCP listener) and wss://
+ * (the same over the TLS listener). MQTT.js over
  * both; a raw WebSocket client for what MQTT.js does not do: packets split
  * over frames and messages, several packets per frame, ping, text frames,
  * wrong path, non-upgrade requests, subprotocol choice.
@@ -10,7 +10,6 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { mustRun } from "./helpers/harness.ts";
-import { webSocketMessageLimit } from "../src/transport/listeners.ts";
 import {
   makePki,
   opensslAvailable,
@@ -44,7 +43,7 @@ interface Kind {
   secure: boolean;
 }
 const KINDS: Kind[] = [
-  { name: "ws:// (runtime WebSocket server)", secure: false },
+  { name: "ws:// (RFC 6455 over the TCP listener)", secure: false },
   { name: "wss:// (RFC 6455 over the TLS listener)", secure: true },
 ];
 
@@ -201,35 +200,6 @@ for (const kind of KINDS) {
       ws.send(0x1, new TextEncoder().encode("not binary"));
       await ws.until(() => ws.closed || ws.frames.some((f) => f.opcode === 0x8), "close");
     });
-
-    // Bun buffers a whole message before handing it over: its size is bounded there (the
-    // wss:// server streams frames, and Deno's ws:// has no such setting).
-    const bunWs = !kind.secure && !("Deno" in globalThis);
-    if (bunWs) {
-      test(
-        "Bun ws://: a message over the limit (1 MiB, or max-bytes-in-message) closes: 1009",
-        T,
-        async () => {
-          const a = await start(kind);
-          const ws = await openWs(portOf(a), kind.secure);
-          ws.send(0x2, connectPacket({ clientId: `big-${uid()}`, clean: true, keepAlive: 30 }));
-          await ws.packets([2]);
-          // Valid MQTT all the way (PINGREQs), only too much of it in one message.
-          const pings = new Uint8Array(webSocketMessageLimit(8092) + 2);
-          for (let i = 0; i < pings.length; i += 2) pings[i] = 0xc0;
-          // One message in 60 KiB fragments (this test client only writes short frames).
-          const step = 60 * 1024;
-          for (let at = 0; at < pings.length; at += step) {
-            ws.send(at === 0 ? 0x2 : 0x0, pings.subarray(at, at + step), at + step >= pings.length);
-          }
-          await ws.until(() => ws.closed || ws.frames.some((f) => f.opcode === 0x8), "close");
-          const close = ws.frames.find((f) => f.opcode === 0x8);
-          if (close) assert.equal((close.payload[0] << 8) | close.payload[1], 1009);
-          assert.equal(webSocketMessageLimit(8092), 1024 * 1024);
-          assert.equal(webSocketMessageLimit(4 * 1024 * 1024), 4 * 1024 * 1024);
-        },
-      );
-    }
 
     test("another path gets 404", T, async () => {
       const a = await start(kind);

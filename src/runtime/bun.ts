@@ -31,7 +31,6 @@ import type {
   TransportConn,
 } from "./types.ts";
 import { clientCertificate, type NodeStylePeerCertificate } from "./certs.ts";
-import { listenBunWebSocket } from "./websocket_bun.ts";
 import { escapeForLog } from "../log/escape.ts";
 import { HELPER_NICE } from "./helper_threads.ts";
 import { bunThreadIdle } from "./sched_idle_bun.ts";
@@ -454,7 +453,6 @@ export const bunRuntime: Runtime = {
   name: "bun",
   listen,
   listenTls,
-  listenWebSocket: listenBunWebSocket,
   onSignal(signal, handler) {
     process.on(signal, handler);
     return () => void process.off(signal, handler);

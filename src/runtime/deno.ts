@@ -46,8 +46,6 @@ export const denoRuntime: Runtime = {
   name: "deno",
   listen: withIoTurn(listenNodeNet),
   listenTls: withIoTurn(listenNodeTls),
-  // No listenWebSocket: Deno's own WebSocket can neither pause reads, bound a message, nor
-  // refuse an unmasked frame, so ws:// is the project's server over listen() (transport/).
   onSignal(signal, handler) {
     Deno.addSignalListener(signal, handler);
     return () => Deno.removeSignalListener(signal, handler);

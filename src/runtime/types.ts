@@ -54,34 +54,6 @@ export interface TlsListener extends Listener {
   setCredentials(credentials: TlsCredentials): Promise<void>;
 }
 
-/** An HTTP request that reached a WebSocket listener, as the upgrade decision needs it. */
-export interface UpgradeRequest {
-  method: string;
-  path: string;
-  headers: { get(name: string): string | null };
-}
-
-/** What to do with such a request. */
-export type UpgradeDecision =
-  | { upgrade: true; protocol: string | null }
-  | { upgrade: false; status: number; body: string };
-
-export interface WebSocketListenOptions extends ListenOptions {
-  /** URL path of the MQTT endpoint ("/mqtt"); other paths get 404. */
-  path: string;
-  /**
-   * What to do with each HTTP request (path, upgrade, subprotocol): the
-   * decision belongs to the caller (src/transport/websocket_protocol.ts), the
-   * adapter only carries it out.
-   */
-  decide(request: UpgradeRequest): UpgradeDecision;
-  /**
-   * Largest WebSocket message accepted (a larger one closes the connection
-   * with 1009), where the runtime buffers whole messages (Bun's ws://).
-   */
-  maxMessageBytes?: number;
-}
-
 /** Answers one HTTP request (the operations endpoint, src/http/): runtime-free code. */
 export type HttpHandler = (req: Request) => Response | Promise<Response>;
 
@@ -91,15 +63,6 @@ export interface Runtime {
   listen(opts: ListenOptions, onConn: (conn: TransportConn) => void): Promise<Listener>;
   /** A TLS listener; `Conn.peerCertificate` is set when a client certificate was verified. */
   listenTls(opts: TlsListenOptions, onConn: (conn: TransportConn) => void): Promise<TlsListener>;
-  /**
-   * A plain-HTTP WebSocket listener (ws://) speaking the "mqtt" subprotocol;
-   * each upgraded WebSocket is a Conn of MQTT bytes. Optional: without it
-   * (Deno), ws:// is the project's own server over `listen` (transport/).
-   */
-  listenWebSocket?(
-    opts: WebSocketListenOptions,
-    onConn: (conn: TransportConn) => void,
-  ): Promise<Listener>;
   /** Returns a function that removes the handler again. */
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void): () => void;
   exit(code: number): never;

@@ -2,8 +2,8 @@
  * Every listener the configuration asks for, started on the runtime's
  * adapters: `socket` (TCP, or TLS when `ssl.enable`), `websocket` (ws, or wss
  * when `ssl.enable`) and each `listeners` item (tcp/tls/ws/wss, e.g. 1883 and
- * 8883 side by side). wss is the runtime's TLS listener with our RFC 6455
- * server on top (websocket_server.ts), so it gets client certificates and
+ * 8883 side by side). ws and wss are our RFC 6455 server (websocket_server.ts)
+ * on the runtime's TCP and TLS listeners, so wss gets client certificates and
  * reloads like mqtts. Certificates are reloaded on demand (SIGHUP) and when
  * their files change; a reload that fails keeps the old certificate.
  * Runtime-free.
@@ -11,16 +11,14 @@
 import type { MqttxConfig } from "../config/types.ts";
 import type {
   Listener,
+  ListenOptions,
   Runtime,
   TlsCredentials,
   TlsListener,
   TransportConn,
-  UpgradeRequest,
-  WebSocketListenOptions,
 } from "../runtime/types.ts";
 import { credentialFiles, loadTlsCredentials } from "./tls_credentials.ts";
 import { serveWebSocketOverConn } from "./websocket_server.ts";
-import { decideUpgrade } from "./websocket_protocol.ts";
 import { type ListenerSpec, listenerSpecs, type ListenerType } from "../config/listening.ts";
 
 export interface BoundListener {
@@ -100,7 +98,7 @@ export async function startListeners(ctx: ListenerContext): Promise<Listeners> {
         return await listenWebSocket(runtime, {
           ...opts,
           path: spec.path,
-          maxMessageBytes: webSocketMessageLimit(config.maxBytesInMessage),
+          handshakeTimeout: config.heartbeat,
         }, onConn);
       case "tls":
       case "wss": {
@@ -200,27 +198,17 @@ async function snapshot(
 }
 
 /**
- * The largest WebSocket message a ws:// listener buffers. A message normally
- * carries one MQTT packet, which max-bytes-in-message bounds; clients may
- * batch a few, hence the 1 MiB floor. (wss:// streams frames into the MQTT
- * decoder and buffers no message, and so does ws:// on Deno, through this server.)
- */
-export function webSocketMessageLimit(maxBytesInMessage: number): number {
-  return Math.max(maxBytesInMessage, 1024 * 1024);
-}
-
-/**
- * ws:// on the runtime's own WebSocket server where the adapter offers one
- * (Bun), else the project's server over a plain TCP listener (Deno).
+ * ws:// is the project's RFC 6455 server over a TCP listener on both runtimes, as wss:// is over
+ * TLS. Not the runtimes' own servers: neither can pause a WebSocket's reads (input of a
+ * held-back client grew until it was cut), Deno's buffers whole messages with no size setting
+ * and takes unmasked client frames, and Bun's `serve` gives a client that sends its upgrade
+ * request a byte at a time its socket for good (its idle timer restarts on every byte).
  */
 export function listenWebSocket(
   runtime: Runtime,
-  opts: Omit<WebSocketListenOptions, "decide">,
+  opts: ListenOptions & { path: string; handshakeTimeout?: number },
   onConn: (conn: TransportConn) => void,
 ): Promise<Listener> {
-  // The adapter carries out the decision; it is made here (runtime/ imports nothing from transport/).
-  const decide = (req: UpgradeRequest) => decideUpgrade(req, opts.path);
-  if (runtime.listenWebSocket) return runtime.listenWebSocket({ ...opts, decide }, onConn);
-  const wsOpts = { path: opts.path, log: opts.log };
+  const wsOpts = { path: opts.path, handshakeTimeout: opts.handshakeTimeout, log: opts.log };
   return runtime.listen(opts, (conn) => serveWebSocketOverConn(conn, wsOpts, onConn));
 }

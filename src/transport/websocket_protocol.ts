@@ -1,6 +1,6 @@
 /**
- * What every MQTT-over-WebSocket listener shares, whichever server runs it
- * (Deno's serve(), Bun's serve(), or our RFC 6455 server over a TLS Conn): the
+ * What every MQTT-over-WebSocket listener (ws:// and wss://, our RFC 6455
+ * server, websocket_server.ts) decides about an HTTP request: the
  * subprotocol choice and the short plain answers to requests that are not
  * an MQTT WebSocket upgrade. Runtime-free.
  */
@@ -20,7 +20,17 @@ export function chooseSubprotocol(header: string | null | undefined): string | n
   return offered.find((p) => (MQTT_SUBPROTOCOLS as readonly string[]).includes(p));
 }
 
-import type { UpgradeDecision, UpgradeRequest } from "../runtime/types.ts";
+/** An HTTP request that reached a WebSocket listener, as the upgrade decision needs it. */
+export interface UpgradeRequest {
+  method: string;
+  path: string;
+  headers: { get(name: string): string | null };
+}
+
+/** What to do with such a request. */
+export type UpgradeDecision =
+  | { upgrade: true; protocol: string | null }
+  | { upgrade: false; status: number; body: string };
 
 /**
  * Decide on a request: wrong path → 404; not a WebSocket upgrade → 426 with a

@@ -4,8 +4,8 @@
  * MQTT bytes. Used for wss:// listeners, whose TLS Conn comes from the same
  * runtime TLS listener as mqtts:// (so client certificates and certificate
  * reload work for WebSocket too; the runtimes' HTTP servers cannot request or
- * expose client certificates), and for ws:// on Deno (see runtime/deno.ts).
- * Bun's ws:// uses Bun's own server. Runtime-free.
+ * expose client certificates), and for ws:// over a TCP listener on both
+ * runtimes (transport/listeners.ts says why not theirs). Runtime-free.
  *
  * Frames are read only as fast as the MQTT side takes them, so a client the
  * broker holds back is held back by TCP: nothing piles up here. A protocol

@@ -48,6 +48,12 @@ export interface ClusterLink {
    */
   takeOver(conn: object, clientId: string, username: string | undefined): Promise<void> | undefined;
   /**
+   * A QoS 2 resend of `publisher` taken as a duplicate: what its PUBREC waits for first (a
+   * fenced session's copy of one of its messages on its way to the session's holder,
+   * cluster/fenced_rescue.ts); never rejects. Undefined: nothing.
+   */
+  resendWaits?(publisher: string): Promise<void> | undefined;
+  /**
    * A shared message a member here leaves unacknowledged, with no other member online here:
    * sent to a node with an online member of group `share` (true), if any; with `offline` (its
    * session ends, none here), to a node with any member.

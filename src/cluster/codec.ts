@@ -131,6 +131,7 @@ export class FrameWriter {
         m: encodeMessageFields(msg.message),
         g: msg.share,
         o: msg.origin,
+        s: msg.stored,
         a: msg.ack,
       };
       payload = msg.message.payload;
@@ -387,6 +388,7 @@ function readRecord(r: FrameReader, end: number): BusMessage {
         message: decodeMessage(h.m, rest),
         share: h.g ?? undefined,
         origin: h.o ?? undefined,
+        stored: h.s ?? undefined,
         ack: h.a,
       };
     case "retained":

@@ -33,6 +33,7 @@ import type { DeliveryIntercept, Session, Subscription } from "../broker/session
 import { shareKey } from "../broker/router.ts";
 import { topicMatches } from "../mqtt/topic.ts";
 import type { RemoteAcks } from "./acks.ts";
+import { FencedRescue, holdsStored } from "./fenced_rescue.ts";
 import { bothKept } from "./qos2_resend.ts";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
 
@@ -100,7 +101,18 @@ export class Handover {
   /** The node whose message is being routed now (undefined: a client's here). */
   inbound: NodeId | undefined = undefined;
 
-  constructor(private readonly link: HandoverLink) {}
+  /** QoS 2 deliveries of fenced copies that the store refused: handed on with the copy. */
+  readonly rescue: FencedRescue;
+
+  constructor(private readonly link: HandoverLink) {
+    this.rescue = new FencedRescue({
+      bus: link.bus,
+      acks: link.acks,
+      timeoutMs: link.timeoutMs,
+      origins: this.origins,
+      log: (line) => link.broker.log(line),
+    });
+  }
 
   /** Sessions refused by the store (fenced), kept here until what is being written settled. */
   private readonly fencedCopies = new Map<Session, DeliveryIntercept>();
@@ -176,6 +188,7 @@ export class Handover {
     }
     const leaving = entry;
     leaving.left = true;
+    this.rescue.handOn(session, to);
     leaving.timer = setTimeout(() => this.forget(leaving), 2 * this.link.timeoutMs);
     if (leaving.adopted) this.withdrawn(leaving); // `adopted` came first (a kick answered late)
   }
@@ -329,6 +342,14 @@ export class Handover {
     // Decoded for this node alone, its payload a copy (codec.ts): owned, not cloned.
     const message: Message = msg.message;
     message.owned = true;
+    const journal = broker.journal;
+    // Held here already (loaded from the store): nothing to add (fenced_rescue.ts).
+    if (
+      msg.stored !== undefined && journal &&
+      holdsStored(session, msg.stored, (m) => journal.idOf(m))
+    ) {
+      return journal.whenCaughtUp();
+    }
     if (msg.origin !== undefined) this.origins.set(message, msg.origin);
     const sub = subscriptionFor(session, message, msg.share);
     if (sub) {
@@ -348,11 +369,11 @@ export class Handover {
     }
     // Moving on already (to a third node): stored once that node answered.
     const onward = this.link.confirmation();
-    const journal = broker.journal;
     return bothKept(journal?.carrier(message)?.kept() ?? journal?.whenCaughtUp(), onward);
   }
 
   close(): void {
+    this.rescue.close();
     for (const e of this.leaving.values()) clearTimeout(e.timer);
     for (const e of this.arriving.values()) clearTimeout(e.timer);
   }

@@ -145,9 +145,17 @@ export class ClusterNode implements ClusterLink {
     this.bus.ready?.();
   }
 
-  /** The store refused these clients' writes (fenced): their sessions belong to another node. */
-  fenced(clientIds: readonly string[]): void {
-    this.takeovers.fenced(clientIds);
+  /**
+   * The store refused these clients' writes (fenced): their sessions belong to another node.
+   * `lost`: per client, the messages the refused writes delivered to it.
+   */
+  fenced(clientIds: readonly string[], lost?: ReadonlyMap<string, ReadonlySet<string>>): void {
+    this.takeovers.fenced(clientIds, lost);
+  }
+
+  /** See ClusterLink.resendWaits. */
+  resendWaits(publisher: string): Promise<void> | undefined {
+    return this.handover.rescue.waitFor(publisher);
   }
 
   takeOver(conn: object, clientId: string, username: string | undefined) {
@@ -226,8 +234,9 @@ export class ClusterNode implements ClusterLink {
   private resendOf(message: Message, ack: number | undefined): number | undefined {
     if (ack === undefined || message.qos !== 2) return undefined;
     const first = this.resends.sending(message, ack, this.pending!);
-    // Its identity, should a session it reaches be moving (handover.ts).
-    if (this.handover.active) this.handover.origins.set(message, this.id + ":" + (first ?? ack));
+    // Its identity, should a session it reaches be moving (handover.ts), or be a fenced copy
+    // here that hands it on later (fenced_rescue.ts): always, it is a QoS 2 message.
+    this.handover.origins.set(message, this.id + ":" + (first ?? ack));
     return first;
   }
 
@@ -376,7 +385,13 @@ export class ClusterNode implements ClusterLink {
         const taken = this.resends.take(from, msg);
         if (taken === AGAIN) {
           // Taken already (qos2_resend.ts): its first copy's sessions may be behind (whenCaughtUp).
-          return this.acks.owe(from, msg.ack!, this.broker.journal?.whenCaughtUp());
+          // And a fenced copy here may still be handing it on (fenced_rescue.ts).
+          const rescued = this.handover.rescue.waitFor(msg.message.from);
+          return this.acks.owe(
+            from,
+            msg.ack!,
+            bothKept(this.broker.journal?.whenCaughtUp(), rescued),
+          );
         }
         // (Before routing: the same topic and payload its sender charged, credits.ts.)
         const cost = msg.ack === CREDIT_ACK ? creditCost(msg.message) : 0;
@@ -388,7 +403,8 @@ export class ClusterNode implements ClusterLink {
         const moving = this.handover.active; // (handover.ts: its identity, where it came from)
         if (moving) this.handover.inbound = from;
         // (A QoS 2 message with no wait, the broker's own, has no identity: none is needed.)
-        if (moving && message.qos === 2 && msg.ack !== undefined && msg.ack !== CREDIT_ACK) {
+        // Always: a fenced copy here may hand it on later (fenced_rescue.ts).
+        if (message.qos === 2 && msg.ack !== undefined && msg.ack !== CREDIT_ACK) {
           this.handover.origins.set(message, from + ":" + (msg.resendOf ?? msg.ack));
         }
         try {

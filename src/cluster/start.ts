@@ -43,7 +43,7 @@ export async function startCluster(
   }
   // Each client's session writes go through only while this node is its writer.
   store.sessions.fence = { writers: bus.writers, want: () => " " + nodeId };
-  store.sessions.onFenced = (ids) => node.fenced(ids);
+  store.sessions.onFenced = (ids, lost) => node.fenced(ids, lost);
   try {
     await node.start();
   } catch (e) {

@@ -22,8 +22,10 @@
  */
 import type { Broker } from "../broker/broker.ts";
 import { restoreSessions } from "../broker/restore.ts";
-import type { Session } from "../broker/session.ts";
+import type { Message } from "../broker/message.ts";
+import type { Outgoing, Queued, Session } from "../broker/session.ts";
 import { escapeForLog } from "../log/escape.ts";
+import type { Lost } from "./fenced_rescue.ts";
 import type { Handover } from "./handover.ts";
 import type { BusMessage, ClusterBus, NodeId } from "./types.ts";
 
@@ -99,18 +101,32 @@ export class Takeover {
     for (const clientId of await this.bus.ownedBy(node)) {
       if ((await this.bus.claimFrom(clientId, node)) === 0) continue; // its client was faster
       if (this.broker.sessions.get(clientId)?.connection) continue;
-      await this.adopt(clientId);
+      // As for a claim: a QoS 2 message may reach it twice in the first moments, straight and
+      // handed on by the dead node's fenced copy, should that node still run (fenced_rescue.ts).
+      this.handover.arrive(clientId);
+      let session: Session | undefined;
+      try {
+        await this.adopt(clientId);
+        session = this.broker.sessions.get(clientId);
+      } finally {
+        this.handover.arrived(clientId, session);
+      }
       taken.push(clientId);
     }
     return taken;
   }
 
-  /** The store refused writes of these clients: another node is their writer now. */
-  fenced(clientIds: readonly string[]): void {
+  /**
+   * The store refused writes of these clients: another node is their writer now. `lost`: per
+   * client, the messages those writes delivered to it (kept nowhere now).
+   */
+  fenced(clientIds: readonly string[], lost?: ReadonlyMap<string, ReadonlySet<string>>): void {
     for (const clientId of clientIds) {
       const session = this.broker.sessions.get(clientId);
       this.epochs.delete(clientId);
       if (!session) continue;
+      const ids = lost?.get(clientId);
+      if (ids && ids.size > 0) this.handover.rescue.add(session, this.lostQos2(session, ids));
       // Nothing more of it is written from here, and its will and expiry are the writer's.
       this.broker.lifecycle.handedAway(session);
       this.handover.fence(session);
@@ -125,6 +141,40 @@ export class Takeover {
       }
       void this.handOver(clientId, session);
     }
+  }
+
+  /**
+   * The deliveries of QoS 2 messages among `ids` that `session` still holds (a released one, or
+   * one its client completed, it has) and whose resend will be taken as a duplicate: what the
+   * fenced copy must hand on (fenced_rescue.ts).
+   */
+  private lostQos2(session: Session, ids: ReadonlySet<string>): Lost[] {
+    const journal = this.broker.journal;
+    if (!journal) return [];
+    const out: Lost[] = [];
+    const take = (d: Queued | Outgoing) => {
+      const message = d.message;
+      if (message.qos !== 2 || !this.resentAsDuplicate(message)) return;
+      const stored = journal.idOf(message);
+      if (ids.has(stored)) out.push({ message, share: d.share, stored });
+    };
+    for (const q of session.queue) take(q);
+    for (const o of session.inflight.values()) if (!o.released) take(o);
+    return out;
+  }
+
+  /**
+   * Whether a resend of QoS 2 `message` is routed nowhere: another node's (it knows the resend,
+   * qos2_resend.ts), or a local publisher's with a persistent session (its packet id is stored).
+   * A clean session's resend is a new message, and the broker's own are not resent.
+   */
+  private resentAsDuplicate(message: Message): boolean {
+    const origin = this.handover.origins.get(message);
+    if (origin !== undefined && !origin.startsWith(this.bus.nodeId + ":")) return true;
+    const publisher = message.from === undefined
+      ? undefined
+      : this.broker.sessions.get(message.from);
+    return publisher !== undefined && this.broker.journal?.tracks(publisher) === true;
   }
 
   /** The answer to one of our kicks. */
@@ -245,6 +295,7 @@ export class Takeover {
       this.dropFenced(clientId, session); // (a kick is answered meanwhile)
     } else {
       this.handover.unfence(session);
+      this.handover.rescue.drop(session);
       this.evict(clientId);
     }
   }
@@ -312,6 +363,7 @@ export class Takeover {
       this.awaitingOwner.delete(session);
       if (!this.handover.isFenced(session)) return; // handed on meanwhile (a kick), or kept
       this.handover.unfence(session);
+      this.handover.rescue.drop(session);
       if (this.broker.sessions.get(clientId) === session) this.evict(clientId);
     }
   }

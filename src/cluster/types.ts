@@ -72,6 +72,8 @@ export type BusMessage =
     readonly message: MessageData;
     readonly share?: string;
     readonly origin?: string;
+    /** Its stored id, when the receiver may hold it already (fenced_rescue.ts): then skipped. */
+    readonly stored?: string;
     readonly ack: number;
   }
   /** The session of `clientId` the receiver handed over is restored here, its routes announced. */

@@ -44,8 +44,13 @@ export class RedisSessionStore implements SessionStore {
    * for any epoch); an absent entry lets them through (no one took it over).
    */
   fence: { writers: string; want(clientId: string): string } | undefined = undefined;
-  /** Told which clients' changes a fence refused (their session belongs to another node). */
-  onFenced: ((clientIds: string[]) => void) | undefined = undefined;
+  /**
+   * Told which clients' changes a fence refused (their session belongs to another node), and
+   * per client the ids of the messages those changes delivered to it (now kept nowhere).
+   */
+  onFenced:
+    | ((clientIds: string[], lost: ReadonlyMap<string, ReadonlySet<string>>) => void)
+    | undefined = undefined;
 
   constructor(private readonly redis: RedisStore) {}
 
@@ -101,7 +106,14 @@ export class RedisSessionStore implements SessionStore {
     const refused = await this.redis.exec(commands, Buffer.concat(payloads, offset));
     for (const r of riders) r.applied = true;
     if (refused.length === 0) return;
-    this.onFenced?.(refused);
+    this.onFenced?.(
+      refused,
+      new Map(
+        refused.map((
+          id,
+        ) => [id, new Set(referencesAdded(batch.changes.get(id)!, new Map()).keys())]),
+      ),
+    );
     // Acknowledged means kept: a refused client's new deliveries or inbound QoS 2
     // ids are not stored, so the batch fails and the publishers are not acknowledged
     // (they resend, and the message is routed to the session's new owner).

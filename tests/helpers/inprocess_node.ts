@@ -82,7 +82,7 @@ export async function startInProcessNode(
   const node = new ClusterNode(broker, bus, store, "round", 5_000);
   // As start.ts: a client's session writes go through only while this node is its writer.
   store.sessions.fence = { writers: bus.writers, want: () => " " + id };
-  store.sessions.onFenced = (ids) => node.fenced(ids);
+  store.sessions.onFenced = (ids, lost) => node.fenced(ids, lost);
   await node.start();
   hooks.push(node.hooks());
   if (o.announce) node.announceRestored();

@@ -91,12 +91,17 @@ function handleAnyPublish(
     if (session.incomingQos2.has(p.packetId!)) {
       // A resend of a message we already have: acknowledge, never route twice [MQTT-4.3.3-2];
       // if a hook still holds the first copy, the PUBREC waits for it as the first one does,
-      // and with a session store, for the store as well.
+      // and with a session store, for the store as well; in a cluster, for a fenced session's
+      // copy of it on its way to that session's holder.
       const id = p.packetId!;
       const send = () => conn.sendAck(5, id);
       const journal = broker.journal;
       const ack = journal ? () => void journal.acknowledge(conn, send) : send;
-      const held = broker.holding ? heldQos2(session, id) : undefined;
+      const hook = broker.holding ? heldQos2(session, id) : undefined;
+      const rescued = broker.cluster?.resendWaits?.(session.clientId);
+      // Acknowledgements after it queue behind it [MQTT-4.6.0-2].
+      if (rescued) broker.holding = true;
+      const held = hook && rescued ? Promise.all([hook, rescued]).then(() => {}) : hook ?? rescued;
       if (held || (broker.holding && hasHeldAcks(conn))) {
         ackWhenHeld(conn, held, ack, (e) => refuse(conn, session, p, e));
       } else ack();

@@ -18,7 +18,7 @@ import {
   type TestPki,
 } from "./helpers/certs.ts";
 import { Clients, connectPacket, publish, subscribe, uid } from "./helpers/mqttjs.ts";
-import { RawWs } from "./helpers/raw_ws.ts";
+import { encodeFrame, packetTypes, RawWs } from "./helpers/raw_ws.ts";
 
 const T = { timeout: 30_000 };
 const haveOpenssl = opensslAvailable();
@@ -176,6 +176,41 @@ for (const kind of KINDS) {
         new TextDecoder().decode(ws.frames.find((f) => f.opcode === 0xa)!.payload),
         "hi",
       );
+    });
+
+    test("frames read a byte at a time, and many in one read, all arrive", T, async () => {
+      const a = await start(kind);
+      const ws = await openWs(portOf(a), kind.secure);
+      ws.socket.setNoDelay(true);
+      // Every header and payload split over reads: one byte per write, a few ms apart.
+      const connect = encodeFrame(
+        0x2,
+        connectPacket({ clientId: `bytes-${uid()}`, clean: true, keepAlive: 30 }),
+        true,
+      );
+      for (const b of connect) {
+        ws.write(Uint8Array.of(b));
+        await new Promise((r) => setTimeout(r, 3));
+      }
+      await ws.packets([2]);
+      // Then a SUBSCRIBE, 200 PUBLISHes and a ping, one frame each, in one write.
+      const topic = `bytes/${uid()}`;
+      const frames = [encodeFrame(0x2, subscribePacket(topic), true)];
+      for (let i = 0; i < 200; i++) {
+        frames.push(encodeFrame(0x2, publishPacket(topic, `m${i}`), true));
+      }
+      frames.push(encodeFrame(0x9, new TextEncoder().encode("hi"), true));
+      ws.write(Buffer.concat(frames));
+      const published = () => packetTypes(ws.mqttBytes()).filter((t) => t === 3).length;
+      await ws.until(() => published() === 200, "200 messages back");
+      await ws.until(() => ws.frames.some((f) => f.opcode === 0xa), "pong");
+      const got = Buffer.from(ws.mqttBytes()).toString("latin1");
+      let last = -1;
+      for (let i = 0; i < 200; i++) {
+        const at = got.indexOf(`${topic}m${i}`, last + 1); // (topic and payload are adjacent)
+        assert.ok(at > last, `m${i} missing or out of order`);
+        last = at;
+      }
     });
 
     test("several packets in one frame all work", T, async () => {

@@ -93,6 +93,8 @@ function refused(conn: TransportConn, opts: WebSocketOverConnOptions, why: strin
   conn.close();
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** Close codes (RFC 6455 7.4.1). */
 const PROTOCOL_ERROR = 1002;
 const UNSUPPORTED_DATA = 1003;
@@ -108,7 +110,7 @@ class FrameConn implements TransportConn {
   private closed = false;
   private closing = false;
   /** Header bytes of the frame being read (at most 14). */
-  private header = new Uint8Array(0);
+  private header = NO_BYTES;
   /** Payload bytes still to come in the current frame, its mask, and where in the mask we are. */
   private remaining = 0;
   private mask = new Uint8Array(4);
@@ -194,44 +196,72 @@ class FrameConn implements TransportConn {
   /**
    * Decode frames from `chunk`, pushing MQTT bytes to `out`. Returns a close
    * code (or null: close without a code) when the connection must end.
+   *
+   * The payloads of every data frame in the chunk are unmasked into one buffer,
+   * pushed as one piece: a client sends one frame per MQTT packet (MQTT.js
+   * does), and a piece, a header copy and a stream chunk per frame were most
+   * of this server's cost (bench/notes/ws.md).
    */
   private feed(chunk: Uint8Array, out: Uint8Array[]): number | null | undefined {
     let at = 0;
-    while (at < chunk.length) {
+    const length = chunk.length;
+    /** This chunk's MQTT bytes, unmasked (made at the first data payload byte). */
+    let data: Uint8Array | undefined;
+    let used = 0;
+    const done = (end: number | null | undefined) => {
+      if (used > 0) out.push(data!.subarray(0, used));
+      return end;
+    };
+    while (at < length) {
       if (!this.inFrame) {
-        // Collect a frame header: 2 bytes, then the extended length and the mask key.
-        const need = this.header.length < 2 ? 2 : headerSize(this.header[1]);
-        const take = Math.min(need - this.header.length, chunk.length - at);
-        this.header = concat(this.header, chunk.slice(at, at + take));
-        at += take;
-        if (this.header.length < 2 || this.header.length < headerSize(this.header[1])) continue;
-        const end = this.startFrame();
-        if (end !== undefined) return end;
+        let h: Uint8Array;
+        if (
+          this.header.length === 0 && length - at >= 2 && length - at >= headerSize(chunk[at + 1])
+        ) {
+          h = chunk.subarray(at, at + headerSize(chunk[at + 1])); // the usual case: all here
+          at += h.length;
+        } else {
+          // A header split over reads: collect 2 bytes, then the extended length and mask key.
+          const need = this.header.length < 2 ? 2 : headerSize(this.header[1]);
+          const take = Math.min(need - this.header.length, length - at);
+          this.header = concat(this.header, chunk.subarray(at, at + take));
+          at += take;
+          if (this.header.length < 2 || this.header.length < headerSize(this.header[1])) continue;
+          h = this.header;
+        }
+        const end = this.startFrame(h);
+        if (end !== undefined) return done(end);
         if (this.remaining === 0) {
-          const done = this.endFrame();
-          if (done !== undefined) return done;
+          const end = this.endFrame();
+          if (end !== undefined) return done(end);
         }
         continue;
       }
-      const n = Math.min(this.remaining, chunk.length - at);
-      const piece = chunk.slice(at, at + n);
-      for (let i = 0; i < n; i++) piece[i] ^= this.mask[(this.maskAt + i) & 3];
-      this.maskAt = (this.maskAt + n) & 3;
+      const n = Math.min(this.remaining, length - at);
+      const mask = this.mask;
+      const from = this.maskAt;
+      if (this.opcode >= 0x8) {
+        const piece = chunk.slice(at, at + n);
+        for (let i = 0; i < n; i++) piece[i] ^= mask[(from + i) & 3];
+        this.control.push(piece);
+      } else {
+        data ??= new Uint8Array(length - at);
+        for (let i = 0; i < n; i++) data[used + i] = chunk[at + i] ^ mask[(from + i) & 3];
+        used += n;
+      }
+      this.maskAt = (from + n) & 3;
       this.remaining -= n;
       at += n;
-      if (this.opcode >= 0x8) this.control.push(piece);
-      else out.push(piece);
       if (this.remaining === 0) {
-        const done = this.endFrame();
-        if (done !== undefined) return done;
+        const end = this.endFrame();
+        if (end !== undefined) return done(end);
       }
     }
-    return undefined;
+    return done(undefined);
   }
 
-  /** A full header is in `this.header`: check it and set up the payload. */
-  private startFrame(): number | undefined {
-    const h = this.header;
+  /** A full header `h`: check it and set up the payload. */
+  private startFrame(h: Uint8Array): number | undefined {
     const fin = (h[0] & 0x80) !== 0;
     const opcode = h[0] & 0x0f;
     if ((h[0] & 0x70) !== 0) return this.refuse(PROTOCOL_ERROR, "frame with RSV bits set");
@@ -246,7 +276,7 @@ class FrameConn implements TransportConn {
       len = ((h[6] << 24) >>> 0) + (h[7] << 16) + (h[8] << 8) + h[9];
       at = 10;
     }
-    this.mask = h.slice(at, at + 4);
+    this.mask.set(h.subarray(at, at + 4));
     this.maskAt = 0;
     this.remaining = len;
     this.inFrame = true;
@@ -297,7 +327,7 @@ class FrameConn implements TransportConn {
 
   /** The current frame's payload is complete. */
   private endFrame(): number | null | undefined {
-    this.header = new Uint8Array(0);
+    if (this.header.length > 0) this.header = NO_BYTES;
     this.inFrame = false;
     const op = this.opcode;
     if (op < 0x8) return undefined;

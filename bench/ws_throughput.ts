@@ -5,10 +5,10 @@
  * process; the broker is a fresh process per run. Prints, per run, messages delivered per
  * second and per broker CPU-second, then the medians per variant.
  *
- *   bun bench/ws_throughput.ts                      # this tree on Bun and on Deno
+ *   bun bench/ws_throughput.ts                      # this tree on Bun and Deno, and Mosquitto
  *   MQTTX_BASE=/tmp/base ROUNDS=4 bun bench/ws_throughput.ts   # and another tree, alternating
  *
- * PAIRS (10), SECS (5), ROUNDS (3), SIZE (payload bytes, 64).
+ * PAIRS (10), SECS (5), ROUNDS (3), SIZE (payload bytes, 64), MOSQUITTO=0 (leave it out).
  */
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -23,17 +23,51 @@ const SIZE = Number(env("SIZE", "64"));
 const BIN = `${ROOT}/node_modules/.bin`;
 const base = process.env.MQTTX_BASE;
 
-const variants: [string, (root: string, cfg: string) => string[]][] = [
-  ["mqttx-bun", (root, cfg) => [`${BIN}/bun`, `${root}/src/main_bun.ts`, "--config", cfg]],
-  [
-    "mqttx-deno",
-    (root, cfg) => [`${BIN}/deno`, "run", "-A", `${root}/src/main.ts`, "--config", cfg],
-  ],
+/** mqttx's configuration: ws:// on `port`, MQTT on the next one. */
+function mqttxConfig(port: number): string {
+  const cfg = `/tmp/mqttx-ws-bench-${port}.yml`;
+  writeFileSync(
+    cfg,
+    `socket:\n  port: ${port + 1}\nwebsocket:\n  enable: true\n  port: ${port}\n  path: /mqtt\n` +
+      "sys-topic:\n  enable: false\n",
+  );
+  return cfg;
+}
+
+/**
+ * Mosquitto 2.0 with a websockets listener on `port`, and a plain one beside it: 2.0.x does not
+ * start with a websockets listener alone (eclipse-mosquitto/mosquitto#2284).
+ */
+function mosquittoConfig(port: number): string {
+  const cfg = `/tmp/mosquitto-ws-bench-${port}.conf`;
+  const conf = `listener ${port + 1} 127.0.0.1\nlistener ${port}\nprotocol websockets\n`;
+  writeFileSync(cfg, conf + "allow_anonymous true\n");
+  return cfg;
+}
+
+type Command = (root: string, port: number) => string[];
+const bun: Command = (root, port) => [
+  `${BIN}/bun`,
+  `${root}/src/main_bun.ts`,
+  "--config",
+  mqttxConfig(port),
 ];
-const runs = variants.flatMap(([name, cmd]) => [
-  { name, root: ROOT, cmd },
-  ...(base ? [{ name: `${name}-base`, root: base, cmd }] : []),
-]);
+const deno: Command = (root, port) => [
+  `${BIN}/deno`,
+  "run",
+  "-A",
+  `${root}/src/main.ts`,
+  "--config",
+  mqttxConfig(port),
+];
+const mosquitto: Command = (_root, port) => ["mosquitto", "-c", mosquittoConfig(port)];
+const runs = [
+  { name: "mqttx-bun", root: ROOT, cmd: bun },
+  { name: "mqttx-deno", root: ROOT, cmd: deno },
+  ...(base ? [{ name: "mqttx-bun-base", root: base, cmd: bun }] : []),
+  ...(base ? [{ name: "mqttx-deno-base", root: base, cmd: deno }] : []),
+  ...(process.env.MOSQUITTO === "0" ? [] : [{ name: "mosquitto", root: "", cmd: mosquitto }]),
+];
 
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,13 +94,7 @@ function open(port: number, id: string): Promise<WebSocket> {
 
 async function once(run: (typeof runs)[number]) {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const cfg = `/tmp/mqttx-ws-bench-${port}.yml`;
-  writeFileSync(
-    cfg,
-    `socket:\n  port: ${port + 1}\nwebsocket:\n  enable: true\n  port: ${port}\n  path: /mqtt\n` +
-      "sys-topic:\n  enable: false\n",
-  );
-  const [cmd, ...args] = run.cmd(run.root, cfg);
+  const [cmd, ...args] = run.cmd(run.root, port);
   const broker = spawn(cmd, args, { stdio: "ignore" });
   try {
     for (let i = 0; i < 100; i++) {

@@ -276,3 +276,34 @@ test("serveHttp: a refusal the peer never takes still frees its connection", TIM
   assert.deepEqual(closed, ["a", "b"]); // and its answer, never taken, timed out too
   await server.close();
 });
+
+test("serveHttp: a request body that never stops coming is cut off", TIMEOUT, async () => {
+  const logged: string[] = [];
+  await withServer(
+    async (req) => new Response(`got ${(await req.text()).length}`),
+    { idleTimeoutMs: 400, bodyTimeoutMs: 1_000, log: (line: string) => logged.push(line) },
+    async (port) => {
+      const peer = rawPeer(port);
+      await peer.connected;
+      peer.s.write("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+      // A byte every 100 ms: never idle for the 400 ms allowed, but 100 bytes take 10 s.
+      let sent = 0;
+      const drip = setInterval(() => sent < 100 && (peer.s.write("a"), sent++), 100);
+      try {
+        // Not a timing assertion: a peer still connected after 8 s counts as held.
+        const closedIn = await Promise.race([
+          peer.closed,
+          new Promise((r) => setTimeout(r, 8_000)),
+        ]);
+        assert.ok(typeof closedIn === "number", "the dribbling body still held its connection");
+      } finally {
+        clearInterval(drip);
+        peer.s.destroy();
+      }
+      assert.ok(
+        logged.some((l) => /request body took longer than 1000 ms/.test(l)),
+        logged.join("\n"),
+      );
+    },
+  );
+});

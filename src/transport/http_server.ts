@@ -8,7 +8,7 @@
  * and Bun's only an idle timeout (a peer sending a byte every few seconds stays). A hostile
  * or broken peer of this endpoint must cost only itself, as an MQTT client does: each request head
  * must be complete within `idleTimeoutMs` of the connection opening or of the last answer, a body
- * must keep coming, an answer must be taken within WRITE_TIMEOUT_MS, and past `maxConnections`
+ * must keep coming and be complete within `bodyTimeoutMs`, an answer must be taken within WRITE_TIMEOUT_MS, and past `maxConnections`
  * open at once a new connection is answered 503 and closed.
  *
  * Answers are small (a page of the API, the metrics text, the dashboard): each is read whole and
@@ -37,6 +37,8 @@ export interface HttpServeOptions extends ListenOptions {
   maxConnections?: number;
   /** ms the peer has to take an answer (30 s). */
   writeTimeoutMs?: number;
+  /** ms a request body may take in all, from the end of its head (60 s). */
+  bodyTimeoutMs?: number;
 }
 
 /** The runtime's TCP listener (Runtime.listen). */
@@ -49,6 +51,8 @@ const IDLE_TIMEOUT_MS = 10_000;
 const MAX_CONNECTIONS = 256;
 /** An answer not taken by the peer within this is given up, with its connection. */
 const WRITE_TIMEOUT_MS = 30_000;
+/** A body sent a byte at a time, just inside the idle limit each, would otherwise hold on. */
+const BODY_TIMEOUT_MS = 60_000;
 
 const enc = new TextEncoder();
 const CONTINUE = enc.encode("HTTP/1.1 100 Continue\r\n\r\n");
@@ -123,7 +127,8 @@ async function serveConn(ctx: ConnContext): Promise<void> {
     const length = head.headers.get("content-length") ?? "0";
     if (!/^\d{1,15}$/.test(length)) return refuse(ctx, 400, "Bad Content-Length");
     const continues = /^100-continue$/i.test(head.headers.get("expect") ?? "");
-    const body = new BodyReader(ctx, head.rest, Number(length), idleMs, continues);
+    const bodyMs = ctx.opts.bodyTimeoutMs ?? BODY_TIMEOUT_MS;
+    const body = new BodyReader(ctx, head.rest, Number(length), idleMs, bodyMs, continues);
     let request: Request;
     try {
       request = toRequest(ctx, head, body);
@@ -218,16 +223,20 @@ class BodyReader {
   /** What came after the body (a pipelined request), once it is read. */
   leftover: Uint8Array = new Uint8Array(0);
   private remaining: number;
+  /** When the whole body must be in (ms since the epoch). */
+  private readonly endsAt: number;
 
   constructor(
     private readonly ctx: ConnContext,
     private first: Uint8Array,
     readonly length: number,
     private readonly idleMs: number,
+    private readonly totalMs: number,
     /** The client waits for "100 Continue" before it sends the body (curl, past 1 MiB). */
     private continues: boolean,
   ) {
     this.remaining = length;
+    this.endsAt = Date.now() + totalMs;
     if (length === 0) this.leftover = first;
   }
 
@@ -245,9 +254,15 @@ class BodyReader {
             this.continues = false;
             await this.ctx.io.write(CONTINUE).catch(() => {});
           }
-          const next = await deadline(this.ctx.io.read(), this.idleMs);
+          const left = this.endsAt - Date.now();
+          const next = await deadline(this.ctx.io.read(), Math.max(0, Math.min(this.idleMs, left)));
           if (next === TIMED_OUT || next === undefined) {
-            end(this.ctx, next === TIMED_OUT ? "http: the request body stopped coming" : undefined);
+            const why = next === undefined
+              ? undefined
+              : left <= this.idleMs
+              ? `http: the request body took longer than ${this.totalMs} ms`
+              : "http: the request body stopped coming";
+            end(this.ctx, why);
             return controller.error(new Error("the request body ended early"));
           }
           chunk = next;

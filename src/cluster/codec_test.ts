@@ -57,7 +57,15 @@ test("codec: a session's move (handed, adopted, sync, synced) and a shared messa
     retain: true,
   };
   const msgs = [
-    { kind: "handed", clientId: "x", message, share: "g\0h/#", origin: "001:42", ack: 9 },
+    {
+      kind: "handed",
+      clientId: "x",
+      message,
+      share: "g\0h/#",
+      origin: "001:42",
+      stored: "0i43gt9cvls.001",
+      ack: 9,
+    },
     { kind: "handed", clientId: "y", message: { ...message, from: "p" }, ack: 10 },
     { kind: "adopted", clientId: "x", epoch: 7 },
     { kind: "sync", id: 3 },
@@ -73,6 +81,7 @@ test("codec: a session's move (handed, adopted, sync, synced) and a shared messa
     ...msgs[1],
     share: undefined,
     origin: undefined,
+    stored: undefined,
     message: { ...message, from: "p" },
   });
   assert.deepEqual(got.slice(2, 5), msgs.slice(2, 5));

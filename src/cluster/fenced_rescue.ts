@@ -22,8 +22,7 @@
 import type { Message } from "../broker/message.ts";
 import type { Session } from "../broker/session.ts";
 import { escapeForLog } from "../log/escape.ts";
-import type { RemoteAcks } from "./acks.ts";
-import type { ClusterBus, NodeId } from "./types.ts";
+import type { NodeId } from "./types.ts";
 
 /** A delivery of the copy that its store refused. */
 export interface Lost {
@@ -53,11 +52,9 @@ interface Pending {
 }
 
 export interface RescueLink {
-  readonly bus: ClusterBus;
-  readonly acks: RemoteAcks;
+  /** Hand `lost` on to `to` for `clientId`'s session (Handover); resolves once stored there. */
+  send(to: NodeId, clientId: string, lost: Lost): Promise<void>;
   readonly timeoutMs: number;
-  /** The QoS 2 messages' bus identities (Handover.origins). */
-  readonly origins: WeakMap<Message, string>;
   log(line: string): void;
 }
 
@@ -138,17 +135,7 @@ export class FencedRescue {
   private send(p: Pending): void {
     const to = p.to!;
     for (const item of p.unsent.splice(0)) {
-      const { id, stored } = this.link.acks.expect("\0handed\0" + to, 1);
-      this.link.bus.send(to, {
-        kind: "handed",
-        clientId: p.clientId,
-        message: item.message,
-        share: item.share,
-        origin: this.link.origins.get(item.message),
-        stored: item.stored,
-        ack: id,
-      });
-      stored.then(item.finish, (e) => {
+      this.link.send(to, p.clientId, item).then(item.finish, (e) => {
         this.lost(p.clientId, `node ${to} did not take it: ${e instanceof Error ? e.message : e}`);
         item.finish();
       });

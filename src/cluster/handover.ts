@@ -106,10 +106,8 @@ export class Handover {
 
   constructor(private readonly link: HandoverLink) {
     this.rescue = new FencedRescue({
-      bus: link.bus,
-      acks: link.acks,
+      send: (to, clientId, l) => this.sendHanded(to, clientId, l.message, l.share, l.stored),
       timeoutMs: link.timeoutMs,
-      origins: this.origins,
       log: (line) => link.broker.log(line),
     });
   }
@@ -244,17 +242,25 @@ export class Handover {
       if (from === entry.to) return true;
       if (from === undefined && this.link.routesTo(entry.to, message.topic)) return true;
     }
-    const { id, stored } = this.link.acks.expect("\0handed\0" + entry.to, 1);
-    this.link.hold(stored);
-    this.link.bus.send(entry.to, {
-      kind: "handed",
-      clientId: entry.session.clientId,
-      message,
-      share,
-      origin: this.origins.get(message),
-      ack: id,
-    });
+    this.link.hold(this.sendHanded(entry.to, entry.session.clientId, message, share));
     return true;
+  }
+
+  /**
+   * `message` for `clientId`'s session, sent on to `to` (a `handed` delivery) with its QoS 2
+   * identity, and its stored id when `to` may hold it already; resolves once `to` stored it.
+   */
+  private sendHanded(
+    to: NodeId,
+    clientId: string,
+    message: Message,
+    share: string | undefined,
+    stored?: string,
+  ): Promise<void> {
+    const { id, stored: kept } = this.link.acks.expect("\0handed\0" + to, 1);
+    const origin = this.origins.get(message);
+    this.link.bus.send(to, { kind: "handed", clientId, message, share, origin, stored, ack: id });
+    return kept;
   }
 
   private forget(entry: Leaving): void {

@@ -106,14 +106,7 @@ export class RedisSessionStore implements SessionStore {
     const refused = await this.redis.exec(commands, Buffer.concat(payloads, offset));
     for (const r of riders) r.applied = true;
     if (refused.length === 0) return;
-    this.onFenced?.(
-      refused,
-      new Map(
-        refused.map((
-          id,
-        ) => [id, new Set(referencesAdded(batch.changes.get(id)!, new Map()).keys())]),
-      ),
-    );
+    this.onFenced?.(refused, deliveredTo(batch, refused));
     // Acknowledged means kept: a refused client's new deliveries or inbound QoS 2
     // ids are not stored, so the batch fails and the publishers are not acknowledged
     // (they resend, and the message is routed to the session's new owner).
@@ -271,6 +264,18 @@ function referencesAdded(
     if (id !== undefined) adds.set(id, (adds.get(id) ?? 0) + 1);
   }
   return adds;
+}
+
+/** Per client of `clientIds`, the ids of the messages its changes in `batch` delivered to it. */
+function deliveredTo(
+  batch: SessionBatch,
+  clientIds: readonly string[],
+): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const id of clientIds) {
+    out.set(id, new Set(referencesAdded(batch.changes.get(id)!, new Map()).keys()));
+  }
+  return out;
 }
 
 /** A change some client's PUBACK/PUBREC waits for. */

@@ -8,8 +8,9 @@
  * and Bun's only an idle timeout (a peer sending a byte every few seconds stays). A hostile
  * or broken peer of this endpoint must cost only itself, as an MQTT client does: each request head
  * must be complete within `idleTimeoutMs` of the connection opening or of the last answer, a body
- * must keep coming and be complete within `bodyTimeoutMs`, an answer must be taken within WRITE_TIMEOUT_MS, and past `maxConnections`
- * open at once a new connection is answered 503 and closed.
+ * must keep coming and be complete within `bodyTimeoutMs`, an answer must be taken within
+ * WRITE_TIMEOUT_MS, and past `maxConnections` open at once a new connection is answered 503 and
+ * closed.
  *
  * Answers are small (a page of the API, the metrics text, the dashboard): each is read whole and
  * sent with its length. A request body streams to the handler, which reads what it wants (the
@@ -255,14 +256,16 @@ class BodyReader {
             await this.ctx.io.write(CONTINUE).catch(() => {});
           }
           const left = this.endsAt - Date.now();
-          const next = await deadline(this.ctx.io.read(), Math.max(0, Math.min(this.idleMs, left)));
+          const totalFirst = left <= this.idleMs; // the whole body's time runs out before a gap's
+          const next = await deadline(
+            this.ctx.io.read(),
+            totalFirst ? Math.max(0, left) : this.idleMs,
+          );
           if (next === TIMED_OUT || next === undefined) {
-            const why = next === undefined
-              ? undefined
-              : left <= this.idleMs
+            const late = totalFirst
               ? `http: the request body took longer than ${this.totalMs} ms`
               : "http: the request body stopped coming";
-            end(this.ctx, why);
+            end(this.ctx, next === TIMED_OUT ? late : undefined);
             return controller.error(new Error("the request body ended early"));
           }
           chunk = next;
